@@ -1,0 +1,41 @@
+# One command to set up and open the app, one to set up and run every test.
+#   make run    creates .venv, installs workbench (building the C kernels), opens it
+#   make test   creates .venv, installs workbench with test extras, runs the suite
+# Both are idempotent: the install step reruns only when a build input changed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build this machine provides; never let an install pull a newer torch.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.c native/include/*.h)
+
+.PHONY: setup run test lint bench-softmax clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python $(BUILD_INPUTS)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --editable ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/workbench
+
+lint: setup
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest
+	# The reference path must keep working without the C build.
+	WB_DISABLE_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_softmax.py tests/test_nativelib.py tests/test_probes.py
+
+bench-softmax: setup
+	$(BIN)/workbench bench softmax
+
+clean:
+	rm -rf $(VENV) build engines/_native*.so engines/_native.c *.egg-info

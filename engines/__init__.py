@@ -1,0 +1,9 @@
+"""Pure compute for the workbench: tokenizers, attention, sampling and friends.
+
+Importable without any UI package and without torch; each family picks its
+backend by argument (``backend="reference" | "native" | "torch"``).
+"""
+
+from engines.nativelib import NativeStatus, native_status
+
+__all__ = ["NativeStatus", "native_status"]

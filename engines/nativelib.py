@@ -1,0 +1,68 @@
+"""Loads the compiled C kernels (``engines._native``) and says why when it can't.
+
+The engines never fall back silently: a caller asking for ``backend="native"``
+without a build gets :class:`~engines.errors.NativeUnavailable` naming the cause.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
+
+from engines.errors import NativeKernelError, NativeUnavailable
+
+
+@dataclass(frozen=True)
+class NativeStatus:
+    """What ``engines._native`` is: loaded or not, why not, and how it was built."""
+
+    loaded: bool
+    build_info: str
+    error: str | None
+    path: str | None
+
+
+@cache
+def _load() -> tuple[ModuleType | None, str | None]:
+    if os.environ.get("WB_DISABLE_NATIVE") == "1":
+        return None, "disabled by WB_DISABLE_NATIVE=1"
+    try:
+        from engines import _native  # type: ignore[attr-defined]
+    except ImportError as exc:
+        return None, (
+            f"engines._native is not built ({exc}); reinstall with a C compiler "
+            "available and without WB_NATIVE=0"
+        )
+    return _native, None
+
+
+def native_status() -> NativeStatus:
+    """Report whether the C kernels loaded, with build flags or the reason they didn't."""
+    module, error = _load()
+    if module is None:
+        return NativeStatus(loaded=False, build_info="", error=error, path=None)
+    info = module.ffi.string(module.lib.wb_build_info()).decode()
+    return NativeStatus(loaded=True, build_info=info, error=None, path=module.__file__)
+
+
+def native() -> ModuleType:
+    """The cffi module (``.ffi``, ``.lib``), or NativeUnavailable with the reason."""
+    module, error = _load()
+    if module is None:
+        raise NativeUnavailable(f"native kernels unavailable: {error}")
+    return module
+
+
+def check_status(function: str, status: int) -> None:
+    """Raise NativeKernelError for a non-zero status returned by ``function``."""
+    if status != 0:
+        module = native()
+        message = module.ffi.string(module.lib.wb_status_message(status)).decode()
+        raise NativeKernelError(function, status, message)
+
+
+def default_threads() -> int:
+    """Threads a native kernel uses when not told: the CPUs this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)))

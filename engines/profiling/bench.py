@@ -1,0 +1,201 @@
+"""The benchmark runner behind ``workbench bench``: contenders side by side, one run.
+
+Follows llm.c's order: run the reference, validate every contender against
+it, warm up, time repeats, report medians with counted FLOPs and bytes, and
+ratios against the baselines measured in the same run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engines.profiling.profile import Timer, median
+
+ProgressFn = Callable[[int, int, str], None]
+"""progress(done, total, what) called between timed steps."""
+
+Check = Callable[[Any, Any], str | None]
+"""check(expected, got) -> None when they match, else a short description."""
+
+
+@dataclass
+class Contender:
+    """One implementation racing in a case."""
+
+    name: str
+    run: Callable[[], Any]
+    backend: str
+    setup: Callable[[], None] | None = None
+    """Called before the contender's runs (e.g. set torch's thread count)."""
+    teardown: Callable[[], None] | None = None
+
+
+@dataclass
+class Case:
+    """One workload: several contenders computing the same thing on the same inputs."""
+
+    name: str
+    contenders: list[Contender]
+    check: Check
+    reference: str
+    """Contender whose output every other one is validated against."""
+    baselines: tuple[str, ...]
+    """Contenders to give ratios against (baseline median / contender median)."""
+    flops: float = 0.0
+    bytes_moved: float = 0.0
+
+
+@dataclass
+class Row:
+    case: str
+    contender: str
+    backend: str
+    median_s: float
+    min_s: float
+    repeats: int
+    gflops: float
+    gbytes_per_s: float
+    matches: bool
+    mismatch: str | None
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    benchmark: str
+    description: str
+    baselines: tuple[str, ...]
+    rows: list[Row]
+    environment: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            "description": self.description,
+            "baselines": list(self.baselines),
+            "environment": self.environment,
+            "rows": [row.__dict__ for row in self.rows],
+        }
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    description: str
+    target: str
+    """``module:function`` returning list[Case]; imported only when run."""
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    spec.name: spec
+    for spec in [
+        BenchmarkSpec(
+            "softmax",
+            "Row softmax / log-softmax / logsumexp, fp32: native C vs NumPy vs torch",
+            "engines.softmax.bench:cases",
+        ),
+    ]
+}
+
+
+def _environment() -> dict[str, Any]:
+    from engines.nativelib import native_status
+
+    status = native_status()
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "native": status.build_info if status.loaded else f"not loaded: {status.error}",
+    }
+
+
+def run_benchmark(
+    name: str,
+    *,
+    quick: bool = False,
+    warmup: int = 2,
+    repeats: int = 10,
+    progress: ProgressFn | None = None,
+) -> Report:
+    """Run every case of benchmark ``name`` and return the report.
+
+    Raises KeyError for an unknown name. ``quick`` uses small inputs (for tests
+    and smoke checks), never for figures you report.
+    """
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+    if repeats < 1 or warmup < 0:
+        raise ValueError("repeats must be >= 1 and warmup >= 0")
+    spec = BENCHMARKS[name]
+    module_name, func_name = spec.target.split(":")
+    cases: list[Case] = getattr(importlib.import_module(module_name), func_name)(quick=quick)
+    total = sum(len(case.contenders) for case in cases)
+    done = 0
+    rows: list[Row] = []
+    baselines: tuple[str, ...] = ()
+    for case in cases:
+        baselines = baselines or case.baselines
+        by_name = {c.name: c for c in case.contenders}
+        expected = _call(by_name[case.reference], lambda c: c.run())
+        case_rows = []
+        for contender in case.contenders:
+            if progress:
+                progress(done, total, f"{case.name}: {contender.name}")
+            case_rows.append(_time(case, contender, expected, warmup, repeats))
+            done += 1
+        medians = {row.contender: row.median_s for row in case_rows}
+        for row in case_rows:
+            row.ratios = {
+                base: medians[base] / row.median_s
+                for base in case.baselines
+                if base in medians and row.median_s > 0
+            }
+        rows.extend(case_rows)
+    if progress:
+        progress(done, total, "done")
+    return Report(name, spec.description, baselines, rows, _environment())
+
+
+def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:
+    if contender.setup:
+        contender.setup()
+    try:
+        return fn(contender)
+    finally:
+        if contender.teardown:
+            contender.teardown()
+
+
+def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats: int) -> Row:
+    def timed(c: Contender) -> tuple[list[float], str | None]:
+        mismatch = case.check(expected, c.run())
+        for _ in range(warmup):
+            c.run()
+        times = []
+        for _ in range(repeats):
+            with Timer() as t:
+                c.run()
+            times.append(t.seconds)
+        # Validate again after the timed runs: a contender must not drift.
+        mismatch = mismatch or case.check(expected, c.run())
+        return times, mismatch
+
+    times, mismatch = _call(contender, timed)
+    med = median(times)
+    return Row(
+        case=case.name,
+        contender=contender.name,
+        backend=contender.backend,
+        median_s=med,
+        min_s=min(times),
+        repeats=repeats,
+        gflops=case.flops / med / 1e9 if med > 0 else 0.0,
+        gbytes_per_s=case.bytes_moved / med / 1e9 if med > 0 else 0.0,
+        matches=mismatch is None,
+        mismatch=mismatch,
+    )

@@ -1,0 +1,26 @@
+/* wb_status.c - status messages and build information for every family.
+ *
+ * Built by native/build.py (cffi API mode) into engines._native.
+ */
+#include "wb_status.h"
+
+#ifndef WB_BUILD_INFO
+#define WB_BUILD_INFO "unknown build"
+#endif
+
+const char *wb_status_message(int status)
+{
+    switch (status) {
+    case WB_OK: return "ok";
+    case WB_ERR_NULL_POINTER: return "a required pointer was NULL";
+    case WB_ERR_BAD_SIZE: return "a size was negative";
+    case WB_ERR_BAD_STRIDE: return "a leading dimension was smaller than the row length";
+    case WB_ERR_BAD_THREADS: return "the thread count must be at least 1";
+    default: return "unknown status";
+    }
+}
+
+const char *wb_build_info(void)
+{
+    return WB_BUILD_INFO;
+}

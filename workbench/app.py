@@ -1,0 +1,86 @@
+"""The Textual app: routes between catalog, lessons, labs and help."""
+
+from __future__ import annotations
+
+import time
+from importlib.abc import Traversable
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from workbench.commands import LessonsAndLabs
+from workbench.curriculum import Curriculum, load_curriculum
+from workbench.labs.registry import LABS
+from workbench.messages import LessonChosen
+from workbench.paths import data_dir, progress_db_path
+from workbench.progress import ProgressStore
+
+
+class WorkbenchApp(App[None]):
+    """workbench: pick a lesson, step through it, run its labs, answer its quizzes."""
+
+    TITLE = "workbench"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {LessonsAndLabs}
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("ctrl+s", "export_svg", "Save SVG", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        open_lesson: str | None = None,
+        lessons_root: Traversable | None = None,
+        store_path: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.curriculum: Curriculum = load_curriculum(lessons_root)
+        self.store = ProgressStore.open(store_path or progress_db_path())
+        self._first_lesson = open_lesson
+
+    def on_mount(self) -> None:
+        from workbench.screens.catalog import CatalogScreen
+
+        self.push_screen(CatalogScreen(self.curriculum, self.store))
+        if self.store.notice:
+            self.notify(self.store.notice, title="Progress", severity="warning", timeout=15)
+        if self._first_lesson:
+            self.open_lesson(self._first_lesson)
+
+    def on_unmount(self) -> None:
+        self.store.close()
+
+    def on_lesson_chosen(self, message: LessonChosen) -> None:
+        self.open_lesson(message.lesson_id)
+
+    def open_lesson(self, lesson_id: str) -> None:
+        """Open lesson_id at the step where the learner left it."""
+        from workbench.screens.lesson import LessonScreen
+
+        lesson = self.curriculum.lesson(lesson_id)
+        if lesson is None:
+            self.notify(f"No lesson with id {lesson_id!r}.", severity="error")
+        elif lesson.broken:
+            self.notify(str(lesson.issues[0]), title="This lesson is broken", severity="error")
+        else:
+            self.push_screen(LessonScreen(lesson, self.store))
+
+    def open_lab(self, lab_id: str) -> None:
+        from workbench.screens.lab import LabScreen
+
+        self.push_screen(LabScreen(LABS[lab_id]))
+
+    def action_help(self) -> None:
+        from workbench.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_export_svg(self) -> None:
+        folder = data_dir() / "screenshots"
+        folder.mkdir(exist_ok=True)
+        name = time.strftime("workbench-%Y%m%d-%H%M%S.svg")
+        path = self.save_screenshot(filename=name, path=str(folder))
+        self.notify(f"Saved {path}", title="Screenshot")

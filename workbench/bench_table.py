@@ -1,0 +1,40 @@
+"""Prints a benchmark Report as one plain table: medians, throughput, ratios, checks."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from engines.profiling import Report
+
+
+def print_report(report: Report) -> None:
+    console = Console()
+    table = Table(title=f"workbench bench {report.benchmark}: {report.description}", title_justify="left")
+    for name in ("case", "contender", "median ms", "min ms", "GFLOP/s", "GB/s"):
+        table.add_column(name, justify="left" if name in ("case", "contender") else "right")
+    for base in report.baselines:
+        table.add_column(f"× {base}", justify="right")
+    table.add_column("matches")
+    previous = None
+    for row in report.rows:
+        if previous is not None and row.case != previous:
+            table.add_section()
+        previous = row.case
+        table.add_row(
+            row.case,
+            row.contender,
+            f"{row.median_s * 1e3:.3f}",
+            f"{row.min_s * 1e3:.3f}",
+            f"{row.gflops:.2f}",
+            f"{row.gbytes_per_s:.1f}",
+            *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in report.baselines],
+            "yes" if row.matches else f"NO: {row.mismatch}",
+        )
+    console.print(table)
+    env = report.environment
+    console.print(
+        f"median of {report.rows[0].repeats if report.rows else 0} timed runs after warm-up, wall clock; "
+        f"× X = X's median / this median (higher is faster). FLOPs and bytes counted from the shapes.\n"
+        f"python {env['python']} on {env['machine']}, {env['cpus']} CPUs; native: {env['native']}"
+    )

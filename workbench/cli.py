@@ -1,0 +1,133 @@
+"""The ``workbench`` command: the app by default, subcommands beside it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workbench import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="A terminal lab for learning how large language models work, by running them.",
+    )
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    parser.add_argument("--lessons", type=Path, metavar="DIR",
+                        help="load lessons from DIR instead of the bundled ones (for authors)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    opener = sub.add_parser("open", help="open a lesson by id")
+    opener.add_argument("lesson_id")
+
+    lessons = sub.add_parser("lessons", help="list or check the lessons")
+    lessons_sub = lessons.add_subparsers(dest="lessons_command", metavar="ACTION", required=True)
+    lessons_sub.add_parser("list", help="print every lesson with its track and status")
+    lessons_sub.add_parser("check", help="validate every lesson; exit 1 with file:line errors")
+
+    sub.add_parser("doctor", help="report Python, packages, native build, CUDA and data paths")
+
+    bench = sub.add_parser("bench", help="run a benchmark side by side with its peers")
+    bench.add_argument("name", nargs="?", help="benchmark to run (see --list)")
+    bench.add_argument("--list", action="store_true", help="list the benchmarks")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.add_argument("--repeats", type=int, default=10, help="timed runs per contender (default 10)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    bench.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test, not figures to report")
+
+    serve = sub.add_parser("serve", help="serve the app in a browser (textual-serve)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--lesson", help="open this lesson in each browser session")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.lessons is not None and not args.lessons.is_dir():
+        print(f"workbench: --lessons {args.lessons} is not a directory", file=sys.stderr)
+        return 2
+    command = args.command
+    if command in (None, "open"):
+        from workbench.app import WorkbenchApp
+        from workbench.progress import ProgressError
+
+        try:
+            app = WorkbenchApp(open_lesson=getattr(args, "lesson_id", None), lessons_root=args.lessons)
+        except ProgressError as exc:
+            print(f"workbench: {exc}", file=sys.stderr)
+            return 1
+        if command == "open" and app.curriculum.lesson(args.lesson_id) is None:
+            print(f"workbench: no lesson {args.lesson_id!r}; see `workbench lessons list`", file=sys.stderr)
+            return 2
+        app.run()
+        return 0
+    if command == "lessons":
+        return lessons_command(args.lessons_command, args.lessons)
+    if command == "doctor":
+        from workbench.doctor import print_report
+
+        return print_report()
+    if command == "bench":
+        return bench_command(args)
+    if command == "serve":
+        from workbench.serve import serve
+
+        return serve(args.host, args.port, args.lesson)
+    raise AssertionError(command)
+
+
+def lessons_command(action: str, root: Path | None) -> int:
+    from workbench.curriculum import load_curriculum
+    from workbench.curriculum.check import check_curriculum
+
+    curriculum = load_curriculum(root)
+    if action == "list":
+        for track in curriculum.tracks:
+            print(f"{track.title} ({track.id})")
+            for lesson in track.lessons:
+                state = "broken" if lesson.broken else f"{len(lesson.steps)} steps, {len(lesson.questions)} questions"
+                print(f"  {lesson.id:32s} {lesson.title}  [{state}]")
+        return 0
+    issues = check_curriculum(curriculum)
+    for issue in issues:
+        print(issue)
+    count = len(curriculum.lessons)
+    if issues:
+        print(f"{len(issues)} problem(s) in {count} lesson(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {count} lessons in {len(curriculum.tracks)} tracks, every lab, quiz and probe checked")
+    return 0
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from engines.profiling import BENCHMARKS, run_benchmark
+
+    if args.list or not args.name:
+        for spec in BENCHMARKS.values():
+            print(f"{spec.name:12s} {spec.description}")
+        return 0 if args.list else 2
+    if args.name not in BENCHMARKS:
+        print(f"workbench: unknown benchmark {args.name!r}; known: {', '.join(sorted(BENCHMARKS))}", file=sys.stderr)
+        return 2
+    if args.repeats < 1 or args.warmup < 0:
+        print("workbench: --repeats must be >= 1 and --warmup >= 0", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int, what: str) -> None:
+        if not args.json:
+            print(f"\r[{done}/{total}] {what[:60]:60s}", end="", file=sys.stderr, flush=True)
+
+    report = run_benchmark(args.name, quick=args.quick, warmup=args.warmup, repeats=args.repeats, progress=progress)
+    if not args.json:
+        print("\r" + " " * 72 + "\r", end="", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        from workbench.bench_table import print_report
+
+        print_report(report)
+    return 0 if all(row.matches for row in report.rows) else 1

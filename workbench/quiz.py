@@ -1,0 +1,173 @@
+"""Quiz questions: parsed from a lesson's ```quiz block, graded against an answer.
+
+Kinds: ``single`` and ``multiple`` choice, ``numeric`` with a tolerance,
+``order`` (put items in sequence), and ``probe``, whose answer an engine
+computes at run time from the question's parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("single", "multiple", "numeric", "order", "probe")
+
+
+class QuizError(ValueError):
+    """A quiz block is malformed; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The outcome of one answer."""
+
+    correct: bool
+    score: float
+    expected: str
+    """The right answer, written for the learner."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    kind: str
+    prompt: str
+    explanation: str
+    choices: tuple[str, ...] = ()
+    """Options for single/multiple; for order, the items in their right order."""
+    answer: Any = None
+    """Index (single), sorted tuple of indices (multiple), number (numeric)."""
+    why: tuple[str, ...] = ()
+    """Optional explanation per choice, shown after answering."""
+    tolerance: float = 0.0
+    rel_tolerance: float = 0.0
+    unit: str = ""
+    probe: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def shuffled_order(self) -> list[int]:
+        """The order-question items as first shown: a fixed shuffle that is never already solved."""
+        indices = list(range(len(self.choices)))
+        rng = random.Random(self.id)
+        while indices == sorted(indices) and len(indices) > 1:
+            rng.shuffle(indices)
+        return indices
+
+    def grade(self, response: Any, expected: float | None = None) -> Grade:
+        """Grade a response: an index, a list of indices, a number, or an item order.
+
+        ``expected`` is the engine-computed value a probe question is graded against.
+        """
+        if self.kind == "single":
+            return Grade(response == self.answer, float(response == self.answer), self.choices[self.answer])
+        if self.kind == "multiple":
+            chosen = tuple(sorted(set(response)))
+            ok = chosen == self.answer
+            return Grade(ok, float(ok), ", ".join(self.choices[i] for i in self.answer))
+        if self.kind == "order":
+            ok = list(response) == list(range(len(self.choices)))
+            return Grade(ok, float(ok), " → ".join(self.choices))
+        target = self.answer if self.kind == "numeric" else expected
+        if target is None:
+            raise ValueError(f"probe question {self.id} needs the computed answer to grade")
+        ok = within(float(response), float(target), self.tolerance, self.rel_tolerance)
+        return Grade(ok, float(ok), format_number(float(target), self.tolerance) + (f" {self.unit}" if self.unit else ""))
+
+
+def within(got: float, want: float, tolerance: float, rel_tolerance: float) -> bool:
+    """|got - want| <= tolerance + rel_tolerance·|want| (NaN never matches)."""
+    if math.isnan(got) or math.isnan(want):
+        return False
+    return abs(got - want) <= tolerance + rel_tolerance * abs(want)
+
+
+def format_number(value: float, tolerance: float = 0.0) -> str:
+    """A number shown with as many decimals as its tolerance makes meaningful."""
+    if value == int(value) and tolerance < 1 and abs(value) < 1e15:
+        return str(int(value))
+    if tolerance > 0:
+        decimals = max(0, min(8, -math.floor(math.log10(tolerance)) + 1))
+        return f"{value:.{decimals}f}"
+    return f"{value:.6g}"
+
+
+def _req(body: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str) -> Any:
+    if key not in body:
+        raise QuizError(f"missing '{key}' ({what})")
+    value = body[key]
+    if not isinstance(value, typ) or (isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,))):
+        raise QuizError(f"'{key}' must be {what}, got {value!r}")
+    return value
+
+
+def _strings(body: dict[str, Any], key: str, minimum: int) -> tuple[str, ...]:
+    values = _req(body, key, list, f"a list of at least {minimum} strings")
+    if len(values) < minimum or not all(isinstance(v, str) for v in values):
+        raise QuizError(f"'{key}' must be a list of at least {minimum} strings")
+    return tuple(values)
+
+
+def _number(body: dict[str, Any], key: str, default: float) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise QuizError(f"'{key}' must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+_ALLOWED = {
+    "single": {"choices", "answer", "why"},
+    "multiple": {"choices", "answer", "why"},
+    "numeric": {"answer", "tolerance", "rel_tolerance", "unit"},
+    "order": {"items"},
+    "probe": {"probe", "params", "tolerance", "rel_tolerance", "unit"},
+}
+
+
+def parse_question(body: dict[str, Any]) -> Question:
+    """Build a Question from a quiz block's TOML table, or raise QuizError."""
+    kind = _req(body, "kind", str, f"one of {', '.join(KINDS)}")
+    if kind not in KINDS:
+        raise QuizError(f"'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+    unknown = set(body) - {"id", "kind", "prompt", "explanation"} - _ALLOWED[kind]
+    if unknown:
+        raise QuizError(f"unknown field(s) for a {kind} question: {', '.join(sorted(unknown))}")
+    common = {
+        "id": _req(body, "id", str, "a string unique within the lesson"),
+        "kind": kind,
+        "prompt": _req(body, "prompt", str, "the question text"),
+        "explanation": _req(body, "explanation", str, "text shown after answering"),
+    }
+    if kind in ("single", "multiple"):
+        choices = _strings(body, "choices", 2)
+        why = tuple(body.get("why", ()))
+        if why and len(why) != len(choices):
+            raise QuizError(f"'why' has {len(why)} entries for {len(choices)} choices")
+        if kind == "single":
+            answer = _req(body, "answer", int, "the index of the right choice (from 0)")
+            indices: tuple[int, ...] = (answer,)
+        else:
+            raw = _req(body, "answer", list, "a list of indices of the right choices (from 0)")
+            if not raw or not all(isinstance(i, int) and not isinstance(i, bool) for i in raw):
+                raise QuizError("'answer' must be a non-empty list of choice indices")
+            indices = tuple(sorted(set(raw)))
+            answer = indices
+        for index in indices:
+            if not 0 <= index < len(choices):
+                raise QuizError(f"answer index {index} is outside the {len(choices)} choices")
+        return Question(**common, choices=choices, answer=answer, why=why)
+    if kind == "order":
+        return Question(**common, choices=_strings(body, "items", 2))
+    extra = {
+        "tolerance": _number(body, "tolerance", 0.0),
+        "rel_tolerance": _number(body, "rel_tolerance", 0.0),
+        "unit": body.get("unit", ""),
+    }
+    if kind == "numeric":
+        answer = _req(body, "answer", (int, float), "a number")
+        return Question(**common, answer=float(answer), **extra)
+    params = body.get("params", {})
+    if not isinstance(params, dict):
+        raise QuizError("'params' must be a table")
+    return Question(**common, probe=_req(body, "probe", str, "a probe id"), params=params, **extra)

@@ -1,0 +1,1 @@
+"""One screen per file: catalog, lesson, lab, help."""

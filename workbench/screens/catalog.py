@@ -1,0 +1,130 @@
+"""The catalog: tracks and their lessons with progress; resume where you left off."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, Tree
+
+from workbench.curriculum import Curriculum, Lesson
+from workbench.messages import LessonChosen
+from workbench.progress import ProgressStore
+
+
+def progress_line(store: ProgressStore, lesson: Lesson) -> str:
+    """'steps 2/5 · quiz 3/4' for a lesson (quiz counts right answers of those asked)."""
+    p = store.lesson_progress(lesson.id, [q.id for q in lesson.questions])
+    total = len(lesson.steps)
+    parts = [f"steps {min(p.steps_seen, total)}/{total}"]
+    if lesson.questions:
+        parts.append(f"quiz {p.correct}/{len(lesson.questions)}")
+    return " · ".join(parts)
+
+
+class CatalogScreen(Screen):
+    """Tracks as branches, lessons as leaves; details of the highlighted lesson below."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", priority=True),
+        Binding("r", "resume", "Resume"),
+    ]
+    DEFAULT_CSS = """
+    CatalogScreen Tree { height: 1fr; }
+    CatalogScreen #details { height: auto; max-height: 9; border-top: solid $primary; padding: 0 1; width: 1fr; }
+    """
+
+    def __init__(self, curriculum: Curriculum, store: ProgressStore) -> None:
+        super().__init__()
+        self.curriculum = curriculum
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        tree: Tree[Lesson | None] = Tree("Lessons", id="lessons")
+        tree.show_root = False
+        yield tree
+        yield Static("", id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "catalog"
+        self.rebuild()
+        self.query_one(Tree).focus()
+
+    def on_screen_resume(self) -> None:
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Redraw the tree with current progress, keeping the cursor on the same lesson."""
+        tree = self.query_one(Tree)
+        current = tree.cursor_node.data if tree.cursor_node else None
+        tree.clear()
+        target = None
+        for track in self.curriculum.tracks:
+            branch = tree.root.add(Text(track.title, style="bold"), data=None, expand=True)
+            for lesson in track.lessons:
+                node = branch.add_leaf(self._label(lesson), data=lesson)
+                if current is not None and lesson.id == current.id:
+                    target = node
+        if self.curriculum.issues:
+            branch = tree.root.add(Text("Problems", style="bold"), expand=True)
+            for issue in self.curriculum.issues:
+                branch.add_leaf(Text(f"✗ {issue}"))
+        first = next((n for n in tree.root.children[0].children), None) if tree.root.children else None
+        # The tree takes a cursor only once it is laid out.
+        self.call_after_refresh(tree.move_cursor, target or first)
+
+    def _label(self, lesson: Lesson) -> Text:
+        if lesson.broken:
+            return Text(f"✗ {lesson.title} (broken)")
+        p = self.store.lesson_progress(lesson.id, [q.id for q in lesson.questions])
+        done = p.steps_seen >= len(lesson.steps) > 0
+        mark = "✓" if done else ("•" if p.steps_seen else " ")
+        return Text(f"{mark} {lesson.title}  ·  {progress_line(self.store, lesson)}")
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
+        lesson = event.node.data
+        details = self.query_one("#details", Static)
+        if not isinstance(lesson, Lesson):
+            details.update("")
+            return
+        text = Text()
+        text.append(f"{lesson.title}", style="bold")
+        text.append(f"  ({lesson.id}, {lesson.minutes} min)\n" if lesson.minutes else f"  ({lesson.id})\n")
+        if lesson.broken:
+            text.append("This lesson can't open:\n")
+            for issue in lesson.issues:
+                text.append(f"  {issue}\n")
+        else:
+            for objective in lesson.objectives:
+                text.append(f"  • {objective}\n")
+            text.append(progress_line(self.store, lesson))
+            if lesson.issues:
+                text.append(f"\n{len(lesson.issues)} problem(s): {lesson.issues[0]}")
+        details.update(text)
+
+    def action_open(self) -> None:
+        node = self.query_one(Tree).cursor_node
+        if node is not None and isinstance(node.data, Lesson):
+            self._open(node.data)
+        elif node is not None:
+            node.toggle()
+
+    def _open(self, lesson: Lesson) -> None:
+        if lesson.broken:
+            self.notify(f"{lesson.issues[0]}", title="This lesson is broken", severity="error")
+            return
+        self.post_message(LessonChosen(lesson.id))
+
+    def action_resume(self) -> None:
+        lesson_id = self.store.last_lesson()
+        lesson = self.curriculum.lesson(lesson_id) if lesson_id else None
+        if lesson is None:
+            first = next((l for l in self.curriculum.lessons if not l.broken), None)
+            if first is None:
+                self.notify("There is no lesson to open.", severity="warning")
+                return
+            lesson = first
+        self._open(lesson)

@@ -1,0 +1,33 @@
+"""A lab on its own, opened from the command palette with its default parameters."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from workbench.labs.registry import LabSpec
+
+
+class LabScreen(Screen):
+    BINDINGS = [Binding("escape", "dismiss", "Back")]
+    DEFAULT_CSS = """
+    LabScreen VerticalScroll { padding: 0 1; }
+    """
+
+    def __init__(self, spec: LabSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll():
+            yield Static(self.spec.summary)
+            yield self.spec.widget_class()(self.spec, self.spec.validate({}))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"lab {self.spec.id}"
+        self.query_one("Lab").focus()

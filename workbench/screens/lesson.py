@@ -1,0 +1,113 @@
+"""A lesson, one step at a time: prose, labs and quizzes, with a step counter."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Markdown, Static
+
+from workbench.curriculum import LabBlock, Lesson, QuizBlock, TextBlock
+from workbench.labs.registry import LABS
+from workbench.messages import QuizAnswered
+from workbench.progress import ProgressStore
+from workbench.widgets.question import QuestionView
+
+
+class LessonScreen(Screen):
+    """Steps through a lesson; remembers the step and every answer in the progress store."""
+
+    BINDINGS = [
+        Binding("n,right", "step(1)", "Next"),
+        Binding("p,left", "step(-1)", "Back"),
+        Binding("escape", "leave", "Catalog"),
+    ]
+    DEFAULT_CSS = """
+    LessonScreen #stepbar { height: 1; background: $primary-background; padding: 0 1; width: 1fr; }
+    LessonScreen #body { height: 1fr; padding: 0 1; }
+    LessonScreen #body:focus { background-tint: $foreground 3%; }
+    LessonScreen Markdown { margin: 0; padding: 0; }
+    LessonScreen .block-error { color: $error; border-left: thick $error; padding: 0 1; margin: 1 0; width: 1fr; }
+    LessonScreen #score { margin: 1 0; text-style: bold; width: 1fr; }
+    """
+
+    def __init__(self, lesson: Lesson, store: ProgressStore, step: int | None = None) -> None:
+        super().__init__()
+        self.lesson = lesson
+        self.store = store
+        last = store.last_step(lesson.id) if step is None else step
+        self.step = min(max(0, last or 0), len(lesson.steps) - 1)
+        self._question_numbers = {q.id: i + 1 for i, q in enumerate(lesson.questions)}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="stepbar")
+        yield VerticalScroll(id="body", can_focus=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.lesson.title
+        self.show_step()
+
+    def show_step(self) -> None:
+        """Replace the body with the current step and record that it was seen."""
+        step = self.lesson.steps[self.step]
+        total = len(self.lesson.steps)
+        self.store.mark_step(self.lesson.id, self.step, total)
+        bar = Text()
+        bar.append(f"Step {self.step + 1} of {total}", style="bold")
+        bar.append(f" · {step.title}")
+        self.query_one("#stepbar", Static).update(bar)
+        body = self.query_one("#body", VerticalScroll)
+        body.remove_children()
+        widgets = [Markdown(f"## {step.title}")]
+        for block in step.blocks:
+            widgets.append(self._widget(block))
+        if self.step == total - 1:
+            widgets.append(Static(self._score_text(), id="score"))
+        body.mount_all(widgets)
+        body.scroll_home(animate=False)
+        body.focus()
+
+    def _widget(self, block):
+        if isinstance(block, TextBlock):
+            return Markdown(block.markdown)
+        if isinstance(block, LabBlock):
+            if block.error:
+                return Static(Text(f"This lab can't run: {block.error}"), classes="block-error")
+            spec = LABS[block.lab_id]
+            return spec.widget_class()(spec, block.params)
+        assert isinstance(block, QuizBlock)
+        if block.question is None:
+            return Static(Text(f"This quiz question is malformed: {block.error}"), classes="block-error")
+        q = block.question
+        return QuestionView(q, self._question_numbers[q.id], len(self._question_numbers),
+                            self.store.latest_answer(self.lesson.id, q.id))
+
+    def _score_text(self) -> str:
+        questions = self.lesson.questions
+        if not questions:
+            return "End of the lesson. Press Escape for the catalog."
+        p = self.store.lesson_progress(self.lesson.id, [q.id for q in questions])
+        return (f"Quiz score: {p.correct} of {len(questions)} correct "
+                f"({p.answered} of {len(questions)} answered). Press Escape for the catalog.")
+
+    def on_quiz_answered(self, message: QuizAnswered) -> None:
+        self.store.record_answer(self.lesson.id, message.question_id, message.answer, message.correct, message.score)
+        for score in self.query("#score").results(Static):
+            score.update(self._score_text())
+        # Hand the keys back to the step so n/p work straight after answering.
+        self.query_one("#body").focus()
+
+    def action_step(self, delta: int) -> None:
+        target = self.step + delta
+        if 0 <= target < len(self.lesson.steps):
+            self.step = target
+            self.show_step()
+        elif target >= len(self.lesson.steps):
+            self.notify("That was the last step. Escape returns to the catalog.")
+
+    def action_leave(self) -> None:
+        self.dismiss()

@@ -1,0 +1,219 @@
+"""One quiz question, answered with the keyboard; locks once answered.
+
+Choice questions use an option list (a ``›`` marker and ``[x]`` boxes, so
+selection reads without colour); numbers use an input; probe questions ask
+the engine for the answer in a worker while the learner thinks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from workbench.messages import QuizAnswered
+from workbench.probes import compute_probe
+from workbench.progress import Attempt
+from workbench.quiz import Grade, Question, format_number
+
+
+class ChoiceList(OptionList):
+    """Options for single, multiple and order questions."""
+
+    BINDINGS = [
+        Binding("space", "toggle", "Tick", show=False),
+        Binding("u", "move(-1)", "Move up", show=False),
+        Binding("d", "move(1)", "Move down", show=False),
+    ]
+
+    def action_toggle(self) -> None:
+        view = self.query_ancestor(QuestionView)
+        if view.question.kind == "multiple" and self.highlighted is not None:
+            view.toggle(self.highlighted)
+
+    def action_move(self, delta: int) -> None:
+        view = self.query_ancestor(QuestionView)
+        if view.question.kind == "order" and self.highlighted is not None:
+            self.highlighted = view.move(self.highlighted, delta)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Show only the keys that apply to this kind of question.
+        kind = self.query_ancestor(QuestionView).question.kind
+        if action == "toggle":
+            return kind == "multiple"
+        if action == "move":
+            return kind == "order"
+        return True
+
+
+class QuestionView(Vertical):
+    """A question, its answer control and, once answered, the feedback."""
+
+    DEFAULT_CSS = """
+    QuestionView { height: auto; margin: 1 0; padding: 0 1; border-left: thick $accent; }
+    QuestionView .prompt { text-style: bold; width: 1fr; }
+    QuestionView .hint { color: $text-muted; width: 1fr; }
+    QuestionView ChoiceList { height: auto; max-height: 10; }
+    QuestionView .feedback { width: 1fr; margin-top: 1; }
+    """
+
+    def __init__(self, question: Question, number: int, total: int, attempt: Attempt | None) -> None:
+        super().__init__()
+        self.question = question
+        self.number = number
+        self.total = total
+        self.attempt = attempt if attempt is not None and attempt.answer is not None else None
+        self.expected: float | None = None
+        """The engine-computed answer of a probe question, once known."""
+        self.ticked: set[int] = set()
+        self.order: list[int] = question.shuffled_order() if question.kind == "order" else []
+
+    # --- layout ----------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        q = self.question
+        yield Static(Text(f"Question {self.number} of {self.total}: {q.prompt}"), classes="prompt")
+        hints = {
+            "single": "↑↓ choose, Enter answer",
+            "multiple": "↑↓ move, Space tick, Enter answer",
+            "order": "↑↓ move, u/d shift the item, Enter answer",
+            "numeric": "type a number, Enter answer",
+            "probe": "type a number, Enter answer (the engine computes the answer)",
+        }
+        yield Static(hints[q.kind] + (f" · unit: {q.unit}" if q.unit else ""), classes="hint")
+        if q.kind in ("single", "multiple", "order"):
+            yield ChoiceList(*self._options())
+        else:
+            yield Input(placeholder="your answer", type="number", id="answer")
+        yield Static("", classes="feedback")
+
+    def on_mount(self) -> None:
+        if self.question.kind == "probe":
+            self._compute_expected()
+        if self.attempt is not None and self.question.kind != "probe":
+            self._lock(self.question.grade(self.attempt.answer), self.attempt.answer)
+
+    def _options(self) -> list[Option]:
+        q = self.question
+        if q.kind == "order":
+            return [Option(f"{pos + 1}. {q.choices[i]}") for pos, i in enumerate(self.order)]
+        if q.kind == "multiple":
+            return [Option(f"[{'x' if i in self.ticked else ' '}] {chr(65 + i)}) {c}") for i, c in enumerate(q.choices)]
+        return [Option(f"{chr(65 + i)}) {c}") for i, c in enumerate(q.choices)]
+
+    def _refresh_options(self, highlighted: int) -> None:
+        choices = self.query_one(ChoiceList)
+        choices.set_options(self._options())
+        choices.highlighted = highlighted
+
+    # --- interaction -----------------------------------------------------
+
+    def toggle(self, index: int) -> None:
+        self.ticked ^= {index}
+        self._refresh_options(index)
+
+    def move(self, index: int, delta: int) -> int:
+        target = index + delta
+        if not 0 <= target < len(self.order):
+            return index
+        self.order[index], self.order[target] = self.order[target], self.order[index]
+        self._refresh_options(target)
+        return target
+
+    @on(OptionList.OptionSelected)
+    def _choice_made(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        kind = self.question.kind
+        if kind == "single":
+            self.submit(event.option_index)
+        elif kind == "multiple":
+            self.submit(sorted(self.ticked))
+        else:
+            self.submit(list(self.order))
+
+    @on(Input.Submitted)
+    def _number_entered(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            value = float(event.value)
+        except ValueError:
+            self.query_one(".feedback", Static).update("Enter a number, e.g. 0.25 or 3e-4.")
+            return
+        if self.question.kind == "probe" and self.expected is None:
+            self.query_one(".feedback", Static).update("The engine is still computing the answer; try again in a moment.")
+            return
+        self.submit(value)
+
+    def submit(self, response: Any) -> None:
+        """Grade response, lock the question and tell the lesson."""
+        if self.attempt is not None:
+            return
+        if self.question.kind == "multiple" and not response:
+            self.query_one(".feedback", Static).update("Tick at least one choice with Space first.")
+            return
+        grade = self.question.grade(response, self.expected)
+        self.attempt = Attempt(response, grade.correct, grade.score, 0.0)
+        self._lock(grade, response)
+        self.post_message(QuizAnswered(self.question.id, response, grade.correct, grade.score))
+
+    # --- probes ----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="probe", description="compute probe answer")
+    def _compute_expected(self) -> None:
+        q = self.question
+        try:
+            value: float | None = compute_probe(q.probe, q.params)
+            error = None
+        except Exception as exc:  # shown in the question, never a crash
+            value, error = None, f"The engine could not compute this answer: {exc}"
+        if self.is_attached:
+            self.app.call_from_thread(self._expected_ready, value, error)
+
+    def _expected_ready(self, value: float | None, error: str | None) -> None:
+        self.expected = value
+        if error:
+            self.query_one(".feedback", Static).update(error)
+        elif self.attempt is not None:
+            self._lock(self.question.grade(self.attempt.answer, value), self.attempt.answer)
+
+    # --- feedback --------------------------------------------------------
+
+    def _lock(self, grade: Grade, response: Any) -> None:
+        q = self.question
+        if q.kind in ("single", "multiple", "order"):
+            if q.kind == "multiple":
+                self.ticked = set(response)
+            elif q.kind == "order":
+                self.order = list(response)
+            choices = self.query_one(ChoiceList)
+            choices.set_options(self._options())
+            choices.disabled = True
+        else:
+            field = self.query_one(Input)
+            field.value = format_number(float(response))
+            field.disabled = True
+        text = Text()
+        if grade.correct:
+            text.append("✓ Correct. ", style="bold")
+        else:
+            text.append("✗ Not quite. ", style="bold")
+            text.append(f"The answer is {grade.expected}. ")
+        explanation = q.explanation
+        if q.kind == "probe" and self.expected is not None:
+            explanation = explanation.replace("{answer}", format_number(self.expected, q.tolerance))
+        text.append(explanation)
+        if q.why and q.kind in ("single", "multiple"):
+            picked = [response] if q.kind == "single" else list(response)
+            for index in picked:
+                text.append(f"\n{chr(65 + index)}) {q.why[index]}")
+        self.query_one(".feedback", Static).update(text)
+
+    @property
+    def answered(self) -> bool:
+        return self.attempt is not None
