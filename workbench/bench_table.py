@@ -10,6 +10,9 @@ from engines.profiling import Report
 
 def print_report(report: Report) -> None:
     console = Console()
+    if not console.is_terminal:
+        # Piped or captured: keep each row on one line for logs and notes.
+        console = Console(width=160)
     table = Table(title=f"workbench bench {report.benchmark}: {report.description}", title_justify="left")
     for name in ("case", "contender", "median ms", "min ms", "GFLOP/s", "GB/s"):
         table.add_column(name, justify="left" if name in ("case", "contender") else "right")

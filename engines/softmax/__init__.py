@@ -105,6 +105,8 @@ def profile(
         flops=FLOPS_PER_ELEMENT * x.size,
         bytes_moved=x.nbytes + out_elems * x.itemsize,
         repeats=repeats,
+        # tracemalloc can't see torch's allocator: report nothing rather than 0.
+        track_memory=backend != "torch",
         extra={"op": op, "shape": x.shape, "threads": threads},
     )
     return out, prof  # type: ignore[return-value]

@@ -121,7 +121,7 @@ def _front_matter(lines: list[str], lesson: Lesson) -> int:
     try:
         data = tomllib.loads("\n".join(lines[1:end]))
     except tomllib.TOMLDecodeError as exc:
-        raise _Problem(_toml_line(exc, 1), f"invalid TOML in front matter: {exc}") from None
+        raise _Problem(_toml_line(exc, 1, end - 1), f"invalid TOML in front matter: {exc}") from None
     unknown = set(data) - set(_FRONT_MATTER)
     if unknown:
         raise _Problem(1, f"unknown front matter key(s): {', '.join(sorted(unknown))}")
@@ -200,7 +200,7 @@ def _steps(lines: list[str], start: int, lesson: Lesson) -> list[Step]:
         raise _Problem(len(lines), "a code fence is never closed")
     close_step()
     if not steps:
-        raise _Problem(max(1, start), "a lesson needs at least one '## ' step")
+        raise _Problem(max(1, min(start + 1, len(lines))), "a lesson needs at least one '## ' step")
     return steps
 
 
@@ -209,7 +209,7 @@ def _special_block(info: str, line: int, body: list[str], lesson: Lesson, questi
     try:
         data = tomllib.loads("\n".join(body))
     except tomllib.TOMLDecodeError as exc:
-        return _block_issue(kind, lab_id, line, _toml_line(exc, line), f"invalid TOML: {exc}", lesson)
+        return _block_issue(kind, lab_id, line, _toml_line(exc, line, len(body)), f"invalid TOML: {exc}", lesson)
     if kind == "lab":
         if not lab_id:
             return _block_issue(kind, lab_id, line, line, "a lab block names its lab: ```lab <lab-id>", lesson)
@@ -266,7 +266,7 @@ def _typed(data: dict[str, Any], key: str, typ: type, line: int) -> Any:
     return value
 
 
-def _toml_line(exc: tomllib.TOMLDecodeError, offset: int) -> int:
-    """File line of a TOML error whose block starts after line ``offset``."""
+def _toml_line(exc: tomllib.TOMLDecodeError, offset: int, length: int = 1) -> int:
+    """File line of a TOML error in a block of ``length`` lines starting after line ``offset``."""
     match = _TOML_LINE.search(str(exc))
-    return offset + (int(match.group(1)) if match else 1)
+    return offset + (int(match.group(1)) if match else max(1, length))

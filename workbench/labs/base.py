@@ -71,6 +71,7 @@ class Lab(Vertical, can_focus=True):
             group=f"lab:{self.spec.id}",
             description=what,
         )
+        self.refresh_bindings()
 
     def _run(self, work: Callable[[Progress], Any], done: Callable[[Any], None]) -> None:
         worker = get_current_worker()
@@ -113,6 +114,7 @@ class Lab(Vertical, can_focus=True):
 
     def _finished(self, message: str) -> None:
         self.remove_class("-running")
+        self.refresh_bindings()
         if message:
             self.status(message)
 
@@ -122,6 +124,12 @@ class Lab(Vertical, can_focus=True):
             self.status("Cancelling…")
         else:
             self.status("Nothing is running.")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Offer "cancel" in the footer only while there is something to cancel.
+        if action == "cancel":
+            return self.running
+        return True
 
     @property
     def running(self) -> bool:

@@ -15,12 +15,18 @@ def _mib(value: int | None) -> str:
 class ProfilePanel(Static):
     """Shows Profiles of one workload on several backends, with speed relative to the first."""
 
+    profiles: list[Profile] = []
+    """The profiles shown last (empty until a run finishes)."""
+    note: str = ""
+
     DEFAULT_CSS = """
     ProfilePanel { height: auto; width: 1fr; }
     """
 
     def show(self, profiles: list[Profile], note: str = "") -> None:
         """Render profiles; the first is the baseline for the ratio column."""
+        self.profiles = list(profiles)
+        self.note = note
         table = Table(box=None, pad_edge=False, expand=False, header_style="bold")
         for name, justify in [("backend", "left"), ("median ms", "right"), ("GB/s", "right"),
                               ("GFLOP/s", "right"), ("peak MiB", "right"), ("× first", "right")]:

@@ -1,0 +1,226 @@
+"""The real app driven with Pilot: catalog, lesson steps, quizzes, labs, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Static, Tree
+
+from tests.test_curriculum import write_track
+from workbench.app import WorkbenchApp
+from workbench.labs.base import Lab
+from workbench.labs.softmax_labs import TemperatureLab
+from workbench.screens.catalog import CatalogScreen
+from workbench.screens.help import HelpScreen
+from workbench.screens.lesson import LessonScreen
+from workbench.widgets.question import QuestionView
+
+SIZE = (80, 24)
+
+QUIZ_LESSON = '''+++
+id = "quizzes"
+title = "Quizzes"
++++
+
+## One
+Read this.
+
+## Two
+```quiz
+id = "pick"
+kind = "single"
+prompt = "Pick B"
+choices = ["A", "B", "C"]
+answer = 1
+explanation = "B it is."
+```
+
+```quiz
+id = "number"
+kind = "probe"
+prompt = "logsumexp of [0, 0]?"
+probe = "softmax.logsumexp"
+params = { values = [0.0, 0.0] }
+tolerance = 0.01
+explanation = "ln 2 = {answer}"
+```
+
+## Three
+```lab softmax.temperature
+logits = [1.0, 0.0]
+race_rows = 8
+race_cols = 16
+```
+
+```lab softmax.stability
+shfit = 3.0
+```
+'''
+
+
+@pytest.fixture
+def lessons(tmp_path) -> Path:
+    return write_track(tmp_path / "lessons", {"01-quizzes.md": QUIZ_LESSON})
+
+
+async def test_catalog_lists_tracks_and_lessons():
+    app = WorkbenchApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, CatalogScreen)
+        tree = app.screen.query_one(Tree)
+        labels = [str(node.label) for node in tree.root.children[0].children]
+        assert any("A tour of the workbench" in label for label in labels)
+        assert tree.cursor_node.data.id == "tour"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, LessonScreen) and app.screen.lesson.id == "tour"
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        assert isinstance(app.screen, CatalogScreen)
+
+
+async def test_step_through_answer_right_and_wrong_and_score_persists(lessons, tmp_path):
+    db = tmp_path / "progress.db"
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, LessonScreen)
+        assert "Step 1 of 3" in str(screen.query_one("#stepbar", Static).render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert screen.step == 1
+        views = list(screen.query(QuestionView))
+        assert [v.question.id for v in views] == ["pick", "number"]
+        # Wrong answer on the choice question: highlight A and press Enter.
+        views[0].query_one("ChoiceList").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert views[0].answered and not views[0].attempt.correct
+        assert "Not quite" in str(views[0].query_one(".feedback", Static).render())
+        # Locked: another Enter changes nothing.
+        await pilot.press("enter")
+        assert app.store.attempt_count("quizzes", "pick") == 1
+        # Right answer on the probe, once the engine has computed it.
+        await pilot.wait_for_scheduled_animations()
+        for _ in range(50):
+            if views[1].expected is not None:
+                break
+            await pilot.pause(0.05)
+        views[1].query_one(Input).focus()
+        await pilot.press(*"0.693", "enter")
+        await pilot.pause()
+        assert views[1].attempt.correct
+        assert "0.69" in str(views[1].query_one(".feedback", Static).render())
+        await pilot.press("n")
+        await pilot.pause()
+        assert "1 of 2 correct" in str(screen.query_one("#score", Static).render())
+
+    # A new session resumes at the last step with the answers locked in.
+    app = WorkbenchApp(lessons_root=lessons, store_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, LessonScreen) and screen.step == 2
+        assert "1 of 2 correct" in str(screen.query_one("#score", Static).render())
+        await pilot.press("p")
+        await pilot.pause()
+        views = list(screen.query(QuestionView))
+        assert all(v.answered for v in views)
+        assert views[0].query_one("ChoiceList").disabled
+
+
+async def test_labs_run_and_bad_params_show_in_the_step(lessons, tmp_path):
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("n", "n")
+        await pilot.pause()
+        screen = app.screen
+        errors = [str(w.render()) for w in screen.query(".block-error")]
+        assert len(errors) == 1 and "unknown parameter(s) shfit" in errors[0]
+        lab = screen.query_one(TemperatureLab)
+        lab.focus()
+        await pilot.press("minus")
+        assert lab.temperature == pytest.approx(0.8)
+        await pilot.press("r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        panel = lab.query_one("ProfilePanel")
+        backends = [p.backend for p in panel.profiles]
+        assert backends[0] == "reference" and "torch" in backends and "max |Δ|" in panel.note
+
+
+async def test_cancel_stops_a_running_lab(tmp_path):
+    from workbench.labs.registry import LABS
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_lab("softmax.temperature")
+        await pilot.pause()
+        lab = app.screen.query_one(Lab)
+        release = []
+
+        def slow(progress):
+            for i in range(1000):
+                progress(i / 1000, "waiting")
+                import time
+
+                time.sleep(0.005)
+            release.append("finished")
+
+        lab.start(slow, lambda result: None, "slow work")
+        await pilot.pause(0.1)
+        assert lab.running
+        await pilot.press("x")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not lab.running and not release
+        assert "Cancelled" in str(lab.query_one(".lab-status", Static).render())
+        assert LABS["softmax.temperature"].title in str(app.screen.query_one(".lab-title", Static).render())
+
+
+async def test_broken_lesson_is_shown_not_opened(tmp_path):
+    root = write_track(tmp_path / "lessons", {"01-bad.md": "no front matter\n"})
+    app = WorkbenchApp(lessons_root=root, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        tree = app.screen.query_one(Tree)
+        assert "(broken)" in str(tree.root.children[0].children[0].label)
+        assert "01-bad.md:1" in str(app.screen.query_one("#details", Static).render())
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CatalogScreen)
+
+
+async def test_no_color_and_resize(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = WorkbenchApp(open_lesson="tour")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.resize_terminal(60, 20)
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen.step == 1
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+
+
+async def test_command_palette_finds_lessons_and_labs():
+    from workbench.commands import LessonsAndLabs
+
+    app = WorkbenchApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        provider = LessonsAndLabs(app.screen)
+        titles = [title for title, _, _ in provider._entries()]
+        assert "Open lesson: From logits to probabilities" in titles
+        assert "Open lab: Why softmax subtracts the maximum" in titles

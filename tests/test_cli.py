@@ -1,0 +1,92 @@
+"""The workbench command line: lessons, doctor, bench, serve, version."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.test_curriculum import write_track
+from workbench import __version__
+from workbench.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_lessons_list_and_check(capsys):
+    assert main(["lessons", "list"]) == 0
+    assert "logits-to-probabilities" in capsys.readouterr().out
+    assert main(["lessons", "check"]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_lessons_check_fails_with_file_and_line(tmp_path, capsys):
+    root = write_track(tmp_path, {"01-bad.md": '+++\nid = "x"\ntitle = "X"\n+++\n## S\n```lab nope\n```\n'})
+    assert main(["--lessons", str(root), "lessons", "check"]) == 1
+    assert "lessons/t/01-bad.md:6: unknown lab 'nope'" in capsys.readouterr().out
+
+
+def test_doctor_reports_every_section(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for section in ("Python", "Packages", "Native kernels", "CUDA", "nvcc", "torch.cuda", "progress database"):
+        assert section in out
+
+
+def test_bench_quick_table_and_json(capsys):
+    assert main(["bench", "softmax", "--quick", "--repeats", "2", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out and "torch 1T" in out and "× numpy" in out
+    assert main(["bench", "softmax", "--quick", "--repeats", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["benchmark"] == "softmax" and all(row["matches"] for row in report["rows"])
+    assert {row["contender"] for row in report["rows"]} >= {"numpy", "torch 1T"}
+
+
+def test_bench_unknown_and_list(capsys):
+    assert main(["bench", "nope"]) == 2
+    assert main(["bench", "--list"]) == 0
+    assert "softmax" in capsys.readouterr().out
+
+
+def test_open_unknown_lesson(capsys):
+    assert main(["open", "no-such-lesson"]) == 2
+    assert "no lesson" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_binds_localhost():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        page = None
+        for _ in range(100):
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert page is not None and "workbench" in page
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

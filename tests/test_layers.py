@@ -1,0 +1,32 @@
+"""Importing the engines pulls in no UI package and no torch (the lazy import really defers)."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import engines
+
+
+def test_engines_import_without_ui_or_torch():
+    modules = [m.name for m in pkgutil.walk_packages(engines.__path__, "engines.") if m.name != "engines._native"]
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('textual', 'rich', 'plotext', 'textual_plotext', 'workbench', 'torch'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+    assert "engines.softmax.bench" in modules
+
+
+def test_app_start_does_not_import_torch():
+    code = (
+        "import sys\nfrom workbench.app import WorkbenchApp\nfrom workbench.screens import catalog, lesson\n"
+        "import workbench.labs.softmax_labs\nprint('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

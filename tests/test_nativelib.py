@@ -1,0 +1,41 @@
+"""The native build reports what it is, and C-side checks back the Python ones."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from engines import native_status
+from engines.errors import NativeKernelError
+from engines.nativelib import check_status
+
+
+def test_status_explains_itself():
+    status = native_status()
+    if status.loaded:
+        assert "-O3" in status.build_info and status.path
+    else:
+        assert status.error
+
+
+@pytest.mark.skipif(os.environ.get("WB_DISABLE_NATIVE") != "1", reason="checks the disabled path")
+def test_disabled_by_environment():
+    assert not native_status().loaded
+    assert "WB_DISABLE_NATIVE" in (native_status().error or "")
+
+
+@pytest.mark.skipif(not native_status().loaded, reason="native kernels not loaded")
+def test_c_rejects_bad_sizes_with_a_status():
+    from engines import _native  # type: ignore[attr-defined]
+
+    ffi, lib = _native.ffi, _native.lib
+    buf = np.zeros(4, np.float32)
+    ptr = ffi.from_buffer("float[]", buf)
+    assert lib.wb_softmax_rows_f32(ptr, ptr, -1, 2, 2, 2, 1) == lib.WB_ERR_BAD_SIZE
+    assert lib.wb_softmax_rows_f32(ptr, ptr, 2, 2, 1, 2, 1) == lib.WB_ERR_BAD_STRIDE
+    assert lib.wb_softmax_rows_f32(ptr, ptr, 2, 2, 2, 2, 0) == lib.WB_ERR_BAD_THREADS
+    assert lib.wb_softmax_rows_f32(ffi.NULL, ptr, 2, 2, 2, 2, 1) == lib.WB_ERR_NULL_POINTER
+    with pytest.raises(NativeKernelError, match="leading dimension"):
+        check_status("wb_softmax_rows_f32", lib.WB_ERR_BAD_STRIDE)
