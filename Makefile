@@ -32,7 +32,7 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest
 	# The reference path must keep working without the C build.
-	WB_DISABLE_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_softmax.py tests/test_nativelib.py tests/test_probes.py
+	WB_DISABLE_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_softmax.py tests/test_nativelib.py tests/test_quiz.py tests/test_app.py
 
 bench-softmax: setup
 	$(BIN)/workbench bench softmax
