@@ -21,7 +21,7 @@ class WorkbenchApp(App[None]):
     """workbench: pick a lesson, step through it, run its labs, answer its quizzes."""
 
     TITLE = "workbench"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     COMMANDS = App.COMMANDS | {LessonsAndLabs}
     BINDINGS = [
         Binding("question_mark", "help", "Help"),
