@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_killed_mid_write_loses_nothing_committed(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", KILLER, str(path)], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"ready"
     while store.attempt_count("kill") < 50:
-        pass
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     store.close()

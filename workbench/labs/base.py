@@ -8,6 +8,7 @@ progress call once the learner presses the cancel key.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, Callable
 
 from textual.app import ComposeResult
@@ -96,17 +97,15 @@ class Lab(Vertical, can_focus=True):
         # The app may have closed or the lab left the screen while the worker ran.
         if not self.is_attached or not self.app.is_running:
             return
-        try:
+        # RuntimeError: the app's loop stopped between the check and the call.
+        with suppress(RuntimeError):
             self.app.call_from_thread(self._guarded, fn, *args)
-        except RuntimeError:
-            pass
 
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        # NoMatches: the lab's children were removed while the update was queued.
         if self.is_attached:
-            try:
+            with suppress(NoMatches):
                 fn(*args)
-            except NoMatches:
-                pass
 
     def _progress(self, fraction: float, what: str) -> None:
         self.query_one(ProgressBar).update(progress=fraction)
