@@ -13,7 +13,12 @@ enum {
     WB_ERR_NULL_POINTER = -1,
     WB_ERR_BAD_SIZE = -2,
     WB_ERR_BAD_STRIDE = -3,
-    WB_ERR_BAD_THREADS = -4
+    WB_ERR_BAD_THREADS = -4,
+    WB_ERR_NO_MEMORY = -5,
+    WB_ERR_BAD_VOCAB = -6,
+    WB_ERR_OUTPUT_FULL = -7,
+    WB_ERR_BAD_PATTERN = -8,
+    WB_ERR_BAD_ARGUMENT = -9
 };
 
 const char *wb_status_message(int status);

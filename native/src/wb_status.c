@@ -16,6 +16,11 @@ const char *wb_status_message(int status)
     case WB_ERR_BAD_SIZE: return "a size was negative";
     case WB_ERR_BAD_STRIDE: return "a leading dimension was smaller than the row length";
     case WB_ERR_BAD_THREADS: return "the thread count must be at least 1";
+    case WB_ERR_NO_MEMORY: return "out of memory";
+    case WB_ERR_BAD_VOCAB: return "the vocabulary has a duplicate or empty token, or lacks a single byte";
+    case WB_ERR_OUTPUT_FULL: return "the output buffer is too small";
+    case WB_ERR_BAD_PATTERN: return "unknown pre-tokenisation pattern";
+    case WB_ERR_BAD_ARGUMENT: return "an argument was out of range";
     default: return "unknown status";
     }
 }

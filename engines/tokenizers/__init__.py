@@ -1,0 +1,49 @@
+"""Tokenizers: byte-level BPE (encode, train, load), WordPiece, Unigram, and peers.
+
+Entry points other code relies on:
+
+- :func:`load` (``"cl100k_base"``, or the path of a saved tokenizer) returns an
+  object with ``encode``, ``encode_batch``, ``decode``, ``decode_bytes`` and
+  ``vocab_size``;
+- :func:`train_bpe` learns a byte-level BPE vocabulary from text or a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engines.errors import EngineError
+from engines.tokenizers.bpe import BPETokenizer, SpecialTokenError
+from engines.tokenizers.bpe_train import TrainResult, train_bpe
+from engines.tokenizers.formats import (
+    VocabFileError,
+    load_cl100k,
+    load_hf_bpe,
+    load_saved,
+    load_tiktoken_file,
+    save,
+)
+
+__all__ = [
+    "BPETokenizer",
+    "SpecialTokenError",
+    "TrainResult",
+    "VocabFileError",
+    "load",
+    "load_hf_bpe",
+    "load_tiktoken_file",
+    "save",
+    "train_bpe",
+]
+
+
+def load(name: str | Path, *, backend: str = "native") -> BPETokenizer:
+    """A byte-level BPE tokenizer by name (``cl100k_base``) or saved-file path."""
+    if str(name) in ("cl100k_base", "cl100k"):
+        return load_cl100k(backend)
+    path = Path(name)
+    if path.suffix == ".json":
+        return load_hf_bpe(path, backend)
+    if path.exists():
+        return load_saved(path, backend)
+    raise EngineError(f"unknown tokenizer {str(name)!r}: give cl100k_base or the path of a saved tokenizer")

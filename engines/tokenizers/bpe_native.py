@@ -1,0 +1,82 @@
+"""The C byte-level BPE encoder (native/src/wb_bpe.c) behind a small Python handle.
+
+Everything is checked here before a pointer crosses: the vocabulary is packed
+into one byte blob with offsets, text arrives as UTF-8 bytes, and output
+buffers are sized so that C can never write past them (a token covers at
+least one byte, so ``len(text)`` ids always fit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engines.errors import EngineError
+from engines.nativelib import check_status, native
+from engines.tokenizers.pretokenize import NATIVE_PATTERN_IDS
+
+
+class NativeBPE:
+    """A compiled rank table: encode UTF-8 bytes to ids with the C encoder."""
+
+    def __init__(self, tokens_by_rank: list[bytes | None], pattern: str) -> None:
+        if pattern not in NATIVE_PATTERN_IDS:
+            raise EngineError(f"no native pre-tokeniser for pattern {pattern!r}")
+        module = native()
+        self._ffi, self._lib = module.ffi, module.lib
+        lengths = np.fromiter((len(t) if t else 0 for t in tokens_by_rank), dtype=np.uint64)
+        offsets = np.zeros(len(tokens_by_rank) + 1, dtype=np.uint64)
+        np.cumsum(lengths, out=offsets[1:])
+        blob = b"".join(t for t in tokens_by_rank if t)
+        handle = self._ffi.new("wb_bpe **")
+        status = self._lib.wb_bpe_new(
+            handle,
+            self._ffi.from_buffer(blob) if blob else self._ffi.NULL,
+            self._ffi.from_buffer("uint64_t[]", offsets),
+            len(tokens_by_rank),
+            NATIVE_PATTERN_IDS[pattern],
+        )
+        check_status("wb_bpe_new", status)
+        self._bpe = self._ffi.gc(handle[0], self._lib.wb_bpe_free)
+
+    def encode(self, data: bytes) -> np.ndarray:
+        """uint32 ids of UTF-8 bytes, pre-tokenised in C."""
+        out = np.empty(max(len(data), 1), dtype=np.uint32)
+        count = self._ffi.new("size_t *")
+        status = self._lib.wb_bpe_encode(
+            self._bpe,
+            self._ffi.from_buffer(data),
+            len(data),
+            self._ffi.from_buffer("uint32_t[]", out, require_writable=True),
+            len(out),
+            count,
+        )
+        check_status("wb_bpe_encode", status)
+        return out[: count[0]]
+
+    def encode_batch(self, texts: list[bytes], threads: int) -> list[np.ndarray]:
+        """Ids of each text; texts are shared among ``threads`` C threads."""
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        starts = np.zeros(len(texts) + 1, dtype=np.uint64)
+        np.cumsum([len(t) for t in texts], out=starts[1:])
+        blob = b"".join(texts)
+        out = np.empty(max(len(blob), 1), dtype=np.uint32)
+        counts = np.zeros(max(len(texts), 1), dtype=np.uint64)
+        status = self._lib.wb_bpe_encode_batch(
+            self._bpe,
+            self._ffi.from_buffer(blob) if blob else self._ffi.NULL,
+            self._ffi.from_buffer("uint64_t[]", starts),
+            len(texts),
+            self._ffi.from_buffer("uint32_t[]", out, require_writable=True),
+            self._ffi.from_buffer("uint64_t[]", counts, require_writable=True),
+            threads,
+        )
+        check_status("wb_bpe_encode_batch", status)
+        return [out[int(s) : int(s) + int(c)] for s, c in zip(starts[:-1], counts[: len(texts)])]
+
+    def rank(self, token: bytes) -> int | None:
+        """The rank of a byte string, or None when it is not a token."""
+        if not token:
+            return None
+        rank = self._lib.wb_bpe_rank(self._bpe, self._ffi.from_buffer(token), len(token))
+        return None if rank < 0 else int(rank)

@@ -1,0 +1,81 @@
+"""Pre-tokenisation: the regex split that byte-level BPE applies before merging.
+
+Each piece is encoded on its own, so merges never cross a piece boundary:
+" dog" and "dog." never share a token with the space or the full stop. The
+patterns are GPT-2's and cl100k_base's, as tiktoken writes them; the
+``regex`` module (which knows ``\\p{L}`` and possessive quantifiers) is the
+reference, and native/src/wb_pretok.c is the fast scanner tested against it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import regex
+
+from engines.errors import EngineError
+from engines.nativelib import check_status, native
+
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+PATTERNS = {"gpt2": GPT2_PATTERN, "cl100k": CL100K_PATTERN}
+# The ids of wb_pretok.h's WB_PATTERN_* for the patterns the C scanner knows.
+NATIVE_PATTERN_IDS = {"whole": 0, "gpt2": 1, "cl100k": 2}
+
+
+def pattern_name(pattern: str) -> str | None:
+    """The short name of a known pattern given by name or by its regex text, else None."""
+    if pattern in PATTERNS:
+        return pattern
+    for name, text in PATTERNS.items():
+        if pattern == text:
+            return name
+    return None
+
+
+@cache
+def compiled(pattern: str) -> regex.Pattern[str]:
+    """The compiled regex for a pattern name or regex text (clear error if invalid)."""
+    text = PATTERNS.get(pattern, pattern)
+    try:
+        return regex.compile(text)
+    except regex.error as exc:
+        raise EngineError(f"invalid pre-tokenisation pattern {pattern!r}: {exc}") from exc
+
+
+def split(text: str, pattern: str = "cl100k", *, backend: str = "reference") -> list[str]:
+    """The pieces of text under pattern (a name or a regex); they join back to text."""
+    if backend == "reference":
+        return compiled(pattern).findall(text)
+    if backend == "native":
+        data = text.encode("utf-8")
+        return [piece.decode("utf-8") for piece in split_bytes_native(data, pattern)]
+    raise ValueError(f"unknown backend {backend!r}; choose reference or native")
+
+
+def split_bytes_native(data: bytes, pattern: str = "cl100k") -> list[bytes]:
+    """The C scanner's pieces of UTF-8 bytes (invalid bytes count as punctuation)."""
+    name = pattern_name(pattern)
+    if name is None:
+        raise EngineError(f"the native pre-tokeniser knows {', '.join(PATTERNS)}, not {pattern!r}")
+    module = native()
+    ends = np.empty(max(len(data), 1), dtype=np.uint32)
+    count = module.ffi.new("size_t *")
+    status = module.lib.wb_pretok_split(
+        NATIVE_PATTERN_IDS[name],
+        module.ffi.from_buffer(data),
+        len(data),
+        module.ffi.from_buffer("uint32_t[]", ends, require_writable=True),
+        len(ends),
+        count,
+    )
+    check_status("wb_pretok_split", status)
+    pieces, start = [], 0
+    for end in ends[: count[0]].tolist():
+        pieces.append(data[start:end])
+        start = end
+    return pieces
