@@ -77,8 +77,9 @@ def _check_utf8(data: bytes, path: Path, offset: int) -> None:
         ) from exc
 
 
-def iter_chunks(files: list[Path], chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+def iter_chunks(files: list[Path], chunk_bytes: int | None = None) -> Iterator[Chunk]:
     """Chunks of the files' bytes, each valid UTF-8, with progress in bytes."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     total = sum(f.stat().st_size for f in files)
     done = 0
     for path in files:

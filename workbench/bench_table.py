@@ -14,7 +14,11 @@ def print_report(report: Report) -> None:
         # Piped or captured: keep each row on one line for logs and notes.
         console = Console(width=160)
     table = Table(title=f"workbench bench {report.benchmark}: {report.description}", title_justify="left")
-    for name in ("case", "contender", "median ms", "min ms", "GFLOP/s", "GB/s"):
+    show_flops = any(row.gflops for row in report.rows)
+    show_bytes = any(row.gbytes_per_s for row in report.rows)
+    columns = ["case", "contender", "median ms", "min ms"]
+    columns += ["GFLOP/s"] * show_flops + ["MB/s"] * show_bytes
+    for name in columns:
         table.add_column(name, justify="left" if name in ("case", "contender") else "right")
     for base in report.baselines:
         table.add_column(f"× {base}", justify="right")
@@ -29,15 +33,15 @@ def print_report(report: Report) -> None:
             row.contender,
             f"{row.median_s * 1e3:.3f}",
             f"{row.min_s * 1e3:.3f}",
-            f"{row.gflops:.2f}",
-            f"{row.gbytes_per_s:.1f}",
+            *([f"{row.gflops:.2f}"] if show_flops else []),
+            *([f"{row.gbytes_per_s * 1e3:.1f}"] if show_bytes else []),
             *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in report.baselines],
             "yes" if row.matches else f"NO: {row.mismatch}",
         )
     console.print(table)
     env = report.environment
     console.print(
-        f"median of {report.rows[0].repeats if report.rows else 0} timed runs after warm-up, wall clock; "
+        f"median of {max((r.repeats for r in report.rows), default=0)} timed runs (fewer for slow cases) after warm-up, wall clock; "
         f"× X = X's median / this median (higher is faster). FLOPs and bytes counted from the shapes.\n"
         f"python {env['python']} on {env['machine']}, {env['cpus']} CPUs; native: {env['native']}"
     )

