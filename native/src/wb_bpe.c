@@ -28,9 +28,12 @@
 #define WB_BPE_SHORT 128
 #define WB_NO_RANK UINT32_MAX
 
+/* A slot keeps a token's first eight bytes and its length beside its rank, so
+ * most lookups (tokens are mostly short) compare without touching the blob. */
 typedef struct {
-    uint32_t hash;
+    uint64_t head;
     uint32_t rank; /* WB_NO_RANK marks an empty slot */
+    uint32_t len;
 } wb_slot;
 
 struct wb_bpe {
@@ -44,7 +47,26 @@ struct wb_bpe {
     int pattern;
 };
 
-static inline int find(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_t *rank)
+/* The first min(n, 8) bytes of p as a little-endian integer, zero-padded.
+ * When at least eight bytes are readable one unaligned load does it. */
+static inline uint64_t head_of(const uint8_t *p, size_t n, size_t readable)
+{
+    uint64_t v = 0;
+    if (readable >= 8) {
+        memcpy(&v, p, 8);
+        return n >= 8 ? v : v & ((1ull << (8 * n)) - 1);
+    }
+    memcpy(&v, p, n < 8 ? n : 8);
+    return v;
+}
+
+static inline uint64_t key_hash(const uint8_t *p, size_t n, uint64_t head)
+{
+    return n <= 8 ? wb_mix64(head ^ (0x9E3779B97F4A7C15ull * n)) : wb_hash_bytes(p, n);
+}
+
+/* Rank of p[0 .. n) into *rank; readable >= n bytes may be read from p. */
+static inline int find(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *rank)
 {
     if (n == 1) {
         *rank = bpe->byte_rank[p[0]];
@@ -52,19 +74,16 @@ static inline int find(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_t *
     }
     if (n > bpe->max_len)
         return 0;
-    uint64_t h = wb_hash_bytes(p, n);
-    uint32_t tag = (uint32_t)(h >> 32);
+    uint64_t head = head_of(p, n, readable);
+    uint64_t h = key_hash(p, n, head);
     for (size_t i = h & bpe->mask;; i = (i + 1) & bpe->mask) {
-        wb_slot slot = bpe->slots[i];
-        if (slot.rank == WB_NO_RANK)
+        const wb_slot *slot = &bpe->slots[i];
+        if (slot->rank == WB_NO_RANK)
             return 0;
-        if (slot.hash == tag) {
-            uint64_t start = bpe->offsets[slot.rank];
-            if (bpe->offsets[slot.rank + 1] - start == n
-                && memcmp(bpe->blob + start, p, n) == 0) {
-                *rank = slot.rank;
-                return 1;
-            }
+        if (slot->head == head && slot->len == n
+            && (n <= 8 || memcmp(bpe->blob + bpe->offsets[slot->rank] + 8, p + 8, n - 8) == 0)) {
+            *rank = slot->rank;
+            return 1;
         }
     }
 }
@@ -118,15 +137,16 @@ int wb_bpe_new(wb_bpe **out, const uint8_t *blob, const uint64_t *offsets,
         }
         if (n > bpe->max_len)
             bpe->max_len = n;
-        if (n > 1 && find(bpe, p, n, &existing)) {
+        if (n > 1 && find(bpe, p, n, n, &existing)) {
             status = WB_ERR_BAD_VOCAB;
             break;
         }
-        uint64_t h = wb_hash_bytes(p, n);
-        size_t i = h & bpe->mask;
+        uint64_t head = head_of(p, n, n);
+        size_t i = key_hash(p, n, head) & bpe->mask;
         while (bpe->slots[i].rank != WB_NO_RANK)
             i = (i + 1) & bpe->mask;
-        bpe->slots[i].hash = (uint32_t)(h >> 32);
+        bpe->slots[i].head = head;
+        bpe->slots[i].len = (uint32_t)n;
         bpe->slots[i].rank = (uint32_t)r;
     }
     for (int b = 0; b < 256 && status == WB_OK; b++)
@@ -155,19 +175,19 @@ int64_t wb_bpe_rank(const wb_bpe *bpe, const uint8_t *bytes, size_t len)
     uint32_t rank;
     if (!bpe || !bytes || len == 0)
         return -1;
-    return find(bpe, bytes, len, &rank) ? (int64_t)rank : -1;
+    return find(bpe, bytes, len, len, &rank) ? (int64_t)rank : -1;
 }
 
-/* Rank of p[a .. b), or WB_NO_RANK. */
-static inline uint32_t span_rank(const wb_bpe *bpe, const uint8_t *p, size_t a, size_t b)
+/* Rank of p[a .. b), or WB_NO_RANK; readable bytes may be read from p. */
+static inline uint32_t span_rank(const wb_bpe *bpe, const uint8_t *p, size_t a, size_t b, size_t readable)
 {
     uint32_t rank;
-    return find(bpe, p + a, b - a, &rank) ? rank : WB_NO_RANK;
+    return find(bpe, p + a, b - a, readable - a, &rank) ? rank : WB_NO_RANK;
 }
 
 /* tiktoken's scan: starts[k] is where part k begins (starts[n_parts] = n),
  * ranks[k] the rank of parts k and k+1 joined. */
-static size_t merge_short(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_t *out)
+static size_t merge_short(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out)
 {
     uint32_t starts[WB_BPE_SHORT + 1];
     uint32_t ranks[WB_BPE_SHORT];
@@ -175,7 +195,7 @@ static size_t merge_short(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_
     for (size_t k = 0; k <= n; k++)
         starts[k] = (uint32_t)k;
     for (size_t k = 0; k + 1 < parts; k++)
-        ranks[k] = span_rank(bpe, p, k, k + 2);
+        ranks[k] = span_rank(bpe, p, k, k + 2, readable);
     while (parts > 1) {
         uint32_t best = WB_NO_RANK;
         size_t at = 0;
@@ -192,12 +212,12 @@ static size_t merge_short(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_
                 (parts > at + 3 ? parts - at - 3 : 0) * sizeof *ranks);
         parts--;
         if (at + 1 < parts)
-            ranks[at] = span_rank(bpe, p, starts[at], starts[at + 2]);
+            ranks[at] = span_rank(bpe, p, starts[at], starts[at + 2], readable);
         if (at > 0)
-            ranks[at - 1] = span_rank(bpe, p, starts[at - 1], starts[at + 1]);
+            ranks[at - 1] = span_rank(bpe, p, starts[at - 1], starts[at + 1], readable);
     }
     for (size_t k = 0; k < parts; k++)
-        out[k] = span_rank(bpe, p, starts[k], starts[k + 1]);
+        out[k] = span_rank(bpe, p, starts[k], starts[k + 1], readable);
     return parts;
 }
 
@@ -250,7 +270,7 @@ static wb_heap_item heap_pop(wb_heap_item *heap, size_t *size)
  * rank of s joined with its successor. A heap entry is current when its start
  * is still a part and its rank still equals pair[start]: a part's pair only
  * ever grows, and a longer byte string has a different rank. */
-static int merge_long(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_t *out, size_t *n_out)
+static int merge_long(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out, size_t *n_out)
 {
     uint32_t *next = malloc(n * sizeof *next);
     uint32_t *prev = malloc(n * sizeof *prev);
@@ -267,7 +287,7 @@ static int merge_long(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_t *o
         next[s] = (uint32_t)(s + 1);
         prev[s] = (uint32_t)(s ? s - 1 : 0);
         alive[s] = 1;
-        pair[s] = s + 1 < n ? span_rank(bpe, p, s, s + 2) : WB_NO_RANK;
+        pair[s] = s + 1 < n ? span_rank(bpe, p, s, s + 2, readable) : WB_NO_RANK;
         if (pair[s] != WB_NO_RANK)
             heap_push(heap, &size, (wb_heap_item){pair[s], (uint32_t)s});
     }
@@ -283,19 +303,19 @@ static int merge_long(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_t *o
             prev[next[s]] = s;
         /* The heap holds at most one current entry per part plus stale ones;
          * 2n slots suffice because each merge pushes at most two. */
-        pair[s] = next[s] < n ? span_rank(bpe, p, s, next[next[s]]) : WB_NO_RANK;
+        pair[s] = next[s] < n ? span_rank(bpe, p, s, next[next[s]], readable) : WB_NO_RANK;
         if (pair[s] != WB_NO_RANK)
             heap_push(heap, &size, (wb_heap_item){pair[s], s});
         if (s > 0) {
             uint32_t before = prev[s];
-            pair[before] = span_rank(bpe, p, before, next[s]);
+            pair[before] = span_rank(bpe, p, before, next[s], readable);
             if (pair[before] != WB_NO_RANK)
                 heap_push(heap, &size, (wb_heap_item){pair[before], before});
         }
     }
     size_t count = 0;
     for (size_t s = 0; s < n; s = next[s])
-        out[count++] = span_rank(bpe, p, s, next[s]);
+        out[count++] = span_rank(bpe, p, s, next[s], readable);
     *n_out = count;
 done:
     free(next);
@@ -306,20 +326,20 @@ done:
     return status;
 }
 
-/* Encodes one piece into out (room for n ids). */
-static int encode_piece(const wb_bpe *bpe, const uint8_t *p, size_t n, uint32_t *out, size_t *n_out)
+/* Encodes one piece into out (room for n ids); readable >= n bytes from p. */
+static int encode_piece(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out, size_t *n_out)
 {
     uint32_t rank;
-    if (find(bpe, p, n, &rank)) {
+    if (find(bpe, p, n, readable, &rank)) {
         out[0] = rank;
         *n_out = 1;
         return WB_OK;
     }
     if (n <= WB_BPE_SHORT) {
-        *n_out = merge_short(bpe, p, n, out);
+        *n_out = merge_short(bpe, p, n, readable, out);
         return WB_OK;
     }
-    return merge_long(bpe, p, n, out, n_out);
+    return merge_long(bpe, p, n, readable, out, n_out);
 }
 
 static int encode_text(const wb_bpe *bpe, const uint8_t *text, size_t len, uint32_t *out, size_t *n_out)
@@ -328,7 +348,7 @@ static int encode_text(const wb_bpe *bpe, const uint8_t *text, size_t len, uint3
     for (size_t i = 0; i < len;) {
         size_t end = bpe->pattern == 0 ? len : wb_pretok_next(bpe->pattern, text, len, i);
         size_t produced = 0;
-        int status = encode_piece(bpe, text + i, end - i, out + count, &produced);
+        int status = encode_piece(bpe, text + i, end - i, len - i, out + count, &produced);
         if (status != WB_OK)
             return status;
         count += produced;

@@ -58,9 +58,13 @@ static inline int uclass(uint32_t cp)
                         | (cp & ((1u << WB_UC_BLOCK_SHIFT) - 1))];
 }
 
-/* Class of the character at i, and its width. */
+/* Class of the character at i, and its width; ASCII skips the decoder. */
 static inline int class_at(const uint8_t *s, size_t n, size_t i, size_t *width)
 {
+    if (s[i] < 0x80) {
+        *width = 1;
+        return wb_uc_stage2[s[i]]; /* block 0 of stage2 is U+0000..U+00FF */
+    }
     return uclass(decode(s, n, i, width));
 }
 
@@ -68,9 +72,13 @@ static inline int class_at(const uint8_t *s, size_t n, size_t i, size_t *width)
 static inline size_t run_end(const uint8_t *s, size_t n, size_t i, int cls)
 {
     size_t w;
-    while (i < n && class_at(s, n, i, &w) == cls)
+    for (;;) {
+        while (i < n && s[i] < 0x80 && wb_uc_stage2[s[i]] == cls)
+            i++;
+        if (i >= n || s[i] < 0x80 || class_at(s, n, i, &w) != cls)
+            return i;
         i += w;
-    return i;
+    }
 }
 
 static inline int is_newline(uint32_t cp) { return cp == '\r' || cp == '\n'; }

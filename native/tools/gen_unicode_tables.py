@@ -4,7 +4,8 @@ The classes are those of the split patterns (``\\p{L}``, ``\\p{N}``, ``\\s``) as
 ``regex`` module defines them, which is the reference the C pre-tokeniser is
 tested against. The table is two-stage (Unicode 15 §5.1 "Two-Stage Tables"):
 ``stage1[cp >> 8]`` picks a 256-entry block in ``stage2``; identical blocks are
-stored once. Run: ``python native/tools/gen_unicode_tables.py``.
+stored once, and block 0 (U+0000..U+00FF) is always first, which the
+scanner's ASCII fast path relies on. Run: ``python native/tools/gen_unicode_tables.py``.
 """
 
 from __future__ import annotations
