@@ -16,3 +16,7 @@ class NativeKernelError(EngineError):
         super().__init__(f"{function} failed with status {status}: {message}")
         self.function = function
         self.status = status
+
+
+class Cancelled(EngineError):
+    """Long engine work stopped because its caller's should_stop() said so; nothing was kept."""

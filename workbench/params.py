@@ -42,7 +42,7 @@ class Param:
         if self.type.startswith("list["):
             if not isinstance(value, list):
                 raise ParamError(f"{name} must be a list, got {type(value).__name__}")
-            item = Param(self.type[5:-1], min=self.min, max=self.max)
+            item = Param(self.type[5:-1], min=self.min, max=self.max, choices=self.choices)
             items = [item.coerce(f"{name}[{i}]", v) for i, v in enumerate(value)]
             if len(items) < self.min_len:
                 raise ParamError(f"{name} needs at least {self.min_len} items, got {len(items)}")

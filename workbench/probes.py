@@ -52,7 +52,56 @@ def _logsumexp(values: list[float]) -> float:
     return float(logsumexp(np.asarray(values, dtype=np.float64)))
 
 
+def _utf8_bytes(text: str, form: str) -> float:
+    import unicodedata
+
+    return float(len(unicodedata.normalize(form, text).encode("utf-8", "surrogatepass")))
+
+
+def _code_points(text: str, form: str) -> float:
+    import unicodedata
+
+    return float(len(unicodedata.normalize(form, text)))
+
+
+def _token_count(tokenizer: str, text: str) -> float:
+    from engines.tokenizers.peers import VIEWS
+
+    return float(len(VIEWS[tokenizer]().tokens(text)))
+
+
+def _pieces(text: str, pattern: str) -> float:
+    from engines.tokenizers.pretokenize import split
+
+    return float(len(split(text, pattern)))
+
+
+def _merge_count(text: str, merge: int, pattern: str) -> float:
+    from engines.tokenizers.bpe_train import count_pieces, train_reference
+
+    merges = train_reference(count_pieces(text, pattern), merge)
+    if len(merges) < merge:
+        raise ValueError(f"the text allows only {len(merges)} merges")
+    return float(merges[merge - 1].count)
+
+
+def _bytes_per_token(vocab_size: int, corpus_bytes: int) -> float:
+    from engines import corpus
+    from engines.nativelib import native_status
+    from engines.tokenizers.bpe_train import train_bpe
+
+    text = corpus.read_text(limit=corpus_bytes + 200_000)
+    train, held = text[:corpus_bytes], text[corpus_bytes:]
+    backend = "native" if native_status().loaded else "reference"
+    tokenizer = train_bpe(train, vocab_size, pattern="gpt2", special_tokens=(), backend=backend).tokenizer
+    return len(held.encode("utf-8")) / len(tokenizer.encode(held))
+
+
 _LOGITS = Param("list[float]", help="the logits", min_len=1)
+_TEXT = Param("str", help="the text")
+_FORM = Param("str", default="NFC", choices=("NFC", "NFD", "NFKC", "NFKD"), help="Unicode normalisation form")
+_TOKENIZER = Param("str", default="cl100k", choices=("cl100k", "shakespeare-bpe", "wordpiece", "unigram"),
+                   help="which tokenizer counts")
 _TEMPERATURE = Param("float", default=1.0, min=1e-3, help="softmax temperature (> 0)")
 
 PROBES: dict[str, ProbeSpec] = {
@@ -81,6 +130,28 @@ PROBES: dict[str, ProbeSpec] = {
             "log(sum(exp(values))), computed stably",
             {"values": _LOGITS},
             _logsumexp,
+        ),
+        ProbeSpec("text.utf8_bytes", "UTF-8 bytes of text after normalisation", {"text": _TEXT, "form": _FORM}, _utf8_bytes),
+        ProbeSpec("text.code_points", "Code points of text after normalisation", {"text": _TEXT, "form": _FORM}, _code_points),
+        ProbeSpec("tokenizer.count", "Tokens a tokenizer makes of text", {"tokenizer": _TOKENIZER, "text": _TEXT}, _token_count),
+        ProbeSpec(
+            "pretokenize.pieces",
+            "Pieces a split pattern makes of text",
+            {"text": _TEXT, "pattern": Param("str", default="cl100k", choices=("gpt2", "cl100k"))},
+            _pieces,
+        ),
+        ProbeSpec(
+            "bpe.merge_count",
+            "How often the pair of BPE merge number `merge` occurred when it was merged",
+            {"text": _TEXT, "merge": Param("int", default=1, min=1, max=5000),
+             "pattern": Param("str", default="gpt2", choices=("gpt2", "cl100k"))},
+            _merge_count,
+        ),
+        ProbeSpec(
+            "bpe.bytes_per_token",
+            "Bytes per token on held-out Shakespeare for BPE of a vocabulary size",
+            {"vocab_size": Param("int", min=257, max=50000), "corpus_bytes": Param("int", default=1_000_000, min=10_000, max=4_000_000)},
+            _bytes_per_token,
         ),
     ]
 }

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from engines import corpus
-from engines.errors import EngineError
+from engines.errors import Cancelled, EngineError
 from engines.tokenizers import pretokenize
 from engines.tokenizers.bpe import BPETokenizer, _special_regex, to_utf8
 
@@ -33,8 +33,8 @@ Pair = tuple[int, int]
 ProgressFn = Callable[[int, int, str], None]
 
 
-class TrainingCancelled(EngineError):
-    """should_stop() returned True; nothing was kept."""
+class TrainingCancelled(Cancelled):
+    """should_stop() returned True during training; nothing was kept."""
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from engines.errors import EngineError
+from engines.tokenizers.bpe_train import TrainingCancelled
 
 SPACE = "\u2581"
 UNK_PENALTY = 10.0  # sentencepiece's kUnkPenalty: unknown scores min_score - 10
+SHRINK = 0.75  # share of pieces each pruning round keeps (sentencepiece's shrinking_factor)
 
 
 def prepare(text: str, *, add_dummy_prefix: bool = True, remove_extra_whitespaces: bool = True) -> str:
@@ -208,7 +210,7 @@ def train_unigram(
     *,
     max_piece_len: int = 16,
     seed_factor: int = 8,
-    shrink: float = 0.75,
+    shrink: float = SHRINK,
     em_iterations: int = 2,
     progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -250,7 +252,7 @@ def train_unigram(
     while True:
         for _ in range(em_iterations):
             if should_stop and should_stop():
-                raise EngineError("training cancelled")
+                raise TrainingCancelled("training cancelled")
             model = model_of(scores)
             expected, loglik = _expected_counts(model, word_list)
             # M-step with the Bayesian (digamma) update sentencepiece uses; it

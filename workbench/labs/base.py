@@ -18,6 +18,7 @@ from textual.css.query import NoMatches
 from textual.widgets import ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from engines.errors import Cancelled
 from workbench.labs.registry import LabSpec
 
 
@@ -84,7 +85,7 @@ class Lab(Vertical, can_focus=True):
 
         try:
             result = work(progress)
-        except LabCancelled:
+        except (LabCancelled, Cancelled):
             self._ui(self._finished, "Cancelled.")
             return
         except Exception as exc:  # shown in the lab, never a crash

@@ -29,6 +29,96 @@ class LabSpec:
 
 _DEFAULT_LOGITS = [3.0, 2.2, 1.5, 0.8, 0.3, -0.4, -1.0, -2.0]
 
+_TEXT = "Tokenizers don't see words: naïve café, 12345, 👍🏽, 東京."
+_CORPUS = Param("str", default="", help="a text file or folder to train on (empty: the bundled plays)")
+_SAMPLES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "def fibonacci(n):\\n    return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)",
+    "3.14159 + 2.71828 = 5.85987; 1234567 * 89 = 109876463",
+    "Der Straßenbahnfahrer grüßt höflich. Быстрая лиса. 今日は良い天気です。 ",
+    "    indented    with   many    spaces\\t\\tand tabs   ",
+    " SolidGoldMagikarp petertodd RandomRedditorWithNo",
+]
+_ALL_TOKENIZERS = ["cl100k", "tiktoken", "shakespeare-bpe", "wordpiece", "hf-wordpiece", "unigram", "sentencepiece"]
+
+TOKENIZER_LABS = [
+    LabSpec(
+        "tokenize.bytes",
+        "Characters, code points and UTF-8 bytes",
+        "Type text and see each character's code point, category and UTF-8 bytes under NFC, NFD, NFKC or NFKD.",
+        {
+            "text": Param("str", default="naïve café ﬁ Å Å 👍🏽", help="the starting text"),
+            "form": Param("str", default="NFC", choices=("NFC", "NFD", "NFKC", "NFKD"), help="normalisation form shown first"),
+        },
+        "workbench.labs.tokenizer_labs:BytesLab",
+    ),
+    LabSpec(
+        "tokenize.vocab_sweep",
+        "Vocabulary size against sequence length",
+        "Train BPE once, then measure held-out text with every smaller vocabulary.",
+        {
+            "sizes": Param("list[float]", default=[256, 512, 1000, 2000, 4000, 8000, 16000, 32000], min=256, max=100000, min_len=2,
+                           help="vocabulary sizes to measure"),
+            "corpus": _CORPUS,
+            "corpus_bytes": Param("int", default=2_000_000, min=0, help="bytes of the corpus to use (0: all)"),
+            "d_model": Param("int", default=768, min=1, help="embedding width for the parameter count"),
+        },
+        "workbench.labs.tokenizer_labs:VocabSweepLab",
+    ),
+    LabSpec(
+        "tokenize.bpe_trainer",
+        "Train byte-level BPE",
+        "Count the pieces of the corpus, merge the most frequent pair again and again, and replay the merges.",
+        {
+            "vocab_size": Param("int", default=2000, min=257, max=200000, help="tokens to learn, bytes included"),
+            "pattern": Param("str", default="gpt2", choices=("gpt2", "cl100k"), help="pre-tokenisation pattern"),
+            "backend": Param("str", default="auto", choices=("auto", "native", "reference"), help="C trainer or the Python reference"),
+            "corpus": _CORPUS,
+            "corpus_bytes": Param("int", default=0, min=0, help="bytes of the corpus to use (0: all)"),
+            "sample": Param("str", default="Whether 'tis nobler in the mind to suffer", help="line re-segmented after each merge"),
+        },
+        "workbench.labs.tokenizer_labs:BPETrainerLab",
+    ),
+    LabSpec(
+        "tokenize.pretokenize",
+        "Pre-tokenisation: GPT-2 against cl100k",
+        "See how each pattern splits text before BPE, and the merges inside the longest piece.",
+        {"text": Param("str", default="I'm  counting 1234567 apples!!\\n\\n    x = y", help="the starting text")},
+        "workbench.labs.tokenizer_labs:PretokenizeLab",
+    ),
+    LabSpec(
+        "tokenize.wordpiece",
+        "WordPiece step by step",
+        "BERT's normaliser, word split and greedy longest-match pieces, checked against HF tokenizers.",
+        {"text": Param("str", default="Unaffable Ångström! 東京 tokenization", help="the starting text")},
+        "workbench.labs.tokenizer_labs:WordPieceLab",
+    ),
+    LabSpec(
+        "tokenize.unigram",
+        "Unigram: EM, pruning and Viterbi",
+        "Train a Unigram model on the corpus, then compare its segmentation with sentencepiece's.",
+        {
+            "text": Param("str", default="To be, or not to be, that is the question", help="the starting text"),
+            "vocab_size": Param("int", default=800, min=50, max=20000, help="pieces to keep"),
+            "corpus": _CORPUS,
+            "corpus_bytes": Param("int", default=150_000, min=10_000, max=5_000_000, help="bytes of the corpus to train on"),
+        },
+        "workbench.labs.tokenizer_labs:UnigramLab",
+    ),
+    LabSpec(
+        "tokenize.compare",
+        "Tokenizers side by side",
+        "Type text and see every tokenizer's pieces coloured, with ids and counts.",
+        {
+            "text": Param("str", default=_TEXT, help="the starting text"),
+            "tokenizers": Param("list[str]", default=_ALL_TOKENIZERS, min_len=1, choices=tuple(_ALL_TOKENIZERS),
+                                help="which tokenizers to show"),
+            "samples": Param("list[str]", default=_SAMPLES, help="texts ctrl+n cycles through"),
+        },
+        "workbench.labs.tokenizer_labs:CompareLab",
+    ),
+]
+
 LABS: dict[str, LabSpec] = {
     spec.id: spec
     for spec in [
@@ -56,5 +146,6 @@ LABS: dict[str, LabSpec] = {
             },
             "workbench.labs.softmax_labs:StabilityLab",
         ),
+        *TOKENIZER_LABS,
     ]
 }
