@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.c native/include/*.h)
 
-.PHONY: setup run test lint bench-softmax clean
+.PHONY: setup run test lint bench-softmax bench-tokenizers unicode-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,18 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest
 	# The reference path must keep working without the C build.
-	WB_DISABLE_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_softmax.py tests/test_nativelib.py tests/test_quiz.py tests/test_app.py
+	WB_DISABLE_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_softmax.py tests/test_nativelib.py tests/test_quiz.py tests/test_app.py \
+		tests/test_tokenizers_bpe.py tests/test_tokenizers_train.py tests/test_tokenizers_wordpiece_unigram.py tests/test_tokenizer_labs.py
 
 bench-softmax: setup
 	$(BIN)/workbench bench softmax
+
+bench-tokenizers: setup
+	$(BIN)/workbench bench tokenizers
+
+# Regenerate the pre-tokeniser's Unicode classes (after upgrading regex or tiktoken).
+unicode-tables: setup
+	$(BIN)/python native/tools/gen_unicode_tables.py
 
 clean:
 	rm -rf $(VENV) build engines/_native*.so engines/_native.c *.egg-info

@@ -118,6 +118,7 @@ async def test_vocab_sweep_and_unigram_labs(tmp_path):
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
         app.open_lab("tokenize.vocab_sweep")
+        await pilot.pause()
         await app.workers.wait_for_complete()
         await pilot.pause()
         lab = app.screen.query_one(VocabSweepLab)

@@ -94,13 +94,13 @@ def test_bad_training_input(tmp_path):
     with pytest.raises(EngineError, match="at least 256"):
         train_bpe("abc", 256, special_tokens=("<s>",))
     with pytest.raises(EngineError, match="empty"):
-        train_bpe("", 300)
+        train_bpe("", 300, backend=BACKENDS[0])
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     with pytest.raises(CorpusError, match="latin1.txt: not UTF-8 at byte 3"):
-        train_bpe(bad, 300)
+        train_bpe(bad, 300, backend=BACKENDS[0])
     with pytest.raises(CorpusError, match="no such file"):
-        train_bpe(tmp_path / "missing.txt", 300)
+        train_bpe(tmp_path / "missing.txt", 300, backend=BACKENDS[0])
     with pytest.raises(TypeError):
         train_bpe(b"bytes", 300)  # type: ignore[arg-type]
 

@@ -135,7 +135,7 @@ class BPETokenizer:
         for text in texts:
             self._check_disallowed(text, disallowed)
         data = [to_utf8(t) for t in texts]
-        return [a.tolist() for a in self._native.encode_batch(data, threads or default_threads())]
+        return self._native.encode_batch_lists(data, threads or default_threads())
 
     def _resolve(self, which: SpecialSet, minus: set[str]) -> set[str]:
         if which == "all":
@@ -184,7 +184,7 @@ class BPETokenizer:
             return []
         if self._native is not None:
             if self._native_pattern is not None:
-                return self._native.encode(to_utf8(text)).tolist()
+                return self._native.to_list(self._native.encode(to_utf8(text)))
             pieces = [to_utf8(p) for p in self._split.findall(text)]
             return [i for a in self._native.encode_batch(pieces, 1) for i in a.tolist()]
         return [i for piece in self._split.findall(text) for i in bpe_merge(to_utf8(piece), self.ranks)]

@@ -37,6 +37,20 @@ class NativeBPE:
         )
         check_status("wb_bpe_new", status)
         self._bpe = self._ffi.gc(handle[0], self._lib.wb_bpe_free)
+        self._n_ranks = len(tokens_by_rank)
+        self._int_objects: np.ndarray | None = None
+
+    def to_list(self, ids: np.ndarray) -> list[int]:
+        """ids as a list of Python ints, fast for long outputs.
+
+        Creating a Python int per id costs more than the encoding itself; an
+        object array holding one int per rank lets numpy copy references instead.
+        """
+        if len(ids) < 4096:
+            return ids.tolist()
+        if self._int_objects is None:
+            self._int_objects = np.array(range(self._n_ranks), dtype=object)
+        return self._int_objects.take(ids).tolist()
 
     def encode(self, data: bytes) -> np.ndarray:
         """uint32 ids of UTF-8 bytes, pre-tokenised in C."""
@@ -73,6 +87,18 @@ class NativeBPE:
         )
         check_status("wb_bpe_encode_batch", status)
         return [out[int(s) : int(s) + int(c)] for s, c in zip(starts[:-1], counts[: len(texts)])]
+
+    def encode_batch_lists(self, texts: list[bytes], threads: int) -> list[list[int]]:
+        """encode_batch with every result as a list of Python ints, converted in one pass."""
+        arrays = self.encode_batch(texts, threads)
+        if not arrays:
+            return []
+        flat = self.to_list(np.concatenate(arrays)) if len(arrays) > 1 else self.to_list(arrays[0])
+        lists, start = [], 0
+        for a in arrays:
+            lists.append(flat[start : start + len(a)])
+            start += len(a)
+        return lists
 
     def rank(self, token: bytes) -> int | None:
         """The rank of a byte string, or None when it is not a token."""
