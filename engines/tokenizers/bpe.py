@@ -91,6 +91,7 @@ class BPETokenizer:
 
     @property
     def n_ordinary(self) -> int:
+        """Tokens learned from bytes (the vocabulary without special tokens)."""
         return len(self.ranks)
 
     # ---- encoding --------------------------------------------------------
@@ -180,6 +181,8 @@ class BPETokenizer:
             yield "text", text[start:]
 
     def _ordinary(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            to_utf8(text)  # raises the TypeError that says what to do
         if not text:
             return []
         if self._native is not None:

@@ -153,8 +153,7 @@ def shakespeare_bpe(vocab_size: int = 8000) -> BPETokenizer:
         native()
     except Exception:  # noqa: BLE001 - without the C build, train on less text in Python
         backend = "reference"
-    files = corpus.corpus_files()
-    source = files[0].parent.parent if backend == "native" else corpus.read_text(limit=300_000)
+    source = corpus.default_corpus_dir() if backend == "native" else corpus.read_text(limit=300_000)
     return train_bpe(source, vocab_size, pattern="gpt2", backend=backend, name=f"shakespeare-{vocab_size // 1000}k").tokenizer
 
 

@@ -109,10 +109,10 @@ class Unigram:
 
     def tokenize(self, text: str) -> list[str]:
         """The pieces of text (unknown characters stay as themselves)."""
-        return [piece for piece, _ in self.viterbi(self._prepare(text))]
+        return [piece for piece, _ in self.viterbi(self.prepare_text(text))]
 
     def encode(self, text: str) -> list[int]:
-        return [i for _, i in self.viterbi(self._prepare(text))]
+        return [i for _, i in self.viterbi(self.prepare_text(text))]
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [self.encode(t) for t in texts]
@@ -133,7 +133,7 @@ class Unigram:
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         return self.decode(ids).encode("utf-8")
 
-    def _prepare(self, text: str) -> str:
+    def prepare_text(self, text: str) -> str:
         if not isinstance(text, str):
             raise TypeError(f"encode takes str, got {type(text).__name__}")
         return prepare(text, add_dummy_prefix=self.add_dummy_prefix,

@@ -343,10 +343,16 @@ class BPETrainerLab(Lab):
         params = dict(self.params)
 
         def work(progress: Progress):
+            from pathlib import Path
+
             from engines.tokenizers.bpe_train import train_bpe
 
             progress(0.0, "reading the corpus")
-            source = _corpus_source(params)
+            # The whole corpus is streamed from disk; a slice is read into memory.
+            if params["corpus_bytes"]:
+                source: str | Path = _corpus_source(params)
+            else:
+                source = Path(params["corpus"]).expanduser() if params["corpus"] else corpus.default_corpus_dir()
 
             def report(done: int, total: int, what: str) -> None:
                 progress(done / max(total, 1), what)
@@ -467,7 +473,7 @@ class UnigramLab(TextLab):
             return
         text = self.text
         out = Text()
-        pieces = self.model.viterbi(self.model._prepare(text))
+        pieces = self.model.viterbi(self.model.prepare_text(text))
         out.append(f"workbench Unigram ({self.model.vocab_size} pieces): {len(pieces)} pieces\n", style="bold")
         out.append(token_strip([Token(i, p, i == self.model.unk_id) for p, i in pieces]))
         tokens = self.reference.tokens(text)
