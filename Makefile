@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # The CPU build this machine provides; never let an install pull a newer torch.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
-BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.c native/include/*.h)
+BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.c native/src/*.h native/include/*.h)
 
 .PHONY: setup run test lint bench-softmax bench-tokenizers unicode-tables clean
 

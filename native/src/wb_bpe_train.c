@@ -434,8 +434,13 @@ static int merge_word(wb_bpe_trainer *t, uint32_t w, uint32_t a, uint32_t b, uin
         found = s[k] == a && s[k + 1] == b;
     if (!found)
         return WB_OK;
-    for (uint32_t k = 0; k + 1 < len; k++)
-        t->pcount[pair_index(t, s[k], s[k + 1], 0)] -= count;
+    for (uint32_t k = 0; k + 1 < len; k++) {
+        /* Every adjacent pair of a word was counted when it appeared. */
+        int64_t p = pair_index(t, s[k], s[k + 1], 0);
+        if (p < 0)
+            return WB_ERR_BAD_ARGUMENT;
+        t->pcount[p] -= count;
+    }
     uint32_t out = 0;
     for (uint32_t k = 0; k < len; k++) {
         if (k + 1 < len && s[k] == a && s[k + 1] == b) {
@@ -471,6 +476,10 @@ int wb_bpe_trainer_step(wb_bpe_trainer *t, size_t max_merges, uint32_t *left,
         while (t->heap_size) {
             wb_pair_entry e = heap_pop_entry(t);
             int64_t p = pair_index(t, e.a, e.b, 0);
+            if (p < 0) {
+                status = WB_ERR_BAD_ARGUMENT;
+                break;
+            }
             int64_t actual = t->pcount[p];
             if (actual == e.count && actual > 0) {
                 best = p;
