@@ -274,9 +274,11 @@ class VocabSweepLab(Lab):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.plot([v for v, _ in rows], [t for _, t in rows], marker="braille")
-        plt.xscale("log")
-        plt.xlabel("vocabulary size")
+        # A log2 axis drawn by hand: textual-plotext does not draw lines on xscale("log").
+        xs = [math.log2(v) for v, _ in rows]
+        plt.plot(xs, [t for _, t in rows], marker="braille")
+        plt.xticks(xs, [f"{v // 1000}k" if v >= 1000 else str(v) for v, _ in rows])
+        plt.xlabel("vocabulary size (log scale)")
         plt.title("tokens per 1,000 bytes of held-out text")
         plot.refresh()
         d_model = self.params["d_model"]
