@@ -34,11 +34,15 @@ class WorkbenchApp(App[None]):
         open_lesson: str | None = None,
         lessons_root: Traversable | None = None,
         store_path: Path | None = None,
+        open_exercises: bool = False,
+        exercise_workspace: Path | None = None,
     ) -> None:
         super().__init__()
         self.curriculum: Curriculum = load_curriculum(lessons_root)
         self.store = ProgressStore.open(store_path or progress_db_path())
         self._first_lesson = open_lesson
+        self._open_exercises = open_exercises
+        self._exercise_workspace = exercise_workspace
 
     def on_mount(self) -> None:
         from workbench.screens.catalog import CatalogScreen
@@ -48,6 +52,8 @@ class WorkbenchApp(App[None]):
             self.notify(self.store.notice, title="Progress", severity="warning", timeout=15)
         if self._first_lesson:
             self.open_lesson(self._first_lesson)
+        elif self._open_exercises:
+            self.open_exercises(workspace=self._exercise_workspace)
 
     def on_unmount(self) -> None:
         self.store.close()
@@ -71,6 +77,13 @@ class WorkbenchApp(App[None]):
         from workbench.screens.lab import LabScreen
 
         self.push_screen(LabScreen(LABS[lab_id]))
+
+    def open_exercises(self, exercise_id: str | None = None, workspace: Path | None = None) -> None:
+        """The exercise view, on exercise_id if given, in the remembered (or given) workspace."""
+        from workbench.exercises.workspace import workspace_path
+        from workbench.screens.exercises import ExercisesScreen
+
+        self.push_screen(ExercisesScreen(self.store, workspace_path(self.store, workspace), exercise_id))
 
     def action_help(self) -> None:
         from workbench.screens.help import HelpScreen

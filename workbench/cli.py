@@ -30,6 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="report Python, packages, native build, CUDA and data paths")
 
+    exercises = sub.add_parser("exercises", help="write the kernels yourself: the watch view, or list/reset/check")
+    exercises.add_argument("--workspace", type=Path, metavar="DIR",
+                           help="folder for your exercise files (remembered; default under the data directory)")
+    ex_sub = exercises.add_subparsers(dest="exercises_command", metavar="ACTION")
+    ex_sub.add_parser("list", help="every exercise with its status, one a line")
+    reset = ex_sub.add_parser("reset", help="restore an exercise's starter (your version is kept as .bak)")
+    reset.add_argument("exercise_id")
+    check = ex_sub.add_parser("check", help="check (and race) one exercise here, without the TUI")
+    check.add_argument("exercise_id")
+    check.add_argument("--no-race", action="store_true", help="only the checks")
+    check.add_argument("--timeout", type=float, default=30.0, help="seconds before the check is stopped")
+
     bench = sub.add_parser("bench", help="run a benchmark side by side with its peers")
     bench.add_argument("name", nargs="?", help="benchmark to run (see --list)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -71,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         from workbench.doctor import print_report
 
         return print_report()
+    if command == "exercises":
+        if args.exercises_command is None:
+            from workbench.app import WorkbenchApp
+
+            WorkbenchApp(lessons_root=args.lessons, open_exercises=True, exercise_workspace=args.workspace).run()
+            return 0
+        return exercises_command(args)
     if command == "bench":
         return bench_command(args)
     if command == "serve":
@@ -131,3 +150,46 @@ def bench_command(args: argparse.Namespace) -> int:
 
         print_report(report)
     return 0 if all(row.matches for row in report.rows) else 1
+
+
+def exercises_command(args: argparse.Namespace) -> int:
+    from workbench.exercises.catalog import EXERCISES, by_track
+    from workbench.exercises.run import run_exercise
+    from workbench.exercises.workspace import ensure_workspace, exercise_file, reset_exercise, workspace_path
+    from workbench.paths import progress_db_path
+    from workbench.progress import ProgressStore
+
+    store = ProgressStore.open(progress_db_path())
+    try:
+        workspace = workspace_path(store, args.workspace)
+        created = ensure_workspace(workspace)
+        if created:
+            print(f"copied {len(created)} starter files into {workspace}", file=sys.stderr)
+        action = args.exercises_command
+        if action == "list":
+            for track, exercises in by_track():
+                for exercise in exercises:
+                    state = store.exercise_state(exercise.id)
+                    print(f"{state.status:<9} {exercise.id:<16} {track:<18} {exercise_file(workspace, exercise)}")
+            return 0
+        if args.exercise_id not in EXERCISES:
+            print(f"workbench: no exercise {args.exercise_id!r}; see `workbench exercises list`", file=sys.stderr)
+            return 2
+        exercise = EXERCISES[args.exercise_id]
+        if action == "reset":
+            backup = reset_exercise(workspace, exercise)
+            print(f"restored {exercise_file(workspace, exercise)}" + (f" (your version: {backup})" if backup else ""))
+            return 0
+        report = run_exercise(exercise.id, exercise_file(workspace, exercise), race=not args.no_race,
+                              timeout=args.timeout)
+        store.record_exercise_run(exercise.id, report.passed)
+        if report.error:
+            print(f"error: {report.error}")
+        for check in report.checks:
+            print(f"{'pass' if check.passed else 'FAIL'}  {check.name}" + (f"\n      {check.detail}" if check.detail else ""))
+        for row in report.race:
+            time_ms = f"{row.median_s * 1e3:9.3f} ms" if row.median_s else "        -   "
+            print(f"race  {row.name:<12} {time_ms}  {'valid' if row.valid else 'INVALID: ' + row.detail}")
+        return 0 if report.passed else 1
+    finally:
+        store.close()

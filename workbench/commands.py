@@ -6,6 +6,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from workbench.exercises.catalog import EXERCISES
 from workbench.labs.registry import LABS
 
 
@@ -20,6 +21,9 @@ class LessonsAndLabs(Provider):
                 entries.append((f"Open lesson: {lesson.title}", lesson.id, partial(app.open_lesson, lesson.id)))  # type: ignore[attr-defined]
         for spec in LABS.values():
             entries.append((f"Open lab: {spec.title}", spec.summary, partial(app.open_lab, spec.id)))  # type: ignore[attr-defined]
+        for exercise in EXERCISES.values():
+            entries.append((f"Open exercise: {exercise.title}", exercise.track,
+                            partial(app.open_exercises, exercise.id)))  # type: ignore[attr-defined]
         return entries
 
     async def discover(self) -> Hits:

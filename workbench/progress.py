@@ -42,6 +42,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX quiz_attempt_by_question ON quiz_attempt (lesson_id, question_id, id);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    CREATE TABLE exercise_state (
+        exercise_id TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        passes INTEGER NOT NULL,
+        hints INTEGER NOT NULL,
+        solved_at REAL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -56,6 +66,21 @@ class Attempt:
     correct: bool
     score: float
     answered_at: float
+
+
+@dataclass(frozen=True)
+class ExerciseState:
+    attempts: int
+    passes: int
+    hints: int
+    """Hints revealed so far."""
+    solved_at: float | None
+
+    @property
+    def status(self) -> str:
+        if self.solved_at is not None:
+            return "solved"
+        return "attempted" if self.attempts else "new"
 
 
 @dataclass(frozen=True)
@@ -148,6 +173,46 @@ class ProgressStore:
     def forget_answer(self, lesson_id: str, question_id: str) -> None:
         """Unlock a question by recording that the learner chose to try again."""
         self.record_answer(lesson_id, question_id, None, False, 0.0)
+
+    # --- exercises -------------------------------------------------------
+
+    def exercise_state(self, exercise_id: str) -> ExerciseState:
+        row = self._conn.execute(
+            "SELECT attempts, passes, hints, solved_at FROM exercise_state WHERE exercise_id = ?", (exercise_id,)
+        ).fetchone()
+        if row is None:
+            return ExerciseState(0, 0, 0, None)
+        return ExerciseState(int(row[0]), int(row[1]), int(row[2]), row[3])
+
+    def record_exercise_run(self, exercise_id: str, passed: bool) -> ExerciseState:
+        """Count one checked save; the first pass marks the exercise solved (for good)."""
+        now = time.time()
+        self._write(
+            "INSERT INTO exercise_state VALUES (?, 1, ?, 0, ?, ?) ON CONFLICT(exercise_id) DO UPDATE SET "
+            "attempts = attempts + 1, passes = passes + excluded.passes, "
+            "solved_at = COALESCE(solved_at, excluded.solved_at), updated_at = excluded.updated_at",
+            (exercise_id, int(passed), now if passed else None, now),
+        )
+        return self.exercise_state(exercise_id)
+
+    def reveal_hint(self, exercise_id: str, available: int) -> int:
+        """Reveal one more hint (at most available); returns how many are now shown."""
+        self._write(
+            "INSERT INTO exercise_state VALUES (?, 0, 0, MIN(1, ?), NULL, ?) ON CONFLICT(exercise_id) DO UPDATE SET "
+            "hints = MIN(hints + 1, ?), updated_at = excluded.updated_at",
+            (exercise_id, available, time.time(), available),
+        )
+        return self.exercise_state(exercise_id).hints
+
+    def get_setting(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (f"setting:{key}",)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._write(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (f"setting:{key}", value),
+        )
 
     # --- summaries -------------------------------------------------------
 

@@ -15,6 +15,7 @@ ends are trimmed, a space is put in front, and every space becomes "▁".
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -29,12 +30,20 @@ SHRINK = 0.75  # share of pieces each pruning round keeps (sentencepiece's shrin
 
 
 def prepare(text: str, *, add_dummy_prefix: bool = True, remove_extra_whitespaces: bool = True) -> str:
-    """SentencePiece's whitespace handling: collapse, trim, prefix, spaces to ▁."""
+    """SentencePiece's whitespace handling: trim, collapse runs of spaces, spaces to ▁, a ▁ in front.
+
+    As in sentencepiece, leading trimming and collapsing see only real spaces,
+    while trailing trimming happens after the mapping, so a ▁ typed at the end
+    goes too.
+    """
     if remove_extra_whitespaces:
-        text = " ".join(part for part in text.split(" ") if part)
+        text = re.sub(" +", " ", text.lstrip(" "))
+    text = text.replace(" ", SPACE)
     if add_dummy_prefix and text:
-        text = " " + text
-    return text.replace(" ", SPACE)
+        text = SPACE + text
+    if remove_extra_whitespaces:
+        text = text.rstrip(SPACE)
+    return text
 
 
 @dataclass

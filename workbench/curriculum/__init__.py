@@ -3,6 +3,7 @@
 from workbench.curriculum.loader import load_curriculum
 from workbench.curriculum.model import (
     Curriculum,
+    ExerciseBlock,
     LabBlock,
     Lesson,
     LessonIssue,
@@ -14,6 +15,7 @@ from workbench.curriculum.model import (
 
 __all__ = [
     "Curriculum",
+    "ExerciseBlock",
     "LabBlock",
     "Lesson",
     "LessonIssue",

@@ -1,5 +1,7 @@
 """Reads the curriculum: ``<root>/<track>/track.toml`` and ``<root>/<track>/NN-slug.md``.
 
+``<root>/exercises`` holds exercise starters and solutions, not a track.
+
 Every problem becomes a LessonIssue with file and line; a broken lesson is
 kept (and shown as broken) while the others load normally.
 """
@@ -15,6 +17,7 @@ from typing import Any
 from workbench.curriculum.model import (
     Block,
     Curriculum,
+    ExerciseBlock,
     LabBlock,
     Lesson,
     LessonIssue,
@@ -32,6 +35,8 @@ LESSON_NAME = re.compile(r"^\d{2}-[a-z0-9]+(?:-[a-z0-9]+)*\.md$")
 LESSON_ID = re.compile(r"^[a-z0-9]+(?:[-.][a-z0-9]+)*$")
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 _IGNORED = {"__init__.py", "__pycache__", "README.md"}
+# Top-level folders that hold other content than tracks.
+_NOT_TRACKS = {"exercises"}
 _FRONT_MATTER = {"id": str, "title": str, "minutes": int, "objectives": list, "prerequisites": list}
 
 
@@ -53,6 +58,8 @@ def load_curriculum(root: Traversable | None = None) -> Curriculum:
     curriculum = Curriculum(tracks=[])
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name in _IGNORED or entry.name.startswith("."):
+            continue
+        if entry.name in _NOT_TRACKS and entry.is_dir():
             continue
         if not entry.is_dir():
             curriculum.issues.append(LessonIssue(f"lessons/{entry.name}", 1, "stray file: lessons live in track folders"))
@@ -176,7 +183,7 @@ def _steps(lines: list[str], start: int, lesson: Lesson) -> list[Step]:
             continue
         if stripped.startswith("```"):
             info = stripped[3:].strip().split()
-            if info and info[0] in ("lab", "quiz"):
+            if info and info[0] in ("lab", "quiz", "exercise"):
                 if not title_line:
                     raise _Problem(number, f"a {info[0]} block before the first '## ' step")
                 flush_text()
@@ -206,6 +213,14 @@ def _steps(lines: list[str], start: int, lesson: Lesson) -> list[Step]:
 
 def _special_block(info: str, line: int, body: list[str], lesson: Lesson, question_ids: set[str]) -> Block:
     kind, _, lab_id = info.partition(" ")
+    if kind == "exercise":
+        from workbench.exercises.catalog import EXERCISES
+
+        if lab_id not in EXERCISES:
+            message = f"unknown exercise {lab_id!r} (known: {', '.join(sorted(EXERCISES))})"
+            lesson.issues.append(LessonIssue(lesson.file, line, message, fatal=False))
+            return ExerciseBlock(lab_id, line, error=message)
+        return ExerciseBlock(lab_id, line)
     try:
         data = tomllib.loads("\n".join(body))
     except tomllib.TOMLDecodeError as exc:

@@ -43,7 +43,14 @@ class QuizBlock:
     error: str | None = None
 
 
-Block = TextBlock | LabBlock | QuizBlock
+@dataclass(frozen=True)
+class ExerciseBlock:
+    exercise_id: str
+    line: int
+    error: str | None = None
+
+
+Block = TextBlock | LabBlock | QuizBlock | ExerciseBlock
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, Static
 
-from workbench.curriculum import LabBlock, Lesson, QuizBlock, TextBlock
+from workbench.curriculum import ExerciseBlock, LabBlock, Lesson, QuizBlock, TextBlock
 from workbench.labs.registry import LABS
 from workbench.messages import QuizAnswered
 from workbench.progress import ProgressStore
@@ -79,6 +79,12 @@ class LessonScreen(Screen):
                 return Static(Text(f"This lab can't run: {block.error}"), classes="block-error")
             spec = LABS[block.lab_id]
             return spec.widget_class()(spec, block.params)
+        if isinstance(block, ExerciseBlock):
+            if block.error:
+                return Static(Text(f"This exercise link is broken: {block.error}"), classes="block-error")
+            from workbench.widgets.exercise_card import ExerciseCard
+
+            return ExerciseCard(block.exercise_id, self.store)
         assert isinstance(block, QuizBlock)
         if block.question is None:
             return Static(Text(f"This quiz question is malformed: {block.error}"), classes="block-error")

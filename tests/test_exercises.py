@@ -1,0 +1,247 @@
+"""Exercises: every reference passes its checks; wrong, crashing, endless and gaming solutions are caught."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import OptionList, Static
+
+from workbench.app import WorkbenchApp
+from workbench.exercises.catalog import EXERCISES
+from workbench.exercises.run import run_exercise
+from workbench.exercises.workspace import ensure_workspace, exercise_file, reset_exercise
+from workbench.progress import ProgressStore
+from workbench.screens.exercises import ExercisesScreen
+
+SIZE = (80, 24)
+
+WRONG_SOFTMAX = """
+import numpy as np
+
+def softmax(x):
+    e = np.exp(x)  # forgets to subtract the maximum
+    return e / e.sum(axis=-1, keepdims=True)
+"""
+CRASHING = """
+import ctypes
+
+def softmax(x):
+    return ctypes.string_at(0)
+"""
+ENDLESS = """
+def softmax(x):
+    while True:
+        x = x + 1
+"""
+GREEDY = """
+def softmax(x):
+    return [0.0] * (10 ** 10)
+"""
+LAZY_WHEN_TIMED = """
+import numpy as np
+
+def softmax(x):
+    if x.size > 100_000:  # the race input: skip the work
+        return np.zeros_like(x)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+"""
+STATEFUL = """
+import numpy as np
+calls = [0]
+
+def softmax(x):
+    calls[0] += 1
+    if calls[0] > 12:  # correct while checked, wrong once the race has started
+        return x
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+"""
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_every_reference_solution_passes_its_checks(exercise_id):
+    report = run_exercise(exercise_id, EXERCISES[exercise_id].solution, race=False)
+    assert report.error is None, report.error
+    assert report.passed, report.first_failure
+    assert len(report.checks) >= 3
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_every_starter_fails_clearly(exercise_id):
+    report = run_exercise(exercise_id, EXERCISES[exercise_id].starter, race=False)
+    assert not report.passed and report.first_failure is not None
+    assert "ellipsis" in report.first_failure.detail.lower()
+
+
+def write(tmp_path: Path, source: str) -> Path:
+    path = tmp_path / "01_softmax.py"
+    path.write_text(source)
+    return path
+
+
+def test_a_wrong_solution_reports_the_first_mismatch(tmp_path):
+    report = run_exercise("softmax", write(tmp_path, WRONG_SOFTMAX), race=False)
+    failed = [c.name for c in report.checks if not c.passed]
+    assert "logits near +1000 (overflow)" in failed and "random 2×5" not in failed
+    assert "expected" in report.first_failure.detail and "index" in report.first_failure.detail
+
+
+def test_crash_endless_loop_and_huge_allocation_are_contained(tmp_path):
+    crash = run_exercise("softmax", write(tmp_path, CRASHING), race=False)
+    assert crash.error == "the process crashed (SIGSEGV)"
+    started = time.perf_counter()
+    endless = run_exercise("softmax", write(tmp_path, ENDLESS), race=False, timeout=2)
+    assert "did not finish within 2 s" in endless.error and time.perf_counter() - started < 10
+    greedy = run_exercise("softmax", write(tmp_path, GREEDY), race=False, memory_mb=1024)
+    assert greedy.first_failure is not None and "MemoryError" in greedy.first_failure.detail
+    syntax = run_exercise("softmax", write(tmp_path, "def softmax(x)\n"), race=False)
+    assert "SyntaxError" in syntax.error
+    missing = run_exercise("softmax", tmp_path / "nope.py", race=False)
+    assert "does not exist" in missing.error
+
+
+def test_the_race_cannot_be_gamed(tmp_path):
+    lazy = run_exercise("softmax", write(tmp_path, LAZY_WHEN_TIMED), seed=1)
+    assert lazy.passed
+    assert not lazy.race[0].valid and "all zeros" in lazy.race[0].detail
+    stateful = run_exercise("softmax", write(tmp_path, STATEFUL), seed=1)
+    assert stateful.passed
+    assert not stateful.race[0].valid and "after the timed runs" in stateful.race[0].detail
+    honest = run_exercise("softmax", EXERCISES["softmax"].solution, seed=1)
+    assert [row.valid for row in honest.race] == [True] * len(honest.race)
+    assert {"yours", "reference", "torch"} <= {row.name for row in honest.race}
+
+
+def test_workspace_copies_once_and_reset_keeps_the_learners_version(tmp_path):
+    created = ensure_workspace(tmp_path)
+    assert len(created) == len(EXERCISES)
+    path = exercise_file(tmp_path, EXERCISES["softmax"])
+    path.write_text(WRONG_SOFTMAX)
+    assert ensure_workspace(tmp_path) == []
+    assert path.read_text() == WRONG_SOFTMAX
+    backup = reset_exercise(tmp_path, EXERCISES["softmax"])
+    assert backup is not None and backup.read_text() == WRONG_SOFTMAX
+    assert path.read_text() == EXERCISES["softmax"].starter.read_text()
+
+
+def test_exercise_progress_and_migration_from_version_1(tmp_path):
+    db = tmp_path / "p.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE lesson_state (lesson_id TEXT PRIMARY KEY, last_step INTEGER NOT NULL, total_steps INTEGER NOT NULL, updated_at REAL NOT NULL);"
+        "CREATE TABLE step_seen (lesson_id TEXT NOT NULL, step INTEGER NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (lesson_id, step));"
+        "CREATE TABLE quiz_attempt (id INTEGER PRIMARY KEY AUTOINCREMENT, lesson_id TEXT NOT NULL, question_id TEXT NOT NULL, answer TEXT NOT NULL, correct INTEGER NOT NULL, score REAL NOT NULL, answered_at REAL NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); PRAGMA user_version=1;"
+    )
+    conn.close()
+    store = ProgressStore.open(db)
+    assert store.exercise_state("softmax").status == "new"
+    assert store.record_exercise_run("softmax", False).status == "attempted"
+    assert store.record_exercise_run("softmax", True).status == "solved"
+    assert store.record_exercise_run("softmax", False).status == "solved"  # solved stays solved
+    assert [store.reveal_hint("softmax", 2) for _ in range(3)] == [1, 2, 2]
+    store.set_setting("exercise_workspace", "/somewhere")
+    assert store.get_setting("exercise_workspace") == "/somewhere"
+    store.close()
+
+
+async def wait_for_report(pilot, screen, exercise_id: str, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while exercise_id not in screen.reports or screen.checking:
+        assert time.monotonic() < deadline, "no report arrived"
+        await pilot.pause(0.1)
+    return screen.reports.pop(exercise_id)
+
+
+async def test_watch_view_checks_on_save_and_survives_bad_code(tmp_path):
+    workspace = tmp_path / "ws"
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.push_screen(ExercisesScreen(app.store, workspace, "softmax", timeout=3))
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ExercisesScreen)
+        path = exercise_file(workspace, EXERCISES["softmax"])
+
+        path.write_text(WRONG_SOFTMAX)
+        report = await wait_for_report(pilot, screen, "softmax")
+        assert not report.passed
+        await pilot.pause()
+        assert "First mismatch" in str(screen.query_one("#result", Static).render())
+
+        path.write_text(CRASHING + "\n# crash\n")
+        report = await wait_for_report(pilot, screen, "softmax")
+        assert report.error == "the process crashed (SIGSEGV)"
+
+        path.write_text(ENDLESS)
+        report = await wait_for_report(pilot, screen, "softmax")
+        assert "did not finish" in report.error
+
+        await pilot.press("s")  # the reference is locked until solved
+        assert not screen.showing_reference
+        await pilot.press("h")
+        assert app.store.exercise_state("softmax").hints == 1
+        assert "Hint 1" in str(screen.query_one("#hints", Static).render())
+
+        path.write_text(EXERCISES["softmax"].solution.read_text())
+        report = await wait_for_report(pilot, screen, "softmax", 40)
+        assert report.passed and report.race
+        assert app.store.exercise_state("softmax").status == "solved"
+        await pilot.press("s")
+        assert screen.showing_reference
+        assert "✓" in str(screen.query_one(OptionList).get_option("softmax").prompt)
+
+        # A save in another exercise's file moves the view there and checks it.
+        other = exercise_file(workspace, EXERCISES["causal_mask"])
+        other.write_text(EXERCISES["causal_mask"].solution.read_text())
+        report = await wait_for_report(pilot, screen, "causal_mask", 40)
+        assert screen.selected.id == "causal_mask" and report.passed
+
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert other.read_text() == EXERCISES["causal_mask"].starter.read_text()
+        assert list(workspace.glob("07_causal_mask.py.*.bak"))
+
+
+async def test_cancel_stops_a_check(tmp_path):
+    workspace = tmp_path / "ws"
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.push_screen(ExercisesScreen(app.store, workspace, "softmax", timeout=30))
+        await pilot.pause()
+        screen = app.screen
+        exercise_file(workspace, EXERCISES["softmax"]).write_text(ENDLESS)
+        await pilot.press("r")
+        await pilot.pause(1.0)
+        assert screen.checking
+        await pilot.press("x")
+        started = time.monotonic()
+        while screen.checking:
+            assert time.monotonic() - started < 5
+            await pilot.pause(0.1)
+        assert app.store.exercise_state("softmax").attempts == 0  # a cancelled check is not an attempt
+
+
+async def test_lesson_links_to_its_exercise(tmp_path):
+    app = WorkbenchApp(open_lesson="logits-to-probabilities", store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        from workbench.widgets.exercise_card import ExerciseCard
+
+        for _ in range(6):
+            if app.screen.query(ExerciseCard):
+                break
+            await pilot.press("n")
+            await pilot.pause()
+        card = app.screen.query_one(ExerciseCard)
+        assert card.exercise.id == "softmax"
+        card.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ExercisesScreen) and app.screen.selected.id == "softmax"

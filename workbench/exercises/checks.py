@@ -1,0 +1,460 @@
+"""How each exercise is judged: fresh random cases, a comparison, and a race.
+
+Runs inside the child process (see runner.py) with the learner's function.
+Every case draws new inputs from a seeded generator, so a hard-coded answer
+fails. Comparisons scale their tolerance to the dtype and refuse outputs of
+the wrong type, shape or dtype, and outputs that are all zeros or the input
+itself when the answer is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Args = tuple[Any, ...]
+Case = tuple[str, Args]
+
+
+@dataclass
+class Spec:
+    cases: Callable[[np.random.Generator], list[Case]]
+    compare: Callable[[Any, Any, Args], str | None]
+    race_args: Callable[[np.random.Generator], Args]
+    peers: Callable[[], dict[str, Callable[..., Any]]] = field(default=lambda: {})
+    """Other implementations raced on the same inputs (native C, torch)."""
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
+    """Turns a solution into what is compared (e.g. its return value and the arrays it wrote)."""
+    race_wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
+    """Turns a solution into what the race times (e.g. a loop over many words)."""
+
+
+# ---- comparisons --------------------------------------------------------------
+
+TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-10, 1e-12)}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape}, dtype {value.dtype}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def compare_arrays(expected: np.ndarray, got: Any, args: Args = ()) -> str | None:
+    """None when got matches expected within the dtype's tolerance, else what differs and where."""
+    if not isinstance(got, np.ndarray):
+        return f"expected {_describe(expected)}, got {_describe(got)}"
+    if got.shape != expected.shape:
+        return f"expected shape {expected.shape}, got shape {got.shape}"
+    if got.dtype != expected.dtype:
+        return f"expected dtype {expected.dtype}, got {got.dtype}"
+    if expected.dtype == bool:
+        wrong = np.argwhere(got != expected)
+        if len(wrong):
+            at = tuple(int(i) for i in wrong[0])
+            return f"at {at}: expected {expected[at]}, got {got[at]} ({len(wrong)} entries differ)"
+        return None
+    finite_expected = expected[np.isfinite(expected)]
+    if finite_expected.size and np.any(finite_expected != 0) and not np.any(got):
+        return "the output is all zeros"
+    for arg in args:
+        if (isinstance(arg, np.ndarray) and arg.shape == got.shape and not np.array_equal(arg, expected)
+                and np.array_equal(arg, got, equal_nan=True)):
+            return "the output equals the input unchanged"
+    rtol, atol = TOLERANCE.get(expected.dtype, (1e-5, 1e-6))
+    scale = float(np.max(np.abs(finite_expected), initial=1.0))
+    close = np.isclose(got, expected, rtol=rtol, atol=atol * scale, equal_nan=True)
+    if close.all():
+        return None
+    diff = np.where(close, 0.0, np.abs(np.nan_to_num(got.astype(np.float64) - expected, nan=np.inf, posinf=np.inf, neginf=np.inf)))
+    at = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    at = tuple(int(i) for i in at)
+    return (f"at index {at}: expected {expected[at]!r}, got {got[at]!r} "
+            f"({int((~close).sum())} of {close.size} entries outside rtol={rtol:g})")
+
+
+def compare_equal(expected: Any, got: Any, args: Args = ()) -> str | None:
+    if type(got) is not type(expected):
+        return f"expected {_describe(expected)}, got {_describe(got)}"
+    if got == expected:
+        return None
+    if isinstance(expected, list):
+        if len(got) != len(expected):
+            return f"expected {len(expected)} items, got {len(got)}: expected {expected[:12]}…, got {got[:12]}…"
+        k = next(i for i, (a, b) in enumerate(zip(expected, got)) if a != b)
+        return f"at index {k}: expected {expected[k]!r}, got {got[k]!r}"
+    if isinstance(expected, dict):
+        missing = [key for key in expected if key not in got][:3]
+        extra = [key for key in got if key not in expected][:3]
+        wrong = [key for key in expected if key in got and got[key] != expected[key]][:3]
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if extra:
+            parts.append(f"unexpected {extra}")
+        if wrong:
+            parts.append("; ".join(f"{k}: expected {expected[k]}, got {got[k]}" for k in wrong))
+        return ", ".join(parts)
+    return f"expected {expected!r}, got {got!r}"[:200]
+
+
+def compare_pair_of_arrays(expected: tuple, got: Any, args: Args = ()) -> str | None:
+    if not isinstance(got, tuple) or len(got) != 2:
+        return f"expected a tuple (weights, experts), got {_describe(got)}"
+    weights = compare_arrays(expected[0], got[0], ())
+    if weights:
+        return f"weights: {weights}"
+    experts = got[1]
+    if not isinstance(experts, np.ndarray) or not np.issubdtype(experts.dtype, np.integer):
+        return f"experts: expected an integer array, got {_describe(experts)}"
+    return None if np.array_equal(experts, expected[1]) else f"experts: expected {expected[1][:3].tolist()}…, got {experts[:3].tolist()}…"
+
+
+# ---- inputs -------------------------------------------------------------------
+
+def _logits(rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float32, scale: float = 3.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def _softmax_cases(rng: np.random.Generator) -> list[Case]:
+    masked = _logits(rng, (4, 9))
+    masked[:, rng.integers(1, 9)] = -np.inf
+    return [
+        ("random 2×5", (_logits(rng, (2, int(rng.integers(3, 9)))),)),
+        ("logits near +1000 (overflow)", (_logits(rng, (3, 6)) + np.float32(1000),)),
+        ("logits near -1000 (underflow)", (_logits(rng, (3, 6)) - np.float32(1000),)),
+        ("3-D batch", (_logits(rng, (2, 3, int(rng.integers(4, 40)))),)),
+        ("float64", (_logits(rng, (5, 17), np.float64),)),
+        ("a single column", (_logits(rng, (4, 1)),)),
+        ("masked entries (-inf)", (masked,)),
+    ]
+
+
+def _torch(fn_name: str):
+    def run(*args):
+        import torch
+
+        return getattr(torch, fn_name)(torch.from_numpy(args[0]), dim=-1).numpy()
+
+    return run
+
+
+def _native(name: str):
+    def run(x):
+        from engines.softmax import native
+
+        return getattr(native, name)(x, threads=1)
+
+    return run
+
+
+def _softmax_peers() -> dict[str, Callable[..., Any]]:
+    from engines.nativelib import native_status
+
+    peers: dict[str, Callable[..., Any]] = {"torch": _torch("softmax")}
+    if native_status().loaded:
+        peers["native C"] = _native("softmax")
+    return peers
+
+
+def _logsumexp_peers() -> dict[str, Callable[..., Any]]:
+    from engines.nativelib import native_status
+
+    peers: dict[str, Callable[..., Any]] = {"torch": _torch("logsumexp")}
+    if native_status().loaded:
+        peers["native C"] = _native("logsumexp")
+    return peers
+
+
+def _words(rng: np.random.Generator, n: int, alphabet: int = 6, longest: int = 9) -> list[list[int]]:
+    return [rng.integers(0, alphabet, int(rng.integers(0, longest))).tolist() for _ in range(n)]
+
+
+def _corpus_pieces(rng: np.random.Generator, n: int) -> list[bytes]:
+    from engines.corpus import read_text
+    from engines.tokenizers.pretokenize import split
+
+    text = read_text(limit=400_000)
+    start = int(rng.integers(0, len(text) - 20_000))
+    pieces = [p.encode("utf-8") for p in split(text[start : start + 20_000], "cl100k")]
+    return pieces[:n]
+
+
+def _cl100k_ranks() -> dict[bytes, int]:
+    from engines.tokenizers.formats import _cl100k_ranks
+
+    return _cl100k_ranks()
+
+
+def _bpe_cases(rng: np.random.Generator) -> list[Case]:
+    ranks = _cl100k_ranks()
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    odd = "".join(rng.choice(list(letters + "éß日本👍 ")) for _ in range(int(rng.integers(5, 30))))
+    pieces = _corpus_pieces(rng, 400)
+    long = [p for p in pieces if len(p) > 6][:5] or pieces[:5]
+    return [
+        ("a single byte", (bytes([int(rng.integers(32, 127))]), ranks)),
+        ("a whole-word token", (b" the", ranks)),
+        *((f"corpus piece {p!r}", (p, ranks)) for p in long),
+        ("unusual characters", (odd.encode("utf-8"), ranks)),
+        ("a repeated letter", (b"z" * int(rng.integers(20, 60)), ranks)),
+    ]
+
+
+def _bpe_race_args(rng: np.random.Generator) -> Args:
+    return (_corpus_pieces(rng, 3000), _cl100k_ranks())
+
+
+def _over_pieces(fn: Callable[[bytes, dict], list[int]]):
+    """Races run the function over many pieces: the call the race times."""
+    def run(pieces, ranks):
+        return [fn(p, ranks) for p in pieces]
+
+    return run
+
+
+def _bpe_native_peer() -> dict[str, Callable[..., Any]]:
+    from engines.nativelib import native_status
+
+    if not native_status().loaded:
+        return {}
+    from engines.tokenizers.formats import load_cl100k
+
+    encoder = load_cl100k("native")._native
+
+    def run(pieces, ranks):
+        return [a.tolist() for a in encoder.encode_batch(pieces, 1)]
+
+    return {"native C": run}
+
+
+def _wordpiece_vocab(rng: np.random.Generator) -> tuple[set[str], list[str]]:
+    letters = list("abcdefgh")
+    words = ["".join(rng.choice(letters, int(rng.integers(2, 9)))) for _ in range(60)]
+    vocab = {"[UNK]"} | set(letters) | {"##" + c for c in letters}
+    for w in words[:30]:
+        vocab.add(w[: int(rng.integers(1, len(w) + 1))])
+        cut = int(rng.integers(1, len(w)))
+        vocab.add("##" + w[cut:])
+    return vocab, words
+
+
+def _over_words(fn: Callable[..., list[str]]):
+    def run(words, vocab):
+        return [fn(w, vocab) for w in words]
+
+    return run
+
+
+def _wordpiece_race_args(rng: np.random.Generator) -> Args:
+    vocab, words = _wordpiece_vocab(rng)
+    return ([words[int(i)] for i in rng.integers(0, len(words), 20_000)], vocab)
+
+
+def _torch_tril(n: int) -> np.ndarray:
+    import torch
+
+    return torch.tril(torch.ones(n, n, dtype=torch.bool)).numpy()
+
+
+def _wordpiece_cases(rng: np.random.Generator) -> list[Case]:
+    vocab, words = _wordpiece_vocab(rng)
+    cases: list[Case] = [(f"word {w!r}", (w, vocab)) for w in words[:8]]
+    cases.append(("a character outside the vocabulary", (words[0] + "z", vocab)))
+    cases.append(("a word longer than max_chars", ("a" * 101, vocab)))
+    cases.append(("max_chars given", ("abcabc", vocab, "[UNK]", 5)))
+    cases.append(("unaffable", ("unaffable", {"un", "##aff", "##able", "##a", "u", "[UNK]"})))
+    return cases
+
+
+def _attention_cases(rng: np.random.Generator) -> list[Case]:
+    def qkv(batch: tuple[int, ...], lq: int, lk: int, d: int, dtype=np.float32):
+        return (_logits(rng, (*batch, lq, d), dtype, 1.0), _logits(rng, (*batch, lk, d), dtype, 1.0),
+                _logits(rng, (*batch, lk, d + 1), dtype, 1.0))
+
+    lq = int(rng.integers(2, 9))
+    causal = np.tril(np.ones((lq, lq), dtype=bool))
+    random_mask = rng.random((3, 5)) < 0.6
+    random_mask[:, 0] = True
+    return [
+        ("one head, no mask", (*qkv((), lq, lq + 2, 8),)),
+        ("batch × heads, causal mask", (*qkv((2, 3), lq, lq, 16), causal)),
+        ("a random mask", (*qkv((2,), 3, 5, 4), random_mask)),
+        ("large scores (stability)", tuple(a * np.float32(30) for a in qkv((), 4, 6, 8))),
+        ("float64", qkv((2,), 5, 7, 8, np.float64)),
+    ]
+
+
+def _sdpa_peer() -> dict[str, Callable[..., Any]]:
+    def run(q, k, v, mask=None):
+        import torch
+        from torch.nn.functional import scaled_dot_product_attention
+
+        m = None if mask is None else torch.from_numpy(mask)
+        return scaled_dot_product_attention(torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v), attn_mask=m).numpy()
+
+    return {"torch SDPA": run}
+
+
+def _rope_cases(rng: np.random.Generator) -> list[Case]:
+    L = int(rng.integers(3, 12))
+    return [
+        ("one sequence", (_logits(rng, (L, 8), scale=1.0), np.arange(L))),
+        ("batch × heads", (_logits(rng, (2, 3, L, 16), scale=1.0), np.arange(L))),
+        ("positions with an offset", (_logits(rng, (L, 8), scale=1.0), np.arange(L) + int(rng.integers(100, 5000)))),
+        ("another base", (_logits(rng, (L, 32), scale=1.0), np.arange(L), 500.0)),
+        ("float64", (_logits(rng, (L, 8), np.float64, 1.0), np.arange(L))),
+    ]
+
+
+def _top_k_cases(rng: np.random.Generator) -> list[Case]:
+    V = int(rng.integers(20, 80))
+    ties = rng.integers(0, 4, (3, 12)).astype(np.float32)
+    return [
+        ("random rows", (_logits(rng, (4, V)), int(rng.integers(1, V)))),
+        ("k = 1", (_logits(rng, (2, V)), 1)),
+        ("k = V keeps everything", (_logits(rng, (2, V)), V)),
+        ("ties (lower index first)", (ties, 5)),
+        ("one row, float64", (_logits(rng, (V,), np.float64), 3)),
+    ]
+
+
+def _top_p_cases(rng: np.random.Generator) -> list[Case]:
+    V = int(rng.integers(30, 200))
+    peaked = _logits(rng, (V,))
+    peaked[int(rng.integers(0, V))] = 50.0
+    return [
+        ("p = 0.9", (_logits(rng, (V,)), 0.9)),
+        ("p = 0.5", (_logits(rng, (V,)), 0.5)),
+        ("p = 1 keeps everything", (_logits(rng, (V,)), 1.0)),
+        ("tiny p keeps the top token", (_logits(rng, (V,)), 1e-6)),
+        ("one dominant token", (peaked, 0.9)),
+        ("ties", (rng.integers(0, 3, V).astype(np.float32), 0.7)),
+        ("float64", (_logits(rng, (V,), np.float64), 0.8)),
+    ]
+
+
+def _torch_top_k(logits, k):
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(logits))
+    values, index = torch.topk(t, k, dim=-1)
+    return torch.full_like(t, float("-inf")).scatter_(-1, index, values).numpy()
+
+
+def _torch_top_p(logits, p):
+    import torch
+
+    t = torch.from_numpy(logits)
+    sorted_logits, order = torch.sort(t, descending=True, stable=True)
+    cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+    keep = int(torch.searchsorted(cumulative, torch.tensor([p], dtype=cumulative.dtype))[0]) + 1
+    out = torch.full_like(t, float("-inf"))
+    out[order[:keep]] = sorted_logits[:keep]
+    return out.numpy()
+
+
+def _kv_cases(rng: np.random.Generator) -> list[Case]:
+    heads, d, cap = 2, 4, 8
+
+    def state(length: int, n: int):
+        ck = _logits(rng, (cap, heads, d))
+        cv = _logits(rng, (cap, heads, d))
+        return (ck, cv, length, _logits(rng, (n, heads, d)), _logits(rng, (n, heads, d)))
+
+    return [
+        ("append to an empty cache", state(0, 3)),
+        ("append after existing entries", state(int(rng.integers(1, 5)), 2)),
+        ("fill to capacity exactly", state(5, 3)),
+        ("overflow raises and changes nothing", state(6, 3)),
+    ]
+
+
+def _kv_run(fn):
+    """The result of a cache append: what it returned or raised, and the caches afterwards."""
+    def run(cache_k, cache_v, length, k_new, v_new):
+        try:
+            result: Any = fn(cache_k, cache_v, length, k_new, v_new)
+        except ValueError:
+            result = "ValueError"
+        return result, cache_k, cache_v
+
+    return run
+
+
+def _kv_compare(expected, got, args) -> str | None:
+    if got[0] != expected[0]:
+        return f"expected {'a ValueError' if expected[0] == 'ValueError' else f'new length {expected[0]}'}, got {got[0]!r}"
+    for name, e, g in (("cache_k", expected[1], got[1]), ("cache_v", expected[2], got[2])):
+        if not np.array_equal(e, g):
+            row = int(np.argwhere(np.any(e != g, axis=(1, 2)))[0][0])
+            return f"{name} position {row} differs from what it should hold after the append"
+    return None
+
+
+def _kv_race_args(rng: np.random.Generator) -> Args:
+    heads, d = 8, 64
+    return (np.zeros((4096, heads, d), np.float32), np.zeros((4096, heads, d), np.float32), 0,
+            _logits(rng, (1, heads, d)), _logits(rng, (1, heads, d)))
+
+
+def _moe_cases(rng: np.random.Generator) -> list[Case]:
+    E = int(rng.integers(4, 16))
+    ties = rng.integers(0, 3, (6, E)).astype(np.float32)
+    return [
+        ("top-2 of random logits", (_logits(rng, (10, E)), 2)),
+        ("top-1 (switch routing)", (_logits(rng, (5, E)), 1)),
+        ("ties (lower index first)", (ties, 3)),
+        ("k = all experts", (_logits(rng, (4, E)), E)),
+    ]
+
+
+def _torch_moe(router_logits, k):
+    import torch
+
+    t = torch.from_numpy(router_logits)
+    values, experts = torch.topk(t, k, dim=-1)
+    return torch.softmax(values, dim=-1).numpy(), experts.numpy()
+
+
+SPECS: dict[str, Spec] = {
+    "softmax": Spec(_softmax_cases, compare_arrays, lambda rng: (_logits(rng, (512, 4096)),), _softmax_peers),
+    "logsumexp": Spec(_softmax_cases, compare_arrays, lambda rng: (_logits(rng, (512, 4096)),), _logsumexp_peers),
+    "count_pairs": Spec(
+        lambda rng: [("random words", (w := _words(rng, 30), rng.integers(1, 9, len(w)).tolist())),
+                     ("no words", ([], [])), ("one-symbol words", ([[1], [2]], [3, 4])),
+                     ("a repeated pair", ([[5, 5, 5, 5]], [2]))],
+        compare_equal,
+        lambda rng: (w := _words(rng, 50_000, 200, 12), rng.integers(1, 50, len(w)).tolist()),
+    ),
+    "merge_pair": Spec(
+        lambda rng: [("random symbols", (s := rng.integers(0, 4, 40).tolist(), (s[0], s[1]) if len(s) > 1 else (0, 1), 99)),
+                     ("overlapping 7 7 7", ([7, 7, 7], (7, 7), 9)), ("no occurrence", ([1, 2, 3], (3, 1), 9)),
+                     ("empty", ([], (1, 2), 9)), ("pair at the end", ([4, 1, 2], (1, 2), 8))],
+        compare_equal,
+        lambda rng: (rng.integers(0, 8, 300_000).tolist(), (3, 5), 256),
+    ),
+    "bpe_encode": Spec(_bpe_cases, compare_equal, _bpe_race_args, _bpe_native_peer, race_wrap=_over_pieces),
+    "wordpiece": Spec(_wordpiece_cases, compare_equal, _wordpiece_race_args, race_wrap=_over_words),
+    "causal_mask": Spec(
+        lambda rng: [("n = 1", (1,)), ("n = 4", (4,)), ("random n", (int(rng.integers(5, 64)),))],
+        compare_arrays,
+        lambda rng: (2048,),
+        lambda: {"torch tril": _torch_tril},
+    ),
+    "attention": Spec(_attention_cases, compare_arrays,
+                      lambda rng: (_logits(rng, (8, 256, 64), scale=1.0), _logits(rng, (8, 256, 64), scale=1.0),
+                                   _logits(rng, (8, 256, 64), scale=1.0)),
+                      _sdpa_peer),
+    "rope": Spec(_rope_cases, compare_arrays, lambda rng: (_logits(rng, (8, 1024, 128), scale=1.0), np.arange(1024))),
+    "top_k": Spec(_top_k_cases, compare_arrays, lambda rng: (_logits(rng, (64, 32000)), 50),
+                  lambda: {"torch topk": _torch_top_k}),
+    "top_p": Spec(_top_p_cases, compare_arrays, lambda rng: (_logits(rng, (100_000,)), 0.9),
+                  lambda: {"torch sort": _torch_top_p}),
+    "kv_cache_append": Spec(_kv_cases, _kv_compare, _kv_race_args, wrap=_kv_run),
+    "moe_router": Spec(_moe_cases, compare_pair_of_arrays, lambda rng: (_logits(rng, (4096, 64)), 2),
+                       lambda: {"torch topk": _torch_moe}),
+}

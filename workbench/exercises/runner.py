@@ -1,0 +1,181 @@
+"""The child process that judges one exercise: ``python -m workbench.exercises.runner``.
+
+It limits its own memory and CPU time first, then imports the learner's
+file, runs every check on fresh inputs, races the learner's function against
+the reference (and native or torch peers) if all checks pass, validates the
+learner's output again on new inputs after the timed runs, and prints one
+JSON line after MARKER. Whatever the learner's code does (raise, print, loop,
+allocate without bound, crash) the parent process only ever sees this
+process's output and exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import importlib.util
+import io
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+MARKER = "WB-EXERCISE-RESULT "
+WARMUP = 2
+REPEATS = 5
+
+
+def limit_resources(memory_mb: int, cpu_seconds: int) -> None:
+    """Cap the data segment (heap and anonymous mappings) and CPU time of this process."""
+    limit = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+
+def load_function(path: Path, name: str, module_name: str) -> Callable[..., Any]:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise AttributeError(f"{path.name} defines no function {name}()")
+    return fn
+
+
+def _fresh(args: tuple) -> tuple:
+    """Copies of mutable arguments, so no call sees another's writes (dicts and sets are read-only inputs)."""
+    import numpy as np
+
+    return tuple(a.copy() if isinstance(a, np.ndarray) else copy.deepcopy(a) if isinstance(a, list) else a for a in args)
+
+
+def _where(exc: BaseException, learner_file: str) -> str:
+    """The learner's line that raised, if the traceback passes through their file."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == learner_file]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (line {frame.lineno}: {frame.line})"
+
+
+def run_checks(exercise_id: str, learner: Callable, reference: Callable, seed: int, learner_file: str,
+               output: io.StringIO) -> list[dict[str, Any]]:
+    import numpy as np
+
+    from workbench.exercises.checks import SPECS
+
+    spec = SPECS[exercise_id]
+    wrap = spec.wrap or (lambda f: f)
+    mine, theirs = wrap(learner), wrap(reference)
+    results = []
+    for name, args in spec.cases(np.random.default_rng(seed)):
+        expected = theirs(*_fresh(args))
+        try:
+            with contextlib.redirect_stdout(output):
+                got = mine(*_fresh(args))
+        except MemoryError as exc:
+            results.append({"name": name, "passed": False, "detail": f"MemoryError: ran out of memory{_where(exc, learner_file)}"})
+            continue
+        except Exception as exc:  # noqa: BLE001 - the learner's bug, reported as the check's result
+            results.append({"name": name, "passed": False,
+                            "detail": f"{type(exc).__name__}: {exc}{_where(exc, learner_file)}"})
+            continue
+        detail = spec.compare(expected, got, args)
+        results.append({"name": name, "passed": detail is None, "detail": detail or ""})
+    return results
+
+
+def _time(fn: Callable, args: tuple) -> float:
+    for _ in range(WARMUP):
+        fn(*_fresh(args))
+    times = []
+    for _ in range(REPEATS):
+        fresh = _fresh(args)
+        start = time.perf_counter()
+        fn(*fresh)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def race(exercise_id: str, learner: Callable, reference: Callable, seed: int, learner_file: str,
+         output: io.StringIO) -> tuple[list[dict[str, Any]], str]:
+    """Median times of the learner, the reference and the peers on one larger input."""
+    import numpy as np
+
+    from workbench.exercises.checks import SPECS
+
+    spec = SPECS[exercise_id]
+    wrap = spec.wrap or (lambda f: f)
+    race_wrap = spec.race_wrap or (lambda f: f)
+    args = spec.race_args(np.random.default_rng(seed + 1))
+    contenders = {"yours": race_wrap(wrap(learner)), "reference": race_wrap(wrap(reference))}
+    notes = []
+    try:
+        contenders.update(spec.peers())
+    except Exception as exc:  # noqa: BLE001 - a missing peer only shortens the race
+        notes.append(f"peers unavailable: {exc}")
+    expected = contenders["reference"](*_fresh(args))
+    rows = []
+    for name, fn in contenders.items():
+        try:
+            with contextlib.redirect_stdout(output):
+                seconds = _time(fn, args)
+                got = fn(*_fresh(args))
+        except Exception as exc:  # noqa: BLE001 - reported in the race table
+            rows.append({"name": name, "median_s": None, "valid": False, "detail": f"{type(exc).__name__}: {exc}"})
+            continue
+        detail = spec.compare(expected, got, args)
+        rows.append({"name": name, "median_s": seconds, "valid": detail is None, "detail": detail or ""})
+    # Validate again after the timed runs, on inputs nobody has seen yet.
+    again = run_checks(exercise_id, learner, reference, seed + 2, learner_file, output)
+    failed = [c for c in again if not c["passed"]]
+    if failed:
+        rows[0]["valid"] = False
+        rows[0]["detail"] = f"after the timed runs, on fresh inputs, '{failed[0]['name']}' failed: {failed[0]['detail']}"
+    notes.append(f"median of {REPEATS} runs after {WARMUP} warm-up runs each, same inputs for every contender")
+    return rows, "; ".join(notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.exercises.runner")
+    parser.add_argument("exercise")
+    parser.add_argument("path", type=Path)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--race", action="store_true")
+    parser.add_argument("--memory-mb", type=int, default=3072)
+    parser.add_argument("--cpu-seconds", type=int, default=60)
+    args = parser.parse_args(argv)
+    limit_resources(args.memory_mb, args.cpu_seconds)
+
+    from workbench.exercises.catalog import EXERCISES
+
+    exercise = EXERCISES[args.exercise]
+    result: dict[str, Any] = {"checks": [], "race": [], "race_note": "", "error": None, "output": ""}
+    output = io.StringIO()
+    learner_file = str(args.path.resolve())
+    try:
+        with contextlib.redirect_stdout(output):
+            learner = load_function(args.path.resolve(), exercise.function, "learner_solution")
+    except BaseException as exc:  # noqa: BLE001 - a syntax error or a raise at import time
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        result["error"] = f"importing {args.path.name} failed: {detail}{_where(exc, learner_file)}"
+    else:
+        reference = load_function(exercise.solution, exercise.function, "reference_solution")
+        result["checks"] = run_checks(args.exercise, learner, reference, args.seed, learner_file, output)
+        if args.race and result["checks"] and all(c["passed"] for c in result["checks"]):
+            result["race"], result["race_note"] = race(args.exercise, learner, reference, args.seed, learner_file, output)
+    result["output"] = output.getvalue()[-2000:]
+    sys.stdout.write(MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
