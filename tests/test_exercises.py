@@ -245,3 +245,15 @@ async def test_lesson_links_to_its_exercise(tmp_path):
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, ExercisesScreen) and app.screen.selected.id == "softmax"
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_inputs_are_fresh_for_every_seed(exercise_id):
+    import numpy as np
+
+    from workbench.exercises.checks import SPECS
+
+    def fingerprint(seed: int) -> str:
+        return repr([repr(args)[:20_000] for _, args in SPECS[exercise_id].cases(np.random.default_rng(seed))])
+
+    assert fingerprint(1) != fingerprint(2)  # so an answer hard-coded for one run fails the next
