@@ -23,6 +23,15 @@ from pathlib import Path
 from workbench.exercises.runner import MARKER
 
 DEFAULT_TIMEOUT = 30.0
+# Every contender races on one thread: NumPy's BLAS and torch would otherwise
+# take all cores, and their spinning idle threads slow whoever runs next.
+RACE_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
 
 
 @dataclass
@@ -89,7 +98,7 @@ def run_exercise(
         cmd.append("--race")
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=path.parent, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                            start_new_session=True, cwd=path.parent, env={**os.environ, **RACE_ENV})
     stopped = None
     while True:
         try:
