@@ -16,8 +16,9 @@ def print_report(report: Report) -> None:
     table = Table(title=f"workbench bench {report.benchmark}: {report.description}", title_justify="left")
     show_flops = any(row.gflops for row in report.rows)
     show_bytes = any(row.gbytes_per_s for row in report.rows)
+    show_peak = any(row.peak_bytes is not None for row in report.rows)
     columns = ["case", "contender", "median ms", "min ms"]
-    columns += ["GFLOP/s"] * show_flops + ["MB/s"] * show_bytes
+    columns += ["GFLOP/s"] * show_flops + ["MB/s"] * show_bytes + ["peak MiB"] * show_peak
     for name in columns:
         table.add_column(name, justify="left" if name in ("case", "contender") else "right")
     for base in report.baselines:
@@ -35,6 +36,7 @@ def print_report(report: Report) -> None:
             f"{row.min_s * 1e3:.3f}",
             *([f"{row.gflops:.2f}"] if show_flops else []),
             *([f"{row.gbytes_per_s * 1e3:.1f}"] if show_bytes else []),
+            *([f"{row.peak_bytes / 2**20:.1f}" if row.peak_bytes is not None else "-"] if show_peak else []),
             *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in report.baselines],
             "yes" if row.matches else f"NO: {row.mismatch}",
         )

@@ -13,7 +13,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engines.profiling.profile import Timer, median
+from engines.profiling.profile import Timer, median, peak_memory
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done, total, what) called between timed steps."""
@@ -32,6 +32,8 @@ class Contender:
     setup: Callable[[], None] | None = None
     """Called before the contender's runs (e.g. set torch's thread count)."""
     teardown: Callable[[], None] | None = None
+    memory_visible: bool = True
+    """False when its allocations bypass tracemalloc (torch): its peak is then not reported."""
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Case:
     repeats: int | None = None
     """Timed runs for this case when it must differ from the run's (slow contenders)."""
     warmup: int | None = None
+    measure_memory: bool = False
+    """Also run each contender once under tracemalloc and report its peak allocation."""
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Row:
     matches: bool
     mismatch: str | None
     ratios: dict[str, float] = field(default_factory=dict)
+    peak_bytes: int | None = None
+    """Peak bytes tracemalloc saw in one run (None when not measured; torch's allocator is invisible to it)."""
 
 
 @dataclass
@@ -100,6 +106,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "softmax",
             "Row softmax / log-softmax / logsumexp, fp32: native C vs NumPy vs torch",
             "engines.softmax.bench:cases",
+        ),
+        BenchmarkSpec(
+            "attention",
+            "Attention forward, fp32, batch 1, 8 heads, dim 64: native naive and flash vs torch SDPA vs NumPy",
+            "engines.attention.bench:cases",
         ),
         BenchmarkSpec(
             "tokenizers",
@@ -185,7 +196,7 @@ def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:
 
 
 def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats: int) -> Row:
-    def timed(c: Contender) -> tuple[list[float], str | None]:
+    def timed(c: Contender) -> tuple[list[float], str | None, int | None]:
         mismatch = case.check(expected, c.run())
         for _ in range(warmup):
             c.run()
@@ -196,9 +207,10 @@ def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats:
             times.append(t.seconds)
         # Validate again after the timed runs: a contender must not drift.
         mismatch = mismatch or case.check(expected, c.run())
-        return times, mismatch
+        peak = peak_memory(c.run)[1] if case.measure_memory and c.memory_visible else None
+        return times, mismatch, peak
 
-    times, mismatch = _call(contender, timed)
+    times, mismatch, peak = _call(contender, timed)
     med = median(times)
     return Row(
         case=case.name,
@@ -211,4 +223,5 @@ def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats:
         gbytes_per_s=case.bytes_moved / med / 1e9 if med > 0 else 0.0,
         matches=mismatch is None,
         mismatch=mismatch,
+        peak_bytes=peak,
     )

@@ -18,9 +18,8 @@
  *   online one-pass max+sum (Milakov & Gimelshein, 2018) was not needed
  *   here: rows fit in cache and the extra rescales cost more than they save.
  *
- * exp is the Cephes expf polynomial (S. L. Moshier, Cephes Math Library,
- * expf.c), written without branches so that GCC vectorises it; relative
- * error about 1e-7 over the clamped range. The reductions use OpenMP SIMD
+ * exp is the Cephes expf polynomial in wb_expf.h, written without branches
+ * so that GCC vectorises it. The reductions use OpenMP SIMD
  * reduction clauses, which let the compiler reorder the float sums without
  * -ffast-math (which would break -INFINITY handling).
  */
@@ -28,49 +27,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "wb_expf.h"
 #include "wb_softmax.h"
 #include "wb_status.h"
 
 /* Rows whose total size is below this stay on one thread: forking costs
  * more than it saves. */
 #define WB_PARALLEL_MIN_ELEMENTS 32768
-
-/* ------------------------------------------------------------------------ */
-/* exp                                                                      */
-/* ------------------------------------------------------------------------ */
-
-static inline float wb_expf(float x)
-{
-    const float hi = 88.3762626647949f, lo = -87.3365478515625f;
-    const float log2e = 1.44269504088896341f;
-    const float c1 = 0.693359375f, c2 = -2.12194440e-4f;
-    /* 1.5 * 2^23: adding it rounds to the nearest integer and leaves that
-     * integer in the low mantissa bits. */
-    const float magic = 12582912.0f;
-
-    float xc = x > hi ? hi : x;
-    xc = xc < lo ? lo : xc;
-    float shifted = xc * log2e + magic;
-    float n = shifted - magic;
-    float r = xc - n * c1 - n * c2;
-    float z = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-
-    int32_t bits;
-    memcpy(&bits, &shifted, sizeof bits);
-    int32_t scale_bits = (bits - 0x4B400000 + 127) << 23;
-    float scale;
-    memcpy(&scale, &scale_bits, sizeof scale);
-    float y = p * scale;
-    /* Below the clamp the true value is a subnormal or 0; -inf gives 0. */
-    return x < lo ? 0.0f : y;
-}
 
 /* ------------------------------------------------------------------------ */
 /* one row                                                                  */

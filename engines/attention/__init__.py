@@ -1,0 +1,87 @@
+"""Attention: scaled dot-product attention with causal, sliding-window and padding masks, MQA/GQA.
+
+One signature for every backend::
+
+    attention(q, k, v, causal=False, window=None, key_mask=None, scale=None,
+              backend="reference" | "torch" | "native", kernel="flash" | "naive", threads=None)
+
+q is [batch, heads, lq, d]; k [batch, kv_heads, lk, d] and v [batch, kv_heads,
+lk, dv] with heads a multiple of kv_heads. Everything is validated here, so a
+wrong shape or dtype raises before any kernel runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engines.arrays import require_array, require_floating
+from engines.errors import EngineError
+
+BACKENDS = ("reference", "torch", "native")
+
+
+def _validated(q, k, v, key_mask, window, backend, kernel, threads):
+    q, k, v = (require_array(a, name) for a, name in ((q, "q"), (k, "k"), (v, "v")))
+    for a, name in ((q, "q"), (k, "k"), (v, "v")):
+        require_floating(a, name)
+        if a.ndim != 4:
+            raise ValueError(f"{name} must be [batch, heads, seq, dim], got shape {a.shape}")
+    if not q.dtype == k.dtype == v.dtype:
+        raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    (b, h, _, d), (bk, hk, lk, dk), (bv, hv, lv, _) = q.shape, k.shape, v.shape
+    if not b == bk == bv:
+        raise ValueError(f"batch sizes differ: q {b}, k {bk}, v {bv}")
+    if d != dk:
+        raise ValueError(f"q and k head dims differ: {d} vs {dk}")
+    if (hk, lk) != (hv, lv):
+        raise ValueError(f"k and v must have the same heads and length, got {k.shape[:3]} and {v.shape[:3]}")
+    if hk < 1 or h % hk:
+        raise ValueError(f"query heads ({h}) must be a multiple of key/value heads ({hk})")
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
+        raise ValueError(f"window must be a positive integer or None, got {window!r}")
+    if key_mask is not None:
+        key_mask = np.asarray(key_mask)
+        if key_mask.shape != (b, lk) or key_mask.dtype != bool:
+            raise ValueError(f"key_mask must be a bool array of shape {(b, lk)}, got {key_mask.dtype} {key_mask.shape}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "native":
+        if q.dtype != np.float32:
+            raise ValueError(f"the native kernels take float32, got {q.dtype}")
+        for a, name in ((q, "q"), (k, "k"), (v, "v")):
+            if not a.flags.c_contiguous:
+                raise ValueError(f"{name} must be C-contiguous for the native kernels (np.ascontiguousarray)")
+        if kernel not in ("flash", "naive"):
+            raise ValueError(f"unknown kernel {kernel!r}; choose flash or naive")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return q, k, v, key_mask
+
+
+def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_mask=None,
+              scale: float | None = None, backend: str = "reference", kernel: str = "flash",
+              threads: int | None = None) -> np.ndarray:
+    """softmax(scale q k^T, masked) v on the chosen backend; [batch, heads, lq, dv]."""
+    q, k, v, key_mask = _validated(q, k, v, key_mask, window, backend, kernel, threads)
+    if backend == "reference":
+        from engines.attention import reference
+
+        return reference.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
+    if backend == "torch":
+        from engines.attention import torch_backend
+
+        return torch_backend.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
+    from engines.attention import native
+
+    return native.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale,
+                            kernel=kernel, threads=threads)
+
+
+def attention_flops(batch: int, heads: int, lq: int, lk: int, d: int, dv: int, causal: bool = False) -> float:
+    """Counted FLOPs of the forward: 2·d for each score plus 2·dv for each weighted value, over
+    the (query, key) pairs computed: all lq·lk, or the lq·(lk − lq) + lq·(lq + 1)/2 a causal mask allows."""
+    pairs = lq * (lk - lq) + lq * (lq + 1) / 2 if causal else lq * lk
+    return 2.0 * batch * heads * pairs * (d + dv)
+
+
+__all__ = ["BACKENDS", "EngineError", "attention", "attention_flops"]

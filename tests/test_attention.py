@@ -1,0 +1,127 @@
+"""Attention: reference, torch SDPA and the C kernels agree; masks mean what they say; bad input is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engines.attention import attention, attention_flops
+from engines.attention.reference import allowed_mask
+from engines.nativelib import native_status
+
+NATIVE = native_status().loaded
+BACKENDS = [("torch", "flash")] + ([("native", "flash"), ("native", "naive")] if NATIVE else [])
+
+
+def qkv(rng, batch, heads, kv_heads, lq, lk, d, dv=None):
+    dv = dv or d
+    return (rng.standard_normal((batch, heads, lq, d)).astype(np.float32),
+            rng.standard_normal((batch, kv_heads, lk, d)).astype(np.float32),
+            rng.standard_normal((batch, kv_heads, lk, dv)).astype(np.float32))
+
+
+SHAPES = [
+    (1, 1, 1, 1, 1, 8),        # one query, one key
+    (2, 8, 8, 37, 37, 64),     # odd length
+    (1, 8, 2, 65, 65, 64),     # GQA 4:1
+    (1, 4, 1, 1, 300, 64),     # MQA, decoding one token against a cache
+    (2, 4, 4, 100, 130, 32),   # queries are the last 100 of 130 positions
+    (1, 2, 1, 129, 129, 128),  # head dim 128, a length just past a tile
+    (1, 2, 2, 33, 80, 48),     # head dim not a multiple of 16
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("window", [None, 1, 9])
+def test_backends_agree_with_the_reference(rng, shape, causal, window):
+    q, k, v = qkv(rng, *shape)
+    key_mask = rng.random((shape[0], shape[4])) < 0.75
+    key_mask[:, -1] = True
+    for mask in (None, key_mask):
+        expected = attention(q, k, v, causal=causal, window=window, key_mask=mask)
+        for backend, kernel in BACKENDS:
+            got = attention(q, k, v, causal=causal, window=window, key_mask=mask, backend=backend, kernel=kernel, threads=2)
+            np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4, err_msg=f"{backend} {kernel}")
+
+
+@settings(max_examples=30)
+@given(lq=st.integers(1, 90), extra=st.integers(0, 40), heads=st.sampled_from([(4, 1), (4, 2), (4, 4)]),
+       d=st.sampled_from([16, 64]), causal=st.booleans(), window=st.none() | st.integers(1, 20),
+       seed=st.integers(0, 2**31))
+def test_native_matches_torch_on_random_shapes(lq, extra, heads, d, causal, window, seed):
+    if not NATIVE:
+        return
+    q, k, v = qkv(np.random.default_rng(seed), 1, heads[0], heads[1], lq, lq + extra, d)
+    expected = attention(q, k, v, causal=causal, window=window, backend="torch")
+    for kernel in ("flash", "naive"):
+        got = attention(q, k, v, causal=causal, window=window, backend="native", kernel=kernel, threads=1)
+        np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("backend, kernel", [("reference", "flash"), *BACKENDS])
+def test_causal_outputs_ignore_the_future(rng, backend, kernel):
+    q, k, v = qkv(rng, 1, 4, 2, 40, 40, 32)
+    before = attention(q, k, v, causal=True, backend=backend, kernel=kernel)
+    k2, v2 = k.copy(), v.copy()
+    k2[:, :, 25:] = rng.standard_normal(k2[:, :, 25:].shape)
+    v2[:, :, 25:] = 100.0
+    after = attention(q, k2, v2, causal=True, backend=backend, kernel=kernel)
+    np.testing.assert_allclose(after[:, :, :25], before[:, :, :25], atol=1e-6)
+    assert not np.allclose(after[:, :, 25:], before[:, :, 25:])
+
+
+def test_masks_and_long_values_are_stable(rng):
+    q, k, v = qkv(rng, 1, 2, 2, 10, 10, 16)
+    q *= 50  # large scores: the online softmax must not overflow
+    expected = attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
+    for backend, kernel in BACKENDS:
+        got = attention(q, k, v, backend=backend, kernel=kernel)
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+    nothing = np.zeros((1, 10), dtype=bool)
+    for backend, kernel in [("reference", "flash"), *BACKENDS]:
+        assert not np.any(attention(q, k, v, key_mask=nothing, backend=backend, kernel=kernel))
+    keep = allowed_mask(3, 5, causal=True, window=2)
+    assert keep.tolist() == [[False, True, True, False, False], [False, False, True, True, False],
+                             [False, False, False, True, True]]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda q, k, v: (q[0], k, v), "must be \\[batch, heads, seq, dim\\]"),
+        (lambda q, k, v: (q, k[..., :8], v), "head dims differ"),
+        (lambda q, k, v: (q[:, :3], k, v), "multiple of key/value heads"),
+        (lambda q, k, v: (q, k, v[:, :, :5]), "same heads and length"),
+        (lambda q, k, v: (q.astype(np.float64), k, v), "share a dtype"),
+        (lambda q, k, v: (q.astype(np.int32), k.astype(np.int32), v.astype(np.int32)), "floating"),
+    ],
+)
+def test_bad_shapes_and_dtypes_raise_before_any_kernel(rng, change, message):
+    q, k, v = qkv(rng, 1, 4, 2, 6, 6, 16)
+    with pytest.raises((ValueError, TypeError), match=message):
+        attention(*change(q, k, v), backend="native" if NATIVE else "reference")
+
+
+def test_native_specific_checks(rng):
+    q, k, v = qkv(rng, 1, 2, 2, 6, 6, 16)
+    with pytest.raises(ValueError, match="float32"):
+        attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), backend="native")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        attention(np.asfortranarray(q), k, v, backend="native")
+    with pytest.raises(ValueError, match="window"):
+        attention(q, k, v, window=0)
+    with pytest.raises(ValueError, match="key_mask"):
+        attention(q, k, v, key_mask=np.ones((1, 5), dtype=bool))
+    with pytest.raises(ValueError, match="unknown kernel"):
+        attention(q, k, v, backend="native", kernel="fast")
+    with pytest.raises(ValueError, match="unknown backend"):
+        attention(q, k, v, backend="cuda-ish")
+
+
+def test_flop_count():
+    assert attention_flops(1, 1, 4, 4, 8, 8) == 2 * 16 * 16
+    assert attention_flops(1, 1, 4, 4, 8, 8, causal=True) == 2 * 10 * 16
