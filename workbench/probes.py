@@ -97,6 +97,36 @@ def _bytes_per_token(vocab_size: int, corpus_bytes: int) -> float:
     return len(held.encode("utf-8")) / len(tokenizer.encode(held))
 
 
+def _attention_weight(text: str, layer: int, head: int, query: int, key: int) -> float:
+    from engines.models.minilm import load
+
+    model = load()
+    ids, mask, tokens = model.encode_texts([text])
+    if max(query, key) >= len(tokens[0]):
+        raise ValueError(f"the text has {len(tokens[0])} tokens ({' '.join(tokens[0])})")
+    return float(model.forward(ids, mask, output_attentions=True).attentions[layer][0, head, query, key])
+
+
+def _one_query_weight(query: list[float], keys: list[float], index: int) -> float:
+    import numpy as np
+
+    from engines.attention import attention
+
+    d = len(query)
+    if len(keys) % d:
+        raise ValueError(f"keys must hold whole rows of {d} numbers")
+    k = np.asarray(keys, dtype=np.float64).reshape(-1, d)
+    if index >= len(k):
+        raise ValueError(f"index {index} is outside the {len(k)} keys")
+    # Attention with one-hot values returns the weights themselves.
+    out = attention(np.asarray(query, dtype=np.float64)[None, None, None], k[None, None], np.eye(len(k))[None, None])
+    return float(out[0, 0, 0, index])
+
+
+def _score_matrix_mib(seq: int, heads: int, bytes_per_score: int) -> float:
+    return seq * seq * heads * bytes_per_score / 2**20
+
+
 _LOGITS = Param("list[float]", help="the logits", min_len=1)
 _TEXT = Param("str", help="the text")
 _FORM = Param("str", default="NFC", choices=("NFC", "NFD", "NFKC", "NFKD"), help="Unicode normalisation form")
@@ -152,6 +182,26 @@ PROBES: dict[str, ProbeSpec] = {
             "Bytes per token on held-out Shakespeare for BPE of a vocabulary size",
             {"vocab_size": Param("int", min=257, max=50000), "corpus_bytes": Param("int", default=1_000_000, min=10_000, max=4_000_000)},
             _bytes_per_token,
+        ),
+        ProbeSpec(
+            "attention.weight",
+            "all-MiniLM-L6-v2's attention weight from token `query` to token `key` in a layer and head",
+            {"text": _TEXT, "layer": Param("int", min=0, max=5), "head": Param("int", min=0, max=11),
+             "query": Param("int", min=0), "key": Param("int", min=0)},
+            _attention_weight,
+        ),
+        ProbeSpec(
+            "attention.one_query_weight",
+            "Softmax weight of key `index` for one query (scaled by 1/sqrt(d))",
+            {"query": Param("list[float]", min_len=1), "keys": Param("list[float]", min_len=1),
+             "index": Param("int", min=0)},
+            _one_query_weight,
+        ),
+        ProbeSpec(
+            "attention.score_matrix_mib",
+            "MiB that one batch's lq = lk = seq score matrices take across heads",
+            {"seq": Param("int", min=1), "heads": Param("int", min=1), "bytes_per_score": Param("int", default=4, min=1)},
+            _score_matrix_mib,
         ),
     ]
 }

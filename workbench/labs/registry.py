@@ -147,5 +147,42 @@ LABS: dict[str, LabSpec] = {
             "workbench.labs.softmax_labs:StabilityLab",
         ),
         *TOKENIZER_LABS,
+        LabSpec(
+            "attention.by_hand",
+            "Attention for one query, by hand",
+            "Scores, scaling, softmax and the weighted sum of values for one query over a few keys.",
+            {
+                "query": Param("list[float]", default=[1.0, 0.5], min_len=1, help="the query vector"),
+                "keys": Param("list[float]", default=[1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.0], min_len=1,
+                              help="the keys, flattened row by row (each as long as the query)"),
+                "values": Param("list[float]", default=[1.0, 0.0, 0.0, 1.0, 0.5, 0.5, -1.0, -1.0], min_len=1,
+                                help="the values, flattened row by row (one row per key)"),
+                "labels": Param("list[str]", default=["the", "cat", "sat", "down"], help="a name per key"),
+            },
+            "workbench.labs.attention_labs:ByHandLab",
+        ),
+        LabSpec(
+            "attention.heads",
+            "A real model's attention heads",
+            "all-MiniLM-L6-v2's attention weights on your sentence, for every layer and head.",
+            {
+                "text": Param("str", default="The animal didn't cross the street because it was too tired.",
+                              help="the sentence to run"),
+                "layer": Param("int", default=0, min=0, max=5, help="first layer shown (0-based)"),
+                "head": Param("int", default=0, min=0, max=11, help="first head shown (0-based)"),
+            },
+            "workbench.labs.attention_labs:HeadsLab",
+        ),
+        LabSpec(
+            "attention.flash_race",
+            "Naive against flash attention",
+            "Time and peak memory of NumPy, the naive and flash C kernels and torch SDPA as the sequence grows.",
+            {
+                "seqs": Param("list[float]", default=[256, 512, 1024, 2048], min=16, max=8192, min_len=1,
+                              help="sequence lengths to race"),
+                "causal": Param("bool", default=False, help="causal mask"),
+            },
+            "workbench.labs.attention_labs:FlashRaceLab",
+        ),
     ]
 }
