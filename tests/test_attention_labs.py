@@ -94,3 +94,39 @@ def test_shades_and_probes():
         assert 0.0 < w < 1.0
         with pytest.raises(ValueError, match="tokens"):
             compute_probe("attention.weight", {"text": "x", "layer": 0, "head": 0, "query": 9, "key": 0})
+
+
+async def test_mask_lab_shows_what_a_change_moves(tmp_path):
+    from workbench.labs.attention_labs import MaskLab
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_lab("attention.masks")
+        await pilot.pause()
+        lab = app.screen.query_one(MaskLab)
+        lab.focus()
+        moved = lambda: str(lab.query_one(".readout", Static).content.renderables[1])  # noqa: E731
+        assert lab.perturbed == 6 and moved().endswith("6 7 8 9 10 11")
+        await pilot.press("c")
+        assert moved().endswith(" ".join(str(i) for i in range(12)))
+        await pilot.press("c", "plus", "plus", "right")
+        assert lab.window == 2 and moved().endswith("7 8")
+
+
+async def test_grouped_heads_lab(tmp_path):
+    from workbench.labs.attention_labs import GroupedHeadsLab
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_lab("attention.grouped_heads")
+        await pilot.pause()
+        lab = app.screen.query_one(GroupedHeadsLab)
+        lab.params.update(heads=8, cache=256)
+        lab.focus()
+        await pilot.press("r")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = lab.query_one(".readout", Static).content
+        assert table.row_count == 4  # 1, 2, 4 and 8 key/value heads
+    assert compute_probe("attention.kv_cache_mib", {"layers": 80, "kv_heads": 8, "head_dim": 128, "tokens": 4096}) == 1280.0

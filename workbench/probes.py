@@ -123,6 +123,11 @@ def _one_query_weight(query: list[float], keys: list[float], index: int) -> floa
     return float(out[0, 0, 0, index])
 
 
+def _kv_cache_mib(layers: int, kv_heads: int, head_dim: int, tokens: int, bytes_per_value: int) -> float:
+    # Keys and values: two tensors per layer.
+    return 2 * layers * kv_heads * head_dim * tokens * bytes_per_value / 2**20
+
+
 def _score_matrix_mib(seq: int, heads: int, bytes_per_score: int) -> float:
     return seq * seq * heads * bytes_per_score / 2**20
 
@@ -196,6 +201,13 @@ PROBES: dict[str, ProbeSpec] = {
             {"query": Param("list[float]", min_len=1), "keys": Param("list[float]", min_len=1),
              "index": Param("int", min=0)},
             _one_query_weight,
+        ),
+        ProbeSpec(
+            "attention.kv_cache_mib",
+            "MiB of a KV cache: 2 × layers × kv_heads × head_dim × tokens × bytes per value",
+            {"layers": Param("int", min=1), "kv_heads": Param("int", min=1), "head_dim": Param("int", min=1),
+             "tokens": Param("int", min=1), "bytes_per_value": Param("int", default=2, min=1)},
+            _kv_cache_mib,
         ),
         ProbeSpec(
             "attention.score_matrix_mib",

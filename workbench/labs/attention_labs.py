@@ -257,3 +257,146 @@ def _race_all(seqs, causal, contenders, rng, rows, steps, progress) -> None:
                 times.append(time.perf_counter() - start)
             peak = peak_memory(run)[1] if visible else None
             rows.append((name, seq, sorted(times)[1], peak))
+
+
+def mask_grid(keep: np.ndarray, title: str) -> Table:
+    """A boolean [lq, lk] mask drawn as ██ (may attend) and ·· (masked)."""
+    table = Table(box=None, pad_edge=False, padding=(0, 0), title=title, title_justify="left")
+    table.add_column("", no_wrap=True)
+    for k in range(keep.shape[1]):
+        table.add_column(f" {k % 10}", no_wrap=True, width=2)
+    for i in range(keep.shape[0]):
+        table.add_row(f"{i:>2} ", *("██" if a else "··" for a in keep[i]))
+    return table
+
+
+class MaskLab(Lab):
+    """Masks drawn as grids, and the causal property checked live: change a future token, see what moves."""
+
+    DEFAULT_CSS = """
+    MaskLab .readout { width: 1fr; height: auto; }
+    """
+    BINDINGS = [
+        Binding("c", "toggle_causal", "Causal on/off"),
+        Binding("plus,equals_sign", "window(1)", "Window +1"),
+        Binding("minus", "window(-1)", "Window -1"),
+        Binding("right", "token(1)", "Perturb later"),
+        Binding("left", "token(-1)", "Perturb earlier"),
+    ]
+
+    def __init__(self, spec, params: dict[str, Any]) -> None:
+        super().__init__(spec, params)
+        self.causal = params["causal"]
+        self.window = params["window"]
+        self.perturbed = params["seq"] // 2
+
+    def compose_lab(self) -> ComposeResult:
+        yield Static("", classes="readout")
+
+    def on_mount(self) -> None:
+        self.redraw()
+
+    def action_toggle_causal(self) -> None:
+        self.causal = not self.causal
+        self.redraw()
+
+    def action_window(self, delta: int) -> None:
+        self.window = max(0, min(self.params["seq"], self.window + delta))
+        self.redraw()
+
+    def action_token(self, delta: int) -> None:
+        self.perturbed = (self.perturbed + delta) % self.params["seq"]
+        self.redraw()
+
+    def redraw(self) -> None:
+        from engines.attention import attention
+        from engines.attention.reference import allowed_mask
+
+        n = self.params["seq"]
+        window = self.window or None
+        keep = allowed_mask(n, n, causal=self.causal, window=window)
+        rng = np.random.default_rng(0)
+        q, k, v = (rng.standard_normal((1, 1, n, 16)).astype(np.float32) for _ in range(3))
+        before = attention(q, k, v, causal=self.causal, window=window)
+        k2, v2 = k.copy(), v.copy()
+        k2[0, 0, self.perturbed] += 3.0
+        v2[0, 0, self.perturbed] += 3.0
+        after = attention(q, k2, v2, causal=self.causal, window=window)
+        change = np.abs(after - before).max(axis=-1)[0, 0]
+        moved = Text()
+        moved.append(f"Changed the key and value of token {self.perturbed}; outputs that moved: ", style="bold")
+        moved.append(" ".join(str(i) for i in range(n) if change[i] > 1e-6) or "none")
+        kind = ("causal" if self.causal else "full") + (f", window {self.window}" if self.window else "")
+        self.query_one(".readout", Static).update(Group(mask_grid(keep, f"{kind}: row = query, column = key"), moved))
+        self.status("c toggles causal, +/- the window (0 = none), ←/→ picks the token to change.")
+
+
+class GroupedHeadsLab(Lab):
+    """Multi-, grouped- and multi-query attention: the KV cache each needs and the time one decoding step takes."""
+
+    DEFAULT_CSS = """
+    GroupedHeadsLab PlotextPlot { height: 10; }
+    GroupedHeadsLab .readout { width: 1fr; height: auto; }
+    """
+    BINDINGS = [Binding("r", "race", "Measure")]
+
+    def compose_lab(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot
+
+        yield Static("Press r to measure one decoding step for each number of key/value heads.", classes="readout")
+        yield PlotextPlot()
+
+    def action_race(self) -> None:
+        if self.running:
+            return
+        params = dict(self.params)
+        self.start(lambda progress: grouped_heads_race(params, progress), self._shown, "Timing decode steps")
+
+    def _shown(self, rows: list[tuple[int, float, float]]) -> None:
+        from textual_plotext import PlotextPlot
+
+        plot = self.query_one(PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.bar([str(kv) for kv, _, _ in rows], [t * 1e3 for _, t, _ in rows])
+        plt.xlabel("key/value heads (query heads fixed)")
+        plt.title("ms for one query token against the cache")
+        plot.refresh()
+        heads = self.params["heads"]
+        table = Table(box=None, header_style="bold")
+        for name in ("kv heads", "kind", "ms / step", "KV cache MiB"):
+            table.add_column(name, justify="right")
+        for kv, seconds, mib in rows:
+            kind = "MHA" if kv == heads else "MQA" if kv == 1 else f"GQA {heads // kv}:1"
+            table.add_row(str(kv), kind, f"{seconds * 1e3:.3f}", f"{mib:.1f}")
+        table.caption = f"{heads} query heads, cache of {self.params['cache']} tokens, head dim 64, fp32, one layer"
+        self.query_one(".readout", Static).update(table)
+
+
+def grouped_heads_race(params: dict[str, Any], progress: Progress) -> list[tuple[int, float, float]]:
+    """(kv heads, median seconds of one decode step, KV cache MiB) for kv heads dividing the query heads."""
+    import time
+
+    from engines.attention import attention
+    from engines.nativelib import native_status
+
+    heads, cache = params["heads"], params["cache"]
+    backend = "native" if native_status().loaded else "reference"
+    rng = np.random.default_rng()
+    options = [kv for kv in (1, 2, 4, 8, 16, 32) if kv <= heads and heads % kv == 0]
+    rows = []
+    for n, kv in enumerate(options):
+        progress(n / len(options), f"{kv} key/value heads")
+        q = rng.standard_normal((1, heads, 1, 64)).astype(np.float32)
+        k, v = (rng.standard_normal((1, kv, cache, 64)).astype(np.float32) for _ in range(2))
+        kwargs = {"backend": backend, **({"threads": 1} if backend == "native" else {})}
+        attention(q, k, v, **kwargs)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            attention(q, k, v, **kwargs)
+            times.append(time.perf_counter() - start)
+        rows.append((kv, sorted(times)[2], 2 * kv * cache * 64 * 4 / 2**20))
+    progress(1.0, "done")
+    return rows

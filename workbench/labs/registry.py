@@ -184,5 +184,26 @@ LABS: dict[str, LabSpec] = {
             },
             "workbench.labs.attention_labs:FlashRaceLab",
         ),
+        LabSpec(
+            "attention.masks",
+            "Causal, sliding-window and full masks",
+            "See a mask as a grid, then change one token and watch which outputs move.",
+            {
+                "seq": Param("int", default=12, min=2, max=30, help="tokens"),
+                "causal": Param("bool", default=True, help="start with the causal mask"),
+                "window": Param("int", default=0, min=0, max=30, help="sliding window (0 = none)"),
+            },
+            "workbench.labs.attention_labs:MaskLab",
+        ),
+        LabSpec(
+            "attention.grouped_heads",
+            "MHA, GQA and MQA",
+            "The KV cache and the time of one decoding step as key/value heads are shared.",
+            {
+                "heads": Param("int", default=32, min=1, max=64, help="query heads"),
+                "cache": Param("int", default=4096, min=16, max=65536, help="cached tokens"),
+            },
+            "workbench.labs.attention_labs:GroupedHeadsLab",
+        ),
     ]
 }
