@@ -69,3 +69,53 @@ def test_learned_table_and_bad_input():
                 lambda: rope_frequencies(8, factor=0), lambda: alibi_slopes(0), lambda: learned(3, 0)):
         with pytest.raises(EngineError):
             bad()
+
+
+async def test_shuffle_lab_shows_equivariance(tmp_path):
+    from textual.widgets import Static
+
+    from workbench.app import WorkbenchApp
+    from workbench.labs.positional_labs import ShuffleLab
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_lab("positional.shuffle")
+        await pilot.pause()
+        lab = app.screen.query_one(ShuffleLab)
+        lab.focus()
+        lab.order = [2, 0, 1]
+        lab.redraw()
+        assert lab.same == [True, True, True]
+        await pilot.press("p")
+        assert not all(lab.same)
+        assert "with sinusoidal" in str(lab.query_one(".readout", Static).content.title)
+
+
+@pytest.mark.parametrize("kind", ["sinusoidal", "similarity", "rope_scaling", "alibi"])
+async def test_encoding_plots_render(tmp_path, kind):
+    from workbench.app import WorkbenchApp
+    from workbench.labs.positional_labs import EncodingPlotLab
+    from workbench.labs.registry import LABS
+    from workbench.screens.lab import LabScreen
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=(80, 24)) as pilot:
+        spec = LABS["positional.plot"]
+        screen = LabScreen(spec)
+        await app.push_screen(screen)
+        lab = screen.query_one(EncodingPlotLab)
+        lab.params["kind"] = kind
+        lab.redraw()
+        lab.focus()
+        await pilot.press("plus")
+        assert lab.knob == 8
+
+
+def test_positional_probes():
+    from workbench.probes import compute_probe
+
+    assert compute_probe("positional.rope_angle", {"position": 100, "pair": 0}) == 100.0
+    assert compute_probe("positional.alibi_slope", {"heads": 8, "head": 7}) == 2 ** -8
+    assert compute_probe("positional.sinusoidal_value", {"position": 1, "index": 1}) == pytest.approx(np.cos(1.0))
+    with pytest.raises(ValueError, match="outside"):
+        compute_probe("positional.rope_angle", {"position": 1, "pair": 40})

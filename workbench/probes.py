@@ -128,6 +128,31 @@ def _kv_cache_mib(layers: int, kv_heads: int, head_dim: int, tokens: int, bytes_
     return 2 * layers * kv_heads * head_dim * tokens * bytes_per_value / 2**20
 
 
+def _sinusoidal_value(position: int, index: int, dim: int) -> float:
+    from engines.positional import sinusoidal
+
+    if index >= dim:
+        raise ValueError(f"index {index} is outside dimension {dim}")
+    return float(sinusoidal(position + 1, dim)[position, index])
+
+
+def _rope_angle(position: float, pair: int, dim: int, base: float, scaling: str, factor: float) -> float:
+    from engines.positional import rope_frequencies
+
+    if pair >= dim // 2:
+        raise ValueError(f"pair {pair} is outside the {dim // 2} rotated pairs")
+    theta, divisor = rope_frequencies(dim, base, scaling=None if scaling == "none" else scaling, factor=factor)
+    return float(position / divisor * theta[pair])
+
+
+def _alibi_slope(heads: int, head: int) -> float:
+    from engines.positional import alibi_slopes
+
+    if head >= heads:
+        raise ValueError(f"head {head} is outside the {heads} heads")
+    return float(alibi_slopes(heads)[head])
+
+
 def _score_matrix_mib(seq: int, heads: int, bytes_per_score: int) -> float:
     return seq * seq * heads * bytes_per_score / 2**20
 
@@ -201,6 +226,27 @@ PROBES: dict[str, ProbeSpec] = {
             {"query": Param("list[float]", min_len=1), "keys": Param("list[float]", min_len=1),
              "index": Param("int", min=0)},
             _one_query_weight,
+        ),
+        ProbeSpec(
+            "positional.sinusoidal_value",
+            "Entry `index` of the sinusoidal encoding of `position` (dimension `dim`)",
+            {"position": Param("int", min=0), "index": Param("int", min=0), "dim": Param("int", default=64, min=2)},
+            _sinusoidal_value,
+        ),
+        ProbeSpec(
+            "positional.rope_angle",
+            "RoPE's rotation angle (radians) of pair `pair` at `position`",
+            {"position": Param("float", min=0), "pair": Param("int", min=0), "dim": Param("int", default=64, min=2),
+             "base": Param("float", default=10000.0, min=1.0),
+             "scaling": Param("str", default="none", choices=("none", "linear", "ntk")),
+             "factor": Param("float", default=1.0, min=0.01)},
+            _rope_angle,
+        ),
+        ProbeSpec(
+            "positional.alibi_slope",
+            "ALiBi's slope for head `head` (0-based) of `heads`",
+            {"heads": Param("int", min=1), "head": Param("int", min=0)},
+            _alibi_slope,
         ),
         ProbeSpec(
             "attention.kv_cache_mib",

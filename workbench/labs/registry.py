@@ -205,5 +205,24 @@ LABS: dict[str, LabSpec] = {
             },
             "workbench.labs.attention_labs:GroupedHeadsLab",
         ),
+        LabSpec(
+            "positional.shuffle",
+            "Attention cannot see order",
+            "Shuffle the words and compare self-attention outputs with and without positions.",
+            {"words": Param("list[str]", default=["dog", "bites", "man"], min_len=2, help="the tokens")},
+            "workbench.labs.positional_labs:ShuffleLab",
+        ),
+        LabSpec(
+            "positional.plot",
+            "Positional encodings, plotted",
+            "Sinusoidal curves, similarity against distance, RoPE scaling or ALiBi's biases.",
+            {
+                "kind": Param("str", default="sinusoidal", choices=("sinusoidal", "similarity", "rope_scaling", "alibi"),
+                              help="what to plot"),
+                "positions": Param("int", default=128, min=4, max=4096, help="positions plotted"),
+                "knob": Param("int", default=4, min=1, max=64, help="the value +/- doubles and halves"),
+            },
+            "workbench.labs.positional_labs:EncodingPlotLab",
+        ),
     ]
 }
