@@ -125,3 +125,29 @@ def test_native_specific_checks(rng):
 def test_flop_count():
     assert attention_flops(1, 1, 4, 4, 8, 8) == 2 * 16 * 16
     assert attention_flops(1, 1, 4, 4, 8, 8, causal=True) == 2 * 10 * 16
+
+
+@pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2), (4, 1)])
+def test_multi_head_attention_matches_torch(rng, heads, kv_heads):
+    import torch
+    from torch.nn.functional import scaled_dot_product_attention
+
+    from engines.attention import multi_head_attention
+
+    batch, seq, model, d = 2, 9, 32, 8
+    x = rng.standard_normal((batch, seq, model)).astype(np.float32)
+    w_q = rng.standard_normal((model, heads * d)).astype(np.float32) / 6
+    w_k, w_v = (rng.standard_normal((model, kv_heads * d)).astype(np.float32) / 6 for _ in range(2))
+    w_o = rng.standard_normal((heads * d, model)).astype(np.float32) / 6
+    t = torch.from_numpy
+    q = (t(x) @ t(w_q)).reshape(batch, seq, heads, d).transpose(1, 2)
+    k = (t(x) @ t(w_k)).reshape(batch, seq, kv_heads, d).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
+    v = (t(x) @ t(w_v)).reshape(batch, seq, kv_heads, d).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
+    expected = scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(batch, seq, -1) @ t(w_o)
+    for backend, kernel in [("reference", "flash"), *BACKENDS]:
+        got = multi_head_attention(x, w_q, w_k, w_v, w_o, heads, kv_heads, causal=True, backend=backend, kernel=kernel)
+        np.testing.assert_allclose(got, expected.numpy(), atol=3e-5)
+    with pytest.raises(ValueError, match="split"):
+        multi_head_attention(x, w_q, w_k, w_v, w_o, 3, 1)
+    with pytest.raises(ValueError, match="batch, seq, model"):
+        multi_head_attention(x[0], w_q, w_k, w_v, w_o, heads, kv_heads)

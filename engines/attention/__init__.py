@@ -77,6 +77,40 @@ def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_m
                             kernel=kernel, threads=threads)
 
 
+def multi_head_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: np.ndarray,
+                         heads: int, kv_heads: int | None = None, *, causal: bool = False,
+                         window: int | None = None, key_mask=None, backend: str = "reference",
+                         kernel: str = "flash", threads: int | None = None) -> np.ndarray:
+    """Multi-head self-attention of x [batch, seq, model] (Vaswani et al., 2017, section 3.2.2).
+
+    w_q is [model, heads·d]; w_k and w_v are [model, kv_heads·d] (fewer key/value
+    heads for MQA/GQA); w_o is [heads·d, model]. Projects, splits into heads,
+    attends on the chosen backend, concatenates the heads and projects back.
+    """
+    x = require_array(x, "x")
+    if x.ndim != 3:
+        raise ValueError(f"x must be [batch, seq, model], got shape {x.shape}")
+    kv_heads = heads if kv_heads is None else kv_heads
+    batch, seq, model = x.shape
+    if w_q.shape[0] != model or w_k.shape[0] != model or w_v.shape[0] != model:
+        raise ValueError(f"projections must take {model} inputs, got {w_q.shape}, {w_k.shape}, {w_v.shape}")
+    if w_q.shape[1] % heads or w_k.shape[1] % kv_heads or w_k.shape[1] // kv_heads != w_q.shape[1] // heads:
+        raise ValueError(f"w_q {w_q.shape} and w_k {w_k.shape} do not split into {heads} and {kv_heads} heads of one size")
+    if w_v.shape[1] % kv_heads:
+        raise ValueError(f"w_v {w_v.shape} does not split into {kv_heads} heads")
+    dv = w_v.shape[1] // kv_heads
+    if w_o.shape != (heads * dv, model):
+        raise ValueError(f"w_o must be [heads·dv, model] = {(heads * dv, model)}, got {w_o.shape}")
+
+    def split(y: np.ndarray, n: int) -> np.ndarray:
+        return np.ascontiguousarray(y.reshape(batch, seq, n, -1).transpose(0, 2, 1, 3))
+
+    q, k, v = split(x @ w_q, heads), split(x @ w_k, kv_heads), split(x @ w_v, kv_heads)
+    out = attention(q, k, v, causal=causal, window=window, key_mask=key_mask, backend=backend,
+                    kernel=kernel, threads=threads)
+    return out.transpose(0, 2, 1, 3).reshape(batch, seq, -1) @ w_o
+
+
 def attention_flops(batch: int, heads: int, lq: int, lk: int, d: int, dv: int, causal: bool = False) -> float:
     """Counted FLOPs of the forward: 2·d for each score plus 2·dv for each weighted value, over
     the (query, key) pairs computed: all lq·lk, or the lq·(lk − lq) + lq·(lq + 1)/2 a causal mask allows."""
@@ -84,4 +118,4 @@ def attention_flops(batch: int, heads: int, lq: int, lk: int, d: int, dv: int, c
     return 2.0 * batch * heads * pairs * (d + dv)
 
 
-__all__ = ["BACKENDS", "EngineError", "attention", "attention_flops"]
+__all__ = ["BACKENDS", "EngineError", "attention", "attention_flops", "multi_head_attention"]
