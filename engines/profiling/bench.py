@@ -113,6 +113,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "engines.attention.bench:cases",
         ),
         BenchmarkSpec(
+            "sampling",
+            "Next-token top-p / top-k over a 100k vocabulary: native bucketed selection vs sort-based torch and NumPy",
+            "engines.sampling.bench:cases",
+        ),
+        BenchmarkSpec(
             "tokenizers",
             "cl100k encode (native vs tiktoken vs HF tokenizers) and BPE training (vs HF, sentencepiece)",
             "engines.tokenizers.bench:cases",
