@@ -15,7 +15,7 @@ import numpy as np
 
 from engines.attention import attention, attention_flops
 from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender
+from engines.profiling.bench import Case, Contender, torch_threads
 
 SEQS = (512, 1024, 2048, 4096, 8192)
 QUICK_SEQS = (64, 130)
@@ -27,21 +27,6 @@ def _close(expected: np.ndarray, got: np.ndarray) -> str | None:
         return f"shape {got.shape} != {expected.shape}"
     worst = float(np.max(np.abs(got - expected)))
     return None if worst <= 2e-4 else f"max abs error {worst:.2e}"
-
-
-def _torch_threads(n: int):
-    def setup() -> None:
-        import torch
-
-        setup.previous = torch.get_num_threads()  # type: ignore[attr-defined]
-        torch.set_num_threads(n)
-
-    def teardown() -> None:
-        import torch
-
-        torch.set_num_threads(setup.previous)  # type: ignore[attr-defined]
-
-    return setup, teardown
 
 
 def cases(quick: bool = False) -> list[Case]:
@@ -56,7 +41,7 @@ def cases(quick: bool = False) -> list[Case]:
             if seq <= 2048:
                 contenders.append(Contender("numpy", partial(run, backend="reference"), "reference"))
             for n in threads:
-                setup, teardown = _torch_threads(n)
+                setup, teardown = torch_threads(n)
                 contenders.append(Contender(f"torch SDPA {n}T", partial(run, backend="torch"), "torch", setup, teardown,
                                             memory_visible=False))
             if native_status().loaded:

@@ -126,6 +126,24 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 }
 
 
+def torch_threads(n: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(setup, teardown) for a Contender: run torch on n threads, then restore its setting."""
+    previous: list[int] = []
+
+    def setup() -> None:
+        import torch
+
+        previous.append(torch.get_num_threads())
+        torch.set_num_threads(n)
+
+    def teardown() -> None:
+        import torch
+
+        torch.set_num_threads(previous.pop())
+
+    return setup, teardown
+
+
 def _environment() -> dict[str, Any]:
     from engines.nativelib import native_status
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from engines import sampling
 from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender
+from engines.profiling.bench import Case, Contender, torch_threads
 
 
 def _same_kept(expected: np.ndarray, got: np.ndarray) -> str | None:
@@ -26,21 +26,6 @@ def _same_kept(expected: np.ndarray, got: np.ndarray) -> str | None:
     return None if differ <= allowed else f"{differ} tokens kept differently"
 
 
-def _torch_threads(n: int):
-    def setup() -> None:
-        import torch
-
-        setup.previous = torch.get_num_threads()  # type: ignore[attr-defined]
-        torch.set_num_threads(n)
-
-    def teardown() -> None:
-        import torch
-
-        torch.set_num_threads(setup.previous)  # type: ignore[attr-defined]
-
-    return setup, teardown
-
-
 def cases(quick: bool = False) -> list[Case]:
     rng = np.random.default_rng(0)
     vocab = 1000 if quick else 100_000
@@ -50,7 +35,7 @@ def cases(quick: bool = False) -> list[Case]:
         x = (rng.standard_normal((rows, vocab)) * 3).astype(np.float32)
         for name, fn, kwargs in (("top-p 0.9", sampling.top_p, {"p": 0.9}), ("top-k 50", sampling.top_k, {"k": 50})):
             contenders = [Contender("numpy", partial(fn, x, backend="reference", **kwargs), "reference")]
-            setup, teardown = _torch_threads(1)
+            setup, teardown = torch_threads(1)
             contenders.append(Contender("torch 1T", partial(fn, x, backend="torch", **kwargs), "torch", setup, teardown))
             if native_status().loaded:
                 for n in threads if rows > 1 else [1]:

@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 
 from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender
+from engines.profiling.bench import Case, Contender, torch_threads
 from engines.softmax import FLOPS_PER_ELEMENT, native, reference, torch_backend
 
 SHAPES = [(1, 100_000), (64, 32_000), (4096, 1024), (2048, 2048)]
@@ -27,26 +27,11 @@ def _close(expected: np.ndarray, got: np.ndarray) -> str | None:
     return None
 
 
-def _torch_threads(n: int):
-    def setup() -> None:
-        import torch
-
-        setup.previous = torch.get_num_threads()  # type: ignore[attr-defined]
-        torch.set_num_threads(n)
-
-    def teardown() -> None:
-        import torch
-
-        torch.set_num_threads(setup.previous)  # type: ignore[attr-defined]
-
-    return setup, teardown
-
-
 def _contenders(op: str, x: np.ndarray) -> list[Contender]:
     all_threads = default_threads()
     contenders = [Contender("numpy", partial(getattr(reference, op), x), "reference")]
     for n in sorted({1, all_threads}):
-        setup, teardown = _torch_threads(n)
+        setup, teardown = torch_threads(n)
         contenders.append(
             Contender(f"torch {n}T", partial(getattr(torch_backend, op), x), "torch", setup, teardown)
         )
