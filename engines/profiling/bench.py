@@ -113,6 +113,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "engines.attention.bench:cases",
         ),
         BenchmarkSpec(
+            "moe",
+            "Mixture-of-experts dispatch and combine: native C vs torch index-based vs NumPy",
+            "engines.moe.bench:cases",
+        ),
+        BenchmarkSpec(
             "sampling",
             "Next-token top-p / top-k over a 100k vocabulary: native bucketed selection vs sort-based torch and NumPy",
             "engines.sampling.bench:cases",

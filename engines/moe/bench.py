@@ -1,0 +1,49 @@
+"""Cases for ``workbench bench moe``: dispatch then combine, native C vs torch index-based vs NumPy.
+
+8,192 tokens of width 1,024 routed top-2 over 8 and 64 experts at capacity
+factor 1.25; the experts themselves are the identity, so only the data
+movement is timed.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from engines import moe
+from engines.nativelib import default_threads, native_status
+from engines.profiling.bench import Case, Contender, torch_threads
+
+
+def _round_trip(x, weights, experts, n_experts, capacity, backend, threads=None):
+    kwargs = {"threads": threads} if backend == "native" else {}
+    buffers, positions, _ = moe.dispatch(x, experts, n_experts, capacity, backend=backend, **kwargs)
+    return moe.combine(buffers, positions, experts, weights, backend=backend, **kwargs)
+
+
+def _close(expected: np.ndarray, got: np.ndarray) -> str | None:
+    worst = float(np.max(np.abs(expected - got)))
+    return None if worst <= 1e-5 else f"max abs error {worst:.2e}"
+
+
+def cases(quick: bool = False) -> list[Case]:
+    rng = np.random.default_rng(0)
+    tokens, d = (256, 64) if quick else (8192, 1024)
+    result = []
+    for n_experts in (8, 64):
+        x = rng.standard_normal((tokens, d)).astype(np.float32)
+        weights, experts, _ = moe.route(rng.standard_normal((tokens, n_experts)), 2)
+        cap = moe.capacity(tokens, n_experts, 2, 1.25)
+        run = partial(_round_trip, x, weights, experts, n_experts, cap)
+        contenders = []
+        if quick or n_experts == 8:
+            contenders.append(Contender("numpy", partial(run, "reference"), "reference"))
+        setup, teardown = torch_threads(1)
+        contenders.append(Contender("torch 1T", partial(run, "torch"), "torch", setup, teardown))
+        if native_status().loaded:
+            for n in sorted({1, default_threads()}):
+                contenders.append(Contender(f"native {n}T", partial(run, "native", n), "native"))
+        result.append(Case(f"dispatch+combine {tokens}×{d}, {n_experts} experts, top-2", contenders, _close,
+                           "torch 1T", ("torch 1T",), bytes_moved=4.0 * x.size * 2 * 4))
+    return result
