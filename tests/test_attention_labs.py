@@ -6,6 +6,7 @@ import pytest
 from textual.widgets import Input, Static
 
 from engines.errors import EngineError
+from tests.test_tokenizer_labs import open_lab
 from workbench.app import WorkbenchApp
 from workbench.labs.attention_labs import ByHandLab, FlashRaceLab, HeadsLab, flash_race, shade
 from workbench.probes import compute_probe
@@ -24,9 +25,7 @@ except EngineError:
 async def test_by_hand_lab_scales_the_query(tmp_path):
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        app.open_lab("attention.by_hand")
-        await pilot.pause()
-        lab = app.screen.query_one(ByHandLab)
+        lab = await open_lab(app, pilot, "attention.by_hand", ByHandLab)
         table = lab.query_one(".readout", Static).content
         assert table.row_count == 4 and "output" in table.caption
         await pilot.press("plus", "plus")
@@ -60,9 +59,7 @@ async def test_heads_lab_runs_the_model_and_moves_through_heads(tmp_path):
 async def test_flash_race_lab(tmp_path):
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        app.open_lab("attention.flash_race")
-        await pilot.pause()
-        lab = app.screen.query_one(FlashRaceLab)
+        lab = await open_lab(app, pilot, "attention.flash_race", FlashRaceLab)
         lab.params["seqs"] = [32, 64]
         lab.focus()
         await pilot.press("r")
@@ -101,9 +98,7 @@ async def test_mask_lab_shows_what_a_change_moves(tmp_path):
 
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        app.open_lab("attention.masks")
-        await pilot.pause()
-        lab = app.screen.query_one(MaskLab)
+        lab = await open_lab(app, pilot, "attention.masks", MaskLab)
         lab.focus()
         moved = lambda: str(lab.query_one(".readout", Static).content.renderables[1])  # noqa: E731
         assert lab.perturbed == 6 and moved().endswith("6 7 8 9 10 11")
@@ -118,9 +113,7 @@ async def test_grouped_heads_lab(tmp_path):
 
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        app.open_lab("attention.grouped_heads")
-        await pilot.pause()
-        lab = app.screen.query_one(GroupedHeadsLab)
+        lab = await open_lab(app, pilot, "attention.grouped_heads", GroupedHeadsLab)
         lab.params.update(heads=8, cache=256)
         lab.focus()
         await pilot.press("r")

@@ -92,7 +92,11 @@ class MiniLM:
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray | None = None, *,
                 backend: str = "reference", output_attentions: bool = False) -> EncoderOutput:
-        """Hidden states of input_ids [batch, seq] (attention_mask 1 for real tokens, 0 for padding)."""
+        """Hidden states of input_ids [batch, seq] (attention_mask 1 for real tokens, 0 for padding).
+
+        backend picks the attention kernels; output_attentions runs the NumPy
+        reference instead, the one that returns the weights.
+        """
         ids = np.asarray(input_ids)
         if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
             raise EngineError(f"input_ids must be an integer array [batch, seq], got {ids.dtype} {ids.shape}")
@@ -121,10 +125,9 @@ class MiniLM:
             k = heads(self._dense(h, f"{p}.attention.self.key"))
             v = heads(self._dense(h, f"{p}.attention.self.value"))
             if output_attentions:
+                # Only the reference returns weights; its outputs serve whatever the backend.
                 context, weights = reference_attention(q, k, v, key_mask=mask, return_weights=True)
                 out.attentions.append(weights.astype(np.float32))
-                if backend != "reference":
-                    context = attention(q, k, v, key_mask=mask, backend=backend)
             else:
                 context = attention(q, k, v, key_mask=mask, backend=backend)
             context = context.transpose(0, 2, 1, 3).reshape(batch, seq, c.hidden)

@@ -16,9 +16,10 @@ with progress and cancellation, and assembles the tokenizer.
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,16 @@ class Merge:
     count: int
 
 
-def _merge_symbols(symbols: list[int], pair: Pair, new_id: int) -> list[int]:
+def pair_counts(words: list[list[int]], counts: list[int]) -> Counter[Pair]:
+    """How often each adjacent pair occurs, each word weighted by its count."""
+    stats: Counter[Pair] = Counter()
+    for symbols, count in zip(words, counts):
+        for pair in zip(symbols, symbols[1:]):
+            stats[pair] += count
+    return stats
+
+
+def merge_pair(symbols: list[int], pair: Pair, new_id: int) -> list[int]:
     """symbols with every (a, b) replaced by new_id, left to right."""
     out, i = [], 0
     while i < len(symbols):
@@ -63,63 +73,60 @@ def train_naive(piece_counts: dict[bytes, int], n_merges: int) -> list[Merge]:
     counts = list(piece_counts.values())
     merges: list[Merge] = []
     for step in range(n_merges):
-        stats: Counter[Pair] = Counter()
-        for symbols, count in zip(words, counts):
-            for pair in zip(symbols, symbols[1:]):
-                stats[pair] += count
+        stats = pair_counts(words, counts)
         if not stats:
             break
         pair = min(stats, key=lambda p: (-stats[p], p))
         new_id = 256 + step
         merges.append(Merge(pair, new_id, stats[pair]))
-        words = [_merge_symbols(symbols, pair, new_id) for symbols in words]
+        words = [merge_pair(symbols, pair, new_id) for symbols in words]
     return merges
 
 
-def train_reference(
-    piece_counts: dict[bytes, int], n_merges: int, on_merge: Callable[[Merge], None] | None = None
-) -> list[Merge]:
-    """The merges of train_naive, with incremental pair counts and a lazy max-heap."""
+def iter_merges_reference(piece_counts: dict[bytes, int]) -> Iterator[Merge]:
+    """The merges of train_naive, one at a time, with incremental pair counts and a lazy max-heap."""
     words = [list(piece) for piece in piece_counts]
     counts = list(piece_counts.values())
-    pair_counts: Counter[Pair] = Counter()
+    totals: Counter[Pair] = Counter()
     where: defaultdict[Pair, set[int]] = defaultdict(set)
     for w, (symbols, count) in enumerate(zip(words, counts)):
         for pair in zip(symbols, symbols[1:]):
-            pair_counts[pair] += count
+            totals[pair] += count
             where[pair].add(w)
     # heapq is a min-heap: (-count, pair) pops the most frequent, smallest pair.
-    heap = [(-count, pair) for pair, count in pair_counts.items()]
+    heap = [(-count, pair) for pair, count in totals.items()]
     heapq.heapify(heap)
-    merges: list[Merge] = []
-    while len(merges) < n_merges and heap:
+    new_id = 256
+    while heap:
         negative, pair = heapq.heappop(heap)
-        current = pair_counts[pair]
+        current = totals[pair]
         if current != -negative:
             # Stale: the count fell since this entry was pushed.
             if current > 0:
                 heapq.heappush(heap, (-current, pair))
             continue
-        merge = Merge(pair, 256 + len(merges), current)
-        merges.append(merge)
         changed: set[Pair] = set()
         for w in where.pop(pair):
             symbols, count = words[w], counts[w]
             if pair not in zip(symbols, symbols[1:]):
                 continue
             for old in zip(symbols, symbols[1:]):
-                pair_counts[old] -= count
-            symbols = words[w] = _merge_symbols(symbols, pair, merge.new_id)
+                totals[old] -= count
+            symbols = words[w] = merge_pair(symbols, pair, new_id)
             for new in zip(symbols, symbols[1:]):
-                pair_counts[new] += count
-                if merge.new_id in new:
+                totals[new] += count
+                if new_id in new:
                     where[new].add(w)
                     changed.add(new)
         for new in changed:
-            heapq.heappush(heap, (-pair_counts[new], new))
-        if on_merge:
-            on_merge(merge)
-    return merges
+            heapq.heappush(heap, (-totals[new], new))
+        yield Merge(pair, new_id, current)
+        new_id += 1
+
+
+def train_reference(piece_counts: dict[bytes, int], n_merges: int) -> list[Merge]:
+    """The first n_merges merges of iter_merges_reference."""
+    return list(itertools.islice(iter_merges_reference(piece_counts), n_merges))
 
 
 # ---- counting ---------------------------------------------------------------
@@ -165,21 +172,21 @@ class _NativeCounter:
         return int(self.lib.wb_bpe_counter_size(self.handle))
 
 
-def _native_merges(counter: _NativeCounter, n_merges: int, report: Callable[[int], None]) -> list[Merge]:
+def _iter_merges_native(counter: _NativeCounter) -> Iterator[Merge]:
+    """The C trainer's merges, fetched 64 at a time, until no pair is left."""
     ffi, lib = counter.ffi, counter.lib
     handle = ffi.new("wb_bpe_trainer **")
     counter.check("wb_bpe_trainer_new", lib.wb_bpe_trainer_new(handle, counter.handle))
     trainer = ffi.gc(handle[0], lib.wb_bpe_trainer_free)
-    merges: list[Merge] = []
     batch = 64
     left = np.empty(batch, dtype=np.uint32)
     right = np.empty(batch, dtype=np.uint32)
     counts = np.empty(batch, dtype=np.uint64)
     done = ffi.new("size_t *")
-    while len(merges) < n_merges:
-        want = min(batch, n_merges - len(merges))
+    new_id = 256
+    while True:
         status = lib.wb_bpe_trainer_step(
-            trainer, want,
+            trainer, batch,
             ffi.from_buffer("uint32_t[]", left, require_writable=True),
             ffi.from_buffer("uint32_t[]", right, require_writable=True),
             ffi.from_buffer("uint64_t[]", counts, require_writable=True),
@@ -187,11 +194,10 @@ def _native_merges(counter: _NativeCounter, n_merges: int, report: Callable[[int
         )
         counter.check("wb_bpe_trainer_step", status)
         for k in range(done[0]):
-            merges.append(Merge((int(left[k]), int(right[k])), 256 + len(merges), int(counts[k])))
-        report(len(merges))
-        if done[0] < want:
-            break
-    return merges
+            yield Merge((int(left[k]), int(right[k])), new_id, int(counts[k]))
+            new_id += 1
+        if done[0] < batch:
+            return
 
 
 # ---- the driver -------------------------------------------------------------
@@ -207,23 +213,6 @@ class TrainResult:
     stopped_early: bool
     """True when pairs ran out before reaching vocab_size."""
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _vocabulary(merges: list[Merge], target: int) -> tuple[dict[bytes, int], int]:
-    """Ranks for bytes 0..255 then each merge's bytes, skipping a repeat of bytes
-    already in the vocabulary (two different merges can spell the same string)."""
-    by_id = {b: bytes([b]) for b in range(256)}
-    ranks = {by_id[b]: b for b in range(256)}
-    used = 0
-    for merge in merges:
-        token = by_id[merge.pair[0]] + by_id[merge.pair[1]]
-        by_id[merge.new_id] = token
-        used += 1
-        if token not in ranks:
-            ranks[token] = len(ranks)
-            if len(ranks) == target:
-                break
-    return ranks, used
 
 
 def _check_should_stop(should_stop: Callable[[], bool] | None) -> None:
@@ -290,27 +279,22 @@ def train_bpe(
         raise EngineError("the training text is empty")
 
     target = vocab_size - len(specials)
-    n_merges = target - 256
+    stream = _iter_merges_native(native_counter) if native_counter is not None else iter_merges_reference(counts)
     merges: list[Merge] = []
-
-    def on_progress(done: int) -> None:
-        report(done, n_merges, "merging pairs")
-        _check_should_stop(should_stop)
-
-    # Two merges can spell the same bytes; ask for more until the vocabulary is full.
-    while True:
-        if native_counter is not None:
-            merges = _native_merges(native_counter, n_merges, on_progress)
-        else:
-            merges = train_reference(
-                counts, n_merges,
-                on_merge=lambda m: on_progress(m.new_id - 255) if (m.new_id - 255) % 64 == 0 else None,
-            )
-        ranks, _ = _vocabulary(merges, target)
-        if len(ranks) == target or len(merges) < n_merges:
-            break
-        n_merges += target - len(ranks)
-    report(len(merges), len(merges), "merging pairs")
+    # Ranks: bytes 0..255, then each merge's bytes. Two merges can spell the same
+    # string ((a, bc) and (ab, c)); the second adds no token, so merging goes on
+    # until the vocabulary is full or no pair is left.
+    by_id = {b: bytes([b]) for b in range(256)}
+    ranks = {token: b for b, token in by_id.items()}
+    while len(ranks) < target and (merge := next(stream, None)) is not None:
+        merges.append(merge)
+        token = by_id[merge.pair[0]] + by_id[merge.pair[1]]
+        by_id[merge.new_id] = token
+        ranks.setdefault(token, len(ranks))
+        if len(merges) % 64 == 0:
+            report(len(ranks) - 256, target - 256, "merging pairs")
+            _check_should_stop(should_stop)
+    report(target - 256, target - 256, "merging pairs")
     first_special = len(ranks)
     special_ids = {text: first_special + k for k, text in enumerate(specials)}
     tokenizer = BPETokenizer(name, ranks, pattern, special_ids, backend)

@@ -84,7 +84,7 @@ EXERCISES: dict[str, Exercise] = {
         Exercise("top_p", "Top-p (nucleus) filter", "Decoding", "top_p_filter", "11_top_p.py", None, (
             "Sort indices by descending logit with a stable sort.",
             "Softmax the sorted logits, then np.cumsum: keep up to and including the first position reaching p.",
-            "np.searchsorted(cumulative, p) + 1 is the number of tokens to keep.",
+            "np.searchsorted(cumulative, p * cumulative[-1]) + 1 is the number to keep; sum in float64.",
         )),
         Exercise("kv_cache_append", "KV-cache append", "Decoding", "kv_cache_append", "12_kv_cache_append.py", None, (
             "Check length + n against cache_k.shape[0] before writing anything.",

@@ -1,6 +1,10 @@
 """How each exercise is judged: fresh random cases, a comparison, and a race.
 
 Runs inside the child process (see runner.py) with the learner's function.
+The expected answers come from the engines' own implementations (or, for the
+KV-cache append, which has no engine yet, from the task's two-line rule), not
+from the solution files, so the tests that run the solutions through these
+checks are real tests.
 Every case draws new inputs from a seeded generator, so a hard-coded answer
 fails. Comparisons scale their tolerance to the dtype and refuse outputs of
 the wrong type, shape or dtype, and outputs that are all zeros or the input
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -21,6 +26,8 @@ Case = tuple[str, Args]
 
 @dataclass
 class Spec:
+    expected: Callable[..., Any]
+    """Computes the right answer, with the exercise function's signature."""
     cases: Callable[[np.random.Generator], list[Case]]
     compare: Callable[[Any, Any, Args], str | None]
     race_args: Callable[[np.random.Generator], Args]
@@ -173,11 +180,17 @@ def _words(rng: np.random.Generator, n: int, alphabet: int = 6, longest: int = 9
     return [rng.integers(0, alphabet, int(rng.integers(0, longest))).tolist() for _ in range(n)]
 
 
-def _corpus_pieces(rng: np.random.Generator, n: int) -> list[bytes]:
+@cache
+def _corpus_head() -> str:
     from engines.corpus import read_text
+
+    return read_text(limit=400_000)
+
+
+def _corpus_pieces(rng: np.random.Generator, n: int) -> list[bytes]:
     from engines.tokenizers.pretokenize import split
 
-    text = read_text(limit=400_000)
+    text = _corpus_head()
     start = int(rng.integers(0, len(text) - 20_000))
     pieces = [p.encode("utf-8") for p in split(text[start : start + 20_000], "cl100k")]
     return pieces[:n]
@@ -283,20 +296,35 @@ def _attention_cases(rng: np.random.Generator) -> list[Case]:
         ("one head, no mask", (*qkv((), lq, lq + 2, 8),)),
         ("batch × heads, causal mask", (*qkv((2, 3), lq, lq, 16), causal)),
         ("a random mask", (*qkv((2,), 3, 5, 4), random_mask)),
-        ("large scores (stability)", tuple(a * np.float32(30) for a in qkv((), 4, 6, 8))),
+        ("large scores (stability)", _large_scores(rng)),
         ("float64", qkv((2,), 5, 7, 8, np.float64)),
     ]
 
 
-def _sdpa_peer() -> dict[str, Callable[..., Any]]:
-    def run(q, k, v, mask=None):
-        import torch
-        from torch.nn.functional import scaled_dot_product_attention
+def _large_scores(rng: np.random.Generator) -> Args:
+    """Scores in the thousands, far past exp's float32 range, with each query matching its own key
+    by a wide margin, so the answer is well conditioned even in float32."""
+    q = _logits(rng, (4, 8), scale=30.0)
+    return q, q.copy(), _logits(rng, (4, 5), scale=1.0)
 
-        m = None if mask is None else torch.from_numpy(mask)
-        return scaled_dot_product_attention(torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v), attn_mask=m).numpy()
 
-    return {"torch SDPA": run}
+def _sdpa(q, k, v, mask=None):
+    import torch
+    from torch.nn.functional import scaled_dot_product_attention
+
+    m = None if mask is None else torch.from_numpy(mask)
+    return scaled_dot_product_attention(torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v), attn_mask=m).numpy()
+
+
+def _attention_peers() -> dict[str, Callable[..., Any]]:
+    """The project's own kernels on the race input (which has no mask)."""
+    from engines.attention import attention
+    from engines.nativelib import native_status
+
+    peers: dict[str, Callable[..., Any]] = {"engines NumPy": lambda q, k, v, mask=None: attention(q, k, v)}
+    if native_status().loaded:
+        peers["native C flash"] = lambda q, k, v, mask=None: attention(q, k, v, backend="native", threads=1)
+    return peers
 
 
 def _rope_cases(rng: np.random.Generator) -> list[Case]:
@@ -420,10 +448,103 @@ def _torch_moe(router_logits, k):
     return torch.softmax(values, dim=-1).numpy(), experts.numpy()
 
 
+# ---- the right answers, from the engines --------------------------------------
+
+def _softmax(x):
+    from engines.softmax.reference import softmax
+
+    return softmax(x)
+
+
+def _logsumexp(x):
+    from engines.softmax.reference import logsumexp
+
+    return logsumexp(x)
+
+
+def _count_pairs(words, counts):
+    from engines.tokenizers.bpe_train import pair_counts
+
+    return dict(pair_counts(words, counts))
+
+
+def _merge_pair(symbols, pair, new_id):
+    from engines.tokenizers.bpe_train import merge_pair
+
+    return merge_pair(symbols, tuple(pair), new_id)
+
+
+def _bpe_encode(piece, ranks):
+    from engines.tokenizers.bpe_reference import bpe_merge
+
+    return bpe_merge(piece, ranks)
+
+
+_WORDPIECE: list[tuple[Any, str, int, Any]] = []
+
+
+def _wordpiece(word, vocab, unk="[UNK]", max_chars=100):
+    from engines.tokenizers.wordpiece import WordPiece
+
+    # Build one model per vocabulary object (the race calls this 20,000 times
+    # with the same set); holding the set itself keeps identity checks sound.
+    if not _WORDPIECE or _WORDPIECE[0][0] is not vocab or _WORDPIECE[0][1:3] != (unk, max_chars):
+        model = WordPiece({t: i for i, t in enumerate(sorted(vocab))}, unk_token=unk,
+                          max_chars=max_chars, special_tokens=())
+        _WORDPIECE[:] = [(vocab, unk, max_chars, model)]
+    return _WORDPIECE[0][3].word_pieces(word)
+
+
+def _causal_mask(n):
+    from engines.attention.reference import allowed_mask
+
+    return allowed_mask(n, n, causal=True, window=None)
+
+
+def _attention(q, k, v, mask=None):
+    # torch's SDPA (the exercise's arbitrary boolean mask is exactly its attn_mask).
+    return _sdpa(q, k, v, mask)
+
+
+def _rope(x, positions, base=10000.0):
+    from engines.positional import rope
+
+    return rope(x, positions, base)
+
+
+def _top_k(logits, k):
+    from engines.sampling.reference import top_k
+
+    return top_k(logits, k)
+
+
+def _top_p(logits, p):
+    from engines.sampling.reference import top_p
+
+    return top_p(logits, p)
+
+
+def _kv_expected(cache_k, cache_v, length, k_new, v_new):
+    """The task's rule: write after the valid prefix if it fits, else raise and change nothing."""
+    n = k_new.shape[0]
+    if length + n > cache_k.shape[0]:
+        raise ValueError("does not fit")
+    cache_k[length : length + n], cache_v[length : length + n] = k_new, v_new
+    return length + n
+
+
+def _moe_router(router_logits, k):
+    from engines.moe.reference import route
+
+    weights, experts, _ = route(router_logits, k)
+    return weights.astype(router_logits.dtype), experts
+
+
 SPECS: dict[str, Spec] = {
-    "softmax": Spec(_softmax_cases, compare_arrays, lambda rng: (_logits(rng, (512, 4096)),), _softmax_peers),
-    "logsumexp": Spec(_softmax_cases, compare_arrays, lambda rng: (_logits(rng, (512, 4096)),), _logsumexp_peers),
+    "softmax": Spec(_softmax, _softmax_cases, compare_arrays, lambda rng: (_logits(rng, (512, 4096)),), _softmax_peers),
+    "logsumexp": Spec(_logsumexp, _softmax_cases, compare_arrays, lambda rng: (_logits(rng, (512, 4096)),), _logsumexp_peers),
     "count_pairs": Spec(
+        _count_pairs,
         lambda rng: [("random words", (w := _words(rng, 30), rng.integers(1, 9, len(w)).tolist())),
                      ("no words", ([], [])), ("one-symbol words", ([[1], [2]], [3, 4])),
                      ("a repeated pair", ([[5, 5, 5, 5]], [2]))],
@@ -431,32 +552,34 @@ SPECS: dict[str, Spec] = {
         lambda rng: (w := _words(rng, 50_000, 200, 12), rng.integers(1, 50, len(w)).tolist()),
     ),
     "merge_pair": Spec(
+        _merge_pair,
         lambda rng: [("random symbols", (s := rng.integers(0, 4, 40).tolist(), (s[0], s[1]) if len(s) > 1 else (0, 1), 99)),
                      ("overlapping 7 7 7", ([7, 7, 7], (7, 7), 9)), ("no occurrence", ([1, 2, 3], (3, 1), 9)),
                      ("empty", ([], (1, 2), 9)), ("pair at the end", ([4, 1, 2], (1, 2), 8))],
         compare_equal,
         lambda rng: (rng.integers(0, 8, 300_000).tolist(), (3, 5), 256),
     ),
-    "bpe_encode": Spec(_bpe_cases, compare_equal, _bpe_race_args, _bpe_native_peer, race_wrap=_over_pieces),
-    "wordpiece": Spec(_wordpiece_cases, compare_equal, _wordpiece_race_args, race_wrap=_over_words),
+    "bpe_encode": Spec(_bpe_encode, _bpe_cases, compare_equal, _bpe_race_args, _bpe_native_peer, race_wrap=_over_pieces),
+    "wordpiece": Spec(_wordpiece, _wordpiece_cases, compare_equal, _wordpiece_race_args, race_wrap=_over_words),
     "causal_mask": Spec(
+        _causal_mask,
         lambda rng: [("n = 1", (1,)), ("n = 4", (4,)), ("random n", (int(rng.integers(5, 64)),))],
         compare_arrays,
         lambda rng: (2048,),
         lambda: {"torch tril": _torch_tril},
     ),
-    "attention": Spec(_attention_cases, compare_arrays,
+    "attention": Spec(_attention, _attention_cases, compare_arrays,
                       lambda rng: (_logits(rng, (8, 256, 64), scale=1.0), _logits(rng, (8, 256, 64), scale=1.0),
                                    _logits(rng, (8, 256, 64), scale=1.0)),
-                      _sdpa_peer),
-    "rope": Spec(_rope_cases, compare_arrays, lambda rng: (_logits(rng, (8, 1024, 128), scale=1.0), np.arange(1024))),
+                      _attention_peers),
+    "rope": Spec(_rope, _rope_cases, compare_arrays, lambda rng: (_logits(rng, (8, 1024, 128), scale=1.0), np.arange(1024))),
     # Distinct values in the race: torch.topk breaks ties its own way.
-    "top_k": Spec(_top_k_cases, compare_arrays,
+    "top_k": Spec(_top_k, _top_k_cases, compare_arrays,
                   lambda rng: (rng.permuted(np.tile(np.arange(32000, dtype=np.float32) / 1000, (64, 1)), axis=1), 50),
                   lambda: {"torch topk": _torch_top_k}),
-    "top_p": Spec(_top_p_cases, compare_arrays, lambda rng: (_logits(rng, (100_000,)), 0.9),
+    "top_p": Spec(_top_p, _top_p_cases, compare_arrays, lambda rng: (_logits(rng, (100_000,)), 0.9),
                   lambda: {"torch sort": _torch_top_p}),
-    "kv_cache_append": Spec(_kv_cases, _kv_compare, _kv_race_args, wrap=_kv_run),
-    "moe_router": Spec(_moe_cases, compare_pair_of_arrays, lambda rng: (_logits(rng, (4096, 64)), 2),
+    "kv_cache_append": Spec(_kv_expected, _kv_cases, _kv_compare, _kv_race_args, wrap=_kv_run),
+    "moe_router": Spec(_moe_router, _moe_cases, compare_pair_of_arrays, lambda rng: (_logits(rng, (4096, 64)), 2),
                        lambda: {"torch topk": _torch_moe}),
 }

@@ -2,7 +2,7 @@
 
 It limits its own memory and CPU time first, then imports the learner's
 file, runs every check on fresh inputs, races the learner's function against
-the reference (and native or torch peers) if all checks pass, validates the
+the engines' reference (and native or torch peers) if all checks pass, validates the
 learner's output again on new inputs after the timed runs, and prints one
 JSON line after MARKER. Whatever the learner's code does (raise, print, loop,
 allocate without bound, crash) the parent process only ever sees this
@@ -64,7 +64,7 @@ def _where(exc: BaseException, learner_file: str) -> str:
     return f" (line {frame.lineno}: {frame.line})"
 
 
-def run_checks(exercise_id: str, learner: Callable, reference: Callable, seed: int, learner_file: str,
+def run_checks(exercise_id: str, learner: Callable, seed: int, learner_file: str,
                output: io.StringIO) -> list[dict[str, Any]]:
     import numpy as np
 
@@ -72,7 +72,7 @@ def run_checks(exercise_id: str, learner: Callable, reference: Callable, seed: i
 
     spec = SPECS[exercise_id]
     wrap = spec.wrap or (lambda f: f)
-    mine, theirs = wrap(learner), wrap(reference)
+    mine, theirs = wrap(learner), wrap(spec.expected)
     results = []
     for name, args in spec.cases(np.random.default_rng(seed)):
         expected = theirs(*_fresh(args))
@@ -117,9 +117,9 @@ def _time_all(contenders: dict[str, Callable], args: tuple) -> dict[str, float |
     return results
 
 
-def race(exercise_id: str, learner: Callable, reference: Callable, seed: int, learner_file: str,
+def race(exercise_id: str, learner: Callable, seed: int, learner_file: str,
          output: io.StringIO) -> tuple[list[dict[str, Any]], str]:
-    """Median times of the learner, the reference and the peers on one larger input."""
+    """Median times of the learner, the engines' reference and the peers on one larger input."""
     import numpy as np
 
     from workbench.exercises.checks import SPECS
@@ -128,7 +128,7 @@ def race(exercise_id: str, learner: Callable, reference: Callable, seed: int, le
     wrap = spec.wrap or (lambda f: f)
     race_wrap = spec.race_wrap or (lambda f: f)
     args = spec.race_args(np.random.default_rng(seed + 1))
-    contenders = {"yours": race_wrap(wrap(learner)), "reference": race_wrap(wrap(reference))}
+    contenders = {"yours": race_wrap(wrap(learner)), "reference": race_wrap(wrap(spec.expected))}
     notes = []
     try:
         contenders.update(spec.peers())
@@ -153,7 +153,7 @@ def race(exercise_id: str, learner: Callable, reference: Callable, seed: int, le
         detail = spec.compare(expected, got, args)
         rows.append({"name": name, "median_s": outcome, "valid": detail is None, "detail": detail or ""})
     # Validate again after the timed runs, on inputs nobody has seen yet.
-    again = run_checks(exercise_id, learner, reference, seed + 2, learner_file, output)
+    again = run_checks(exercise_id, learner, seed + 2, learner_file, output)
     failed = [c for c in again if not c["passed"]]
     if failed:
         rows[0]["valid"] = False
@@ -186,10 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         result["error"] = f"importing {args.path.name} failed: {detail}{_where(exc, learner_file)}"
     else:
-        reference = load_function(exercise.solution, exercise.function, "reference_solution")
-        result["checks"] = run_checks(args.exercise, learner, reference, args.seed, learner_file, output)
+        result["checks"] = run_checks(args.exercise, learner, args.seed, learner_file, output)
         if args.race and result["checks"] and all(c["passed"] for c in result["checks"]):
-            result["race"], result["race_note"] = race(args.exercise, learner, reference, args.seed, learner_file, output)
+            result["race"], result["race_note"] = race(args.exercise, learner, args.seed, learner_file, output)
     result["output"] = output.getvalue()[-2000:]
     sys.stdout.write(MARKER + json.dumps(result) + "\n")
     sys.stdout.flush()

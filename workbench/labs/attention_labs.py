@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
+from textual_plotext import PlotextPlot
 
 from workbench.labs.base import Lab, Progress
 
@@ -40,7 +41,6 @@ class HeadsLab(Lab):
 
     DEFAULT_CSS = """
     HeadsLab Input { margin: 0 0 1 0; }
-    HeadsLab .readout { width: 1fr; height: auto; }
     """
     BINDINGS = [
         Binding("right_square_bracket", "move(1, 0)", "Next layer"),
@@ -68,8 +68,6 @@ class HeadsLab(Lab):
         self.focus()  # hand the keys to the lab: [ ] and , . move through layers and heads
 
     def _analyse(self, text: str) -> None:
-        if self.running:
-            return
 
         def work(progress: Progress):
             from engines.models.minilm import load
@@ -110,9 +108,6 @@ class HeadsLab(Lab):
 class ByHandLab(Lab):
     """Attention for one query over a few keys, every intermediate shown; +/- scales the query."""
 
-    DEFAULT_CSS = """
-    ByHandLab .readout { width: 1fr; height: auto; }
-    """
     BINDINGS = [
         Binding("plus,equals_sign", "scale(2.0)", "Query ×2"),
         Binding("minus", "scale(0.5)", "Query ÷2"),
@@ -169,31 +164,20 @@ class FlashRaceLab(Lab):
 
     DEFAULT_CSS = """
     FlashRaceLab PlotextPlot { height: 12; }
-    FlashRaceLab .readout { width: 1fr; height: auto; }
     """
     BINDINGS = [Binding("r", "race", "Race")]
 
     def compose_lab(self) -> ComposeResult:
-        from textual_plotext import PlotextPlot
-
         yield Static("Press r to race the kernels (one thread each).", classes="readout")
         yield PlotextPlot()
 
     def action_race(self) -> None:
-        if self.running:
-            self.status("A race is already running (x cancels it).")
-            return
         seqs = sorted({int(s) for s in self.params["seqs"]})
         causal = self.params["causal"]
         self.start(lambda progress: flash_race(seqs, causal, progress), self._raced, "Racing attention kernels")
 
     def _raced(self, rows: list[tuple[str, int, float, float | None]]) -> None:
-        from textual_plotext import PlotextPlot
-
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         for name in dict.fromkeys(r[0] for r in rows):
             mine = [r for r in rows if r[0] == name]
             plt.plot([np.log2(r[1]) for r in mine], [r[2] * 1e3 for r in mine], label=name, marker="braille")
@@ -201,7 +185,7 @@ class FlashRaceLab(Lab):
         plt.xticks([np.log2(s) for s in seqs], [str(s) for s in seqs])
         plt.xlabel("sequence length")
         plt.title("milliseconds per forward (batch 1, 8 heads, dim 64)")
-        plot.refresh()
+        self.refresh_plot()
         table = Table(box=None, header_style="bold")
         for name in ("contender", "seq", "ms", "peak MiB"):
             table.add_column(name, justify="left" if name == "contender" else "right")
@@ -273,9 +257,6 @@ def mask_grid(keep: np.ndarray, title: str) -> Table:
 class MaskLab(Lab):
     """Masks drawn as grids, and the causal property checked live: change a future token, see what moves."""
 
-    DEFAULT_CSS = """
-    MaskLab .readout { width: 1fr; height: auto; }
-    """
     BINDINGS = [
         Binding("c", "toggle_causal", "Causal on/off"),
         Binding("plus,equals_sign", "window(1)", "Window +1"),
@@ -336,33 +317,23 @@ class GroupedHeadsLab(Lab):
 
     DEFAULT_CSS = """
     GroupedHeadsLab PlotextPlot { height: 10; }
-    GroupedHeadsLab .readout { width: 1fr; height: auto; }
     """
     BINDINGS = [Binding("r", "race", "Measure")]
 
     def compose_lab(self) -> ComposeResult:
-        from textual_plotext import PlotextPlot
-
         yield Static("Press r to measure one decoding step for each number of key/value heads.", classes="readout")
         yield PlotextPlot()
 
     def action_race(self) -> None:
-        if self.running:
-            return
         params = dict(self.params)
         self.start(lambda progress: grouped_heads_race(params, progress), self._shown, "Timing decode steps")
 
     def _shown(self, rows: list[tuple[int, float, float]]) -> None:
-        from textual_plotext import PlotextPlot
-
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         plt.bar([str(kv) for kv, _, _ in rows], [t * 1e3 for _, t, _ in rows])
         plt.xlabel("key/value heads (query heads fixed)")
         plt.title("ms for one query token against the cache")
-        plot.refresh()
+        self.refresh_plot()
         heads = self.params["heads"]
         table = Table(box=None, header_style="bold")
         for name in ("kv heads", "kind", "ms / step", "KV cache MiB"):

@@ -38,6 +38,7 @@ class Lab(Vertical, can_focus=True):
     Lab:focus-within { border: round $accent; }
     Lab .lab-title { text-style: bold; width: 1fr; }
     Lab .lab-status { width: 1fr; color: $text-muted; }
+    Lab .readout { width: 1fr; height: auto; }
     Lab ProgressBar { display: none; }
     Lab.-running ProgressBar { display: block; }
     """
@@ -63,7 +64,13 @@ class Lab(Vertical, can_focus=True):
     # --- engine work -----------------------------------------------------
 
     def start(self, work: Callable[[Progress], Any], done: Callable[[Any], None], what: str) -> None:
-        """Run work(progress) in a thread worker and pass its result to done on the UI thread."""
+        """Run work(progress) in a thread worker and pass its result to done on the UI thread.
+
+        While a run is going, another start only says so: one run per lab at a time.
+        """
+        if self.running:
+            self.status("Already running (x cancels it).")
+            return
         self.add_class("-running")
         self.status(f"{what}… (x cancels)")
         self._worker = self.run_worker(
@@ -137,3 +144,18 @@ class Lab(Vertical, can_focus=True):
 
     def status(self, text: str) -> None:
         self.query_one(".lab-status", Static).update(text)
+
+    def fresh_plot(self) -> Any:
+        """The lab's plot with its data and figure cleared, ready to draw on (plotext's API)."""
+        from textual_plotext import PlotextPlot
+
+        plt = self.query_one(PlotextPlot).plt
+        plt.clear_data()
+        plt.clear_figure()
+        return plt
+
+    def refresh_plot(self) -> None:
+        """Redraw the plot after fresh_plot()'s figure was drawn on."""
+        from textual_plotext import PlotextPlot
+
+        self.query_one(PlotextPlot).refresh()

@@ -19,9 +19,6 @@ from workbench.labs.base import Lab
 class ShuffleLab(Lab):
     """Shuffle the tokens: without positions each output just moves with its token; with them it changes."""
 
-    DEFAULT_CSS = """
-    ShuffleLab .readout { width: 1fr; height: auto; }
-    """
     BINDINGS = [Binding("s", "shuffle", "Shuffle"), Binding("p", "toggle", "Positions on/off")]
 
     def __init__(self, spec, params: dict[str, Any]) -> None:
@@ -78,7 +75,6 @@ class EncodingPlotLab(Lab):
 
     DEFAULT_CSS = """
     EncodingPlotLab PlotextPlot { height: 14; }
-    EncodingPlotLab .readout { width: 1fr; height: auto; }
     """
     BINDINGS = [Binding("plus,equals_sign", "change(1)", "More"), Binding("minus", "change(-1)", "Less")]
 
@@ -98,10 +94,7 @@ class EncodingPlotLab(Lab):
         self.redraw()
 
     def redraw(self) -> None:
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         kind, n = self.params["kind"], self.params["positions"]
         readout = ""
         if kind == "sinusoidal":
@@ -144,5 +137,5 @@ class EncodingPlotLab(Lab):
             plt.title("ALiBi: the bias on the score against distance, per head")
             readout = "Each head penalises distance with its own slope: steep heads look local, shallow ones far."
         plt.xlabel("position" if kind == "sinusoidal" else "distance or position")
-        plot.refresh()
+        self.refresh_plot()
         self.query_one(".readout", Static).update(readout)

@@ -26,7 +26,6 @@ class TemperatureLab(Lab):
 
     DEFAULT_CSS = """
     TemperatureLab PlotextPlot { height: 12; }
-    TemperatureLab .readout { width: 1fr; }
     """
     BINDINGS = [
         Binding("plus,equals_sign", "temperature(1.25)", "T up"),
@@ -60,14 +59,11 @@ class TemperatureLab(Lab):
 
     def redraw(self) -> None:
         probs = with_temperature(self.logits, self.temperature)
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         plt.bar(self.labels, probs.tolist())
         plt.ylim(0, 1)
         plt.title(f"softmax(logits / {self.temperature:.2f})")
-        plot.refresh()
+        self.refresh_plot()
         top = int(np.argmax(probs))
         h = float(entropy_bits(probs))
         self.query_one(".readout", Static).update(
@@ -79,9 +75,6 @@ class TemperatureLab(Lab):
         rows, cols = self.params["race_rows"], self.params["race_cols"]
         if rows * cols > MAX_RACE_ELEMENTS:
             self.status(f"race_rows × race_cols must be at most {MAX_RACE_ELEMENTS:,}")
-            return
-        if self.running:
-            self.status("A race is already running (x cancels it).")
             return
         self.start(lambda progress: race(rows, cols, progress), self._raced, f"Racing on {rows}×{cols} logits")
 

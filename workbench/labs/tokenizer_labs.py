@@ -53,7 +53,6 @@ class TextLab(Lab):
 
     DEFAULT_CSS = """
     TextLab Input { margin: 0 0 1 0; }
-    TextLab .readout { width: 1fr; height: auto; }
     """
 
     def compose_lab(self) -> ComposeResult:
@@ -251,7 +250,6 @@ class VocabSweepLab(Lab):
 
     DEFAULT_CSS = """
     VocabSweepLab PlotextPlot { height: 14; }
-    VocabSweepLab .readout { width: 1fr; height: auto; }
     """
     BINDINGS = [Binding("t", "sweep", "Train and measure")]
 
@@ -263,24 +261,18 @@ class VocabSweepLab(Lab):
         self.action_sweep()
 
     def action_sweep(self) -> None:
-        if self.running:
-            self.status("Already running (x cancels).")
-            return
         params = dict(self.params)
         self.start(lambda progress: sweep(params, progress), self._swept, "Training BPE")
 
     def _swept(self, rows: list[tuple[int, float]]) -> None:
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         # A log2 axis drawn by hand: textual-plotext does not draw lines on xscale("log").
         xs = [math.log2(v) for v, _ in rows]
         plt.plot(xs, [t for _, t in rows], marker="braille")
         plt.xticks(xs, [f"{v // 1000}k" if v >= 1000 else str(v) for v, _ in rows])
         plt.xlabel("vocabulary size (log scale)")
         plt.title("tokens per 1,000 bytes of held-out text")
-        plot.refresh()
+        self.refresh_plot()
         d_model = self.params["d_model"]
         table = Table(box=None, header_style="bold")
         for name in ("vocab", "tokens / 1000 B", "bytes / token", f"embedding params (d={d_model})"):
@@ -320,7 +312,6 @@ class BPETrainerLab(Lab):
 
     DEFAULT_CSS = """
     BPETrainerLab PlotextPlot { height: 12; }
-    BPETrainerLab .readout { width: 1fr; height: auto; }
     """
     BINDINGS = [
         Binding("t", "train", "Train"),
@@ -339,9 +330,6 @@ class BPETrainerLab(Lab):
         yield PlotextPlot()
 
     def action_train(self) -> None:
-        if self.running:
-            self.status("Training is already running (x cancels).")
-            return
         params = dict(self.params)
 
         def work(progress: Progress):
@@ -371,15 +359,12 @@ class BPETrainerLab(Lab):
         tokens = [result.corpus_bytes]
         for merge in result.merges:
             tokens.append(tokens[-1] - merge.count)
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         step = max(1, len(tokens) // 400)
         plt.plot(list(range(0, len(tokens), step)), [result.corpus_bytes / t for t in tokens[::step]], marker="braille")
         plt.xlabel("merges")
         plt.title("bytes per token on the training text")
-        plot.refresh()
+        self.refresh_plot()
         self.status(f"{len(result.merges):,} merges over {result.distinct_pieces:,} distinct pieces of "
                     f"{result.corpus_bytes / 1e6:.2f} MB in {result.seconds:.2f} s. space/b/f step through them.")
         self.redraw()
@@ -428,9 +413,6 @@ class UnigramLab(TextLab):
         yield PlotextPlot()
 
     def action_train(self) -> None:
-        if self.running:
-            self.status("Training is already running (x cancels).")
-            return
         params = dict(self.params)
         self.focus()  # so that x reaches the lab rather than the text box
 
@@ -458,14 +440,11 @@ class UnigramLab(TextLab):
     def _trained(self, result) -> None:
         trained, reference = result
         self.model, self.reference = trained.model, reference
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
+        plt = self.fresh_plot()
         plt.plot([r["pieces"] for r in trained.rounds], [r["loglik_per_word"] for r in trained.rounds], marker="braille")
         plt.xlabel("pieces kept")
         plt.title("log-likelihood per word as pruning shrinks the vocabulary")
-        plot.refresh()
+        self.refresh_plot()
         self.status(f"{len(trained.rounds)} EM + prune rounds in {trained.seconds:.1f} s → {trained.model.vocab_size} pieces.")
         self.redraw()
 
