@@ -24,6 +24,9 @@ def print_report(report: Report) -> None:
     for base in report.baselines:
         table.add_column(f"× {base}", justify="right")
     table.add_column("matches")
+    show_note = any(row.note for row in report.rows)
+    if show_note:
+        table.add_column("note")
     previous = None
     for row in report.rows:
         if previous is not None and row.case != previous:
@@ -39,6 +42,7 @@ def print_report(report: Report) -> None:
             *([f"{row.peak_bytes / 2**20:.1f}" if row.peak_bytes is not None else "-"] if show_peak else []),
             *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in report.baselines],
             "yes" if row.matches else f"NO: {row.mismatch}",
+            *([row.note] if show_note else []),
         )
     console.print(table)
     env = report.environment

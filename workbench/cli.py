@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     bench.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test, not figures to report")
 
+    train = sub.add_parser("train", help="rebuild a shipped GPT from the corpus (progress, live loss plot, resumable)")
+    train.add_argument("model", choices=("target", "draft"), help="which recipe: the decoding labs' model or its draft")
+    train.add_argument("--out", type=Path, metavar="DIR", help="checkpoints and weights (default: DATA_DIR/models)")
+    train.add_argument("--steps", type=int, help="train for this many steps instead of the recipe's")
+    train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
+    train.add_argument("--corpus", type=Path, metavar="PATH", help="a text file or folder instead of the plays")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+
     serve = sub.add_parser("serve", help="serve the app in a browser (textual-serve)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -92,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         return exercises_command(args)
     if command == "bench":
         return bench_command(args)
+    if command == "train":
+        if args.steps is not None and args.steps < 1:
+            print("workbench: --steps must be >= 1", file=sys.stderr)
+            return 2
+        from workbench.train_command import train_command
+
+        return train_command(args.model, args.out, args.steps, args.fresh, args.corpus, args.threads)
     if command == "serve":
         from workbench.serve import serve
 

@@ -128,6 +128,57 @@ def _kv_cache_mib(layers: int, kv_heads: int, head_dim: int, tokens: int, bytes_
     return 2 * layers * kv_heads * head_dim * tokens * bytes_per_value / 2**20
 
 
+def _model_kv_gib(model: str, tokens: int, dtype: str, batch: int) -> float:
+    from engines.kvcache import REAL_MODELS, kv_bytes
+
+    m = REAL_MODELS[model]
+    return kv_bytes(tokens, m.layers, m.kv_heads, m.head_dim, dtype, batch) / 2**30
+
+
+def _paged_empty_slots(tokens: int, block_size: int) -> float:
+    from engines.kvcache import paged_slots
+
+    return float(paged_slots(tokens, block_size)[1])
+
+
+def _kept_tokens(logits: list[float], method: str, value: float, temperature: float) -> float:
+    import numpy as np
+
+    from engines.sampling.settings import Sampler
+
+    knob = {"top_k": {"top_k": int(value)}, "top_p": {"top_p": value}, "min_p": {"min_p": value}}[method]
+    sampler = Sampler(temperature=temperature, **knob)
+    return float(np.isfinite(sampler.filtered(np.asarray(logits, dtype=np.float32))).sum())
+
+
+def _expected_tokens(alpha: float, k: int) -> float:
+    from engines.generation.speculative import expected_tokens_per_round
+
+    return expected_tokens_per_round(alpha, k)
+
+
+def _next_token_probability(prompt: str, token: str) -> float:
+    from engines.generation import next_token_logits
+    from engines.models import small_gpt
+    from engines.sampling.reference import softmax
+
+    pretrained = small_gpt.load("target")
+    ids = pretrained.tokenizer.encode_ordinary(prompt.replace("\\n", "\n"))
+    pieces = pretrained.tokenizer.encode_ordinary(token)
+    if len(pieces) != 1:
+        raise ValueError(f"{token!r} is {len(pieces)} tokens for this model, not one")
+    return float(softmax(next_token_logits(pretrained.model, ids))[pieces[0]])
+
+
+def _first_allowed(pattern: str) -> float:
+    from engines.models import small_gpt
+    from engines.sampling.constrained import TokenAutomaton, token_strings
+
+    tokenizer = small_gpt.shipped_tokenizer()
+    automaton = TokenAutomaton(pattern, token_strings(tokenizer), tokenizer.special_tokens.get("<|endoftext|>"))
+    return float(len(automaton.allowed(automaton.initial)))
+
+
 def _sinusoidal_value(position: int, index: int, dim: int) -> float:
     from engines.positional import sinusoidal
 
@@ -254,6 +305,46 @@ PROBES: dict[str, ProbeSpec] = {
             {"layers": Param("int", min=1), "kv_heads": Param("int", min=1), "head_dim": Param("int", min=1),
              "tokens": Param("int", min=1), "bytes_per_value": Param("int", default=2, min=1)},
             _kv_cache_mib,
+        ),
+        ProbeSpec(
+            "kv.model_gib",
+            "GiB of KV cache a published model needs for `tokens` tokens at a dtype and batch",
+            {"model": Param("str", choices=("GPT-2 small", "GPT-2 XL", "Llama-2-7B", "Llama-2-70B", "Llama-3-8B",
+                                            "Mistral-7B", "Qwen2.5-0.5B")),
+             "tokens": Param("int", min=1), "dtype": Param("str", default="fp16", choices=("fp32", "fp16", "fp8", "int4")),
+             "batch": Param("int", default=1, min=1)},
+            _model_kv_gib,
+        ),
+        ProbeSpec(
+            "kv.paged_empty_slots",
+            "Token slots a paged cache leaves empty for one sequence (the end of its last block)",
+            {"tokens": Param("int", min=0), "block_size": Param("int", min=1)},
+            _paged_empty_slots,
+        ),
+        ProbeSpec(
+            "sampling.kept",
+            "How many tokens a top_k / top_p / min_p filter keeps of these logits",
+            {"logits": _LOGITS, "method": Param("str", choices=("top_k", "top_p", "min_p")),
+             "value": Param("float", min=0.0), "temperature": Param("float", default=1.0, min=0.01)},
+            _kept_tokens,
+        ),
+        ProbeSpec(
+            "speculative.expected_tokens",
+            "Tokens per target pass when each of k draft tokens is accepted with probability alpha",
+            {"alpha": Param("float", min=0.0, max=1.0), "k": Param("int", min=0, max=64)},
+            _expected_tokens,
+        ),
+        ProbeSpec(
+            "decode.next_token_probability",
+            "The small GPT's probability that `token` (one token) comes right after `prompt`",
+            {"prompt": _TEXT, "token": Param("str")},
+            _next_token_probability,
+        ),
+        ProbeSpec(
+            "constrained.first_allowed",
+            "How many of the small GPT's 2,048 tokens may start a match of the regex",
+            {"pattern": Param("str")},
+            _first_allowed,
         ),
         ProbeSpec(
             "attention.score_matrix_mib",

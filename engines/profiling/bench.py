@@ -34,6 +34,9 @@ class Contender:
     teardown: Callable[[], None] | None = None
     memory_visible: bool = True
     """False when its allocations bypass tracemalloc (torch): its peak is then not reported."""
+    repeats: int | None = None
+    """Timed runs for this contender when it is much slower than the rest (e.g. decoding without a cache)."""
+    warmup: int | None = None
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Case:
     warmup: int | None = None
     measure_memory: bool = False
     """Also run each contender once under tracemalloc and report its peak allocation."""
+    describe: Callable[[Any], str] | None = None
+    """A short note on a contender's output for the table (tokens/s, acceptance rate, waste)."""
 
 
 @dataclass
@@ -71,6 +76,7 @@ class Row:
     ratios: dict[str, float] = field(default_factory=dict)
     peak_bytes: int | None = None
     """Peak bytes tracemalloc saw in one run (None when not measured; torch's allocator is invisible to it)."""
+    note: str = ""
 
 
 @dataclass
@@ -121,6 +127,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "sampling",
             "Next-token top-p / top-k over a 100k vocabulary: native bucketed selection vs sort-based torch and NumPy",
             "engines.sampling.bench:cases",
+        ),
+        BenchmarkSpec(
+            "decode",
+            "Decoding the shipped GPT: KV cache on/off, paged vs contiguous, KV memory waste, top-p, speculative",
+            "engines.generation.bench:cases",
         ),
         BenchmarkSpec(
             "tokenizers",
@@ -195,8 +206,8 @@ def run_benchmark(
             case_rows.append(
                 _time(
                     case, contender, expected,
-                    warmup if case.warmup is None else min(warmup, case.warmup),
-                    repeats if case.repeats is None else min(repeats, case.repeats),
+                    min([warmup, *(w for w in (case.warmup, contender.warmup) if w is not None)]),
+                    min([repeats, *(r for r in (case.repeats, contender.repeats) if r is not None)]),
                 )
             )
             done += 1
@@ -224,21 +235,26 @@ def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:
 
 
 def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats: int) -> Row:
-    def timed(c: Contender) -> tuple[list[float], str | None, int | None]:
-        mismatch = case.check(expected, c.run())
+    def timed(c: Contender) -> tuple[list[float], str | None, int | None, str]:
+        with Timer() as first:
+            output = c.run()
+        mismatch = case.check(expected, output)
+        note = case.describe(output) if case.describe else ""
         for _ in range(warmup):
             c.run()
-        times = []
-        for _ in range(repeats):
+        # Without warm-up the validated run is the first timed one (slow contenders run once).
+        times = [] if warmup else [first.seconds]
+        for _ in range(repeats - len(times)):
             with Timer() as t:
                 c.run()
             times.append(t.seconds)
-        # Validate again after the timed runs: a contender must not drift.
-        mismatch = mismatch or case.check(expected, c.run())
+        if repeats > 1:
+            # Validate again after the timed runs: a contender must not drift.
+            mismatch = mismatch or case.check(expected, c.run())
         peak = peak_memory(c.run)[1] if case.measure_memory and c.memory_visible else None
-        return times, mismatch, peak
+        return times, mismatch, peak, note
 
-    times, mismatch, peak = _call(contender, timed)
+    times, mismatch, peak, note = _call(contender, timed)
     med = median(times)
     return Row(
         case=case.name,
@@ -252,4 +268,5 @@ def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats:
         matches=mismatch is None,
         mismatch=mismatch,
         peak_bytes=peak,
+        note=note,
     )

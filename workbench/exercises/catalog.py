@@ -77,16 +77,16 @@ EXERCISES: dict[str, Exercise] = {
             "cos and sin of the angles broadcast against x1 and x2 over the leading axes.",
             "Compute the angles in float64, then cast cos and sin to x's dtype.",
         )),
-        Exercise("top_k", "Top-k filter", "Decoding", "top_k_filter", "10_top_k.py", None, (
+        Exercise("top_k", "Top-k filter", "Decoding", "top_k_filter", "10_top_k.py", "sampling-knobs", (
             "np.argsort(-logits, axis=-1, kind='stable')[..., :k] gives the k kept indices, lower index first on ties.",
             "Start from np.full_like(logits, -np.inf) and copy the kept values back with np.put_along_axis.",
         )),
-        Exercise("top_p", "Top-p (nucleus) filter", "Decoding", "top_p_filter", "11_top_p.py", None, (
+        Exercise("top_p", "Top-p (nucleus) filter", "Decoding", "top_p_filter", "11_top_p.py", "sampling-knobs", (
             "Sort indices by descending logit with a stable sort.",
             "Softmax the sorted logits, then np.cumsum: keep up to and including the first position reaching p.",
             "np.searchsorted(cumulative, p * cumulative[-1]) + 1 is the number to keep; sum in float64.",
         )),
-        Exercise("kv_cache_append", "KV-cache append", "Decoding", "kv_cache_append", "12_kv_cache_append.py", None, (
+        Exercise("kv_cache_append", "KV-cache append", "Decoding", "kv_cache_append", "12_kv_cache_append.py", "kv-cache", (
             "Check length + n against cache_k.shape[0] before writing anything.",
             "Slice assignment cache_k[length:length + n] = k_new writes in place.",
         )),

@@ -119,6 +119,92 @@ TOKENIZER_LABS = [
     ),
 ]
 
+_PROMPT = Param("str", default="**HAMLET**  \\nTo be, or not to be", help="the prompt (\\n for a new line)")
+
+DECODING_LABS = [
+    LabSpec(
+        "decode.generate",
+        "Greedy against sampled text",
+        "Generate from the small GPT greedily or by sampling and measure how often the text repeats itself.",
+        {"prompt": _PROMPT, "tokens": Param("int", default=80, min=1, max=400, help="tokens to generate"),
+         "temperature": Param("float", default=1.0, min=0.1, max=2.0, help="temperature of the s key")},
+        "workbench.labs.decoding_labs:GenerateLab",
+    ),
+    LabSpec(
+        "decode.sampler",
+        "The sampler dashboard",
+        "The next-token distribution with temperature, top-k, top-p and min-p on keys, its entropy and fresh samples.",
+        {"prompt": _PROMPT, "temperature": Param("float", default=1.0, min=0.1, max=2.0, help="starting temperature")},
+        "workbench.labs.decoding_labs:SamplerLab",
+    ),
+    LabSpec(
+        "decode.entropy_sweep",
+        "Entropy and diversity against temperature",
+        "Sample the model at several temperatures; plot the entropy of each step and the distinct bigrams of the text.",
+        {"prompt": _PROMPT,
+         "temperatures": Param("list[float]", default=[0.2, 0.5, 0.8, 1.0, 1.3, 1.6, 2.0], min=0.05, max=5.0, min_len=2,
+                               help="temperatures to sample at"),
+         "samples": Param("int", default=4, min=1, max=32, help="samples per temperature"),
+         "tokens": Param("int", default=40, min=4, max=400, help="tokens per sample")},
+        "workbench.labs.decoding_labs:EntropySweepLab",
+    ),
+    LabSpec(
+        "decode.beam",
+        "Beam search, beam by beam",
+        "Search with several beams and a length penalty; compare the best hypotheses with greedy decoding.",
+        {"prompt": _PROMPT, "tokens": Param("int", default=16, min=1, max=128, help="tokens to search"),
+         "width": Param("int", default=4, min=1, max=16, help="starting beam width"),
+         "alpha": Param("float", default=1.0, min=0.0, max=2.0, help="starting length penalty")},
+        "workbench.labs.decoding_labs:BeamLab",
+    ),
+    LabSpec(
+        "decode.constrained",
+        "JSON that always parses",
+        "Mask the logits with a schema's token automaton, and compare with the same prompt unconstrained.",
+        {"prompt": Param("str", default="**ROMEO**  \\n", help="the prompt")},
+        "workbench.labs.decoding_labs:ConstrainedLab",
+    ),
+]
+
+KVCACHE_LABS = [
+    LabSpec(
+        "kv.speedup",
+        "Generation with and without a KV cache",
+        "Time the small GPT generating longer and longer texts, recomputing everything or reusing cached K/V.",
+        {"lengths": Param("list[float]", default=[32, 64, 128, 256], min=1, max=1500, min_len=1,
+                          help="numbers of tokens to generate")},
+        "workbench.labs.kvcache_labs:CacheSpeedupLab",
+    ),
+    LabSpec(
+        "kv.memory",
+        "How big the KV cache gets",
+        "KV-cache memory against context length for published model shapes, by dtype and batch.",
+        {"models": Param("list[str]", default=["GPT-2 small", "Llama-2-7B", "Llama-3-8B", "Llama-2-70B"], min_len=1,
+                         choices=("GPT-2 small", "GPT-2 XL", "Llama-2-7B", "Llama-2-70B", "Llama-3-8B", "Mistral-7B",
+                                  "Qwen2.5-0.5B"), help="models to plot"),
+         "dtype": Param("str", default="fp16", choices=("fp32", "fp16", "fp8", "int4"), help="starting dtype"),
+         "batch": Param("int", default=1, min=1, max=256, help="starting batch size")},
+        "workbench.labs.kvcache_labs:CacheMemoryLab",
+    ),
+    LabSpec(
+        "kv.paged",
+        "A paged cache serving requests",
+        "Send requests through a block pool run by the real model: block tables, prefix-cache hits, free blocks.",
+        {"blocks": Param("int", default=64, min=4, max=4096, help="blocks in the pool"),
+         "block_size": Param("int", default=4, min=1, max=64, help="token slots per block"),
+         "new_tokens": Param("int", default=6, min=0, max=64, help="tokens each request generates")},
+        "workbench.labs.kvcache_labs:PagedLab",
+    ),
+    LabSpec(
+        "kv.speculative",
+        "Speculative decoding, draft length by draft length",
+        "The shipped draft proposes k tokens, the target checks them in one pass: acceptance and speed-up against k.",
+        {"tokens": Param("int", default=96, min=8, max=1000, help="tokens to generate"),
+         "ks": Param("list[float]", default=[1, 2, 3, 4, 6], min=1, max=16, min_len=1, help="draft lengths")},
+        "workbench.labs.kvcache_labs:SpeculativeLab",
+    ),
+]
+
 LABS: dict[str, LabSpec] = {
     spec.id: spec
     for spec in [
@@ -147,6 +233,8 @@ LABS: dict[str, LabSpec] = {
             "workbench.labs.softmax_labs:StabilityLab",
         ),
         *TOKENIZER_LABS,
+        *DECODING_LABS,
+        *KVCACHE_LABS,
         LabSpec(
             "attention.by_hand",
             "Attention for one query, by hand",

@@ -1,0 +1,66 @@
+"""KV caches: keep each token's keys and values so decoding computes only the new token.
+
+- :class:`ContiguousCache`: one slab reserved per sequence up to a maximum length;
+- :class:`PagedCache`: a pool of fixed-size blocks with block tables, prefix
+  sharing and copy-on-write (PagedAttention);
+- :func:`kv_bytes` and :class:`Memory`: exact accounting of what a cache
+  reserves, allocates and fills; :func:`serve_stream` measures the waste on
+  a stream of requests.
+
+The caches hold torch tensors; torch is imported when one of them is first
+used, not with this package (the accounting needs none).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from engines.kvcache.accounting import (
+    DTYPE_BYTES,
+    REAL_MODELS,
+    CacheFull,
+    Memory,
+    ModelShape,
+    kv_bytes,
+    paged_slots,
+)
+
+KINDS = ("none", "contiguous", "paged")
+
+_LAZY = {
+    "ContiguousCache": "engines.kvcache.contiguous",
+    "BlockPool": "engines.kvcache.paged",
+    "PagedCache": "engines.kvcache.paged",
+    "Request": "engines.kvcache.stream",
+    "StreamReport": "engines.kvcache.stream",
+    "mixed_requests": "engines.kvcache.stream",
+    "serve_stream": "engines.kvcache.stream",
+}
+
+__all__ = ["DTYPE_BYTES", "KINDS", "REAL_MODELS", "CacheFull", "Memory", "ModelShape", "kv_bytes", "make_cache", "paged_slots",
+           *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_cache(kind: str, config, *, batch: int = 1, max_len: int | None = None, block_size: int = 16):
+    """A cache for ``batch`` sequences of up to max_len tokens (default: the model's context), or None for "none"."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown cache {kind!r}; choose one of {', '.join(KINDS)}")
+    max_len = max_len or config.context
+    if kind == "none":
+        return None
+    if kind == "contiguous":
+        from engines.kvcache.contiguous import ContiguousCache
+
+        return ContiguousCache(config, batch, max_len)
+    from engines.kvcache.paged import PagedCache
+
+    cache = PagedCache(config, batch * -(-max_len // block_size), block_size)
+    ids = [cache.add_sequence()[0] for _ in range(batch)]
+    cache.select(ids)
+    return cache

@@ -1,0 +1,295 @@
+"""A paged KV cache (Kwon et al., 2023, "PagedAttention"): fixed-size blocks, block tables, sharing.
+
+K and V live in one pool of blocks of ``block_size`` token slots. A sequence
+owns a block table (its blocks in order), so its token at position p sits in
+block table[p // block_size], slot p % block_size. Blocks are handed out from
+a free list when a sequence grows, so at most the end of its last block is
+unused. Blocks are reference-counted: ``fork`` shares every block of a
+sequence, a full block whose token prefix was seen before is reused (prefix
+caching), and writing into a shared block copies it first (copy-on-write).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+
+from engines.kvcache.accounting import CacheFull, Memory, kv_shape_from
+
+
+class BlockPool:
+    """Block ids, their reference counts, a free list in least-recently-freed order, and a prefix index.
+
+    A freed block that holds a full, hashed prefix stays findable until the
+    pool reuses it for something else, so a later request with the same
+    prefix can still hit it.
+    """
+
+    def __init__(self, num_blocks: int) -> None:
+        if num_blocks < 1:
+            raise ValueError(f"num_blocks must be positive, got {num_blocks}")
+        self.num_blocks = num_blocks
+        self.refs = [0] * num_blocks
+        self.free: OrderedDict[int, None] = OrderedDict((b, None) for b in range(num_blocks))
+        self.hash_of: dict[int, int] = {}
+        self.by_hash: dict[int, int] = {}
+
+    def allocate(self) -> int:
+        if not self.free:
+            raise CacheFull(f"all {self.num_blocks} blocks are in use")
+        block, _ = self.free.popitem(last=False)
+        self.forget(block)
+        self.refs[block] = 1
+        return block
+
+    def share(self, block: int) -> None:
+        if self.refs[block] == 0:
+            del self.free[block]
+        self.refs[block] += 1
+
+    def release(self, block: int) -> None:
+        if self.refs[block] <= 0:
+            raise RuntimeError(f"block {block} released more often than taken")
+        self.refs[block] -= 1
+        if self.refs[block] == 0:
+            self.free[block] = None
+
+    def register(self, block: int, prefix_hash: int) -> None:
+        if prefix_hash not in self.by_hash:
+            self.by_hash[prefix_hash] = block
+            self.hash_of[block] = prefix_hash
+
+    def forget(self, block: int) -> None:
+        """Drop the block from the prefix index (its contents are about to change)."""
+        prefix_hash = self.hash_of.pop(block, None)
+        if prefix_hash is not None and self.by_hash.get(prefix_hash) == block:
+            del self.by_hash[prefix_hash]
+
+    @property
+    def used(self) -> int:
+        return self.num_blocks - len(self.free)
+
+
+@dataclass
+class Sequence:
+    table: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    """Token ids whose K/V are stored, in order (for prefix hashes)."""
+    hashes: list[int] = field(default_factory=list)
+    """Prefix hash of each full block."""
+    slots: torch.Tensor | None = None
+    """Pool slot of every position the table covers; rebuilt when the table changes."""
+
+    def slot_index(self, block_size: int) -> torch.Tensor:
+        if self.slots is None or len(self.slots) != len(self.table) * block_size:
+            table = torch.tensor(self.table, dtype=torch.long)
+            self.slots = (table[:, None] * block_size + torch.arange(block_size)).reshape(-1)
+        return self.slots
+
+    @property
+    def length(self) -> int:
+        return len(self.tokens)
+
+
+@dataclass
+class PrefixStats:
+    hits: int = 0
+    """Full blocks found in the prefix index instead of computed."""
+    misses: int = 0
+    """Full blocks of a prompt that had to be computed."""
+    copies: int = 0
+    """Copy-on-write copies of a shared block."""
+
+
+class PagedCache:
+    """The model-facing cache over a block pool; forward() works on the selected sequences.
+
+    Sequences in one forward pass must have the same length (the model takes
+    one position offset); ``add_sequence``, ``fork``, ``select`` and ``free``
+    manage them.
+    """
+
+    def __init__(self, config, num_blocks: int, block_size: int = 16, dtype: torch.dtype = torch.float32,
+                 prefix_caching: bool = True) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be positive, got {block_size}")
+        self.layers, self.kv_heads, self.head_dim = kv_shape_from(config)
+        self.block_size = block_size
+        self.pool = BlockPool(num_blocks)
+        self.prefix_caching = prefix_caching
+        slots = num_blocks * block_size
+        # K and V side by side and heads before slots: one gather per layer reads a sequence's
+        # keys and values as [2, kv_heads, length, head_dim], which attention takes as they are.
+        self.kv = torch.zeros(self.layers, 2, self.kv_heads, slots, self.head_dim, dtype=dtype)
+        self.k, self.v = self.kv[:, 0], self.kv[:, 1]
+        self.sequences: dict[int, Sequence] = {}
+        self.active: list[int] = []
+        self.stats = PrefixStats()
+        self._next_id = 0
+        self._read: torch.Tensor | None = None
+        """Pool slots to read for this forward pass, sequence after sequence."""
+        self._write: torch.Tensor | None = None
+        self._pending: list[list[int]] = []
+
+    # --- sequences ------------------------------------------------------
+
+    def add_sequence(self, prompt: list[int] | None = None) -> tuple[int, int]:
+        """A new sequence, selected alone; returns (its id, how many prompt tokens were already cached).
+
+        With prefix caching, the prompt's leading full blocks that an earlier
+        sequence computed are shared instead of computed again; the caller
+        feeds the model only prompt[cached:].
+        """
+        seq_id = self._next_id
+        self._next_id += 1
+        seq = self.sequences[seq_id] = Sequence()
+        if prompt and self.prefix_caching:
+            parent = 0
+            # Keep at least one prompt token to compute: the model needs its logits.
+            for start in range(0, len(prompt) - 1 - self.block_size + 1, self.block_size):
+                chunk = tuple(prompt[start : start + self.block_size])
+                prefix_hash = hash((parent, chunk))
+                block = self.pool.by_hash.get(prefix_hash)
+                if block is None:
+                    break
+                self.pool.share(block)
+                seq.table.append(block)
+                seq.tokens.extend(chunk)
+                seq.hashes.append(prefix_hash)
+                parent = prefix_hash
+                self.stats.hits += 1
+            full_blocks = (len(prompt) - 1) // self.block_size
+            self.stats.misses += full_blocks - len(seq.table)
+        self.active = [seq_id]
+        return seq_id, seq.length
+
+    def fork(self, seq_id: int) -> int:
+        """A new sequence sharing every block of seq_id (beams, parallel samples)."""
+        source = self.sequences[seq_id]
+        for block in source.table:
+            self.pool.share(block)
+        new_id = self._next_id
+        self._next_id += 1
+        self.sequences[new_id] = Sequence(list(source.table), list(source.tokens), list(source.hashes))
+        return new_id
+
+    def free(self, seq_id: int) -> None:
+        seq = self.sequences.pop(seq_id)
+        for block in seq.table:
+            self.pool.release(block)
+        self.active = [s for s in self.active if s != seq_id]
+
+    def select(self, seq_ids: list[int]) -> None:
+        lengths = {self.sequences[s].length for s in seq_ids}
+        if len(lengths) > 1:
+            raise ValueError(f"sequences in one batch must have equal lengths, got {sorted(lengths)}")
+        self.active = list(seq_ids)
+
+    def block_table(self, seq_id: int) -> list[int]:
+        return list(self.sequences[seq_id].table)
+
+    # --- the model's side -----------------------------------------------
+
+    @property
+    def length(self) -> int:
+        return self.sequences[self.active[0]].length if self.active else 0
+
+    def reserve(self, new: int, ids: torch.Tensor | None = None) -> None:
+        """Give every selected sequence slots for ``new`` tokens, copying shared blocks before they change."""
+        if not self.active:
+            raise ValueError("no sequence selected; call add_sequence() or select() first")
+        bs = self.block_size
+        start = self.length
+        write, read = [], []
+        for seq_id in self.active:
+            seq = self.sequences[seq_id]
+            needed = -(-(start + new) // bs)
+            if start % bs:
+                self._make_writable(seq, start // bs)
+            while len(seq.table) < needed:
+                seq.table.append(self.pool.allocate())
+            slots = seq.slot_index(bs)
+            read.append(slots[: start + new])
+            write.append(slots[start : start + new])
+        if len(read) == 1:
+            self._read, self._write = read[0], write[0]
+        else:
+            self._read, self._write = torch.cat(read), torch.cat(write)
+        self._pending = ids.tolist() if ids is not None else [[-1] * new for _ in self.active]
+
+    def _make_writable(self, seq: Sequence, index: int) -> None:
+        block = seq.table[index]
+        if self.pool.refs[block] > 1:
+            copy = self.pool.allocate()
+            lo, hi = block * self.block_size, (block + 1) * self.block_size
+            dst = copy * self.block_size
+            self.k[:, :, dst : dst + self.block_size] = self.k[:, :, lo:hi]
+            self.v[:, :, dst : dst + self.block_size] = self.v[:, :, lo:hi]
+            self.pool.release(block)
+            seq.table[index] = copy
+            seq.slots = None
+            self.stats.copies += 1
+        else:
+            self.pool.forget(block)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, h, t, d = k.shape
+        k_pool, v_pool = self.k[layer], self.v[layer]
+        if b == 1:
+            pool = self.kv[layer]
+            pool.index_copy_(2, self._write, torch.stack((k[0], v[0])))
+            keys, values = pool.index_select(2, self._read)
+            return keys[None], values[None]
+        k_pool.index_copy_(1, self._write, k.transpose(0, 1).reshape(h, b * t, d))
+        v_pool.index_copy_(1, self._write, v.transpose(0, 1).reshape(h, b * t, d))
+        end = len(self._read) // b
+        keys = k_pool.index_select(1, self._read).view(h, b, end, d).transpose(0, 1)
+        values = v_pool.index_select(1, self._read).view(h, b, end, d).transpose(0, 1)
+        return keys, values
+
+    def commit(self, new: int) -> None:
+        bs = self.block_size
+        for seq_id, ids in zip(self.active, self._pending):
+            seq = self.sequences[seq_id]
+            seq.tokens.extend(ids)
+            # Index each block that just became full under the hash of its whole prefix.
+            while self.prefix_caching and len(seq.hashes) < seq.length // bs:
+                i = len(seq.hashes)
+                parent = seq.hashes[-1] if seq.hashes else 0
+                prefix_hash = hash((parent, tuple(seq.tokens[i * bs : (i + 1) * bs])))
+                seq.hashes.append(prefix_hash)
+                if -1 not in seq.tokens[i * bs : (i + 1) * bs]:
+                    self.pool.register(seq.table[i], prefix_hash)
+        self._pending = []
+
+    def truncate(self, length: int) -> None:
+        """Forget the selected sequences' tokens from ``length`` on, returning emptied blocks to the pool."""
+        for seq_id in self.active:
+            seq = self.sequences[seq_id]
+            if not 0 <= length <= seq.length:
+                raise ValueError(f"cannot truncate {seq.length} tokens to {length}")
+            keep = -(-length // self.block_size)
+            for block in seq.table[keep:]:
+                self.pool.release(block)
+            del seq.table[keep:]
+            seq.slots = None
+            del seq.tokens[length:]
+            del seq.hashes[length // self.block_size :]
+
+    # --- accounting -----------------------------------------------------
+
+    def bytes_per_token(self) -> int:
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.k.element_size()
+
+    def memory(self) -> Memory:
+        per_token = self.bytes_per_token()
+        filled: dict[int, int] = {}
+        for seq in self.sequences.values():
+            for i, block in enumerate(seq.table):
+                fill = min(self.block_size, seq.length - i * self.block_size)
+                filled[block] = max(filled.get(block, 0), fill)
+        allocated = sum(1 for r in self.pool.refs if r > 0) * self.block_size * per_token
+        return Memory(reserved=self.pool.num_blocks * self.block_size * per_token, allocated=allocated,
+                      stored=sum(filled.values()) * per_token)

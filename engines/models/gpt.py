@@ -1,0 +1,177 @@
+"""A small decoder-only GPT in torch: RoPE, RMSNorm, SwiGLU, optional grouped-query attention.
+
+The Llama recipe at a size a laptop CPU trains in minutes. ``forward(ids,
+cache)`` runs with or without a KV cache (``engines.kvcache``): with one, only
+the new tokens are computed and their keys and values are appended.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.errors import EngineError
+from engines.models.layers import RMSNorm, SwiGLU, apply_rope, rope_tables
+
+
+class ContextTooLong(EngineError, ValueError):
+    """More tokens than the model's context window."""
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int
+    context: int = 512
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int | None = None
+    """Key/value heads (GQA); None means one per query head."""
+    d_ff: int | None = None
+    """SwiGLU hidden width; None means 8/3·d_model rounded up to a multiple of 32."""
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "context", "d_model", "n_layers", "n_heads"):
+            if getattr(self, name) < 1:
+                raise EngineError(f"GPTConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise EngineError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.head_dim % 2:
+            raise EngineError(f"RoPE needs an even head dimension, got {self.head_dim}")
+        if self.n_heads % self.kv_heads:
+            raise EngineError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.kv_heads}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def hidden(self) -> int:
+        return self.d_ff or 32 * math.ceil(8 * self.d_model / 3 / 32)
+
+    def kv_bytes_per_token(self, bytes_per_value: int = 4) -> int:
+        """Bytes of K and V one token adds to the cache: 2 · layers · kv_heads · head_dim · bytes."""
+        return 2 * self.n_layers * self.kv_heads * self.head_dim * bytes_per_value
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Cache(Protocol):
+    """What the model needs of a KV cache; engines.kvcache has the implementations."""
+
+    length: int
+    """Tokens already stored per sequence."""
+
+    def reserve(self, new: int, ids: torch.Tensor | None = None) -> None:
+        """Make room for ``new`` more tokens per sequence, whose ids are ``ids`` [B, new] (raises when full)."""
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v [B, Hkv, new, D] at positions length..; return all keys and values so far."""
+
+    def commit(self, new: int) -> None:
+        """The forward pass is done: the ``new`` tokens now count as stored."""
+
+
+class Attention(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, h, kv = config.d_model, config.n_heads, config.kv_heads
+        self.q = nn.Linear(d, h * config.head_dim, bias=False)
+        self.kv = nn.Linear(d, 2 * kv * config.head_dim, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, layer: int,
+                cache: Cache | None) -> torch.Tensor:
+        c = self.config
+        b, t, _ = x.shape
+        q = self.q(x).view(b, t, c.n_heads, c.head_dim).transpose(1, 2)
+        k, v = self.kv(x).view(b, t, 2, c.kv_heads, c.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.update(layer, k, v)
+        if past == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, enable_gqa=c.kv_heads != c.n_heads)
+        else:
+            # Queries sit at positions past..past+t-1 and see every key up to their own.
+            mask = None
+            if t > 1:
+                mask = torch.arange(past + t, device=x.device)[None, :] <= torch.arange(past, past + t, device=x.device)[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=c.kv_heads != c.n_heads)
+        return self.out(y.transpose(1, 2).reshape(b, t, c.d_model))
+
+
+class Block(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.attn = Attention(config)
+        self.ffn_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.ffn = SwiGLU(config.d_model, config.hidden)
+
+    def forward(self, x, cos, sin, layer: int, cache: Cache | None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, layer, cache)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class GPT(nn.Module):
+    """Token embedding → n pre-norm blocks → RMSNorm → tied output projection."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.d_model, config.norm_eps)
+        cos, sin = rope_tables(config.head_dim, config.context, config.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init)
+        # GPT-2's scaled init of the projections that write into the residual stream.
+        for block in self.blocks:
+            for proj in (block.attn.out, block.ffn.down):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, ids: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+        """Logits [B, T, vocab] for ids [B, T]; with a cache, ids are the tokens after those stored."""
+        if ids.ndim != 2:
+            raise EngineError(f"ids must be [batch, tokens], got shape {tuple(ids.shape)}")
+        t = ids.shape[1]
+        past = cache.length if cache is not None else 0
+        if past + t > self.config.context:
+            raise ContextTooLong(
+                f"{past + t} tokens do not fit the model's context of {self.config.context}"
+            )
+        if cache is not None:
+            cache.reserve(t, ids)
+        cos, sin = self.rope_cos[past : past + t], self.rope_sin[past : past + t]
+        x = self.embed(ids)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cos, sin, layer, cache)
+        if cache is not None:
+            cache.commit(t)
+        return F.linear(self.norm(x), self.embed.weight)

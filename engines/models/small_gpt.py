@@ -1,0 +1,184 @@
+"""The project's own small GPTs: recipes, the shipped weights, and how to reproduce them.
+
+Two models share one tokenizer (byte-level BPE, 2,048 tokens, trained on the
+plays): ``target``, the model the decoding labs sample from, and ``draft``, a
+much smaller one that proposes tokens for speculative decoding. Their weights
+ship with the package in fp16 (``engines/models/weights``); ``train_recipe``
+(``workbench train``) rebuilds them from the corpus.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+from engines.errors import EngineError
+from engines.tokenizers.bpe import BPETokenizer
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+TOKENIZER_FILE = "shakespeare-2k.wbtok"
+TOKENIZER_VOCAB = 2048
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    model: dict
+    """GPTConfig fields."""
+    train: dict
+    """TrainConfig fields."""
+
+
+RECIPES: dict[str, Recipe] = {
+    "target": Recipe(
+        "target",
+        "6 layers, d_model 192, 6 query heads sharing 2 key/value heads (GQA)",
+        {"vocab_size": TOKENIZER_VOCAB, "context": 2048, "d_model": 192, "n_layers": 6, "n_heads": 6, "n_kv_heads": 2},
+        {"steps": 800, "batch_size": 8, "seq_len": 512, "lr": 3e-3, "warmup": 50, "eval_every": 100,
+         "checkpoint_every": 50},
+    ),
+    "draft": Recipe(
+        "draft",
+        "2 layers, d_model 64, 2 heads: a twelfth of the target, for speculative decoding",
+        {"vocab_size": TOKENIZER_VOCAB, "context": 2048, "d_model": 64, "n_layers": 2, "n_heads": 2},
+        {"steps": 600, "batch_size": 8, "seq_len": 512, "lr": 5e-3, "warmup": 50, "eval_every": 100,
+         "checkpoint_every": 50},
+    ),
+}
+
+
+def train_tokenizer(corpus_path: Path | None = None) -> BPETokenizer:
+    """The shared tokenizer: BPE with the GPT-2 split pattern, learned from the corpus."""
+    from engines import corpus
+    from engines.tokenizers.bpe_train import train_bpe
+
+    source = Path(corpus_path) if corpus_path is not None else corpus.default_corpus_dir()
+    return train_bpe(source, TOKENIZER_VOCAB, pattern="gpt2", name="shakespeare-2k").tokenizer
+
+
+@cache
+def shipped_tokenizer() -> BPETokenizer:
+    from engines.nativelib import native_status
+    from engines.tokenizers.formats import load_saved
+
+    return load_saved(WEIGHTS_DIR / TOKENIZER_FILE, "native" if native_status().loaded else "reference")
+
+
+@dataclass
+class Pretrained:
+    """A model ready to run, with its tokenizer and what its training reported."""
+
+    name: str
+    model: object
+    """engines.models.gpt.GPT, in eval mode, float32."""
+    tokenizer: BPETokenizer
+    meta: dict
+
+    @property
+    def config(self):
+        return self.model.config
+
+
+def weights_path(name: str, directory: Path | None = None) -> Path:
+    if name not in RECIPES:
+        raise EngineError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+    return (directory or WEIGHTS_DIR) / f"{name}.pt"
+
+
+def load_weights(path: Path, tokenizer: BPETokenizer, name: str) -> Pretrained:
+    import torch
+
+    from engines.models.gpt import GPT, GPTConfig
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise EngineError(f"{path}: no such weights file (run `workbench train {name}`)") from exc
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+        raise EngineError(f"{path}: not a weights file ({exc})") from exc
+    model = GPT(GPTConfig(**saved["config"]))
+    model.load_state_dict({k: v.float() for k, v in saved["state"].items()})
+    model.eval()
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise EngineError(f"{path}: the model has {model.config.vocab_size} tokens, the tokenizer {tokenizer.vocab_size}")
+    return Pretrained(name, model, tokenizer, dict(saved.get("meta", {})))
+
+
+@cache
+def load(name: str = "target") -> Pretrained:
+    """A shipped model (``target`` or ``draft``), loaded once per process."""
+    return load_weights(weights_path(name), shipped_tokenizer(), name)
+
+
+def export_weights(model, path: Path, meta: dict) -> Path:
+    """Save the weights in fp16 with the config and training figures (what ships)."""
+    import torch
+
+    state = {k: v.detach().half() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"config": model.config.as_dict(), "state": state, "meta": meta}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def train_recipe(
+    name: str,
+    out_dir: Path,
+    *,
+    resume: bool = True,
+    steps: int | None = None,
+    corpus_path: Path | None = None,
+    on_step: Callable | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    threads: int | None = None,
+) -> Pretrained:
+    """Train recipe ``name`` from scratch (or from out_dir's checkpoint) and export its weights there.
+
+    The tokenizer is retrained from the same corpus (deterministic), written
+    beside the weights. ``steps`` overrides the recipe's length (for a short try).
+    """
+    import torch
+
+    from engines.models.data import encode_corpus
+    from engines.models.gpt import GPT, GPTConfig
+    from engines.models.train import TrainConfig, evaluate, train
+
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        raise EngineError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    tokenizer = train_tokenizer(corpus_path)
+    from engines.tokenizers.formats import save
+
+    save(tokenizer, out_dir / TOKENIZER_FILE)
+    data = encode_corpus(tokenizer, corpus_path)
+    train_config = TrainConfig(**{**recipe.train, **({"steps": steps} if steps else {})})
+    model_config = GPTConfig(**recipe.model)
+    torch.manual_seed(train_config.seed)
+    model = GPT(model_config)
+    started = time.perf_counter()
+    result = train(model, data, train_config, model_config=model_config.as_dict(),
+                   checkpoint=out_dir / f"{name}.ckpt", resume=resume, on_step=on_step, should_stop=should_stop)
+    val_loss = result.final_val_loss
+    if val_loss is None:
+        val_loss = evaluate(model, data, train_config.seq_len, train_config.eval_windows)
+    meta = {
+        "parameters": model.parameter_count(),
+        "val_loss": val_loss,
+        "train_loss": sum(result.train_losses[-20:]) / max(1, len(result.train_losses[-20:])),
+        "steps": result.steps,
+        "train_tokens": len(data.train),
+        "val_tokens": len(data.val),
+        "seconds_this_run": time.perf_counter() - started,
+        "train_config": asdict(train_config),
+        "val_curve": result.val_losses,
+    }
+    export_weights(model, weights_path(name, out_dir), meta)
+    return Pretrained(name, model, tokenizer, meta)

@@ -1,0 +1,234 @@
+"""The training loop: AdamW, warm-up then cosine decay, gradient clipping and accumulation, checkpoints.
+
+One loop for every model the lessons train. A checkpoint holds the weights,
+the optimizer's moments, the step and both random generators, so a run that
+is stopped and resumed takes exactly the steps an unbroken run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engines.errors import Cancelled, EngineError
+from engines.models.data import TokenData
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    seq_len: int = 256
+    accumulation: int = 1
+    """Micro-batches whose gradients are summed before each optimizer step."""
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    """The cosine ends at lr · min_lr_ratio."""
+    warmup: int = 100
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float | None = 1.0
+    eval_every: int = 100
+    eval_windows: int = 32
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "seq_len", "accumulation", "eval_every", "eval_windows", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise EngineError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0:
+            raise EngineError("lr must be > 0, min_lr_ratio in [0, 1] and warmup >= 0")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise EngineError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to lr over ``warmup`` steps, then half a cosine down to lr · min_lr_ratio."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    span = max(1, config.steps - config.warmup)
+    progress = min(1.0, (step - config.warmup) / span)
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class StepReport:
+    step: int
+    """Optimizer steps done (1-based)."""
+    total: int
+    loss: float
+    lr: float
+    grad_norm: float
+    tokens_per_s: float
+    val_loss: float | None = None
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    train_losses: list[float]
+    val_losses: list[tuple[int, float]]
+    """(step, validation loss) at every evaluation."""
+    seconds: float
+    tokens: int
+    resumed_from: int = 0
+    stopped: bool = False
+
+    @property
+    def final_val_loss(self) -> float | None:
+        return self.val_losses[-1][1] if self.val_losses else None
+
+
+@dataclass
+class _State:
+    step: int = 0
+    train_losses: list[float] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+
+
+def causal_lm_loss(model: torch.nn.Module, window: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of predicting token t+1 from tokens ≤ t."""
+    logits = model(window[:, :-1])
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), window[:, 1:].reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: TokenData, seq_len: int, windows: int,
+             loss_fn: Callable = causal_lm_loss) -> float:
+    """Mean loss over the same validation windows every time."""
+    was_training = model.training
+    model.eval()
+    batches = torch.from_numpy(data.val_windows(seq_len, windows).astype(np.int64))
+    losses = [loss_fn(model, batch).item() for batch in batches.split(16)]
+    sizes = [len(batch) for batch in batches.split(16)]
+    model.train(was_training)
+    return float(np.average(losses, weights=sizes))
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    # Decay matrices only; norms' gains (1-D) are left alone, as in GPT-2 and Llama.
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    other = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+
+
+def save_checkpoint(path: Path, model, optimizer, rng: np.random.Generator, state: _State, config: TrainConfig,
+                    model_config: dict) -> None:
+    """Write atomically: a crash mid-write leaves the previous checkpoint whole."""
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": state.step,
+        "train_losses": state.train_losses,
+        "val_losses": state.val_losses,
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "train_config": asdict(config),
+        "model_config": model_config,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise EngineError(f"{path}: not a readable checkpoint ({exc})") from exc
+
+
+def train(
+    model: torch.nn.Module,
+    data: TokenData,
+    config: TrainConfig,
+    *,
+    model_config: dict | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    on_step: Callable[[StepReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    loss_fn: Callable = causal_lm_loss,
+) -> TrainResult:
+    """Train ``model`` on ``data`` for config.steps optimizer steps.
+
+    With ``resume`` and an existing ``checkpoint``, training continues from it
+    (the model and training configs must match). ``should_stop()`` is polled
+    every step; stopping saves a checkpoint (when a path was given) and raises
+    Cancelled.
+    """
+    model_config = model_config or {}
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    optimizer = _optimizer(model, config)
+    state = _State()
+    if resume and checkpoint is not None and checkpoint.exists():
+        saved = load_checkpoint(checkpoint)
+        if saved["model_config"] != model_config:
+            raise EngineError(f"{checkpoint}: saved for model {saved['model_config']}, not {model_config}")
+        if saved["train_config"] != asdict(config):
+            raise EngineError(f"{checkpoint}: saved with training settings {saved['train_config']}, not these")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        state = _State(saved["step"], list(saved["train_losses"]), [tuple(v) for v in saved["val_losses"]])
+    resumed_from = state.step
+    model.train()
+    started = time.perf_counter()
+    tokens = 0
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, rng, state, config, model_config)
+
+    while state.step < config.steps:
+        if should_stop is not None and should_stop():
+            save()
+            raise Cancelled(f"training stopped at step {state.step} of {config.steps}")
+        step_started = time.perf_counter()
+        lr = learning_rate(state.step, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for _ in range(config.accumulation):
+            window = torch.from_numpy(data.windows("train", rng, config.batch_size, config.seq_len).astype(np.int64))
+            loss = loss_fn(model, window)
+            (loss / config.accumulation).backward()
+            loss_sum += loss.item()
+        if config.grad_clip is not None:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+        else:
+            grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()
+                                                                    if p.grad is not None])))
+        optimizer.step()
+        state.step += 1
+        step_tokens = config.batch_size * config.seq_len * config.accumulation
+        tokens += step_tokens
+        state.train_losses.append(loss_sum / config.accumulation)
+        report = StepReport(state.step, config.steps, state.train_losses[-1], lr, grad_norm,
+                            step_tokens / (time.perf_counter() - step_started))
+        if state.step % config.eval_every == 0 or state.step == config.steps:
+            report.val_loss = evaluate(model, data, config.seq_len, config.eval_windows, loss_fn)
+            state.val_losses.append((state.step, report.val_loss))
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            save()
+        if on_step is not None:
+            on_step(report)
+    model.eval()
+    return TrainResult(state.step, state.train_losses, state.val_losses, time.perf_counter() - started, tokens,
+                       resumed_from)

@@ -1,0 +1,107 @@
+"""``workbench train``: rebuild a shipped model from the corpus, with a progress bar and a live loss plot.
+
+The first Ctrl+C stops after the current step and saves a checkpoint (a
+second one stops at once, keeping the last periodic checkpoint); the same
+command resumes.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from pathlib import Path
+
+import plotext
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+
+def _plot(train: list[float], val: list[tuple[int, float]], width: int) -> Text:
+    plotext.clear_figure()
+    plotext.plotsize(max(40, min(width, 100)), 14)
+    plotext.theme("clear")
+    if train:
+        # A running mean over 10 steps: single-batch losses are noisy.
+        smooth = [sum(train[max(0, i - 9) : i + 1]) / len(train[max(0, i - 9) : i + 1]) for i in range(len(train))]
+        plotext.plot(list(range(1, len(train) + 1)), smooth, label="train (10-step mean)", marker="braille")
+    if val:
+        plotext.scatter([s for s, _ in val], [v for _, v in val], label="validation", marker="x")
+    plotext.xlabel("step")
+    plotext.title("cross-entropy loss (nats per token)")
+    return Text.from_ansi(plotext.build())
+
+
+def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, corpus: Path | None,
+                  threads: int | None) -> int:
+    from engines.errors import Cancelled, EngineError
+    from engines.models import small_gpt
+    from workbench.paths import data_dir
+
+    out_dir = out or data_dir() / "models"
+    console = Console()
+    recipe = small_gpt.RECIPES[name]
+    console.print(f"training [bold]{name}[/]: {recipe.summary}")
+    console.print(f"checkpoints and weights go to {out_dir}" + ("" if fresh else " (resuming if a checkpoint is there)"))
+    if fresh:
+        (out_dir / f"{name}.ckpt").unlink(missing_ok=True)
+    total = steps or recipe.train["steps"]
+    train_losses: list[float] = []
+    val_losses: list[tuple[int, float]] = []
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console)
+    task = progress.add_task("steps", total=total, stats="")
+    stop = threading.Event()
+
+    def interrupt(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        progress.update(task, description="stopping after this step")
+
+    previous_handler = signal.signal(signal.SIGINT, interrupt)
+
+    with Live(Group(progress), console=console, refresh_per_second=4) as live:
+        def on_step(report) -> None:
+            train_losses.append(report.loss)
+            if report.val_loss is not None:
+                val_losses.append((report.step, report.val_loss))
+            stats = f"loss {report.loss:.3f}  lr {report.lr:.1e}  {report.tokens_per_s:,.0f} tok/s"
+            if val_losses:
+                stats += f"  val {val_losses[-1][1]:.3f}"
+            progress.update(task, completed=report.step, stats=stats)
+            if report.step % 5 == 0 or report.val_loss is not None:
+                live.update(Group(progress, _plot(train_losses, val_losses, console.width)))
+
+        try:
+            result = small_gpt.train_recipe(name, out_dir, resume=not fresh, steps=steps, corpus_path=corpus,
+                                            on_step=on_step, should_stop=stop.is_set, threads=threads)
+        except KeyboardInterrupt:
+            # Checkpoints are written to a temporary file and renamed, so the last one is whole.
+            console.print("stopped; run the same command to resume from the last checkpoint")
+            return 130
+        except Cancelled as exc:
+            console.print(f"{exc}, checkpoint saved; run the same command to resume")
+            return 130
+        except EngineError as exc:
+            console.print(f"[red]workbench train: {exc}[/]")
+            return 1
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+    meta = result.meta
+    console.print(
+        f"{name}: {meta['parameters']:,} parameters, validation loss {meta['val_loss']:.3f} "
+        f"(perplexity {math.exp(meta['val_loss']):.1f}) after {meta['steps']} steps; "
+        f"weights: {small_gpt.weights_path(name, out_dir)}"
+    )
+    shipped = small_gpt.WEIGHTS_DIR / f"{name}.pt"
+    if shipped.exists():
+        try:
+            reference = small_gpt.load(name).meta
+            console.print(f"the shipped {name} scored {reference['val_loss']:.3f} after {reference['steps']} steps")
+        except EngineError as exc:
+            console.print(f"(could not read the shipped weights: {exc})")
+    return 0
