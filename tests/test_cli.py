@@ -101,3 +101,21 @@ def test_serve_binds_localhost():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.skipif(not __import__("engines.nativelib", fromlist=["x"]).native_status().loaded,
+                    reason="native kernels not loaded (the corpus is encoded in C)")
+def test_train_writes_weights_and_resumes(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "models"
+    assert main(["train", "draft", "--steps", "3", "--out", str(out)]) == 0
+    first = torch.load(out / "draft.pt", weights_only=True)
+    assert first["meta"]["steps"] == 3 and (out / "draft.ckpt").exists() and (out / "shakespeare-2k.wbtok").exists()
+    assert "validation loss" in capsys.readouterr().out
+    # The checkpoint is complete: running again resumes at step 3 and trains nothing more.
+    assert main(["train", "draft", "--steps", "3", "--out", str(out)]) == 0
+    again = torch.load(out / "draft.pt", weights_only=True)
+    for name, tensor in first["state"].items():
+        assert torch.equal(tensor, again["state"][name])
+    assert main(["train", "draft", "--steps", "0"]) == 2

@@ -15,6 +15,7 @@ import engines
 TORCH_MODULES = {
     "engines.models.layers", "engines.models.gpt", "engines.models.train",
     "engines.kvcache.contiguous", "engines.kvcache.paged", "engines.kvcache.stream",
+    "engines.moe.layer", "engines.models.miniformer", "engines.models.objectives",
 }
 
 

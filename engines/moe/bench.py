@@ -1,8 +1,12 @@
-"""Cases for ``workbench bench moe``: dispatch then combine, native C vs torch index-based vs NumPy.
+"""Cases for ``workbench bench moe``: dispatch then combine, native C vs torch index-based vs NumPy,
+and mini-former training steps, sparse against dense.
 
-8,192 tokens of width 1,024 routed top-2 over 8 and 64 experts at capacity
-factor 1.25; the experts themselves are the identity, so only the data
-movement is timed.
+Dispatch/combine: 8,192 tokens of width 1,024 routed top-2 over 8 and 64
+experts at capacity factor 1.25; the experts themselves are the identity, so
+only the data movement is timed. Training: one optimizer step of a 4-layer
+mini-former with a dense SwiGLU feed-forward, with 4 experts of the same size
+at top-1 (equal active parameters, 4× the feed-forward weights), and with
+one dense feed-forward 4× as wide (equal total parameters).
 """
 
 from __future__ import annotations
@@ -46,4 +50,50 @@ def cases(quick: bool = False) -> list[Case]:
                 contenders.append(Contender(f"native {n}T", partial(run, "native", n), "native"))
         result.append(Case(f"dispatch+combine {tokens}×{d}, {n_experts} experts, top-2", contenders, _close,
                            "torch 1T", ("torch 1T",), bytes_moved=4.0 * x.size * 2 * 4))
+    result.append(_training_case(quick))
     return result
+
+
+def _training_case(quick: bool) -> Case:
+    import torch
+
+    from engines.models.miniformer import MiniConfig, MiniFormer
+    from engines.models.objectives import causal_lm
+
+    batch, length, d, hidden = (4, 32, 32, 64) if quick else (16, 128, 128, 256)
+    base = {"vocab_size": 2048, "context": length, "d_model": d, "n_layers": 4, "n_heads": 4}
+    variants = {
+        "dense (hidden H)": MiniConfig(**base, hidden=hidden, ffn="swiglu"),
+        "MoE 4×H, top-1": MiniConfig(**base, hidden=hidden, ffn="moe", n_experts=4, top_k=1, capacity_factor=1.25),
+        "dense (hidden 4H)": MiniConfig(**base, hidden=4 * hidden, ffn="swiglu"),
+    }
+    window = torch.randint(0, 2048, (batch, length + 1), generator=torch.Generator().manual_seed(0))
+    contenders = []
+    for name, config in variants.items():
+        torch.manual_seed(0)
+        model = MiniFormer(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+        def step(model=model, optimizer=optimizer) -> tuple[float, MiniFormer]:
+            optimizer.zero_grad(set_to_none=True)
+            loss = causal_lm(model, window)
+            loss.backward()
+            optimizer.step()
+            return float(loss), model
+
+        contenders.append(Contender(name, step, "torch"))
+    tokens = batch * length
+
+    def check(expected, got) -> str | None:
+        return None if np.isfinite(got[0]) else "the loss is not finite"
+
+    def describe(output) -> str:
+        model = output[1]
+        active = model.parameter_count(active=True) - model.embed.weight.numel()
+        total = model.parameter_count() - model.embed.weight.numel()
+        # 6 FLOPs per active weight per token for forward and backward (Kaplan et al., 2020).
+        return f"{total / 1e6:.2f}M params, {active / 1e6:.2f}M active, {6 * active / 1e6:.1f} MFLOP/token"
+
+    case = Case(f"mini-former training step, {tokens:,} tokens", contenders, check, "dense (hidden H)",
+                ("dense (hidden H)",), describe=describe)
+    return case
