@@ -179,6 +179,67 @@ def _first_allowed(pattern: str) -> float:
     return float(len(automaton.allowed(automaton.initial)))
 
 
+def _norm_value(vector: list[float], index: int, kind: str) -> float:
+    import torch
+
+    from engines.models.layers import LayerNorm, RMSNorm
+
+    if index >= len(vector):
+        raise ValueError(f"index {index} is outside the {len(vector)} values")
+    norm = LayerNorm(len(vector)) if kind == "layer" else RMSNorm(len(vector), eps=1e-6)
+    with torch.no_grad():
+        return float(norm.double()(torch.tensor([vector], dtype=torch.float64))[0, index])
+
+
+def _objective_targets(objective: str, length: int, prefix: int) -> float:
+    import torch
+
+    from engines.models.objectives import mask_tokens, prefix_targets
+
+    if objective == "causal":
+        return float(length)
+    if objective == "prefix":
+        if not 1 <= prefix <= length:
+            raise ValueError(f"prefix must be between 1 and {length}")
+        following = torch.zeros((1, length), dtype=torch.long)
+        return float((prefix_targets(following, torch.tensor([prefix])) != -100).sum())
+    # Masked LM picks positions at random: the expected count, from a large sample of windows.
+    _, targets = mask_tokens(torch.zeros((2000, length), dtype=torch.long), 1, 2,
+                             generator=torch.Generator().manual_seed(0))
+    return float((targets != -100).sum()) / 2000
+
+
+def _learning_rate(step: int, steps: int, lr: float, warmup: int, min_lr_ratio: float) -> float:
+    from engines.models.train import TrainConfig, learning_rate
+
+    return learning_rate(step, TrainConfig(steps=steps, lr=lr, warmup=warmup, min_lr_ratio=min_lr_ratio))
+
+
+def _power_law_prediction(sizes: list[float], losses: list[float], at: float) -> float:
+    from engines.models.experiments import fit_power_law
+
+    a, b = fit_power_law(sizes, losses)
+    return a * at ** -b
+
+
+def _gelu(x: float) -> float:
+    import torch
+
+    from engines.models.layers import gelu
+
+    return float(gelu(torch.tensor(x, dtype=torch.float64)))
+
+
+def _moe_active(d_model: int, hidden: int, experts: int, top_k: int, layers: int) -> float:
+    from engines.moe.layer import MoELayer
+
+    if top_k > experts:
+        raise ValueError(f"top_k {top_k} exceeds {experts} experts")
+    layer = MoELayer(d_model, hidden, experts, top_k)
+    per_expert = sum(p.numel() for p in layer.experts[0].parameters())
+    return float(layers * (top_k * per_expert + layer.router.weight.numel()))
+
+
 def _sinusoidal_value(position: int, index: int, dim: int) -> float:
     from engines.positional import sinusoidal
 
@@ -345,6 +406,47 @@ PROBES: dict[str, ProbeSpec] = {
             "How many of the small GPT's 2,048 tokens may start a match of the regex",
             {"pattern": Param("str")},
             _first_allowed,
+        ),
+        ProbeSpec(
+            "blocks.rmsnorm",
+            "Entry `index` of RMSNorm(vector) with unit gain",
+            {"vector": Param("list[float]", min_len=1), "index": Param("int", default=0, min=0)},
+            lambda vector, index: _norm_value(vector, index, "rms"),
+        ),
+        ProbeSpec(
+            "blocks.layernorm",
+            "Entry `index` of LayerNorm(vector) with unit gain and zero bias",
+            {"vector": Param("list[float]", min_len=2), "index": Param("int", default=0, min=0)},
+            lambda vector, index: _norm_value(vector, index, "layer"),
+        ),
+        ProbeSpec("blocks.gelu", "GELU(x) = x·Φ(x)", {"x": Param("float")}, _gelu),
+        ProbeSpec(
+            "training.learning_rate",
+            "The training loop's learning rate at `step`: linear warm-up, then a cosine down to lr × min_lr_ratio",
+            {"step": Param("int", min=0), "steps": Param("int", min=1), "lr": Param("float", min=0.0),
+             "warmup": Param("int", default=0, min=0), "min_lr_ratio": Param("float", default=0.1, min=0.0, max=1.0)},
+            _learning_rate,
+        ),
+        ProbeSpec(
+            "training.power_law_prediction",
+            "Loss at size `at` predicted by the fit L = a·N^(−b) to (sizes, losses)",
+            {"sizes": Param("list[float]", min_len=2), "losses": Param("list[float]", min_len=2),
+             "at": Param("float", min=1.0)},
+            _power_law_prediction,
+        ),
+        ProbeSpec(
+            "objectives.targets",
+            "Positions of one window that are training targets under an objective (masked: the mean)",
+            {"objective": Param("str", choices=("causal", "masked", "prefix")), "length": Param("int", min=1, max=4096),
+             "prefix": Param("int", default=1, min=1)},
+            _objective_targets,
+        ),
+        ProbeSpec(
+            "moe.active_parameters",
+            "Parameters one token uses in MoE SwiGLU layers: top_k experts and the router, per layer",
+            {"d_model": Param("int", min=1), "hidden": Param("int", min=1), "experts": Param("int", min=1),
+             "top_k": Param("int", default=1, min=1), "layers": Param("int", default=1, min=1)},
+            _moe_active,
         ),
         ProbeSpec(
             "attention.score_matrix_mib",

@@ -55,10 +55,18 @@ def prefix_lm(model, window: torch.Tensor, balance: float = 0.01) -> torch.Tenso
     b, length = ids.shape
     prefix = torch.randint(1, length, (b,))
     out = model(ids, attention="prefix", prefix=prefix)
-    # Position i predicts token i+1; only tokens after the prefix are targets.
-    targets = torch.where(torch.arange(length)[None, :] >= prefix[:, None] - 1, following,
-                          torch.full_like(following, -100))
-    return _cross_entropy(out.logits, targets) + balance * out.aux_loss
+    return _cross_entropy(out.logits, prefix_targets(following, prefix)) + balance * out.aux_loss
+
+
+def prefix_targets(following: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+    """Next-token targets with -100 (ignored) inside each prefix.
+
+    Position i predicts token i + 1, so with a prefix of p tokens the first
+    target sits at position p − 1.
+    """
+    length = following.shape[1]
+    inside = torch.arange(length)[None, :] < prefix[:, None] - 1
+    return torch.where(inside, torch.full_like(following, -100), following)
 
 
 def objective(name: str, balance: float = 0.01) -> Callable:

@@ -26,6 +26,8 @@ from engines.models.layers import SwiGLU
 class RoutingStats:
     counts: torch.Tensor
     """Tokens each expert processed in the last forward pass (after dropping)."""
+    routed: torch.Tensor
+    """Tokens the router sent to each expert (before dropping)."""
     dropped: int
     """(token, slot) assignments dropped for lack of capacity."""
     assignments: int
@@ -78,5 +80,6 @@ class MoELayer(nn.Module):
         with torch.no_grad():
             fraction = torch.bincount(flat_experts, minlength=self.n_experts).float() / flat_experts.numel()
         balance = self.n_experts * torch.sum(fraction * probs.mean(dim=0))
-        self.stats = RoutingStats(counts, int((~keep).sum()), int(keep.numel()))
+        self.stats = RoutingStats(counts, torch.bincount(flat_experts, minlength=self.n_experts),
+                                  int((~keep).sum()), int(keep.numel()))
         return out.reshape(shape), balance

@@ -90,7 +90,7 @@ EXERCISES: dict[str, Exercise] = {
             "Check length + n against cache_k.shape[0] before writing anything.",
             "Slice assignment cache_k[length:length + n] = k_new writes in place.",
         )),
-        Exercise("moe_router", "Top-k MoE router", "Mixture of experts", "moe_router", "13_moe_router.py", None, (
+        Exercise("moe_router", "Top-k MoE router", "Mixture of experts", "moe_router", "13_moe_router.py", "moe-router", (
             "A stable argsort of -router_logits along axis 1 ranks the experts per token.",
             "np.take_along_axis gathers the chosen logits; softmax over those k only.",
         )),

@@ -205,6 +205,45 @@ KVCACHE_LABS = [
     ),
 ]
 
+_STEPS = Param("int", default=150, min=10, max=2000, help="training steps per variant")
+
+BLOCK_LABS = [
+    LabSpec("blocks.norms", "LayerNorm against RMSNorm",
+            "One vector through both norms: shift it and scale it, and see which output changes.",
+            {"vector": Param("list[float]", default=[2.0, -1.0, 0.5, 3.0, -2.5, 1.0], min_len=2, help="the input")},
+            "workbench.labs.blocks_labs:NormsLab"),
+    LabSpec("blocks.activations", "GELU, SiLU and SwiGLU",
+            "The activations plotted, the exact and tanh GELU compared, and the feed-forward parameter counts.",
+            {"d_model": Param("int", default=768, min=8, help="model width for the parameter counts"),
+             "hidden": Param("int", default=3072, min=8, help="GELU MLP hidden width")},
+            "workbench.labs.blocks_labs:ActivationCurvesLab"),
+    LabSpec("blocks.train_compare", "Train variants side by side",
+            "Short live trainings of mini-former variants on the plays, loss curves drawn as they go.",
+            {"preset": Param("str", default="residuals", choices=("residuals", "depth", "objectives", "stability", "balance"),
+                             help="which comparison"),
+             "steps": _STEPS},
+            "workbench.labs.blocks_labs:TrainCompareLab"),
+    LabSpec("blocks.residual_stats", "The residual stream, layer by layer",
+            "RMS and histograms of the residual stream in pre-LN and post-LN mini-formers, at init and trained.",
+            {"layers": Param("int", default=8, min=1, max=24, help="blocks"),
+             "steps": Param("int", default=100, min=10, max=2000, help="training steps for t"),
+             "text": Param("str", default="**HAMLET**  \\nTo be, or not to be, that is the question", help="input")},
+            "workbench.labs.blocks_labs:ResidualStatsLab"),
+    LabSpec("training.scaling", "Loss against model size",
+            "Train tiny, small and medium mini-formers; fit loss ≈ a·N^(−b) and extrapolate.",
+            {"steps": Param("int", default=200, min=10, max=5000, help="training steps per size")},
+            "workbench.labs.blocks_labs:ScalingLab"),
+    LabSpec("moe.router", "A 2-expert router, live",
+            "Train a small MoE mini-former, then see which expert each token of your line is sent to.",
+            {"text": Param("str", default="But, soft! what light through yonder window breaks?", help="the line"),
+             "steps": Param("int", default=200, min=10, max=2000, help="training steps")},
+            "workbench.labs.blocks_labs:RouterLab"),
+    LabSpec("moe.sparse_dense", "Sparse against dense",
+            "Time training steps of a dense model, a sparse one with equal active parameters and a dense one as large.",
+            {},
+            "workbench.labs.blocks_labs:SparseDenseLab"),
+]
+
 LABS: dict[str, LabSpec] = {
     spec.id: spec
     for spec in [
@@ -235,6 +274,7 @@ LABS: dict[str, LabSpec] = {
         *TOKENIZER_LABS,
         *DECODING_LABS,
         *KVCACHE_LABS,
+        *BLOCK_LABS,
         LabSpec(
             "attention.by_hand",
             "Attention for one query, by hand",
