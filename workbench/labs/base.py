@@ -22,6 +22,14 @@ from engines.errors import Cancelled
 from workbench.labs.registry import LabSpec
 
 
+CURVE_MARKERS = ("braille", "•", "x", "+", "o")
+"""plotext markers for the curves of one plot, in order: distinguishable without colour (NO_COLOR)."""
+
+
+def marker(index: int) -> str:
+    return CURVE_MARKERS[index % len(CURVE_MARKERS)]
+
+
 class LabCancelled(Exception):
     """Raised inside a lab's engine work when the learner cancelled it."""
 

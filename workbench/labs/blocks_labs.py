@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress
+from workbench.labs.base import Lab, Progress, marker
 
 
 class NormsLab(Lab):
@@ -107,9 +107,8 @@ class ActivationCurvesLab(Lab):
         x = torch.linspace(-self.span, self.span, 161, dtype=torch.float64)
         curves = {"GELU": gelu(x), "GELU tanh": gelu(x, "tanh"), "ReLU": torch.relu(x), "SiLU": silu(x)}
         plt = self.fresh_plot()
-        for name, y in curves.items():
-            if name != "GELU tanh":
-                plt.plot(x.tolist(), y.tolist(), label=name, marker="braille")
+        for i, (name, y) in enumerate((n, y) for n, y in curves.items() if n != "GELU tanh"):
+            plt.plot(x.tolist(), y.tolist(), label=name, marker=marker(i))
         plt.title(f"activations on [−{self.span:g}, {self.span:g}] (+/- zoom)")
         self.refresh_plot()
         wide = torch.linspace(-8, 8, 20001, dtype=torch.float64)
@@ -207,10 +206,10 @@ class TrainCompareLab(Lab):
 
     def _draw(self, curves) -> None:
         plt = self.fresh_plot()
-        for curve in curves:
+        for i, curve in enumerate(curves):
             losses = np.minimum(np.asarray(curve.losses, dtype=float), 12.0)
             smooth = np.convolve(losses, np.ones(5) / 5, mode="valid") if len(losses) >= 5 else losses
-            plt.plot(curve.steps[len(curve.steps) - len(smooth):], smooth.tolist(), label=curve.name, marker="braille")
+            plt.plot(curve.steps[len(curve.steps) - len(smooth):], smooth.tolist(), label=curve.name, marker=marker(i))
         plt.xlabel("step")
         plt.title("training loss (5-step mean, capped at 12)")
         self.refresh_plot()
@@ -353,8 +352,8 @@ class ResidualStatsLab(Lab):
             plt.title(f"values of the residual stream after block {self.layer_index} ({when}; [ ] move)")
         else:
             layers = list(range(self.params["layers"] + 1))
-            for name, values in self.rms.items():
-                plt.plot(layers, values, label=f"{name}-LN", marker="braille")
+            for i, (name, values) in enumerate(self.rms.items()):
+                plt.plot(layers, values, label=f"{name}-LN", marker=marker(i))
             plt.xlabel("block (0 = embedding)")
             plt.title(f"RMS of the residual stream, layer by layer ({when})")
         self.refresh_plot()

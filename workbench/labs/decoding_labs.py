@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress
+from workbench.labs.base import Lab, Progress, marker
 
 
 def load_target(progress: Progress | None = None):
@@ -296,8 +296,8 @@ class EntropySweepLab(Lab):
         self.rows = rows
         plt = self.fresh_plot()
         ts = [r[0] for r in rows]
-        plt.plot(ts, [r[1] for r in rows], label="entropy, bits per token", marker="braille")
-        plt.plot(ts, [r[2] * 10 for r in rows], label="distinct-2 × 10", marker="braille")
+        plt.plot(ts, [r[1] for r in rows], label="entropy, bits per token", marker=marker(0))
+        plt.plot(ts, [r[2] * 10 for r in rows], label="distinct-2 × 10", marker=marker(1))
         plt.xlabel("temperature")
         plt.title("what the model's choices look like as T rises")
         self.refresh_plot()

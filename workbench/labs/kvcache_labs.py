@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress
+from workbench.labs.base import Lab, Progress, marker
 from workbench.labs.decoding_labs import load_target
 
 PROMPT = "**HAMLET**  \nTo be, or not to be, that is the question:  \n"
@@ -55,8 +55,8 @@ class CacheSpeedupLab(Lab):
         self.rows = rows
         plt = self.fresh_plot()
         ns = [r[0] for r in rows]
-        plt.plot(ns, [1e3 * r[1] / r[0] for r in rows], label="no cache", marker="braille")
-        plt.plot(ns, [1e3 * r[2] / r[0] for r in rows], label="KV cache", marker="braille")
+        plt.plot(ns, [1e3 * r[1] / r[0] for r in rows], label="no cache", marker=marker(0))
+        plt.plot(ns, [1e3 * r[2] / r[0] for r in rows], label="KV cache", marker=marker(1))
         plt.xlabel("tokens generated")
         plt.title("milliseconds per generated token")
         self.refresh_plot()
@@ -101,9 +101,9 @@ class CacheMemoryLab(Lab):
         models = [REAL_MODELS[name] for name in self.params["models"]]
         lengths = [2**i for i in range(8, 16)]
         plt = self.fresh_plot()
-        for model in models:
+        for i, model in enumerate(models):
             gib = [model.bytes_per_token(self.dtype) * n * self.batch / 2**30 for n in lengths]
-            plt.plot([float(np.log2(n)) for n in lengths], gib, label=model.name, marker="braille")
+            plt.plot([float(np.log2(n)) for n in lengths], gib, label=model.name, marker=marker(i))
         plt.xticks([float(np.log2(n)) for n in lengths], [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths])
         plt.xlabel("context length (tokens, log scale)")
         plt.title(f"KV cache GiB, {self.dtype}, batch {self.batch} (d: dtype, b/B: batch)")
@@ -262,9 +262,9 @@ class SpeculativeLab(Lab):
         self.rows = rows
         plt = self.fresh_plot()
         ks = [r[0] for r in rows]
-        plt.plot(ks, [r[1] for r in rows], label="acceptance rate", marker="braille")
-        plt.plot(ks, [r[3] for r in rows], label="speed-up vs target alone", marker="braille")
-        plt.plot(ks, [r[2] / (r[0] + 1) for r in rows], label="tokens per pass ÷ (k + 1)", marker="braille")
+        plt.plot(ks, [r[1] for r in rows], label="acceptance rate", marker=marker(0))
+        plt.plot(ks, [r[3] for r in rows], label="speed-up vs target alone", marker=marker(1))
+        plt.plot(ks, [r[2] / (r[0] + 1) for r in rows], label="tokens per pass ÷ (k + 1)", marker=marker(2))
         plt.xlabel("draft length k")
         plt.title(f"speculative decoding, {'temperature 1' if self.sampled else 'greedy'}")
         self.refresh_plot()
