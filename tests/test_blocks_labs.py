@@ -100,6 +100,9 @@ async def test_scaling_lab_fits_a_falling_curve(tmp_path):
         await pilot.press("r")
         await _settle(app, pilot)
         assert lab.sizes == sorted(lab.sizes) and lab.fit[1] > 0
+        assert all(len(c.elapsed) == 30 and c.elapsed == sorted(c.elapsed) for c in lab.curves)
+        await pilot.press("w")
+        assert lab.wall_clock
 
 
 @needs_native

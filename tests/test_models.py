@@ -145,6 +145,17 @@ def test_training_lowers_the_loss(rng):
     assert len(result.val_losses) == 2 and result.tokens == 40 * 8 * 32
     with pytest.raises(EngineError, match="batch_size"):
         TrainConfig(batch_size=0)
+    with pytest.raises(EngineError, match="autocast"):
+        TrainConfig(autocast="fp8")
+
+
+def test_bf16_autocast_trains_close_to_fp32(rng):
+    data = _data(rng)
+    config = TrainConfig(steps=10, batch_size=4, seq_len=16, lr=5e-3, warmup=2, eval_every=10, eval_windows=4)
+    fp32 = train(_tiny(seed=5), data, config)
+    bf16 = train(_tiny(seed=5), data, TrainConfig(**{**config.__dict__, "autocast": "bf16"}))
+    assert bf16.train_losses != fp32.train_losses  # the forward really ran in bf16
+    assert abs(bf16.val_losses[-1][1] - fp32.val_losses[-1][1]) < 0.1
 
 
 def test_resuming_takes_exactly_the_steps_an_unbroken_run_takes(rng, tmp_path):

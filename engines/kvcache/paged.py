@@ -81,12 +81,15 @@ class Sequence:
     """Prefix hash of each full block."""
     slots: torch.Tensor | None = None
     """Pool slot of every position the table covers; rebuilt when the table changes."""
+    blocks: torch.Tensor | None = None
+    """The table as a tensor, for gathering whole blocks."""
 
-    def slot_index(self, block_size: int) -> torch.Tensor:
-        if self.slots is None or len(self.slots) != len(self.table) * block_size:
-            table = torch.tensor(self.table, dtype=torch.long)
-            self.slots = (table[:, None] * block_size + torch.arange(block_size)).reshape(-1)
-        return self.slots
+    def index(self, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(slots, blocks), cached until the table changes."""
+        if self.slots is None or len(self.blocks) != len(self.table):
+            self.blocks = torch.tensor(self.table, dtype=torch.long)
+            self.slots = (self.blocks[:, None] * block_size + torch.arange(block_size)).reshape(-1)
+        return self.slots, self.blocks
 
     @property
     def length(self) -> int:
@@ -119,18 +122,19 @@ class PagedCache:
         self.block_size = block_size
         self.pool = BlockPool(num_blocks)
         self.prefix_caching = prefix_caching
-        slots = num_blocks * block_size
-        # K and V side by side and heads before slots: one gather per layer reads a sequence's
-        # keys and values as [2, kv_heads, length, head_dim], which attention takes as they are.
-        self.kv = torch.zeros(self.layers, 2, self.kv_heads, slots, self.head_dim, dtype=dtype)
-        self.k, self.v = self.kv[:, 0], self.kv[:, 1]
+        # K and V side by side, heads before blocks: one gather of whole blocks (block_size ×
+        # head_dim contiguous values each) reads a sequence's keys and values as
+        # [2, kv_heads, length, head_dim], which attention takes as they are.
+        self.kv = torch.zeros(self.layers, 2, self.kv_heads, num_blocks, block_size, self.head_dim, dtype=dtype)
         self.sequences: dict[int, Sequence] = {}
         self.active: list[int] = []
         self.stats = PrefixStats()
         self._next_id = 0
-        self._read: torch.Tensor | None = None
-        """Pool slots to read for this forward pass, sequence after sequence."""
+        self._read: list[torch.Tensor] = []
+        """Each selected sequence's blocks, to read in this forward pass."""
         self._write: torch.Tensor | None = None
+        """Pool slots the new tokens go to, sequence after sequence."""
+        self._end = 0
         self._pending: list[list[int]] = []
 
     # --- sequences ------------------------------------------------------
@@ -210,44 +214,41 @@ class PagedCache:
                 self._make_writable(seq, start // bs)
             while len(seq.table) < needed:
                 seq.table.append(self.pool.allocate())
-            slots = seq.slot_index(bs)
-            read.append(slots[: start + new])
+            slots, blocks = seq.index(bs)
+            read.append(blocks)
             write.append(slots[start : start + new])
-        if len(read) == 1:
-            self._read, self._write = read[0], write[0]
-        else:
-            self._read, self._write = torch.cat(read), torch.cat(write)
+        self._read, self._end = read, start + new
+        self._write = write[0] if len(write) == 1 else torch.cat(write)
         self._pending = ids.tolist() if ids is not None else [[-1] * new for _ in self.active]
 
     def _make_writable(self, seq: Sequence, index: int) -> None:
         block = seq.table[index]
         if self.pool.refs[block] > 1:
             copy = self.pool.allocate()
-            lo, hi = block * self.block_size, (block + 1) * self.block_size
-            dst = copy * self.block_size
-            self.k[:, :, dst : dst + self.block_size] = self.k[:, :, lo:hi]
-            self.v[:, :, dst : dst + self.block_size] = self.v[:, :, lo:hi]
+            self.kv[:, :, :, copy] = self.kv[:, :, :, block]
             self.pool.release(block)
             seq.table[index] = copy
-            seq.slots = None
+            seq.slots = seq.blocks = None
             self.stats.copies += 1
         else:
             self.pool.forget(block)
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, h, t, d = k.shape
-        k_pool, v_pool = self.k[layer], self.v[layer]
+        pool = self.kv[layer]  # [2, H, blocks, block_size, D]
+        flat = pool.view(2, h, -1, d)
         if b == 1:
-            pool = self.kv[layer]
-            pool.index_copy_(2, self._write, torch.stack((k[0], v[0])))
-            keys, values = pool.index_select(2, self._read)
+            flat[0].index_copy_(1, self._write, k[0])
+            flat[1].index_copy_(1, self._write, v[0])
+        else:
+            new = torch.stack((k, v)).transpose(1, 2).reshape(2, h, b * t, d)
+            flat.index_copy_(2, self._write, new)
+        gathered = [pool.index_select(2, blocks).view(2, h, -1, d)[:, :, : self._end] for blocks in self._read]
+        if b == 1:
+            keys, values = gathered[0]
             return keys[None], values[None]
-        k_pool.index_copy_(1, self._write, k.transpose(0, 1).reshape(h, b * t, d))
-        v_pool.index_copy_(1, self._write, v.transpose(0, 1).reshape(h, b * t, d))
-        end = len(self._read) // b
-        keys = k_pool.index_select(1, self._read).view(h, b, end, d).transpose(0, 1)
-        values = v_pool.index_select(1, self._read).view(h, b, end, d).transpose(0, 1)
-        return keys, values
+        both = torch.stack(gathered, dim=1)  # [2, B, H, L, D]
+        return both[0], both[1]
 
     def commit(self, new: int) -> None:
         bs = self.block_size
@@ -274,14 +275,14 @@ class PagedCache:
             for block in seq.table[keep:]:
                 self.pool.release(block)
             del seq.table[keep:]
-            seq.slots = None
+            seq.slots = seq.blocks = None
             del seq.tokens[length:]
             del seq.hashes[length // self.block_size :]
 
     # --- accounting -----------------------------------------------------
 
     def bytes_per_token(self) -> int:
-        return 2 * self.layers * self.kv_heads * self.head_dim * self.k.element_size()
+        return 2 * self.layers * self.kv_heads * self.head_dim * self.kv.element_size()
 
     def memory(self) -> Memory:
         per_token = self.bytes_per_token()

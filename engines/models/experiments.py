@@ -34,6 +34,8 @@ class Curve:
     steps: list[int] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)
+    """Seconds since this variant started, at each step."""
     val_loss: float | None = None
     seconds: float = 0.0
     parameters: int = 0
@@ -80,7 +82,10 @@ def run_variants(variants: list[Variant], *, steps: int = 150, batch_size: int =
                                       "checkpoint_every": steps, **variant.train})
         loss_fn = objective(variant.objective, variant.balance)
 
-        def step(report: StepReport, curve=curve) -> None:
+        started = time.perf_counter()
+
+        def step(report: StepReport, curve=curve, started=started) -> None:
+            curve.elapsed.append(time.perf_counter() - started)
             curve.steps.append(report.step)
             curve.losses.append(report.loss)
             curve.grad_norms.append(report.grad_norm)
@@ -89,7 +94,6 @@ def run_variants(variants: list[Variant], *, steps: int = 150, batch_size: int =
             if on_step is not None and (report.step % report_every == 0 or report.step == report.total):
                 on_step(curve)
 
-        started = time.perf_counter()
         train(model, data, train_config, loss_fn=loss_fn, on_step=step, should_stop=should_stop)
         curve.seconds = time.perf_counter() - started
         if curve.val_loss is None:

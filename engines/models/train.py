@@ -35,6 +35,8 @@ class TrainConfig:
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float | None = 1.0
+    autocast: str | None = None
+    """"bf16" runs the forward pass under torch.autocast (mixed precision; weights and optimizer stay fp32)."""
     eval_every: int = 100
     eval_windows: int = 32
     checkpoint_every: int = 100
@@ -48,6 +50,8 @@ class TrainConfig:
             raise EngineError("lr must be > 0, min_lr_ratio in [0, 1] and warmup >= 0")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise EngineError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.autocast not in (None, "bf16"):
+            raise EngineError(f"autocast must be None or 'bf16', got {self.autocast!r}")
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -187,6 +191,7 @@ def train(
         torch.set_rng_state(saved["torch_rng"])
         state = _State(saved["step"], list(saved["train_losses"]), [tuple(v) for v in saved["val_losses"]])
     resumed_from = state.step
+    device = next(model.parameters()).device.type
     model.train()
     started = time.perf_counter()
     tokens = 0
@@ -207,7 +212,8 @@ def train(
         loss_sum = 0.0
         for _ in range(config.accumulation):
             window = torch.from_numpy(data.windows("train", rng, config.batch_size, config.seq_len).astype(np.int64))
-            loss = loss_fn(model, window)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
+                loss = loss_fn(model, window)
             (loss / config.accumulation).backward()
             loss_sum += loss.item()
         if config.grad_clip is not None:

@@ -145,6 +145,7 @@ TRAINING_PRESETS: dict[str, list[dict]] = {
          "train": {"lr": 1e-1, "warmup": 0, "grad_clip": None}},
         {"name": "lr 3e-3, batch 4 × 4 accumulated", "model": {"n_layers": 4},
          "train": {"accumulation": 4, "batch_size": 4}},
+        {"name": "lr 3e-3, bf16 autocast", "model": {"n_layers": 4}, "train": {"autocast": "bf16"}},
     ],
     "balance": [
         {"name": "MoE, no balancing loss", "model": {"ffn": "moe", "n_experts": 4, "top_k": 1}, "balance": 0.0},
@@ -232,9 +233,14 @@ class TrainCompareLab(Lab):
                               style="dim"))
             parts += [Text(f"{name}: {text}") for name, text in extras]
         elif self.params["preset"] == "balance":
-            for curve, hist in zip(curves, extras):
-                shares = hist.sum(axis=0) / hist.sum()
-                parts.append(Text(f"{curve.name}: tokens per expert " + " ".join(f"{100 * s:.0f}%" for s in shares)))
+            plt = self.fresh_plot()
+            experts = [f"e{e}" for e in range(extras[0].shape[1])]
+            shares = [(100 * h.sum(axis=0) / h.sum()).tolist() for h in extras]
+            plt.multiple_bar(experts, shares, labels=[c.name for c in curves], marker="sd")
+            plt.title("share of held-out tokens per expert (both layers), %")
+            self.refresh_plot()
+            for curve, share in zip(curves, shares):
+                parts.append(Text(f"{curve.name}: tokens per expert " + " ".join(f"{s:.0f}%" for s in share)))
         self.query_one(".readout", Static).update(Group(*parts))
 
 
@@ -370,7 +376,9 @@ class ScalingLab(Lab):
     """Train three sizes for the same steps; plot validation loss against parameters with a fitted power law."""
 
     DEFAULT_CSS = "ScalingLab PlotextPlot { height: 13; }"
-    BINDINGS = [Binding("r", "train", "Train the sizes")]
+    BINDINGS = [Binding("r", "train", "Train the sizes"), Binding("w", "view", "Size/wall-clock")]
+    wall_clock = False
+    outcome = None
     SIZES = {"tiny": {"d_model": 32, "n_layers": 1, "hidden": 96}, "small": {"d_model": 64, "n_layers": 2, "hidden": 176},
              "medium": {"d_model": 96, "n_layers": 3, "hidden": 256}}
 
@@ -401,16 +409,30 @@ class ScalingLab(Lab):
 
         self.start(work, self._shown, "Training three sizes")
 
+    def action_view(self) -> None:
+        self.wall_clock = not self.wall_clock
+        if self.outcome is not None:
+            self._shown(self.outcome)
+
     def _shown(self, outcome) -> None:
+        self.outcome = outcome
         curves, sizes, (a, b) = outcome
         self.curves, self.sizes, self.fit = curves, sizes, (a, b)
         plt = self.fresh_plot()
+        if self.wall_clock:
+            for i, c in enumerate(curves):
+                losses = np.convolve(c.losses, np.ones(5) / 5, mode="valid")
+                plt.plot(c.elapsed[len(c.elapsed) - len(losses):], losses.tolist(), label=c.name, marker=marker(i))
+            plt.xlabel("seconds")
+            plt.title("training loss against wall-clock time (w: against size)")
+            self.refresh_plot()
+            return
         logn = np.log10(sizes)
         plt.scatter(logn.tolist(), [c.val_loss for c in curves], label="measured", marker="x")
         line = np.linspace(logn.min(), logn.max() + 1, 30)
         plt.plot(line.tolist(), (a * (10 ** line) ** -b).tolist(), label=f"fit {a:.2f}·N^-{b:.3f}", marker="braille")
         plt.xlabel("log10 parameters (without embeddings)")
-        plt.title("validation loss against size, extrapolated ×10")
+        plt.title("validation loss against size, extrapolated ×10 (w: wall-clock)")
         self.refresh_plot()
         table = Table(box=None, header_style="bold")
         for name in ("size", "params", "val loss", "seconds"):

@@ -30,6 +30,11 @@ def load_target(progress: Progress | None = None):
     return small_gpt.load("target")
 
 
+def prompt_ids(tokenizer, text: str) -> list[int]:
+    """The prompt's tokens; an empty prompt becomes the end-of-text token, where documents start."""
+    return tokenizer.encode_ordinary(text) or [tokenizer.special_tokens["<|endoftext|>"]]
+
+
 def unescape(text: str) -> str:
     """Typed escapes: \\n becomes a newline (the plays put a speaker's name on its own line)."""
     return text.replace("\\n", "\n").replace("\\t", "\t")
@@ -100,7 +105,7 @@ class GenerateLab(Lab):
             from engines.generation import generate
 
             pretrained = load_target(progress)
-            ids = pretrained.tokenizer.encode_ordinary(prompt) or [pretrained.tokenizer.special_tokens["<|endoftext|>"]]
+            ids = prompt_ids(pretrained.tokenizer, prompt)
             progress(0.3, "generating")
             result = generate(pretrained.model, ids, count, sampler=sampler, seed=seed)
             return pretrained.tokenizer.decode(result.tokens), result.tokens, sampler
@@ -171,7 +176,7 @@ class SamplerLab(Lab):
             from engines.generation import next_token_logits
 
             pretrained = load_target(progress)
-            ids = pretrained.tokenizer.encode_ordinary(text) or [pretrained.tokenizer.special_tokens["<|endoftext|>"]]
+            ids = prompt_ids(pretrained.tokenizer, text)
             ids = ids[-(pretrained.config.context - 16):]
             return pretrained, ids, next_token_logits(pretrained.model, ids)
 
@@ -351,7 +356,7 @@ class BeamLab(Lab):
 
             pretrained = load_target(progress)
             tokenizer = pretrained.tokenizer
-            ids = tokenizer.encode_ordinary(prompt) or [tokenizer.special_tokens["<|endoftext|>"]]
+            ids = prompt_ids(tokenizer, prompt)
             progress(0.3, f"{width} beams")
             result = beam_search(pretrained.model, ids, tokens, width=width, alpha=alpha,
                                  eos=tokenizer.special_tokens["<|endoftext|>"])
