@@ -24,7 +24,8 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 INCLUDE = HERE / "include"
 SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in (HERE / "src").glob("*.c"))
-HEADERS = ["wb_status.h", "wb_softmax.h", "wb_pretok.h", "wb_bpe.h", "wb_attention.h", "wb_sampling.h", "wb_moe.h"]
+HEADERS = ["wb_status.h", "wb_softmax.h", "wb_pretok.h", "wb_bpe.h", "wb_attention.h", "wb_sampling.h", "wb_moe.h",
+           "wb_paged.h"]
 
 
 def cdef_text() -> str:

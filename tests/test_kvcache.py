@@ -178,3 +178,63 @@ def test_paged_cache_wastes_little_on_a_stream_of_mixed_requests():
     assert contiguous.waste_fraction > 0.3
     # Per live sequence the paged cache wastes less than one block.
     assert paged.allocated - paged.stored < paged.steps * 8 * 16 * 2 * 2 * 4
+
+
+native_only = pytest.mark.skipif(not __import__("engines.nativelib", fromlist=["x"]).native_status().loaded,
+                                 reason="native kernels not loaded")
+
+
+@native_only
+@pytest.mark.parametrize("heads, kv_heads, d, block_size, length",
+                         [(6, 2, 32, 16, 1000), (4, 4, 64, 3, 7), (8, 1, 128, 5, 1), (2, 2, 20, 256, 300)])
+def test_native_paged_decode_attention_matches_sdpa(rng, heads, kv_heads, d, block_size, length):
+    import torch.nn.functional as F
+
+    from engines.kvcache.native import paged_decode_attention
+
+    n_blocks = -(-length // block_size)
+    pool_blocks = n_blocks + 3
+    k = torch.tensor(rng.standard_normal((kv_heads, pool_blocks, block_size, d)), dtype=torch.float32)
+    v = torch.tensor(rng.standard_normal((kv_heads, pool_blocks, block_size, d)), dtype=torch.float32)
+    # The key blocks are stored transposed, [d, block_size], as the kernel reads them.
+    pool = torch.stack((k.transpose(2, 3).reshape(kv_heads, pool_blocks, -1), v.reshape(kv_heads, pool_blocks, -1)))
+    table = torch.tensor(rng.permutation(pool_blocks)[:n_blocks])
+    q = torch.tensor(rng.standard_normal((heads, d)), dtype=torch.float32)
+    got = paged_decode_attention(q, pool, table, length, d ** -0.5)
+    keys = k.index_select(1, table).reshape(kv_heads, -1, d)[:, :length]
+    values = v.index_select(1, table).reshape(kv_heads, -1, d)[:, :length]
+    expected = F.scaled_dot_product_attention(q[None, :, None], keys[None], values[None],
+                                              enable_gqa=kv_heads != heads)[0, :, 0]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+@native_only
+def test_native_paged_decode_attention_refuses_bad_input():
+    from engines.kvcache.native import paged_decode_attention
+
+    pool = torch.zeros(2, 2, 4, 8 * 16)
+    q = torch.zeros(4, 16)
+    with pytest.raises(ValueError, match="block ids"):
+        paged_decode_attention(q, pool, torch.tensor([0, 9]), 12, 0.25)
+    with pytest.raises(ValueError, match="length"):
+        paged_decode_attention(q, pool, torch.tensor([0, 1]), 17, 0.25)
+    with pytest.raises(ValueError, match="float32"):
+        paged_decode_attention(q.double(), pool, torch.tensor([0]), 3, 0.25)
+    with pytest.raises(ValueError, match="pool"):
+        paged_decode_attention(q, torch.zeros(2, 2, 4, 8, 16), torch.tensor([0]), 3, 0.25)
+
+
+@native_only
+def test_paged_cache_reads_blocks_in_place_and_gives_the_gathered_logits(rng):
+    model = _tiny(int(rng.integers(1000)))
+    ids = rng.integers(0, 40, 40).tolist()
+    caches = {}
+    for mode in ("gather", "native"):
+        cache = PagedCache(model.config, 16, 4, attention=mode)
+        cache.add_sequence()
+        logits = [_logits(model, ids[:9], cache)]
+        logits += [_logits(model, [t], cache) for t in ids[9:]]
+        caches[mode] = torch.cat(logits)
+    torch.testing.assert_close(caches["native"], caches["gather"], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="attention must be"):
+        PagedCache(model.config, 4, 4, attention="flash")

@@ -60,7 +60,11 @@ def make_cache(kind: str, config, *, batch: int = 1, max_len: int | None = None,
         return ContiguousCache(config, batch, max_len)
     from engines.kvcache.paged import PagedCache
 
-    cache = PagedCache(config, batch * -(-max_len // block_size), block_size)
+    from engines.nativelib import native_status
+
+    # Decode steps read the blocks in place when the C kernel is there; otherwise they are gathered.
+    fused = native_status().loaded and block_size <= 256 and config.head_dim <= 256
+    cache = PagedCache(config, batch * -(-max_len // block_size), block_size, attention="native" if fused else "gather")
     ids = [cache.add_sequence()[0] for _ in range(batch)]
     cache.select(ids)
     return cache

@@ -115,17 +115,24 @@ class PagedCache:
     """
 
     def __init__(self, config, num_blocks: int, block_size: int = 16, dtype: torch.dtype = torch.float32,
-                 prefix_caching: bool = True) -> None:
+                 prefix_caching: bool = True, attention: str = "gather") -> None:
+        """attention: "gather" copies a sequence's blocks together for torch's attention;
+        "native" lets single-token decode steps read the blocks in place (the C kernel)."""
         if block_size < 1:
             raise ValueError(f"block_size must be positive, got {block_size}")
+        if attention not in ("gather", "native"):
+            raise ValueError(f"attention must be 'gather' or 'native', got {attention!r}")
+        if attention == "native" and (dtype != torch.float32 or block_size > 256 or config.head_dim > 256):
+            raise ValueError("native paged attention needs float32, block_size <= 256 and head_dim <= 256")
+        self.attention = attention
         self.layers, self.kv_heads, self.head_dim = kv_shape_from(config)
         self.block_size = block_size
         self.pool = BlockPool(num_blocks)
         self.prefix_caching = prefix_caching
-        # K and V side by side, heads before blocks: one gather of whole blocks (block_size ×
-        # head_dim contiguous values each) reads a sequence's keys and values as
-        # [2, kv_heads, length, head_dim], which attention takes as they are.
-        self.kv = torch.zeros(self.layers, 2, self.kv_heads, num_blocks, block_size, self.head_dim, dtype=dtype)
+        # K and V side by side, heads before blocks, so a sequence is read by gathering whole
+        # blocks. A value block is [block_size, head_dim]; a key block is stored transposed,
+        # [head_dim, block_size], the layout the C decode kernel reads (see native/include/wb_paged.h).
+        self.kv = torch.zeros(self.layers, 2, self.kv_heads, num_blocks, block_size * self.head_dim, dtype=dtype)
         self.sequences: dict[int, Sequence] = {}
         self.active: list[int] = []
         self.stats = PrefixStats()
@@ -134,6 +141,13 @@ class PagedCache:
         """Each selected sequence's blocks, to read in this forward pass."""
         self._write: torch.Tensor | None = None
         """Pool slots the new tokens go to, sequence after sequence."""
+        self._write_blocks: torch.Tensor | None = None
+        self._write_offsets: torch.Tensor | None = None
+        self._decoder = None
+        if attention == "native":
+            from engines.kvcache.native import PagedDecoder
+
+            self._decoder = PagedDecoder(self.kv, config.n_heads, block_size)
         self._end = 0
         self._pending: list[list[int]] = []
 
@@ -219,6 +233,9 @@ class PagedCache:
             write.append(slots[start : start + new])
         self._read, self._end = read, start + new
         self._write = write[0] if len(write) == 1 else torch.cat(write)
+        self._write_blocks, self._write_offsets = self._write // bs, self._write % bs
+        if self._decoder is not None and self.fused_decode(len(self.active), new):
+            self._decoder.set_table(read[0])
         self._pending = ids.tolist() if ids is not None else [[-1] * new for _ in self.active]
 
     def _make_writable(self, seq: Sequence, index: int) -> None:
@@ -233,22 +250,34 @@ class PagedCache:
         else:
             self.pool.forget(block)
 
+    def fused_decode(self, batch: int, new: int) -> bool:
+        """Whether decode_attention() serves this forward pass (one new token of one sequence, native)."""
+        return self.attention == "native" and batch == 1 and new == 1
+
+    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store the new tokens' k, v [B, Hkv, new, D] in their slots."""
+        b, h, t, d = k.shape
+        values = self.kv[layer, 1].view(h, -1, d)
+        keys_t = self.kv[layer, 0].view(h, -1, d, self.block_size)
+        new_v = v[0] if b == 1 else v.transpose(0, 1).reshape(h, b * t, d)
+        values.index_copy_(1, self._write, new_v)
+        # Two index tensors around a slice: the indexed result is [B·new, Hkv, D].
+        keys_t[:, self._write_blocks, :, self._write_offsets] = k.permute(0, 2, 1, 3).reshape(b * t, h, d)
+
+    def decode_attention(self, layer: int, q: torch.Tensor, scale: float) -> torch.Tensor:
+        """Attention of one new query q [1, H, 1, D] over the selected sequence's blocks, read in place."""
+        return self._decoder.attend(layer, q[0, :, 0].contiguous(), self._end, scale)[None, :, None]
+
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, h, t, d = k.shape
-        pool = self.kv[layer]  # [2, H, blocks, block_size, D]
-        flat = pool.view(2, h, -1, d)
-        if b == 1:
-            flat[0].index_copy_(1, self._write, k[0])
-            flat[1].index_copy_(1, self._write, v[0])
-        else:
-            new = torch.stack((k, v)).transpose(1, 2).reshape(2, h, b * t, d)
-            flat.index_copy_(2, self._write, new)
-        gathered = [pool.index_select(2, blocks).view(2, h, -1, d)[:, :, : self._end] for blocks in self._read]
-        if b == 1:
-            keys, values = gathered[0]
-            return keys[None], values[None]
-        both = torch.stack(gathered, dim=1)  # [2, B, H, L, D]
-        return both[0], both[1]
+        self.write(layer, k, v)
+        keys, values = [], []
+        for blocks in self._read:
+            gathered = self.kv[layer].index_select(2, blocks)  # [2, H, blocks, block_size · D]
+            n = len(blocks)
+            keys.append(gathered[0].view(h, n, d, self.block_size).transpose(2, 3).reshape(h, -1, d)[:, : self._end])
+            values.append(gathered[1].view(h, -1, d)[:, : self._end])
+        return torch.stack(keys), torch.stack(values)
 
     def commit(self, new: int) -> None:
         bs = self.block_size

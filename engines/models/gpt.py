@@ -103,6 +103,11 @@ class Attention(nn.Module):
         past = 0
         if cache is not None:
             past = cache.length
+            if getattr(cache, "fused_decode", None) and cache.fused_decode(b, t):
+                # A paged cache that attends over its blocks in place (engines/kvcache/native.py).
+                cache.write(layer, k, v)
+                y = cache.decode_attention(layer, q, 1.0 / math.sqrt(c.head_dim))
+                return self.out(y.transpose(1, 2).reshape(b, t, c.d_model))
             k, v = cache.update(layer, k, v)
         if past == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, enable_gqa=c.kv_heads != c.n_heads)

@@ -1,0 +1,71 @@
+"""Decode attention read straight from the paged pool, through native/src/wb_paged.c.
+
+A :class:`PagedDecoder` is bound to one cache's pool: shapes, dtype and
+contiguity are checked once when it is made, the block table when a forward
+pass starts (ids inside the pool), and each layer's call then hands raw
+pointers of tensors whose layout is already known, so the per-token cost is
+one C call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engines.nativelib import check_status, native
+
+
+class PagedDecoder:
+    def __init__(self, kv, heads: int, block_size: int, threads: int = 1) -> None:
+        """kv: the cache's pool [layers, 2, kv_heads, num_blocks, block_size · head_dim], float32, contiguous."""
+        import torch
+
+        if kv.dtype != torch.float32 or kv.device.type != "cpu" or not kv.is_contiguous() or kv.ndim != 5:
+            raise ValueError("the pool must be a contiguous float32 CPU tensor [layers, 2, kv_heads, blocks, values]")
+        self.layers, _, self.kv_heads, self.num_blocks, values = kv.shape
+        if values % block_size or heads % self.kv_heads:
+            raise ValueError(f"block values {values} vs block_size {block_size}, {heads} heads vs {self.kv_heads}")
+        self.heads, self.block_size, self.head_dim = heads, block_size, values // block_size
+        self.threads = threads
+        module = native()
+        self.ffi, self.lib = module.ffi, module.lib
+        self.kv = kv
+        self.layer_stride = kv[0].numel()
+        self.table = np.zeros(0, dtype=np.int64)
+
+    def set_table(self, blocks) -> None:
+        """The block table for the coming forward pass; ids are checked here, once."""
+        table = np.ascontiguousarray(blocks.numpy() if hasattr(blocks, "numpy") else blocks, dtype=np.int64)
+        if table.size and (table.min() < 0 or table.max() >= self.num_blocks):
+            raise ValueError(f"block ids must be in [0, {self.num_blocks})")
+        self.table = table
+        self._table_ptr = self.ffi.from_buffer("int64_t[]", table)
+
+    def attend(self, layer: int, q, length: int, scale: float):
+        """out [heads, head_dim] for the query q [heads, head_dim] (contiguous float32) of one new token."""
+        import torch
+
+        if q.shape != (self.heads, self.head_dim) or q.dtype != torch.float32 or not q.is_contiguous():
+            raise ValueError(f"q must be a contiguous float32 [{self.heads}, {self.head_dim}] tensor")
+        if not 0 <= layer < self.layers or not 1 <= length <= len(self.table) * self.block_size:
+            raise ValueError(f"layer {layer} or length {length} outside the pool and table")
+        out = torch.empty((self.heads, self.head_dim), dtype=torch.float32)
+        ffi = self.ffi
+        pool = ffi.cast("float *", self.kv.data_ptr()) + layer * self.layer_stride
+        status = self.lib.wb_paged_decode_attention_f32(
+            ffi.cast("float *", out.data_ptr()), ffi.cast("float *", q.data_ptr()), pool, self.heads, self.kv_heads,
+            self.num_blocks, self.block_size, self.head_dim, self._table_ptr, len(self.table), int(length),
+            float(scale), self.threads,
+        )
+        check_status("wb_paged_decode_attention_f32", status)
+        return out
+
+
+def paged_decode_attention(q, pool_layer, blocks, length: int, scale: float, threads: int = 1):
+    """One-off form: out [heads, d] for q [heads, d] over one layer's pool [2, kv_heads, blocks, block_size · d]
+    (key blocks transposed, see native/include/wb_paged.h)."""
+    if pool_layer.ndim != 4 or q.ndim != 2 or pool_layer.shape[3] % q.shape[1]:
+        raise ValueError(f"q must be [heads, d] and the pool [2, kv_heads, blocks, block_size · d], got "
+                         f"{tuple(q.shape)} and {tuple(pool_layer.shape)}")
+    decoder = PagedDecoder(pool_layer.contiguous()[None], q.shape[0], pool_layer.shape[3] // q.shape[1], threads)
+    decoder.set_table(blocks)
+    return decoder.attend(0, q.contiguous(), length, scale)
