@@ -147,7 +147,10 @@ class PagedCache:
         if attention == "native":
             from engines.kvcache.native import PagedDecoder
 
-            self._decoder = PagedDecoder(self.kv, config.n_heads, block_size)
+            # Key/value heads run in parallel, on as many threads as torch uses (the C side
+            # stays on one thread for short sequences, where starting threads costs more).
+            self._decoder = PagedDecoder(self.kv, config.n_heads, block_size,
+                                         threads=max(1, min(torch.get_num_threads(), self.kv_heads)))
         self._end = 0
         self._pending: list[list[int]] = []
 
@@ -234,6 +237,10 @@ class PagedCache:
         self._read, self._end = read, start + new
         self._write = write[0] if len(write) == 1 else torch.cat(write)
         self._write_blocks, self._write_offsets = self._write // bs, self._write % bs
+        # One token of one sequence, the decode step: plain integer indexing is cheapest.
+        self._write_one = None
+        if new == 1 and len(self.active) == 1:
+            self._write_one = (self.sequences[self.active[0]].table[start // bs], start % bs)
         if self._decoder is not None and self.fused_decode(len(self.active), new):
             self._decoder.set_table(read[0])
         self._pending = ids.tolist() if ids is not None else [[-1] * new for _ in self.active]
@@ -257,8 +264,14 @@ class PagedCache:
     def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store the new tokens' k, v [B, Hkv, new, D] in their slots."""
         b, h, t, d = k.shape
-        values = self.kv[layer, 1].view(h, -1, d)
         keys_t = self.kv[layer, 0].view(h, -1, d, self.block_size)
+        values = self.kv[layer, 1].view(h, -1, self.block_size, d)
+        if self._write_one is not None:
+            block, offset = self._write_one
+            keys_t[:, block, :, offset] = k[0, :, 0]
+            values[:, block, offset] = v[0, :, 0]
+            return
+        values = values.view(h, -1, d)
         new_v = v[0] if b == 1 else v.transpose(0, 1).reshape(h, b * t, d)
         values.index_copy_(1, self._write, new_v)
         # Two index tensors around a slice: the indexed result is [B·new, Hkv, D].
