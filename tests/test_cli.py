@@ -119,3 +119,28 @@ def test_train_writes_weights_and_resumes(tmp_path, capsys):
     for name, tensor in first["state"].items():
         assert torch.equal(tensor, again["state"][name])
     assert main(["train", "draft", "--steps", "0"]) == 2
+
+
+def test_interleaved_cases_alternate_their_contenders(monkeypatch):
+    from engines.profiling import bench
+
+    calls: list[str] = []
+
+    def contender(name: str, value: int) -> bench.Contender:
+        return bench.Contender(name, lambda: calls.append(name) or value, "python")
+
+    def check(expected, got):
+        return None if got == expected else f"{got} != {expected}"
+
+    case = bench.Case("toy", [contender("a", 1), contender("b", 1), contender("c", 2)], check, "a", ("a",),
+                      interleave=True, describe=lambda out: f"out {out}")
+    spec = bench.BenchmarkSpec("toy", "a toy", "tests.test_cli:_toy_cases")
+    monkeypatch.setitem(bench.BENCHMARKS, "toy", spec)
+    monkeypatch.setattr(sys.modules[__name__], "_toy_cases", lambda quick: [case], raising=False)
+    report = bench.run_benchmark("toy", warmup=1, repeats=3)
+    # Reference run, then per contender: validated run + 1 warm-up; then 3 rounds a, b, c; then revalidation.
+    assert calls[7:16] == ["a", "b", "c"] * 3
+    rows = {row.contender: row for row in report.rows}
+    assert [rows[n].repeats for n in "abc"] == [3, 3, 3]
+    assert rows["a"].matches and rows["b"].matches and not rows["c"].matches
+    assert rows["c"].note == "out 2" and rows["a"].ratios["a"] == 1.0

@@ -40,7 +40,7 @@ def _generation_cases(model, prompt: list[int], lengths: tuple[int, ...]) -> lis
         ]
         cases.append(Case(f"generate {n} tokens", contenders, _same_tokens, "contiguous cache",
                           ("no cache", "contiguous cache"), repeats=5 if n >= 512 else None,
-                          describe=_tokens_per_s))
+                          describe=_tokens_per_s, interleave=True))
     return cases
 
 
@@ -89,7 +89,7 @@ def _speculative_cases(target, draft, prompt: list[int], n: int, ks: tuple[int, 
         return None if len(got.tokens) == len(expected.tokens) else "wrong length"
 
     greedy = Case(f"speculative decoding, {n} tokens, greedy", contenders, same_as_target, "target alone",
-                  ("target alone",), describe=describe)
+                  ("target alone",), describe=describe, interleave=True)
 
     def sampled(k: int):
         from engines.sampling.settings import Sampler
@@ -100,7 +100,7 @@ def _speculative_cases(target, draft, prompt: list[int], n: int, ks: tuple[int, 
         f"speculative decoding, {n} tokens, temperature 1",
         [Contender(f"speculative, k={k}", sampled(k), "torch", repeats=3) for k in ks],
         lambda expected, got: None if len(got.tokens) == len(expected.tokens) else "wrong length",
-        f"speculative, k={ks[0]}", (f"speculative, k={ks[0]}",), describe=describe,
+        f"speculative, k={ks[0]}", (f"speculative, k={ks[0]}",), describe=describe, interleave=True,
     )
     return [greedy, at_t1]
 

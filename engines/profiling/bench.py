@@ -59,6 +59,9 @@ class Case:
     """Also run each contender once under tracemalloc and report its peak allocation."""
     describe: Callable[[Any], str] | None = None
     """A short note on a contender's output for the table (tokens/s, acceptance rate, waste)."""
+    interleave: bool = False
+    """Time the contenders in alternating rounds instead of one after another, so that a noisy
+    machine's drift (other load, clock changes) falls on all of them alike."""
 
 
 @dataclass
@@ -199,18 +202,24 @@ def run_benchmark(
     for case in cases:
         by_name = {c.name: c for c in case.contenders}
         expected = _call(by_name[case.reference], lambda c: c.run())
-        case_rows = []
-        for contender in case.contenders:
+        plan = [
+            (contender,
+             min([warmup, *(w for w in (case.warmup, contender.warmup) if w is not None)]),
+             min([repeats, *(r for r in (case.repeats, contender.repeats) if r is not None)]))
+            for contender in case.contenders
+        ]
+        if case.interleave:
             if progress:
-                progress(done, total, f"{case.name}: {contender.name}")
-            case_rows.append(
-                _time(
-                    case, contender, expected,
-                    min([warmup, *(w for w in (case.warmup, contender.warmup) if w is not None)]),
-                    min([repeats, *(r for r in (case.repeats, contender.repeats) if r is not None)]),
-                )
-            )
-            done += 1
+                progress(done, total, f"{case.name}: interleaved rounds")
+            case_rows = _time_interleaved(case, plan, expected)
+            done += len(plan)
+        else:
+            case_rows = []
+            for contender, n_warmup, n_repeats in plan:
+                if progress:
+                    progress(done, total, f"{case.name}: {contender.name}")
+                case_rows.append(_time(case, contender, expected, n_warmup, n_repeats))
+                done += 1
         medians = {row.contender: row.median_s for row in case_rows}
         for row in case_rows:
             row.ratios = {
@@ -234,6 +243,60 @@ def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:
             contender.teardown()
 
 
+def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expected: Any) -> list[Row]:
+    """Validate and warm up each contender, then time one run of each per round."""
+    times: dict[str, list[float]] = {}
+    checks: dict[str, str | None] = {}
+    notes: dict[str, str] = {}
+    for contender, n_warmup, _ in plan:
+        def first(c: Contender) -> None:
+            with Timer() as t:
+                output = c.run()
+            checks[c.name] = case.check(expected, output)
+            notes[c.name] = case.describe(output) if case.describe else ""
+            for _ in range(n_warmup):
+                c.run()
+            times[c.name] = [] if n_warmup else [t.seconds]
+
+        _call(contender, first)
+    for round_ in range(max(n for _, _, n in plan)):
+        for contender, _, n_repeats in plan:
+            if len(times[contender.name]) < n_repeats:
+                def once(c: Contender) -> None:
+                    with Timer() as t:
+                        c.run()
+                    times[c.name].append(t.seconds)
+
+                _call(contender, once)
+    rows = []
+    for contender, _, n_repeats in plan:
+        mismatch = checks[contender.name]
+        if n_repeats > 1:
+            mismatch = mismatch or _call(contender, lambda c: case.check(expected, c.run()))
+        peak = peak_memory(contender.run)[1] if case.measure_memory and contender.memory_visible else None
+        rows.append(_row(case, contender, times[contender.name], mismatch, peak, notes[contender.name]))
+    return rows
+
+
+def _row(case: Case, contender: Contender, times: list[float], mismatch: str | None, peak: int | None,
+         note: str) -> Row:
+    med = median(times)
+    return Row(
+        case=case.name,
+        contender=contender.name,
+        backend=contender.backend,
+        median_s=med,
+        min_s=min(times),
+        repeats=len(times),
+        gflops=case.flops / med / 1e9 if med > 0 else 0.0,
+        gbytes_per_s=case.bytes_moved / med / 1e9 if med > 0 else 0.0,
+        matches=mismatch is None,
+        mismatch=mismatch,
+        peak_bytes=peak,
+        note=note,
+    )
+
+
 def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats: int) -> Row:
     def timed(c: Contender) -> tuple[list[float], str | None, int | None, str]:
         with Timer() as first:
@@ -255,18 +318,4 @@ def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats:
         return times, mismatch, peak, note
 
     times, mismatch, peak, note = _call(contender, timed)
-    med = median(times)
-    return Row(
-        case=case.name,
-        contender=contender.name,
-        backend=contender.backend,
-        median_s=med,
-        min_s=min(times),
-        repeats=repeats,
-        gflops=case.flops / med / 1e9 if med > 0 else 0.0,
-        gbytes_per_s=case.bytes_moved / med / 1e9 if med > 0 else 0.0,
-        matches=mismatch is None,
-        mismatch=mismatch,
-        peak_bytes=peak,
-        note=note,
-    )
+    return _row(case, contender, times, mismatch, peak, note)
