@@ -31,9 +31,13 @@ class PagedDecoder:
         self.kv = kv
         self.layer_stride = kv[0].numel()
         self.table = np.zeros(0, dtype=np.int64)
+        self._blocks = None
 
     def set_table(self, blocks) -> None:
-        """The block table for the coming forward pass; ids are checked here, once."""
+        """The block table for the coming forward pass; ids are checked here, once per table."""
+        if blocks is self._blocks:
+            return  # the same (unchanged) table as the last pass: already checked
+        self._blocks = blocks
         table = np.ascontiguousarray(blocks.numpy() if hasattr(blocks, "numpy") else blocks, dtype=np.int64)
         if table.size and (table.min() < 0 or table.max() >= self.num_blocks):
             raise ValueError(f"block ids must be in [0, {self.num_blocks})")
