@@ -25,6 +25,7 @@ class PagedDecoder:
         if values % block_size or heads % self.kv_heads:
             raise ValueError(f"block values {values} vs block_size {block_size}, {heads} heads vs {self.kv_heads}")
         self.heads, self.block_size, self.head_dim = heads, block_size, values // block_size
+        self._q_shape = torch.Size((heads, self.head_dim))
         self.threads = threads
         module = native()
         self.ffi, self.lib = module.ffi, module.lib
@@ -48,11 +49,11 @@ class PagedDecoder:
         """out [heads, head_dim] for the query q [heads, head_dim] (contiguous float32) of one new token."""
         import torch
 
-        if q.shape != (self.heads, self.head_dim) or q.dtype != torch.float32 or not q.is_contiguous():
+        if q.shape != self._q_shape or q.dtype != torch.float32 or not q.is_contiguous():
             raise ValueError(f"q must be a contiguous float32 [{self.heads}, {self.head_dim}] tensor")
         if not 0 <= layer < self.layers or not 1 <= length <= len(self.table) * self.block_size:
             raise ValueError(f"layer {layer} or length {length} outside the pool and table")
-        out = torch.empty((self.heads, self.head_dim), dtype=torch.float32)
+        out = torch.empty(self._q_shape, dtype=torch.float32)
         ffi = self.ffi
         pool = ffi.cast("float *", self.kv.data_ptr()) + layer * self.layer_stride
         status = self.lib.wb_paged_decode_attention_f32(

@@ -143,6 +143,7 @@ class PagedCache:
         """Pool slots the new tokens go to, sequence after sequence."""
         self._write_blocks: torch.Tensor | None = None
         self._write_offsets: torch.Tensor | None = None
+        self._write_one: tuple[int, int] | None = None
         self._decoder = None
         if attention == "native":
             from engines.kvcache.native import PagedDecoder
@@ -233,17 +234,19 @@ class PagedCache:
                 seq.table.append(self.pool.allocate())
             slots, blocks = seq.index(bs)
             read.append(blocks)
-            write.append(slots[start : start + new])
+            write.append((slots, start, start + new))
         self._read, self._end = read, start + new
-        self._write = write[0] if len(write) == 1 else torch.cat(write)
-        self._write_blocks, self._write_offsets = self._write // bs, self._write % bs
-        # One token of one sequence, the decode step: plain integer indexing is cheapest.
-        self._write_one = None
-        if new == 1 and len(self.active) == 1:
-            self._write_one = (self.sequences[self.active[0]].table[start // bs], start % bs)
-        if self._decoder is not None and self.fused_decode(len(self.active), new):
-            self._decoder.set_table(read[0])
         self._pending = ids.tolist() if ids is not None else [[-1] * new for _ in self.active]
+        if new == 1 and len(self.active) == 1:
+            # The decode step: one token of one sequence, written by plain integer indexing.
+            self._write_one = (self.sequences[self.active[0]].table[start // bs], start % bs)
+            if self._decoder is not None:
+                self._decoder.set_table(read[0])
+            return
+        self._write_one = None
+        parts = [slots[lo:hi] for slots, lo, hi in write]
+        self._write = parts[0] if len(parts) == 1 else torch.cat(parts)
+        self._write_blocks, self._write_offsets = self._write // bs, self._write % bs
 
     def _make_writable(self, seq: Sequence, index: int) -> None:
         block = seq.table[index]
@@ -271,6 +274,8 @@ class PagedCache:
             keys_t[:, block, :, offset] = k[0, :, 0]
             values[:, block, offset] = v[0, :, 0]
             return
+        if self._write is None:
+            raise RuntimeError("write() before reserve()")
         values = values.view(h, -1, d)
         new_v = v[0] if b == 1 else v.transpose(0, 1).reshape(h, b * t, d)
         values.index_copy_(1, self._write, new_v)
