@@ -36,7 +36,20 @@ def _data_files() -> list[tuple[str, str]]:
             rows.append((name, f"{len(found)} files, {size / 1e6:.1f} MB under {found[0].parent.parent}"))
         else:
             rows.append((name, str(found)))
+    rows.append(_small_gpt_row())
     return rows
+
+
+def _small_gpt_row() -> tuple[str, str]:
+    """The shipped GPT weights (read without torch: only their size and place)."""
+    from engines.models.small_gpt import RECIPES, TOKENIZER_FILE, weights_path
+
+    files = [weights_path(name) for name in RECIPES]
+    missing = [f.name for f in files if not f.exists()]
+    if missing or not (files[0].parent / TOKENIZER_FILE).exists():
+        return "small GPT weights", f"missing {', '.join(missing) or TOKENIZER_FILE} in {files[0].parent}"
+    size = sum(f.stat().st_size for f in files)
+    return "small GPT weights", f"{', '.join(RECIPES)}: {size / 1e6:.1f} MB under {files[0].parent}"
 
 
 def _run(cmd: list[str]) -> str | None:
