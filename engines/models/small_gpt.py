@@ -146,6 +146,7 @@ def train_recipe(
     from engines.models.data import encode_corpus
     from engines.models.gpt import GPT, GPTConfig
     from engines.models.train import TrainConfig, evaluate, train
+    from engines.tokenizers.formats import save
 
     recipe = RECIPES.get(name)
     if recipe is None:
@@ -155,8 +156,6 @@ def train_recipe(
     if threads:
         torch.set_num_threads(threads)
     tokenizer = train_tokenizer(corpus_path)
-    from engines.tokenizers.formats import save
-
     save(tokenizer, out_dir / TOKENIZER_FILE)
     data = encode_corpus(tokenizer, corpus_path)
     train_config = TrainConfig(**{**recipe.train, **({"steps": steps} if steps else {})})

@@ -259,7 +259,7 @@ def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expect
             times[c.name] = [] if n_warmup else [t.seconds]
 
         _call(contender, first)
-    for round_ in range(max(n for _, _, n in plan)):
+    for _ in range(max(n for _, _, n in plan)):
         for contender, _, n_repeats in plan:
             if len(times[contender.name]) < n_repeats:
                 def once(c: Contender) -> None:
