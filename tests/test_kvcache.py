@@ -225,6 +225,28 @@ def test_native_paged_decode_attention_refuses_bad_input():
 
 
 @native_only
+def test_native_decode_step_writes_the_new_token_then_attends(rng):
+    """The fused call stores k, v at (block, offset), keys transposed, before it reads."""
+    from engines.kvcache.native import PagedDecoder
+
+    kv = torch.zeros(1, 2, 2, 4, 8 * 16)  # one layer, 2 KV heads, 4 blocks of 8 slots, d 16
+    decoder = PagedDecoder(kv, heads=4, block_size=8)
+    decoder.set_table(torch.tensor([2, 0]))
+    k_new, v_new = (torch.tensor(rng.standard_normal((2, 16)), dtype=torch.float32) for _ in range(2))
+    q = torch.tensor(rng.standard_normal((4, 16)), dtype=torch.float32)
+    # Token 9 is block table[1] = 0, offset 1; it is the only token with a non-zero value.
+    out = decoder.attend(0, q, 10, 0.25, (k_new, v_new), (0, 1))
+    assert torch.equal(kv[0, 0, :, 0].view(2, 16, 8)[:, :, 1], k_new)
+    assert torch.equal(kv[0, 1, :, 0].view(2, 8, 16)[:, 1], v_new)
+    # Query head h reads KV head h // 2; the 9 empty slots score 0 and carry zero values.
+    new_scores = (q.view(2, 2, 16) * k_new[:, None]).sum(-1).reshape(4, 1) * 0.25
+    weight = torch.softmax(torch.cat([torch.zeros(4, 9), new_scores], 1), -1)[:, -1:]
+    torch.testing.assert_close(out, weight * v_new.repeat_interleave(2, 0), atol=1e-5, rtol=1e-4)
+    with pytest.raises(Exception, match="argument"):
+        decoder.attend(0, q, 10, 0.25, (k_new, v_new), (7, 0))
+
+
+@native_only
 def test_paged_cache_reads_blocks_in_place_and_gives_the_gathered_logits(rng):
     model = _tiny(int(rng.integers(1000)))
     ids = rng.integers(0, 40, 40).tolist()

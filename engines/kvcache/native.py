@@ -26,6 +26,7 @@ class PagedDecoder:
             raise ValueError(f"block values {values} vs block_size {block_size}, {heads} heads vs {self.kv_heads}")
         self.heads, self.block_size, self.head_dim = heads, block_size, values // block_size
         self._q_shape = torch.Size((heads, self.head_dim))
+        self._kv_shape = torch.Size((self.kv_heads, self.head_dim))
         self.threads = threads
         module = native()
         self.ffi, self.lib = module.ffi, module.lib
@@ -45,21 +46,31 @@ class PagedDecoder:
         self.table = table
         self._table_ptr = self.ffi.from_buffer("int64_t[]", table)
 
-    def attend(self, layer: int, q, length: int, scale: float):
-        """out [heads, head_dim] for the query q [heads, head_dim] (contiguous float32) of one new token."""
+    def attend(self, layer: int, q, length: int, scale: float, new_kv=None, slot: tuple[int, int] = (0, 0)):
+        """out [heads, head_dim] for the query q [heads, head_dim] (contiguous float32) of one new token.
+
+        new_kv = (k, v), each a contiguous float32 [kv_heads, head_dim], is first written at
+        slot = (block, offset): the decode step's cache write in the same C call.
+        """
         import torch
 
         if q.shape != self._q_shape or q.dtype != torch.float32 or not q.is_contiguous():
             raise ValueError(f"q must be a contiguous float32 [{self.heads}, {self.head_dim}] tensor")
         if not 0 <= layer < self.layers or not 1 <= length <= len(self.table) * self.block_size:
             raise ValueError(f"layer {layer} or length {length} outside the pool and table")
-        out = torch.empty(self._q_shape, dtype=torch.float32)
         ffi = self.ffi
+        k_ptr = v_ptr = ffi.NULL
+        if new_kv is not None:
+            for t in new_kv:
+                if t.shape != self._kv_shape or t.dtype != torch.float32 or not t.is_contiguous():
+                    raise ValueError(f"new k and v must be contiguous float32 [{self.kv_heads}, {self.head_dim}]")
+            k_ptr, v_ptr = (ffi.cast("float *", t.data_ptr()) for t in new_kv)
+        out = torch.empty(self._q_shape, dtype=torch.float32)
         pool = ffi.cast("float *", self.kv.data_ptr()) + layer * self.layer_stride
         status = self.lib.wb_paged_decode_attention_f32(
             ffi.cast("float *", out.data_ptr()), ffi.cast("float *", q.data_ptr()), pool, self.heads, self.kv_heads,
             self.num_blocks, self.block_size, self.head_dim, self._table_ptr, len(self.table), int(length),
-            float(scale), self.threads,
+            float(scale), k_ptr, v_ptr, slot[0], slot[1], self.threads,
         )
         check_status("wb_paged_decode_attention_f32", status)
         return out

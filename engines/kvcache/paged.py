@@ -261,7 +261,7 @@ class PagedCache:
             self.pool.forget(block)
 
     def fused_decode(self, batch: int, new: int) -> bool:
-        """Whether decode_attention() serves this forward pass (one new token of one sequence, native)."""
+        """Whether decode_step() serves this forward pass (one new token of one sequence, native)."""
         return self.attention == "native" and batch == 1 and new == 1
 
     def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -282,9 +282,12 @@ class PagedCache:
         # Two index tensors around a slice: the indexed result is [B·new, Hkv, D].
         keys_t[:, self._write_blocks, :, self._write_offsets] = k.permute(0, 2, 1, 3).reshape(b * t, h, d)
 
-    def decode_attention(self, layer: int, q: torch.Tensor, scale: float) -> torch.Tensor:
-        """Attention of one new query q [1, H, 1, D] over the selected sequence's blocks, read in place."""
-        return self._decoder.attend(layer, q[0, :, 0].contiguous(), self._end, scale)[None, :, None]
+    def decode_step(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """Store the new token's k, v [1, Hkv, 1, D] and attend with q [1, H, 1, D] over the selected
+        sequence's blocks, read in place: one C call (see fused_decode)."""
+        out = self._decoder.attend(layer, q[0, :, 0].contiguous(), self._end, scale,
+                                   (k[0, :, 0].contiguous(), v[0, :, 0].contiguous()), self._write_one)
+        return out[None, :, None]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, h, t, d = k.shape

@@ -78,7 +78,10 @@ class Cache(Protocol):
         """Make room for ``new`` more tokens per sequence, whose ids are ``ids`` [B, new] (raises when full)."""
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v [B, Hkv, new, D] at positions length..; return all keys and values so far."""
+        """Store k, v [B, Hkv, new, D] at positions length..; return all keys and values so far.
+
+        A cache may also offer fused_decode(batch, new) and decode_step(layer, q, k, v, scale) to store
+        and attend in one go for single-token steps (engines.kvcache.PagedCache does)."""
 
     def commit(self, new: int) -> None:
         """The forward pass is done: the ``new`` tokens now count as stored."""
@@ -104,9 +107,8 @@ class Attention(nn.Module):
         if cache is not None:
             past = cache.length
             if getattr(cache, "fused_decode", None) and cache.fused_decode(b, t):
-                # A paged cache that attends over its blocks in place (engines/kvcache/native.py).
-                cache.write(layer, k, v)
-                y = cache.decode_attention(layer, q, 1.0 / math.sqrt(c.head_dim))
+                # A paged cache that stores k, v and attends over its blocks in place (engines/kvcache/native.py).
+                y = cache.decode_step(layer, q, k, v, 1.0 / math.sqrt(c.head_dim))
                 return self.out(y.transpose(1, 2).reshape(b, t, c.d_model))
             k, v = cache.update(layer, k, v)
         if past == 0:

@@ -15,16 +15,21 @@
  * computed block by block with the online softmax (Milakov & Gimelshein,
  * 2018), so neither the scores nor a gathered copy of K and V is stored.
  * block_size and d are at most 256.
+ *
+ * When k_new and v_new ([kv_heads, d]) are given, the new token's key and
+ * value are first stored at (write_block, write_offset), so one call does a
+ * decode step's cache write and its attention; pass NULL to only read.
  */
 #ifndef WB_PAGED_H
 #define WB_PAGED_H
 
 #include <stdint.h>
 
-int wb_paged_decode_attention_f32(float *out, const float *q, const float *kv_pool,
+int wb_paged_decode_attention_f32(float *out, const float *q, float *kv_pool,
                                   int64_t heads, int64_t kv_heads, int64_t num_blocks,
                                   int64_t block_size, int64_t d, const int64_t *block_table,
                                   int64_t n_table, int64_t length, float scale,
-                                  int n_threads);
+                                  const float *k_new, const float *v_new, int64_t write_block,
+                                  int64_t write_offset, int n_threads);
 
 #endif

@@ -86,11 +86,12 @@ attend_group(float *restrict out, const float *restrict q, const float *restrict
     }
 }
 
-int wb_paged_decode_attention_f32(float *out, const float *q, const float *kv_pool,
+int wb_paged_decode_attention_f32(float *out, const float *q, float *kv_pool,
                                   int64_t heads, int64_t kv_heads, int64_t num_blocks,
                                   int64_t block_size, int64_t d, const int64_t *block_table,
                                   int64_t n_table, int64_t length, float scale,
-                                  int n_threads)
+                                  const float *k_new, const float *v_new, int64_t write_block,
+                                  int64_t write_offset, int n_threads)
 {
     if (!out || !q || !kv_pool || !block_table)
         return WB_ERR_NULL_POINTER;
@@ -103,8 +104,22 @@ int wb_paged_decode_attention_f32(float *out, const float *q, const float *kv_po
     for (int64_t t = 0; t < (length + block_size - 1) / block_size; t++)
         if (block_table[t] < 0 || block_table[t] >= num_blocks)
             return WB_ERR_BAD_ARGUMENT;
+    if ((k_new == NULL) != (v_new == NULL))
+        return WB_ERR_NULL_POINTER;
+    if (k_new && (write_block < 0 || write_block >= num_blocks || write_offset < 0 || write_offset >= block_size))
+        return WB_ERR_BAD_ARGUMENT;
     const int64_t group = heads / kv_heads;
     const int64_t head_stride = num_blocks * block_size * d;
+    if (k_new) {
+        for (int64_t g = 0; g < kv_heads; g++) {
+            float *kb = kv_pool + g * head_stride + write_block * block_size * d;
+            float *vb = kv_pool + (kv_heads + g) * head_stride + write_block * block_size * d;
+            for (int64_t i = 0; i < d; i++) {
+                kb[i * block_size + write_offset] = k_new[g * d + i]; /* keys transposed: [d, block_size] */
+                vb[write_offset * d + i] = v_new[g * d + i];
+            }
+        }
+    }
 #pragma omp parallel for schedule(static) num_threads(n_threads) if (n_threads > 1 && kv_heads > 1 && length > 256)
     for (int64_t g = 0; g < kv_heads; g++) {
         float *o = out + g * group * d;
