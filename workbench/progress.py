@@ -240,7 +240,7 @@ class ProgressStore:
 def _connect(path: Path, timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=timeout, isolation_level="DEFERRED")
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(conn, timeout)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
@@ -251,6 +251,24 @@ def _connect(path: Path, timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch to WAL, retrying while another session holds the file.
+
+    Changing the journal mode can report "database is locked" at once, without
+    waiting on the busy timeout, when a second session is opening (and itself
+    switching) the same new file; seen when two sessions start together.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
