@@ -7,6 +7,7 @@ from textual.widgets import Input, Static
 
 from engines.errors import EngineError
 from workbench.app import WorkbenchApp
+from workbench.typed import unescape
 from workbench.labs.tokenizer_labs import (
     BPETrainerLab,
     BytesLab,
@@ -15,7 +16,6 @@ from workbench.labs.tokenizer_labs import (
     UnigramLab,
     VocabSweepLab,
     WordPieceLab,
-    unescape,
 )
 from workbench.probes import compute_probe
 

@@ -158,12 +158,13 @@ def _expected_tokens(alpha: float, k: int) -> float:
 
 
 def _next_token_probability(prompt: str, token: str) -> float:
+    from workbench.typed import unescape
     from engines.generation import next_token_logits
     from engines.models import small_gpt
     from engines.sampling.reference import softmax
 
     pretrained = small_gpt.load("target")
-    ids = pretrained.tokenizer.encode_ordinary(prompt.replace("\\n", "\n"))
+    ids = pretrained.tokenizer.encode_ordinary(unescape(prompt))
     pieces = pretrained.tokenizer.encode_ordinary(token)
     if len(pieces) != 1:
         raise ValueError(f"{token!r} is {len(pieces)} tokens for this model, not one")

@@ -81,6 +81,7 @@ def generate(
     rng = np.random.default_rng(seed)
     kv = make_cache(cache, config, max_len=len(prompt) + max_new_tokens, block_size=block_size)
     tokens: list[int] = []
+    history = list(prompt)
     steps: list[float] = []
     started = time.perf_counter()
     prefill = 0.0
@@ -91,21 +92,21 @@ def generate(
                 raise Cancelled("generation cancelled")
             t0 = time.perf_counter()
             if kv is None:
-                logits = model(torch.tensor([prompt + tokens]))[0, -1]
+                logits = model(torch.tensor([history]))[0, -1]
             else:
                 logits = model(torch.tensor([feed]), kv)[0, -1]
             row = logits.float().numpy()
-            history = prompt + tokens
             token = sampler.choose(row, history, rng)
             elapsed = time.perf_counter() - t0
             if step == 0:
                 prefill = elapsed
             else:
                 steps.append(elapsed)
-            tokens.append(token)
-            feed = [token]
             if on_token is not None:
                 on_token(token, sampler.distribution(row, history))
+            tokens.append(token)
+            history.append(token)
+            feed = [token]
             if token in stop_tokens:
                 break
     return Generation(prompt, tokens, cache, time.perf_counter() - started, prefill, steps,

@@ -50,10 +50,6 @@ def expected_tokens_per_round(alpha: float, k: int) -> float:
     return float(k + 1) if alpha == 1 else (1 - alpha ** (k + 1)) / (1 - alpha)
 
 
-def _probs(logits: np.ndarray, sampler: Sampler, history: list[int]) -> np.ndarray:
-    return sampler.distribution(logits, history)
-
-
 def _draw(probs: np.ndarray, rng: np.random.Generator) -> int:
     cumulative = np.cumsum(probs)
     return min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(probs) - 1)
@@ -123,13 +119,13 @@ def speculative_generate(target, draft, prompt: list[int], max_new_tokens: int, 
             q: list[np.ndarray] = []
             for _ in range(n):
                 logits = draft(torch.tensor([d_pending]), d_cache)[0, -1].float().numpy()
-                q.append(_probs(logits, sampler, []))
+                q.append(sampler.distribution(logits))
                 token = _draw(q[-1], rng) if not sampler.greedy else int(np.argmax(q[-1]))
                 drafted.append(token)
                 d_pending = [token]
             base = t_cache.length
             logits = target(torch.tensor([t_pending + drafted]), t_cache)[0, -(n + 1):].float().numpy()
-            p = [_probs(row, sampler, []) for row in logits]
+            p = [sampler.distribution(row) for row in logits]
             rounds += 1
             proposed += n
             taken, extra = verify(drafted, q, p, rng, sampler.greedy)

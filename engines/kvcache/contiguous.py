@@ -38,6 +38,10 @@ class ContiguousCache:
     def commit(self, new: int) -> None:
         self.length += new
 
+    def fused_decode(self, batch: int, new: int) -> bool:
+        """Never: attention reads this cache's slab through update()."""
+        return False
+
     def truncate(self, length: int) -> None:
         """Forget every token from ``length`` on (speculative decoding's rollback)."""
         if not 0 <= length <= self.length:

@@ -127,3 +127,44 @@ def expert_histogram(model, data, windows: int = 16, seq_len: int = 64) -> np.nd
     for i, layer in enumerate(layers):
         counts[i] = layer.stats.routed.numpy()
     return counts
+
+
+def sparse_dense_configs(d_model: int, hidden: int, context: int, n_layers: int, experts: int = 4) -> dict:
+    """Three mini-formers for a sparse-against-dense comparison: dense with hidden H; ``experts`` experts
+    of hidden H at top-1 (equal active parameters); dense with hidden experts·H (equal total parameters)."""
+    from engines.models.miniformer import MiniConfig
+
+    base = {"vocab_size": 2048, "context": context, "d_model": d_model, "n_layers": n_layers, "n_heads": 4}
+    return {
+        "dense (hidden H)": MiniConfig(**base, hidden=hidden, ffn="swiglu"),
+        f"MoE {experts}×H, top-1": MiniConfig(**base, hidden=hidden, ffn="moe", n_experts=experts, top_k=1),
+        f"dense (hidden {experts}H)": MiniConfig(**base, hidden=experts * hidden, ffn="swiglu"),
+    }
+
+
+def training_step(config, window) -> Callable[[], tuple[float, object]]:
+    """A fresh mini-former (seed 0) and a function that takes one AdamW causal-LM step on ``window``
+    and returns (loss, model): what the sparse-against-dense timings race."""
+    import torch
+
+    from engines.models.miniformer import MiniFormer
+    from engines.models.objectives import causal_lm
+
+    torch.manual_seed(0)
+    model = MiniFormer(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> tuple[float, object]:
+        optimizer.zero_grad(set_to_none=True)
+        loss = causal_lm(model, window)
+        loss.backward()
+        optimizer.step()
+        return loss.item(), model
+
+    return step
+
+
+def non_embedding_parameters(model, active: bool = False) -> int:
+    """Parameters without the embedding table and output head (Kaplan et al.'s N); active=True counts
+    only the experts a token uses."""
+    return model.parameter_count(active=active) - model.embed.weight.numel() - model.head.weight.numel()

@@ -78,13 +78,13 @@ class Cache(Protocol):
         """Make room for ``new`` more tokens per sequence, whose ids are ``ids`` [B, new] (raises when full)."""
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v [B, Hkv, new, D] at positions length..; return all keys and values so far.
-
-        A cache may also offer fused_decode(batch, new) and decode_step(layer, q, k, v, scale) to store
-        and attend in one go for single-token steps (engines.kvcache.PagedCache does)."""
+        """Store k, v [B, Hkv, new, D] at positions length..; return all keys and values so far."""
 
     def commit(self, new: int) -> None:
         """The forward pass is done: the ``new`` tokens now count as stored."""
+
+    def fused_decode(self, batch: int, new: int) -> bool:
+        """Whether this pass's attention is the cache's own decode_step(layer, q, k, v, scale)."""
 
 
 class Attention(nn.Module):
@@ -106,7 +106,7 @@ class Attention(nn.Module):
         past = 0
         if cache is not None:
             past = cache.length
-            if getattr(cache, "fused_decode", None) and cache.fused_decode(b, t):
+            if cache.fused_decode(b, t):
                 # A paged cache that stores k, v and attends over its blocks in place (engines/kvcache/native.py).
                 y = cache.decode_step(layer, q, k, v, 1.0 / math.sqrt(c.head_dim))
                 return self.out(y.transpose(1, 2).reshape(b, t, c.d_model))

@@ -111,9 +111,9 @@ def evaluate(model: torch.nn.Module, data: TokenData, seq_len: int, windows: int
     """Mean loss over the same validation windows every time."""
     was_training = model.training
     model.eval()
-    batches = torch.from_numpy(data.val_windows(seq_len, windows).astype(np.int64))
-    losses = [loss_fn(model, batch).item() for batch in batches.split(16)]
-    sizes = [len(batch) for batch in batches.split(16)]
+    batches = torch.from_numpy(data.val_windows(seq_len, windows).astype(np.int64)).split(16)
+    losses = [loss_fn(model, batch).item() for batch in batches]
+    sizes = [len(batch) for batch in batches]
     model.train(was_training)
     return float(np.average(losses, weights=sizes))
 

@@ -57,43 +57,22 @@ def cases(quick: bool = False) -> list[Case]:
 def _training_case(quick: bool) -> Case:
     import torch
 
-    from engines.models.miniformer import MiniConfig, MiniFormer
-    from engines.models.objectives import causal_lm
+    from engines.models.experiments import non_embedding_parameters, sparse_dense_configs, training_step
 
     batch, length, d, hidden = (4, 32, 32, 64) if quick else (16, 128, 128, 256)
-    base = {"vocab_size": 2048, "context": length, "d_model": d, "n_layers": 4, "n_heads": 4}
-    variants = {
-        "dense (hidden H)": MiniConfig(**base, hidden=hidden, ffn="swiglu"),
-        "MoE 4×H, top-1": MiniConfig(**base, hidden=hidden, ffn="moe", n_experts=4, top_k=1, capacity_factor=1.25),
-        "dense (hidden 4H)": MiniConfig(**base, hidden=4 * hidden, ffn="swiglu"),
-    }
     window = torch.randint(0, 2048, (batch, length + 1), generator=torch.Generator().manual_seed(0))
-    contenders = []
-    for name, config in variants.items():
-        torch.manual_seed(0)
-        model = MiniFormer(config)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-        def step(model=model, optimizer=optimizer) -> tuple[float, MiniFormer]:
-            optimizer.zero_grad(set_to_none=True)
-            loss = causal_lm(model, window)
-            loss.backward()
-            optimizer.step()
-            return float(loss), model
-
-        contenders.append(Contender(name, step, "torch"))
-    tokens = batch * length
+    configs = sparse_dense_configs(d, hidden, length, n_layers=4)
+    contenders = [Contender(name, training_step(config, window), "torch") for name, config in configs.items()]
 
     def check(expected, got) -> str | None:
         return None if np.isfinite(got[0]) else "the loss is not finite"
 
     def describe(output) -> str:
         model = output[1]
-        active = model.parameter_count(active=True) - model.embed.weight.numel()
-        total = model.parameter_count() - model.embed.weight.numel()
+        active, total = non_embedding_parameters(model, active=True), non_embedding_parameters(model)
         # 6 FLOPs per active weight per token for forward and backward (Kaplan et al., 2020).
         return f"{total / 1e6:.2f}M params, {active / 1e6:.2f}M active, {6 * active / 1e6:.1f} MFLOP/token"
 
-    case = Case(f"mini-former training step, {tokens:,} tokens", contenders, check, "dense (hidden H)",
-                ("dense (hidden H)",), describe=describe)
-    return case
+    reference = next(iter(configs))
+    return Case(f"mini-former training step, {batch * length:,} tokens", contenders, check, reference, (reference,),
+                describe=describe)

@@ -31,6 +31,10 @@ class RoutingStats:
     dropped: int
     """(token, slot) assignments dropped for lack of capacity."""
     assignments: int
+    experts: torch.Tensor
+    """[tokens, k] the experts each token was sent to (labs show them)."""
+    gates: torch.Tensor
+    """[tokens, k] their gate weights."""
 
 
 class MoELayer(nn.Module):
@@ -81,5 +85,5 @@ class MoELayer(nn.Module):
             fraction = torch.bincount(flat_experts, minlength=self.n_experts).float() / flat_experts.numel()
         balance = self.n_experts * torch.sum(fraction * probs.mean(dim=0))
         self.stats = RoutingStats(counts, torch.bincount(flat_experts, minlength=self.n_experts),
-                                  int((~keep).sum()), int(keep.numel()))
+                                  int((~keep).sum()), int(keep.numel()), experts.detach(), gates.detach())
         return out.reshape(shape), balance

@@ -47,7 +47,9 @@ class Sampler:
     def filtered(self, logits: np.ndarray, previous: list[int] | np.ndarray = ()) -> np.ndarray:
         """Logits after penalties and filters, removed tokens at -inf (the temperature is not applied)."""
         x = np.asarray(logits, dtype=np.float32)
-        previous = np.asarray(previous, dtype=np.int64)
+        penalised = self.repetition_penalty != 1 or self.frequency_penalty or self.presence_penalty
+        # The history grows every step: convert it only when a penalty reads it.
+        previous = np.asarray(previous, dtype=np.int64) if penalised else np.empty(0, dtype=np.int64)
         if previous.size:
             if self.repetition_penalty != 1:
                 x = sampling.repetition_penalty(x, previous, self.repetition_penalty)

@@ -19,6 +19,7 @@ from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
 from workbench.labs.base import Lab, Progress, marker
+from workbench.typed import unescape
 
 
 class NormsLab(Lab):
@@ -181,14 +182,14 @@ class TrainCompareLab(Lab):
 
             progress(0.02, "encoding the plays")
             data = lesson_data()
-            done: list = []
+            names = [v.name for v in variants]
+            shown: dict[str, object] = {}
 
             def on_step(curve) -> None:
-                index = len(done) if curve not in done else done.index(curve)
-                if curve not in done:
-                    done.append(curve)
-                progress((index + curve.steps[-1] / steps) / len(variants), f"{curve.name}: step {curve.steps[-1]}")
-                self._ui(self._draw, list(done))
+                shown[curve.name] = curve
+                index = names.index(curve.name)
+                progress((index + curve.steps[-1] / steps) / len(names), f"{curve.name}: step {curve.steps[-1]}")
+                self._ui(self._draw, list(shown.values()))
 
             curves = run_variants(variants, steps=steps, data=data, on_step=on_step)
             return curves, self._extras(preset, curves, data)
@@ -308,7 +309,7 @@ class ResidualStatsLab(Lab):
 
         from engines.models.small_gpt import shipped_tokenizer
 
-        ids = shipped_tokenizer().encode_ordinary(unescape_text(self.params["text"]))[:64]
+        ids = shipped_tokenizer().encode_ordinary(unescape(self.params["text"]))[:64]
         out = {}
         with torch.no_grad():
             for name, model in self.models.items():
@@ -368,10 +369,6 @@ class ResidualStatsLab(Lab):
             + " ".join(f"{v:.2f}" for v in self.rms["post"]) + "\nt trains both briefly, h switches to a histogram"))
 
 
-def unescape_text(text: str) -> str:
-    return text.replace("\\n", "\n")
-
-
 class ScalingLab(Lab):
     """Train three sizes for the same steps; plot validation loss against parameters with a fitted power law."""
 
@@ -394,12 +391,11 @@ class ScalingLab(Lab):
 
             data = lesson_data()
             variants = [Variant(name, {"n_heads": 4, **size}) for name, size in self.SIZES.items()]
-            seen: list = []
+            names = [v.name for v in variants]
 
             def on_step(curve) -> None:
-                if curve not in seen:
-                    seen.append(curve)
-                progress((len(seen) - 1 + curve.steps[-1] / steps) / len(variants), f"{curve.name}: step {curve.steps[-1]}")
+                progress((names.index(curve.name) + curve.steps[-1] / steps) / len(names),
+                         f"{curve.name}: step {curve.steps[-1]}")
 
             curves = run_variants(variants, steps=steps, data=data, on_step=on_step)
             # Parameters without the embedding table, as Kaplan et al. count them.
@@ -492,30 +488,23 @@ class RouterLab(Lab):
             return
         import torch
 
-        from engines.models.miniformer import attention_mask
         from engines.models.small_gpt import shipped_tokenizer
 
         tokenizer = shipped_tokenizer()
-        ids = tokenizer.encode_ordinary(unescape_text(self.query_one(Input).value))[:64] or [0]
+        ids = tokenizer.encode_ordinary(unescape(self.query_one(Input).value))[:64] or [0]
         layer = self.model.blocks[0].ffn
         layer.capacity_factor = self.capacity_factor
         self.model.eval()
         with torch.no_grad():
-            x = self.model.embed(torch.tensor([ids]))
-            block = self.model.blocks[0]
-            cos, sin = self.model.rope_cos[: len(ids)], self.model.rope_sin[: len(ids)]
-            h = x + block.attn(block.norm1(x), cos, sin, attention_mask("causal", len(ids)))
-            normed = block.norm2(h)[0]
-            gates = torch.softmax(layer.router(normed), dim=-1)
-            layer(normed)
-        choice = gates.argmax(-1).tolist()
+            self.model(torch.tensor([ids]))  # the first MoE layer records where each token went
+        stats = layer.stats
+        choice = stats.experts[:, 0].tolist()
         self.choices = choice
         line = Text()
-        for token, expert, g in zip(ids, choice, gates.max(-1).values.tolist()):
+        for token, expert in zip(ids, choice):
             piece = tokenizer.decode([token]).replace("\n", "⏎")
             line.append(piece, style="bold reverse" if expert == 1 else "")
             line.append("│" if expert == 0 else "┃")
-        stats = layer.stats
         self.query_one(".readout", Static).update(Group(
             line,
             Text(f"expert 0: plain, │ ; expert 1: reverse video, ┃.  Tokens: {choice.count(0)} / {choice.count(1)}. "
@@ -540,28 +529,20 @@ class SparseDenseLab(Lab):
 
             import torch
 
-            from engines.models.miniformer import MiniConfig, MiniFormer
-            from engines.models.objectives import causal_lm
+            from engines.models.experiments import non_embedding_parameters, sparse_dense_configs, training_step
 
-            base = {"vocab_size": 2048, "context": 64, "d_model": 64, "n_layers": 2, "n_heads": 4}
-            variants = {"dense H": {"hidden": 128}, "MoE 4×H top-1": {"hidden": 128, "ffn": "moe", "n_experts": 4},
-                        "dense 4H": {"hidden": 512}}
             window = torch.randint(0, 2048, (16, 65), generator=torch.Generator().manual_seed(0))
+            configs = sparse_dense_configs(64, 128, 64, n_layers=2)
             rows = []
-            for i, (name, extra) in enumerate(variants.items()):
-                progress(i / 3, name)
-                torch.manual_seed(0)
-                model = MiniFormer(MiniConfig(**base, **extra))
-                optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            for i, (name, config) in enumerate(configs.items()):
+                progress(i / len(configs), name)
+                step = training_step(config, window)
                 times = []
                 for _ in range(6):
                     started = time.perf_counter()
-                    optimizer.zero_grad()
-                    causal_lm(model, window).backward()
-                    optimizer.step()
+                    _, model = step()
                     times.append(time.perf_counter() - started)
-                embed = model.embed.weight.numel() + model.head.weight.numel()
-                rows.append((name, model.parameter_count() - embed, model.parameter_count(active=True) - embed,
+                rows.append((name, non_embedding_parameters(model), non_embedding_parameters(model, active=True),
                              float(np.median(times[1:]))))
             return rows
 

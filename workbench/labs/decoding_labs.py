@@ -19,6 +19,7 @@ from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
 from workbench.labs.base import Lab, Progress, marker
+from workbench.typed import unescape
 
 
 def load_target(progress: Progress | None = None):
@@ -33,11 +34,6 @@ def load_target(progress: Progress | None = None):
 def prompt_ids(tokenizer, text: str) -> list[int]:
     """The prompt's tokens; an empty prompt becomes the end-of-text token, where documents start."""
     return tokenizer.encode_ordinary(text) or [tokenizer.special_tokens["<|endoftext|>"]]
-
-
-def unescape(text: str) -> str:
-    """Typed escapes: \\n becomes a newline (the plays put a speaker's name on its own line)."""
-    return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def shown(text: str) -> str:

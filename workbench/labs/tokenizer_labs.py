@@ -24,6 +24,7 @@ from engines.tokenizers import pretokenize
 from engines.tokenizers.bpe import BPETokenizer
 from engines.tokenizers.bpe_reference import bpe_merge_steps
 from engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
+from workbench.typed import unescape
 from workbench.labs.base import Lab, Progress
 from workbench.widgets.token_strip import id_line, token_strip, visible
 
@@ -38,11 +39,6 @@ def _corpus_source(params: dict[str, Any]) -> str:
     """Training text: the named file or folder, or the default corpus, cut to corpus_bytes."""
     limit = params.get("corpus_bytes") or None
     return corpus.read_text(params.get("corpus") or None, limit=limit)
-
-
-def unescape(typed: str) -> str:
-    """The text a learner means: \\n, \\r and \\t typed in the one-line box become the characters."""
-    return typed.replace("\\n", "\n").replace("\\r", "\r").replace("\\t", "\t")
 
 
 class TextLab(Lab):
