@@ -156,11 +156,12 @@ static inline void store16(float *p, v16 x)
     memcpy(p, &x, sizeof x);
 }
 
-/* s[r][0..BC) = scale * q_r . kt[.][c] for rows r0..r0+R, R <= SCORE_ROWS:
- * the SCORE_ROWS x BC accumulators (24 of AVX-512's 32 registers) stay in
- * registers while t runs over the head dimension. */
+/* s[r][0..BC) = q_r . kt[.][c] for rows r0..r0+R, R <= SCORE_ROWS: the
+ * SCORE_ROWS x BC accumulators (24 of AVX-512's 32 registers) stay in
+ * registers while t runs over the head dimension. The scale is applied in the
+ * softmax pass, so each q element broadcasts straight from memory into an FMA. */
 #define SCORE_ROWS 6
-static inline void score_rows(float *s, const float *q, int64_t d, const float *kt, float scale, int rows)
+static inline void score_rows(float *s, const float *q, int64_t d, const float *kt, int rows)
 {
     v16 acc[SCORE_ROWS][NV] = {{{0}}};
     for (int64_t t = 0; t < d; t++) {
@@ -168,7 +169,7 @@ static inline void score_rows(float *s, const float *q, int64_t d, const float *
         for (int n = 0; n < NV; n++)
             kv[n] = load16(kt + t * BC + 16 * n);
         for (int r = 0; r < rows; r++) {
-            float a = q[r * d + t] * scale;
+            float a = q[r * d + t];
             for (int n = 0; n < NV; n++)
                 acc[r][n] += a * kv[n];
         }
@@ -178,19 +179,20 @@ static inline void score_rows(float *s, const float *q, int64_t d, const float *
             store16(s + r * BC + 16 * n, acc[r][n]);
 }
 
-/* o_r += sum_c p[r][c] v_c for rows r0..r0+R, R <= SCORE_ROWS, when dv is a
- * multiple of 16 and at most 64: the output rows stay in registers over the keys. */
-static inline void accumulate_rows(float *o, int64_t dv, const float *p, const float *v, int64_t cols, int rows)
+/* o_r[0..16 nv) += sum_c p[r][c] v_c[0..16 nv) for rows r0..r0+R, R <= SCORE_ROWS,
+ * nv <= 4, where o and v rows are stride floats apart: a slice of up to 64
+ * output columns stays in registers while c runs over the keys. */
+static inline void accumulate_rows(float *o, const float *p, const float *v, int64_t stride, int64_t cols,
+                                   int rows, int nv)
 {
-    int nv = (int)(dv / 16);
     v16 acc[SCORE_ROWS][4];
     for (int r = 0; r < rows; r++)
         for (int n = 0; n < nv; n++)
-            acc[r][n] = load16(o + r * dv + 16 * n);
+            acc[r][n] = load16(o + r * stride + 16 * n);
     for (int64_t c = 0; c < cols; c++) {
         v16 vv[4];
         for (int n = 0; n < nv; n++)
-            vv[n] = load16(v + c * dv + 16 * n);
+            vv[n] = load16(v + c * stride + 16 * n);
         for (int r = 0; r < rows; r++) {
             float w = p[r * BC + c];
             for (int n = 0; n < nv; n++)
@@ -199,7 +201,7 @@ static inline void accumulate_rows(float *o, int64_t dv, const float *p, const f
     }
     for (int r = 0; r < rows; r++)
         for (int n = 0; n < nv; n++)
-            store16(o + r * dv + 16 * n, acc[r][n]);
+            store16(o + r * stride + 16 * n, acc[r][n]);
 }
 
 /* Per-thread tiles: kt (d x BC), s (BR x BC), o (BR x dv), mrow, lrow (BR). */
@@ -229,10 +231,16 @@ static void flash_block(float *out, const float *q, const float *k, const float 
         int dense = block_all_allowed(m, i0, i1, j0, j1);
         for (int64_t r = 0; r < rows; r += SCORE_ROWS) {
             int n = rows - r < SCORE_ROWS ? (int)(rows - r) : SCORE_ROWS;
-            score_rows(s + r * BC, q + (i0 + r) * d, d, kt, scale, n);
+            if (n == SCORE_ROWS) /* a constant count lets the compiler unroll it */
+                score_rows(s + r * BC, q + (i0 + r) * d, d, kt, SCORE_ROWS);
+            else
+                score_rows(s + r * BC, q + (i0 + r) * d, d, kt, n);
         }
         for (int64_t r = 0; r < rows; r++) {
             float *sr = s + r * BC;
+#pragma omp simd
+            for (int64_t c = 0; c < cols; c++)
+                sr[c] *= scale;
             if (!dense)
                 for (int64_t c = 0; c < cols; c++)
                     if (!allowed(m, i0 + r, j0 + c))
@@ -259,10 +267,19 @@ static void flash_block(float *out, const float *q, const float *k, const float 
             for (int64_t t = 0; t < dv; t++)
                 orow[t] *= alpha;
         }
-        if (dv % 16 == 0 && dv <= 64) {
+        if (dv % 16 == 0) {
             for (int64_t r = 0; r < rows; r += SCORE_ROWS) {
                 int n = rows - r < SCORE_ROWS ? (int)(rows - r) : SCORE_ROWS;
-                accumulate_rows(o + r * dv, dv, s + r * BC, v + j0 * dv, cols, n);
+                for (int64_t c0 = 0; c0 < dv; c0 += 64) {
+                    int nv = dv - c0 < 64 ? (int)(dv - c0) / 16 : 4;
+                    float *oc = o + r * dv + c0;
+                    const float *vc = v + j0 * dv + c0;
+                    /* Constant counts let the compiler unroll the common case. */
+                    if (n == SCORE_ROWS && nv == 4)
+                        accumulate_rows(oc, s + r * BC, vc, dv, cols, SCORE_ROWS, 4);
+                    else
+                        accumulate_rows(oc, s + r * BC, vc, dv, cols, n, nv);
+                }
             }
         } else {
             for (int64_t r = 0; r < rows; r++) {
