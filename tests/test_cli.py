@@ -144,3 +144,33 @@ def test_interleaved_cases_alternate_their_contenders(monkeypatch):
     assert [rows[n].repeats for n in "abc"] == [3, 3, 3]
     assert rows["a"].matches and rows["b"].matches and not rows["c"].matches
     assert rows["c"].note == "out 2" and rows["a"].ratios["a"] == 1.0
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_a_memory_probe_reports_what_tracemalloc_cannot_see(monkeypatch, interleave):
+    from engines.profiling import bench
+
+    probed: list[str] = []
+
+    def probe(run) -> int:
+        probed.append("probe")
+        run()
+        return 3 * 2**20
+
+    hidden = bench.Contender("gpu-like", lambda: 1, "cuda", memory_probe=probe)
+    invisible = bench.Contender("torch-like", lambda: 1, "torch", memory_visible=False)
+    case = bench.Case("toy", [hidden, invisible], lambda e, g: None, "gpu-like", ("gpu-like",),
+                      measure_memory=True, interleave=interleave)
+    monkeypatch.setitem(bench.BENCHMARKS, "toy", bench.BenchmarkSpec("toy", "a toy", "tests.test_cli:_toy_cases"))
+    monkeypatch.setattr(sys.modules[__name__], "_toy_cases", lambda quick: [case], raising=False)
+    rows = {row.contender: row for row in bench.run_benchmark("toy", warmup=0, repeats=2).rows}
+    assert probed == ["probe"]
+    assert rows["gpu-like"].peak_bytes == 3 * 2**20 and rows["torch-like"].peak_bytes is None
+
+
+def test_bench_attention_gpu_says_why_without_a_gpu(capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the rows run")
+    assert main(["bench", "attention-gpu", "--quick"]) == 2
+    assert "no GPU rows to run" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def print_report(report: Report) -> None:
             row.contender,
             f"{row.median_s * 1e3:.3f}",
             f"{row.min_s * 1e3:.3f}",
-            *([f"{row.gflops:.2f}"] if show_flops else []),
+            *([f"{row.gflops:,.2f}"] if show_flops else []),
             *([f"{row.gbytes_per_s * 1e3:.1f}"] if show_bytes else []),
             *([f"{row.peak_bytes / 2**20:.1f}" if row.peak_bytes is not None else "-"] if show_peak else []),
             *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in report.baselines],
@@ -50,4 +50,5 @@ def print_report(report: Report) -> None:
         f"median of {max((r.repeats for r in report.rows), default=0)} timed runs (fewer for slow cases) after warm-up, wall clock; "
         f"× X = X's median / this median (higher is faster). FLOPs and bytes counted from the shapes.\n"
         f"python {env['python']} on {env['machine']}, {env['cpus']} CPUs; native: {env['native']}"
+        + (f"\nGPU: {env['gpu']}; GPU rows synchronise the device after each run" if "gpu" in env else "")
     )

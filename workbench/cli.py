@@ -138,6 +138,7 @@ def lessons_command(action: str, root: Path | None) -> int:
 
 
 def bench_command(args: argparse.Namespace) -> int:
+    from engines.errors import EngineError
     from engines.profiling import BENCHMARKS, run_benchmark
 
     if args.list or not args.name:
@@ -155,7 +156,12 @@ def bench_command(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"\r[{done}/{total}] {what[:60]:60s}", end="", file=sys.stderr, flush=True)
 
-    report = run_benchmark(args.name, quick=args.quick, warmup=args.warmup, repeats=args.repeats, progress=progress)
+    try:
+        report = run_benchmark(args.name, quick=args.quick, warmup=args.warmup, repeats=args.repeats,
+                               progress=progress)
+    except EngineError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return 2
     if not args.json:
         print("\r" + " " * 72 + "\r", end="", file=sys.stderr)
     if args.json:

@@ -9,6 +9,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from engines import native_status
+from engines.cudalib import cuda_status
 from workbench.paths import data_dir, progress_db_path
 
 PACKAGES = ["workbench", "textual", "rich", "textual-plotext", "plotext", "textual-serve", "numpy",
@@ -87,6 +88,8 @@ def _cuda() -> list[tuple[str, str]]:
             rows.append(("torch.cuda", f"not available (torch {torch.__version__}, built for CUDA {torch.version.cuda})"))
     except ImportError as exc:
         rows.append(("torch.cuda", f"torch not importable: {exc}"))
+    status = cuda_status()  # builds the kernels on first use where a GPU is present
+    rows.append(("CUDA kernels", f"loaded: {status.library}" if status.loaded else f"not available: {status.error}"))
     return rows
 
 

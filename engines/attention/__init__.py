@@ -3,7 +3,7 @@
 One signature for every backend::
 
     attention(q, k, v, causal=False, window=None, key_mask=None, scale=None,
-              backend="reference" | "torch" | "native", kernel="flash" | "naive", threads=None)
+              backend="reference" | "torch" | "native" | "cuda", kernel="flash" | "naive", threads=None)
 
 q is [batch, heads, lq, d]; k [batch, kv_heads, lk, d] and v [batch, kv_heads,
 lk, dv] with heads a multiple of kv_heads. Everything is validated here, so a
@@ -17,34 +17,43 @@ import numpy as np
 from engines.arrays import require_array, require_floating
 from engines.errors import EngineError
 
-BACKENDS = ("reference", "torch", "native")
+BACKENDS = ("reference", "torch", "native", "cuda")
+
+
+def check_shapes(q_shape, k_shape, v_shape) -> None:
+    """Raise ValueError unless q, k and v are [batch, heads, seq, dim] and agree (k/v may have fewer heads)."""
+    for shape, name in ((q_shape, "q"), (k_shape, "k"), (v_shape, "v")):
+        if len(shape) != 4:
+            raise ValueError(f"{name} must be [batch, heads, seq, dim], got shape {tuple(shape)}")
+    (b, h, _, d), (bk, hk, lk, dk), (bv, hv, lv, _) = q_shape, k_shape, v_shape
+    if not b == bk == bv:
+        raise ValueError(f"batch sizes differ: q {b}, k {bk}, v {bv}")
+    if d != dk:
+        raise ValueError(f"q and k head dims differ: {d} vs {dk}")
+    if (hk, lk) != (hv, lv):
+        raise ValueError(f"k and v must have the same heads and length, got {tuple(k_shape[:3])} and {tuple(v_shape[:3])}")
+    if hk < 1 or h % hk:
+        raise ValueError(f"query heads ({h}) must be a multiple of key/value heads ({hk})")
+
+
+def check_window(window) -> None:
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
+        raise ValueError(f"window must be a positive integer or None, got {window!r}")
 
 
 def _validated(q, k, v, key_mask, window, backend, kernel, threads):
     q, k, v = (require_array(a, name) for a, name in ((q, "q"), (k, "k"), (v, "v")))
     for a, name in ((q, "q"), (k, "k"), (v, "v")):
         require_floating(a, name)
-        if a.ndim != 4:
-            raise ValueError(f"{name} must be [batch, heads, seq, dim], got shape {a.shape}")
+    check_shapes(q.shape, k.shape, v.shape)
     if not q.dtype == k.dtype == v.dtype:
         raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    (b, h, _, d), (bk, hk, lk, dk), (bv, hv, lv, _) = q.shape, k.shape, v.shape
-    if not b == bk == bv:
-        raise ValueError(f"batch sizes differ: q {b}, k {bk}, v {bv}")
-    if d != dk:
-        raise ValueError(f"q and k head dims differ: {d} vs {dk}")
-    if (hk, lk) != (hv, lv):
-        raise ValueError(f"k and v must have the same heads and length, got {k.shape[:3]} and {v.shape[:3]}")
-    if hk < 1 or h % hk:
-        raise ValueError(f"query heads ({h}) must be a multiple of key/value heads ({hk})")
-    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
-        raise ValueError(f"window must be a positive integer or None, got {window!r}")
+    b, lk = q.shape[0], k.shape[2]
+    check_window(window)
     if key_mask is not None:
         key_mask = np.asarray(key_mask)
         if key_mask.shape != (b, lk) or key_mask.dtype != bool:
             raise ValueError(f"key_mask must be a bool array of shape {(b, lk)}, got {key_mask.dtype} {key_mask.shape}")
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "native":
         if q.dtype != np.float32:
             raise ValueError(f"the native kernels take float32, got {q.dtype}")
@@ -61,7 +70,17 @@ def _validated(q, k, v, key_mask, window, backend, kernel, threads):
 def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_mask=None,
               scale: float | None = None, backend: str = "reference", kernel: str = "flash",
               threads: int | None = None) -> np.ndarray:
-    """softmax(scale q k^T, masked) v on the chosen backend; [batch, heads, lq, dv]."""
+    """softmax(scale q k^T, masked) v on the chosen backend; [batch, heads, lq, dv].
+
+    The cuda backend takes and returns torch tensors on the GPU (fp16/bf16);
+    every other backend takes arrays and returns a NumPy array.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "cuda":
+        from engines.attention import cuda
+
+        return cuda.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale, kernel=kernel)
     q, k, v, key_mask = _validated(q, k, v, key_mask, window, backend, kernel, threads)
     if backend == "reference":
         from engines.attention import reference

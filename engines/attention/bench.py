@@ -1,10 +1,16 @@
 """Cases for ``workbench bench attention``: time, GFLOP/s and peak memory against sequence length.
 
-batch 1, 8 heads, head dim 64, fp32, causal and not, at 1 and all threads.
-NumPy materialises every score, so it stops at 2,048; the naive C kernel
-stops at 4,096 (its score matrix is 64 MiB per head there). Peak memory is
-what tracemalloc sees: NumPy arrays, including the C kernels' workspace, but
-not torch's allocator (shown as "-").
+CPU: batch 1, 8 heads, head dim 64, fp32, causal and not, at 1 and all
+threads. NumPy materialises every score, so it stops at 2,048; the naive C
+kernel stops at 4,096 (its score matrix is 64 MiB per head there). Peak
+memory is what tracemalloc sees: NumPy arrays, including the C kernels'
+workspace, but not torch's allocator (shown as "-").
+
+GPU, when the CUDA kernels load: batch 2, 16 heads, bf16, head dims 64 and
+128, torch SDPA against the CUDA flash and naive kernels, each run followed by
+a device synchronise; peak memory is the CUDA allocator's high-water mark
+above what was allocated before the run. A bf16 matrix product of 8192³
+measures the tensor cores' achievable rate in the same run.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ def _close(expected: np.ndarray, got: np.ndarray) -> str | None:
 
 
 def cases(quick: bool = False) -> list[Case]:
+    return cpu_cases(quick) + gpu_cases(quick)
+
+
+def cpu_cases(quick: bool = False) -> list[Case]:
     rng = np.random.default_rng(0)
     threads = sorted({1, default_threads()})
     result = []
@@ -63,4 +73,92 @@ def cases(quick: bool = False) -> list[Case]:
                 warmup=1 if seq >= 4096 else None,
                 measure_memory=True,
             ))
+    return result
+
+
+GPU_BATCH, GPU_HEADS, GPU_DIMS = 2, 16, (64, 128)
+PEAK_MATMUL = 8192
+
+
+def _gpu_close(expected, got) -> str | None:
+    if got.shape != expected.shape:
+        return f"shape {tuple(got.shape)} != {tuple(expected.shape)}"
+    error = float((got.float() - expected.float()).norm() / expected.float().norm())
+    return None if error <= 2e-2 else f"relative error {error:.2e}"
+
+
+def _synchronised(fn):
+    import torch
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return run
+
+
+def _cuda_peak(run) -> int:
+    """High-water mark of the CUDA allocator during one run, above what was already allocated."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    run()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def gpu_only_cases(quick: bool = False) -> list[Case]:
+    """The GPU rows alone (``bench attention-gpu``); CudaUnavailable with the reason where they can't run."""
+    from engines.cudalib import CudaUnavailable, cuda_status
+
+    status = cuda_status()
+    if not status.loaded:
+        raise CudaUnavailable(f"no GPU rows to run: {status.error}")
+    return gpu_cases(quick)
+
+
+def gpu_cases(quick: bool = False) -> list[Case]:
+    """The GPU rows, or none where the CUDA kernels can't load (no GPU, no nvcc)."""
+    from engines.cudalib import cuda_status
+
+    if not cuda_status().loaded:
+        return []
+    import torch
+    from torch.nn.functional import scaled_dot_product_attention
+
+    result = []
+    if not quick:
+        a, b = (torch.randn(PEAK_MATMUL, PEAK_MATMUL, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+        matmul = Contender("torch matmul (cuBLAS)", _synchronised(lambda: a @ b), "torch", memory_visible=False)
+        result.append(Case(name=f"GPU peak: bf16 matmul {PEAK_MATMUL}³", contenders=[matmul],
+                           check=lambda expected, got: None, reference=matmul.name, baselines=(),
+                           flops=2.0 * PEAK_MATMUL**3))
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for d in (64,) if quick else GPU_DIMS:
+        for seq in QUICK_SEQS if quick else SEQS:
+            q, k, v = (torch.randn(GPU_BATCH, GPU_HEADS, seq, d, device="cuda", generator=gen, dtype=torch.bfloat16)
+                       for _ in range(3))
+            for causal in (False, True):
+                contenders = [Contender(
+                    "torch SDPA", _synchronised(partial(scaled_dot_product_attention, q, k, v, is_causal=causal)),
+                    "torch", memory_probe=_cuda_peak)]
+                for kernel in ("flash", "naive"):
+                    if kernel == "naive" and seq > 4096:
+                        continue
+                    contenders.append(Contender(
+                        f"cuda {kernel}",
+                        _synchronised(partial(attention, q, k, v, causal=causal, backend="cuda", kernel=kernel)),
+                        "cuda", memory_probe=_cuda_peak))
+                result.append(Case(
+                    name=f"GPU bf16 d{d} {'causal' if causal else 'full'} seq {seq}",
+                    contenders=contenders,
+                    check=_gpu_close,
+                    reference="torch SDPA",
+                    baselines=("torch SDPA",),
+                    flops=attention_flops(GPU_BATCH, GPU_HEADS, seq, seq, d, d, causal),
+                    bytes_moved=2.0 * 4 * GPU_BATCH * GPU_HEADS * seq * d,
+                    measure_memory=True,
+                ))
     return result

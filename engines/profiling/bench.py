@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,6 +38,8 @@ class Contender:
     repeats: int | None = None
     """Timed runs for this contender when it is much slower than the rest (e.g. decoding without a cache)."""
     warmup: int | None = None
+    memory_probe: Callable[[Callable[[], Any]], int] | None = None
+    """probe(run) -> peak bytes of one run, for allocators tracemalloc can't see (the CUDA caching allocator)."""
 
 
 @dataclass
@@ -118,8 +121,14 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         ),
         BenchmarkSpec(
             "attention",
-            "Attention forward, fp32, batch 1, 8 heads, dim 64: native naive and flash vs torch SDPA vs NumPy",
+            "Attention forward, fp32, batch 1, 8 heads, dim 64: native naive and flash vs torch SDPA vs NumPy; "
+            "with a GPU also bf16 CUDA flash and naive vs torch SDPA",
             "engines.attention.bench:cases",
+        ),
+        BenchmarkSpec(
+            "attention-gpu",
+            "The GPU rows of bench attention alone: bf16 CUDA flash and naive vs torch SDPA (none without a GPU)",
+            "engines.attention.bench:gpu_only_cases",
         ),
         BenchmarkSpec(
             "moe",
@@ -167,12 +176,16 @@ def _environment() -> dict[str, Any]:
     from engines.nativelib import native_status
 
     status = native_status()
-    return {
+    environment = {
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": len(os.sched_getaffinity(0)),
         "native": status.build_info if status.loaded else f"not loaded: {status.error}",
     }
+    torch = sys.modules.get("torch")  # only a benchmark that used torch can have used its GPU
+    if torch is not None and torch.cuda.is_available():
+        environment["gpu"] = f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    return environment
 
 
 def run_benchmark(
@@ -273,9 +286,18 @@ def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expect
         mismatch = checks[contender.name]
         if n_repeats > 1:
             mismatch = mismatch or _call(contender, lambda c: case.check(expected, c.run()))
-        peak = peak_memory(contender.run)[1] if case.measure_memory and contender.memory_visible else None
+        peak = _call(contender, lambda c: _peak(case, c))
         rows.append(_row(case, contender, times[contender.name], mismatch, peak, notes[contender.name]))
     return rows
+
+
+def _peak(case: Case, contender: Contender) -> int | None:
+    """Peak bytes of one run when the case measures memory and some probe can see the contender's allocations."""
+    if not case.measure_memory:
+        return None
+    if contender.memory_probe is not None:
+        return contender.memory_probe(contender.run)
+    return peak_memory(contender.run)[1] if contender.memory_visible else None
 
 
 def _row(case: Case, contender: Contender, times: list[float], mismatch: str | None, peak: int | None,
@@ -314,8 +336,7 @@ def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats:
         if repeats > 1:
             # Validate again after the timed runs: a contender must not drift.
             mismatch = mismatch or case.check(expected, c.run())
-        peak = peak_memory(c.run)[1] if case.measure_memory and c.memory_visible else None
-        return times, mismatch, peak, note
+        return times, mismatch, _peak(case, c), note
 
     times, mismatch, peak, note = _call(contender, timed)
     return _row(case, contender, times, mismatch, peak, note)

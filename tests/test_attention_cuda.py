@@ -1,0 +1,201 @@
+"""The CUDA attention kernels: the build and the checks run anywhere nvcc is; parity needs a GPU.
+
+Parity is against torch's SDPA on the same inputs upcast to float32, by
+relative error ||out - ref|| / ||ref||: bf16 inputs round P and the output to
+8 bits of mantissa, so its bound is looser than fp16's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engines.attention import attention  # noqa: E402
+from engines.attention import cuda as cuda_attention  # noqa: E402
+from engines.cudalib import build, cdef_text, cuda_status, find_nvcc  # noqa: E402
+
+HAS_GPU = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
+needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU of compute capability 8.0 or newer")
+needs_nvcc = pytest.mark.skipif(find_nvcc() is None, reason="needs nvcc")
+pytestmark = pytest.mark.cuda
+
+TOLERANCE = {torch.float16: 3e-3, torch.bfloat16: 1.5e-2}
+
+
+def test_header_is_a_valid_cdef():
+    from cffi import FFI
+
+    ffi = FFI()
+    ffi.cdef(cdef_text())
+    lib = ffi.dlopen(None)  # the process itself: enough to read the header's constants
+    assert (lib.WB_CUDA_NAIVE, lib.WB_CUDA_FLASH, lib.WB_CUDA_BF16) == (0, 1, 1)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
+def test_nvcc_builds_a_library_that_loads_and_reports(tmp_path, monkeypatch, capability):
+    from cffi import FFI
+
+    monkeypatch.setenv("WB_CUDA_CACHE", str(tmp_path))
+    library = build(capability)
+    assert library.is_file() and build(capability) == library  # the second call is the cached one
+    log = (library.parent / "build.log").read_text()
+    assert "flash_forward" in log and "spill" in log  # ptxas's per-kernel report
+    ffi = FFI()
+    ffi.cdef(cdef_text())
+    lib = ffi.dlopen(str(library))
+    count = ffi.new("int *")
+    status = lib.wb_cuda_device_count(count)
+    assert (status == 0) == (count[0] > 0)
+    assert ffi.string(lib.wb_cuda_message(status))
+    assert b"out of range" in ffi.string(lib.wb_cuda_message(-9))
+    # Argument errors come back before any CUDA call, GPU or not.
+    one = ffi.cast("void *", 16)
+    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 3, 4, 4, 64, 1.0, 0, 1, ffi.NULL, 0, 0, ffi.NULL) == -9
+    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 8, 4, 4, 96, 1.0, 0, 1, ffi.NULL, 0, 0, ffi.NULL) == -9
+    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 8, 4, 4, 64, 1.0, 0, 0, ffi.NULL, 0, 0, ffi.NULL) == -1
+    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 8, 4, 4, 64, 1.0, 0, 0, one, 8, 0, ffi.NULL) == -7
+
+
+def _cpu(shape, dtype=torch.bfloat16):
+    return torch.randn(shape).to(dtype)
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: (np.zeros((1, 1, 4, 64), np.float32),) * 3, TypeError, "torch tensors"),
+    (lambda: (_cpu((1, 1, 4, 64), torch.float32),) * 3, ValueError, "float16 or bfloat16"),
+    (lambda: (_cpu((1, 1, 4, 64)), _cpu((1, 1, 4, 64), torch.float16), _cpu((1, 1, 4, 64))), ValueError, "share a dtype"),
+    (lambda: (_cpu((1, 1, 4, 96)),) * 3, ValueError, "head dim 64 or 128"),
+    (lambda: (_cpu((1, 4, 64)),) * 3, ValueError, "batch, heads, seq, dim"),
+    (lambda: (_cpu((1, 3, 4, 64)), _cpu((1, 2, 4, 64)), _cpu((1, 2, 4, 64))), ValueError, "multiple"),
+    (lambda: (_cpu((1, 1, 4, 64)), _cpu((1, 1, 4, 64)), _cpu((1, 1, 4, 32))), ValueError, "v's head dim"),
+    (lambda: (_cpu((1, 1, 64, 4)).transpose(2, 3),) * 3, ValueError, "contiguous"),
+    (lambda: (_cpu((1, 1, 4, 64)),) * 3, ValueError, "on a GPU"),
+])
+def test_bad_input_raises_before_the_library_loads(make, error, match):
+    q, k, v = make()
+    with pytest.raises(error, match=match):
+        attention(q, k, v, backend="cuda")
+
+
+def test_masks_the_kernels_lack_are_refused():
+    q = _cpu((1, 1, 4, 64))
+    with pytest.raises(ValueError, match="causal mask only"):
+        attention(q, q, q, backend="cuda", window=2)
+    with pytest.raises(ValueError, match="causal mask only"):
+        attention(q, q, q, backend="cuda", key_mask=np.ones((1, 4), bool))
+    with pytest.raises(ValueError, match="unknown kernel"):
+        attention(q, q, q, backend="cuda", kernel="tiled")
+
+
+@pytest.mark.skipif(HAS_GPU, reason="checks the report on a machine without a GPU")
+def test_status_names_the_reason_without_a_gpu():
+    status = cuda_status()
+    assert not status.loaded and status.error
+
+
+# ---- on the GPU -------------------------------------------------------------------------------
+
+
+def _reference(q, k, v, causal, scale=None):
+    """SDPA in float32 on the same values; grouped heads expanded, queries at the last lq positions."""
+    q, k, v = (t.float() for t in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    lq, lk = q.shape[2], k.shape[2]
+    mask = None
+    if causal:
+        pos = torch.arange(lq, device=q.device)[:, None] + lk - lq
+        mask = torch.arange(lk, device=q.device)[None, :] <= pos
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return torch.nan_to_num(out, nan=0.0)  # a query that sees nothing: zeros, the engines' contract
+
+
+def _relative_error(out, ref):
+    return float((out.float() - ref).norm() / ref.norm().clamp_min(1e-12))
+
+
+def _inputs(batch, heads, kv_heads, lq, lk, d, dtype, seed):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    q = torch.randn(batch, heads, lq, d, device="cuda", generator=gen).to(dtype)
+    k = torch.randn(batch, kv_heads, lk, d, device="cuda", generator=gen).to(dtype)
+    v = torch.randn(batch, kv_heads, lk, d, device="cuda", generator=gen).to(dtype)
+    return q, k, v
+
+
+SHAPES = [  # batch, heads, kv_heads, lq, lk
+    (1, 1, 1, 1, 1),
+    (2, 4, 4, 17, 17),
+    (1, 8, 2, 127, 127),
+    (1, 8, 1, 128, 128),
+    (2, 6, 3, 200, 200),
+    (1, 4, 4, 1000, 1000),
+    (1, 4, 2, 1, 300),      # one decoding step against a cache
+    (1, 4, 4, 5, 130),      # a chunk of queries at the end of the keys
+    (1, 2, 2, 300, 1),      # more queries than keys: causal rows before the first key see nothing
+]
+
+
+@needs_gpu
+@pytest.mark.parametrize("kernel", ["flash", "naive"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("d", [64, 128])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_sdpa_in_float32(shape, causal, d, dtype, kernel, rng):
+    batch, heads, kv_heads, lq, lk = shape
+    q, k, v = _inputs(batch, heads, kv_heads, lq, lk, d, dtype, seed=int(rng.integers(2**31)))
+    out = torch.full_like(q, float("nan"))  # poison: every element must be written
+    cuda_attention.attention(q, k, v, causal=causal, kernel=kernel, out=out)
+    torch.cuda.synchronize()
+    assert not out.isnan().any()
+    assert _relative_error(out, _reference(q, k, v, causal)) < TOLERANCE[dtype]
+
+
+@needs_gpu
+@pytest.mark.parametrize("d", [64, 128])
+def test_long_sequence_and_custom_scale(d, rng):
+    q, k, v = _inputs(1, 2, 1, 4096, 4096, d, torch.bfloat16, seed=int(rng.integers(2**31)))
+    for causal in (False, True):
+        out = attention(q, k, v, causal=causal, scale=0.3, backend="cuda")
+        assert _relative_error(out, _reference(q, k, v, causal, scale=0.3)) < TOLERANCE[torch.bfloat16]
+
+
+@needs_gpu
+def test_causal_output_ignores_future_tokens(rng):
+    q, k, v = _inputs(1, 4, 4, 256, 256, 64, torch.float16, seed=int(rng.integers(2**31)))
+    before = attention(q, k, v, causal=True, backend="cuda")
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, 150:] = torch.randn_like(k2[:, :, 150:])
+    v2[:, :, 150:] = torch.randn_like(v2[:, :, 150:])
+    after = attention(q, k2, v2, causal=True, backend="cuda")
+    assert torch.equal(before[:, :, :150], after[:, :, :150])
+    assert not torch.equal(before[:, :, 150:], after[:, :, 150:])
+
+
+@needs_gpu
+def test_runs_on_torchs_current_stream_and_large_scores_stay_finite(rng):
+    stream = torch.cuda.Stream()
+    q, k, v = _inputs(1, 2, 2, 333, 333, 128, torch.bfloat16, seed=int(rng.integers(2**31)))
+    q = (q.float() * 30).to(torch.bfloat16)  # scores in the hundreds: the running max must keep exp in range
+    with torch.cuda.stream(stream):
+        out = attention(q, k, v, backend="cuda")
+    stream.synchronize()
+    assert torch.isfinite(out).all()
+    assert _relative_error(out, _reference(q, k, v, False)) < TOLERANCE[torch.bfloat16]
+
+
+@needs_gpu
+def test_empty_inputs():
+    q, k, v = _inputs(1, 2, 2, 0, 5, 64, torch.float16, seed=1)
+    assert attention(q, k, v, backend="cuda").shape == (1, 2, 0, 64)
+    q, k, v = _inputs(1, 2, 2, 3, 0, 64, torch.float16, seed=1)
+    assert torch.equal(attention(q, k, v, backend="cuda"), torch.zeros_like(q))
+
+
+@needs_gpu
+def test_status_reports_the_device():
+    status = cuda_status()
+    assert status.loaded and status.library.is_file() and status.device
