@@ -50,5 +50,5 @@ def print_report(report: Report) -> None:
         f"median of {max((r.repeats for r in report.rows), default=0)} timed runs (fewer for slow cases) after warm-up, wall clock; "
         f"× X = X's median / this median (higher is faster). FLOPs and bytes counted from the shapes.\n"
         f"python {env['python']} on {env['machine']}, {env['cpus']} CPUs; native: {env['native']}"
-        + (f"\nGPU: {env['gpu']}; GPU rows synchronise the device after each run" if "gpu" in env else "")
+        + (f"\nGPU present: {env['gpu']} (GPU rows synchronise the device after each run)" if "gpu" in env else "")
     )
