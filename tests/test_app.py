@@ -84,6 +84,22 @@ async def test_catalog_lists_tracks_and_lessons():
         assert isinstance(app.screen, CatalogScreen)
 
 
+async def test_back_in_the_catalog_the_details_show_the_new_progress(tmp_path):
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")  # the tour, under the cursor
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, CatalogScreen)
+        details = str(app.screen.query_one("#details", Static).render())
+        assert "steps 2/4" in details
+
+
 async def test_step_through_answer_right_and_wrong_and_score_persists(lessons, tmp_path):
     db = tmp_path / "progress.db"
     app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=db)

@@ -36,11 +36,6 @@ def check_shapes(q_shape, k_shape, v_shape) -> None:
         raise ValueError(f"query heads ({h}) must be a multiple of key/value heads ({hk})")
 
 
-def check_window(window) -> None:
-    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
-        raise ValueError(f"window must be a positive integer or None, got {window!r}")
-
-
 def _validated(q, k, v, key_mask, window, backend, kernel, threads):
     q, k, v = (require_array(a, name) for a, name in ((q, "q"), (k, "k"), (v, "v")))
     for a, name in ((q, "q"), (k, "k"), (v, "v")):
@@ -49,7 +44,8 @@ def _validated(q, k, v, key_mask, window, backend, kernel, threads):
     if not q.dtype == k.dtype == v.dtype:
         raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     b, lk = q.shape[0], k.shape[2]
-    check_window(window)
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
+        raise ValueError(f"window must be a positive integer or None, got {window!r}")
     if key_mask is not None:
         key_mask = np.asarray(key_mask)
         if key_mask.shape != (b, lk) or key_mask.dtype != bool:

@@ -39,9 +39,6 @@ def heatmap(weights: np.ndarray, tokens: list[str], title: str) -> Table:
 class HeadsLab(Lab):
     """all-MiniLM-L6-v2's attention weights on the learner's sentence, layer by layer, head by head."""
 
-    DEFAULT_CSS = """
-    HeadsLab Input { margin: 0 0 1 0; }
-    """
     BINDINGS = [
         Binding("right_square_bracket", "move(1, 0)", "Next layer"),
         Binding("left_square_bracket", "move(-1, 0)", "Prev layer"),

@@ -47,6 +47,7 @@ class Lab(Vertical, can_focus=True):
     Lab .lab-title { text-style: bold; width: 1fr; }
     Lab .lab-status { width: 1fr; color: $text-muted; }
     Lab .readout { width: 1fr; height: auto; }
+    Lab Input { margin: 0 0 1 0; }
     Lab ProgressBar { display: none; }
     Lab.-running ProgressBar { display: block; }
     """

@@ -442,7 +442,6 @@ class ScalingLab(Lab):
 class RouterLab(Lab):
     """Train a 2-expert MoE mini-former briefly, then see which expert each token of a sentence goes to."""
 
-    DEFAULT_CSS = "RouterLab Input { margin: 0 0 1 0; }"
     BINDINGS = [Binding("r", "train", "Train"), Binding("c", "capacity(0.25)", "Capacity+"),
                 Binding("C", "capacity(-0.25)", "Capacity-")]
 

@@ -63,7 +63,6 @@ def distinct_n(samples: list[list[int]], n: int = 2) -> float:
 class GenerateLab(Lab):
     """Generate from a prompt greedily or by sampling, and measure how much the text repeats itself."""
 
-    DEFAULT_CSS = "GenerateLab Input { margin: 0 0 1 0; }"
     BINDINGS = [
         Binding("g", "run(0)", "Greedy"),
         Binding("s", "run(1)", "Sample"),
@@ -124,7 +123,6 @@ class GenerateLab(Lab):
 class SamplerLab(Lab):
     """The next-token distribution of the small GPT, with every knob of a sampler on a key."""
 
-    DEFAULT_CSS = "SamplerLab Input { margin: 0 0 1 0; }"
     BINDINGS = [
         Binding("t", "knob('temperature', 1)", "T+"),
         Binding("T", "knob('temperature', -1)", "T-"),
@@ -313,7 +311,6 @@ class EntropySweepLab(Lab):
 class BeamLab(Lab):
     """Beam search on the small GPT: the live beams step by step and the finished ranking."""
 
-    DEFAULT_CSS = "BeamLab Input { margin: 0 0 1 0; }"
     BINDINGS = [
         Binding("w", "width(1)", "Width+"),
         Binding("W", "width(-1)", "Width-"),

@@ -47,10 +47,6 @@ class TextLab(Lab):
     The box is one line, so a line break is typed as \\n (and a tab as \\t).
     """
 
-    DEFAULT_CSS = """
-    TextLab Input { margin: 0 0 1 0; }
-    """
-
     def compose_lab(self) -> ComposeResult:
         yield Input(value=self.params["text"], placeholder="type any text; \\n is a line break, \\t a tab")
         yield Static("", classes="readout")

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets.tree import TreeNode
 
 from workbench.curriculum import Curriculum, Lesson
 from workbench.messages import LessonChosen
@@ -74,7 +75,13 @@ class CatalogScreen(Screen):
                 branch.add_leaf(Text(f"✗ {issue}"))
         first = next((n for n in tree.root.children[0].children), None) if tree.root.children else None
         # The tree takes a cursor only once it is laid out.
-        self.call_after_refresh(tree.move_cursor, target or first)
+        self.call_after_refresh(self._select, target or first)
+
+    def _select(self, node: TreeNode | None) -> None:
+        """Put the cursor on node and show its details, which are stale when the cursor line didn't move."""
+        self.query_one(Tree).move_cursor(node)
+        if node is not None:
+            self._show_details(node)
 
     def _label(self, lesson: Lesson) -> Text:
         if lesson.broken:
@@ -85,7 +92,10 @@ class CatalogScreen(Screen):
         return Text(f"{mark} {lesson.title}  ·  {progress_line(self.store, lesson)}")
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        lesson = event.node.data
+        self._show_details(event.node)
+
+    def _show_details(self, node: TreeNode) -> None:
+        lesson = node.data
         details = self.query_one("#details", Static)
         if not isinstance(lesson, Lesson):
             details.update("")
