@@ -4,6 +4,6 @@ Importable without any UI package and without torch; each family picks its
 backend by argument (``backend="reference" | "native" | "torch"``).
 """
 
-from engines.nativelib import NativeStatus, native_status
+from workbench_engines.nativelib import NativeStatus, native_status
 
 __all__ = ["NativeStatus", "native_status"]

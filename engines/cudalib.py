@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from engines.errors import NativeKernelError, NativeUnavailable
+from workbench_engines.errors import NativeKernelError, NativeUnavailable
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "native" / "cuda"
 SOURCES = ("wb_attention.cu",)

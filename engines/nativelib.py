@@ -1,7 +1,7 @@
-"""Loads the compiled C kernels (``engines._native``) and says why when it can't.
+"""Loads the compiled C kernels (``workbench_engines._native``) and says why when it can't.
 
 The engines never fall back silently: a caller asking for ``backend="native"``
-without a build gets :class:`~engines.errors.NativeUnavailable` naming the cause.
+without a build gets :class:`~workbench_engines.errors.NativeUnavailable` naming the cause.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 
-from engines.errors import NativeKernelError, NativeUnavailable
+from workbench_engines.errors import NativeKernelError, NativeUnavailable
 
 
 @dataclass(frozen=True)
 class NativeStatus:
-    """What ``engines._native`` is: loaded or not, why not, and how it was built."""
+    """What ``workbench_engines._native`` is: loaded or not, why not, and how it was built."""
 
     loaded: bool
     build_info: str
@@ -29,10 +29,10 @@ def _load() -> tuple[ModuleType | None, str | None]:
     if os.environ.get("WB_DISABLE_NATIVE") == "1":
         return None, "disabled by WB_DISABLE_NATIVE=1"
     try:
-        from engines import _native  # type: ignore[attr-defined]
+        from workbench_engines import _native  # type: ignore[attr-defined]
     except ImportError as exc:
         return None, (
-            f"engines._native is not built ({exc}); reinstall with a C compiler "
+            f"workbench_engines._native is not built ({exc}); reinstall with a C compiler "
             "available and without WB_NATIVE=0"
         )
     return _native, None

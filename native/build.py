@@ -1,4 +1,4 @@
-"""cffi build script for the C kernels: compiles native/src into engines._native.
+"""cffi build script for the C kernels: compiles native/src into workbench_engines._native.
 
 Run by setuptools through ``cffi_modules`` at install time (API mode). The
 headers in native/include are the single source of truth: their
@@ -78,7 +78,7 @@ def make_builder() -> FFI:
     builder = FFI()
     builder.cdef(cdef_text())
     builder.set_source(
-        "engines._native",
+        "workbench_engines._native",
         "".join(f'#include "{name}"\n' for name in HEADERS),
         sources=SOURCES,
         include_dirs=[str(INCLUDE)],

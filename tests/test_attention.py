@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines.attention import attention, attention_flops
-from engines.attention.reference import allowed_mask
-from engines.nativelib import native_status
+from workbench_engines.attention import attention, attention_flops
+from workbench_engines.attention.reference import allowed_mask
+from workbench_engines.nativelib import native_status
 
 NATIVE = native_status().loaded
 BACKENDS = [("torch", "flash")] + ([("native", "flash"), ("native", "naive")] if NATIVE else [])
@@ -132,7 +132,7 @@ def test_multi_head_attention_matches_torch(rng, heads, kv_heads):
     import torch
     from torch.nn.functional import scaled_dot_product_attention
 
-    from engines.attention import multi_head_attention
+    from workbench_engines.attention import multi_head_attention
 
     batch, seq, model, d = 2, 9, 32, 8
     x = rng.standard_normal((batch, seq, model)).astype(np.float32)

@@ -12,9 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engines.attention import attention  # noqa: E402
-from engines.attention import cuda as cuda_attention  # noqa: E402
-from engines.cudalib import build, cdef_text, cuda_status, find_nvcc  # noqa: E402
+from workbench_engines.attention import attention  # noqa: E402
+from workbench_engines.attention import cuda as cuda_attention  # noqa: E402
+from workbench_engines.cudalib import build, cdef_text, cuda_status, find_nvcc  # noqa: E402
 
 HAS_GPU = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU of compute capability 8.0 or newer")

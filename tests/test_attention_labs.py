@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
-from engines.errors import EngineError
+from workbench_engines.errors import EngineError
 from tests.test_tokenizer_labs import open_lab
 from workbench.app import WorkbenchApp
 from workbench.labs.attention_labs import ByHandLab, FlashRaceLab, HeadsLab, flash_race, shade
@@ -14,7 +14,7 @@ from workbench.probes import compute_probe
 SIZE = (80, 24)
 
 try:
-    from engines.models.minilm import load
+    from workbench_engines.models.minilm import load
 
     load()
     MINILM = True

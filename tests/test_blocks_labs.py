@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from textual.widgets import Input, Static
 
-from engines.errors import EngineError
-from engines.models.experiments import fit_power_law
-from engines.nativelib import native_status
+from workbench_engines.errors import EngineError
+from workbench_engines.models.experiments import fit_power_law
+from workbench_engines.nativelib import native_status
 from tests.test_decoding_labs import _settle
 from tests.test_tokenizer_labs import open_lab
 from workbench.app import WorkbenchApp

@@ -103,7 +103,7 @@ def test_serve_binds_localhost():
             proc.wait()
 
 
-@pytest.mark.skipif(not __import__("engines.nativelib", fromlist=["x"]).native_status().loaded,
+@pytest.mark.skipif(not __import__("workbench_engines.nativelib", fromlist=["x"]).native_status().loaded,
                     reason="native kernels not loaded (the corpus is encoded in C)")
 def test_train_writes_weights_and_resumes(tmp_path, capsys):
     import torch
@@ -122,7 +122,7 @@ def test_train_writes_weights_and_resumes(tmp_path, capsys):
 
 
 def test_interleaved_cases_alternate_their_contenders(monkeypatch):
-    from engines.profiling import bench
+    from workbench_engines.profiling import bench
 
     calls: list[str] = []
 
@@ -148,7 +148,7 @@ def test_interleaved_cases_alternate_their_contenders(monkeypatch):
 
 @pytest.mark.parametrize("interleave", [False, True])
 def test_a_memory_probe_reports_what_tracemalloc_cannot_see(monkeypatch, interleave):
-    from engines.profiling import bench
+    from workbench_engines.profiling import bench
 
     probed: list[str] = []
 

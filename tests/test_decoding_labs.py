@@ -88,7 +88,7 @@ async def test_entropy_sweep_lab_rises_with_temperature(tmp_path):
 
 
 async def test_beam_lab_ranks_hypotheses_by_their_real_log_probability(tmp_path):
-    from engines.models import small_gpt
+    from workbench_engines.models import small_gpt
     from workbench.labs.decoding_labs import _logprob
 
     app = WorkbenchApp(store_path=tmp_path / "p.db")

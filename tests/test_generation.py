@@ -12,18 +12,18 @@ import regex
 
 torch = pytest.importorskip("torch")
 
-from engines.errors import EngineError  # noqa: E402
-from engines.generation import (  # noqa: E402
+from workbench_engines.errors import EngineError  # noqa: E402
+from workbench_engines.generation import (  # noqa: E402
     beam_search,
     generate,
     generate_constrained,
     generate_json,
     speculative_generate,
 )
-from engines.generation.speculative import verify  # noqa: E402
-from engines.models.gpt import GPT, GPTConfig  # noqa: E402
-from engines.sampling.constrained import ConstraintError, TokenAutomaton, schema_regex, validate_json  # noqa: E402
-from engines.sampling.settings import GREEDY, Sampler, entropy_bits  # noqa: E402
+from workbench_engines.generation.speculative import verify  # noqa: E402
+from workbench_engines.models.gpt import GPT, GPTConfig  # noqa: E402
+from workbench_engines.sampling.constrained import ConstraintError, TokenAutomaton, schema_regex, validate_json  # noqa: E402
+from workbench_engines.sampling.settings import GREEDY, Sampler, entropy_bits  # noqa: E402
 
 
 def _tiny(seed: int = 0, vocab: int = 40, sharpen: float = 10.0, **kw) -> GPT:
@@ -232,7 +232,7 @@ def test_constrained_json_always_parses_and_fits_the_schema(seed):
 
 
 def test_the_shipped_model_writes_json_that_parses():
-    from engines.models import small_gpt
+    from workbench_engines.models import small_gpt
 
     target = small_gpt.load("target")
     schema = {"type": "object", "properties": {"speaker": {"type": "string", "maxLength": 16},

@@ -6,8 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engines.generation import generate  # noqa: E402
-from engines.kvcache import (  # noqa: E402
+from workbench_engines.generation import generate  # noqa: E402
+from workbench_engines.kvcache import (  # noqa: E402
     REAL_MODELS,
     CacheFull,
     ContiguousCache,
@@ -16,7 +16,7 @@ from engines.kvcache import (  # noqa: E402
     mixed_requests,
     serve_stream,
 )
-from engines.models.gpt import GPT, GPTConfig  # noqa: E402
+from workbench_engines.models.gpt import GPT, GPTConfig  # noqa: E402
 
 
 def _tiny(seed: int = 0, **kw) -> GPT:
@@ -41,7 +41,7 @@ def test_cached_greedy_generation_equals_uncached(rng, cache):
 
 
 def test_the_shipped_model_generates_the_same_with_and_without_a_cache():
-    from engines.models import small_gpt
+    from workbench_engines.models import small_gpt
 
     target = small_gpt.load("target")
     prompt = target.tokenizer.encode_ordinary("**HAMLET**  \nTo be, or not to be")
@@ -180,7 +180,7 @@ def test_paged_cache_wastes_little_on_a_stream_of_mixed_requests():
     assert paged.allocated - paged.stored < paged.steps * 8 * 16 * 2 * 2 * 4
 
 
-native_only = pytest.mark.skipif(not __import__("engines.nativelib", fromlist=["x"]).native_status().loaded,
+native_only = pytest.mark.skipif(not __import__("workbench_engines.nativelib", fromlist=["x"]).native_status().loaded,
                                  reason="native kernels not loaded")
 
 
@@ -190,7 +190,7 @@ native_only = pytest.mark.skipif(not __import__("engines.nativelib", fromlist=["
 def test_native_paged_decode_attention_matches_sdpa(rng, heads, kv_heads, d, block_size, length):
     import torch.nn.functional as F
 
-    from engines.kvcache.native import paged_decode_attention
+    from workbench_engines.kvcache.native import paged_decode_attention
 
     n_blocks = -(-length // block_size)
     pool_blocks = n_blocks + 3
@@ -210,7 +210,7 @@ def test_native_paged_decode_attention_matches_sdpa(rng, heads, kv_heads, d, blo
 
 @native_only
 def test_native_paged_decode_attention_refuses_bad_input():
-    from engines.kvcache.native import paged_decode_attention
+    from workbench_engines.kvcache.native import paged_decode_attention
 
     pool = torch.zeros(2, 2, 4, 8 * 16)
     q = torch.zeros(4, 16)
@@ -227,7 +227,7 @@ def test_native_paged_decode_attention_refuses_bad_input():
 @native_only
 def test_native_decode_step_writes_the_new_token_then_attends(rng):
     """The fused call stores k, v at (block, offset), keys transposed, before it reads."""
-    from engines.kvcache.native import PagedDecoder
+    from workbench_engines.kvcache.native import PagedDecoder
 
     kv = torch.zeros(1, 2, 2, 4, 8 * 16)  # one layer, 2 KV heads, 4 blocks of 8 slots, d 16
     decoder = PagedDecoder(kv, heads=4, block_size=8)

@@ -7,21 +7,21 @@ import pkgutil
 import subprocess
 import sys
 
-import engines
+import workbench_engines
 
 
 # Modules that are torch code by nature (models and the tensors a KV cache holds);
 # nothing else may pull them in at import time.
 TORCH_MODULES = {
-    "engines.models.layers", "engines.models.gpt", "engines.models.train",
-    "engines.kvcache.contiguous", "engines.kvcache.paged", "engines.kvcache.stream",
-    "engines.moe.layer", "engines.models.miniformer", "engines.models.objectives",
+    "workbench_engines.models.layers", "workbench_engines.models.gpt", "workbench_engines.models.train",
+    "workbench_engines.kvcache.contiguous", "workbench_engines.kvcache.paged", "workbench_engines.kvcache.stream",
+    "workbench_engines.moe.layer", "workbench_engines.models.miniformer", "workbench_engines.models.objectives",
 }
 
 
 def test_engines_import_without_ui_or_torch():
-    modules = [m.name for m in pkgutil.walk_packages(engines.__path__, "engines.")
-               if m.name != "engines._native" and m.name not in TORCH_MODULES]
+    modules = [m.name for m in pkgutil.walk_packages(workbench_engines.__path__, "workbench_engines.")
+               if m.name != "workbench_engines._native" and m.name not in TORCH_MODULES]
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
@@ -30,7 +30,7 @@ def test_engines_import_without_ui_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
-    assert "engines.softmax.bench" in modules
+    assert "workbench_engines.softmax.bench" in modules
 
 
 def test_app_start_does_not_import_torch():

@@ -9,13 +9,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engines.errors import EngineError  # noqa: E402
-from engines.models.data import TokenData  # noqa: E402
-from engines.models.miniformer import MiniConfig, MiniFormer, attention_mask  # noqa: E402
-from engines.models.objectives import mask_tokens, objective  # noqa: E402
-from engines.models.train import TrainConfig, train  # noqa: E402
-from engines.moe import reference as moe_reference  # noqa: E402
-from engines.moe.layer import MoELayer  # noqa: E402
+from workbench_engines.errors import EngineError  # noqa: E402
+from workbench_engines.models.data import TokenData  # noqa: E402
+from workbench_engines.models.miniformer import MiniConfig, MiniFormer, attention_mask  # noqa: E402
+from workbench_engines.models.objectives import mask_tokens, objective  # noqa: E402
+from workbench_engines.models.train import TrainConfig, train  # noqa: E402
+from workbench_engines.moe import reference as moe_reference  # noqa: E402
+from workbench_engines.moe.layer import MoELayer  # noqa: E402
 
 
 def test_moe_layer_with_every_expert_equals_the_dense_mixture(rng):

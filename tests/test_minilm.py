@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.errors import EngineError
-from engines.nativelib import native_status
+from workbench_engines.errors import EngineError
+from workbench_engines.nativelib import native_status
 
 try:
-    from engines.models.minilm import load
+    from workbench_engines.models.minilm import load
 
     MODEL = load()
 except EngineError:
@@ -23,7 +23,7 @@ def test_hidden_states_and_attentions_match_transformers():
     import torch
     from transformers import BertModel
 
-    from engines.tokenizers.wordpiece import minilm_dir
+    from workbench_engines.tokenizers.wordpiece import minilm_dir
 
     ids, mask, _ = MODEL.encode_texts(TEXTS)
     ours = MODEL.forward(ids, mask, output_attentions=True)
@@ -45,7 +45,7 @@ def test_hidden_states_and_attentions_match_transformers():
 def test_sentence_embeddings_match_sentence_transformers():
     from sentence_transformers import SentenceTransformer
 
-    from engines.tokenizers.wordpiece import minilm_dir
+    from workbench_engines.tokenizers.wordpiece import minilm_dir
 
     theirs = SentenceTransformer(str(minilm_dir()), device="cpu").encode(TEXTS)
     np.testing.assert_allclose(MODEL.embed(TEXTS), theirs, atol=1e-5)

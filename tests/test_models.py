@@ -10,13 +10,13 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-from engines.errors import Cancelled, EngineError  # noqa: E402
-from engines.models import layers  # noqa: E402
-from engines.models.data import TokenData  # noqa: E402
-from engines.models.gpt import GPT, ContextTooLong, GPTConfig  # noqa: E402
-from engines.models.train import TrainConfig, learning_rate, train  # noqa: E402
-from engines.nativelib import native_status  # noqa: E402
-from engines.positional import rope  # noqa: E402
+from workbench_engines.errors import Cancelled, EngineError  # noqa: E402
+from workbench_engines.models import layers  # noqa: E402
+from workbench_engines.models.data import TokenData  # noqa: E402
+from workbench_engines.models.gpt import GPT, ContextTooLong, GPTConfig  # noqa: E402
+from workbench_engines.models.train import TrainConfig, learning_rate, train  # noqa: E402
+from workbench_engines.nativelib import native_status  # noqa: E402
+from workbench_engines.positional import rope  # noqa: E402
 
 
 def _input(rng, *shape):
@@ -193,7 +193,7 @@ def test_checkpoint_for_another_model_is_refused(rng, tmp_path):
 
 
 def test_shipped_models_load_and_report_what_training_measured():
-    from engines.models import small_gpt
+    from workbench_engines.models import small_gpt
 
     target, draft = small_gpt.load("target"), small_gpt.load("draft")
     assert target.tokenizer.vocab_size == target.config.vocab_size == draft.config.vocab_size == 2048
@@ -209,9 +209,9 @@ def test_shipped_models_load_and_report_what_training_measured():
 def test_shipped_weights_reproduce_their_validation_loss_and_tokenizer():
     """The recipe is deterministic: a fresh tokenizer equals the shipped one, and the fp16
     weights score the recorded validation loss on the recorded split."""
-    from engines.models import small_gpt
-    from engines.models.data import encode_corpus
-    from engines.models.train import evaluate
+    from workbench_engines.models import small_gpt
+    from workbench_engines.models.data import encode_corpus
+    from workbench_engines.models.train import evaluate
 
     shipped = small_gpt.load("draft")
     fresh = small_gpt.train_tokenizer()

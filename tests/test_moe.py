@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines import moe
-from engines.nativelib import native_status
+from workbench_engines import moe
+from workbench_engines.nativelib import native_status
 
 BACKENDS = ["reference", "torch"] + (["native"] if native_status().loaded else [])
 

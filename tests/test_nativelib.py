@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from engines import native_status
-from engines.errors import NativeKernelError
-from engines.nativelib import check_status
+from workbench_engines import native_status
+from workbench_engines.errors import NativeKernelError
+from workbench_engines.nativelib import check_status
 
 
 def test_status_explains_itself():
@@ -28,7 +28,7 @@ def test_disabled_by_environment():
 
 @pytest.mark.skipif(not native_status().loaded, reason="native kernels not loaded")
 def test_c_rejects_bad_sizes_with_a_status():
-    from engines import _native  # type: ignore[attr-defined]
+    from workbench_engines import _native  # type: ignore[attr-defined]
 
     ffi, lib = _native.ffi, _native.lib
     buf = np.zeros(4, np.float32)

@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from engines.errors import EngineError
-from engines.positional import alibi_bias, alibi_slopes, learned, rope, rope_frequencies, sinusoidal
+from workbench_engines.errors import EngineError
+from workbench_engines.positional import alibi_bias, alibi_slopes, learned, rope, rope_frequencies, sinusoidal
 
 
 def test_sinusoidal_formula_and_relative_dot_products():

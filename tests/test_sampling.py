@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engines import sampling
-from engines.nativelib import native_status
+from workbench_engines import sampling
+from workbench_engines.nativelib import native_status
 
 NATIVE = native_status().loaded
 needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from engines import native_status
-from engines.errors import NativeUnavailable
-from engines.softmax import entropy_bits, log_softmax, logsumexp, softmax, with_temperature
+from workbench_engines import native_status
+from workbench_engines.errors import NativeUnavailable
+from workbench_engines.softmax import entropy_bits, log_softmax, logsumexp, softmax, with_temperature
 
 NATIVE = native_status().loaded
 needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
@@ -134,7 +134,7 @@ def test_native_accepts_readonly_input(rng):
 
 
 def test_native_unavailable_is_an_error_not_a_fallback(monkeypatch):
-    from engines import nativelib
+    from workbench_engines import nativelib
 
     monkeypatch.setattr(nativelib, "_load", lambda: (None, "disabled for this test"))
     with pytest.raises(NativeUnavailable, match="disabled for this test"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
-from engines.errors import EngineError
+from workbench_engines.errors import EngineError
 from workbench.app import WorkbenchApp
 from workbench.typed import unescape
 from workbench.labs.tokenizer_labs import (

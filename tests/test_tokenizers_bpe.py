@@ -9,10 +9,10 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engines.corpus import read_text
-from engines.errors import EngineError
-from engines.nativelib import native_status
-from engines.tokenizers import (
+from workbench_engines.corpus import read_text
+from workbench_engines.errors import EngineError
+from workbench_engines.nativelib import native_status
+from workbench_engines.tokenizers import (
     BPETokenizer,
     SpecialTokenError,
     VocabFileError,
@@ -20,8 +20,8 @@ from engines.tokenizers import (
     load_hf_bpe,
     save,
 )
-from engines.tokenizers.formats import load_tiktoken_file, read_tiktoken_ranks
-from engines.tokenizers.pretokenize import PATTERNS, split
+from workbench_engines.tokenizers.formats import load_tiktoken_file, read_tiktoken_ranks
+from workbench_engines.tokenizers.pretokenize import PATTERNS, split
 
 NATIVE = native_status().loaded
 needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
@@ -216,7 +216,7 @@ def test_corrupt_rank_file_names_the_line(tmp_path):
 
 
 def test_tiktoken_rank_file_loader(tmp_path):
-    from engines.tokenizers.formats import cl100k_path
+    from workbench_engines.tokenizers.formats import cl100k_path
 
     tokenizer = load_tiktoken_file(cl100k_path(), pattern="cl100k", backend=BACKENDS[0])
     assert tokenizer.encode("hello world") == tk().encode("hello world")

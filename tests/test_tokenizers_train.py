@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engines import corpus
-from engines.corpus import CorpusError, read_text
-from engines.errors import EngineError
-from engines.nativelib import native_status
-from engines.tokenizers import load, save, train_bpe
-from engines.tokenizers.bpe_train import TrainingCancelled, count_pieces, train_naive, train_reference
+from workbench_engines import corpus
+from workbench_engines.corpus import CorpusError, read_text
+from workbench_engines.errors import EngineError
+from workbench_engines.nativelib import native_status
+from workbench_engines.tokenizers import load, save, train_bpe
+from workbench_engines.tokenizers.bpe_train import TrainingCancelled, count_pieces, train_naive, train_reference
 
 NATIVE = native_status().loaded
 BACKENDS = ["native", "reference"] if NATIVE else ["reference"]

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engines.corpus import read_text
-from engines.errors import EngineError
-from engines.tokenizers.unigram import Unigram, prepare, train_unigram
+from workbench_engines.corpus import read_text
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers.unigram import Unigram, prepare, train_unigram
 
 try:
-    from engines.tokenizers.wordpiece import load_minilm
+    from workbench_engines.tokenizers.wordpiece import load_minilm
 
     MINILM = load_minilm()
 except EngineError:
@@ -33,7 +33,7 @@ TEXT = st.lists(
 
 @functools.cache
 def hf():
-    from engines.tokenizers.peers import hf_minilm
+    from workbench_engines.tokenizers.peers import hf_minilm
 
     return hf_minilm()
 
@@ -64,7 +64,7 @@ def test_wordpiece_pieces_unknowns_and_decode():
 
 @functools.cache
 def spm_and_ours():
-    from engines.tokenizers.peers import sentencepiece_processor
+    from workbench_engines.tokenizers.peers import sentencepiece_processor
 
     sp = sentencepiece_processor(4000)
     return sp, Unigram.from_sentencepiece(sp)

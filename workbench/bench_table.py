@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from engines.profiling import Report
+from workbench_engines.profiling import Report
 
 
 def print_report(report: Report) -> None:

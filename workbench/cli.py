@@ -138,8 +138,8 @@ def lessons_command(action: str, root: Path | None) -> int:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from engines.errors import EngineError
-    from engines.profiling import BENCHMARKS, run_benchmark
+    from workbench_engines.errors import EngineError
+    from workbench_engines.profiling import BENCHMARKS, run_benchmark
 
     if args.list or not args.name:
         for spec in BENCHMARKS.values():

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from engines import native_status
-from engines.cudalib import cuda_status
+from workbench_engines import native_status
+from workbench_engines.cudalib import cuda_status
 from workbench.paths import data_dir, progress_db_path
 
 PACKAGES = ["workbench", "textual", "rich", "textual-plotext", "plotext", "textual-serve", "numpy",
@@ -19,10 +19,10 @@ PACKAGES = ["workbench", "textual", "rich", "textual-plotext", "plotext", "textu
 
 def _data_files() -> list[tuple[str, str]]:
     """Where the bundled corpus and vocabularies come from, or why they are missing."""
-    from engines.corpus import default_corpus_files
-    from engines.errors import EngineError
-    from engines.tokenizers.formats import cl100k_path
-    from engines.tokenizers.wordpiece import minilm_dir
+    from workbench_engines.corpus import default_corpus_files
+    from workbench_engines.errors import EngineError
+    from workbench_engines.tokenizers.formats import cl100k_path
+    from workbench_engines.tokenizers.wordpiece import minilm_dir
 
     rows = []
     for name, find in [("default corpus", default_corpus_files), ("cl100k_base ranks", cl100k_path),
@@ -43,7 +43,7 @@ def _data_files() -> list[tuple[str, str]]:
 
 def _small_gpt_row() -> tuple[str, str]:
     """The shipped GPT weights (read without torch: only their size and place)."""
-    from engines.models.small_gpt import RECIPES, TOKENIZER_FILE, weights_path
+    from workbench_engines.models.small_gpt import RECIPES, TOKENIZER_FILE, weights_path
 
     files = [weights_path(name) for name in RECIPES]
     missing = [f.name for f in files if not f.exists()]

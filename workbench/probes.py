@@ -23,7 +23,7 @@ class ProbeSpec:
 def _probs(logits: list[float], temperature: float):
     import numpy as np
 
-    from engines.softmax import with_temperature
+    from workbench_engines.softmax import with_temperature
 
     return with_temperature(np.asarray(logits, dtype=np.float64), temperature)
 
@@ -39,7 +39,7 @@ def _probability_of(logits: list[float], index: int, temperature: float) -> floa
 
 
 def _entropy_bits(logits: list[float], temperature: float) -> float:
-    from engines.softmax import entropy_bits
+    from workbench_engines.softmax import entropy_bits
 
     return float(entropy_bits(_probs(logits, temperature)))
 
@@ -47,7 +47,7 @@ def _entropy_bits(logits: list[float], temperature: float) -> float:
 def _logsumexp(values: list[float]) -> float:
     import numpy as np
 
-    from engines.softmax import logsumexp
+    from workbench_engines.softmax import logsumexp
 
     return float(logsumexp(np.asarray(values, dtype=np.float64)))
 
@@ -65,19 +65,19 @@ def _code_points(text: str, form: str) -> float:
 
 
 def _token_count(tokenizer: str, text: str) -> float:
-    from engines.tokenizers.peers import VIEWS
+    from workbench_engines.tokenizers.peers import VIEWS
 
     return float(len(VIEWS[tokenizer]().tokens(text)))
 
 
 def _pieces(text: str, pattern: str) -> float:
-    from engines.tokenizers.pretokenize import split
+    from workbench_engines.tokenizers.pretokenize import split
 
     return float(len(split(text, pattern)))
 
 
 def _merge_count(text: str, merge: int, pattern: str) -> float:
-    from engines.tokenizers.bpe_train import count_pieces, train_reference
+    from workbench_engines.tokenizers.bpe_train import count_pieces, train_reference
 
     merges = train_reference(count_pieces(text, pattern), merge)
     if len(merges) < merge:
@@ -86,9 +86,9 @@ def _merge_count(text: str, merge: int, pattern: str) -> float:
 
 
 def _bytes_per_token(vocab_size: int, corpus_bytes: int) -> float:
-    from engines import corpus
-    from engines.nativelib import native_status
-    from engines.tokenizers.bpe_train import train_bpe
+    from workbench_engines import corpus
+    from workbench_engines.nativelib import native_status
+    from workbench_engines.tokenizers.bpe_train import train_bpe
 
     text = corpus.read_text(limit=corpus_bytes + 200_000)
     train, held = text[:corpus_bytes], text[corpus_bytes:]
@@ -98,7 +98,7 @@ def _bytes_per_token(vocab_size: int, corpus_bytes: int) -> float:
 
 
 def _attention_weight(text: str, layer: int, head: int, query: int, key: int) -> float:
-    from engines.models.minilm import load
+    from workbench_engines.models.minilm import load
 
     model = load()
     ids, mask, tokens = model.encode_texts([text])
@@ -110,7 +110,7 @@ def _attention_weight(text: str, layer: int, head: int, query: int, key: int) ->
 def _one_query_weight(query: list[float], keys: list[float], index: int) -> float:
     import numpy as np
 
-    from engines.attention import attention
+    from workbench_engines.attention import attention
 
     d = len(query)
     if len(keys) % d:
@@ -129,14 +129,14 @@ def _kv_cache_mib(layers: int, kv_heads: int, head_dim: int, tokens: int, bytes_
 
 
 def _model_kv_gib(model: str, tokens: int, dtype: str, batch: int) -> float:
-    from engines.kvcache import REAL_MODELS, kv_bytes
+    from workbench_engines.kvcache import REAL_MODELS, kv_bytes
 
     m = REAL_MODELS[model]
     return kv_bytes(tokens, m.layers, m.kv_heads, m.head_dim, dtype, batch) / 2**30
 
 
 def _paged_empty_slots(tokens: int, block_size: int) -> float:
-    from engines.kvcache import paged_slots
+    from workbench_engines.kvcache import paged_slots
 
     return float(paged_slots(tokens, block_size)[1])
 
@@ -144,7 +144,7 @@ def _paged_empty_slots(tokens: int, block_size: int) -> float:
 def _kept_tokens(logits: list[float], method: str, value: float, temperature: float) -> float:
     import numpy as np
 
-    from engines.sampling.settings import Sampler
+    from workbench_engines.sampling.settings import Sampler
 
     knob = {"top_k": {"top_k": int(value)}, "top_p": {"top_p": value}, "min_p": {"min_p": value}}[method]
     sampler = Sampler(temperature=temperature, **knob)
@@ -152,16 +152,16 @@ def _kept_tokens(logits: list[float], method: str, value: float, temperature: fl
 
 
 def _expected_tokens(alpha: float, k: int) -> float:
-    from engines.generation.speculative import expected_tokens_per_round
+    from workbench_engines.generation.speculative import expected_tokens_per_round
 
     return expected_tokens_per_round(alpha, k)
 
 
 def _next_token_probability(prompt: str, token: str) -> float:
     from workbench.typed import unescape
-    from engines.generation import next_token_logits
-    from engines.models import small_gpt
-    from engines.sampling.reference import softmax
+    from workbench_engines.generation import next_token_logits
+    from workbench_engines.models import small_gpt
+    from workbench_engines.sampling.reference import softmax
 
     pretrained = small_gpt.load("target")
     ids = pretrained.tokenizer.encode_ordinary(unescape(prompt))
@@ -172,8 +172,8 @@ def _next_token_probability(prompt: str, token: str) -> float:
 
 
 def _first_allowed(pattern: str) -> float:
-    from engines.models import small_gpt
-    from engines.sampling.constrained import TokenAutomaton, token_strings
+    from workbench_engines.models import small_gpt
+    from workbench_engines.sampling.constrained import TokenAutomaton, token_strings
 
     tokenizer = small_gpt.shipped_tokenizer()
     automaton = TokenAutomaton(pattern, token_strings(tokenizer), tokenizer.special_tokens.get("<|endoftext|>"))
@@ -183,7 +183,7 @@ def _first_allowed(pattern: str) -> float:
 def _norm_value(vector: list[float], index: int, kind: str) -> float:
     import torch
 
-    from engines.models.layers import LayerNorm, RMSNorm
+    from workbench_engines.models.layers import LayerNorm, RMSNorm
 
     if index >= len(vector):
         raise ValueError(f"index {index} is outside the {len(vector)} values")
@@ -195,7 +195,7 @@ def _norm_value(vector: list[float], index: int, kind: str) -> float:
 def _objective_targets(objective: str, length: int, prefix: int) -> float:
     import torch
 
-    from engines.models.objectives import mask_tokens, prefix_targets
+    from workbench_engines.models.objectives import mask_tokens, prefix_targets
 
     if objective == "causal":
         return float(length)
@@ -211,13 +211,13 @@ def _objective_targets(objective: str, length: int, prefix: int) -> float:
 
 
 def _learning_rate(step: int, steps: int, lr: float, warmup: int, min_lr_ratio: float) -> float:
-    from engines.models.train import TrainConfig, learning_rate
+    from workbench_engines.models.train import TrainConfig, learning_rate
 
     return learning_rate(step, TrainConfig(steps=steps, lr=lr, warmup=warmup, min_lr_ratio=min_lr_ratio))
 
 
 def _power_law_prediction(sizes: list[float], losses: list[float], at: float) -> float:
-    from engines.models.experiments import fit_power_law
+    from workbench_engines.models.experiments import fit_power_law
 
     a, b = fit_power_law(sizes, losses)
     return a * at ** -b
@@ -226,13 +226,13 @@ def _power_law_prediction(sizes: list[float], losses: list[float], at: float) ->
 def _gelu(x: float) -> float:
     import torch
 
-    from engines.models.layers import gelu
+    from workbench_engines.models.layers import gelu
 
     return float(gelu(torch.tensor(x, dtype=torch.float64)))
 
 
 def _moe_active(d_model: int, hidden: int, experts: int, top_k: int, layers: int) -> float:
-    from engines.moe.layer import MoELayer
+    from workbench_engines.moe.layer import MoELayer
 
     if top_k > experts:
         raise ValueError(f"top_k {top_k} exceeds {experts} experts")
@@ -242,7 +242,7 @@ def _moe_active(d_model: int, hidden: int, experts: int, top_k: int, layers: int
 
 
 def _sinusoidal_value(position: int, index: int, dim: int) -> float:
-    from engines.positional import sinusoidal
+    from workbench_engines.positional import sinusoidal
 
     if index >= dim:
         raise ValueError(f"index {index} is outside dimension {dim}")
@@ -250,7 +250,7 @@ def _sinusoidal_value(position: int, index: int, dim: int) -> float:
 
 
 def _rope_angle(position: float, pair: int, dim: int, base: float, scaling: str, factor: float) -> float:
-    from engines.positional import rope_frequencies
+    from workbench_engines.positional import rope_frequencies
 
     if pair >= dim // 2:
         raise ValueError(f"pair {pair} is outside the {dim // 2} rotated pairs")
@@ -259,7 +259,7 @@ def _rope_angle(position: float, pair: int, dim: int, base: float, scaling: str,
 
 
 def _alibi_slope(heads: int, head: int) -> float:
-    from engines.positional import alibi_slopes
+    from workbench_engines.positional import alibi_slopes
 
     if head >= heads:
         raise ValueError(f"head {head} is outside the {heads} heads")

@@ -36,8 +36,8 @@ def _plot(train: list[float], val: list[tuple[int, float]], width: int) -> Text:
 
 def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, corpus: Path | None,
                   threads: int | None) -> int:
-    from engines.errors import Cancelled, EngineError
-    from engines.models import small_gpt
+    from workbench_engines.errors import Cancelled, EngineError
+    from workbench_engines.models import small_gpt
     from workbench.paths import data_dir
 
     out_dir = out or data_dir() / "models"

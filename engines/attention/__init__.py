@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.arrays import require_array, require_floating
-from engines.errors import EngineError
+from workbench_engines.arrays import require_array, require_floating
+from workbench_engines.errors import EngineError
 
 BACKENDS = ("reference", "torch", "native", "cuda")
 
@@ -74,19 +74,19 @@ def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_m
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "cuda":
-        from engines.attention import cuda
+        from workbench_engines.attention import cuda
 
         return cuda.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale, kernel=kernel)
     q, k, v, key_mask = _validated(q, k, v, key_mask, window, backend, kernel, threads)
     if backend == "reference":
-        from engines.attention import reference
+        from workbench_engines.attention import reference
 
         return reference.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
     if backend == "torch":
-        from engines.attention import torch_backend
+        from workbench_engines.attention import torch_backend
 
         return torch_backend.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
-    from engines.attention import native
+    from workbench_engines.attention import native
 
     return native.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale,
                             kernel=kernel, threads=threads)

@@ -19,9 +19,9 @@ from functools import partial
 
 import numpy as np
 
-from engines.attention import attention, attention_flops
-from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender, torch_threads
+from workbench_engines.attention import attention, attention_flops
+from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.profiling.bench import Case, Contender, torch_threads
 
 SEQS = (512, 1024, 2048, 4096, 8192)
 QUICK_SEQS = (64, 130)
@@ -111,7 +111,7 @@ def _cuda_peak(run) -> int:
 
 def gpu_only_cases(quick: bool = False) -> list[Case]:
     """The GPU rows alone (``bench attention-gpu``); CudaUnavailable with the reason where they can't run."""
-    from engines.cudalib import CudaUnavailable, cuda_status
+    from workbench_engines.cudalib import CudaUnavailable, cuda_status
 
     status = cuda_status()
     if not status.loaded:
@@ -121,7 +121,7 @@ def gpu_only_cases(quick: bool = False) -> list[Case]:
 
 def gpu_cases(quick: bool = False) -> list[Case]:
     """The GPU rows, or none where the CUDA kernels can't load (no GPU, no nvcc)."""
-    from engines.cudalib import cuda_status
+    from workbench_engines.cudalib import cuda_status
 
     if not cuda_status().loaded:
         return []

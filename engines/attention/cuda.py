@@ -10,8 +10,8 @@ around them. The naive kernel's score matrix is a torch allocation, so
 
 from __future__ import annotations
 
-from engines.attention import check_shapes
-from engines.cudalib import check_cuda_status, cuda_library
+from workbench_engines.attention import check_shapes
+from workbench_engines.cudalib import check_cuda_status, cuda_library
 
 KERNELS = {"naive": 0, "flash": 1}
 FLASH_HEAD_DIMS = (64, 128)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.nativelib import check_status, default_threads, native
+from workbench_engines.nativelib import check_status, default_threads, native
 
 KERNELS = {"naive": 0, "flash": 1}
 

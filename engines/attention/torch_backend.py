@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.attention.reference import allowed_mask
+from workbench_engines.attention.reference import allowed_mask
 
 
 def attention(q, k, v, *, causal=False, window=None, key_mask=None, scale=None):

@@ -3,10 +3,10 @@
 torch is imported when a function runs, not with this package.
 """
 
-from engines.generation.beam import BeamResult, Hypothesis, beam_search
-from engines.generation.constrained import ConstrainedResult, generate_constrained, generate_json
-from engines.generation.generate import Generation, generate, next_token_logits
-from engines.generation.speculative import SpeculativeResult, speculative_generate
+from workbench_engines.generation.beam import BeamResult, Hypothesis, beam_search
+from workbench_engines.generation.constrained import ConstrainedResult, generate_constrained, generate_json
+from workbench_engines.generation.generate import Generation, generate, next_token_logits
+from workbench_engines.generation.speculative import SpeculativeResult, speculative_generate
 
 __all__ = [
     "BeamResult",

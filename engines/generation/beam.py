@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engines.errors import EngineError
-from engines.generation.generate import check_prompt
+from workbench_engines.errors import EngineError
+from workbench_engines.generation.generate import check_prompt
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def beam_search(model, prompt: list[int], max_new_tokens: int, *, width: int = 4
     """The best-scoring continuations of prompt found with ``width`` beams."""
     import torch
 
-    from engines.kvcache import ContiguousCache
+    from workbench_engines.kvcache import ContiguousCache
 
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise EngineError(f"width must be a positive integer, got {width!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from engines.profiling.bench import Case, Contender
+from workbench_engines.profiling.bench import Case, Contender
 
 PROMPT = "**HAMLET**  \nTo be, or not to be, that is the question:  \n"
 
@@ -27,7 +27,7 @@ def _tokens_per_s(result) -> str:
 
 
 def _generation_cases(model, prompt: list[int], lengths: tuple[int, ...]) -> list[Case]:
-    from engines.generation import generate
+    from workbench_engines.generation import generate
 
     cases = []
     for n in lengths:
@@ -45,7 +45,7 @@ def _generation_cases(model, prompt: list[int], lengths: tuple[int, ...]) -> lis
 
 
 def _waste_case(quick: bool) -> Case:
-    from engines.kvcache import mixed_requests, serve_stream
+    from workbench_engines.kvcache import mixed_requests, serve_stream
 
     requests = mixed_requests(50 if quick else 500, seed=0)
 
@@ -66,8 +66,8 @@ def _waste_case(quick: bool) -> Case:
 
 
 def _speculative_cases(target, draft, prompt: list[int], n: int, ks: tuple[int, ...]) -> list[Case]:
-    from engines.generation import generate, speculative_generate
-    from engines.sampling.settings import GREEDY
+    from workbench_engines.generation import generate, speculative_generate
+    from workbench_engines.sampling.settings import GREEDY
 
     def describe(result) -> str:
         if not hasattr(result, "acceptance_rate"):
@@ -92,7 +92,7 @@ def _speculative_cases(target, draft, prompt: list[int], n: int, ks: tuple[int, 
                   ("target alone",), describe=describe, interleave=True)
 
     def sampled(k: int):
-        from engines.sampling.settings import Sampler
+        from workbench_engines.sampling.settings import Sampler
 
         return partial(speculative_generate, target, draft, prompt, n, k=k, sampler=Sampler(temperature=1.0), seed=1)
 
@@ -106,14 +106,14 @@ def _speculative_cases(target, draft, prompt: list[int], n: int, ks: tuple[int, 
 
 
 def _top_p_cases(quick: bool) -> list[Case]:
-    from engines.sampling.bench import cases as sampling_cases
+    from workbench_engines.sampling.bench import cases as sampling_cases
 
     # One decoding step of one sequence over a 100k vocabulary.
     return [case for case in sampling_cases(quick) if case.name.startswith("top-p") and ", 1×" in case.name]
 
 
 def cases(quick: bool = False) -> list[Case]:
-    from engines.models import small_gpt
+    from workbench_engines.models import small_gpt
 
     target, draft = small_gpt.load("target"), small_gpt.load("draft")
     prompt = target.tokenizer.encode_ordinary(PROMPT)

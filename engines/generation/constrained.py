@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 import numpy as np
 
-from engines.generation.generate import check_prompt
-from engines.sampling.constrained import ConstraintError, TokenAutomaton, schema_regex, token_strings
-from engines.sampling.settings import Sampler
+from workbench_engines.generation.generate import check_prompt
+from workbench_engines.sampling.constrained import ConstraintError, TokenAutomaton, schema_regex, token_strings
+from workbench_engines.sampling.settings import Sampler
 
 
 @dataclass
@@ -41,7 +41,7 @@ def generate_constrained(model, tokenizer, prompt: list[int], pattern: str, *, m
     """Sample a continuation of prompt that matches ``pattern``; stops at end-of-text in an accepting state."""
     import torch
 
-    from engines.kvcache import ContiguousCache
+    from workbench_engines.kvcache import ContiguousCache
 
     eos = tokenizer.special_tokens.get("<|endoftext|>")
     automaton = _automaton(pattern, tokenizer, eos)
@@ -74,7 +74,7 @@ def generate_constrained(model, tokenizer, prompt: list[int], pattern: str, *, m
 
 
 def generate_json(model, tokenizer, prompt: list[int], schema: dict, **kwargs) -> tuple[object, ConstrainedResult]:
-    """Generate JSON valid under ``schema`` (the subset of engines.sampling.constrained.schema_regex); returns
+    """Generate JSON valid under ``schema`` (the subset of workbench_engines.sampling.constrained.schema_regex); returns
     the parsed value and the raw result."""
     result = generate_constrained(model, tokenizer, prompt, schema_regex(schema), **kwargs)
     return (json.loads(result.text) if result.complete else None), result

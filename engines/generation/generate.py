@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from engines.errors import Cancelled, EngineError
-from engines.sampling.settings import GREEDY, Sampler
+from workbench_engines.errors import Cancelled, EngineError
+from workbench_engines.sampling.settings import GREEDY, Sampler
 
 if TYPE_CHECKING:
-    from engines.kvcache import Memory
+    from workbench_engines.kvcache import Memory
 
 
 @dataclass
@@ -74,7 +74,7 @@ def generate(
     """
     import torch
 
-    from engines.kvcache import make_cache
+    from workbench_engines.kvcache import make_cache
 
     config = model.config
     prompt = check_prompt(prompt, max_new_tokens, config)

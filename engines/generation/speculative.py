@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engines.errors import EngineError
-from engines.generation.generate import check_prompt
-from engines.sampling.settings import Sampler
+from workbench_engines.errors import EngineError
+from workbench_engines.generation.generate import check_prompt
+from workbench_engines.sampling.settings import Sampler
 
 
 @dataclass
@@ -88,7 +88,7 @@ def speculative_generate(target, draft, prompt: list[int], max_new_tokens: int, 
     """
     import torch
 
-    from engines.kvcache import ContiguousCache
+    from workbench_engines.kvcache import ContiguousCache
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise EngineError(f"the draft length k must be a positive integer, got {k!r}")

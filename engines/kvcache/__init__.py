@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 
-from engines.kvcache.accounting import (
+from workbench_engines.kvcache.accounting import (
     DTYPE_BYTES,
     REAL_MODELS,
     CacheFull,
@@ -28,13 +28,13 @@ from engines.kvcache.accounting import (
 KINDS = ("none", "contiguous", "paged")
 
 _LAZY = {
-    "ContiguousCache": "engines.kvcache.contiguous",
-    "BlockPool": "engines.kvcache.paged",
-    "PagedCache": "engines.kvcache.paged",
-    "Request": "engines.kvcache.stream",
-    "StreamReport": "engines.kvcache.stream",
-    "mixed_requests": "engines.kvcache.stream",
-    "serve_stream": "engines.kvcache.stream",
+    "ContiguousCache": "workbench_engines.kvcache.contiguous",
+    "BlockPool": "workbench_engines.kvcache.paged",
+    "PagedCache": "workbench_engines.kvcache.paged",
+    "Request": "workbench_engines.kvcache.stream",
+    "StreamReport": "workbench_engines.kvcache.stream",
+    "mixed_requests": "workbench_engines.kvcache.stream",
+    "serve_stream": "workbench_engines.kvcache.stream",
 }
 
 __all__ = ["DTYPE_BYTES", "KINDS", "REAL_MODELS", "CacheFull", "Memory", "ModelShape", "kv_bytes", "make_cache", "paged_slots",
@@ -55,12 +55,12 @@ def make_cache(kind: str, config, *, batch: int = 1, max_len: int | None = None,
     if kind == "none":
         return None
     if kind == "contiguous":
-        from engines.kvcache.contiguous import ContiguousCache
+        from workbench_engines.kvcache.contiguous import ContiguousCache
 
         return ContiguousCache(config, batch, max_len)
-    from engines.kvcache.paged import PagedCache
+    from workbench_engines.kvcache.paged import PagedCache
 
-    from engines.nativelib import native_status
+    from workbench_engines.nativelib import native_status
 
     # Decode steps read the blocks in place when the C kernel is there; otherwise they are gathered.
     fused = native_status().loaded and block_size <= 256 and config.head_dim <= 256

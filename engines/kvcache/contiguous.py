@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engines.kvcache.accounting import CacheFull, Memory, kv_shape_from
+from workbench_engines.kvcache.accounting import CacheFull, Memory, kv_shape_from
 
 
 class ContiguousCache:

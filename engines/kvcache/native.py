@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.nativelib import check_status, native
+from workbench_engines.nativelib import check_status, native
 
 
 class PagedDecoder:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engines.kvcache.accounting import CacheFull, Memory, kv_shape_from
+from workbench_engines.kvcache.accounting import CacheFull, Memory, kv_shape_from
 
 
 class BlockPool:
@@ -146,7 +146,7 @@ class PagedCache:
         self._write_one: tuple[int, int] | None = None
         self._decoder = None
         if attention == "native":
-            from engines.kvcache.native import PagedDecoder
+            from workbench_engines.kvcache.native import PagedDecoder
 
             # Key/value heads run in parallel, on as many threads as torch uses (the C side
             # stays on one thread for short sequences, where starting threads costs more).

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from engines.kvcache.contiguous import ContiguousCache
-from engines.kvcache.paged import PagedCache
+from workbench_engines.kvcache.contiguous import ContiguousCache
+from workbench_engines.kvcache.paged import PagedCache
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engines import corpus
-from engines.errors import EngineError
-from engines.tokenizers.bpe import BPETokenizer
+from workbench_engines import corpus
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers.bpe import BPETokenizer
 
 END_OF_TEXT = "<|endoftext|>"
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from engines.errors import EngineError
+from workbench_engines.errors import EngineError
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class Curve:
 @cache
 def lesson_data(limit_bytes: int = 1_500_000):
     """The plays encoded with the shipped 2,048-token tokenizer (the first limit_bytes of text)."""
-    from engines.models.data import encode_corpus
-    from engines.models.small_gpt import shipped_tokenizer
+    from workbench_engines.models.data import encode_corpus
+    from workbench_engines.models.small_gpt import shipped_tokenizer
 
     return encode_corpus(shipped_tokenizer(), limit_bytes=limit_bytes)
 
@@ -62,9 +62,9 @@ def run_variants(variants: list[Variant], *, steps: int = 150, batch_size: int =
     """Train each variant for ``steps`` steps and return its loss curve (and the trained model)."""
     import torch
 
-    from engines.models.miniformer import MiniConfig, MiniFormer
-    from engines.models.objectives import objective
-    from engines.models.train import StepReport, TrainConfig, evaluate, train
+    from workbench_engines.models.miniformer import MiniConfig, MiniFormer
+    from workbench_engines.models.objectives import objective
+    from workbench_engines.models.train import StepReport, TrainConfig, evaluate, train
 
     if not variants:
         raise EngineError("no variants to train")
@@ -114,7 +114,7 @@ def expert_histogram(model, data, windows: int = 16, seq_len: int = 64) -> np.nd
     """Tokens the routers send to each expert of each MoE layer over held-out windows: [layers, experts]."""
     import torch
 
-    from engines.moe.layer import MoELayer
+    from workbench_engines.moe.layer import MoELayer
 
     layers = [block.ffn for block in model.blocks if isinstance(block.ffn, MoELayer)]
     if not layers:
@@ -132,7 +132,7 @@ def expert_histogram(model, data, windows: int = 16, seq_len: int = 64) -> np.nd
 def sparse_dense_configs(d_model: int, hidden: int, context: int, n_layers: int, experts: int = 4) -> dict:
     """Three mini-formers for a sparse-against-dense comparison: dense with hidden H; ``experts`` experts
     of hidden H at top-1 (equal active parameters); dense with hidden experts·H (equal total parameters)."""
-    from engines.models.miniformer import MiniConfig
+    from workbench_engines.models.miniformer import MiniConfig
 
     base = {"vocab_size": 2048, "context": context, "d_model": d_model, "n_layers": n_layers, "n_heads": 4}
     return {
@@ -147,8 +147,8 @@ def training_step(config, window) -> Callable[[], tuple[float, object]]:
     and returns (loss, model): what the sparse-against-dense timings race."""
     import torch
 
-    from engines.models.miniformer import MiniFormer
-    from engines.models.objectives import causal_lm
+    from workbench_engines.models.miniformer import MiniFormer
+    from workbench_engines.models.objectives import causal_lm
 
     torch.manual_seed(0)
     model = MiniFormer(config)

@@ -1,7 +1,7 @@
 """A small decoder-only GPT in torch: RoPE, RMSNorm, SwiGLU, optional grouped-query attention.
 
 The Llama recipe at a size a laptop CPU trains in minutes. ``forward(ids,
-cache)`` runs with or without a KV cache (``engines.kvcache``): with one, only
+cache)`` runs with or without a KV cache (``workbench_engines.kvcache``): with one, only
 the new tokens are computed and their keys and values are appended.
 """
 
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.errors import EngineError
-from engines.models.layers import RMSNorm, SwiGLU, apply_rope, rope_tables
+from workbench_engines.errors import EngineError
+from workbench_engines.models.layers import RMSNorm, SwiGLU, apply_rope, rope_tables
 
 
 class ContextTooLong(EngineError, ValueError):
@@ -69,7 +69,7 @@ class GPTConfig:
 
 
 class Cache(Protocol):
-    """What the model needs of a KV cache; engines.kvcache has the implementations."""
+    """What the model needs of a KV cache; workbench_engines.kvcache has the implementations."""
 
     length: int
     """Tokens already stored per sequence."""

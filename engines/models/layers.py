@@ -89,7 +89,7 @@ def rope_tables(dim: int, context: int, base: float = 10000.0) -> tuple[torch.Te
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x [..., seq, dim] in the rotate-half layout, as engines.positional.rope does."""
+    """Rotate x [..., seq, dim] in the rotate-half layout, as workbench_engines.positional.rope does."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.errors import EngineError
-from engines.models.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, apply_rope, rope_tables
-from engines.moe.layer import MoELayer
+from workbench_engines.errors import EngineError
+from workbench_engines.models.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, apply_rope, rope_tables
+from workbench_engines.moe.layer import MoELayer
 
 NORMS = ("layer", "rms")
 PLACEMENTS = ("pre", "post")

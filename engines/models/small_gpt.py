@@ -15,8 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Callable
 
-from engines.errors import EngineError
-from engines.tokenizers.bpe import BPETokenizer
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers.bpe import BPETokenizer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 TOKENIZER_FILE = "shakespeare-2k.wbtok"
@@ -53,8 +53,8 @@ RECIPES: dict[str, Recipe] = {
 
 def train_tokenizer(corpus_path: Path | None = None) -> BPETokenizer:
     """The shared tokenizer: BPE with the GPT-2 split pattern, learned from the corpus."""
-    from engines import corpus
-    from engines.tokenizers.bpe_train import train_bpe
+    from workbench_engines import corpus
+    from workbench_engines.tokenizers.bpe_train import train_bpe
 
     source = Path(corpus_path) if corpus_path is not None else corpus.default_corpus_dir()
     return train_bpe(source, TOKENIZER_VOCAB, pattern="gpt2", name="shakespeare-2k").tokenizer
@@ -62,8 +62,8 @@ def train_tokenizer(corpus_path: Path | None = None) -> BPETokenizer:
 
 @cache
 def shipped_tokenizer() -> BPETokenizer:
-    from engines.nativelib import native_status
-    from engines.tokenizers.formats import load_saved
+    from workbench_engines.nativelib import native_status
+    from workbench_engines.tokenizers.formats import load_saved
 
     return load_saved(WEIGHTS_DIR / TOKENIZER_FILE, "native" if native_status().loaded else "reference")
 
@@ -74,7 +74,7 @@ class Pretrained:
 
     name: str
     model: object
-    """engines.models.gpt.GPT, in eval mode, float32."""
+    """workbench_engines.models.gpt.GPT, in eval mode, float32."""
     tokenizer: BPETokenizer
     meta: dict
 
@@ -92,7 +92,7 @@ def weights_path(name: str, directory: Path | None = None) -> Path:
 def load_weights(path: Path, tokenizer: BPETokenizer, name: str) -> Pretrained:
     import torch
 
-    from engines.models.gpt import GPT, GPTConfig
+    from workbench_engines.models.gpt import GPT, GPTConfig
 
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -143,10 +143,10 @@ def train_recipe(
     """
     import torch
 
-    from engines.models.data import encode_corpus
-    from engines.models.gpt import GPT, GPTConfig
-    from engines.models.train import TrainConfig, evaluate, train
-    from engines.tokenizers.formats import save
+    from workbench_engines.models.data import encode_corpus
+    from workbench_engines.models.gpt import GPT, GPTConfig
+    from workbench_engines.models.train import TrainConfig, evaluate, train
+    from workbench_engines.tokenizers.formats import save
 
     recipe = RECIPES.get(name)
     if recipe is None:

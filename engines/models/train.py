@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.errors import Cancelled, EngineError
-from engines.models.data import TokenData
+from workbench_engines.errors import Cancelled, EngineError
+from workbench_engines.models.data import TokenData
 
 
 @dataclass(frozen=True)

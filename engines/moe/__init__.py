@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.arrays import require_array
-from engines.moe.reference import capacity, load_balancing_loss
+from workbench_engines.arrays import require_array
+from workbench_engines.moe.reference import capacity, load_balancing_loss
 
 BACKENDS = ("reference", "native", "torch")
 
 
 def route(router_logits, k: int, *, noise_std: float = 0.0, rng: np.random.Generator | None = None):
     """(weights [T, k], experts [T, k], probs [T, E]) of top-k gating (see reference.route)."""
-    from engines.moe import reference
+    from workbench_engines.moe import reference
 
     logits = require_array(router_logits, "router_logits")
     if logits.ndim != 2:
@@ -49,16 +49,16 @@ def dispatch(x, experts, n_experts: int, capacity: int, *, backend: str = "refer
     """(buffers [E, C, D], positions [T, k] (-1 = dropped), counts [E])."""
     x, experts = _check(x, experts, n_experts, capacity)
     if backend == "native":
-        from engines.moe import native
+        from workbench_engines.moe import native
 
         return native.dispatch(x, experts, int(n_experts), int(capacity), threads)
     if backend == "torch":
-        from engines.moe import torch_backend
+        from workbench_engines.moe import torch_backend
 
         return torch_backend.dispatch(x, experts, int(n_experts), int(capacity))
     if backend != "reference":
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    from engines.moe import reference
+    from workbench_engines.moe import reference
 
     return reference.dispatch(x, experts, int(n_experts), int(capacity))
 
@@ -76,17 +76,17 @@ def combine(expert_out, positions, experts, weights, *, backend: str = "referenc
         raise ValueError("a position or expert id is outside expert_out")
     weights = weights.astype(np.float32, copy=False)
     if backend == "native":
-        from engines.moe import native
+        from workbench_engines.moe import native
 
         return native.combine(np.ascontiguousarray(expert_out), positions.astype(np.int64), experts.astype(np.int64),
                               weights, threads)
     if backend == "torch":
-        from engines.moe import torch_backend
+        from workbench_engines.moe import torch_backend
 
         return torch_backend.combine(expert_out, positions, experts, weights)
     if backend != "reference":
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    from engines.moe import reference
+    from workbench_engines.moe import reference
 
     return reference.combine(expert_out, positions, experts, weights)
 

@@ -15,9 +15,9 @@ from functools import partial
 
 import numpy as np
 
-from engines import moe
-from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender, torch_threads
+from workbench_engines import moe
+from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.profiling.bench import Case, Contender, torch_threads
 
 
 def _round_trip(x, weights, experts, n_experts, capacity, backend, threads=None):
@@ -57,7 +57,7 @@ def cases(quick: bool = False) -> list[Case]:
 def _training_case(quick: bool) -> Case:
     import torch
 
-    from engines.models.experiments import non_embedding_parameters, sparse_dense_configs, training_step
+    from workbench_engines.models.experiments import non_embedding_parameters, sparse_dense_configs, training_step
 
     batch, length, d, hidden = (4, 32, 32, 64) if quick else (16, 128, 128, 256)
     window = torch.randint(0, 2048, (batch, length + 1), generator=torch.Generator().manual_seed(0))

@@ -5,7 +5,7 @@ gated by a softmax over the chosen logits; every expert takes at most
 capacity = ceil(factor · tokens · k / experts) tokens, first come first
 served in token order, the rest pass through as zero (Switch Transformer,
 Fedus et al., 2022). The layer returns the Switch balancing loss
-E · Σ_e f_e P_e beside its output. This is engines.moe's routing, written in
+E · Σ_e f_e P_e beside its output. This is workbench_engines.moe's routing, written in
 torch so that autograd trains the router and the experts.
 """
 
@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.errors import EngineError
-from engines.models.layers import SwiGLU
+from workbench_engines.errors import EngineError
+from workbench_engines.models.layers import SwiGLU
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.nativelib import check_status, default_threads, native
+from workbench_engines.nativelib import check_status, default_threads, native
 
 
 def dispatch(x: np.ndarray, experts: np.ndarray, n_experts: int, capacity: int, threads: int | None = None):

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from engines.errors import EngineError
+from workbench_engines.errors import EngineError
 
 
 def _positions(n: int) -> np.ndarray:

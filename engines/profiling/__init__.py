@@ -1,6 +1,6 @@
 """Timers, profiles and the side-by-side benchmark runner."""
 
-from engines.profiling.bench import (
+from workbench_engines.profiling.bench import (
     BENCHMARKS,
     BenchmarkSpec,
     Case,
@@ -9,7 +9,7 @@ from engines.profiling.bench import (
     Row,
     run_benchmark,
 )
-from engines.profiling.profile import Profile, Timer, measure, median, peak_memory
+from workbench_engines.profiling.profile import Profile, Timer, measure, median, peak_memory
 
 __all__ = [
     "BENCHMARKS",

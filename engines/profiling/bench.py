@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from engines.profiling.profile import Timer, median, peak_memory
+from workbench_engines.profiling.profile import Timer, median, peak_memory
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done, total, what) called between timed steps."""
@@ -117,38 +117,38 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec(
             "softmax",
             "Row softmax / log-softmax / logsumexp, fp32: native C vs NumPy vs torch",
-            "engines.softmax.bench:cases",
+            "workbench_engines.softmax.bench:cases",
         ),
         BenchmarkSpec(
             "attention",
             "Attention forward, fp32, batch 1, 8 heads, dim 64: native naive and flash vs torch SDPA vs NumPy; "
             "with a GPU also bf16 CUDA flash and naive vs torch SDPA",
-            "engines.attention.bench:cases",
+            "workbench_engines.attention.bench:cases",
         ),
         BenchmarkSpec(
             "attention-gpu",
             "The GPU rows of bench attention alone: bf16 CUDA flash and naive vs torch SDPA (none without a GPU)",
-            "engines.attention.bench:gpu_only_cases",
+            "workbench_engines.attention.bench:gpu_only_cases",
         ),
         BenchmarkSpec(
             "moe",
             "Mixture-of-experts dispatch and combine: native C vs torch index-based vs NumPy",
-            "engines.moe.bench:cases",
+            "workbench_engines.moe.bench:cases",
         ),
         BenchmarkSpec(
             "sampling",
             "Next-token top-p / top-k over a 100k vocabulary: native bucketed selection vs sort-based torch and NumPy",
-            "engines.sampling.bench:cases",
+            "workbench_engines.sampling.bench:cases",
         ),
         BenchmarkSpec(
             "decode",
             "Decoding the shipped GPT: KV cache on/off, paged vs contiguous, KV memory waste, top-p, speculative",
-            "engines.generation.bench:cases",
+            "workbench_engines.generation.bench:cases",
         ),
         BenchmarkSpec(
             "tokenizers",
             "cl100k encode (native vs tiktoken vs HF tokenizers) and BPE training (vs HF, sentencepiece)",
-            "engines.tokenizers.bench:cases",
+            "workbench_engines.tokenizers.bench:cases",
         ),
     ]
 }
@@ -173,7 +173,7 @@ def torch_threads(n: int) -> tuple[Callable[[], None], Callable[[], None]]:
 
 
 def _environment() -> dict[str, Any]:
-    from engines.nativelib import native_status
+    from workbench_engines.nativelib import native_status
 
     status = native_status()
     environment = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.arrays import require_array, require_floating
-from engines.sampling import reference
+from workbench_engines.arrays import require_array, require_floating
+from workbench_engines.sampling import reference
 
 BACKENDS = ("reference", "native", "torch")
 
@@ -41,7 +41,7 @@ def top_k(logits, k: int, *, backend: str = "reference", threads: int | None = N
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if _backend(backend) == "native":
-        from engines.sampling import native
+        from workbench_engines.sampling import native
 
         return native.top_k(logits, int(k), threads)
     if backend == "torch":
@@ -61,7 +61,7 @@ def top_p(logits, p: float, *, temperature: float = 1.0, backend: str = "referen
         raise ValueError(f"top_p must be in (0, 1], got {p}")
     temperature = _temperature(temperature)
     if _backend(backend) == "native":
-        from engines.sampling import native
+        from workbench_engines.sampling import native
 
         return native.top_p(logits, p, temperature, threads)
     if backend == "torch":

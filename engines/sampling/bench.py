@@ -10,9 +10,9 @@ from functools import partial
 
 import numpy as np
 
-from engines import sampling
-from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender, torch_threads
+from workbench_engines import sampling
+from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.profiling.bench import Case, Contender, torch_threads
 
 
 def _same_kept(expected: np.ndarray, got: np.ndarray) -> str | None:

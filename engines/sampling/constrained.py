@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import EngineError
+from workbench_engines.errors import EngineError
 
 
 class ConstraintError(EngineError, ValueError):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.arrays import as_rows_f32
-from engines.nativelib import check_status, default_threads, native
+from workbench_engines.arrays import as_rows_f32
+from workbench_engines.nativelib import check_status, default_threads, native
 
 
 def _call(kernel: str, logits: np.ndarray, threads: int | None, *args) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines import sampling
-from engines.errors import EngineError
-from engines.sampling import reference
+from workbench_engines import sampling
+from workbench_engines.errors import EngineError
+from workbench_engines.sampling import reference
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from engines.arrays import require_array, require_floating
-from engines.profiling.profile import Profile, measure
-from engines.softmax import reference
+from workbench_engines.arrays import require_array, require_floating
+from workbench_engines.profiling.profile import Profile, measure
+from workbench_engines.softmax import reference
 
 BACKENDS = ("reference", "native", "torch")
 OPS = ("softmax", "log_softmax", "logsumexp")
@@ -29,12 +29,12 @@ def _pick(op: str, backend: str, threads: int | None) -> Callable[[np.ndarray], 
     if backend == "reference":
         return getattr(reference, op)
     if backend == "native":
-        from engines.softmax import native
+        from workbench_engines.softmax import native
 
         kernel = getattr(native, op)
         return lambda x: kernel(x, threads=threads)
     if backend == "torch":
-        from engines.softmax import torch_backend
+        from workbench_engines.softmax import torch_backend
 
         return getattr(torch_backend, op)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -6,9 +6,9 @@ from functools import partial
 
 import numpy as np
 
-from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender, torch_threads
-from engines.softmax import FLOPS_PER_ELEMENT, native, reference, torch_backend
+from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.profiling.bench import Case, Contender, torch_threads
+from workbench_engines.softmax import FLOPS_PER_ELEMENT, native, reference, torch_backend
 
 SHAPES = [(1, 100_000), (64, 32_000), (4096, 1024), (2048, 2048)]
 QUICK_SHAPES = [(3, 257)]

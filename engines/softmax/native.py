@@ -1,6 +1,6 @@
 """Softmax, log-softmax and logsumexp through the C kernels in native/src/wb_softmax.c.
 
-Same contract as :mod:`engines.softmax.reference`, restricted to C-contiguous
+Same contract as :mod:`workbench_engines.softmax.reference`, restricted to C-contiguous
 float32 input; everything is checked here before a pointer crosses to C.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.arrays import as_rows_f32
-from engines.nativelib import check_status, default_threads, native
+from workbench_engines.arrays import as_rows_f32
+from workbench_engines.nativelib import check_status, default_threads, native
 
 
 def _threads(threads: int | None) -> int:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.errors import EngineError
-from engines.tokenizers.bpe import BPETokenizer, SpecialTokenError
-from engines.tokenizers.bpe_train import TrainResult, train_bpe
-from engines.tokenizers.formats import (
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers.bpe import BPETokenizer, SpecialTokenError
+from workbench_engines.tokenizers.bpe_train import TrainResult, train_bpe
+from workbench_engines.tokenizers.formats import (
     VocabFileError,
     load_cl100k,
     load_hf_bpe,

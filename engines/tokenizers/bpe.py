@@ -17,10 +17,10 @@ from typing import Literal
 import numpy as np
 import regex
 
-from engines.errors import EngineError
-from engines.nativelib import default_threads
-from engines.tokenizers import pretokenize
-from engines.tokenizers.bpe_reference import bpe_merge
+from workbench_engines.errors import EngineError
+from workbench_engines.nativelib import default_threads
+from workbench_engines.tokenizers import pretokenize
+from workbench_engines.tokenizers.bpe_reference import bpe_merge
 
 SpecialSet = Collection[str] | Literal["all"]
 
@@ -76,7 +76,7 @@ class BPETokenizer:
         self._native_pattern = pretokenize.pattern_name(self.pattern)
         self._native = None
         if self.backend == "native":
-            from engines.tokenizers.bpe_native import NativeBPE
+            from workbench_engines.tokenizers.bpe_native import NativeBPE
 
             by_rank: list[bytes | None] = [None] * (max(self.ranks.values()) + 1)
             for token, rank in self.ranks.items():

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.errors import EngineError
-from engines.nativelib import check_status, native
-from engines.tokenizers.pretokenize import NATIVE_PATTERN_IDS
+from workbench_engines.errors import EngineError
+from workbench_engines.nativelib import check_status, native
+from workbench_engines.tokenizers.pretokenize import NATIVE_PATTERN_IDS
 
 
 class NativeBPE:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engines import corpus
-from engines.errors import Cancelled, EngineError
-from engines.tokenizers import pretokenize
-from engines.tokenizers.bpe import BPETokenizer, _special_regex, to_utf8
+from workbench_engines import corpus
+from workbench_engines.errors import Cancelled, EngineError
+from workbench_engines.tokenizers import pretokenize
+from workbench_engines.tokenizers.bpe import BPETokenizer, _special_regex, to_utf8
 
 Pair = tuple[int, int]
 ProgressFn = Callable[[int, int, str], None]
@@ -147,7 +147,7 @@ def count_pieces(text: str, pattern: str = "cl100k", special_tokens: Iterable[st
 
 class _NativeCounter:
     def __init__(self, pattern: str) -> None:
-        from engines.nativelib import check_status, native
+        from workbench_engines.nativelib import check_status, native
 
         module = native()
         self.ffi, self.lib, self.check = module.ffi, module.lib, check_status

@@ -19,9 +19,9 @@ import json
 from functools import cache
 from pathlib import Path
 
-from engines.errors import EngineError
-from engines.tokenizers.bpe import BPETokenizer
-from engines.tokenizers.pretokenize import GPT2_PATTERN, pattern_name
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers.bpe import BPETokenizer
+from workbench_engines.tokenizers.pretokenize import GPT2_PATTERN, pattern_name
 
 MAGIC = "workbench-bpe 1"
 CL100K_SPECIALS = {

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from engines import corpus
-from engines.tokenizers.bpe import BPETokenizer
-from engines.tokenizers.formats import load_cl100k
-from engines.tokenizers.unigram import Unigram
-from engines.tokenizers.wordpiece import WordPiece, load_minilm, minilm_dir
+from workbench_engines import corpus
+from workbench_engines.tokenizers.bpe import BPETokenizer
+from workbench_engines.tokenizers.formats import load_cl100k
+from workbench_engines.tokenizers.unigram import Unigram
+from workbench_engines.tokenizers.wordpiece import WordPiece, load_minilm, minilm_dir
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,11 @@ def unigram_view(vocab_size: int = 4000) -> TokenizerView:
 @cache
 def shakespeare_bpe(vocab_size: int = 8000) -> BPETokenizer:
     """Byte-level BPE trained here on the default corpus (a fraction of a second natively)."""
-    from engines.tokenizers.bpe_train import train_bpe
+    from workbench_engines.tokenizers.bpe_train import train_bpe
 
     backend = "native"
     try:
-        from engines.nativelib import native
+        from workbench_engines.nativelib import native
 
         native()
     except Exception:  # noqa: BLE001 - without the C build, train on less text in Python
@@ -169,7 +169,7 @@ VIEWS: dict[str, Callable[[], TokenizerView]] = {
 
 
 def _backend() -> str:
-    from engines.nativelib import native_status
+    from workbench_engines.nativelib import native_status
 
     return "native" if native_status().loaded else "reference"
 
@@ -196,8 +196,8 @@ def hf_cl100k():
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-    from engines.tokenizers.formats import _cl100k_ranks, bytes_to_unicode
-    from engines.tokenizers.pretokenize import CL100K_PATTERN
+    from workbench_engines.tokenizers.formats import _cl100k_ranks, bytes_to_unicode
+    from workbench_engines.tokenizers.pretokenize import CL100K_PATTERN
 
     ranks = _cl100k_ranks()
     spell = bytes_to_unicode()

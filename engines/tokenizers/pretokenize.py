@@ -19,8 +19,8 @@ from functools import cache
 import numpy as np
 import regex
 
-from engines.errors import EngineError
-from engines.nativelib import check_status, native
+from workbench_engines.errors import EngineError
+from workbench_engines.nativelib import check_status, native
 
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 CL100K_PATTERN = (

@@ -21,8 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from engines.errors import EngineError
-from engines.tokenizers.bpe_train import TrainingCancelled
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers.bpe_train import TrainingCancelled
 
 SPACE = "\u2581"
 UNK_PENALTY = 10.0  # sentencepiece's kUnkPenalty: unknown scores min_score - 10

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import regex
 
-from engines.errors import EngineError
-from engines.tokenizers import bert_unicode_lag
+from workbench_engines.errors import EngineError
+from workbench_engines.tokenizers import bert_unicode_lag
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

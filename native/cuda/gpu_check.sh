@@ -21,7 +21,7 @@ out="${OUT:-/tmp/wb-gpu-check}"
 mkdir -p "$out"
 
 nvidia-smi --query-gpu=name,compute_cap,clocks.sm,clocks.max.sm,memory.total --format=csv
-python3 -c "from engines.cudalib import cuda_status; print(cuda_status())"
+python3 -c "from workbench_engines.cudalib import cuda_status; print(cuda_status())"
 grep -E "Compiling entry|registers|spill" "$WB_CUDA_CACHE"/*/build.log | sed 's/ptxas info *: //' | tee "$out/ptxas.txt"
 status=0
 python3 -m pytest -q -p no:cacheprovider tests/test_attention_cuda.py > "$out/tests.txt" 2>&1 || status=$?

@@ -32,9 +32,9 @@ def ranges(points: list[int]) -> list[tuple[int, int]]:
 def main() -> int:
     import tokenizers
 
-    from engines.tokenizers import wordpiece
-    from engines.tokenizers.peers import hf_minilm
-    from engines.tokenizers.wordpiece import normalize, pre_tokenize
+    from workbench_engines.tokenizers import wordpiece
+    from workbench_engines.tokenizers.peers import hf_minilm
+    from workbench_engines.tokenizers.wordpiece import normalize, pre_tokenize
 
     # Compare HF with plain unicodedata, not with the previous exceptions.
     wordpiece._PLAIN = wordpiece._PUNCTUATION = wordpiece._MARKS = frozenset()

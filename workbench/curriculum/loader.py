@@ -49,7 +49,7 @@ class _Problem(Exception):
 
 def default_root() -> Traversable:
     """The lessons shipped inside the installed ``lessons`` package."""
-    return files("lessons")
+    return files("workbench_lessons")
 
 
 def load_curriculum(root: Traversable | None = None) -> Curriculum:

@@ -24,11 +24,11 @@ class Exercise:
 
     @property
     def starter(self) -> Path:
-        return Path(str(files("lessons") / "exercises" / self.file_name))
+        return Path(str(files("workbench_lessons") / "exercises" / self.file_name))
 
     @property
     def solution(self) -> Path:
-        return Path(str(files("lessons") / "exercises" / "solutions" / f"{self.id}.py"))
+        return Path(str(files("workbench_lessons") / "exercises" / "solutions" / f"{self.id}.py"))
 
 
 EXERCISES: dict[str, Exercise] = {

@@ -151,7 +151,7 @@ def _torch(fn_name: str):
 
 def _native(name: str):
     def run(x):
-        from engines.softmax import native
+        from workbench_engines.softmax import native
 
         return getattr(native, name)(x, threads=1)
 
@@ -159,7 +159,7 @@ def _native(name: str):
 
 
 def _softmax_peers() -> dict[str, Callable[..., Any]]:
-    from engines.nativelib import native_status
+    from workbench_engines.nativelib import native_status
 
     peers: dict[str, Callable[..., Any]] = {"torch": _torch("softmax")}
     if native_status().loaded:
@@ -168,7 +168,7 @@ def _softmax_peers() -> dict[str, Callable[..., Any]]:
 
 
 def _logsumexp_peers() -> dict[str, Callable[..., Any]]:
-    from engines.nativelib import native_status
+    from workbench_engines.nativelib import native_status
 
     peers: dict[str, Callable[..., Any]] = {"torch": _torch("logsumexp")}
     if native_status().loaded:
@@ -182,13 +182,13 @@ def _words(rng: np.random.Generator, n: int, alphabet: int = 6, longest: int = 9
 
 @cache
 def _corpus_head() -> str:
-    from engines.corpus import read_text
+    from workbench_engines.corpus import read_text
 
     return read_text(limit=400_000)
 
 
 def _corpus_pieces(rng: np.random.Generator, n: int) -> list[bytes]:
-    from engines.tokenizers.pretokenize import split
+    from workbench_engines.tokenizers.pretokenize import split
 
     text = _corpus_head()
     start = int(rng.integers(0, len(text) - 20_000))
@@ -197,7 +197,7 @@ def _corpus_pieces(rng: np.random.Generator, n: int) -> list[bytes]:
 
 
 def _cl100k_ranks() -> dict[bytes, int]:
-    from engines.tokenizers.formats import _cl100k_ranks
+    from workbench_engines.tokenizers.formats import _cl100k_ranks
 
     return _cl100k_ranks()
 
@@ -230,11 +230,11 @@ def _over_pieces(fn: Callable[[bytes, dict], list[int]]):
 
 
 def _bpe_native_peer() -> dict[str, Callable[..., Any]]:
-    from engines.nativelib import native_status
+    from workbench_engines.nativelib import native_status
 
     if not native_status().loaded:
         return {}
-    from engines.tokenizers.formats import load_cl100k
+    from workbench_engines.tokenizers.formats import load_cl100k
 
     encoder = load_cl100k("native")._native
 
@@ -318,8 +318,8 @@ def _sdpa(q, k, v, mask=None):
 
 def _attention_peers() -> dict[str, Callable[..., Any]]:
     """The project's own kernels on the race input (which has no mask)."""
-    from engines.attention import attention
-    from engines.nativelib import native_status
+    from workbench_engines.attention import attention
+    from workbench_engines.nativelib import native_status
 
     peers: dict[str, Callable[..., Any]] = {"engines NumPy": lambda q, k, v, mask=None: attention(q, k, v)}
     if native_status().loaded:
@@ -451,31 +451,31 @@ def _torch_moe(router_logits, k):
 # ---- the right answers, from the engines --------------------------------------
 
 def _softmax(x):
-    from engines.softmax.reference import softmax
+    from workbench_engines.softmax.reference import softmax
 
     return softmax(x)
 
 
 def _logsumexp(x):
-    from engines.softmax.reference import logsumexp
+    from workbench_engines.softmax.reference import logsumexp
 
     return logsumexp(x)
 
 
 def _count_pairs(words, counts):
-    from engines.tokenizers.bpe_train import pair_counts
+    from workbench_engines.tokenizers.bpe_train import pair_counts
 
     return dict(pair_counts(words, counts))
 
 
 def _merge_pair(symbols, pair, new_id):
-    from engines.tokenizers.bpe_train import merge_pair
+    from workbench_engines.tokenizers.bpe_train import merge_pair
 
     return merge_pair(symbols, tuple(pair), new_id)
 
 
 def _bpe_encode(piece, ranks):
-    from engines.tokenizers.bpe_reference import bpe_merge
+    from workbench_engines.tokenizers.bpe_reference import bpe_merge
 
     return bpe_merge(piece, ranks)
 
@@ -484,7 +484,7 @@ _WORDPIECE: list[tuple[Any, str, int, Any]] = []
 
 
 def _wordpiece(word, vocab, unk="[UNK]", max_chars=100):
-    from engines.tokenizers.wordpiece import WordPiece
+    from workbench_engines.tokenizers.wordpiece import WordPiece
 
     # Build one model per vocabulary object (the race calls this 20,000 times
     # with the same set); holding the set itself keeps identity checks sound.
@@ -496,7 +496,7 @@ def _wordpiece(word, vocab, unk="[UNK]", max_chars=100):
 
 
 def _causal_mask(n):
-    from engines.attention.reference import allowed_mask
+    from workbench_engines.attention.reference import allowed_mask
 
     return allowed_mask(n, n, causal=True, window=None)
 
@@ -507,19 +507,19 @@ def _attention(q, k, v, mask=None):
 
 
 def _rope(x, positions, base=10000.0):
-    from engines.positional import rope
+    from workbench_engines.positional import rope
 
     return rope(x, positions, base)
 
 
 def _top_k(logits, k):
-    from engines.sampling.reference import top_k
+    from workbench_engines.sampling.reference import top_k
 
     return top_k(logits, k)
 
 
 def _top_p(logits, p):
-    from engines.sampling.reference import top_p
+    from workbench_engines.sampling.reference import top_p
 
     return top_p(logits, p)
 
@@ -534,7 +534,7 @@ def _kv_expected(cache_k, cache_v, length, k_new, v_new):
 
 
 def _moe_router(router_logits, k):
-    from engines.moe.reference import route
+    from workbench_engines.moe.reference import route
 
     weights, experts, _ = route(router_logits, k)
     return weights.astype(router_logits.dtype), experts

@@ -67,7 +67,7 @@ class HeadsLab(Lab):
     def _analyse(self, text: str) -> None:
 
         def work(progress: Progress):
-            from engines.models.minilm import load
+            from workbench_engines.models.minilm import load
 
             progress(0.1, "loading all-MiniLM-L6-v2")
             model = load()
@@ -130,7 +130,7 @@ class ByHandLab(Lab):
         self.redraw()
 
     def redraw(self) -> None:
-        from engines.attention import attention
+        from workbench_engines.attention import attention
 
         p = self.params
         keys = np.asarray(p["keys"], dtype=np.float64).reshape(-1, len(p["query"]))
@@ -151,7 +151,7 @@ class ByHandLab(Lab):
         for i, label in enumerate(labels):
             table.add_row(label, str(np.round(keys[i], 2).tolist()), f"{scores[i]:.3f}", f"{scaled[i]:.3f}",
                           f"{weights[i]:.3f}", str(np.round(values[i], 2).tolist()))
-        table.caption = (f"output = Σ weight·v = {np.round(out, 3).tolist()}   (engines.attention: "
+        table.caption = (f"output = Σ weight·v = {np.round(out, 3).tolist()}   (workbench_engines.attention: "
                          f"{np.round(engine, 3).tolist()})")
         self.query_one(".readout", Static).update(table)
 
@@ -195,7 +195,7 @@ class FlashRaceLab(Lab):
 
 def flash_race(seqs: list[int], causal: bool, progress: Progress) -> list[tuple[str, int, float, float | None]]:
     """(contender, seq, median seconds of 3, peak bytes or None) on the same random q, k, v."""
-    from engines.nativelib import native_status
+    from workbench_engines.nativelib import native_status
 
     contenders: list[tuple[str, dict, bool]] = [("torch SDPA", {"backend": "torch"}, False)]
     if native_status().loaded:
@@ -220,8 +220,8 @@ def flash_race(seqs: list[int], causal: bool, progress: Progress) -> list[tuple[
 def _race_all(seqs, causal, contenders, rng, rows, steps, progress) -> None:
     import time
 
-    from engines.attention import attention
-    from engines.profiling.profile import peak_memory
+    from workbench_engines.attention import attention
+    from workbench_engines.profiling.profile import peak_memory
 
     for s_index, seq in enumerate(seqs):
         q, k, v = (rng.standard_normal((1, 8, seq, 64)).astype(np.float32) for _ in range(3))
@@ -287,8 +287,8 @@ class MaskLab(Lab):
         self.redraw()
 
     def redraw(self) -> None:
-        from engines.attention import attention
-        from engines.attention.reference import allowed_mask
+        from workbench_engines.attention import attention
+        from workbench_engines.attention.reference import allowed_mask
 
         n = self.params["seq"]
         window = self.window or None
@@ -346,8 +346,8 @@ def grouped_heads_race(params: dict[str, Any], progress: Progress) -> list[tuple
     """(kv heads, median seconds of one decode step, KV cache MiB) for kv heads dividing the query heads."""
     import time
 
-    from engines.attention import attention
-    from engines.nativelib import native_status
+    from workbench_engines.attention import attention
+    from workbench_engines.nativelib import native_status
 
     heads, cache = params["heads"], params["cache"]
     backend = "native" if native_status().loaded else "reference"

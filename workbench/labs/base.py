@@ -18,7 +18,7 @@ from textual.css.query import NoMatches
 from textual.widgets import ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engines.errors import Cancelled
+from workbench_engines.errors import Cancelled
 from workbench.labs.registry import LabSpec
 
 

@@ -72,7 +72,7 @@ class NormsLab(Lab):
     def outputs_at(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        from engines.models.layers import LayerNorm, RMSNorm
+        from workbench_engines.models.layers import LayerNorm, RMSNorm
 
         t = torch.tensor(x)[None]
         with torch.no_grad():
@@ -103,7 +103,7 @@ class ActivationCurvesLab(Lab):
     def redraw(self) -> None:
         import torch
 
-        from engines.models.layers import gelu, silu
+        from workbench_engines.models.layers import gelu, silu
 
         x = torch.linspace(-self.span, self.span, 161, dtype=torch.float64)
         curves = {"GELU": gelu(x), "GELU tanh": gelu(x, "tanh"), "ReLU": torch.relu(x), "SiLU": silu(x)}
@@ -156,7 +156,7 @@ TRAINING_PRESETS: dict[str, list[dict]] = {
 
 
 def variants_of(preset: str):
-    from engines.models.experiments import Variant
+    from workbench_engines.models.experiments import Variant
 
     return [Variant(v["name"], {"d_model": 64, "n_heads": 4, "hidden": 176, **v["model"]}, v.get("objective", "causal"),
                     v.get("train", {}), v.get("balance", 0.01)) for v in TRAINING_PRESETS[preset]]
@@ -178,7 +178,7 @@ class TrainCompareLab(Lab):
         variants = variants_of(preset)
 
         def work(progress: Progress):
-            from engines.models.experiments import lesson_data, run_variants
+            from workbench_engines.models.experiments import lesson_data, run_variants
 
             progress(0.02, "encoding the plays")
             data = lesson_data()
@@ -198,7 +198,7 @@ class TrainCompareLab(Lab):
 
     def _extras(self, preset: str, curves, data):
         """What the readout adds beyond the curves: samples, or expert histograms."""
-        from engines.models.experiments import expert_histogram
+        from workbench_engines.models.experiments import expert_histogram
 
         if preset == "objectives":
             return _objective_samples(curves)
@@ -249,7 +249,7 @@ def _objective_samples(curves) -> list[tuple[str, str]]:
     """A continuation from the causal and prefix models, a fill-in from the masked one."""
     import torch
 
-    from engines.models.small_gpt import shipped_tokenizer
+    from workbench_engines.models.small_gpt import shipped_tokenizer
 
     tokenizer = shipped_tokenizer()
     prompt = tokenizer.encode_ordinary("**HAMLET**  \nTo be, or not to be, that is the")
@@ -296,7 +296,7 @@ class ResidualStatsLab(Lab):
     def on_mount(self) -> None:
         import torch
 
-        from engines.models.miniformer import MiniConfig, MiniFormer
+        from workbench_engines.models.miniformer import MiniConfig, MiniFormer
 
         for placement in ("pre", "post"):
             torch.manual_seed(0)
@@ -307,7 +307,7 @@ class ResidualStatsLab(Lab):
     def hidden_states(self) -> dict[str, list[np.ndarray]]:
         import torch
 
-        from engines.models.small_gpt import shipped_tokenizer
+        from workbench_engines.models.small_gpt import shipped_tokenizer
 
         ids = shipped_tokenizer().encode_ordinary(unescape(self.params["text"]))[:64]
         out = {}
@@ -329,9 +329,9 @@ class ResidualStatsLab(Lab):
         steps = self.params["steps"]
 
         def work(progress: Progress):
-            from engines.models.experiments import lesson_data
-            from engines.models.objectives import objective
-            from engines.models.train import TrainConfig, train
+            from workbench_engines.models.experiments import lesson_data
+            from workbench_engines.models.objectives import objective
+            from workbench_engines.models.train import TrainConfig, train
 
             data = lesson_data()
             for i, model in enumerate(self.models.values()):
@@ -387,7 +387,7 @@ class ScalingLab(Lab):
         steps = self.params["steps"]
 
         def work(progress: Progress):
-            from engines.models.experiments import Variant, fit_power_law, lesson_data, run_variants
+            from workbench_engines.models.experiments import Variant, fit_power_law, lesson_data, run_variants
 
             data = lesson_data()
             variants = [Variant(name, {"n_heads": 4, **size}) for name, size in self.SIZES.items()]
@@ -467,7 +467,7 @@ class RouterLab(Lab):
         steps = self.params["steps"]
 
         def work(progress: Progress):
-            from engines.models.experiments import Variant, run_variants
+            from workbench_engines.models.experiments import Variant, run_variants
 
             variant = Variant("2 experts", {"d_model": 64, "n_heads": 4, "hidden": 176, "ffn": "moe", "n_experts": 2,
                                             "top_k": 1, "n_layers": 2}, balance=0.05)
@@ -487,7 +487,7 @@ class RouterLab(Lab):
             return
         import torch
 
-        from engines.models.small_gpt import shipped_tokenizer
+        from workbench_engines.models.small_gpt import shipped_tokenizer
 
         tokenizer = shipped_tokenizer()
         ids = tokenizer.encode_ordinary(unescape(self.query_one(Input).value))[:64] or [0]
@@ -528,7 +528,7 @@ class SparseDenseLab(Lab):
 
             import torch
 
-            from engines.models.experiments import non_embedding_parameters, sparse_dense_configs, training_step
+            from workbench_engines.models.experiments import non_embedding_parameters, sparse_dense_configs, training_step
 
             window = torch.randint(0, 2048, (16, 65), generator=torch.Generator().manual_seed(0))
             configs = sparse_dense_configs(64, 128, 64, n_layers=2)

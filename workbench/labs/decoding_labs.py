@@ -23,8 +23,8 @@ from workbench.typed import unescape
 
 
 def load_target(progress: Progress | None = None):
-    """The shipped target model (engines.models.small_gpt), loaded once per process."""
-    from engines.models import small_gpt
+    """The shipped target model (workbench_engines.models.small_gpt), loaded once per process."""
+    from workbench_engines.models import small_gpt
 
     if progress is not None:
         progress(0.05, "loading the small GPT")
@@ -89,7 +89,7 @@ class GenerateLab(Lab):
         self.status(f"temperature {self.temperature:.1f} for the next sample (s)")
 
     def action_run(self, sampled: int) -> None:
-        from engines.sampling.settings import GREEDY, Sampler
+        from workbench_engines.sampling.settings import GREEDY, Sampler
 
         prompt = unescape(self.query_one(Input).value)
         sampler = Sampler(temperature=self.temperature) if sampled else GREEDY
@@ -97,7 +97,7 @@ class GenerateLab(Lab):
         seed, count = self.seed, self.params["tokens"]
 
         def work(progress: Progress):
-            from engines.generation import generate
+            from workbench_engines.generation import generate
 
             pretrained = load_target(progress)
             ids = prompt_ids(pretrained.tokenizer, prompt)
@@ -144,7 +144,7 @@ class SamplerLab(Lab):
 
     def __init__(self, spec, params: dict[str, Any]) -> None:
         super().__init__(spec, params)
-        from engines.sampling.settings import Sampler
+        from workbench_engines.sampling.settings import Sampler
 
         self.sampler = Sampler(temperature=params["temperature"])
         self.logits: np.ndarray | None = None
@@ -167,7 +167,7 @@ class SamplerLab(Lab):
         text = unescape(prompt)
 
         def work(progress: Progress):
-            from engines.generation import next_token_logits
+            from workbench_engines.generation import next_token_logits
 
             pretrained = load_target(progress)
             ids = prompt_ids(pretrained.tokenizer, text)
@@ -191,7 +191,7 @@ class SamplerLab(Lab):
         self.redraw()
 
     def action_reset(self) -> None:
-        from engines.sampling.settings import Sampler
+        from workbench_engines.sampling.settings import Sampler
 
         self.sampler = Sampler(temperature=1.0)
         self.samples = []
@@ -200,7 +200,7 @@ class SamplerLab(Lab):
     def action_samples(self) -> None:
         if self.logits is None:
             return
-        from engines.generation import generate
+        from workbench_engines.generation import generate
 
         self.seed += 1
         sampler, ids, seed = self.sampler, self.ids, self.seed
@@ -221,14 +221,14 @@ class SamplerLab(Lab):
 
     def distribution(self) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities at temperature 1, probabilities after the knobs)."""
-        from engines.sampling.reference import softmax
+        from workbench_engines.sampling.reference import softmax
 
         return softmax(self.logits), self.sampler.distribution(self.logits)
 
     def redraw(self) -> None:
         if self.logits is None:
             return
-        from engines.sampling.settings import entropy_bits
+        from workbench_engines.sampling.settings import entropy_bits
 
         raw, after = self.distribution()
         tokenizer = self.pretrained.tokenizer
@@ -271,8 +271,8 @@ class EntropySweepLab(Lab):
         prompt, samples, tokens = unescape(self.params["prompt"]), self.params["samples"], self.params["tokens"]
 
         def work(progress: Progress):
-            from engines.generation import generate
-            from engines.sampling.settings import Sampler, entropy_bits
+            from workbench_engines.generation import generate
+            from workbench_engines.sampling.settings import Sampler, entropy_bits
 
             pretrained = load_target(progress)
             ids = pretrained.tokenizer.encode_ordinary(prompt)
@@ -344,8 +344,8 @@ class BeamLab(Lab):
         prompt, width, alpha, tokens = unescape(self.query_one(Input).value), self.width, self.alpha, self.params["tokens"]
 
         def work(progress: Progress):
-            from engines.generation import beam_search, generate
-            from engines.generation.beam import Hypothesis
+            from workbench_engines.generation import beam_search, generate
+            from workbench_engines.generation.beam import Hypothesis
 
             pretrained = load_target(progress)
             tokenizer = pretrained.tokenizer
@@ -426,7 +426,7 @@ class ConstrainedLab(Lab):
     def _show_schema(self) -> None:
         import json
 
-        from engines.sampling.constrained import schema_regex
+        from workbench_engines.sampling.constrained import schema_regex
 
         name, schema = SCHEMAS[self.schema_index]
         self.query_one(".schema", Static).update(Text(
@@ -441,8 +441,8 @@ class ConstrainedLab(Lab):
         schema, seed, prompt = SCHEMAS[self.schema_index][1], self.seed, unescape(self.params["prompt"])
 
         def work(progress: Progress):
-            from engines.generation import generate, generate_json
-            from engines.sampling.settings import Sampler
+            from workbench_engines.generation import generate, generate_json
+            from workbench_engines.sampling.settings import Sampler
 
             pretrained = load_target(progress)
             tokenizer = pretrained.tokenizer

@@ -34,7 +34,7 @@ class CacheSpeedupLab(Lab):
         lengths = [int(n) for n in self.params["lengths"]]
 
         def work(progress: Progress):
-            from engines.generation import generate
+            from workbench_engines.generation import generate
 
             pretrained = load_target(progress)
             ids = pretrained.tokenizer.encode_ordinary(PROMPT)
@@ -96,7 +96,7 @@ class CacheMemoryLab(Lab):
         self.redraw()
 
     def redraw(self) -> None:
-        from engines.kvcache import REAL_MODELS
+        from workbench_engines.kvcache import REAL_MODELS
 
         models = [REAL_MODELS[name] for name in self.params["models"]]
         lengths = [2**i for i in range(8, 16)]
@@ -156,7 +156,7 @@ class PagedLab(Lab):
         def work(progress: Progress):
             import torch
 
-            from engines.kvcache import PagedCache
+            from workbench_engines.kvcache import PagedCache
 
             pretrained = load_target(progress)
             if self.cache is None:
@@ -235,9 +235,9 @@ class SpeculativeLab(Lab):
         sampled, tokens, ks = self.sampled, self.params["tokens"], [int(k) for k in self.params["ks"]]
 
         def work(progress: Progress):
-            from engines.generation import generate, speculative_generate
-            from engines.models import small_gpt
-            from engines.sampling.settings import GREEDY, Sampler
+            from workbench_engines.generation import generate, speculative_generate
+            from workbench_engines.models import small_gpt
+            from workbench_engines.sampling.settings import GREEDY, Sampler
 
             target = load_target(progress)
             draft = small_gpt.load("draft")

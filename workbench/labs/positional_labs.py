@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from engines.attention import attention
-from engines.positional import alibi_bias, rope, sinusoidal
+from workbench_engines.attention import attention
+from workbench_engines.positional import alibi_bias, rope, sinusoidal
 from workbench.labs.base import Lab
 
 

@@ -11,9 +11,9 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from engines import native_status
-from engines.profiling import Profile
-from engines.softmax import entropy_bits, profile, reference, softmax, with_temperature
+from workbench_engines import native_status
+from workbench_engines.profiling import Profile
+from workbench_engines.softmax import entropy_bits, profile, reference, softmax, with_temperature
 from workbench.labs.base import Lab, Progress
 from workbench.widgets.profile_panel import ProfilePanel
 

@@ -18,12 +18,12 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
-from engines import corpus
-from engines.nativelib import native_status
-from engines.tokenizers import pretokenize
-from engines.tokenizers.bpe import BPETokenizer
-from engines.tokenizers.bpe_reference import bpe_merge_steps
-from engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
+from workbench_engines import corpus
+from workbench_engines.nativelib import native_status
+from workbench_engines.tokenizers import pretokenize
+from workbench_engines.tokenizers.bpe import BPETokenizer
+from workbench_engines.tokenizers.bpe_reference import bpe_merge_steps
+from workbench_engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
 from workbench.typed import unescape
 from workbench.labs.base import Lab, Progress
 from workbench.widgets.token_strip import id_line, token_strip, visible
@@ -129,7 +129,7 @@ _CL100K: list[BPETokenizer] = []
 
 def _cl100k() -> BPETokenizer:
     if not _CL100K:
-        from engines.tokenizers.formats import load_cl100k
+        from workbench_engines.tokenizers.formats import load_cl100k
 
         _CL100K.append(load_cl100k(_backend()))
     return _CL100K[0]
@@ -139,7 +139,7 @@ class WordPieceLab(TextLab):
     """BERT's pipeline step by step: normalised text, words, then ## pieces, beside HF tokenizers."""
 
     def on_mount(self) -> None:
-        from engines.tokenizers.wordpiece import load_minilm
+        from workbench_engines.tokenizers.wordpiece import load_minilm
 
         try:
             self.model = load_minilm()
@@ -152,7 +152,7 @@ class WordPieceLab(TextLab):
     def redraw(self) -> None:
         if getattr(self, "model", None) is None:
             return
-        from engines.tokenizers.wordpiece import normalize, pre_tokenize
+        from workbench_engines.tokenizers.wordpiece import normalize, pre_tokenize
 
         text = self.text
         normal = normalize(text)
@@ -168,7 +168,7 @@ class WordPieceLab(TextLab):
         out.append(token_strip(tokens))
         out.append(f"\nids: {id_line(tokens)}\n")
         try:
-            from engines.tokenizers.peers import hf_minilm
+            from workbench_engines.tokenizers.peers import hf_minilm
 
             theirs = hf_minilm().encode(text, add_special_tokens=False).tokens
             verdict = "same pieces" if theirs == pieces else f"DIFFERENT: {theirs}"
@@ -277,7 +277,7 @@ class VocabSweepLab(Lab):
 
 def sweep(params: dict[str, Any], progress: Progress) -> list[tuple[int, float]]:
     """Tokens per 1,000 held-out bytes for each vocabulary size (prefixes of one training run)."""
-    from engines.tokenizers.bpe_train import train_bpe
+    from workbench_engines.tokenizers.bpe_train import train_bpe
 
     text = _corpus_source(params)
     cut = int(len(text) * 0.9)
@@ -327,7 +327,7 @@ class BPETrainerLab(Lab):
         def work(progress: Progress):
             from pathlib import Path
 
-            from engines.tokenizers.bpe_train import train_bpe
+            from workbench_engines.tokenizers.bpe_train import train_bpe
 
             progress(0.0, "reading the corpus")
             # The whole corpus is streamed from disk; a slice is read into memory.
@@ -411,8 +411,8 @@ class UnigramLab(TextLab):
         def work(progress: Progress):
             from textual.worker import get_current_worker
 
-            from engines.tokenizers.peers import unigram_view
-            from engines.tokenizers.unigram import SHRINK, train_unigram
+            from workbench_engines.tokenizers.peers import unigram_view
+            from workbench_engines.tokenizers.unigram import SHRINK, train_unigram
 
             worker = get_current_worker()
             text = _corpus_source(params)

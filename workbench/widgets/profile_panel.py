@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from textual.widgets import Static
 
-from engines.profiling import Profile
+from workbench_engines.profiling import Profile
 
 
 def _mib(value: int | None) -> str:

@@ -6,7 +6,7 @@ import os
 
 from rich.text import Text
 
-from engines.tokenizers.peers import Token
+from workbench_engines.tokenizers.peers import Token
 
 # Background colours far enough apart to tell neighbours apart in 256 colours.
 PALETTE = ("on #3b4a6b", "on #5b3f5e", "on #2f5d50", "on #6b5a2f", "on #4a3b6b", "on #2f4f5d")
