@@ -6,8 +6,12 @@ reports, into ``$WB_CUDA_CACHE`` or the user cache directory
 nvcc's version and the capability; a build is written to a temporary name and
 renamed, so two processes building at once both end with a whole library.
 It is loaded with cffi's ABI mode (``ffi.dlopen``) and takes device pointers
-from torch tensors. Like the C kernels, nothing falls back silently: asking
-for it where it can't load raises :class:`CudaUnavailable` with the reason.
+from torch tensors. native/src/wb_status.c is compiled in beside the .cu
+file and native/include is on the include path, so the library returns the
+CPU kernels' status codes with the same messages and shares their kernel
+enum; its cdef is those headers, stripped as the CPU build strips them.
+Like the C kernels, nothing falls back silently: asking for it where it
+can't load raises :class:`CudaUnavailable` with the reason.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from pathlib import Path
 
 from workbench_engines.errors import NativeKernelError, NativeUnavailable
 
-SOURCE_DIR = Path(__file__).resolve().parent.parent / "native" / "cuda"
-SOURCES = ("wb_attention.cu",)
-HEADER = "wb_attention_cuda.h"
+NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
+SOURCE_DIR = NATIVE_DIR / "cuda"
+INCLUDE_DIR = NATIVE_DIR / "include"
+SOURCES = (SOURCE_DIR / "wb_attention.cu", NATIVE_DIR / "src" / "wb_status.c")
+# The cdef, in order: status codes, the kernel enum (wb_attention.h's CPU
+# functions come along but are not in this library), the CUDA entry points.
+HEADERS = (INCLUDE_DIR / "wb_status.h", INCLUDE_DIR / "wb_attention.h", SOURCE_DIR / "wb_attention_cuda.h")
 # -Xptxas -v writes registers, shared memory and spills per kernel into the build log.
 NVCC_FLAGS = ("-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-Xptxas", "-v", "-lineinfo")
 MIN_CAPABILITY = (8, 0)  # mma.sync with bf16 and cp.async
@@ -69,8 +77,8 @@ def cache_dir() -> Path:
 
 
 def cdef_text() -> str:
-    """The header's declarations without preprocessor lines, for ``ffi.cdef``."""
-    lines = (SOURCE_DIR / HEADER).read_text().splitlines()
+    """The headers' declarations without preprocessor lines, for ``ffi.cdef``."""
+    lines = [line for header in HEADERS for line in header.read_text().splitlines()]
     return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
 
 
@@ -92,10 +100,11 @@ def build(capability: tuple[int, int], nvcc: Path | None = None) -> Path:
         raise CudaUnavailable("nvcc not found: install the CUDA toolkit or set CUDA_HOME")
     arch = f"{capability[0]}{capability[1]}"
     # Hopper's wgmma-era features need the "a" target; the kernels use only mma.sync, so plain sm_90 is enough.
-    flags = [*NVCC_FLAGS, f"-gencode=arch=compute_{arch},code=sm_{arch}", f"-I{SOURCE_DIR}"]
+    flags = [*NVCC_FLAGS, f"-gencode=arch=compute_{arch},code=sm_{arch}", f"-I{SOURCE_DIR}", f"-I{INCLUDE_DIR}",
+             f'-DWB_BUILD_INFO="nvcc sm_{arch}"']  # what wb_status_build_info() answers
     digest = hashlib.sha256()
-    for name in (*SOURCES, HEADER):
-        digest.update((SOURCE_DIR / name).read_bytes())
+    for path in (*SOURCES, *HEADERS):
+        digest.update(path.read_bytes())
     digest.update(" ".join(flags).encode())
     digest.update(_nvcc_version(nvcc).encode())
     target_dir = cache_dir() / f"sm{arch}-{digest.hexdigest()[:16]}"
@@ -106,7 +115,7 @@ def build(capability: tuple[int, int], nvcc: Path | None = None) -> Path:
     with tempfile.NamedTemporaryFile(dir=target_dir, suffix=".so", delete=False) as tmp:
         partial = Path(tmp.name)
     try:
-        cmd = [str(nvcc), *flags, "-o", str(partial), *(str(SOURCE_DIR / name) for name in SOURCES)]
+        cmd = [str(nvcc), *flags, "-o", str(partial), *map(str, SOURCES)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         (target_dir / "build.log").write_text(" ".join(cmd) + "\n" + out.stdout + out.stderr)
         if out.returncode != 0:
@@ -139,7 +148,8 @@ def _load():
     count = ffi.new("int *")
     status = lib.wb_cuda_device_count(count)
     if status != 0 or count[0] < 1:
-        raise CudaUnavailable(f"the CUDA runtime found no device: {ffi.string(lib.wb_cuda_message(status)).decode()}")
+        message = ffi.string(lib.wb_cuda_status_message(status)).decode()
+        raise CudaUnavailable(f"the CUDA runtime found no device: {message}")
     return ffi, lib, library, torch.cuda.get_device_name()
 
 
@@ -162,4 +172,4 @@ def check_cuda_status(function: str, status: int) -> None:
     """Raise NativeKernelError for a non-zero status from the CUDA library."""
     if status != 0:
         ffi, lib = cuda_library()
-        raise NativeKernelError(function, status, ffi.string(lib.wb_cuda_message(status)).decode())
+        raise NativeKernelError(function, status, ffi.string(lib.wb_cuda_status_message(status)).decode())

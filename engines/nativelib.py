@@ -43,7 +43,7 @@ def native_status() -> NativeStatus:
     module, error = _load()
     if module is None:
         return NativeStatus(loaded=False, build_info="", error=error, path=None)
-    info = module.ffi.string(module.lib.wb_build_info()).decode()
+    info = module.ffi.string(module.lib.wb_status_build_info()).decode()
     return NativeStatus(loaded=True, build_info=info, error=None, path=module.__file__)
 
 

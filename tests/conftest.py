@@ -1,10 +1,14 @@
-"""Shared fixtures: an isolated data directory for every test, colour on for snapshots."""
+"""Shared fixtures: an isolated data directory for every test, colour on for snapshots, labs in the app."""
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import zlib
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,3 +37,81 @@ def pytest_report_header(config):
 def rng(request):
     """A generator seeded from the run's seed and the test's id."""
     return np.random.default_rng([BASE_SEED, zlib.crc32(request.node.nodeid.encode())])
+
+
+SIZE = (80, 24)
+"""The terminal every app test runs in: the smallest the workbench promises to be readable at."""
+
+
+def plain_text(renderable: Any, width: int = 80) -> str:
+    """What a renderable (text, a table, a group) prints as on a terminal of width columns, without styles."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+@dataclass
+class LabHarness:
+    """A lab opened on its own in the real app, with the Pilot driving it."""
+
+    app: Any
+    pilot: Any
+    lab: Any
+
+    async def settle(self) -> None:
+        """Let queued work finish: the lab's worker, then the screen updates it posted."""
+        await self.pilot.pause()
+        await self.app.workers.wait_for_complete()
+        await self.pilot.pause()
+
+    async def press(self, *keys: str) -> None:
+        await self.pilot.press(*keys)
+
+    def text(self, selector: str) -> str:
+        """The words of the lab's widget matching selector, as an 80-column terminal shows them, one space apart
+        (so a phrase matches wherever the terminal wrapped it)."""
+        return " ".join(plain_text(self.lab.query_one(selector).content).split())
+
+    def readout(self) -> str:
+        return self.text(".readout")
+
+    def status(self) -> str:
+        return self.text(".lab-status")
+
+
+@pytest.fixture
+def open_lab(tmp_path):
+    """``async with open_lab("lab.id") as h:`` opens the lab with its default parameters and focuses it."""
+    from workbench.app import WorkbenchApp
+    from workbench.labs.base import Lab
+
+    @asynccontextmanager
+    async def opened(lab_id: str, size: tuple[int, int] = SIZE, **params: Any):
+        app = WorkbenchApp(store_path=tmp_path / "progress.db")
+        async with app.run_test(size=size) as pilot:
+            app.open_lab(lab_id, params or None)
+            await pilot.pause()
+            lab = app.screen.query_one(Lab)
+            lab.focus()
+            await pilot.pause()
+            yield LabHarness(app, pilot, lab)
+
+    return opened
+
+
+def minilm_installed() -> bool:
+    """Whether the optional all-MiniLM-L6-v2 weights are installed (the minilm extra)."""
+    from workbench_engines.errors import EngineError
+    from workbench_engines.tokenizers.wordpiece import minilm_dir
+
+    try:
+        minilm_dir()
+    except EngineError:
+        return False
+    return True
+
+
+needs_minilm = pytest.mark.skipif(not minilm_installed(), reason="the minilm extra is not installed")
+"""Skip a test that needs all-MiniLM-L6-v2 where the optional extra is missing."""

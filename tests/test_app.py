@@ -170,8 +170,10 @@ async def test_labs_run_and_bad_params_show_in_the_step(lessons, tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         panel = lab.query_one("ProfilePanel")
-        backends = [p.backend for p in panel.profiles]
-        assert backends[0] == "reference" and "torch" in backends and "max |Δ|" in panel.note
+        backends = [p.backend for p in panel.rows]
+        assert backends[0] == "reference" and "torch" in backends
+        # The race went through the benchmark runner: every output validated against the reference.
+        assert all(p.matches for p in panel.rows) and all("numpy" in p.ratios for p in panel.rows)
 
 
 async def test_cancel_stops_a_running_lab(tmp_path):

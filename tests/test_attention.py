@@ -122,6 +122,99 @@ def test_native_specific_checks(rng):
         attention(q, k, v, backend="cuda-ish")
 
 
+# ---- the tiled NumPy reference (tiled.py) ------------------------------------------------------
+
+TOLERANCE = {np.float32: dict(atol=2e-5, rtol=1e-4), np.float64: dict(atol=1e-12, rtol=1e-10)}
+TILED_CASES = [  # batch, heads, kv_heads, lq, lk, d, dv, block_q, block_k
+    (1, 1, 1, 1, 1, 8, 8, 64, 64),      # one query, one key
+    (2, 4, 2, 37, 37, 16, 16, 8, 8),    # GQA 2:1, a remainder of 5 in both loops
+    (1, 4, 1, 1, 150, 32, 32, 64, 64),  # MQA, one decoding query against 150 keys: remainder 22
+    (2, 2, 2, 29, 71, 24, 40, 5, 7),    # queries at the end of the keys, dv != d, odd tiles
+    (1, 3, 3, 66, 66, 8, 8, 64, 64),    # two queries past the C kernel's first tile
+    (2, 2, 1, 12, 5, 8, 8, 4, 3),       # more queries than keys: causal rows before the first key see none
+]
+
+
+def _with_mask(rng, batch, lk):
+    """A random padding mask in which the last sequence (when there are two) is all padding."""
+    key_mask = rng.random((batch, lk)) < 0.7
+    if batch > 1:
+        key_mask[-1] = False  # fully masked rows inside tiles that other rows still use
+    return key_mask
+
+
+@pytest.mark.parametrize("case", TILED_CASES, ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("window", [None, 1, 6])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_matches_the_plain_reference_and_the_c_flash_kernel(rng, case, causal, window, dtype):
+    from workbench_engines.attention import reference, tiled
+
+    batch, heads, kv_heads, lq, lk, d, dv, block_q, block_k = case
+    q, k, v = (a.astype(dtype) for a in qkv(rng, batch, heads, kv_heads, lq, lk, d, dv))
+    for key_mask in (None, _with_mask(rng, batch, lk)):
+        options = dict(causal=causal, window=window, key_mask=key_mask)
+        plain = reference.attention(q, k, v, **options)
+        got = tiled.attention(q, k, v, **options, block_q=block_q, block_k=block_k)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, plain, **TOLERANCE[dtype])
+        if key_mask is not None and batch > 1:
+            assert not np.any(got[-1])  # a query that sees no key gets a zero row
+        if NATIVE:
+            c_flash = attention(*(a.astype(np.float32) for a in (q, k, v)), **options, backend="native",
+                                kernel="flash", threads=1)
+            np.testing.assert_allclose(c_flash, got, **TOLERANCE[np.float32])
+
+
+def test_tiled_on_random_shapes_and_tiles(rng):
+    from workbench_engines.attention import reference, tiled
+
+    for _ in range(25):
+        kv_heads, group = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+        lq = int(rng.integers(1, 50))
+        lk = lq + int(rng.integers(0, 30))
+        d, dv = int(rng.integers(1, 33)), int(rng.integers(1, 33))
+        dtype = (np.float32, np.float64)[int(rng.integers(2))]
+        q, k, v = (a.astype(dtype) for a in qkv(rng, 2, kv_heads * group, kv_heads, lq, lk, d, dv))
+        options = dict(causal=bool(rng.integers(2)), window=(None, int(rng.integers(1, 12)))[int(rng.integers(2))],
+                       key_mask=(None, _with_mask(rng, 2, lk))[int(rng.integers(2))],
+                       scale=float(rng.uniform(0.05, 1.0)))
+        blocks = dict(block_q=int(rng.integers(1, 20)), block_k=int(rng.integers(1, 20)))
+        np.testing.assert_allclose(tiled.attention(q, k, v, **options, **blocks),
+                                   reference.attention(q, k, v, **options), **TOLERANCE[dtype],
+                                   err_msg=f"{q.shape} {k.shape} {v.shape} {options} {blocks}")
+
+
+@pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
+def test_tiled_default_blocks_are_the_c_kernels_tiles():
+    import inspect
+
+    from workbench_engines.attention import tiled
+    from workbench_engines.nativelib import native
+
+    lib = native().lib
+    defaults = {name: p.default for name, p in inspect.signature(tiled.attention).parameters.items()}
+    assert (defaults["block_q"], defaults["block_k"]) == (lib.WB_ATTN_FLASH_BLOCK_Q, lib.WB_ATTN_FLASH_BLOCK_K)
+
+
+def test_the_reference_backend_runs_plain_by_default_and_tiled_for_flash(rng, monkeypatch):
+    from workbench_engines.attention import reference, tiled
+
+    q, k, v = qkv(rng, 1, 2, 1, 9, 9, 8)
+    calls = []
+    for module in (reference, tiled):
+        monkeypatch.setattr(module, "attention", lambda *a, name=module.__name__, **kw: calls.append(name))
+    attention(q, k, v)
+    attention(q, k, v, backend="reference", kernel="naive")
+    attention(q, k, v, backend="reference", kernel="flash")
+    assert calls == [reference.__name__, reference.__name__, tiled.__name__]
+    with pytest.raises(ValueError, match="unknown kernel"):
+        attention(q, k, v, kernel="fast")
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="block sizes"):
+        tiled.attention(q, k, v, block_q=0)
+
+
 def test_flop_count():
     assert attention_flops(1, 1, 4, 4, 8, 8) == 2 * 16 * 16
     assert attention_flops(1, 1, 4, 4, 8, 8, causal=True) == 2 * 10 * 16

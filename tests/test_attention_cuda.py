@@ -24,13 +24,14 @@ pytestmark = pytest.mark.cuda
 TOLERANCE = {torch.float16: 3e-3, torch.bfloat16: 1.5e-2}
 
 
-def test_header_is_a_valid_cdef():
+def test_headers_are_a_valid_cdef_sharing_the_cpu_constants():
     from cffi import FFI
 
     ffi = FFI()
     ffi.cdef(cdef_text())
-    lib = ffi.dlopen(None)  # the process itself: enough to read the header's constants
-    assert (lib.WB_CUDA_NAIVE, lib.WB_CUDA_FLASH, lib.WB_CUDA_BF16) == (0, 1, 1)
+    lib = ffi.dlopen(None)  # the process itself: enough to read the headers' constants
+    assert (lib.WB_ATTN_NAIVE, lib.WB_ATTN_FLASH) == (0, 1)
+    assert lib.WB_ERR_BAD_ARGUMENT < 0 and lib.WB_CUDA_ERROR_BASE < lib.WB_ERR_BAD_ARGUMENT
 
 
 @needs_nvcc
@@ -49,14 +50,30 @@ def test_nvcc_builds_a_library_that_loads_and_reports(tmp_path, monkeypatch, cap
     count = ffi.new("int *")
     status = lib.wb_cuda_device_count(count)
     assert (status == 0) == (count[0] > 0)
-    assert ffi.string(lib.wb_cuda_message(status))
-    assert b"out of range" in ffi.string(lib.wb_cuda_message(-9))
+    assert ffi.string(lib.wb_cuda_status_message(status))
+    assert ffi.string(lib.wb_status_build_info()) == f"nvcc sm_{capability[0]}{capability[1]}".encode()
+    # Argument errors read the CPU library's table (wb_status.c is compiled in);
+    # a CUDA failure is named by the runtime (error 2 is cudaErrorMemoryAllocation).
+    for code in (lib.WB_ERR_NULL_POINTER, lib.WB_ERR_BAD_SIZE, lib.WB_ERR_OUTPUT_FULL, lib.WB_ERR_BAD_ARGUMENT):
+        assert ffi.string(lib.wb_cuda_status_message(code)) == ffi.string(lib.wb_status_message(code))
+    assert b"out of range" in ffi.string(lib.wb_cuda_status_message(lib.WB_ERR_BAD_ARGUMENT))
+    assert b"memory" in ffi.string(lib.wb_cuda_status_message(lib.WB_CUDA_ERROR_BASE - 2))
     # Argument errors come back before any CUDA call, GPU or not.
     one = ffi.cast("void *", 16)
-    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 3, 4, 4, 64, 1.0, 0, 1, ffi.NULL, 0, 0, ffi.NULL) == -9
-    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 8, 4, 4, 96, 1.0, 0, 1, ffi.NULL, 0, 0, ffi.NULL) == -9
-    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 8, 4, 4, 64, 1.0, 0, 0, ffi.NULL, 0, 0, ffi.NULL) == -1
-    assert lib.wb_cuda_attention(one, one, one, one, 0, 1, 8, 8, 4, 4, 64, 1.0, 0, 0, one, 8, 0, ffi.NULL) == -7
+    naive, flash = lib.WB_ATTN_NAIVE, lib.WB_ATTN_FLASH
+    for forward in (lib.wb_attention_forward_cuda_f16, lib.wb_attention_forward_cuda_bf16):
+        assert forward(one, one, one, one, 1, 8, 3, 4, 4, 64, 1.0, 0, flash, ffi.NULL, 0, 0, ffi.NULL) \
+            == lib.WB_ERR_BAD_ARGUMENT  # 8 heads over 3 kv heads
+        assert forward(one, one, one, one, 1, 8, 8, 4, 4, 96, 1.0, 0, flash, ffi.NULL, 0, 0, ffi.NULL) \
+            == lib.WB_ERR_BAD_ARGUMENT  # flash takes d 64 or 128
+        assert forward(one, one, one, one, 1, 8, 8, 4, 4, 64, 1.0, 0, 7, ffi.NULL, 0, 0, ffi.NULL) \
+            == lib.WB_ERR_BAD_ARGUMENT  # no such kernel
+        assert forward(one, one, one, one, 1, 8, 8, 4, 4, 64, 1.0, 0, naive, ffi.NULL, 0, 0, ffi.NULL) \
+            == lib.WB_ERR_NULL_POINTER  # naive needs a workspace
+        assert forward(one, one, one, one, 1, 8, 8, 4, 4, 64, 1.0, 0, naive, one, 8, 0, ffi.NULL) \
+            == lib.WB_ERR_OUTPUT_FULL  # 8 bytes where 8 * 4 * 4 floats are needed
+    assert lib.wb_attention_workspace_cuda(naive, 1, 8, 4, 4) == 8 * 4 * 4 * 4
+    assert lib.wb_attention_workspace_cuda(flash, 1, 8, 4, 4) == 0
 
 
 def _cpu(shape, dtype=torch.bfloat16):

@@ -51,7 +51,7 @@ def test_bench_quick_table_and_json(capsys):
     assert main(["bench", "softmax", "--quick", "--repeats", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["benchmark"] == "softmax" and all(row["matches"] for row in report["rows"])
-    assert {row["contender"] for row in report["rows"]} >= {"numpy", "torch 1T"}
+    assert {row["name"] for row in report["rows"]} >= {"numpy", "torch 1T"}
 
 
 def test_bench_tokenizers_quick(capsys):
@@ -59,7 +59,7 @@ def test_bench_tokenizers_quick(capsys):
     report = json.loads(capsys.readouterr().out)
     rows = report["rows"]
     assert all(row["matches"] for row in rows), [r["mismatch"] for r in rows if not r["matches"]]
-    contenders = {row["contender"] for row in rows}
+    contenders = {row["name"] for row in rows}
     assert {"tiktoken 1T", "HF tokenizers 1T", "Python reference", "sentencepiece 1T"} <= contenders
     assert any(row["case"].startswith("BPE training") for row in rows)
 
@@ -140,7 +140,7 @@ def test_interleaved_cases_alternate_their_contenders(monkeypatch):
     report = bench.run_benchmark("toy", warmup=1, repeats=3)
     # Reference run, then per contender: validated run + 1 warm-up; then 3 rounds a, b, c; then revalidation.
     assert calls[7:16] == ["a", "b", "c"] * 3
-    rows = {row.contender: row for row in report.rows}
+    rows = {row.name: row for row in report.rows}
     assert [rows[n].repeats for n in "abc"] == [3, 3, 3]
     assert rows["a"].matches and rows["b"].matches and not rows["c"].matches
     assert rows["c"].note == "out 2" and rows["a"].ratios["a"] == 1.0
@@ -163,7 +163,7 @@ def test_a_memory_probe_reports_what_tracemalloc_cannot_see(monkeypatch, interle
                       measure_memory=True, interleave=interleave)
     monkeypatch.setitem(bench.BENCHMARKS, "toy", bench.BenchmarkSpec("toy", "a toy", "tests.test_cli:_toy_cases"))
     monkeypatch.setattr(sys.modules[__name__], "_toy_cases", lambda quick: [case], raising=False)
-    rows = {row.contender: row for row in bench.run_benchmark("toy", warmup=0, repeats=2).rows}
+    rows = {row.name: row for row in bench.run_benchmark("toy", warmup=0, repeats=2).rows}
     assert probed == ["probe"]
     assert rows["gpu-like"].peak_bytes == 3 * 2**20 and rows["torch-like"].peak_bytes is None
 

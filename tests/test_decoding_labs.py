@@ -7,29 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from textual.widgets import Static
 
-from tests.test_tokenizer_labs import open_lab
-from workbench.app import WorkbenchApp
-from workbench.labs.decoding_labs import (
-    BeamLab,
-    ConstrainedLab,
-    EntropySweepLab,
-    GenerateLab,
-    SamplerLab,
-    distinct_n,
-    repeated_ngram_fraction,
-)
-from workbench.labs.kvcache_labs import CacheMemoryLab, CacheSpeedupLab, PagedLab, SpeculativeLab
+from workbench_engines.generation import distinct_n, repeated_ngram_fraction
 from workbench.probes import compute_probe
-
-SIZE = (80, 24)
-
-
-async def _settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+from workbench.widgets.profile_panel import ProfilePanel
 
 
 def test_repetition_measures():
@@ -38,137 +19,114 @@ def test_repetition_measures():
     assert distinct_n([[1, 2, 3], [1, 2, 4]]) == pytest.approx(3 / 4)
 
 
-async def test_generate_lab_greedy_repeats_and_sampling_differs(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "decode.generate", GenerateLab)
-        lab.focus()
-        await pilot.press("g")
-        await _settle(app, pilot)
-        greedy = lab.last_tokens
-        await pilot.press("g")
-        await _settle(app, pilot)
-        assert lab.last_tokens == greedy and len(greedy) == 80
-        await pilot.press("s")
-        await _settle(app, pilot)
-        assert lab.last_tokens != greedy
-        assert "repeat an earlier one" in str(lab.query_one(".readout", Static).content.renderables[1])
+async def test_generate_lab_greedy_repeats_and_sampling_differs(open_lab):
+    async with open_lab("decode.generate") as h:
+        await h.press("g")
+        await h.settle()
+        greedy = h.lab.generated.tokens
+        await h.press("g")
+        await h.settle()
+        assert h.lab.generated.tokens == greedy and len(greedy) == 80
+        await h.press("s")
+        await h.settle()
+        assert h.lab.generated.tokens != greedy
+        assert "repeat an earlier one" in h.readout()
 
 
-async def test_sampler_dashboard_knobs_cut_the_distribution(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "decode.sampler", SamplerLab)
-        await _settle(app, pilot)
-        lab.focus()
-        full = lab.kept
-        assert full == 2048 and 0 < lab.entropy < 11
-        await pilot.press("k", "k", "k")  # top-k: off → 1 → 2 → 5
-        assert lab.sampler.top_k == 5 and lab.kept == 5
-        await pilot.press("z", "p", "p")
+async def test_sampler_dashboard_knobs_cut_the_distribution(open_lab):
+    async with open_lab("decode.sampler") as h:
+        await h.settle()
+        lab = h.lab
+        assert lab.kept == 2048 and 0 < lab.entropy < 11
+        await h.press("k", "k", "k")  # top-k: off → 1 → 2 → 5
+        assert lab.state.sampler.top_k == 5 and lab.kept == 5
+        await h.press("z", "u", "u")
         raw, after = lab.distribution()
-        assert lab.sampler.top_p == 0.3 and after[raw.argmax()] > raw.max()
-        await pilot.press("T", "T", "T", "T", "T", "T", "T", "T")  # down to T = 0.1
-        assert lab.sampler.temperature == 0.1 and lab.entropy < 1
-        await pilot.press("n")
-        await _settle(app, pilot)
-        assert len(lab.samples) == 4
+        assert lab.state.sampler.top_p == 0.3 and after[raw.argmax()] > raw.max()
+        await h.press(*["T"] * 8)  # down to T = 0.1
+        assert lab.state.sampler.temperature == 0.1 and lab.entropy < 1
+        await h.press("d")
+        await h.settle()
+        assert len(lab.state.samples) == 4 and "fresh continuations" in h.readout()
 
 
-async def test_entropy_sweep_lab_rises_with_temperature(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "decode.entropy_sweep", EntropySweepLab)
-        lab.params = {**lab.params, "temperatures": [0.3, 1.0, 2.0], "samples": 2, "tokens": 16}
-        lab.focus()
-        await pilot.press("r")
-        await _settle(app, pilot)
-        entropies = [row[1] for row in lab.rows]
+async def test_entropy_sweep_lab_rises_with_temperature(open_lab):
+    async with open_lab("decode.entropy_sweep", temperatures=[0.3, 1.0, 2.0], samples=2, tokens=16) as h:
+        await h.press("r")
+        await h.settle()
+        entropies = [p.entropy_bits for p in h.lab.points]
         assert entropies == sorted(entropies) and entropies[-1] < 11
 
 
-async def test_beam_lab_ranks_hypotheses_by_their_real_log_probability(tmp_path):
+async def test_beam_lab_ranks_hypotheses_by_their_real_log_probability(open_lab):
+    from workbench_engines.generation import sequence_logprob
     from workbench_engines.models import small_gpt
-    from workbench.labs.decoding_labs import _logprob
 
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "decode.beam", BeamLab)
-        lab.focus()
-        await pilot.press("A", "A", "W", "W")  # α = 0 (total log-probability), width 2
-        await pilot.press("r")
-        await _settle(app, pilot)
-        assert (lab.alpha, lab.width) == (0, 2)
-        scores = [h.score(0) for h in lab.result.hypotheses]
+    async with open_lab("decode.beam") as h:
+        await h.press("A", "A", "W", "W")  # α = 0 (total log-probability), width 2
+        await h.press("r")
+        await h.settle()
+        assert h.lab.settings == h.lab.Settings(2, 0.0)
+        result = h.lab.outcome.result
+        scores = [hyp.score(0) for hyp in result.hypotheses]
         assert scores == sorted(scores, reverse=True)
         target = small_gpt.load("target")
         prompt = target.tokenizer.encode_ordinary("**HAMLET**  \nTo be, or not to be")
-        best = lab.result.best
-        assert best.logprob == pytest.approx(_logprob(target.model, prompt, list(best.tokens)), abs=1e-3)
-        final = lab.query_one(".readout", Static).content.renderables[1]
-        assert final.row_count == min(4, len(lab.result.hypotheses)) + 1  # and the greedy row
+        best = result.best
+        assert best.logprob == pytest.approx(sequence_logprob(target.model, prompt, list(best.tokens)), abs=1e-3)
+        assert "greedy:" in h.readout()
 
 
-async def test_constrained_lab_output_parses(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "decode.constrained", ConstrainedLab)
-        lab.focus()
-        for _ in range(2):
-            await pilot.press("r")
-            await _settle(app, pilot)
-            assert lab.result.complete and json.loads(lab.result.text) == lab.value
-            await pilot.press("ctrl+n")
+async def test_constrained_lab_output_parses(open_lab):
+    async with open_lab("decode.constrained") as h:
+        for index in range(2):
+            await h.press("r")
+            await h.settle()
+            outcome = h.lab.outcome
+            assert outcome.result.complete and json.loads(outcome.result.text) == outcome.value
+            await h.press("ctrl+n")
+            assert h.lab.schema_index == index + 1
 
 
-async def test_cache_speedup_lab_gives_the_same_tokens_faster(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "kv.speedup", CacheSpeedupLab)
-        lab.params = {**lab.params, "lengths": [16, 48]}
-        lab.focus()
-        await pilot.press("r")
-        await _settle(app, pilot)
-        assert [row[0] for row in lab.rows] == [16, 48]
+async def test_cache_speedup_lab_gives_the_same_tokens_faster(open_lab):
+    async with open_lab("kv.speedup", lengths=[16, 48]) as h:
+        await h.press("r")
+        await h.settle()
+        rows = h.lab.query_one(ProfilePanel).rows
+        assert [row.case for row in rows] == ["generate 16 tokens"] * 2 + ["generate 48 tokens"] * 2
+        assert all(row.matches for row in rows)  # the cache changes the speed, never the tokens
 
 
-async def test_cache_memory_lab_keys(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "kv.memory", CacheMemoryLab)
-        lab.focus()
-        await pilot.press("d", "b", "b")
-        assert (lab.dtype, lab.batch) == ("fp8", 4)
-        table = lab.query_one(".readout", Static).content
-        assert table.row_count == 4
+async def test_cache_memory_lab_keys(open_lab):
+    async with open_lab("kv.memory") as h:
+        await h.press("d", "b", "b")
+        assert h.lab.state == h.lab.State("fp8", 4)
+        assert "Llama-2-70B" in h.readout()
 
 
-async def test_paged_lab_shares_the_common_prefix(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "kv.paged", PagedLab)
-        lab.focus()
+async def test_paged_lab_shares_the_common_prefix(open_lab):
+    async with open_lab("kv.paged") as h:
+        lab = h.lab
         for _ in range(3):
-            await pilot.press("n")
-            await _settle(app, pilot)
+            await h.press("s")
+            await h.settle()
         assert lab.cache.stats.hits > 0 and len(lab.live) == 3
-        first = lab.cache.block_table(lab.live[0][0])
-        second = lab.cache.block_table(lab.live[1][0])
+        first = lab.cache.block_table(lab.live[0].sequence)
+        second = lab.cache.block_table(lab.live[1].sequence)
         assert first[0] == second[0]  # the shared prefix's first block
-        await pilot.press("f")
+        await h.press("f")
         assert len(lab.live) == 2 and lab.cache.pool.refs[first[-1]] == 0
+        assert "req 1 finished" in h.readout()
 
 
-async def test_speculative_lab_greedy_matches_the_target(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "kv.speculative", SpeculativeLab)
-        lab.params = {**lab.params, "tokens": 24, "ks": [1, 3]}
-        lab.focus()
-        await pilot.press("r")
-        await _settle(app, pilot)
-        assert [row[0] for row in lab.rows] == [1, 3]
-        assert all(0 <= rate <= 1 for _, rate, _, _ in lab.rows)
+async def test_speculative_lab_greedy_matches_the_target(open_lab):
+    async with open_lab("kv.speculative", tokens=24, ks=[1, 3]) as h:
+        await h.press("r")
+        await h.settle()
+        rows = {row.name: row for row in h.lab.query_one(ProfilePanel).rows}
+        assert set(rows) == {"target alone", "draft alone", "speculative, k=1", "speculative, k=3"}
+        assert all(row.matches for row in rows.values())  # greedy speculative text equals the target's
+        assert all(0 <= rows[f"speculative, k={k}"].extra["acceptance"] <= 1 for k in (1, 3))
 
 
 def test_decoding_and_kv_probes():

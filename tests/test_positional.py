@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -71,44 +73,25 @@ def test_learned_table_and_bad_input():
             bad()
 
 
-async def test_shuffle_lab_shows_equivariance(tmp_path):
-    from textual.widgets import Static
-
-    from workbench.app import WorkbenchApp
-    from workbench.labs.positional_labs import ShuffleLab
-
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=(80, 24)) as pilot:
-        app.open_lab("positional.shuffle")
-        await pilot.pause()
-        lab = app.screen.query_one(ShuffleLab)
-        lab.focus()
-        lab.order = [2, 0, 1]
-        lab.redraw()
+async def test_shuffle_lab_shows_equivariance(open_lab):
+    async with open_lab("positional.shuffle") as h:
+        lab = h.lab
+        lab.state = replace(lab.state, order=(2, 0, 1))
+        await h.pilot.pause()
         assert lab.same == [True, True, True]
-        await pilot.press("p")
+        await h.press("e")
         assert not all(lab.same)
-        assert "with sinusoidal" in str(lab.query_one(".readout", Static).content.title)
+        assert "with sinusoidal" in h.readout()
 
 
 @pytest.mark.parametrize("kind", ["sinusoidal", "similarity", "rope_scaling", "alibi"])
-async def test_encoding_plots_render(tmp_path, kind):
-    from workbench.app import WorkbenchApp
-    from workbench.labs.positional_labs import EncodingPlotLab
-    from workbench.labs.registry import LABS
-    from workbench.screens.lab import LabScreen
+async def test_encoding_plots_render(open_lab, kind):
+    from workbench_engines.positional.explain import encoding_curves
 
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=(80, 24)) as pilot:
-        spec = LABS["positional.plot"]
-        screen = LabScreen(spec)
-        await app.push_screen(screen)
-        lab = screen.query_one(EncodingPlotLab)
-        lab.params["kind"] = kind
-        lab.redraw()
-        lab.focus()
-        await pilot.press("plus")
-        assert lab.knob == 8
+    async with open_lab("positional.plot", kind=kind) as h:
+        await h.press("plus")
+        assert h.lab.knob == 8
+        assert " ".join(h.readout().split()) == encoding_curves(kind, 128, 8).note
 
 
 def test_positional_probes():

@@ -3,137 +3,92 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
+from tests.conftest import needs_minilm
 from workbench_engines.errors import EngineError
-from workbench.app import WorkbenchApp
-from workbench.typed import unescape
-from workbench.labs.tokenizer_labs import (
-    BPETrainerLab,
-    BytesLab,
-    CompareLab,
-    PretokenizeLab,
-    UnigramLab,
-    VocabSweepLab,
-    WordPieceLab,
-)
 from workbench.probes import compute_probe
+from workbench.typed import unescape
 
-SIZE = (80, 24)
-
-
-def readout(lab) -> str:
-    return str(lab.query_one(".readout", Static).render())
-
-
-async def open_lab(app, pilot, lab_id, cls):
-    app.open_lab(lab_id)
-    await pilot.pause()
-    return app.screen.query_one(cls)
-
-
-async def test_bytes_lab_follows_typing_and_forms(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "tokenize.bytes", BytesLab)
-        lab.query_one(Input).value = "é"
-        await pilot.pause()
-        assert lab.form == "NFC"
-        lab.query_one(Input).focus()
-        await pilot.press("ctrl+n")
-        await pilot.pause()
-        assert lab.form == "NFD"
-        table = lab.query_one(".readout", Static).content
-        assert "2 code points, 3 UTF-8 bytes" in str(table.title)
+async def test_bytes_lab_follows_typing_and_forms(open_lab):
+    async with open_lab("tokenize.bytes") as h:
+        h.lab.query_one(Input).value = "é"
+        await h.pilot.pause()
+        assert h.lab.form == "NFC"
+        h.lab.query_one(Input).focus()
+        await h.press("ctrl+n")
+        assert h.lab.form == "NFD"
+        assert "2 code points, 3 UTF-8 bytes" in h.readout()
 
 
-async def test_pretokenize_and_wordpiece_labs_render(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "tokenize.pretokenize", PretokenizeLab)
-        lab.query_one(Input).value = "x 1234567"
-        await pilot.pause()
-        text = readout(lab)
+async def test_pretokenize_lab_renders_and_names_its_backend(open_lab):
+    async with open_lab("tokenize.pretokenize") as h:
+        h.lab.query_one(Input).value = "x 1234567"
+        await h.pilot.pause()
+        text = h.readout()
         assert "gpt2: 2 pieces" in text and "cl100k: 5 pieces" in text and "merges inside" in text
-        await pilot.press("escape")
-        lab = await open_lab(app, pilot, "tokenize.wordpiece", WordPieceLab)
-        lab.query_one(Input).value = "Unaffable!"
-        await pilot.pause()
-        text = readout(lab)
-        assert "normalised: unaffable!" in text
-        assert "same pieces" in text or "needs all-MiniLM" in text
+        assert "computed by native" in text or "computed by reference" in text
 
 
-async def test_compare_lab_loads_every_tokenizer_and_cycles_samples(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "tokenize.compare", CompareLab)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        names = [v.name for v in lab.views]
+@needs_minilm
+async def test_wordpiece_lab_agrees_with_hf(open_lab):
+    async with open_lab("tokenize.wordpiece") as h:
+        h.lab.query_one(Input).value = "Unaffable!"
+        await h.pilot.pause()
+        text = h.readout()
+        assert "normalised: unaffable!" in text and "same pieces" in text
+
+
+async def test_compare_lab_loads_every_tokenizer_and_cycles_samples(open_lab):
+    async with open_lab("tokenize.compare") as h:
+        await h.settle()
+        names = [v.name for v in h.lab.views]
         assert any("tiktoken" in n for n in names) and any("workbench" in n for n in names)
-        assert len(lab.views) + len(lab.problems) == 7
-        lab.query_one(Input).focus()
-        await pilot.press("ctrl+n")
-        await pilot.pause()
-        assert lab.text == lab.params["samples"][0]
-        text = readout(lab)
-        assert text.count("tokens ·") == len(lab.views)
+        h.lab.query_one(Input).focus()
+        await h.press("ctrl+n")
+        assert h.lab.text == unescape(h.lab.params["samples"][0])
+        assert h.readout().count("tokens ·") == len(h.lab.views)
 
 
-async def test_bpe_trainer_trains_and_steps(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "tokenize.bpe_trainer", BPETrainerLab)
-        lab.params["corpus_bytes"] = 200_000
-        lab.focus()
-        await pilot.press("t")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert lab.result is not None and len(lab.result.merges) == 2000 - 256
-        assert "After 10 merges" in readout(lab)
-        await pilot.press("space", "f")
-        assert lab.shown == 36
-        await pilot.press("b")
-        assert lab.shown == 35
-        assert "After 35 merges" in readout(lab)
+async def test_bpe_trainer_trains_and_steps(open_lab):
+    async with open_lab("tokenize.bpe_trainer", corpus_bytes=200_000) as h:
+        await h.press("t")
+        await h.settle()
+        assert h.lab.result is not None and len(h.lab.result.merges) == 2000 - 256
+        assert "After 10 merges" in h.readout()
+        await h.press("space", "f")
+        assert h.lab.shown == 36
+        await h.press("b")
+        assert h.lab.shown == 35 and "After 35 merges" in h.readout()
 
 
-async def test_bpe_trainer_can_be_cancelled(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        lab = await open_lab(app, pilot, "tokenize.bpe_trainer", BPETrainerLab)
-        lab.params.update(backend="reference", vocab_size=5000)
-        lab.focus()
-        await pilot.press("t")
-        await pilot.pause(0.3)
-        await pilot.press("x")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert lab.result is None
-        assert "Cancelled" in str(lab.query_one(".lab-status", Static).render())
+async def test_bpe_trainer_can_be_cancelled(open_lab):
+    async with open_lab("tokenize.bpe_trainer", backend="reference", vocab_size=5000) as h:
+        await h.press("t")
+        await h.pilot.pause(0.3)
+        await h.press("x")
+        await h.settle()
+        assert h.lab.result is None and "Cancelled" in h.status()
 
 
-async def test_vocab_sweep_and_unigram_labs(tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        app.open_lab("tokenize.vocab_sweep")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        lab = app.screen.query_one(VocabSweepLab)
-        table = lab.query_one(".readout", Static).content
-        assert table.row_count == 8
-        await pilot.press("escape")
-        lab = await open_lab(app, pilot, "tokenize.unigram", UnigramLab)
-        lab.params.update(corpus_bytes=30_000, vocab_size=200)
-        assert "ctrl+t" in readout(lab)
-        lab.query_one(Input).focus()
-        await pilot.press("ctrl+t")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert lab.model is not None and lab.model.vocab_size == 200
-        assert "workbench Unigram (200 pieces)" in readout(lab)
+async def test_vocab_sweep_lab_measures_every_size(open_lab):
+    async with open_lab("tokenize.vocab_sweep", corpus_bytes=300_000, sizes=[256, 512, 1000]) as h:
+        await h.settle()
+        points = h.lab.sweep.points
+        assert [p.vocab_size for p in points] == [256, 512, 1000]
+        # More merges, shorter text: the point of the lesson.
+        assert points[0].tokens_per_1000_bytes > points[1].tokens_per_1000_bytes > points[2].tokens_per_1000_bytes
+
+
+async def test_unigram_lab_trains_and_segments(open_lab):
+    async with open_lab("tokenize.unigram", corpus_bytes=30_000, vocab_size=200) as h:
+        assert "ctrl+t" in h.readout()
+        h.lab.query_one(Input).focus()
+        await h.press("ctrl+t")
+        await h.settle()
+        result, _ = h.lab.trained
+        assert result.model.vocab_size == 200
+        assert "workbench Unigram (200 pieces)" in h.readout()
 
 
 def test_unescape_turns_typed_escapes_into_characters():

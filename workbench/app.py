@@ -12,7 +12,8 @@ from textual.binding import Binding
 from workbench.commands import LessonsAndLabs
 from workbench.curriculum import Curriculum, load_curriculum
 from workbench.labs.registry import LABS
-from workbench.messages import LessonChosen
+from workbench.logs import start_logging
+from workbench.messages import ExerciseChosen, LabChosen, LessonChosen
 from workbench.paths import data_dir, progress_db_path
 from workbench.progress import ProgressStore
 
@@ -38,6 +39,7 @@ class WorkbenchApp(App[None]):
         exercise_workspace: Path | None = None,
     ) -> None:
         super().__init__()
+        start_logging()
         self.curriculum: Curriculum = load_curriculum(lessons_root)
         self.store = ProgressStore.open(store_path or progress_db_path())
         self._first_lesson = open_lesson
@@ -61,6 +63,12 @@ class WorkbenchApp(App[None]):
     def on_lesson_chosen(self, message: LessonChosen) -> None:
         self.open_lesson(message.lesson_id)
 
+    def on_lab_chosen(self, message: LabChosen) -> None:
+        self.open_lab(message.lab_id)
+
+    def on_exercise_chosen(self, message: ExerciseChosen) -> None:
+        self.open_exercises(message.exercise_id)
+
     def open_lesson(self, lesson_id: str) -> None:
         """Open lesson_id at the step where the learner left it."""
         from workbench.screens.lesson import LessonScreen
@@ -73,10 +81,12 @@ class WorkbenchApp(App[None]):
         else:
             self.push_screen(LessonScreen(lesson, self.store))
 
-    def open_lab(self, lab_id: str) -> None:
+    def open_lab(self, lab_id: str, params: dict | None = None) -> None:
+        """Open lab_id on its own screen, with params (validated) over its defaults."""
         from workbench.screens.lab import LabScreen
 
-        self.push_screen(LabScreen(LABS[lab_id]))
+        spec = LABS[lab_id]
+        self.push_screen(LabScreen(spec, spec.validate(params or {})))
 
     def open_exercises(self, exercise_id: str | None = None, workspace: Path | None = None) -> None:
         """The exercise view, on exercise_id if given, in the remembered (or given) workspace."""
@@ -89,7 +99,7 @@ class WorkbenchApp(App[None]):
         from workbench.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.screen))
 
     def action_export_svg(self) -> None:
         folder = data_dir() / "screenshots"

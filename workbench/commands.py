@@ -1,38 +1,45 @@
-"""Command palette entries: open any lesson or any lab by typing part of its name."""
+"""Command palette entries: open any lesson, lab or exercise by typing part of its name."""
 
 from __future__ import annotations
 
-from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
 
 from workbench.exercises.catalog import EXERCISES
 from workbench.labs.registry import LABS
+from workbench.messages import ExerciseChosen, LabChosen, LessonChosen
+
+if TYPE_CHECKING:
+    from workbench.app import WorkbenchApp
 
 
 class LessonsAndLabs(Provider):
-    """'Open lesson: …' for every lesson that loads, 'Open lab: …' for every lab."""
+    """'Open lesson: …' for every lesson that loads, 'Open lab: …' for every lab, 'Open exercise: …'."""
 
-    def _entries(self) -> list[tuple[str, str, object]]:
-        app = self.app
-        entries = []
-        for lesson in app.curriculum.lessons:  # type: ignore[attr-defined]
-            if not lesson.broken:
-                entries.append((f"Open lesson: {lesson.title}", lesson.id, partial(app.open_lesson, lesson.id)))  # type: ignore[attr-defined]
-        for spec in LABS.values():
-            entries.append((f"Open lab: {spec.title}", spec.summary, partial(app.open_lab, spec.id)))  # type: ignore[attr-defined]
-        for exercise in EXERCISES.values():
-            entries.append((f"Open exercise: {exercise.title}", exercise.track,
-                            partial(app.open_exercises, exercise.id)))  # type: ignore[attr-defined]
+    def _entries(self) -> list[tuple[str, str, Message]]:
+        """(title, help text, the message choosing it posts to the app)."""
+        app = cast("WorkbenchApp", self.app)
+        entries: list[tuple[str, str, Message]] = [
+            (f"Open lesson: {lesson.title}", lesson.id, LessonChosen(lesson.id))
+            for lesson in app.curriculum.lessons if not lesson.broken
+        ]
+        entries += [(f"Open lab: {spec.title}", spec.summary, LabChosen(spec.id)) for spec in LABS.values()]
+        entries += [(f"Open exercise: {exercise.title}", exercise.track, ExerciseChosen(exercise.id))
+                    for exercise in EXERCISES.values()]
         return entries
 
+    def _choose(self, message: Message):
+        return lambda: self.app.post_message(message)
+
     async def discover(self) -> Hits:
-        for title, help_text, callback in self._entries():
-            yield DiscoveryHit(title, callback, help=help_text)  # type: ignore[arg-type]
+        for title, help_text, message in self._entries():
+            yield DiscoveryHit(title, self._choose(message), help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, help_text, callback in self._entries():
+        for title, help_text, message in self._entries():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)  # type: ignore[arg-type]
+                yield Hit(score, matcher.highlight(title), self._choose(message), help=help_text)

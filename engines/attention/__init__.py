@@ -3,11 +3,13 @@
 One signature for every backend::
 
     attention(q, k, v, causal=False, window=None, key_mask=None, scale=None,
-              backend="reference" | "torch" | "native" | "cuda", kernel="flash" | "naive", threads=None)
+              backend="reference" | "torch" | "native" | "cuda", kernel=None | "flash" | "naive", threads=None)
 
 q is [batch, heads, lq, d]; k [batch, kv_heads, lk, d] and v [batch, kv_heads,
 lk, dv] with heads a multiple of kv_heads. Everything is validated here, so a
-wrong shape or dtype raises before any kernel runs.
+wrong shape or dtype raises before any kernel runs. kernel=None is the
+backend's default: naive for reference (the plain NumPy version; "flash" is
+the tiled one in tiled.py), flash for native and cuda.
 """
 
 from __future__ import annotations
@@ -50,21 +52,21 @@ def _validated(q, k, v, key_mask, window, backend, kernel, threads):
         key_mask = np.asarray(key_mask)
         if key_mask.shape != (b, lk) or key_mask.dtype != bool:
             raise ValueError(f"key_mask must be a bool array of shape {(b, lk)}, got {key_mask.dtype} {key_mask.shape}")
+    if kernel not in ("flash", "naive"):
+        raise ValueError(f"unknown kernel {kernel!r}; choose flash or naive")
     if backend == "native":
         if q.dtype != np.float32:
             raise ValueError(f"the native kernels take float32, got {q.dtype}")
         for a, name in ((q, "q"), (k, "k"), (v, "v")):
             if not a.flags.c_contiguous:
                 raise ValueError(f"{name} must be C-contiguous for the native kernels (np.ascontiguousarray)")
-        if kernel not in ("flash", "naive"):
-            raise ValueError(f"unknown kernel {kernel!r}; choose flash or naive")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
     return q, k, v, key_mask
 
 
 def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_mask=None,
-              scale: float | None = None, backend: str = "reference", kernel: str = "flash",
+              scale: float | None = None, backend: str = "reference", kernel: str | None = None,
               threads: int | None = None) -> np.ndarray:
     """softmax(scale q k^T, masked) v on the chosen backend; [batch, heads, lq, dv].
 
@@ -73,15 +75,18 @@ def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_m
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if kernel is None:
+        kernel = "naive" if backend == "reference" else "flash"
     if backend == "cuda":
         from workbench_engines.attention import cuda
 
         return cuda.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale, kernel=kernel)
     q, k, v, key_mask = _validated(q, k, v, key_mask, window, backend, kernel, threads)
     if backend == "reference":
-        from workbench_engines.attention import reference
+        from workbench_engines.attention import reference, tiled
 
-        return reference.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
+        run = tiled.attention if kernel == "flash" else reference.attention
+        return run(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
     if backend == "torch":
         from workbench_engines.attention import torch_backend
 
@@ -95,7 +100,7 @@ def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_m
 def multi_head_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: np.ndarray,
                          heads: int, kv_heads: int | None = None, *, causal: bool = False,
                          window: int | None = None, key_mask=None, backend: str = "reference",
-                         kernel: str = "flash", threads: int | None = None) -> np.ndarray:
+                         kernel: str | None = None, threads: int | None = None) -> np.ndarray:
     """Multi-head self-attention of x [batch, seq, model] (Vaswani et al., 2017, section 3.2.2).
 
     w_q is [model, heads·d]; w_k and w_v are [model, kv_heads·d] (fewer key/value

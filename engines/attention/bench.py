@@ -20,7 +20,8 @@ from functools import partial
 import numpy as np
 
 from workbench_engines.attention import attention, attention_flops
-from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.backends import available
+from workbench_engines.nativelib import default_threads
 from workbench_engines.profiling.bench import Case, Contender, torch_threads
 
 SEQS = (512, 1024, 2048, 4096, 8192)
@@ -39,41 +40,77 @@ def cases(quick: bool = False) -> list[Case]:
     return cpu_cases(quick) + gpu_cases(quick)
 
 
+def race_case(seq: int, causal: bool, threads: tuple[int, ...], rng: np.random.Generator) -> Case:
+    """Attention forward at one sequence length: NumPy (up to 2,048; tiled up to 1,024), torch SDPA and
+    the C naive (up to 4,096) and flash kernels at each thread count, on the same random q, k, v (1, 8, seq, 64)."""
+    q, k, v = (rng.standard_normal((1, HEADS, seq, DIM)).astype(np.float32) for _ in range(3))  # (B, NH, T, HS)
+    run = partial(attention, q, k, v, causal=causal)
+    contenders = []
+    if seq <= 2048:
+        contenders.append(Contender("numpy", partial(run, backend="reference", kernel="naive"), "reference"))
+    if seq <= 1024:
+        # The tiled online softmax the flash lesson explains, in NumPy: slow, but its memory stays flat.
+        contenders.append(Contender("numpy tiled", partial(run, backend="reference", kernel="flash"), "reference"))
+    for n in threads:
+        setup, teardown = torch_threads(n)
+        contenders.append(Contender(f"torch SDPA {n}T", partial(run, backend="torch"), "torch", setup, teardown,
+                                    memory_visible=False))
+    if available("native"):
+        for kernel in ("naive", "flash"):
+            if kernel == "naive" and seq > 4096:
+                continue
+            for n in threads:
+                contenders.append(Contender(f"native {kernel} {n}T",
+                                            partial(run, backend="native", kernel=kernel, threads=n), "native"))
+    return Case(
+        name=f"{'causal' if causal else 'full'} seq {seq}",
+        contenders=contenders,
+        check=_close,
+        reference=f"torch SDPA {threads[0]}T",
+        baselines=(f"torch SDPA {threads[0]}T",),
+        flops=attention_flops(1, HEADS, seq, seq, DIM, DIM, causal),
+        bytes_moved=4.0 * 4 * HEADS * seq * DIM,
+        repeats=3 if seq >= 4096 else None,
+        warmup=1 if seq >= 4096 else None,
+        measure_memory=True,
+    )
+
+
 def cpu_cases(quick: bool = False) -> list[Case]:
     rng = np.random.default_rng(0)
-    threads = sorted({1, default_threads()})
-    result = []
-    for seq in QUICK_SEQS if quick else SEQS:
-        q, k, v = (rng.standard_normal((1, HEADS, seq, DIM)).astype(np.float32) for _ in range(3))
-        for causal in (False, True):
-            run = partial(attention, q, k, v, causal=causal)
-            contenders = []
-            if seq <= 2048:
-                contenders.append(Contender("numpy", partial(run, backend="reference"), "reference"))
-            for n in threads:
-                setup, teardown = torch_threads(n)
-                contenders.append(Contender(f"torch SDPA {n}T", partial(run, backend="torch"), "torch", setup, teardown,
-                                            memory_visible=False))
-            if native_status().loaded:
-                for kernel in ("naive", "flash"):
-                    if kernel == "naive" and seq > 4096:
-                        continue
-                    for n in threads:
-                        contenders.append(Contender(f"native {kernel} {n}T",
-                                                    partial(run, backend="native", kernel=kernel, threads=n), "native"))
-            result.append(Case(
-                name=f"{'causal' if causal else 'full'} seq {seq}",
-                contenders=contenders,
-                check=_close,
-                reference="torch SDPA 1T",
-                baselines=("torch SDPA 1T",),
-                flops=attention_flops(1, HEADS, seq, seq, DIM, DIM, causal),
-                bytes_moved=4.0 * 4 * HEADS * seq * DIM,
-                repeats=3 if seq >= 4096 else None,
-                warmup=1 if seq >= 4096 else None,
-                measure_memory=True,
-            ))
-    return result
+    threads = tuple(sorted({1, default_threads()}))
+    return [race_case(seq, causal, threads, rng) for seq in (QUICK_SEQS if quick else SEQS) for causal in (False, True)]
+
+
+def decode_step_case(heads: int, cached: int, kv_options: tuple[int, ...], rng: np.random.Generator,
+                     backend: str = "auto") -> Case:
+    """One decoding step (one query per head against ``cached`` keys) for each number of key/value heads.
+
+    The key/value heads of every option are copies of one set, so every
+    contender computes exactly the same output and the check is exact: only
+    the bytes of K and V read per step differ (2 · kv_heads · cached · 64 · 4).
+    """
+    from workbench_engines.backends import resolve
+
+    choice = resolve(backend)
+    base_k, base_v = (rng.standard_normal((1, 1, cached, DIM)).astype(np.float32) for _ in range(2))  # (B, 1, T, HS)
+    q = rng.standard_normal((1, heads, 1, DIM)).astype(np.float32)  # (B, NH, 1, HS)
+    kwargs = {"backend": choice.name, **({"threads": 1} if choice.name == "native" else {})}
+    contenders = []
+    for kv in kv_options:
+        k, v = np.repeat(base_k, kv, axis=1), np.repeat(base_v, kv, axis=1)  # (B, KVH, T, HS)
+        kind = "MHA" if kv == heads else "MQA" if kv == 1 else f"GQA {heads // kv}:1"
+        kv_bytes = 2.0 * kv * cached * DIM * 4
+        contenders.append(Contender(f"{kind}, {kv} KV heads", partial(attention, q, k, v, **kwargs), choice.name,
+                                    bytes_moved=kv_bytes, note=f"KV {kv_bytes / 2**20:.1f} MiB"))
+    return Case(
+        name=f"decode step: {heads} query heads, {cached:,} cached tokens, {choice}",
+        contenders=contenders,
+        check=_close,
+        reference=contenders[0].name,
+        baselines=(contenders[0].name,),
+        flops=attention_flops(1, heads, 1, cached, DIM, DIM),
+    )
 
 
 GPU_BATCH, GPU_HEADS, GPU_DIMS = 2, 16, (64, 128)
@@ -143,14 +180,15 @@ def gpu_cases(quick: bool = False) -> list[Case]:
             for causal in (False, True):
                 contenders = [Contender(
                     "torch SDPA", _synchronised(partial(scaled_dot_product_attention, q, k, v, is_causal=causal)),
-                    "torch", memory_probe=_cuda_peak)]
+                    "torch", memory_probe=_cuda_peak,
+                    memory_source="CUDA allocator")]
                 for kernel in ("flash", "naive"):
                     if kernel == "naive" and seq > 4096:
                         continue
                     contenders.append(Contender(
                         f"cuda {kernel}",
                         _synchronised(partial(attention, q, k, v, causal=causal, backend="cuda", kernel=kernel)),
-                        "cuda", memory_probe=_cuda_peak))
+                        "cuda", memory_probe=_cuda_peak, memory_source="CUDA allocator"))
                 result.append(Case(
                     name=f"GPU bf16 d{d} {'causal' if causal else 'full'} seq {seq}",
                     contenders=contenders,

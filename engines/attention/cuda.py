@@ -11,14 +11,16 @@ around them. The naive kernel's score matrix is a torch allocation, so
 from __future__ import annotations
 
 from workbench_engines.attention import check_shapes
+from workbench_engines.attention.native import kernel_id
 from workbench_engines.cudalib import check_cuda_status, cuda_library
 
-KERNELS = {"naive": 0, "flash": 1}
+KERNELS = ("flash", "naive")
 FLASH_HEAD_DIMS = (64, 128)
 
 
-def _dtype_code(torch, dtype) -> int:
-    return {torch.float16: 0, torch.bfloat16: 1}[dtype]
+def _forward_name(torch, dtype) -> str:
+    """The entry point of wb_attention_cuda.h for q's dtype (one per element type)."""
+    return {torch.float16: "wb_attention_forward_cuda_f16", torch.bfloat16: "wb_attention_forward_cuda_bf16"}[dtype]
 
 
 def validate(q, k, v, *, window=None, key_mask=None, kernel="flash", out=None) -> None:
@@ -83,7 +85,8 @@ def attention(q, k, v, *, causal=False, window=None, key_mask=None, scale=None, 
         return out
     if lk == 0:  # no keys: every query sees nothing (an empty tensor has no pointer to pass)
         return out.zero_()
-    workspace_bytes = int(lib.wb_cuda_attention_workspace_bytes(KERNELS[kernel], batch, heads, lq, lk))
+    kernel_code = kernel_id(lib, kernel)
+    workspace_bytes = int(lib.wb_attention_workspace_cuda(kernel_code, batch, heads, lq, lk))
     workspace = None
     if workspace_bytes > 0:
         workspace = torch.empty(workspace_bytes // 4, dtype=torch.float32, device=q.device)
@@ -92,12 +95,13 @@ def attention(q, k, v, *, causal=False, window=None, key_mask=None, scale=None, 
         return ffi.cast("void *", t.data_ptr())
 
     stream = torch.cuda.current_stream(q.device)
-    status = lib.wb_cuda_attention(
-        pointer(out), pointer(q), pointer(k), pointer(v), _dtype_code(torch, q.dtype),
-        batch, heads, kv_heads, lq, lk, d, scale, int(bool(causal)), KERNELS[kernel],
+    forward = _forward_name(torch, q.dtype)
+    status = getattr(lib, forward)(
+        pointer(out), pointer(q), pointer(k), pointer(v),
+        batch, heads, kv_heads, lq, lk, d, scale, int(bool(causal)), kernel_code,
         ffi.NULL if workspace is None else pointer(workspace), workspace_bytes,
         q.device.index if q.device.index is not None else torch.cuda.current_device(),
         ffi.cast("void *", stream.cuda_stream),
     )
-    check_cuda_status("wb_cuda_attention", status)
+    check_cuda_status(forward, status)
     return out

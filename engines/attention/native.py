@@ -12,7 +12,10 @@ import numpy as np
 
 from workbench_engines.nativelib import check_status, default_threads, native
 
-KERNELS = {"naive": 0, "flash": 1}
+
+def kernel_id(lib, kernel: str) -> int:
+    """wb_attention.h's WB_ATTN_NAIVE or WB_ATTN_FLASH for "naive" or "flash"."""
+    return getattr(lib, f"WB_ATTN_{kernel.upper()}")
 
 
 def attention(q, k, v, *, causal=False, window=None, key_mask=None, scale=None, kernel="flash", threads=None):
@@ -22,18 +25,19 @@ def attention(q, k, v, *, causal=False, window=None, key_mask=None, scale=None, 
     batch, heads, lq, d = q.shape
     kv_heads, lk, dv = k.shape[1], k.shape[2], v.shape[3]
     scale = float(1.0 / np.sqrt(d) if scale is None else scale)
-    floats = lib.wb_attention_workspace_f32(KERNELS[kernel], lq, lk, d, dv, n_threads)
+    kernel_code = kernel_id(lib, kernel)
+    floats = lib.wb_attention_workspace_f32(kernel_code, lq, lk, d, dv, n_threads)
     workspace = np.empty(max(int(floats), 1), dtype=np.float32)
     out = np.empty((batch, heads, lq, dv), dtype=np.float32)
     mask = ffi.NULL
     if key_mask is not None:
         mask_bytes = np.ascontiguousarray(key_mask, dtype=np.uint8)
         mask = ffi.from_buffer("uint8_t[]", mask_bytes)
-    status = lib.wb_attention_f32(
+    status = lib.wb_attention_forward_f32(
         ffi.from_buffer("float[]", out, require_writable=True),
         ffi.from_buffer("float[]", q), ffi.from_buffer("float[]", k), ffi.from_buffer("float[]", v),
         batch, heads, kv_heads, lq, lk, d, dv, scale, int(causal), int(window or 0), mask,
-        KERNELS[kernel], ffi.from_buffer("float[]", workspace, require_writable=True), len(workspace), n_threads,
+        kernel_code, ffi.from_buffer("float[]", workspace, require_writable=True), len(workspace), n_threads,
     )
-    check_status("wb_attention_f32", status)
+    check_status("wb_attention_forward_f32", status)
     return out

@@ -6,6 +6,8 @@
 fewer heads (multi-query and grouped-query attention, Shazeer 2019; Ainslie
 et al. 2023): each group of heads / kv_heads query heads shares one key and
 value head. Query i is at position i + lk - lq, the last lq of lk positions.
+This holds the whole [lq, lk] score matrix; tiled.py computes the same
+thing a tile at a time, as the flash kernels do.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def allowed_mask(lq: int, lk: int, *, causal: bool, window: int | None) -> np.ndarray:
-    """[lq, lk] booleans: True where query i may attend to key j."""
-    pos = np.arange(lq)[:, None] + (lk - lq)
-    j = np.arange(lk)[None, :]
-    keep = np.ones((lq, lk), dtype=bool)
+def allowed_mask(lq: int, lk: int, *, causal: bool, window: int | None,
+                 rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+    """[lq, lk] booleans: True where query i may attend to key j.
+
+    rows and cols pick one tile of it (queries rows, keys cols) without
+    building the rest, as the tiled version in tiled.py needs.
+    """
+    pos = np.arange(lq)[rows, None] + (lk - lq)
+    j = np.arange(lk)[None, cols]
+    keep = np.ones((pos.shape[0], j.shape[1]), dtype=bool)
     if causal:
         keep &= j <= pos
     if window:

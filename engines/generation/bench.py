@@ -26,22 +26,24 @@ def _tokens_per_s(result) -> str:
     return f"{len(result.tokens) / result.seconds:,.0f} tok/s"
 
 
-def _generation_cases(model, prompt: list[int], lengths: tuple[int, ...]) -> list[Case]:
+def generation_case(model, prompt: list[int], n: int, caches: tuple[str, ...] = ("none", "contiguous", "paged"),
+                    ) -> Case:
+    """Greedy generation of n tokens without a cache and with each kind of cache: the same tokens, faster."""
     from workbench_engines.generation import generate
+    from workbench_engines.kvcache import paged_attention
 
-    cases = []
-    for n in lengths:
-        run = partial(generate, model, prompt, n)
-        contenders = [
-            # Without a cache each step reruns the whole sequence: one timed run is plenty.
-            Contender("no cache", partial(run, cache="none"), "torch", repeats=1, warmup=0),
-            Contender("contiguous cache", partial(run, cache="contiguous"), "torch"),
-            Contender("paged cache (16)", partial(run, cache="paged"), "torch"),
-        ]
-        cases.append(Case(f"generate {n} tokens", contenders, _same_tokens, "contiguous cache",
-                          ("no cache", "contiguous cache"), repeats=5 if n >= 512 else None,
-                          describe=_tokens_per_s, interleave=True))
-    return cases
+    run = partial(generate, model, prompt, n)
+    names = {"none": "no cache", "contiguous": "contiguous cache", "paged": "paged cache (16)"}
+    contenders = []
+    for kind in caches:
+        # Without a cache each step reruns the whole sequence: one timed run is plenty.
+        slow = {"repeats": 1, "warmup": 0} if kind == "none" else {}
+        backend = paged_attention(model.config, 16).name if kind == "paged" else "torch"
+        contenders.append(Contender(names[kind], partial(run, cache=kind), backend, **slow))
+    reference = names["contiguous"] if "contiguous" in caches else contenders[0].name
+    return Case(f"generate {n} tokens", contenders, _same_tokens, reference,
+                tuple(names[k] for k in ("none", "contiguous") if k in caches), repeats=5 if n >= 512 else None,
+                describe=_tokens_per_s, figures=lambda result: {"tokens": len(result.tokens)}, interleave=True)
 
 
 def _waste_case(quick: bool) -> Case:
@@ -65,44 +67,49 @@ def _waste_case(quick: bool) -> Case:
     )
 
 
-def _speculative_cases(target, draft, prompt: list[int], n: int, ks: tuple[int, ...]) -> list[Case]:
+def _describe_speculative(result) -> str:
+    if not hasattr(result, "acceptance_rate"):
+        return _tokens_per_s(result)
+    return f"acceptance {100 * result.acceptance_rate:.0f}%, {result.tokens_per_round:.2f} tokens per target pass"
+
+
+def _speculative_figures(result) -> dict[str, float]:
+    if not hasattr(result, "acceptance_rate"):
+        return {}
+    return {"acceptance": result.acceptance_rate, "tokens_per_round": result.tokens_per_round}
+
+
+def speculative_case(target, draft, prompt: list[int], n: int, ks: tuple[int, ...], *, sampled: bool = False,
+                     with_alone: bool = True) -> Case:
+    """The target alone, the draft alone and speculative decoding at each draft length k.
+
+    Greedy: speculative decoding must give exactly the target's tokens (the
+    check). At temperature 1 the text is random, so only its length is
+    checked; the target alone and every k then draw with seed 1.
+    """
     from workbench_engines.generation import generate, speculative_generate
-    from workbench_engines.sampling.settings import GREEDY
+    from workbench_engines.sampling.settings import GREEDY, Sampler
 
-    def describe(result) -> str:
-        if not hasattr(result, "acceptance_rate"):
-            return _tokens_per_s(result)
-        return (f"acceptance {100 * result.acceptance_rate:.0f}%, "
-                f"{result.tokens_per_round:.2f} tokens per target pass")
-
-    contenders = [Contender("target alone", partial(generate, target, prompt, n), "torch")]
-    contenders.append(Contender("draft alone", partial(generate, draft, prompt, n), "torch"))
+    sampler = Sampler(temperature=1.0) if sampled else GREEDY
+    contenders = []
+    if with_alone:
+        contenders += [Contender("target alone", partial(generate, target, prompt, n, sampler=sampler, seed=1), "torch"),
+                       Contender("draft alone", partial(generate, draft, prompt, n, sampler=sampler, seed=1), "torch")]
     for k in ks:
         contenders.append(Contender(f"speculative, k={k}",
-                                    partial(speculative_generate, target, draft, prompt, n, k=k, sampler=GREEDY),
-                                    "torch"))
+                                    partial(speculative_generate, target, draft, prompt, n, k=k, sampler=sampler,
+                                            seed=1), "torch", repeats=3 if sampled else None))
 
-    def same_as_target(expected, got) -> str | None:
-        # Speculative runs must equal the target's text; the draft alone writes its own.
-        if hasattr(got, "acceptance_rate"):
+    def check(expected, got) -> str | None:
+        # Greedy speculative runs must equal the target's text; the draft alone writes its own.
+        if not sampled and hasattr(got, "acceptance_rate"):
             return _same_tokens(expected, got)
         return None if len(got.tokens) == len(expected.tokens) else "wrong length"
 
-    greedy = Case(f"speculative decoding, {n} tokens, greedy", contenders, same_as_target, "target alone",
-                  ("target alone",), describe=describe, interleave=True)
-
-    def sampled(k: int):
-        from workbench_engines.sampling.settings import Sampler
-
-        return partial(speculative_generate, target, draft, prompt, n, k=k, sampler=Sampler(temperature=1.0), seed=1)
-
-    at_t1 = Case(
-        f"speculative decoding, {n} tokens, temperature 1",
-        [Contender(f"speculative, k={k}", sampled(k), "torch", repeats=3) for k in ks],
-        lambda expected, got: None if len(got.tokens) == len(expected.tokens) else "wrong length",
-        f"speculative, k={ks[0]}", (f"speculative, k={ks[0]}",), describe=describe, interleave=True,
-    )
-    return [greedy, at_t1]
+    reference = contenders[0].name
+    return Case(f"speculative decoding, {n} tokens, {'temperature 1' if sampled else 'greedy'}", contenders, check,
+                reference, (reference,), describe=_describe_speculative, figures=_speculative_figures,
+                interleave=True)
 
 
 def _top_p_cases(quick: bool) -> list[Case]:
@@ -118,8 +125,10 @@ def cases(quick: bool = False) -> list[Case]:
     target, draft = small_gpt.load("target"), small_gpt.load("draft")
     prompt = target.tokenizer.encode_ordinary(PROMPT)
     lengths = (16, 32) if quick else (128, 256, 512, 1024)
-    result = _generation_cases(target.model, prompt, lengths)
+    result = [generation_case(target.model, prompt, n) for n in lengths]
     result.append(_waste_case(quick))
     result += _top_p_cases(quick)
-    result += _speculative_cases(target.model, draft.model, prompt, 32 if quick else 256, (2, 4) if quick else (2, 4, 6))
+    n, ks = (32, (2, 4)) if quick else (256, (2, 4, 6))
+    result.append(speculative_case(target.model, draft.model, prompt, n, ks))
+    result.append(speculative_case(target.model, draft.model, prompt, n, ks, sampled=True, with_alone=False))
     return result

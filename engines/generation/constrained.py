@@ -78,3 +78,12 @@ def generate_json(model, tokenizer, prompt: list[int], schema: dict, **kwargs) -
     the parsed value and the raw result."""
     result = generate_constrained(model, tokenizer, prompt, schema_regex(schema), **kwargs)
     return (json.loads(result.text) if result.complete else None), result
+
+
+def json_verdict(text: str) -> str:
+    """Whether text parses as JSON, in words: what a learner compares against constrained output."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"json.loads fails: {exc.msg}"
+    return "parses (by luck)"

@@ -31,6 +31,8 @@ class Generation:
     step_seconds: list[float] = field(default_factory=list)
     memory: "Memory | None" = None
     """The cache's memory at the end (None without a cache)."""
+    attention: str = "torch (SDPA)"
+    """Which attention read the cache, and why it was chosen."""
 
     @property
     def tokens_per_s(self) -> float:
@@ -110,7 +112,8 @@ def generate(
             if token in stop_tokens:
                 break
     return Generation(prompt, tokens, cache, time.perf_counter() - started, prefill, steps,
-                      kv.memory() if kv is not None else None)
+                      kv.memory() if kv is not None else None,
+                      str(getattr(kv, "attention_choice", "torch (SDPA)")))
 
 
 def next_token_logits(model, ids: list[int]) -> np.ndarray:

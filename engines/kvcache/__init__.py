@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 
+from workbench_engines.backends import Choice, resolve
+
 from workbench_engines.kvcache.accounting import (
     DTYPE_BYTES,
     REAL_MODELS,
@@ -32,13 +34,15 @@ _LAZY = {
     "BlockPool": "workbench_engines.kvcache.paged",
     "PagedCache": "workbench_engines.kvcache.paged",
     "Request": "workbench_engines.kvcache.stream",
+    "ServedRequest": "workbench_engines.kvcache.stream",
+    "serve_request": "workbench_engines.kvcache.stream",
     "StreamReport": "workbench_engines.kvcache.stream",
     "mixed_requests": "workbench_engines.kvcache.stream",
     "serve_stream": "workbench_engines.kvcache.stream",
 }
 
-__all__ = ["DTYPE_BYTES", "KINDS", "REAL_MODELS", "CacheFull", "Memory", "ModelShape", "kv_bytes", "make_cache", "paged_slots",
-           *_LAZY]
+__all__ = ["DTYPE_BYTES", "KINDS", "REAL_MODELS", "CacheFull", "Memory", "ModelShape", "kv_bytes", "make_cache",
+           "paged_attention", "paged_slots", *_LAZY]
 
 
 def __getattr__(name: str):
@@ -47,8 +51,23 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_cache(kind: str, config, *, batch: int = 1, max_len: int | None = None, block_size: int = 16):
-    """A cache for ``batch`` sequences of up to max_len tokens (default: the model's context), or None for "none"."""
+def paged_attention(config, block_size: int, attention: str = "auto") -> Choice:
+    """How a paged cache's decode steps attend: "native" reads the blocks in place in C, "torch"
+    gathers them for SDPA; "auto" takes the C kernel where it loads and the shapes fit."""
+    limits = {}
+    if block_size > 256 or config.head_dim > 256:
+        limits["native"] = f"the C decode kernel takes block sizes and head dims up to 256 (here {block_size}, " \
+                           f"{config.head_dim})"
+    return resolve(attention, offers=("native", "torch"), unsupported=limits)
+
+
+def make_cache(kind: str, config, *, batch: int = 1, max_len: int | None = None, block_size: int = 16,
+               attention: str = "auto"):
+    """A cache for ``batch`` sequences of up to max_len tokens (default: the model's context), or None for "none".
+
+    ``attention`` picks a paged cache's decode path (see :func:`paged_attention`); the cache's
+    ``attention_choice`` says which ran and why.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown cache {kind!r}; choose one of {', '.join(KINDS)}")
     max_len = max_len or config.context
@@ -60,11 +79,10 @@ def make_cache(kind: str, config, *, batch: int = 1, max_len: int | None = None,
         return ContiguousCache(config, batch, max_len)
     from workbench_engines.kvcache.paged import PagedCache
 
-    from workbench_engines.nativelib import native_status
-
-    # Decode steps read the blocks in place when the C kernel is there; otherwise they are gathered.
-    fused = native_status().loaded and block_size <= 256 and config.head_dim <= 256
-    cache = PagedCache(config, batch * -(-max_len // block_size), block_size, attention="native" if fused else "gather")
+    choice = paged_attention(config, block_size, attention)
+    cache = PagedCache(config, batch * -(-max_len // block_size), block_size,
+                       attention="native" if choice.name == "native" else "gather")
+    cache.attention_choice = choice
     ids = [cache.add_sequence()[0] for _ in range(batch)]
     cache.select(ids)
     return cache

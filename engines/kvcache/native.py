@@ -67,12 +67,12 @@ class PagedDecoder:
             k_ptr, v_ptr = (ffi.cast("float *", t.data_ptr()) for t in new_kv)
         out = torch.empty(self._q_shape, dtype=torch.float32)
         pool = ffi.cast("float *", self.kv.data_ptr()) + layer * self.layer_stride
-        status = self.lib.wb_paged_decode_attention_f32(
+        status = self.lib.wb_paged_decode_f32(
             ffi.cast("float *", out.data_ptr()), ffi.cast("float *", q.data_ptr()), pool, self.heads, self.kv_heads,
             self.num_blocks, self.block_size, self.head_dim, self._table_ptr, len(self.table), int(length),
             float(scale), k_ptr, v_ptr, slot[0], slot[1], self.threads,
         )
-        check_status("wb_paged_decode_attention_f32", status)
+        check_status("wb_paged_decode_f32", status)
         return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from workbench_engines.backends import Choice
 from workbench_engines.kvcache.accounting import CacheFull, Memory, kv_shape_from
 
 
@@ -125,6 +126,8 @@ class PagedCache:
         if attention == "native" and (dtype != torch.float32 or block_size > 256 or config.head_dim > 256):
             raise ValueError("native paged attention needs float32, block_size <= 256 and head_dim <= 256")
         self.attention = attention
+        self.attention_choice: Choice = Choice("native" if attention == "native" else "torch", "asked for")
+        """Which backend decode steps attend with, and why (make_cache fills in the reason)."""
         self.layers, self.kv_heads, self.head_dim = kv_shape_from(config)
         self.block_size = block_size
         self.pool = BlockPool(num_blocks)

@@ -104,3 +104,30 @@ def serve_stream(requests: list[Request], kind: str, *, block_size: int = 16, co
                 paged.free(handle)
         active = [a for a in active if a[2] > 0]
     return StreamReport(kind, len(requests), steps, allocated, stored, peak)
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """One request served into a shared paged cache."""
+
+    sequence: int
+    """Its sequence id in the cache (free it with cache.free)."""
+    prompt_tokens: int
+    cached_tokens: int
+    """Prompt tokens found in the prefix cache, so not computed again."""
+    generated: list[int]
+
+
+def serve_request(model, cache, prompt: list[int], new_tokens: int) -> ServedRequest:
+    """Add a request to a PagedCache, prefill only the prompt tokens the prefix cache lacks, then
+    decode ``new_tokens`` greedily; the sequence stays in the cache until freed."""
+    import torch
+
+    sequence, cached = cache.add_sequence(prompt)
+    generated: list[int] = []
+    with torch.inference_mode():
+        logits = model(torch.tensor([prompt[cached:]]), cache)[0, -1]
+        for _ in range(new_tokens):
+            generated.append(int(logits.argmax()))
+            logits = model(torch.tensor([[generated[-1]]]), cache)[0, -1]
+    return ServedRequest(sequence, len(prompt), cached, generated)

@@ -1,4 +1,15 @@
-"""Token streams for training: a corpus encoded once, split into train and validation, sampled in windows."""
+"""Token streams for training: a corpus encoded once, split into train and validation, sampled in windows.
+
+Encoding is the slow part, so it happens once; a window is then just a slice
+of an int32 array. A window holds T + 1 tokens: the model reads the first T
+and is scored on predicting the last T (B batch, T time, as elsewhere).
+
+Example::
+
+    >>> data = encode_corpus(shipped_tokenizer())
+    >>> data.windows("train", np.random.default_rng(0), 8, 64).shape   # (B, T+1)
+    (8, 65)
+"""
 
 from __future__ import annotations
 
@@ -16,21 +27,50 @@ END_OF_TEXT = "<|endoftext|>"
 
 @dataclass
 class TokenData:
+    """A corpus as two flat token arrays, with the windows the training loop samples from them."""
+
     train: np.ndarray
     """Training tokens, documents joined by the end-of-text token (int32)."""
     val: np.ndarray
     """Held-out tokens: the last ``val_fraction`` of every document."""
 
     def windows(self, split: str, rng: np.random.Generator, batch: int, seq_len: int) -> np.ndarray:
-        """``batch`` random windows of seq_len + 1 tokens (inputs and their next-token targets)."""
+        """``batch`` random windows of seq_len + 1 tokens (inputs and their next-token targets).
+
+        Args:
+            split: "train", or anything else for the validation split.
+            rng: Draws the start positions; the caller's generator makes runs repeatable.
+            batch: B.
+            seq_len: T.
+
+        Returns:
+            (B, T+1) int32.
+
+        Raises:
+            EngineError: the split is shorter than one window.
+        """
         ids = self.train if split == "train" else self.val
         if len(ids) < seq_len + 1:
             raise EngineError(f"the {split} split has {len(ids)} tokens, fewer than one window of {seq_len + 1}")
-        starts = rng.integers(0, len(ids) - seq_len, size=batch)
+        starts = rng.integers(0, len(ids) - seq_len, size=batch)  # (B,)
         return np.stack([ids[s : s + seq_len + 1] for s in starts])
 
     def val_windows(self, seq_len: int, limit: int) -> np.ndarray:
-        """Consecutive, non-overlapping validation windows (the same ones every time)."""
+        """Consecutive, non-overlapping validation windows (the same ones every time).
+
+        Neighbouring windows share their boundary token (one's target is the
+        next one's first input), so no target is skipped.
+
+        Args:
+            seq_len: T.
+            limit: The most windows to return.
+
+        Returns:
+            (n, T+1) int32, n = min(limit, windows that fit).
+
+        Raises:
+            EngineError: the split is shorter than one window.
+        """
         n = min(limit, (len(self.val) - 1) // seq_len)
         if n < 1:
             raise EngineError(f"the validation split has {len(self.val)} tokens, fewer than one window of {seq_len + 1}")
@@ -39,7 +79,23 @@ class TokenData:
 
 def encode_corpus(tokenizer: BPETokenizer, path: str | Path | None = None, *, val_fraction: float = 0.05,
                   limit_bytes: int | None = None) -> TokenData:
-    """Encode every document of the corpus (default: the plays) and hold out the end of each one."""
+    """Encode every document of the corpus (default: the plays) and hold out the end of each one.
+
+    Holding out each document's end, rather than whole documents, keeps every
+    play's vocabulary and style in both splits.
+
+    Args:
+        tokenizer: Must have the <|endoftext|> special token, which ends every document.
+        path: The corpus folder; None for the default corpus.
+        val_fraction: The share of each document's tokens held out.
+        limit_bytes: Use only the first limit_bytes characters of text across files (for quick runs).
+
+    Returns:
+        TokenData with int32 train and val arrays.
+
+    Raises:
+        EngineError: a bad val_fraction, no <|endoftext|> token, or an empty corpus.
+    """
     if not 0 < val_fraction < 1:
         raise EngineError(f"val_fraction must be in (0, 1), got {val_fraction}")
     eot = tokenizer.special_tokens.get(END_OF_TEXT)

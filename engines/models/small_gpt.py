@@ -5,6 +5,13 @@ plays): ``target``, the model the decoding labs sample from, and ``draft``, a
 much smaller one that proposes tokens for speculative decoding. Their weights
 ship with the package in fp16 (``engines/models/weights``); ``train_recipe``
 (``workbench train``) rebuilds them from the corpus.
+
+Example::
+
+    >>> pretrained = load("target")
+    >>> ids = torch.tensor([pretrained.tokenizer.encode("ROMEO:")])   # (B, T) int64
+    >>> pretrained.model(ids).shape                                 # (B, T, V)
+    torch.Size([1, 2, 2048])
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ TOKENIZER_VOCAB = 2048
 
 @dataclass(frozen=True)
 class Recipe:
+    """How one shipped model was made: its shape and its training run."""
+
     name: str
     summary: str
+    """One line for listings (``workbench train`` shows it)."""
     model: dict
     """GPTConfig fields."""
     train: dict
@@ -52,7 +62,16 @@ RECIPES: dict[str, Recipe] = {
 
 
 def train_tokenizer(corpus_path: Path | None = None) -> BPETokenizer:
-    """The shared tokenizer: BPE with the GPT-2 split pattern, learned from the corpus."""
+    """The shared tokenizer: BPE with the GPT-2 split pattern, learned from the corpus.
+
+    Deterministic: the same corpus gives the same merges.
+
+    Args:
+        corpus_path: The corpus folder; None for the default corpus.
+
+    Returns:
+        A 2,048-token BPETokenizer.
+    """
     from workbench_engines import corpus
     from workbench_engines.tokenizers.bpe_train import train_bpe
 
@@ -62,10 +81,11 @@ def train_tokenizer(corpus_path: Path | None = None) -> BPETokenizer:
 
 @cache
 def shipped_tokenizer() -> BPETokenizer:
-    from workbench_engines.nativelib import native_status
+    """The shipped 2,048-token tokenizer, on the C encoder where it loads."""
+    from workbench_engines.backends import resolve
     from workbench_engines.tokenizers.formats import load_saved
 
-    return load_saved(WEIGHTS_DIR / TOKENIZER_FILE, "native" if native_status().loaded else "reference")
+    return load_saved(WEIGHTS_DIR / TOKENIZER_FILE, resolve().name)
 
 
 @dataclass
@@ -77,19 +97,43 @@ class Pretrained:
     """workbench_engines.models.gpt.GPT, in eval mode, float32."""
     tokenizer: BPETokenizer
     meta: dict
+    """What training reported: parameters, losses, steps, tokens, the TrainConfig."""
 
     @property
     def config(self):
+        """The model's GPTConfig."""
         return self.model.config
+
+    def prompt_ids(self, text: str) -> list[int]:
+        """The tokens of a prompt; an empty prompt becomes the end-of-text token, where documents start."""
+        return self.tokenizer.encode_ordinary(text) or [self.tokenizer.special_tokens["<|endoftext|>"]]
 
 
 def weights_path(name: str, directory: Path | None = None) -> Path:
+    """``<directory>/<name>.pt``, directory defaulting to the shipped weights.
+
+    Raises:
+        EngineError: name is not a recipe.
+    """
     if name not in RECIPES:
         raise EngineError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
     return (directory or WEIGHTS_DIR) / f"{name}.pt"
 
 
 def load_weights(path: Path, tokenizer: BPETokenizer, name: str) -> Pretrained:
+    """Build a GPT from a weights file (fp16 on disk, float32 in memory) and pair it with ``tokenizer``.
+
+    Args:
+        path: A file ``export_weights`` wrote.
+        tokenizer: Must have the model's vocab size.
+        name: The recipe name, for messages.
+
+    Returns:
+        The model in eval mode, with its tokenizer and training figures.
+
+    Raises:
+        EngineError: no file, not a weights file, or a vocab size mismatch.
+    """
     import torch
 
     from workbench_engines.models.gpt import GPT, GPTConfig
@@ -115,7 +159,19 @@ def load(name: str = "target") -> Pretrained:
 
 
 def export_weights(model, path: Path, meta: dict) -> Path:
-    """Save the weights in fp16 with the config and training figures (what ships)."""
+    """Save the weights in fp16 with the config and training figures (what ships).
+
+    fp16 halves what the package carries; the models train in float32 and load back to it.
+    Written to path.tmp and renamed, so a crash never leaves a half-written file.
+
+    Args:
+        model: A GPT.
+        path: The destination ``.pt`` file.
+        meta: Training figures stored beside the weights.
+
+    Returns:
+        path.
+    """
     import torch
 
     state = {k: v.detach().half() for k, v in model.state_dict().items()}
@@ -140,6 +196,23 @@ def train_recipe(
 
     The tokenizer is retrained from the same corpus (deterministic), written
     beside the weights. ``steps`` overrides the recipe's length (for a short try).
+
+    Args:
+        name: A key of RECIPES.
+        out_dir: Receives the tokenizer, checkpoint and weights.
+        resume: Continue from out_dir's checkpoint when there is one.
+        steps: Overrides the recipe's step count.
+        corpus_path: The corpus folder; None for the default corpus.
+        on_step: Passed to train: called with each StepReport.
+        should_stop: Passed to train: polled every step.
+        threads: torch's CPU thread count, when given.
+
+    Returns:
+        The trained model with its tokenizer and training figures.
+
+    Raises:
+        EngineError: an unknown recipe, or a checkpoint saved for other settings.
+        Cancelled: should_stop() returned True.
     """
     import torch
 

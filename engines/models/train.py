@@ -3,6 +3,18 @@
 One loop for every model the lessons train. A checkpoint holds the weights,
 the optimizer's moments, the step and both random generators, so a run that
 is stopped and resumed takes exactly the steps an unbroken run would have.
+
+The pieces and where they come from: AdamW, Adam with decoupled weight decay
+(Loshchilov & Hutter, 2019); linear warm-up (Goyal et al., 2017); cosine decay
+(Loshchilov & Hutter, 2017, without restarts); clipping the global gradient
+norm (Pascanu et al., 2013); bf16 autocast, mixed precision (Micikevicius et
+al., 2018; bf16 needs no loss scaling). Shapes: B batch, T time (seq_len), V vocab.
+
+Example::
+
+    >>> model = GPT(GPTConfig(vocab_size=2048))
+    >>> result = train(model, encode_corpus(tokenizer), TrainConfig(steps=200), on_step=print)
+    >>> result.final_val_loss   # cross-entropy in nats per token
 """
 
 from __future__ import annotations
@@ -23,24 +35,41 @@ from workbench_engines.models.data import TokenData
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Every setting of a training run; a checkpoint only resumes under an identical one.
+
+    Raises:
+        EngineError: a count is not positive, or lr, min_lr_ratio, warmup,
+            grad_clip or autocast is out of range.
+    """
+
     steps: int = 1000
+    """Optimizer steps in the whole run."""
     batch_size: int = 16
+    """B: windows per micro-batch."""
     seq_len: int = 256
+    """T: input tokens per window (each window holds T + 1)."""
     accumulation: int = 1
     """Micro-batches whose gradients are summed before each optimizer step."""
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
     """The cosine ends at lr · min_lr_ratio."""
     warmup: int = 100
+    """Steps of linear warm-up, while Adam's moment estimates are still noisy."""
     weight_decay: float = 0.1
+    """AdamW's decoupled decay, applied to matrices only (see ``_optimizer``)."""
     betas: tuple[float, float] = (0.9, 0.95)
+    """Adam's moment decay rates; β₂ = 0.95 as GPT-3 used (Brown et al., 2020)."""
     grad_clip: float | None = 1.0
+    """Largest global gradient norm before the step; None leaves gradients alone."""
     autocast: str | None = None
     """"bf16" runs the forward pass under torch.autocast (mixed precision; weights and optimizer stay fp32)."""
     eval_every: int = 100
+    """Steps between validation losses (and always at the last step)."""
     eval_windows: int = 32
+    """Validation windows per evaluation (the same ones each time)."""
     checkpoint_every: int = 100
     seed: int = 0
+    """Seeds torch and the batch sampler: same seed, same run."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "seq_len", "accumulation", "eval_every", "eval_windows", "checkpoint_every"):
@@ -55,7 +84,15 @@ class TrainConfig:
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up to lr over ``warmup`` steps, then half a cosine down to lr · min_lr_ratio."""
+    """Linear warm-up to lr over ``warmup`` steps, then half a cosine down to lr · min_lr_ratio.
+
+    Args:
+        step: Optimizer steps done so far (0-based).
+        config: Supplies lr, warmup, steps and min_lr_ratio.
+
+    Returns:
+        The learning rate for this step.
+    """
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
     span = max(1, config.steps - config.warmup)
@@ -66,52 +103,85 @@ def learning_rate(step: int, config: TrainConfig) -> float:
 
 @dataclass
 class StepReport:
+    """What ``train`` passes to ``on_step`` after each optimizer step."""
+
     step: int
     """Optimizer steps done (1-based)."""
     total: int
+    """config.steps."""
     loss: float
+    """Training loss, averaged over the step's micro-batches."""
     lr: float
     grad_norm: float
+    """Global gradient norm before clipping."""
     tokens_per_s: float
     val_loss: float | None = None
+    """Set on evaluation steps."""
 
 
 @dataclass
 class TrainResult:
+    """The losses of a finished run (all of them, resumed steps included), its time and tokens."""
+
     steps: int
     train_losses: list[float]
     val_losses: list[tuple[int, float]]
     """(step, validation loss) at every evaluation."""
     seconds: float
+    """Wall time of this call (not of earlier, resumed runs)."""
     tokens: int
+    """Tokens trained on in this call."""
     resumed_from: int = 0
+    """The checkpoint's step, or 0 for a fresh start."""
     stopped: bool = False
 
     @property
     def final_val_loss(self) -> float | None:
+        """The last validation loss, or None before any evaluation."""
         return self.val_losses[-1][1] if self.val_losses else None
 
 
 @dataclass
 class _State:
+    """What a checkpoint carries besides the weights, optimizer and random generators."""
+
     step: int = 0
     train_losses: list[float] = field(default_factory=list)
     val_losses: list[tuple[int, float]] = field(default_factory=list)
 
 
 def causal_lm_loss(model: torch.nn.Module, window: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting token t+1 from tokens ≤ t."""
-    logits = model(window[:, :-1])
+    """Mean cross-entropy of predicting token t+1 from tokens ≤ t.
+
+    Args:
+        model: Maps ids (B, T) to logits (B, T, V), as gpt.GPT does.
+        window: (B, T+1) int64; inputs are window[:, :-1], targets window[:, 1:].
+
+    Returns:
+        A 0-d float32 loss (computed in float32 even under autocast).
+    """
+    logits = model(window[:, :-1])  # (B, T, V)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), window[:, 1:].reshape(-1))
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: TokenData, seq_len: int, windows: int,
              loss_fn: Callable = causal_lm_loss) -> float:
-    """Mean loss over the same validation windows every time."""
+    """Mean loss over the same validation windows every time.
+
+    Args:
+        model: The model; put in eval mode for the pass and restored after.
+        data: Supplies the validation split.
+        seq_len: T.
+        windows: How many windows (fewer if the split is short).
+        loss_fn: loss_fn(model, window (B, T+1)) -> 0-d loss.
+
+    Returns:
+        The window-weighted mean loss.
+    """
     was_training = model.training
     model.eval()
-    batches = torch.from_numpy(data.val_windows(seq_len, windows).astype(np.int64)).split(16)
+    batches = torch.from_numpy(data.val_windows(seq_len, windows).astype(np.int64)).split(16)  # (≤16, T+1) each
     losses = [loss_fn(model, batch).item() for batch in batches]
     sizes = [len(batch) for batch in batches]
     model.train(was_training)
@@ -119,6 +189,7 @@ def evaluate(model: torch.nn.Module, data: TokenData, seq_len: int, windows: int
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW (Loshchilov & Hutter, 2019) over two parameter groups, with and without weight decay."""
     # Decay matrices only; norms' gains (1-D) are left alone, as in GPT-2 and Llama.
     decay = [p for p in model.parameters() if p.ndim >= 2]
     other = [p for p in model.parameters() if p.ndim < 2]
@@ -128,7 +199,17 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW
 
 def save_checkpoint(path: Path, model, optimizer, rng: np.random.Generator, state: _State, config: TrainConfig,
                     model_config: dict) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint whole."""
+    """Write atomically: a crash mid-write leaves the previous checkpoint whole.
+
+    Args:
+        path: The checkpoint file; written as path.tmp, then renamed over it.
+        model: Its state_dict is saved.
+        optimizer: Its state_dict (Adam's moments) is saved.
+        rng: The batch sampler's generator, whose state is saved.
+        state: Step and losses so far.
+        config: Saved, so a resume under other settings is refused.
+        model_config: Saved likewise.
+    """
     payload = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -147,6 +228,12 @@ def save_checkpoint(path: Path, model, optimizer, rng: np.random.Generator, stat
 
 
 def load_checkpoint(path: Path) -> dict:
+    """The payload ``save_checkpoint`` wrote.
+
+    Raises:
+        FileNotFoundError: no file at path.
+        EngineError: the file is not a readable checkpoint.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
@@ -173,6 +260,24 @@ def train(
     (the model and training configs must match). ``should_stop()`` is polled
     every step; stopping saves a checkpoint (when a path was given) and raises
     Cancelled.
+
+    Args:
+        model: Trained in place; left in eval mode.
+        data: Train and validation tokens.
+        config: The run's settings.
+        model_config: The model's config as a dict, stored in (and checked against) the checkpoint.
+        checkpoint: Where to save every ``checkpoint_every`` steps; None saves nothing.
+        resume: Continue from ``checkpoint`` if it exists.
+        on_step: Called with a StepReport after every optimizer step.
+        should_stop: Polled before every step.
+        loss_fn: loss_fn(model, window (B, T+1) int64) -> 0-d loss.
+
+    Returns:
+        The TrainResult of the whole run.
+
+    Raises:
+        EngineError: the checkpoint was saved for another model or other settings.
+        Cancelled: should_stop() returned True.
     """
     model_config = model_config or {}
     torch.manual_seed(config.seed)
@@ -211,10 +316,11 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         loss_sum = 0.0
         for _ in range(config.accumulation):
+            # (B, T+1) int64
             window = torch.from_numpy(data.windows("train", rng, config.batch_size, config.seq_len).astype(np.int64))
             with torch.autocast(device, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
                 loss = loss_fn(model, window)
-            (loss / config.accumulation).backward()
+            (loss / config.accumulation).backward()  # the summed gradients are then a mean
             loss_sum += loss.item()
         if config.grad_clip is not None:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))

@@ -16,7 +16,8 @@ from functools import partial
 import numpy as np
 
 from workbench_engines import moe
-from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.backends import available
+from workbench_engines.nativelib import default_threads
 from workbench_engines.profiling.bench import Case, Contender, torch_threads
 
 
@@ -45,34 +46,39 @@ def cases(quick: bool = False) -> list[Case]:
             contenders.append(Contender("numpy", partial(run, "reference"), "reference"))
         setup, teardown = torch_threads(1)
         contenders.append(Contender("torch 1T", partial(run, "torch"), "torch", setup, teardown))
-        if native_status().loaded:
+        if available("native"):
             for n in sorted({1, default_threads()}):
                 contenders.append(Contender(f"native {n}T", partial(run, "native", n), "native"))
         result.append(Case(f"dispatch+combine {tokens}×{d}, {n_experts} experts, top-2", contenders, _close,
                            "torch 1T", ("torch 1T",), bytes_moved=4.0 * x.size * 2 * 4))
-    result.append(_training_case(quick))
+    result.append(training_case(4, 32, 32, 64) if quick else training_case(16, 128, 128, 256))
     return result
 
 
-def _training_case(quick: bool) -> Case:
+def training_case(batch: int, length: int, d_model: int, hidden: int, n_layers: int = 4) -> Case:
+    """One optimizer step of a dense mini-former, a sparse one with 4 experts at top-1 (equal active
+    parameters) and a dense one with a 4× wider feed-forward (equal total parameters)."""
     import torch
 
     from workbench_engines.models.experiments import non_embedding_parameters, sparse_dense_configs, training_step
 
-    batch, length, d, hidden = (4, 32, 32, 64) if quick else (16, 128, 128, 256)
     window = torch.randint(0, 2048, (batch, length + 1), generator=torch.Generator().manual_seed(0))
-    configs = sparse_dense_configs(d, hidden, length, n_layers=4)
+    configs = sparse_dense_configs(d_model, hidden, length, n_layers=n_layers)
     contenders = [Contender(name, training_step(config, window), "torch") for name, config in configs.items()]
 
     def check(expected, got) -> str | None:
         return None if np.isfinite(got[0]) else "the loss is not finite"
 
-    def describe(output) -> str:
+    def figures(output) -> dict[str, float]:
         model = output[1]
-        active, total = non_embedding_parameters(model, active=True), non_embedding_parameters(model)
+        return {"parameters": non_embedding_parameters(model), "active": non_embedding_parameters(model, active=True)}
+
+    def describe(output) -> str:
+        counts = figures(output)
         # 6 FLOPs per active weight per token for forward and backward (Kaplan et al., 2020).
-        return f"{total / 1e6:.2f}M params, {active / 1e6:.2f}M active, {6 * active / 1e6:.1f} MFLOP/token"
+        return (f"{counts['parameters'] / 1e6:.2f}M params, {counts['active'] / 1e6:.2f}M active, "
+                f"{6 * counts['active'] / 1e6:.1f} MFLOP/token")
 
     reference = next(iter(configs))
     return Case(f"mini-former training step, {batch * length:,} tokens", contenders, check, reference, (reference,),
-                describe=describe)
+                describe=describe, figures=figures)

@@ -6,7 +6,9 @@ from workbench_engines.profiling.bench import (
     Case,
     Contender,
     Report,
-    Row,
+    baselines_of,
+    environment,
+    run_cases,
     run_benchmark,
 )
 from workbench_engines.profiling.profile import Profile, Timer, measure, median, peak_memory
@@ -18,7 +20,9 @@ __all__ = [
     "Contender",
     "Profile",
     "Report",
-    "Row",
+    "baselines_of",
+    "environment",
+    "run_cases",
     "Timer",
     "measure",
     "median",

@@ -1,8 +1,10 @@
-"""The benchmark runner behind ``workbench bench``: contenders side by side, one run.
+"""The runner behind ``workbench bench`` and every lab that races: contenders side by side, one run.
 
 Follows llm.c's order: run the reference, validate every contender against
-it, warm up, time repeats, report medians with counted FLOPs and bytes, and
-ratios against the baselines measured in the same run.
+it, warm up, time repeats, validate again, report medians with counted FLOPs
+and bytes, and ratios against the baselines measured in the same run. A lab
+describes its cases with the same builders a benchmark uses and calls
+:func:`run_cases`, so both show the same figures for the same case.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ import importlib
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
-from workbench_engines.profiling.profile import Timer, median, peak_memory
+from workbench_engines.profiling.profile import Profile, Timer, median, peak_memory
 
 ProgressFn = Callable[[int, int, str], None]
-"""progress(done, total, what) called between timed steps."""
+"""progress(done, total, what) called between timed steps; it may raise to stop the run (a lab's cancel)."""
 
 Check = Callable[[Any, Any], str | None]
 """check(expected, got) -> None when they match, else a short description."""
@@ -40,6 +42,12 @@ class Contender:
     warmup: int | None = None
     memory_probe: Callable[[Callable[[], Any]], int] | None = None
     """probe(run) -> peak bytes of one run, for allocators tracemalloc can't see (the CUDA caching allocator)."""
+    memory_source: str = "tracemalloc"
+    """What measured its peak memory (name the allocator a memory_probe reads)."""
+    bytes_moved: float | None = None
+    """Its own bytes per run where contenders of one case move different amounts (else the case's)."""
+    note: str = ""
+    """A fixed word on this contender for the table (what the case's describe can't see in the output)."""
 
 
 @dataclass
@@ -62,27 +70,11 @@ class Case:
     """Also run each contender once under tracemalloc and report its peak allocation."""
     describe: Callable[[Any], str] | None = None
     """A short note on a contender's output for the table (tokens/s, acceptance rate, waste)."""
+    figures: Callable[[Any], dict[str, float]] | None = None
+    """Numbers read off a contender's output (acceptance rate, loss) into its Profile's extra, for plots."""
     interleave: bool = False
     """Time the contenders in alternating rounds instead of one after another, so that a noisy
     machine's drift (other load, clock changes) falls on all of them alike."""
-
-
-@dataclass
-class Row:
-    case: str
-    contender: str
-    backend: str
-    median_s: float
-    min_s: float
-    repeats: int
-    gflops: float
-    gbytes_per_s: float
-    matches: bool
-    mismatch: str | None
-    ratios: dict[str, float] = field(default_factory=dict)
-    peak_bytes: int | None = None
-    """Peak bytes tracemalloc saw in one run (None when not measured; torch's allocator is invisible to it)."""
-    note: str = ""
 
 
 @dataclass
@@ -90,7 +82,7 @@ class Report:
     benchmark: str
     description: str
     baselines: tuple[str, ...]
-    rows: list[Row]
+    rows: list[Profile]
     environment: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
@@ -99,7 +91,7 @@ class Report:
             "description": self.description,
             "baselines": list(self.baselines),
             "environment": self.environment,
-            "rows": [row.__dict__ for row in self.rows],
+            "rows": [row.as_dict() for row in self.rows],
         }
 
 
@@ -172,7 +164,8 @@ def torch_threads(n: int) -> tuple[Callable[[], None], Callable[[], None]]:
     return setup, teardown
 
 
-def _environment() -> dict[str, Any]:
+def environment() -> dict[str, Any]:
+    """The machine a run measured: Python, CPUs, the native build, the GPU torch used."""
     from workbench_engines.nativelib import native_status
 
     status = native_status()
@@ -188,32 +181,32 @@ def _environment() -> dict[str, Any]:
     return environment
 
 
-def run_benchmark(
-    name: str,
+def baselines_of(cases: list[Case]) -> tuple[str, ...]:
+    """Every baseline any of the cases names, in first-seen order (a table's ratio columns)."""
+    return tuple(dict.fromkeys(base for case in cases for base in case.baselines))
+
+
+def run_cases(
+    cases: list[Case],
     *,
-    quick: bool = False,
     warmup: int = 2,
     repeats: int = 10,
     progress: ProgressFn | None = None,
-) -> Report:
-    """Run every case of benchmark ``name`` and return the report.
+) -> list[Profile]:
+    """Race every case's contenders and return one Profile per contender, case by case.
 
-    Raises KeyError for an unknown name. ``quick`` uses small inputs (for tests
-    and smoke checks), never for figures you report.
+    ``progress`` is called before each timed step and may raise to stop the
+    run; nothing is returned then.
     """
-    if name not in BENCHMARKS:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be >= 1 and warmup >= 0")
-    spec = BENCHMARKS[name]
-    module_name, func_name = spec.target.split(":")
-    cases: list[Case] = getattr(importlib.import_module(module_name), func_name)(quick=quick)
     total = sum(len(case.contenders) for case in cases)
     done = 0
-    rows: list[Row] = []
-    baselines = tuple(dict.fromkeys(base for case in cases for base in case.baselines))
+    rows: list[Profile] = []
     for case in cases:
         by_name = {c.name: c for c in case.contenders}
+        if progress:
+            progress(done, total, f"{case.name}: {case.reference} (reference output)")
         expected = _call(by_name[case.reference], lambda c: c.run())
         plan = [
             (contender,
@@ -233,17 +226,35 @@ def run_benchmark(
                     progress(done, total, f"{case.name}: {contender.name}")
                 case_rows.append(_time(case, contender, expected, n_warmup, n_repeats))
                 done += 1
-        medians = {row.contender: row.median_s for row in case_rows}
-        for row in case_rows:
-            row.ratios = {
-                base: medians[base] / row.median_s
-                for base in case.baselines
-                if base in medians and row.median_s > 0
-            }
-        rows.extend(case_rows)
+        medians = {row.name: row.wall_s for row in case_rows}
+        rows += [replace(row, ratios={base: medians[base] / row.wall_s for base in case.baselines
+                                      if base in medians and row.wall_s > 0})
+                 for row in case_rows]
     if progress:
         progress(done, total, "done")
-    return Report(name, spec.description, baselines, rows, _environment())
+    return rows
+
+
+def run_benchmark(
+    name: str,
+    *,
+    quick: bool = False,
+    warmup: int = 2,
+    repeats: int = 10,
+    progress: ProgressFn | None = None,
+) -> Report:
+    """Run every case of benchmark ``name`` and return the report.
+
+    Raises KeyError for an unknown name. ``quick`` uses small inputs (for tests
+    and smoke checks), never for figures you report.
+    """
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+    spec = BENCHMARKS[name]
+    module_name, func_name = spec.target.split(":")
+    cases: list[Case] = getattr(importlib.import_module(module_name), func_name)(quick=quick)
+    rows = run_cases(cases, warmup=warmup, repeats=repeats, progress=progress)
+    return Report(name, spec.description, baselines_of(cases), rows, environment())
 
 
 def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:
@@ -256,17 +267,17 @@ def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:
             contender.teardown()
 
 
-def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expected: Any) -> list[Row]:
+def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expected: Any) -> list[Profile]:
     """Validate and warm up each contender, then time one run of each per round."""
     times: dict[str, list[float]] = {}
     checks: dict[str, str | None] = {}
-    notes: dict[str, str] = {}
+    seen: dict[str, tuple[str, dict[str, float]]] = {}
     for contender, n_warmup, _ in plan:
         def first(c: Contender) -> None:
             with Timer() as t:
                 output = c.run()
             checks[c.name] = case.check(expected, output)
-            notes[c.name] = case.describe(output) if case.describe else ""
+            seen[c.name] = _observe(case, output)
             for _ in range(n_warmup):
                 c.run()
             times[c.name] = [] if n_warmup else [t.seconds]
@@ -287,8 +298,13 @@ def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expect
         if n_repeats > 1:
             mismatch = mismatch or _call(contender, lambda c: case.check(expected, c.run()))
         peak = _call(contender, lambda c: _peak(case, c))
-        rows.append(_row(case, contender, times[contender.name], mismatch, peak, notes[contender.name]))
+        rows.append(_row(case, contender, times[contender.name], mismatch, peak, seen[contender.name]))
     return rows
+
+
+def _observe(case: Case, output: Any) -> tuple[str, dict[str, float]]:
+    """The case's note on an output and the figures it reads off it."""
+    return (case.describe(output) if case.describe else "", case.figures(output) if case.figures else {})
 
 
 def _peak(case: Case, contender: Contender) -> int | None:
@@ -301,30 +317,32 @@ def _peak(case: Case, contender: Contender) -> int | None:
 
 
 def _row(case: Case, contender: Contender, times: list[float], mismatch: str | None, peak: int | None,
-         note: str) -> Row:
-    med = median(times)
-    return Row(
-        case=case.name,
-        contender=contender.name,
+         observed: tuple[str, dict[str, float]]) -> Profile:
+    note, figures = observed
+    return Profile(
         backend=contender.backend,
-        median_s=med,
+        wall_s=median(times),
         min_s=min(times),
         repeats=len(times),
-        gflops=case.flops / med / 1e9 if med > 0 else 0.0,
-        gbytes_per_s=case.bytes_moved / med / 1e9 if med > 0 else 0.0,
+        flops=case.flops,
+        bytes_moved=case.bytes_moved if contender.bytes_moved is None else contender.bytes_moved,
+        peak_bytes=peak,
+        memory_source=contender.memory_source,
+        name=contender.name,
+        case=case.name,
         matches=mismatch is None,
         mismatch=mismatch,
-        peak_bytes=peak,
-        note=note,
+        note="; ".join(part for part in (contender.note, note) if part),
+        extra=dict(figures),
     )
 
 
-def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats: int) -> Row:
-    def timed(c: Contender) -> tuple[list[float], str | None, int | None, str]:
+def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats: int) -> Profile:
+    def timed(c: Contender) -> tuple[list[float], str | None, int | None, tuple[str, dict[str, float]]]:
         with Timer() as first:
             output = c.run()
         mismatch = case.check(expected, output)
-        note = case.describe(output) if case.describe else ""
+        observed = _observe(case, output)
         for _ in range(warmup):
             c.run()
         # Without warm-up the validated run is the first timed one (slow contenders run once).
@@ -336,7 +354,7 @@ def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats:
         if repeats > 1:
             # Validate again after the timed runs: a contender must not drift.
             mismatch = mismatch or case.check(expected, c.run())
-        return times, mismatch, _peak(case, c), note
+        return times, mismatch, _peak(case, c), observed
 
-    times, mismatch, peak, note = _call(contender, timed)
-    return _row(case, contender, times, mismatch, peak, note)
+    times, mismatch, peak, observed = _call(contender, timed)
+    return _row(case, contender, times, mismatch, peak, observed)

@@ -1,4 +1,10 @@
-"""What one engine run cost: wall time, FLOPs, bytes moved, peak memory, backend."""
+"""What one engine run cost: wall time, FLOPs, bytes moved, peak memory, backend.
+
+A :class:`Profile` is the one record of a measurement, whether an engine call
+timed itself (:func:`measure`) or the benchmark runner timed a contender
+against its peers (then it also says whether the output matched the
+reference, and its speed as a ratio of the baselines').
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,14 @@ from typing import Any, Callable
 
 @dataclass(frozen=True)
 class Profile:
-    """The measured cost of one engine call, with where each figure came from.
+    """The measured cost of one implementation on one workload, with where each figure came from.
 
     FLOPs and bytes are counted from the algorithm (the engine states its
     formula), not read from hardware counters, which rented GPUs often forbid.
     """
 
     backend: str
-    """Which implementation ran: reference, native, torch, cuda."""
+    """Which implementation ran: reference, native, torch, cuda (or python for plain code)."""
     wall_s: float
     """Median wall-clock seconds of one call."""
     flops: float = 0.0
@@ -28,12 +34,31 @@ class Profile:
     """Peak memory allocated during one call, or None where it can't be seen."""
     repeats: int = 1
     """How many timed calls the median is over."""
+    min_s: float | None = None
+    """The fastest timed call."""
     timer: str = "wall clock (perf_counter)"
     """Where wall_s came from."""
     memory_source: str = "tracemalloc"
     """Where peak_bytes came from."""
+    name: str = ""
+    """The contender's name in a race (e.g. "native flash 1T"); empty for a lone call."""
+    case: str = ""
+    """The workload it raced on (e.g. "causal seq 2048")."""
+    matches: bool | None = None
+    """Whether its output matched the case's reference output; None when not compared."""
+    mismatch: str | None = None
+    """How it differed, when it did."""
+    ratios: dict[str, float] = field(default_factory=dict)
+    """baseline name -> baseline median / this median (above 1: faster than the baseline)."""
+    note: str = ""
+    """A short word on its output (tokens/s, acceptance rate, ...)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Engine-specific figures (threads, shapes, ...)."""
+
+    @property
+    def label(self) -> str:
+        """The name a table shows: the contender's, or the backend for a lone call."""
+        return self.name or self.backend
 
     @property
     def gflops(self) -> float:
@@ -112,6 +137,8 @@ def measure(
 ) -> tuple[object, Profile]:
     """Warm up, time ``repeats`` calls, then measure peak memory in one more call.
 
+    For an engine call that reports its own cost; races between several
+    implementations go through :func:`workbench_engines.profiling.bench.run_cases`.
     Memory is measured apart from the timed calls because tracemalloc slows
     allocation. Returns the last result and its Profile.
     """
@@ -131,6 +158,7 @@ def measure(
     profile = Profile(
         backend=backend,
         wall_s=median(times),
+        min_s=min(times),
         flops=flops,
         bytes_moved=bytes_moved,
         peak_bytes=peak,

@@ -11,7 +11,8 @@ from functools import partial
 import numpy as np
 
 from workbench_engines import sampling
-from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.backends import available
+from workbench_engines.nativelib import default_threads
 from workbench_engines.profiling.bench import Case, Contender, torch_threads
 
 
@@ -37,7 +38,7 @@ def cases(quick: bool = False) -> list[Case]:
             contenders = [Contender("numpy", partial(fn, x, backend="reference", **kwargs), "reference")]
             setup, teardown = torch_threads(1)
             contenders.append(Contender("torch 1T", partial(fn, x, backend="torch", **kwargs), "torch", setup, teardown))
-            if native_status().loaded:
+            if available("native"):
                 for n in threads if rows > 1 else [1]:
                     contenders.append(Contender(f"native {n}T", partial(fn, x, backend="native", threads=n, **kwargs),
                                                 "native"))

@@ -25,8 +25,8 @@ def _call(kernel: str, logits: np.ndarray, threads: int | None, *args) -> tuple[
 
 
 def top_k(logits: np.ndarray, k: int, threads: int | None = None) -> np.ndarray:
-    return _call("wb_top_k_rows_f32", logits, threads, k)[0]
+    return _call("wb_sampling_top_k_f32", logits, threads, k)[0]
 
 
 def top_p(logits: np.ndarray, p: float, temperature: float = 1.0, threads: int | None = None) -> np.ndarray:
-    return _call("wb_top_p_rows_f32", logits, threads, float(p), float(temperature))[0]
+    return _call("wb_sampling_top_p_f32", logits, threads, float(p), float(temperature))[0]

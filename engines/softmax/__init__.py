@@ -1,8 +1,9 @@
 """Softmax family: turning logits into probabilities, stably, on several backends.
 
 ``softmax``, ``log_softmax`` and ``logsumexp`` act on the last axis and take
-``backend="reference" | "native" | "torch"``: the NumPy code the lesson
-explains, the C kernels, or torch for comparison. Results agree within float32
+``backend="reference" | "native" | "torch" | "auto"``: the NumPy code the
+lesson explains, the C kernels, torch for comparison, or whichever of the
+first two can take the input here (:func:`choose_backend` says which and why). Results agree within float32
 tolerance (see tests/test_softmax.py).
 """
 
@@ -13,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from workbench_engines.arrays import require_array, require_floating
+from workbench_engines.backends import Choice, resolve
 from workbench_engines.profiling.profile import Profile, measure
 from workbench_engines.softmax import reference
 
@@ -23,9 +25,23 @@ OPS = ("softmax", "log_softmax", "logsumexp")
 FLOPS_PER_ELEMENT = 5
 
 
-def _pick(op: str, backend: str, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+def choose_backend(x: np.ndarray, backend: str = "auto") -> Choice:
+    """The backend that runs on x: ``backend`` itself, or for "auto" the C kernels where they
+    load and take x (float32, C-contiguous), else the NumPy reference."""
+    if backend != "auto":
+        return Choice(backend, "asked for")
+    unsupported = {}
+    if x.dtype != np.float32:
+        unsupported["native"] = f"the C kernels take float32, not {x.dtype}"
+    elif not x.flags.c_contiguous:
+        unsupported["native"] = "the C kernels take C-contiguous arrays"
+    return resolve("auto", offers=("native", "reference"), unsupported=unsupported)
+
+
+def _pick(op: str, backend: str, threads: int | None, x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; choose one of {', '.join(OPS)}")
+    backend = choose_backend(x, backend).name
     if backend == "reference":
         return getattr(reference, op)
     if backend == "native":
@@ -37,7 +53,7 @@ def _pick(op: str, backend: str, threads: int | None) -> Callable[[np.ndarray], 
         from workbench_engines.softmax import torch_backend
 
         return getattr(torch_backend, op)
-    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    raise ValueError(f"unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
 
 
 def _validated(x: object) -> np.ndarray:
@@ -50,17 +66,20 @@ def _validated(x: object) -> np.ndarray:
 
 def softmax(x: np.ndarray, *, backend: str = "reference", threads: int | None = None) -> np.ndarray:
     """Probabilities over the last axis of x (..., C); rows sum to 1."""
-    return _pick("softmax", backend, threads)(_validated(x))
+    x = _validated(x)
+    return _pick("softmax", backend, threads, x)(x)
 
 
 def log_softmax(x: np.ndarray, *, backend: str = "reference", threads: int | None = None) -> np.ndarray:
     """Log-probabilities over the last axis of x (..., C)."""
-    return _pick("log_softmax", backend, threads)(_validated(x))
+    x = _validated(x)
+    return _pick("log_softmax", backend, threads, x)(x)
 
 
 def logsumexp(x: np.ndarray, *, backend: str = "reference", threads: int | None = None) -> np.ndarray:
     """log(sum(exp(x))) over the last axis of x (..., C), giving shape (...)."""
-    return _pick("logsumexp", backend, threads)(_validated(x))
+    x = _validated(x)
+    return _pick("logsumexp", backend, threads, x)(x)
 
 
 def with_temperature(logits: np.ndarray, temperature: float, *, backend: str = "reference") -> np.ndarray:
@@ -97,7 +116,8 @@ def profile(
     x and one write of the output (the least traffic any implementation needs).
     """
     x = _validated(x)
-    fn = _pick(op, backend, threads)
+    backend = choose_backend(x, backend).name
+    fn = _pick(op, backend, threads, x)
     out_elems = x.size if op != "logsumexp" else x.size // max(1, x.shape[-1])
     out, prof = measure(
         lambda: fn(x),
@@ -115,6 +135,7 @@ def profile(
 __all__ = [
     "BACKENDS",
     "OPS",
+    "choose_backend",
     "entropy_bits",
     "log_softmax",
     "logsumexp",

@@ -6,7 +6,8 @@ from functools import partial
 
 import numpy as np
 
-from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.backends import available
+from workbench_engines.nativelib import default_threads
 from workbench_engines.profiling.bench import Case, Contender, torch_threads
 from workbench_engines.softmax import FLOPS_PER_ELEMENT, native, reference, torch_backend
 
@@ -28,19 +29,36 @@ def _close(expected: np.ndarray, got: np.ndarray) -> str | None:
 
 
 def _contenders(op: str, x: np.ndarray) -> list[Contender]:
-    all_threads = default_threads()
+    threads = sorted({1, default_threads()})
     contenders = [Contender("numpy", partial(getattr(reference, op), x), "reference")]
-    for n in sorted({1, all_threads}):
+    for n in threads:
         setup, teardown = torch_threads(n)
         contenders.append(
-            Contender(f"torch {n}T", partial(getattr(torch_backend, op), x), "torch", setup, teardown)
+            Contender(f"torch {n}T", partial(getattr(torch_backend, op), x), "torch", setup, teardown,
+                      memory_visible=False)
         )
-    if native_status().loaded:
-        for n in sorted({1, all_threads}):
+    if available("native"):
+        for n in threads:
             contenders.append(
                 Contender(f"native {n}T", partial(getattr(native, op), x, threads=n), "native")
             )
     return contenders
+
+
+def race_case(op: str, rows: int, cols: int, rng: np.random.Generator, *, measure_memory: bool = False) -> Case:
+    """op on (rows, cols) float32 logits of scale 4: NumPy, torch and the C kernels at 1 and all threads."""
+    x = (rng.standard_normal((rows, cols)) * 4).astype(np.float32)
+    out_elems = rows if op == "logsumexp" else rows * cols
+    return Case(
+        name=f"{op} {rows}x{cols}",
+        contenders=_contenders(op, x),
+        check=_close,
+        reference="numpy",
+        baselines=("numpy", "torch 1T"),
+        flops=FLOPS_PER_ELEMENT * x.size,
+        bytes_moved=x.nbytes + 4 * out_elems,
+        measure_memory=measure_memory,
+    )
 
 
 def cases(quick: bool = False) -> list[Case]:
@@ -49,19 +67,4 @@ def cases(quick: bool = False) -> list[Case]:
     shapes = QUICK_SHAPES if quick else SHAPES
     work = [("softmax", shape) for shape in shapes]
     work += [("log_softmax", shapes[1 % len(shapes)]), ("logsumexp", shapes[1 % len(shapes)])]
-    result = []
-    for op, (rows, cols) in work:
-        x = (rng.standard_normal((rows, cols)) * 4).astype(np.float32)
-        out_elems = rows if op == "logsumexp" else rows * cols
-        result.append(
-            Case(
-                name=f"{op} {rows}x{cols}",
-                contenders=_contenders(op, x),
-                check=_close,
-                reference="numpy",
-                baselines=("numpy", "torch 1T"),
-                flops=FLOPS_PER_ELEMENT * x.size,
-                bytes_moved=x.nbytes + 4 * out_elems,
-            )
-        )
-    return result
+    return [race_case(op, rows, cols, rng) for op, (rows, cols) in work]

@@ -41,12 +41,12 @@ def _elementwise(kernel: str, x: np.ndarray, threads: int | None) -> np.ndarray:
 
 def softmax(x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Row softmax over the last axis of a C-contiguous float32 array."""
-    return _elementwise("wb_softmax_rows_f32", x, threads)
+    return _elementwise("wb_softmax_forward_f32", x, threads)
 
 
 def log_softmax(x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Row log-softmax over the last axis of a C-contiguous float32 array."""
-    return _elementwise("wb_log_softmax_rows_f32", x, threads)
+    return _elementwise("wb_softmax_log_f32", x, threads)
 
 
 def logsumexp(x: np.ndarray, threads: int | None = None) -> np.ndarray:
@@ -56,7 +56,7 @@ def logsumexp(x: np.ndarray, threads: int | None = None) -> np.ndarray:
     module = native()
     out = np.empty(shape[:-1], dtype=np.float32)
     rows, cols = rows2d.shape
-    status = module.lib.wb_logsumexp_rows_f32(
+    status = module.lib.wb_softmax_logsumexp_f32(
         module.ffi.from_buffer("float[]", out, require_writable=True),
         module.ffi.from_buffer("float[]", rows2d),
         rows,
@@ -64,5 +64,5 @@ def logsumexp(x: np.ndarray, threads: int | None = None) -> np.ndarray:
         cols,
         n_threads,
     )
-    check_status("wb_logsumexp_rows_f32", status)
+    check_status("wb_softmax_logsumexp_f32", status)
     return out

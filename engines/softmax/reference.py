@@ -12,6 +12,8 @@ array([0.5, 0.5], dtype=float32)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -75,3 +77,36 @@ def naive_softmax(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         e = np.exp(x)
         return (e / np.sum(e, axis=-1, keepdims=True)).astype(x.dtype, copy=False)
+
+
+@dataclass(frozen=True)
+class NaiveVersusStable:
+    """One row of logits through the naive and the stable softmax, and what went wrong, if anything."""
+
+    logits: np.ndarray
+    """(C,) the logits as given."""
+    exps: np.ndarray
+    """(C,) exp(logits) without the shift: inf where it overflowed, 0 where it underflowed."""
+    naive: np.ndarray
+    """(C,) exp(x) / sum(exp(x))."""
+    stable: np.ndarray
+    """(C,) exp(x - max) / sum(exp(x - max))."""
+
+    @property
+    def failure(self) -> str | None:
+        """Why the naive softmax failed: "overflow" (inf / inf), "underflow" (0 / 0), or None."""
+        if np.all(np.isfinite(self.naive)):
+            return None
+        return "overflow" if np.any(np.isinf(self.exps)) else "underflow"
+
+
+def naive_versus_stable(x: np.ndarray) -> NaiveVersusStable:
+    """Both softmaxes of a (C,) row, for the lesson that shows why the shift matters.
+
+    float32 exp overflows above x ≈ 88.7 (to inf, and inf / inf = nan) and
+    underflows below x ≈ -103.9 (to 0, and 0 / 0 = nan); the shift puts the
+    largest exponent at exp(0) = 1, so neither can happen to the stable form.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        exps = np.exp(x)
+    return NaiveVersusStable(x, exps, naive_softmax(x), softmax(x))

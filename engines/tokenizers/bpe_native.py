@@ -12,14 +12,14 @@ import numpy as np
 
 from workbench_engines.errors import EngineError
 from workbench_engines.nativelib import check_status, native
-from workbench_engines.tokenizers.pretokenize import NATIVE_PATTERN_IDS
+from workbench_engines.tokenizers.pretokenize import NATIVE_PATTERNS, native_pattern_id
 
 
 class NativeBPE:
     """A compiled rank table: encode UTF-8 bytes to ids with the C encoder."""
 
     def __init__(self, tokens_by_rank: list[bytes | None], pattern: str) -> None:
-        if pattern not in NATIVE_PATTERN_IDS:
+        if pattern not in NATIVE_PATTERNS:
             raise EngineError(f"no native pre-tokeniser for pattern {pattern!r}")
         module = native()
         self._ffi, self._lib = module.ffi, module.lib
@@ -33,7 +33,7 @@ class NativeBPE:
             self._ffi.from_buffer(blob) if blob else self._ffi.NULL,
             self._ffi.from_buffer("uint64_t[]", offsets),
             len(tokens_by_rank),
-            NATIVE_PATTERN_IDS[pattern],
+            native_pattern_id(self._lib, pattern),
         )
         check_status("wb_bpe_new", status)
         self._bpe = self._ffi.gc(handle[0], self._lib.wb_bpe_free)

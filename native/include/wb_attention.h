@@ -22,13 +22,16 @@
 #include <stdint.h>
 
 enum { WB_ATTN_NAIVE = 0, WB_ATTN_FLASH = 1 };
+/* The CPU flash kernel's tiles: queries per block, keys per step. */
+enum { WB_ATTN_FLASH_BLOCK_Q = 64, WB_ATTN_FLASH_BLOCK_K = 64 };
 
 int64_t wb_attention_workspace_f32(int kernel, int64_t lq, int64_t lk, int64_t d,
                                    int64_t dv, int n_threads);
-int wb_attention_f32(float *out, const float *q, const float *k, const float *v,
-                     int64_t batch, int64_t heads, int64_t kv_heads, int64_t lq,
-                     int64_t lk, int64_t d, int64_t dv, float scale, int causal,
-                     int64_t window, const uint8_t *key_mask, int kernel,
-                     float *workspace, int64_t workspace_len, int n_threads);
+int wb_attention_forward_f32(float *out, const float *q, const float *k,
+                             const float *v, int64_t batch, int64_t heads,
+                             int64_t kv_heads, int64_t lq, int64_t lk, int64_t d,
+                             int64_t dv, float scale, int causal, int64_t window,
+                             const uint8_t *key_mask, int kernel, float *workspace,
+                             int64_t workspace_len, int n_threads);
 
 #endif

@@ -13,10 +13,10 @@
 
 #include <stdint.h>
 
-int wb_top_k_rows_f32(float *out, const float *x, int64_t rows, int64_t n,
-                      int64_t k, int64_t *kept, int n_threads);
-int wb_top_p_rows_f32(float *out, const float *x, int64_t rows, int64_t n,
-                      double p, double temperature, int64_t *kept,
-                      int n_threads);
+int wb_sampling_top_k_f32(float *out, const float *x, int64_t rows, int64_t n,
+                          int64_t k, int64_t *kept, int n_threads);
+int wb_sampling_top_p_f32(float *out, const float *x, int64_t rows, int64_t n,
+                          double p, double temperature, int64_t *kept,
+                          int n_threads);
 
 #endif

@@ -10,13 +10,13 @@
 
 #include <stdint.h>
 
-int wb_softmax_rows_f32(float *out, const float *x, int64_t rows,
-                        int64_t cols, int64_t ld_out, int64_t ld_x,
-                        int n_threads);
-int wb_log_softmax_rows_f32(float *out, const float *x, int64_t rows,
-                            int64_t cols, int64_t ld_out, int64_t ld_x,
-                            int n_threads);
-int wb_logsumexp_rows_f32(float *lse, const float *x, int64_t rows,
-                          int64_t cols, int64_t ld_x, int n_threads);
+int wb_softmax_forward_f32(float *out, const float *x, int64_t rows,
+                           int64_t cols, int64_t ld_out, int64_t ld_x,
+                           int n_threads);
+int wb_softmax_log_f32(float *out, const float *x, int64_t rows,
+                       int64_t cols, int64_t ld_out, int64_t ld_x,
+                       int n_threads);
+int wb_softmax_logsumexp_f32(float *lse, const float *x, int64_t rows,
+                             int64_t cols, int64_t ld_x, int n_threads);
 
 #endif

@@ -1,7 +1,9 @@
-/* wb_status.h - status codes shared by every native kernel family.
+/* wb_status.h - status codes shared by every native kernel family, CPU and CUDA.
  *
  * Every wb_* function returns one of these; 0 is success. The Python side
- * turns a negative code into an exception through wb_status_message().
+ * turns a negative code into an exception through wb_status_message() (or
+ * wb_cuda_status_message() for the CUDA library, which compiles
+ * wb_status.c in too, so both read the one table of messages).
  * This header is also fed to cffi's cdef (preprocessor lines are stripped),
  * so it holds declarations only.
  */
@@ -18,10 +20,13 @@ enum {
     WB_ERR_BAD_VOCAB = -6,
     WB_ERR_OUTPUT_FULL = -7,
     WB_ERR_BAD_PATTERN = -8,
-    WB_ERR_BAD_ARGUMENT = -9
+    WB_ERR_BAD_ARGUMENT = -9,
+    /* The CUDA library returns WB_CUDA_ERROR_BASE - e for a failed CUDA
+     * runtime call that returned cudaError_t e. */
+    WB_CUDA_ERROR_BASE = -1000
 };
 
 const char *wb_status_message(int status);
-const char *wb_build_info(void);
+const char *wb_status_build_info(void);
 
 #endif

@@ -2,13 +2,16 @@
  * online-softmax ("flash") kernel.
  *
  * Both compute softmax(scale * q k^T, masked) v (Vaswani et al., "Attention
- * Is All You Need", 2017, eq. 1). The readable NumPy version is
- * engines/attention/reference.py.
+ * Is All You Need", 2017, eq. 1). The readable NumPy versions are
+ * engines/attention/reference.py (naive) and engines/attention/tiled.py
+ * (flash, the same loop over the same tiles).
  *
  * naive:  per (batch, head), the whole lq x lk score matrix is written to the
  *         workspace, softmaxed row by row, then multiplied by v: memory grows
  *         with lq * lk.
- * flash:  FlashAttention's forward (Dao et al., 2022, Algorithm 1) on a CPU.
+ * flash:  FlashAttention's forward (Dao et al., 2022) on a CPU, in the loop
+ *         order of FlashAttention-2 (Dao, 2023, Algorithm 1): query blocks
+ *         outside, key blocks inside, one division at the end.
  *         A block of BR queries meets the keys BC at a time; each block of
  *         scores lives only in a small tile, and every query keeps a running
  *         maximum m, a running sum l and an unnormalised output o:
@@ -36,8 +39,8 @@
 #include "wb_expf.h"
 #include "wb_status.h"
 
-#define BR 64
-#define BC 64
+#define BR WB_ATTN_FLASH_BLOCK_Q
+#define BC WB_ATTN_FLASH_BLOCK_K
 
 typedef struct {
     int64_t lq, lk, shift, window;
@@ -317,11 +320,11 @@ int64_t wb_attention_workspace_f32(int kernel, int64_t lq, int64_t lk, int64_t d
     return -1;
 }
 
-int wb_attention_f32(float *out, const float *q, const float *k, const float *v,
-                     int64_t batch, int64_t heads, int64_t kv_heads, int64_t lq,
-                     int64_t lk, int64_t d, int64_t dv, float scale, int causal,
-                     int64_t window, const uint8_t *key_mask, int kernel,
-                     float *workspace, int64_t workspace_len, int n_threads)
+int wb_attention_forward_f32(float *out, const float *q, const float *k, const float *v,
+                             int64_t batch, int64_t heads, int64_t kv_heads, int64_t lq,
+                             int64_t lk, int64_t d, int64_t dv, float scale, int causal,
+                             int64_t window, const uint8_t *key_mask, int kernel,
+                             float *workspace, int64_t workspace_len, int n_threads)
 {
     if (!out || !q || !k || !v || !workspace)
         return WB_ERR_NULL_POINTER;

@@ -86,12 +86,12 @@ attend_group(float *restrict out, const float *restrict q, const float *restrict
     }
 }
 
-int wb_paged_decode_attention_f32(float *out, const float *q, float *kv_pool,
-                                  int64_t heads, int64_t kv_heads, int64_t num_blocks,
-                                  int64_t block_size, int64_t d, const int64_t *block_table,
-                                  int64_t n_table, int64_t length, float scale,
-                                  const float *k_new, const float *v_new, int64_t write_block,
-                                  int64_t write_offset, int n_threads)
+int wb_paged_decode_f32(float *out, const float *q, float *kv_pool,
+                        int64_t heads, int64_t kv_heads, int64_t num_blocks,
+                        int64_t block_size, int64_t d, const int64_t *block_table,
+                        int64_t n_table, int64_t length, float scale,
+                        const float *k_new, const float *v_new, int64_t write_block,
+                        int64_t write_offset, int n_threads)
 {
     if (!out || !q || !kv_pool || !block_table)
         return WB_ERR_NULL_POINTER;

@@ -187,8 +187,8 @@ static int run_rows(float *out, const float *x, int64_t rows, int64_t n, int64_t
     return status;
 }
 
-int wb_top_k_rows_f32(float *out, const float *x, int64_t rows, int64_t n, int64_t k,
-                      int64_t *kept, int n_threads)
+int wb_sampling_top_k_f32(float *out, const float *x, int64_t rows, int64_t n, int64_t k,
+                          int64_t *kept, int n_threads)
 {
     if (!out || !x)
         return WB_ERR_NULL_POINTER;
@@ -201,8 +201,8 @@ int wb_top_k_rows_f32(float *out, const float *x, int64_t rows, int64_t n, int64
     return run_rows(out, x, rows, n, kept, n_threads, 0, k, 0.0, 1.0f);
 }
 
-int wb_top_p_rows_f32(float *out, const float *x, int64_t rows, int64_t n, double p,
-                      double temperature, int64_t *kept, int n_threads)
+int wb_sampling_top_p_f32(float *out, const float *x, int64_t rows, int64_t n, double p,
+                          double temperature, int64_t *kept, int n_threads)
 {
     if (!out || !x)
         return WB_ERR_NULL_POINTER;

@@ -1,7 +1,8 @@
 /* wb_softmax.c - numerically stable softmax, log-softmax and logsumexp, fp32.
  *
- * Built by native/build.py into engines._native; the NumPy reference the
- * lesson explains is engines/softmax/reference.py, with the same contract.
+ * Built by native/build.py into workbench_engines._native; the NumPy
+ * reference the lesson explains is engines/softmax/reference.py, with the
+ * same contract.
  *
  * The stable form subtracts the row maximum m before exponentiating:
  *   softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m)
@@ -113,9 +114,9 @@ static int check_args(const void *out, const void *x, int64_t rows,
     return WB_OK;
 }
 
-int wb_softmax_rows_f32(float *out, const float *x, int64_t rows,
-                        int64_t cols, int64_t ld_out, int64_t ld_x,
-                        int n_threads)
+int wb_softmax_forward_f32(float *out, const float *x, int64_t rows,
+                           int64_t cols, int64_t ld_out, int64_t ld_x,
+                           int n_threads)
 {
     int status = check_args(out, x, rows, cols, ld_out, ld_x, n_threads);
     if (status != WB_OK || cols == 0) return status;
@@ -127,9 +128,9 @@ int wb_softmax_rows_f32(float *out, const float *x, int64_t rows,
     return WB_OK;
 }
 
-int wb_log_softmax_rows_f32(float *out, const float *x, int64_t rows,
-                            int64_t cols, int64_t ld_out, int64_t ld_x,
-                            int n_threads)
+int wb_softmax_log_f32(float *out, const float *x, int64_t rows,
+                       int64_t cols, int64_t ld_out, int64_t ld_x,
+                       int n_threads)
 {
     int status = check_args(out, x, rows, cols, ld_out, ld_x, n_threads);
     if (status != WB_OK || cols == 0) return status;
@@ -141,8 +142,8 @@ int wb_log_softmax_rows_f32(float *out, const float *x, int64_t rows,
     return WB_OK;
 }
 
-int wb_logsumexp_rows_f32(float *lse, const float *x, int64_t rows,
-                          int64_t cols, int64_t ld_x, int n_threads)
+int wb_softmax_logsumexp_f32(float *lse, const float *x, int64_t rows,
+                             int64_t cols, int64_t ld_x, int n_threads)
 {
     int status = check_args(lse, x, rows, cols, cols, ld_x, n_threads);
     if (status != WB_OK) return status;

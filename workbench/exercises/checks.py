@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench_engines.backends import available
+
 Args = tuple[Any, ...]
 Case = tuple[str, Args]
 
@@ -159,19 +161,15 @@ def _native(name: str):
 
 
 def _softmax_peers() -> dict[str, Callable[..., Any]]:
-    from workbench_engines.nativelib import native_status
-
     peers: dict[str, Callable[..., Any]] = {"torch": _torch("softmax")}
-    if native_status().loaded:
+    if available("native"):
         peers["native C"] = _native("softmax")
     return peers
 
 
 def _logsumexp_peers() -> dict[str, Callable[..., Any]]:
-    from workbench_engines.nativelib import native_status
-
     peers: dict[str, Callable[..., Any]] = {"torch": _torch("logsumexp")}
-    if native_status().loaded:
+    if available("native"):
         peers["native C"] = _native("logsumexp")
     return peers
 
@@ -230,9 +228,7 @@ def _over_pieces(fn: Callable[[bytes, dict], list[int]]):
 
 
 def _bpe_native_peer() -> dict[str, Callable[..., Any]]:
-    from workbench_engines.nativelib import native_status
-
-    if not native_status().loaded:
+    if not available("native"):
         return {}
     from workbench_engines.tokenizers.formats import load_cl100k
 
@@ -319,10 +315,8 @@ def _sdpa(q, k, v, mask=None):
 def _attention_peers() -> dict[str, Callable[..., Any]]:
     """The project's own kernels on the race input (which has no mask)."""
     from workbench_engines.attention import attention
-    from workbench_engines.nativelib import native_status
-
     peers: dict[str, Callable[..., Any]] = {"engines NumPy": lambda q, k, v, mask=None: attention(q, k, v)}
-    if native_status().loaded:
+    if available("native"):
         peers["native C flash"] = lambda q, k, v, mask=None: attention(q, k, v, backend="native", threads=1)
     return peers
 

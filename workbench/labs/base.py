@@ -1,14 +1,26 @@
-"""The Lab base class: validated parameters, engine work in workers, progress and cancel.
+"""The Lab base class: validated parameters, engine work in workers, races, progress and cancel.
 
-A lab is a focusable widget. Long engine work goes through :meth:`Lab.start`,
-which runs it in a thread worker (a cffi call releases the GIL, so the screen
-stays live), reports progress in the lab's bar, and stops at the next
-progress call once the learner presses the cancel key.
+The pattern every lab follows:
+
+- what the learner changes lives in reactives (usually one frozen dataclass,
+  ``state``) and a watcher draws it, so an action only assigns;
+- engine work slower than a keystroke goes through :meth:`Lab.start`, which
+  runs it in a thread worker (a cffi call releases the GIL, so the screen
+  stays live), reports progress in the lab's bar and stops at the next
+  progress call once the learner presses the cancel key; its result lands in
+  a reactive whose watcher draws it;
+- timing goes through :meth:`Lab.race`: the lab describes cases and
+  contenders (with the same builders ``workbench bench`` uses), the
+  benchmark runner validates, warms up, times and re-validates them, and a
+  :class:`~workbench.widgets.profile_panel.ProfilePanel` shows the figures;
+- the computing itself lives in ``workbench_engines``; a lab only calls it and draws.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from textual.app import ComposeResult
@@ -19,11 +31,15 @@ from textual.widgets import ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench_engines.errors import Cancelled
+from workbench_engines.profiling import Case, Profile
 from workbench.labs.registry import LabSpec
-
+from workbench.logs import logger, start_logging
 
 CURVE_MARKERS = ("braille", "•", "x", "+", "o")
 """plotext markers for the curves of one plot, in order: distinguishable without colour (NO_COLOR)."""
+
+NAVIGATION_KEYS = frozenset({"n", "p", "left", "right"})
+"""The lesson's step keys: a lab binding one would steal them from the learner."""
 
 
 def marker(index: int) -> str:
@@ -36,6 +52,21 @@ class LabCancelled(Exception):
 
 Progress = Callable[[float, str], None]
 """progress(fraction_done, what): report progress; raises LabCancelled once cancelled."""
+
+
+@dataclass(frozen=True)
+class RaceResult:
+    """What a race measured: a Profile per contender and the baselines its ratios are against."""
+
+    rows: list[Profile]
+    baselines: tuple[str, ...]
+
+    def by_case(self) -> dict[str, dict[str, Profile]]:
+        """case name -> contender name -> its Profile."""
+        cases: dict[str, dict[str, Profile]] = {}
+        for row in self.rows:
+            cases.setdefault(row.case, {})[row.name] = row
+        return cases
 
 
 class Lab(Vertical, can_focus=True):
@@ -91,6 +122,24 @@ class Lab(Vertical, can_focus=True):
         )
         self.refresh_bindings()
 
+    def race(self, cases: Callable[[], list[Case]], what: str, done: Callable[[RaceResult], None], *,
+             warmup: int = 1, repeats: int = 3) -> None:
+        """Race the cases ``cases()`` builds (on the worker thread) through the benchmark runner.
+
+        The runner validates every contender against the case's reference,
+        warms up, times ``repeats`` runs, validates again and computes the
+        ratios; ``done`` receives the Profiles on the UI thread.
+        """
+        def work(progress: Progress) -> RaceResult:
+            from workbench_engines.profiling import baselines_of, run_cases
+
+            built = cases()
+            rows = run_cases(built, warmup=warmup, repeats=repeats,
+                             progress=lambda finished, total, step: progress(finished / max(total, 1), step))
+            return RaceResult(rows, baselines_of(built))
+
+        self.start(work, done, what)
+
     def _run(self, work: Callable[[Progress], Any], done: Callable[[Any], None]) -> None:
         worker = get_current_worker()
 
@@ -102,13 +151,21 @@ class Lab(Vertical, can_focus=True):
         try:
             result = work(progress)
         except (LabCancelled, Cancelled):
-            self._ui(self._finished, "Cancelled.")
+            self._ui(self.status, "Cancelled.")
             return
-        except Exception as exc:  # shown in the lab, never a crash
-            self._ui(self._finished, f"Failed: {exc}")
+        except Exception as exc:  # shown in the lab, never a crash; the traceback goes to the log
+            logger.exception("lab %s failed", self.spec.id)
+            where = start_logging()
+            self._ui(self.status, f"Failed: {exc}" + (f" (traceback in {where})" if where else ""))
             return
-        self._ui(self._finished, "")
+        self._ui(self.status, "")
         self._ui(done, result)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The footer's cancel key goes when the worker has really ended, not when its result is queued.
+        if event.worker is self._worker and event.state not in (WorkerState.PENDING, WorkerState.RUNNING):
+            self.remove_class("-running")
+            self.refresh_bindings()
 
     def _ui(self, fn: Callable[..., None], *args: Any) -> None:
         # The app may have closed or the lab left the screen while the worker ran.
@@ -128,15 +185,10 @@ class Lab(Vertical, can_focus=True):
         self.query_one(ProgressBar).update(progress=fraction)
         self.status(f"{what}… (x cancels)")
 
-    def _finished(self, message: str) -> None:
-        self.remove_class("-running")
-        self.refresh_bindings()
-        if message:
-            self.status(message)
-
     def action_cancel(self) -> None:
-        if self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING):
-            self._worker.cancel()
+        worker = self._worker
+        if worker is not None and self.running:
+            worker.cancel()
             self.status("Cancelling…")
         else:
             self.status("Nothing is running.")
@@ -154,6 +206,10 @@ class Lab(Vertical, can_focus=True):
     def status(self, text: str) -> None:
         self.query_one(".lab-status", Static).update(text)
 
+    def readout(self, renderable: Any) -> None:
+        """Show renderable in the lab's readout (its Static with class "readout")."""
+        self.query_one(".readout", Static).update(renderable)
+
     def fresh_plot(self) -> Any:
         """The lab's plot with its data and figure cleared, ready to draw on (plotext's API)."""
         from textual_plotext import PlotextPlot
@@ -168,3 +224,8 @@ class Lab(Vertical, can_focus=True):
         from textual_plotext import PlotextPlot
 
         self.query_one(PlotextPlot).refresh()
+
+
+def backend_caption(choices: Sequence[Any]) -> str:
+    """A caption line naming the backend(s) that produced a figure and why each was chosen."""
+    return "computed by " + "; ".join(str(choice) for choice in dict.fromkeys(choices))

@@ -6,7 +6,7 @@ weights (a second or two), later ones reuse them.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
@@ -31,33 +32,20 @@ def load_target(progress: Progress | None = None):
     return small_gpt.load("target")
 
 
-def prompt_ids(tokenizer, text: str) -> list[int]:
-    """The prompt's tokens; an empty prompt becomes the end-of-text token, where documents start."""
-    return tokenizer.encode_ordinary(text) or [tokenizer.special_tokens["<|endoftext|>"]]
-
-
 def shown(text: str) -> str:
     """A generated string on one screen line per line, with visible newlines kept short."""
     return text.replace("  \n", "\n").strip("\n")
 
 
-def repeated_ngram_fraction(tokens: list[int], n: int = 4) -> float:
-    """Share of n-grams that already occurred earlier in the same text (0 = no loops)."""
-    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-    if not grams:
-        return 0.0
-    seen: set[tuple[int, ...]] = set()
-    repeats = 0
-    for gram in grams:
-        repeats += gram in seen
-        seen.add(gram)
-    return repeats / len(grams)
+@dataclass(frozen=True)
+class Generated:
+    """A finished generation as the GenerateLab shows it."""
 
-
-def distinct_n(samples: list[list[int]], n: int = 2) -> float:
-    """Distinct n-grams over all n-grams across samples (Li et al., 2016): 1 = never repeats."""
-    grams = [tuple(s[i : i + n]) for s in samples for i in range(len(s) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    text: str
+    tokens: list[int]
+    mode: str
+    repeated_4: float
+    """Share of its 4-grams that repeat an earlier one."""
 
 
 class GenerateLab(Lab):
@@ -69,10 +57,13 @@ class GenerateLab(Lab):
         Binding("plus,equals_sign", "temperature(0.1)", "T+"),
         Binding("minus", "temperature(-0.1)", "T-"),
     ]
+    temperature = reactive(Initialize(lambda lab: lab.params["temperature"]), init=False)
+    """The temperature of the next sample (s)."""
+    generated = reactive(None, always_update=True)
+    """The last Generated."""
 
     def __init__(self, spec, params: dict[str, Any]) -> None:
         super().__init__(spec, params)
-        self.temperature = params["temperature"]
         self.seed = 0
 
     def compose_lab(self) -> ComposeResult:
@@ -86,7 +77,9 @@ class GenerateLab(Lab):
 
     def action_temperature(self, step: float) -> None:
         self.temperature = round(min(2.0, max(0.1, self.temperature + step)), 2)
-        self.status(f"temperature {self.temperature:.1f} for the next sample (s)")
+
+    def watch_temperature(self, temperature: float) -> None:
+        self.status(f"temperature {temperature:.1f} for the next sample (s)")
 
     def action_run(self, sampled: int) -> None:
         from workbench_engines.sampling.settings import GREEDY, Sampler
@@ -96,28 +89,33 @@ class GenerateLab(Lab):
         self.seed += 1
         seed, count = self.seed, self.params["tokens"]
 
-        def work(progress: Progress):
-            from workbench_engines.generation import generate
+        def work(progress: Progress) -> Generated:
+            from workbench_engines.generation import generate, repeated_ngram_fraction
 
             pretrained = load_target(progress)
-            ids = prompt_ids(pretrained.tokenizer, prompt)
             progress(0.3, "generating")
-            result = generate(pretrained.model, ids, count, sampler=sampler, seed=seed)
-            return pretrained.tokenizer.decode(result.tokens), result.tokens, sampler
+            result = generate(pretrained.model, pretrained.prompt_ids(prompt), count, sampler=sampler, seed=seed)
+            mode = "greedy (temperature 0)" if sampler.greedy else f"sampled at temperature {sampler.temperature:.1f}"
+            return Generated(pretrained.tokenizer.decode(result.tokens), result.tokens, mode,
+                             repeated_ngram_fraction(result.tokens))
 
-        self.start(work, self._shown, "Generating")
+        self.start(work, lambda generated: setattr(self, "generated", generated), "Generating")
 
-    def _shown(self, result) -> None:
-        text, tokens, sampler = result
-        self.last_tokens = tokens
-        self.repeats = repeated_ngram_fraction(tokens)
-        mode = "greedy (temperature 0)" if sampler.greedy else f"sampled at temperature {sampler.temperature:.1f}"
-        body = Text(shown(text))
-        summary = Text(
-            f"\n{mode}: {len(tokens)} tokens, {100 * self.repeats:.0f}% of its 4-token sequences repeat an earlier one",
-            style="bold",
-        )
-        self.query_one(".readout", Static).update(Group(body, summary))
+    def watch_generated(self, generated: Generated | None) -> None:
+        if generated is None:
+            return
+        summary = Text(f"\n{generated.mode}: {len(generated.tokens)} tokens, {100 * generated.repeated_4:.0f}% of its "
+                       "4-token sequences repeat an earlier one", style="bold")
+        self.readout(Group(Text(shown(generated.text)), summary))
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A prompt the SamplerLab scored: the model's next-token logits after it."""
+
+    pretrained: Any
+    ids: list[int]
+    logits: np.ndarray
 
 
 class SamplerLab(Lab):
@@ -126,13 +124,13 @@ class SamplerLab(Lab):
     BINDINGS = [
         Binding("t", "knob('temperature', 1)", "T+"),
         Binding("T", "knob('temperature', -1)", "T-"),
-        Binding("k", "knob('top_k', 1)", "k+"),
-        Binding("K", "knob('top_k', -1)", "k-"),
-        Binding("p", "knob('top_p', 1)", "p+"),
-        Binding("P", "knob('top_p', -1)", "p-"),
+        Binding("k", "knob('top_k', 1)", "top-k+"),
+        Binding("K", "knob('top_k', -1)", "top-k-"),
+        Binding("u", "knob('top_p', 1)", "top-p+"),
+        Binding("U", "knob('top_p', -1)", "top-p-"),
         Binding("m", "knob('min_p', 1)", "min-p+"),
         Binding("M", "knob('min_p', -1)", "min-p-"),
-        Binding("n", "samples", "New samples"),
+        Binding("d", "samples", "Draw samples"),
         Binding("z", "reset", "Reset knobs"),
     ]
     STEPS = {
@@ -141,14 +139,26 @@ class SamplerLab(Lab):
         "top_p": [None, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99],
         "min_p": [None, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5],
     }
+    """The values each knob steps through; None is "off" (the first step up turns a filter on)."""
+
+    @dataclass(frozen=True)
+    class State:
+        sampler: Any
+        """The Sampler the knobs set."""
+        samples: tuple[str, ...] = ()
+        """Continuations drawn with it (cleared when a knob moves)."""
+
+    def _initial(self) -> "SamplerLab.State":
+        from workbench_engines.sampling.settings import Sampler
+
+        return SamplerLab.State(Sampler(temperature=self.params["temperature"]))
+
+    state = reactive(Initialize(_initial))
+    scored = reactive(None, always_update=True)
+    """The Scored prompt, once the model has run."""
 
     def __init__(self, spec, params: dict[str, Any]) -> None:
         super().__init__(spec, params)
-        from workbench_engines.sampling.settings import Sampler
-
-        self.sampler = Sampler(temperature=params["temperature"])
-        self.logits: np.ndarray | None = None
-        self.samples: list[str] = []
         self.seed = 0
 
     def compose_lab(self) -> ComposeResult:
@@ -166,72 +176,68 @@ class SamplerLab(Lab):
     def _score(self, prompt: str) -> None:
         text = unescape(prompt)
 
-        def work(progress: Progress):
+        def work(progress: Progress) -> Scored:
             from workbench_engines.generation import next_token_logits
 
             pretrained = load_target(progress)
-            ids = prompt_ids(pretrained.tokenizer, text)
-            ids = ids[-(pretrained.config.context - 16):]
-            return pretrained, ids, next_token_logits(pretrained.model, ids)
+            ids = pretrained.prompt_ids(text)[-(pretrained.config.context - 16):]
+            return Scored(pretrained, ids, next_token_logits(pretrained.model, ids))
 
         self.start(work, self._scored, "Scoring the prompt")
 
-    def _scored(self, result) -> None:
-        self.pretrained, self.ids, self.logits = result
-        self.samples = []
-        self.redraw()
+    def _scored(self, scored: Scored) -> None:
+        self.scored = scored
+        self.state = replace(self.state, samples=())
 
     def action_knob(self, name: str, step: int) -> None:
         values = self.STEPS[name]
-        current = getattr(self.sampler, name)
+        current = getattr(self.state.sampler, name)
         index = values.index(current) if current in values else 0
         index = min(len(values) - 1, max(0, index + step))
-        self.sampler = replace(self.sampler, **{name: values[index]})
-        self.samples = []
-        self.redraw()
+        self.state = SamplerLab.State(replace(self.state.sampler, **{name: values[index]}))
 
     def action_reset(self) -> None:
-        from workbench_engines.sampling.settings import Sampler
-
-        self.sampler = Sampler(temperature=1.0)
-        self.samples = []
-        self.redraw()
+        self.state = self._initial()
 
     def action_samples(self) -> None:
-        if self.logits is None:
+        scored = self.scored
+        if scored is None:
             return
-        from workbench_engines.generation import generate
-
         self.seed += 1
-        sampler, ids, seed = self.sampler, self.ids, self.seed
-        model, tokenizer = self.pretrained.model, self.pretrained.tokenizer
+        sampler, seed = self.state.sampler, self.seed
 
-        def work(progress: Progress):
+        def work(progress: Progress) -> tuple[str, ...]:
+            from workbench_engines.generation import generate
+
             out = []
             for i in range(4):
                 progress(i / 4, "sampling")
-                out.append(tokenizer.decode(generate(model, ids, 12, sampler=sampler, seed=seed * 10 + i).tokens))
-            return out
+                result = generate(scored.pretrained.model, scored.ids, 12, sampler=sampler, seed=seed * 10 + i)
+                out.append(scored.pretrained.tokenizer.decode(result.tokens))
+            return tuple(out)
 
-        self.start(work, self._sampled, "Sampling")
-
-    def _sampled(self, samples: list[str]) -> None:
-        self.samples = samples
-        self.redraw()
+        self.start(work, lambda samples: setattr(self, "state", replace(self.state, samples=samples)), "Sampling")
 
     def distribution(self) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities at temperature 1, probabilities after the knobs)."""
         from workbench_engines.sampling.reference import softmax
 
-        return softmax(self.logits), self.sampler.distribution(self.logits)
+        logits = self.scored.logits
+        return softmax(logits), self.state.sampler.distribution(logits)
 
-    def redraw(self) -> None:
-        if self.logits is None:
+    def watch_scored(self) -> None:
+        self._draw()
+
+    def watch_state(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.scored is None:
             return
         from workbench_engines.sampling.settings import entropy_bits
 
         raw, after = self.distribution()
-        tokenizer = self.pretrained.tokenizer
+        tokenizer = self.scored.pretrained.tokenizer
         order = np.argsort(-raw, kind="stable")[:10]
         table = Table(box=None, header_style="bold", pad_edge=False)
         for name, justify in (("token", "left"), ("p (T=1)", "right"), ("p now", "right"), ("", "left")):
@@ -240,20 +246,21 @@ class SamplerLab(Lab):
             piece = repr(tokenizer.decode([int(token)]))[1:-1][:12]
             bar = "█" * int(round(after[token] * 30))
             table.add_row(piece, f"{raw[token]:.3f}", f"{after[token]:.3f}" if after[token] else "cut", bar)
-        s = self.sampler
-        knobs = (f"T={s.temperature:g} (t/T)  top-k={s.top_k or 'off'} (k/K)  top-p={s.top_p or 'off'} (p/P)  "
+        s = self.state.sampler
+        knobs = (f"T={s.temperature:g} (t/T)  top-k={s.top_k or 'off'} (k/K)  top-p={s.top_p or 'off'} (u/U)  "
                  f"min-p={s.min_p or 'off'} (m/M)")
         self.kept = int((after > 0).sum())
+        """How many tokens can be drawn with these knobs."""
         self.entropy = entropy_bits(after)
         stats = Text(f"{knobs}\n{self.kept:,} of {len(after):,} tokens can be drawn; "
                      f"entropy {self.entropy:.2f} bits (at T=1, unfiltered: {entropy_bits(raw):.2f})", style="bold")
-        parts = [table, stats]
-        if self.samples:
-            parts.append(Text("fresh continuations (n for more):", style="bold"))
-            parts += [Text("  " + shown(s).replace("\n", " ⏎ ")[:72]) for s in self.samples]
+        parts: list[Any] = [table, stats]
+        if self.state.samples:
+            parts.append(Text("fresh continuations (d for more):", style="bold"))
+            parts += [Text("  " + shown(s).replace("\n", " ⏎ ")[:72]) for s in self.state.samples]
         else:
-            parts.append(Text("n draws four continuations with these settings", style="dim"))
-        self.query_one(".readout", Static).update(Group(*parts))
+            parts.append(Text("d draws four continuations with these settings; z resets the knobs", style="dim"))
+        self.readout(Group(*parts))
 
 
 class EntropySweepLab(Lab):
@@ -261,6 +268,8 @@ class EntropySweepLab(Lab):
 
     DEFAULT_CSS = "EntropySweepLab PlotextPlot { height: 14; }"
     BINDINGS = [Binding("r", "sweep", "Run the sweep")]
+    points = reactive(None, always_update=True)
+    """The SweepPoints of the last sweep."""
 
     def compose_lab(self) -> ComposeResult:
         yield PlotextPlot()
@@ -271,41 +280,42 @@ class EntropySweepLab(Lab):
         prompt, samples, tokens = unescape(self.params["prompt"]), self.params["samples"], self.params["tokens"]
 
         def work(progress: Progress):
-            from workbench_engines.generation import generate
-            from workbench_engines.sampling.settings import Sampler, entropy_bits
+            from workbench_engines.generation import temperature_sweep
 
             pretrained = load_target(progress)
-            ids = pretrained.tokenizer.encode_ordinary(prompt)
-            rows = []
-            for i, t in enumerate(temperatures):
-                progress(0.1 + 0.9 * i / len(temperatures), f"temperature {t:g}")
-                entropies: list[float] = []
-                outs = []
-                for s in range(samples):
-                    result = generate(pretrained.model, ids, tokens, sampler=Sampler(temperature=t), seed=s,
-                                      on_token=lambda token, probs: entropies.append(entropy_bits(probs)))
-                    outs.append(result.tokens)
-                rows.append((t, float(np.mean(entropies)), distinct_n(outs, 2),
-                             float(np.mean([repeated_ngram_fraction(o) for o in outs]))))
-            return rows
+            return temperature_sweep(pretrained.model, pretrained.prompt_ids(prompt), temperatures,
+                                     samples=samples, tokens=tokens, progress=progress)
 
-        self.start(work, self._shown, "Sweeping temperatures")
+        self.start(work, lambda points: setattr(self, "points", points), "Sweeping temperatures")
 
-    def _shown(self, rows: list[tuple[float, float, float, float]]) -> None:
-        self.rows = rows
+    def watch_points(self, points) -> None:
+        if points is None:
+            return
         plt = self.fresh_plot()
-        ts = [r[0] for r in rows]
-        plt.plot(ts, [r[1] for r in rows], label="entropy, bits per token", marker=marker(0))
-        plt.plot(ts, [r[2] * 10 for r in rows], label="distinct-2 × 10", marker=marker(1))
+        ts = [p.temperature for p in points]
+        plt.plot(ts, [p.entropy_bits for p in points], label="entropy, bits per token", marker=marker(0))
+        plt.plot(ts, [p.distinct_2 * 10 for p in points], label="distinct-2 × 10", marker=marker(1))
         plt.xlabel("temperature")
         plt.title("what the model's choices look like as T rises")
         self.refresh_plot()
         table = Table(box=None, header_style="bold")
         for name in ("T", "entropy (bits)", "distinct-2", "4-grams repeated"):
             table.add_column(name, justify="right")
-        for t, h, d, r in rows:
-            table.add_row(f"{t:g}", f"{h:.2f}", f"{d:.2f}", f"{100 * r:.0f}%")
-        self.query_one(".readout", Static).update(table)
+        for p in points:
+            table.add_row(f"{p.temperature:g}", f"{p.entropy_bits:.2f}", f"{p.distinct_2:.2f}",
+                          f"{100 * p.repeated_4:.0f}%")
+        self.readout(table)
+
+
+@dataclass(frozen=True)
+class BeamOutcome:
+    """A beam search beside greedy decoding of the same prompt."""
+
+    tokenizer: Any
+    result: Any
+    """The BeamResult."""
+    greedy: Any
+    """Greedy decoding as a Hypothesis, scored like the beams."""
 
 
 class BeamLab(Lab):
@@ -319,9 +329,14 @@ class BeamLab(Lab):
         Binding("r", "search", "Search"),
     ]
 
-    def __init__(self, spec, params: dict[str, Any]) -> None:
-        super().__init__(spec, params)
-        self.width, self.alpha = params["width"], params["alpha"]
+    @dataclass(frozen=True)
+    class Settings:
+        width: int
+        alpha: float
+
+    settings = reactive(Initialize(lambda lab: BeamLab.Settings(lab.params["width"], lab.params["alpha"])), init=False)
+    outcome = reactive(None, always_update=True)
+    """The last BeamOutcome."""
 
     def compose_lab(self) -> ComposeResult:
         yield Input(value=self.params["prompt"], placeholder="a prompt; Enter searches")
@@ -333,38 +348,39 @@ class BeamLab(Lab):
         self.action_search()
 
     def action_width(self, step: int) -> None:
-        self.width = min(16, max(1, self.width + step))
-        self.status(f"width {self.width}, α {self.alpha:g}: r searches")
+        self.settings = replace(self.settings, width=min(16, max(1, self.settings.width + step)))
 
     def action_alpha(self, step: float) -> None:
-        self.alpha = min(2.0, max(0.0, self.alpha + step))
-        self.status(f"width {self.width}, α {self.alpha:g}: r searches")
+        self.settings = replace(self.settings, alpha=min(2.0, max(0.0, self.settings.alpha + step)))
+
+    def watch_settings(self, settings: Settings) -> None:
+        self.status(f"width {settings.width}, α {settings.alpha:g}: r searches")
 
     def action_search(self) -> None:
-        prompt, width, alpha, tokens = unescape(self.query_one(Input).value), self.width, self.alpha, self.params["tokens"]
+        prompt, settings, tokens = unescape(self.query_one(Input).value), self.settings, self.params["tokens"]
 
-        def work(progress: Progress):
-            from workbench_engines.generation import beam_search, generate
+        def work(progress: Progress) -> BeamOutcome:
+            from workbench_engines.generation import beam_search, generate, sequence_logprob
             from workbench_engines.generation.beam import Hypothesis
 
             pretrained = load_target(progress)
             tokenizer = pretrained.tokenizer
-            ids = prompt_ids(tokenizer, prompt)
-            progress(0.3, f"{width} beams")
-            result = beam_search(pretrained.model, ids, tokens, width=width, alpha=alpha,
+            ids = pretrained.prompt_ids(prompt)
+            progress(0.3, f"{settings.width} beams")
+            result = beam_search(pretrained.model, ids, tokens, width=settings.width, alpha=settings.alpha,
                                  eos=tokenizer.special_tokens["<|endoftext|>"])
             greedy = generate(pretrained.model, ids, tokens).tokens
-            greedy_logprob = _logprob(pretrained.model, ids, greedy)
-            return tokenizer, result, Hypothesis(tuple(greedy), greedy_logprob)
+            return BeamOutcome(tokenizer, result, Hypothesis(tuple(greedy), sequence_logprob(pretrained.model, ids, greedy)))
 
-        self.start(work, self._shown, "Searching")
+        self.start(work, lambda outcome: setattr(self, "outcome", outcome), "Searching")
 
-    def _shown(self, outcome) -> None:
-        tokenizer, result, greedy = outcome
-        self.result, self.greedy = result, greedy
+    def watch_outcome(self, outcome: BeamOutcome | None) -> None:
+        if outcome is None:
+            return
+        result, greedy = outcome.result, outcome.greedy
 
         def text(h) -> str:
-            return shown(tokenizer.decode(list(h.tokens))).replace("\n", " ⏎ ")
+            return shown(outcome.tokenizer.decode(list(h.tokens))).replace("\n", " ⏎ ")
 
         steps = Table(box=None, header_style="bold", title="live beams at three steps", title_justify="left")
         steps.add_column("step", justify="right")
@@ -382,16 +398,7 @@ class BeamLab(Lab):
             final.add_row(f"{h.score(result.alpha):.3f}", f"{h.logprob:.2f}", str(len(h.tokens)), text(h)[:48])
         final.add_row(f"{greedy.score(result.alpha):.3f}", f"{greedy.logprob:.2f}", str(len(greedy.tokens)),
                       "greedy: " + text(greedy)[:40], style="dim")
-        self.query_one(".readout", Static).update(Group(steps, final))
-
-
-def _logprob(model, prompt: list[int], tokens: list[int]) -> float:
-    import torch
-
-    with torch.inference_mode():
-        logits = model(torch.tensor([prompt + tokens]))[0].double()
-    logprobs = torch.log_softmax(logits, -1)
-    return float(sum(logprobs[len(prompt) - 1 + i, t] for i, t in enumerate(tokens)))
+        self.readout(Group(steps, final))
 
 
 SCHEMAS: list[tuple[str, dict]] = [
@@ -406,73 +413,75 @@ SCHEMAS: list[tuple[str, dict]] = [
 ]
 
 
+@dataclass(frozen=True)
+class ConstrainedOutcome:
+    value: Any
+    """What json.loads made of the constrained text."""
+    result: Any
+    """The ConstrainedResult."""
+    free: str
+    """The same prompt, sampled without the constraint."""
+    free_verdict: str
+
+
 class ConstrainedLab(Lab):
     """JSON that always parses: the same prompt with and without a schema's automaton masking the logits."""
 
     BINDINGS = [Binding("ctrl+n", "next_schema", "Next schema"), Binding("r", "run", "Generate")]
+    schema_index = reactive(0)
+    outcome = reactive(None, always_update=True)
+    """The last ConstrainedOutcome."""
 
     def __init__(self, spec, params: dict[str, Any]) -> None:
         super().__init__(spec, params)
-        self.schema_index = 0
         self.seed = 0
 
     def compose_lab(self) -> ComposeResult:
         yield Static("", classes="schema")
         yield Static("r generates with and without the constraint; ctrl+n picks another schema", classes="readout")
 
-    def on_mount(self) -> None:
-        self._show_schema()
-
-    def _show_schema(self) -> None:
+    def watch_schema_index(self, index: int) -> None:
         import json
 
         from workbench_engines.sampling.constrained import schema_regex
 
-        name, schema = SCHEMAS[self.schema_index]
+        name, schema = SCHEMAS[index]
         self.query_one(".schema", Static).update(Text(
             f"schema: {name}\n{json.dumps(schema)[:150]}\nregex: {schema_regex(schema)[:150]}", style="dim"))
 
     def action_next_schema(self) -> None:
         self.schema_index = (self.schema_index + 1) % len(SCHEMAS)
-        self._show_schema()
 
     def action_run(self) -> None:
         self.seed += 1
         schema, seed, prompt = SCHEMAS[self.schema_index][1], self.seed, unescape(self.params["prompt"])
 
-        def work(progress: Progress):
+        def work(progress: Progress) -> ConstrainedOutcome:
             from workbench_engines.generation import generate, generate_json
+            from workbench_engines.generation.constrained import json_verdict
             from workbench_engines.sampling.settings import Sampler
 
             pretrained = load_target(progress)
             tokenizer = pretrained.tokenizer
-            ids = tokenizer.encode_ordinary(prompt)
+            ids = pretrained.prompt_ids(prompt)
             progress(0.2, "building the token automaton")
             value, result = generate_json(pretrained.model, tokenizer, ids, schema, seed=seed,
                                           sampler=Sampler(temperature=0.8))
             progress(0.7, "the same prompt, unconstrained")
-            free = generate(pretrained.model, ids, 40, sampler=Sampler(temperature=0.8), seed=seed)
-            return value, result, tokenizer.decode(free.tokens)
+            free = tokenizer.decode(generate(pretrained.model, ids, 40, sampler=Sampler(temperature=0.8), seed=seed).tokens)
+            return ConstrainedOutcome(value, result, free, json_verdict(free))
 
-        self.start(work, self._shown, "Generating")
+        self.start(work, lambda outcome: setattr(self, "outcome", outcome), "Generating")
 
-    def _shown(self, outcome) -> None:
-        import json
-
-        value, result, free = outcome
-        self.value, self.result = value, result
-        try:
-            json.loads(free)
-            free_verdict = "parses (by luck)"
-        except json.JSONDecodeError as exc:
-            free_verdict = f"json.loads fails: {exc.msg}"
-        counts = result.allowed_counts
-        parts = [
-            Text("constrained:", style="bold"), Text("  " + result.text),
-            Text(f"  json.loads → {value!r}"[:160]),
-            Text(f"  {len(result.tokens)} tokens; allowed per step: min {min(counts)}, "
+    def watch_outcome(self, outcome: ConstrainedOutcome | None) -> None:
+        if outcome is None:
+            return
+        counts = outcome.result.allowed_counts
+        self.readout(Group(
+            Text("constrained:", style="bold"), Text("  " + outcome.result.text),
+            Text(f"  json.loads → {outcome.value!r}"[:160]),
+            Text(f"  {len(outcome.result.tokens)} tokens; allowed per step: min {min(counts)}, "
                  f"median {int(np.median(counts))}, max {max(counts)} of 2,048"),
-            Text("unconstrained:", style="bold"), Text("  " + shown(free).replace("\n", " ⏎ ")[:150]),
-            Text(f"  {free_verdict}"),
-        ]
-        self.query_one(".readout", Static).update(Group(*parts))
+            Text("unconstrained:", style="bold"), Text("  " + shown(outcome.free).replace("\n", " ⏎ ")[:150]),
+            Text(f"  {outcome.free_verdict}"),
+        ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -10,11 +11,13 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.reactive import Initialize, reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress, marker
+from workbench.labs.base import Lab, Progress, RaceResult, marker
 from workbench.labs.decoding_labs import load_target
+from workbench.widgets.profile_panel import ProfilePanel
 
 PROMPT = "**HAMLET**  \nTo be, or not to be, that is the question:  \n"
 
@@ -27,45 +30,35 @@ class CacheSpeedupLab(Lab):
 
     def compose_lab(self) -> ComposeResult:
         yield PlotextPlot()
-        yield Static("r generates each length with and without the cache (the longest takes a few seconds).",
-                     classes="readout")
+        yield ProfilePanel("r generates each length with and without the cache (the longest takes a few seconds).")
 
     def action_race(self) -> None:
-        lengths = [int(n) for n in self.params["lengths"]]
+        lengths = sorted({int(n) for n in self.params["lengths"]})
 
-        def work(progress: Progress):
-            from workbench_engines.generation import generate
+        def cases():
+            from workbench_engines.generation.bench import generation_case
 
-            pretrained = load_target(progress)
-            ids = pretrained.tokenizer.encode_ordinary(PROMPT)
-            generate(pretrained.model, ids, 8)  # warm up torch's kernels
-            rows = []
-            for i, n in enumerate(lengths):
-                progress(0.1 + 0.9 * i / len(lengths), f"{n} tokens")
-                plain = generate(pretrained.model, ids, n, cache="none")
-                cached = generate(pretrained.model, ids, n, cache="contiguous")
-                if plain.tokens != cached.tokens:
-                    raise RuntimeError(f"cached and uncached outputs differ at {n} tokens")
-                rows.append((n, plain.seconds, cached.seconds))
-            return rows
+            pretrained = load_target()
+            ids = pretrained.prompt_ids(PROMPT)
+            return [generation_case(pretrained.model, ids, n, caches=("none", "contiguous")) for n in lengths]
 
-        self.start(work, self._shown, "Racing")
+        self.lengths = lengths
+        """The lengths of the last race, in case order."""
+        self.race(cases, "Racing", self._raced)
 
-    def _shown(self, rows: list[tuple[int, float, float]]) -> None:
-        self.rows = rows
+    def _raced(self, result: RaceResult) -> None:
+        self.result = result
         plt = self.fresh_plot()
-        ns = [r[0] for r in rows]
-        plt.plot(ns, [1e3 * r[1] / r[0] for r in rows], label="no cache", marker=marker(0))
-        plt.plot(ns, [1e3 * r[2] / r[0] for r in rows], label="KV cache", marker=marker(1))
+        cases = list(result.by_case().values())
+        for i, name in enumerate(("no cache", "contiguous cache")):
+            plt.plot(self.lengths, [1e3 * case[name].wall_s / n for n, case in zip(self.lengths, cases)],
+                     label=name, marker=marker(i))
         plt.xlabel("tokens generated")
         plt.title("milliseconds per generated token")
         self.refresh_plot()
-        table = Table(box=None, header_style="bold")
-        for name in ("tokens", "no cache s", "cache s", "speed-up", "same tokens"):
-            table.add_column(name, justify="right")
-        for n, plain, cached in rows:
-            table.add_row(str(n), f"{plain:.2f}", f"{cached:.2f}", f"{plain / cached:.1f}×", "yes")
-        self.query_one(".readout", Static).update(table)
+        self.query_one(ProfilePanel).show(result.rows, result.baselines,
+                                          "greedy: both must produce the same tokens (matches); the same cases as "
+                                          "`workbench bench decode`")
 
 
 class CacheMemoryLab(Lab):
@@ -76,46 +69,45 @@ class CacheMemoryLab(Lab):
                 Binding("B", "batch(0.5)", "Batch÷2")]
     DTYPES = ["fp16", "fp8", "int4", "fp32"]
 
-    def __init__(self, spec, params: dict[str, Any]) -> None:
-        super().__init__(spec, params)
-        self.dtype, self.batch = params["dtype"], params["batch"]
+    @dataclass(frozen=True)
+    class State:
+        dtype: str
+        batch: int
+
+    state = reactive(Initialize(lambda lab: CacheMemoryLab.State(lab.params["dtype"], lab.params["batch"])))
 
     def compose_lab(self) -> ComposeResult:
         yield PlotextPlot()
         yield Static("", classes="readout")
 
-    def on_mount(self) -> None:
-        self.redraw()
-
     def action_dtype(self) -> None:
-        self.dtype = self.DTYPES[(self.DTYPES.index(self.dtype) + 1) % len(self.DTYPES)]
-        self.redraw()
+        dtypes = self.DTYPES
+        self.state = replace(self.state, dtype=dtypes[(dtypes.index(self.state.dtype) + 1) % len(dtypes)])
 
     def action_batch(self, factor: float) -> None:
-        self.batch = int(min(256, max(1, self.batch * factor)))
-        self.redraw()
+        self.state = replace(self.state, batch=int(min(256, max(1, self.state.batch * factor))))
 
-    def redraw(self) -> None:
+    def watch_state(self, state: State) -> None:
         from workbench_engines.kvcache import REAL_MODELS
 
         models = [REAL_MODELS[name] for name in self.params["models"]]
         lengths = [2**i for i in range(8, 16)]
         plt = self.fresh_plot()
         for i, model in enumerate(models):
-            gib = [model.bytes_per_token(self.dtype) * n * self.batch / 2**30 for n in lengths]
+            gib = [model.bytes_per_token(state.dtype) * n * state.batch / 2**30 for n in lengths]
             plt.plot([float(np.log2(n)) for n in lengths], gib, label=model.name, marker=marker(i))
         plt.xticks([float(np.log2(n)) for n in lengths], [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths])
         plt.xlabel("context length (tokens, log scale)")
-        plt.title(f"KV cache GiB, {self.dtype}, batch {self.batch} (d: dtype, b/B: batch)")
+        plt.title(f"KV cache GiB, {state.dtype}, batch {state.batch} (d: dtype, b/B: batch)")
         self.refresh_plot()
         table = Table(box=None, header_style="bold")
         for name in ("model", "layers", "KV heads", "head dim", "KiB / token", "at its context"):
             table.add_column(name, justify="left" if name == "model" else "right")
         for m in models:
-            per = m.bytes_per_token(self.dtype)
+            per = m.bytes_per_token(state.dtype)
             table.add_row(m.name, str(m.layers), str(m.kv_heads), str(m.head_dim), f"{per / 1024:g}",
-                          f"{per * m.context * self.batch / 2**30:.2f} GiB ({m.context // 1024}k)")
-        self.query_one(".readout", Static).update(table)
+                          f"{per * m.context * state.batch / 2**30:.2f} GiB ({m.context // 1024}k)")
+        self.readout(table)
 
 
 REQUESTS = [
@@ -128,79 +120,78 @@ REQUESTS = [
 ]
 
 
+@dataclass(frozen=True)
+class Live:
+    sequence: int
+    label: str
+
+
 class PagedLab(Lab):
     """Requests arrive one by one into a paged cache run by the real model; watch block tables and sharing."""
 
-    BINDINGS = [Binding("n", "next_request", "Next request"), Binding("f", "finish", "Finish oldest"),
+    BINDINGS = [Binding("s", "send", "Send a request"), Binding("f", "finish", "Finish oldest"),
                 Binding("z", "reset", "Reset")]
+    headline = reactive("s sends the next request (a prompt plus a few generated tokens); f finishes the oldest.",
+                        always_update=True)
+    """What just happened; the readout redraws the cache under it."""
 
     def __init__(self, spec, params: dict[str, Any]) -> None:
         super().__init__(spec, params)
         self.cache = None
-        self.live: list[tuple[int, str, int]] = []  # (sequence id, label, prompt tokens cached)
+        self.live: list[Live] = []
         self.arrived = 0
 
     def compose_lab(self) -> ComposeResult:
-        yield Static("n sends the next request (a prompt plus a few generated tokens); f finishes the oldest.",
-                     classes="readout")
+        yield Static("", classes="readout")
 
     def action_reset(self) -> None:
         self.cache, self.live, self.arrived = None, [], 0
-        self.query_one(".readout", Static).update("Reset. n sends the first request.")
+        self.headline = "Reset. s sends the first request."
 
-    def action_next_request(self) -> None:
+    def action_send(self) -> None:
         index = self.arrived
         prompt_text = REQUESTS[index % len(REQUESTS)]
-        block_size, new_tokens = self.params["block_size"], self.params["new_tokens"]
+        block_size, new_tokens, blocks = self.params["block_size"], self.params["new_tokens"], self.params["blocks"]
 
         def work(progress: Progress):
-            import torch
-
-            from workbench_engines.kvcache import PagedCache
+            from workbench_engines.kvcache import PagedCache, serve_request
 
             pretrained = load_target(progress)
             if self.cache is None:
-                self.cache = PagedCache(pretrained.config, self.params["blocks"], block_size)
-            cache = self.cache
-            ids = pretrained.tokenizer.encode_ordinary(prompt_text)
-            seq, cached = cache.add_sequence(ids)
+                self.cache = PagedCache(pretrained.config, blocks, block_size)
             progress(0.5, "prefill and decode")
-            with torch.inference_mode():
-                logits = pretrained.model(torch.tensor([ids[cached:]]), cache)[0, -1]
-                for _ in range(new_tokens):
-                    token = int(logits.argmax())
-                    logits = pretrained.model(torch.tensor([[token]]), cache)[0, -1]
-            return seq, cached, len(ids)
+            return serve_request(pretrained.model, self.cache, pretrained.prompt_ids(prompt_text), new_tokens)
 
         self.arrived += 1
-        self.start(work, lambda result: self._arrived(result, index), "Serving")
+        self.start(work, lambda served: self._arrived(served, index), "Serving")
 
-    def _arrived(self, result, index: int) -> None:
-        seq, cached, prompt_tokens = result
-        self.live.append((seq, f"req {index + 1}", cached))
-        self.redraw(f"req {index + 1}: {prompt_tokens} prompt tokens, {cached} found in the prefix cache")
+    def _arrived(self, served, index: int) -> None:
+        self.live.append(Live(served.sequence, f"req {index + 1}"))
+        self.headline = (f"req {index + 1}: {served.prompt_tokens} prompt tokens, {served.cached_tokens} found in the "
+                         "prefix cache")
 
     def action_finish(self) -> None:
         if not self.live or self.cache is None or self.running:
             self.status("Nothing to finish." if not self.live else "Wait for the request being served.")
             return
-        seq, label, _ = self.live.pop(0)
-        self.cache.free(seq)
-        self.redraw(f"{label} finished: its blocks go back to the free list (full ones stay findable by hash)")
+        oldest = self.live.pop(0)
+        self.cache.free(oldest.sequence)
+        self.headline = f"{oldest.label} finished: its blocks go back to the free list (full ones stay findable by hash)"
 
-    def redraw(self, headline: str) -> None:
+    def watch_headline(self, headline: str) -> None:
         cache = self.cache
+        if cache is None:
+            self.readout(headline)
+            return
         shared = {b for b, r in enumerate(cache.pool.refs) if r > 1}
         table = Table(box=None, header_style="bold", pad_edge=False)
         table.add_column("request", no_wrap=True)
         table.add_column("tokens", justify="right")
         table.add_column("block table (* = shared)", no_wrap=True)
-        for seq, label, _ in self.live:
-            blocks = cache.block_table(seq)
-            cells = " ".join(f"{b}{'*' if b in shared else ''}" for b in blocks)
-            table.add_row(label, str(cache.sequences[seq].length), cells[:58])
-        memory = cache.memory()
-        stats = cache.stats
+        for live in self.live:
+            cells = " ".join(f"{b}{'*' if b in shared else ''}" for b in cache.block_table(live.sequence))
+            table.add_row(live.label, str(cache.sequences[live.sequence].length), cells[:58])
+        memory, stats = cache.memory(), cache.stats
         summary = Text(
             f"{headline}\npool: {cache.pool.used} of {cache.pool.num_blocks} blocks in use, "
             f"{len(cache.pool.by_hash)} full blocks indexed by prefix hash\n"
@@ -209,7 +200,7 @@ class PagedLab(Lab):
             f"({100 * memory.waste_fraction:.1f}% unused, all in last blocks)",
             style="bold",
         )
-        self.query_one(".readout", Static).update(Group(table, summary))
+        self.readout(Group(table, summary))
 
 
 class SpeculativeLab(Lab):
@@ -217,61 +208,49 @@ class SpeculativeLab(Lab):
 
     DEFAULT_CSS = "SpeculativeLab PlotextPlot { height: 13; }"
     BINDINGS = [Binding("r", "race", "Race"), Binding("t", "toggle", "Greedy/T=1")]
-
-    def __init__(self, spec, params: dict[str, Any]) -> None:
-        super().__init__(spec, params)
-        self.sampled = False
+    sampled = reactive(False, init=False)
+    """False: greedy; True: temperature 1."""
 
     def compose_lab(self) -> ComposeResult:
         yield PlotextPlot()
-        yield Static("r runs the target alone, then with the draft proposing k = 1 … 6 tokens a round; "
-                     "t switches greedy / temperature 1.", classes="readout")
+        yield ProfilePanel("r runs the target alone, then with the draft proposing k = 1 … 6 tokens a round; "
+                           "t switches greedy / temperature 1.")
 
     def action_toggle(self) -> None:
         self.sampled = not self.sampled
-        self.status(f"{'temperature 1' if self.sampled else 'greedy'}: r races")
+
+    def watch_sampled(self, sampled: bool) -> None:
+        self.status(f"{'temperature 1' if sampled else 'greedy'}: r races")
 
     def action_race(self) -> None:
-        sampled, tokens, ks = self.sampled, self.params["tokens"], [int(k) for k in self.params["ks"]]
+        sampled, tokens, ks = self.sampled, self.params["tokens"], tuple(int(k) for k in self.params["ks"])
 
-        def work(progress: Progress):
-            from workbench_engines.generation import generate, speculative_generate
+        def cases():
+            from workbench_engines.generation.bench import speculative_case
             from workbench_engines.models import small_gpt
-            from workbench_engines.sampling.settings import GREEDY, Sampler
 
-            target = load_target(progress)
-            draft = small_gpt.load("draft")
-            sampler = Sampler(temperature=1.0) if sampled else GREEDY
-            ids = target.tokenizer.encode_ordinary(PROMPT)
-            generate(target.model, ids, 8)
-            alone = generate(target.model, ids, tokens, sampler=sampler, seed=1)
-            draft_alone = generate(draft.model, ids, tokens, sampler=sampler, seed=1)
-            rows = []
-            for i, k in enumerate(ks):
-                progress(0.2 + 0.8 * i / len(ks), f"k = {k}")
-                result = speculative_generate(target.model, draft.model, ids, tokens, k=k, sampler=sampler, seed=1)
-                if not sampled and result.tokens != alone.tokens:
-                    raise RuntimeError("greedy speculative decoding differs from the target's own output")
-                rows.append((k, result.acceptance_rate, result.tokens_per_round, alone.seconds / result.seconds))
-            return rows, alone.seconds / draft_alone.seconds
+            target, draft = load_target(), small_gpt.load("draft")
+            return [speculative_case(target.model, draft.model, target.prompt_ids(PROMPT), tokens, ks, sampled=sampled)]
 
-        self.start(work, self._shown, "Racing")
+        self.ks = ks
+        """The draft lengths of the last race."""
+        self.race(cases, "Racing", self._raced)
 
-    def _shown(self, outcome) -> None:
-        rows, draft_speed = outcome
-        self.rows = rows
+    def _raced(self, result: RaceResult) -> None:
+        self.result = result
+        rows = {row.name: row for row in result.rows}
+        speculative = [rows[f"speculative, k={k}"] for k in self.ks]
         plt = self.fresh_plot()
-        ks = [r[0] for r in rows]
-        plt.plot(ks, [r[1] for r in rows], label="acceptance rate", marker=marker(0))
-        plt.plot(ks, [r[3] for r in rows], label="speed-up vs target alone", marker=marker(1))
-        plt.plot(ks, [r[2] / (r[0] + 1) for r in rows], label="tokens per pass ÷ (k + 1)", marker=marker(2))
+        plt.plot(list(self.ks), [r.extra["acceptance"] for r in speculative], label="acceptance rate", marker=marker(0))
+        plt.plot(list(self.ks), [r.ratios["target alone"] for r in speculative], label="speed-up vs target alone",
+                 marker=marker(1))
+        plt.plot(list(self.ks), [r.extra["tokens_per_round"] / (k + 1) for r, k in zip(speculative, self.ks)],
+                 label="tokens per pass ÷ (k + 1)", marker=marker(2))
         plt.xlabel("draft length k")
         plt.title(f"speculative decoding, {'temperature 1' if self.sampled else 'greedy'}")
         self.refresh_plot()
-        table = Table(box=None, header_style="bold")
-        for name in ("k", "accepted", "tokens / target pass", "speed-up"):
-            table.add_column(name, justify="right")
-        for k, rate, per_pass, speedup in rows:
-            table.add_row(str(k), f"{100 * rate:.0f}%", f"{per_pass:.2f}", f"{speedup:.2f}×")
-        table.caption = f"the draft alone runs {draft_speed:.1f}× faster than the target per token"
-        self.query_one(".readout", Static).update(table)
+        draft_speed = rows["draft alone"].ratios["target alone"]
+        self.query_one(ProfilePanel).show(
+            result.rows, result.baselines,
+            f"the draft alone runs {draft_speed:.1f}× as fast as the target per token; greedy speculative output must "
+            "equal the target's (matches)")

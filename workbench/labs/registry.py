@@ -232,16 +232,16 @@ BLOCK_LABS = [
     LabSpec("training.scaling", "Loss against model size",
             "Train tiny, small and medium mini-formers; fit loss ≈ a·N^(−b) and extrapolate.",
             {"steps": Param("int", default=200, min=10, max=5000, help="training steps per size")},
-            "workbench.labs.blocks_labs:ScalingLab"),
+            "workbench.labs.training_labs:ScalingLab"),
     LabSpec("moe.router", "A 2-expert router, live",
             "Train a small MoE mini-former, then see which expert each token of your line is sent to.",
             {"text": Param("str", default="But, soft! what light through yonder window breaks?", help="the line"),
              "steps": Param("int", default=200, min=10, max=2000, help="training steps")},
-            "workbench.labs.blocks_labs:RouterLab"),
+            "workbench.labs.moe_labs:RouterLab"),
     LabSpec("moe.sparse_dense", "Sparse against dense",
             "Time training steps of a dense model, a sparse one with equal active parameters and a dense one as large.",
             {},
-            "workbench.labs.blocks_labs:SparseDenseLab"),
+            "workbench.labs.moe_labs:SparseDenseLab"),
 ]
 
 LABS: dict[str, LabSpec] = {

@@ -8,31 +8,25 @@ worker through :meth:`Lab.start`, with progress and ``x`` to cancel.
 from __future__ import annotations
 
 import math
-import unicodedata
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
 from workbench_engines import corpus
-from workbench_engines.nativelib import native_status
+from workbench_engines.backends import resolve
 from workbench_engines.tokenizers import pretokenize
-from workbench_engines.tokenizers.bpe import BPETokenizer
 from workbench_engines.tokenizers.bpe_reference import bpe_merge_steps
+from workbench_engines.tokenizers.explain import FORMS, characters, utf8
 from workbench_engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
+from workbench.labs.base import Lab, Progress, backend_caption
 from workbench.typed import unescape
-from workbench.labs.base import Lab, Progress
 from workbench.widgets.token_strip import id_line, token_strip, visible
-
-FORMS = ("NFC", "NFD", "NFKC", "NFKD")
-
-
-def _backend() -> str:
-    return "native" if native_status().loaded else "reference"
 
 
 def _corpus_source(params: dict[str, Any]) -> str:
@@ -42,155 +36,131 @@ def _corpus_source(params: dict[str, Any]) -> str:
 
 
 class TextLab(Lab):
-    """A lab whose input is a line of text the learner edits; redraw() runs on every change.
+    """A lab whose input is a line of text the learner edits; its watcher draws on every change.
 
     The box is one line, so a line break is typed as \\n (and a tab as \\t).
     """
+
+    text = reactive(Initialize(lambda lab: unescape(lab.params["text"])), always_update=True)
+    """The text as typed, with \\n and \\t turned into the characters."""
 
     def compose_lab(self) -> ComposeResult:
         yield Input(value=self.params["text"], placeholder="type any text; \\n is a line break, \\t a tab")
         yield Static("", classes="readout")
 
-    def on_mount(self) -> None:
-        self.redraw()
-
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.redraw()
+        self.text = unescape(event.value)
 
-    @property
-    def text(self) -> str:
-        return unescape(self.query_one(Input).value)
+    def watch_text(self, text: str) -> None:
+        self.draw(text)
 
-    def show(self, renderable: Any) -> None:
-        self.query_one(".readout", Static).update(renderable)
+    def draw(self, text: str) -> None:
+        """Show what the lab makes of text."""
 
 
 class BytesLab(TextLab):
     """Each character of the text: code point, category and UTF-8 bytes, under a normalisation form."""
 
     BINDINGS = [Binding("ctrl+n", "next_form", "Next form")]
-
-    def __init__(self, spec, params: dict[str, Any]) -> None:
-        super().__init__(spec, params)
-        self.form = params["form"]
+    form = reactive(Initialize(lambda lab: lab.params["form"]))
 
     def action_next_form(self) -> None:
         self.form = FORMS[(FORMS.index(self.form) + 1) % len(FORMS)]
-        self.redraw()
 
-    def redraw(self) -> None:
-        text = unicodedata.normalize(self.form, self.text)
-        table = Table(box=None, header_style="bold", title=f"{self.form}: {len(text)} code points, "
-                      f"{len(text.encode('utf-8', 'surrogatepass'))} UTF-8 bytes", title_justify="left")
+    def watch_form(self) -> None:
+        self.draw(self.text)
+
+    def draw(self, text: str) -> None:
+        shown = characters(text, self.form)
+        table = Table(box=None, header_style="bold", title=f"{shown.form}: {len(shown.characters)} code points, "
+                      f"{shown.utf8_bytes} UTF-8 bytes", title_justify="left")
         for name in ("char", "code point", "category", "name", "UTF-8 bytes"):
             table.add_column(name)
-        for ch in text[:32]:
-            data = ch.encode("utf-8", "surrogatepass")
-            category = unicodedata.category(ch)
+        for c in shown.characters[:32]:
             # Marks are drawn on a dotted circle; spaces and controls as a dot.
-            shown = "◌" + ch if category[0] == "M" else "·" if category[0] in "CZ" else ch
-            table.add_row(shown, f"U+{ord(ch):04X}", unicodedata.category(ch), unicodedata.name(ch, "?")[:28],
-                          " ".join(f"{b:02x}" for b in data))
-        if len(text) > 32:
-            table.add_row("…", "", "", f"{len(text) - 32} more", "")
-        counts = " · ".join(
-            f"{form} {len(unicodedata.normalize(form, self.text).encode('utf-8', 'surrogatepass'))} B" for form in FORMS
-        )
+            glyph = "◌" + c.char if c.category[0] == "M" else "·" if c.category[0] in "CZ" else c.char
+            table.add_row(glyph, f"U+{c.code_point:04X}", c.category, c.name[:28], " ".join(f"{b:02x}" for b in c.utf8))
+        if len(shown.characters) > 32:
+            table.add_row("…", "", "", f"{len(shown.characters) - 32} more", "")
+        counts = " · ".join(f"{form} {characters(text, form).utf8_bytes} B" for form in FORMS)
         table.caption = f"bytes under each form: {counts}  (ctrl+n switches the form shown)"
-        self.show(table)
+        self.readout(table)
 
 
 class PretokenizeLab(TextLab):
     """The text split by the GPT-2 and cl100k patterns, and cl100k's merges inside the longest piece."""
 
-    def redraw(self) -> None:
-        text = self.text
+    def draw(self, text: str) -> None:
+        choice = resolve()
         out = Text()
+        pieces: list[str] = []
         for name in ("gpt2", "cl100k"):
-            pieces = pretokenize.split(text, name, backend=_backend())
+            pieces = pretokenize.split(text, name, backend=choice.name)
             out.append(f"{name}: {len(pieces)} pieces\n", style="bold")
             out.append(token_strip([Token(k, p) for k, p in enumerate(pieces)]))
             out.append("\n\n")
-        pieces = pretokenize.split(text, "cl100k", backend=_backend())
         if pieces:
-            longest = max(pieces, key=lambda p: len(p.encode("utf-8")))
-            steps = bpe_merge_steps(longest.encode("utf-8"), _cl100k().ranks)
+            longest = max(pieces, key=lambda p: len(utf8(p)))
+            steps = bpe_merge_steps(utf8(longest), _cl100k(choice.name).ranks)
             out.append(f"cl100k merges inside {visible(longest)!r} ({len(steps) - 1} merges):\n", style="bold")
             for k, parts in enumerate(steps[-8:], start=max(0, len(steps) - 8)):
                 out.append(f"{k:>3} ", style="dim")
                 out.append(token_strip([Token(i, label_bytes(p)) for i, p in enumerate(parts)]))
                 out.append("\n")
-        self.show(out)
+        out.append(backend_caption([choice]), style="dim")
+        self.readout(out)
 
 
-_CL100K: list[BPETokenizer] = []
+def _cl100k(backend: str):
+    from workbench_engines.tokenizers.formats import load_cl100k
 
-
-def _cl100k() -> BPETokenizer:
-    if not _CL100K:
-        from workbench_engines.tokenizers.formats import load_cl100k
-
-        _CL100K.append(load_cl100k(_backend()))
-    return _CL100K[0]
+    return load_cl100k(backend)
 
 
 class WordPieceLab(TextLab):
     """BERT's pipeline step by step: normalised text, words, then ## pieces, beside HF tokenizers."""
 
-    def on_mount(self) -> None:
-        from workbench_engines.tokenizers.wordpiece import load_minilm
+    def draw(self, text: str) -> None:
+        from workbench_engines.errors import EngineError
+        from workbench_engines.tokenizers.wordpiece import load_minilm, normalize, pre_tokenize
 
         try:
-            self.model = load_minilm()
-        except Exception as exc:  # noqa: BLE001 - the optional extra may be missing
-            self.model = None
-            self.show(f"WordPiece needs all-MiniLM-L6-v2: {exc}")
+            model = load_minilm()
+        except EngineError as exc:  # the optional extra is missing
+            self.readout(Text(f"WordPiece needs all-MiniLM-L6-v2: {exc}"))
             return
-        self.redraw()
-
-    def redraw(self) -> None:
-        if getattr(self, "model", None) is None:
-            return
-        from workbench_engines.tokenizers.wordpiece import normalize, pre_tokenize
-
-        text = self.text
         normal = normalize(text)
         words = pre_tokenize(normal)
-        pieces = self.model.tokenize(text)
+        pieces = model.tokenize(text)
         out = Text()
         out.append("normalised: ", style="bold")
         out.append(visible(normal) + "\n")
         out.append(f"words ({len(words)}): ", style="bold")
         out.append(token_strip([Token(k, w) for k, w in enumerate(words)]))
         out.append(f"\npieces ({len(pieces)}): ", style="bold")
-        tokens = [Token(self.model.vocab[p], p, p == self.model.unk_token) for p in pieces]
+        tokens = [Token(model.vocab[p], p, p == model.unk_token) for p in pieces]
         out.append(token_strip(tokens))
         out.append(f"\nids: {id_line(tokens)}\n")
-        try:
-            from workbench_engines.tokenizers.peers import hf_minilm
+        from workbench_engines.tokenizers.peers import hf_minilm
 
-            theirs = hf_minilm().encode(text, add_special_tokens=False).tokens
-            verdict = "same pieces" if theirs == pieces else f"DIFFERENT: {theirs}"
-            out.append(f"HF tokenizers: {verdict}", style="dim")
-        except Exception as exc:  # noqa: BLE001 - the peer is optional here
-            out.append(f"HF tokenizers unavailable: {exc}", style="dim")
-        self.show(out)
+        theirs = hf_minilm().encode(text, add_special_tokens=False).tokens
+        out.append("HF tokenizers: " + ("same pieces" if theirs == pieces else f"DIFFERENT: {theirs}"), style="dim")
+        self.readout(out)
 
 
 class CompareLab(TextLab):
     """Every tokenizer on the same text: coloured pieces, counts and ids, side by side."""
 
     BINDINGS = [Binding("ctrl+n", "next_sample", "Next sample")]
+    views: reactive[list[TokenizerView]] = reactive(list, always_update=True)
+    """The tokenizers loaded so far (they load in a worker)."""
 
     def __init__(self, spec, params: dict[str, Any]) -> None:
         super().__init__(spec, params)
-        self.views: list[TokenizerView] = []
-        self.problems: list[str] = []
         self.sample = -1
 
     def on_mount(self) -> None:
-        self.show("Loading tokenizers…")
         names = list(self.params["tokenizers"])
         self.start(lambda progress: self._load(names, progress), self._loaded, "Loading tokenizers")
 
@@ -202,13 +172,14 @@ class CompareLab(TextLab):
             built, failed = build([name])
             views += built
             problems += failed
-        progress(1.0, "done")
         return views, problems
 
     def _loaded(self, result: tuple[list[TokenizerView], list[str]]) -> None:
-        self.views, self.problems = result
-        self.status("Type to retokenize; ctrl+n cycles the samples." + (" Missing: " + "; ".join(self.problems) if self.problems else ""))
-        self.redraw()
+        self.views, problems = result
+        self.status("Type to retokenize; ctrl+n cycles the samples." + (" Missing: " + "; ".join(problems) if problems else ""))
+
+    def watch_views(self) -> None:
+        self.draw(self.text)
 
     def action_next_sample(self) -> None:
         samples = self.params["samples"]
@@ -216,12 +187,12 @@ class CompareLab(TextLab):
             self.sample = (self.sample + 1) % len(samples)
             self.query_one(Input).value = samples[self.sample]
 
-    def redraw(self) -> None:
+    def draw(self, text: str) -> None:
         if not self.views:
+            self.readout("Loading tokenizers…")
             return
-        text = self.text
         out = Text()
-        n_bytes = len(text.encode("utf-8", "surrogatepass"))
+        n_bytes = len(utf8(text))
         out.append(f"{len(text)} characters, {n_bytes} UTF-8 bytes\n\n", style="dim")
         for view in self.views:
             try:
@@ -234,7 +205,7 @@ class CompareLab(TextLab):
             out.append(f" · {view.family} · vocab {view.vocab_size:,} · {len(tokens)} tokens · {per}\n", style="dim")
             out.append(token_strip(tokens))
             out.append(f"\n{id_line(tokens)}\n\n", style="dim")
-        self.show(out)
+        self.readout(out)
 
 
 class VocabSweepLab(Lab):
@@ -244,6 +215,8 @@ class VocabSweepLab(Lab):
     VocabSweepLab PlotextPlot { height: 14; }
     """
     BINDINGS = [Binding("t", "sweep", "Train and measure")]
+    sweep = reactive(None, always_update=True)
+    """The last VocabSweep measured."""
 
     def compose_lab(self) -> ComposeResult:
         yield PlotextPlot()
@@ -254,14 +227,23 @@ class VocabSweepLab(Lab):
 
     def action_sweep(self) -> None:
         params = dict(self.params)
-        self.start(lambda progress: sweep(params, progress), self._swept, "Training BPE")
 
-    def _swept(self, rows: list[tuple[int, float]]) -> None:
+        def work(progress: Progress):
+            from workbench_engines.tokenizers.explain import vocab_sweep
+
+            return vocab_sweep(_corpus_source(params), [int(v) for v in params["sizes"]], progress=progress)
+
+        self.start(work, lambda sweep: setattr(self, "sweep", sweep), "Training BPE")
+
+    def watch_sweep(self, sweep) -> None:
+        if sweep is None:
+            return
+        points = sweep.points
         plt = self.fresh_plot()
         # A log2 axis drawn by hand: textual-plotext does not draw lines on xscale("log").
-        xs = [math.log2(v) for v, _ in rows]
-        plt.plot(xs, [t for _, t in rows], marker="braille")
-        plt.xticks(xs, [f"{v // 1000}k" if v >= 1000 else str(v) for v, _ in rows])
+        xs = [math.log2(p.vocab_size) for p in points]
+        plt.plot(xs, [p.tokens_per_1000_bytes for p in points], marker="braille")
+        plt.xticks(xs, [f"{p.vocab_size // 1000}k" if p.vocab_size >= 1000 else str(p.vocab_size) for p in points])
         plt.xlabel("vocabulary size (log scale)")
         plt.title("tokens per 1,000 bytes of held-out text")
         self.refresh_plot()
@@ -269,34 +251,13 @@ class VocabSweepLab(Lab):
         table = Table(box=None, header_style="bold")
         for name in ("vocab", "tokens / 1000 B", "bytes / token", f"embedding params (d={d_model})"):
             table.add_column(name, justify="right")
-        for vocab, per_k in rows:
-            table.add_row(f"{vocab:,}", f"{per_k:.0f}", f"{1000 / per_k:.2f}", f"{vocab * d_model:,}")
-        self.query_one(".readout", Static).update(table)
+        for p in points:
+            table.add_row(f"{p.vocab_size:,}", f"{p.tokens_per_1000_bytes:.0f}", f"{p.bytes_per_token:.2f}",
+                          f"{p.vocab_size * d_model:,}")
+        table.caption = (f"trained on {sweep.train_bytes:,} bytes, measured on the next {sweep.held_out_bytes:,}; "
+                         f"BPE by {sweep.backend}")
+        self.readout(table)
         self.status("Bigger vocabularies shorten sequences with diminishing returns, and every token costs a row.")
-
-
-def sweep(params: dict[str, Any], progress: Progress) -> list[tuple[int, float]]:
-    """Tokens per 1,000 held-out bytes for each vocabulary size (prefixes of one training run)."""
-    from workbench_engines.tokenizers.bpe_train import train_bpe
-
-    text = _corpus_source(params)
-    cut = int(len(text) * 0.9)
-    train, held = text[:cut], text[cut:]
-    sizes = sorted({int(v) for v in params["sizes"]})
-
-    def report(done: int, total: int, what: str) -> None:
-        progress(0.8 * done / max(total, 1), what)
-
-    result = train_bpe(train, max(sizes), pattern="gpt2", special_tokens=(), backend=_backend(),
-                       progress=report, should_stop=None)
-    ranks = sorted(result.tokenizer.ranks.items(), key=lambda kv: kv[1])
-    held_bytes = len(held.encode("utf-8"))
-    rows = []
-    for k, size in enumerate(sizes):
-        progress(0.8 + 0.2 * k / len(sizes), f"encoding with {size:,} tokens")
-        tokenizer = BPETokenizer(f"bpe-{size}", dict(ranks[:size]), "gpt2", {}, _backend())
-        rows.append((size, 1000 * len(tokenizer.encode(held)) / held_bytes))
-    return rows
 
 
 class BPETrainerLab(Lab):
@@ -311,11 +272,10 @@ class BPETrainerLab(Lab):
         Binding("b", "step(-1)", "Previous merge"),
         Binding("f", "step(25)", "+25 merges"),
     ]
-
-    def __init__(self, spec, params: dict[str, Any]) -> None:
-        super().__init__(spec, params)
-        self.result = None
-        self.shown = 0
+    result = reactive(None, always_update=True)
+    """The TrainResult of the last training."""
+    shown = reactive(0)
+    """How many merges are replayed on the sample."""
 
     def compose_lab(self) -> ComposeResult:
         yield Static("Press t to train on the corpus.", classes="readout")
@@ -323,6 +283,7 @@ class BPETrainerLab(Lab):
 
     def action_train(self) -> None:
         params = dict(self.params)
+        choice = resolve(params["backend"])
 
         def work(progress: Progress):
             from pathlib import Path
@@ -340,17 +301,16 @@ class BPETrainerLab(Lab):
                 progress(done / max(total, 1), what)
 
             return train_bpe(source, params["vocab_size"], pattern=params["pattern"], special_tokens=(),
-                             backend=params["backend"] if params["backend"] != "auto" else _backend(),
-                             progress=report)
+                             backend=choice.name, progress=report)
 
-        self.start(work, self._trained, "Training BPE")
+        self.choice = choice
+        """The backend of the last training and why it was chosen."""
+        self.start(work, lambda result: setattr(self, "result", result), f"Training BPE ({choice.name})")
 
-    def _trained(self, result) -> None:
-        self.result = result
-        self.shown = min(10, len(result.merges))
-        tokens = [result.corpus_bytes]
-        for merge in result.merges:
-            tokens.append(tokens[-1] - merge.count)
+    def watch_result(self, result) -> None:
+        if result is None:
+            return
+        tokens = result.tokens_after_merges()
         plt = self.fresh_plot()
         step = max(1, len(tokens) // 400)
         plt.plot(list(range(0, len(tokens), step)), [result.corpus_bytes / t for t in tokens[::step]], marker="braille")
@@ -358,33 +318,35 @@ class BPETrainerLab(Lab):
         plt.title("bytes per token on the training text")
         self.refresh_plot()
         self.status(f"{len(result.merges):,} merges over {result.distinct_pieces:,} distinct pieces of "
-                    f"{result.corpus_bytes / 1e6:.2f} MB in {result.seconds:.2f} s. space/b/f step through them.")
-        self.redraw()
+                    f"{result.corpus_bytes / 1e6:.2f} MB in {result.seconds:.2f} s by {self.choice}. "
+                    "space/b/f step through them.")
+        self.shown = min(10, len(result.merges))
 
     def action_step(self, delta: int) -> None:
         if self.result is None:
             self.status("Train first (t).")
             return
         self.shown = max(0, min(len(self.result.merges), self.shown + delta))
-        self.redraw()
 
-    def redraw(self) -> None:
+    def watch_shown(self, shown: int) -> None:
         result = self.result
+        if result is None:
+            return
         ranks = sorted(result.tokenizer.ranks.items(), key=lambda kv: kv[1])
         by_id = {rank: token for token, rank in ranks}
-        first = {token: rank for token, rank in ranks[: 256 + self.shown]}
+        first = {token: rank for token, rank in ranks[: 256 + shown]}
         out = Text()
-        out.append(f"After {self.shown} merges\n", style="bold")
-        for merge in result.merges[max(0, self.shown - 6) : self.shown]:
+        out.append(f"After {shown} merges\n", style="bold")
+        for merge in result.merges[max(0, shown - 6) : shown]:
             left, right = by_id.get(merge.pair[0], b"?"), by_id.get(merge.pair[1], b"?")
             out.append(f"#{merge.new_id - 255:<5} {visible(label_bytes(left))!r} + {visible(label_bytes(right))!r}"
                        f" → {visible(label_bytes(left + right))!r}  ×{merge.count:,}\n")
         sample = self.params["sample"]
         pieces = pretokenize.split(sample, self.params["pattern"])
-        parts = [p for piece in pieces for p in bpe_merge_steps(piece.encode("utf-8"), first)[-1]]
+        parts = [p for piece in pieces for p in bpe_merge_steps(utf8(piece), first)[-1]]
         out.append(f"\n{sample!r} → {len(parts)} tokens\n", style="bold")
         out.append(token_strip([Token(k, label_bytes(p)) for k, p in enumerate(parts)]))
-        self.query_one(".readout", Static).update(out)
+        self.readout(out)
 
 
 class UnigramLab(TextLab):
@@ -394,11 +356,8 @@ class UnigramLab(TextLab):
     UnigramLab PlotextPlot { height: 10; }
     """
     BINDINGS = [Binding("ctrl+t", "train", "Train Unigram")]
-
-    def __init__(self, spec, params: dict[str, Any]) -> None:
-        super().__init__(spec, params)
-        self.model = None
-        self.reference = None
+    trained = reactive(None, always_update=True)
+    """(UnigramTrainResult, the sentencepiece view to compare with), once trained."""
 
     def compose_lab(self) -> ComposeResult:
         yield from super().compose_lab()
@@ -427,29 +386,32 @@ class UnigramLab(TextLab):
             progress(0.97, "training the sentencepiece model to compare with")
             return result, unigram_view()
 
-        self.start(work, self._trained, "Training Unigram")
+        self.start(work, lambda trained: setattr(self, "trained", trained), "Training Unigram")
 
-    def _trained(self, result) -> None:
-        trained, reference = result
-        self.model, self.reference = trained.model, reference
-        plt = self.fresh_plot()
-        plt.plot([r["pieces"] for r in trained.rounds], [r["loglik_per_word"] for r in trained.rounds], marker="braille")
-        plt.xlabel("pieces kept")
-        plt.title("log-likelihood per word as pruning shrinks the vocabulary")
-        self.refresh_plot()
-        self.status(f"{len(trained.rounds)} EM + prune rounds in {trained.seconds:.1f} s → {trained.model.vocab_size} pieces.")
-        self.redraw()
+    def watch_trained(self, trained) -> None:
+        if trained is not None:
+            result, _ = trained
+            plt = self.fresh_plot()
+            plt.plot([r["pieces"] for r in result.rounds], [r["loglik_per_word"] for r in result.rounds],
+                     marker="braille")
+            plt.xlabel("pieces kept")
+            plt.title("log-likelihood per word as pruning shrinks the vocabulary")
+            self.refresh_plot()
+            self.status(f"{len(result.rounds)} EM + prune rounds in {result.seconds:.1f} s → "
+                        f"{result.model.vocab_size} pieces.")
+        self.draw(self.text)
 
-    def redraw(self) -> None:
-        if self.model is None:
-            self.show("Press ctrl+t to train a Unigram model on the corpus.")
+    def draw(self, text: str) -> None:
+        if self.trained is None:
+            self.readout("Press ctrl+t to train a Unigram model on the corpus.")
             return
-        text = self.text
+        result, reference = self.trained
+        model = result.model
         out = Text()
-        pieces = self.model.viterbi(self.model.prepare_text(text))
-        out.append(f"workbench Unigram ({self.model.vocab_size} pieces): {len(pieces)} pieces\n", style="bold")
-        out.append(token_strip([Token(i, p, i == self.model.unk_id) for p, i in pieces]))
-        tokens = self.reference.tokens(text)
-        out.append(f"\n{self.reference.name}: {len(tokens)} pieces\n", style="bold")
+        pieces = model.viterbi(model.prepare_text(text))
+        out.append(f"workbench Unigram ({model.vocab_size} pieces): {len(pieces)} pieces\n", style="bold")
+        out.append(token_strip([Token(i, p, i == model.unk_id) for p, i in pieces]))
+        tokens = reference.tokens(text)
+        out.append(f"\n{reference.name}: {len(tokens)} pieces\n", style="bold")
         out.append(token_strip(tokens))
-        self.show(out)
+        self.readout(out)

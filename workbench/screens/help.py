@@ -1,27 +1,38 @@
-"""Help: every key of every screen and widget, read from their bindings."""
+"""Help: every key the screen beneath answers to, read from its live bindings (as Textual's key panel does).
+
+First the keys that work right now (the focused widget and everything
+around it up to the app), then, for each lab on the screen that is not
+focused, the keys it adds once Tab reaches it. Keys are shown as Textual
+displays them (``?``, ``ctrl+s``), never as binding names.
+"""
 
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
+from textual.dom import DOMNode
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
+from workbench.labs.base import Lab
 
-def _keys(owner: type) -> list[tuple[str, str]]:
-    rows = []
-    for binding in getattr(owner, "BINDINGS", []):
-        if isinstance(binding, tuple):
-            binding = Binding(*binding)
-        keys = ", ".join(k.strip() for k in binding.key.split(","))
-        rows.append((keys, binding.description or binding.action))
-    return rows
+
+def _owner_title(node: DOMNode) -> str:
+    """A heading for the node whose bindings follow: its binding group title, a lab's title, or its kind."""
+    title = getattr(node, "BINDING_GROUP_TITLE", None)
+    if title:
+        return title
+    spec = getattr(node, "spec", None)
+    if spec is not None and hasattr(spec, "title"):
+        return f"Lab: {spec.title}"
+    return {"WorkbenchApp": "Everywhere"}.get(type(node).__name__, type(node).__name__)
 
 
 class HelpScreen(ModalScreen[None]):
-    """A scrollable table of keys; Escape or ? closes it."""
+    """A scrollable table of the keys of the screen beneath; Escape or ? closes it."""
 
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
     DEFAULT_CSS = """
@@ -29,34 +40,50 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen VerticalScroll { width: 76; max-width: 100%; height: 90%; border: round $accent; background: $surface; padding: 0 1; }
     """
 
-    def compose(self) -> ComposeResult:
-        from workbench.app import WorkbenchApp
-        from workbench.labs.base import Lab
-        from workbench.labs.softmax_labs import StabilityLab, TemperatureLab
-        from workbench.screens.catalog import CatalogScreen
-        from workbench.screens.lesson import LessonScreen
-        from workbench.widgets.question import ChoiceList
+    def __init__(self, beneath: Screen) -> None:
+        super().__init__()
+        self.beneath = beneath
+        """The screen whose keys are listed."""
 
-        sections = [
-            ("Everywhere", WorkbenchApp),
-            ("Catalog", CatalogScreen),
-            ("Lesson", LessonScreen),
-            ("Quiz question", ChoiceList),
-            ("Any lab", Lab),
-            ("Temperature lab", TemperatureLab),
-            ("Stability lab", StabilityLab),
-        ]
-        extra = {
-            "Everywhere": [("tab, shift+tab", "move between the text, quizzes and labs")],
-            "Quiz question": [("up, down", "move between choices"), ("enter", "answer (or submit a typed number)")],
-        }
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(section, keys, what they do) for every binding the screen beneath has, live ones first."""
+        display = self.app.get_key_display
+        rows: list[tuple[str, str, str]] = []
+        by_action: dict[tuple[int, str], int] = {}
+        for node, binding, enabled, _ in self.beneath.active_bindings.values():
+            if binding.system:
+                continue
+            key = (id(node), binding.action)
+            if key in by_action:  # another key for the same action: one row, keys joined
+                section, keys, what = rows[by_action[key]]
+                rows[by_action[key]] = (section, f"{keys}  {display(binding)}", what)
+                continue
+            what = binding.description or binding.action
+            by_action[key] = len(rows)
+            rows.append((_owner_title(node), display(binding), what if enabled else f"{what} (not now)"))
+        focused = self.beneath.focused
+        live = {id(node) for node in (focused.ancestors_with_self if focused is not None else [])}
+        for lab in self.beneath.query(Lab):
+            if id(lab) in live:
+                continue
+            for binding in lab.BINDINGS:
+                binding = binding if isinstance(binding, Binding) else Binding(*binding)
+                keys = "  ".join(display(Binding(key.strip(), binding.action)) for key in binding.key.split(","))
+                rows.append((f"{_owner_title(lab)} (Tab to it)", keys, binding.description or binding.action))
+        return rows
+
+    def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column("key", style="bold", no_wrap=True)
         table.add_column("action")
-        for title, owner in sections:
-            table.add_row(title, "", style="underline")
-            for key, action in _keys(owner) + extra.get(title, []):
-                table.add_row(f"  {key}", action)
+        section = None
+        for title, keys, what in self.rows():
+            if title != section:
+                table.add_row(Text(title, style="underline"), "")
+                section = title
+            table.add_row(f"  {keys}", what)
+        table.add_row(Text("Everywhere", style="underline"), "")
+        table.add_row("  tab  shift+tab", "move between the text, quizzes and labs")
         with VerticalScroll():
             yield Static(table)
         yield Footer()

@@ -17,15 +17,17 @@ class LabScreen(Screen):
     LabScreen VerticalScroll { padding: 0 1; }
     """
 
-    def __init__(self, spec: LabSpec) -> None:
+    def __init__(self, spec: LabSpec, params: dict) -> None:
         super().__init__()
         self.spec = spec
+        self.params = params
+        """The lab's validated parameters (its defaults when opened from the palette)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
             yield Static(self.spec.summary)
-            yield self.spec.widget_class()(self.spec, self.spec.validate({}))
+            yield self.spec.widget_class()(self.spec, self.params)
         yield Footer()
 
     def on_mount(self) -> None:

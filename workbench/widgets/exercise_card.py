@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from workbench.exercises.catalog import EXERCISES
+from workbench.messages import ExerciseChosen
 from workbench.progress import ProgressStore
 
 
@@ -28,4 +29,4 @@ class ExerciseCard(Static, can_focus=True):
         super().__init__(text)
 
     def action_open(self) -> None:
-        self.app.open_exercises(self.exercise.id)  # type: ignore[attr-defined]
+        self.post_message(ExerciseChosen(self.exercise.id))

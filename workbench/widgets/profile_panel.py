@@ -1,46 +1,98 @@
-"""A table of engine Profiles side by side: time, throughput, memory, ratio."""
+"""Profiles side by side: time, throughput, memory, ratios and whether the outputs matched.
+
+One table for every measurement the workbench shows: ``workbench bench``
+prints it, and every lab that races shows it in a :class:`ProfilePanel`, so a
+lab and a benchmark show the same columns for the same case.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.table import Table
+from rich.text import Text
 from textual.widgets import Static
 
 from workbench_engines.profiling import Profile
 
 
-def _mib(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / 2**20:.1f}"
+def _matches(row: Profile) -> str:
+    if row.matches is None:
+        return "-"
+    return "yes" if row.matches else f"NO: {row.mismatch}"
+
+
+def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, compact: bool = False,
+                  title: str | None = None, caption: str | None = None) -> Table:
+    """The table of rows: one line a contender, grouped by case.
+
+    ``compact`` (labs at 80 columns) puts each case in a heading line instead
+    of a column and leaves out the minimum time; the figures are the same.
+    """
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                  header_style="bold", pad_edge=False, **({"box": None} if compact else {}))
+    show_case = not compact and len({row.case for row in rows}) > 1
+    show_flops = any(row.gflops for row in rows)
+    show_bytes = any(row.gbytes_per_s for row in rows)
+    show_peak = any(row.peak_bytes is not None for row in rows)
+    show_note = any(row.note for row in rows)
+    columns = ["case"] * show_case + ["contender", "backend", "median ms"] + ["min ms"] * (not compact)
+    columns += ["GFLOP/s"] * show_flops + ["GB/s"] * show_bytes + ["peak MiB"] * show_peak
+    columns += [f"× {base}" for base in baselines] + ["matches"] + ["note"] * show_note
+    for name in columns:
+        left = name in ("case", "contender", "backend", "matches", "note")
+        table.add_column(name, justify="left" if left else "right", no_wrap=name in ("contender", "case"),
+                         overflow="fold")
+    previous = None
+    for row in rows:
+        if row.case != previous and (compact or previous is not None):
+            if previous is not None and not compact:
+                table.add_section()
+            if compact and row.case:
+                table.add_row(Text(row.case, style="bold underline"))
+        previous = row.case
+        table.add_row(
+            *([row.case] if show_case else []),
+            row.label,
+            row.backend,
+            f"{row.wall_s * 1e3:.3f}",
+            *([f"{row.min_s * 1e3:.3f}" if row.min_s is not None else "-"] if not compact else []),
+            *([f"{row.gflops:,.1f}"] if show_flops else []),
+            *([f"{row.gbytes_per_s:,.2f}"] if show_bytes else []),
+            *([f"{row.peak_bytes / 2**20:.1f}" if row.peak_bytes is not None else "n/a"] if show_peak else []),
+            *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in baselines],
+            _matches(row),
+            *([row.note] if show_note else []),
+        )
+    return table
+
+
+def sources_line(rows: Sequence[Profile]) -> str:
+    """Where the figures came from: timer, repeats, memory sources."""
+    timers = sorted({row.timer for row in rows})
+    repeats = sorted({row.repeats for row in rows})
+    memory = sorted({row.memory_source for row in rows if row.peak_bytes is not None})
+    span = f"{repeats[0]}" if len(repeats) == 1 else f"{repeats[0]}–{repeats[-1]}"
+    text = f"median of {span} timed runs after warm-up, {', '.join(timers)}"
+    if memory:
+        text += f"; peak memory from {', '.join(memory)} (n/a: an allocator it can't see)"
+    return text
 
 
 class ProfilePanel(Static):
-    """Shows Profiles of one workload on several backends, with speed relative to the first."""
-
-    profiles: list[Profile] = []
-    """The profiles shown last (empty until a run finishes)."""
-    note: str = ""
+    """A lab's measured results: the benchmark table, compact, with where the figures came from."""
 
     DEFAULT_CSS = """
     ProfilePanel { height: auto; width: 1fr; }
     """
 
-    def show(self, profiles: list[Profile], note: str = "") -> None:
-        """Render profiles; the first is the baseline for the ratio column."""
-        self.profiles = list(profiles)
-        self.note = note
-        table = Table(box=None, pad_edge=False, expand=False, header_style="bold")
-        for name, justify in [("backend", "left"), ("median ms", "right"), ("GB/s", "right"),
-                              ("GFLOP/s", "right"), ("peak MiB", "right"), ("× first", "right")]:
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        base = profiles[0].wall_s if profiles else 0.0
-        for p in profiles:
-            table.add_row(
-                p.backend,
-                f"{p.wall_s * 1e3:.3f}",
-                f"{p.gbytes_per_s:.1f}",
-                f"{p.gflops:.2f}",
-                _mib(p.peak_bytes),
-                f"{base / p.wall_s:.2f}" if p.wall_s > 0 else "-",
-            )
-        if note:
-            table.caption = note
-        self.update(table)
+    def __init__(self, placeholder: str = "") -> None:
+        super().__init__(placeholder)
+        self.rows: list[Profile] = []
+        """The profiles shown last (empty until a run finishes)."""
+
+    def show(self, rows: Sequence[Profile], baselines: Sequence[str] = (), note: str = "") -> None:
+        """Render rows; ``note`` joins the caption under the table."""
+        self.rows = list(rows)
+        caption = sources_line(rows) + (f"\n{note}" if note else "")
+        self.update(profile_table(rows, baselines, compact=True, caption=caption))
