@@ -8,6 +8,7 @@ import random
 import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,16 @@ def pytest_report_header(config):
 def rng(request):
     """A generator seeded from the run's seed and the test's id."""
     return np.random.default_rng([BASE_SEED, zlib.crc32(request.node.nodeid.encode())])
+
+
+def write_track(root: Path, files: dict[str, str], track: str = "t") -> Path:
+    """A curriculum folder under root with one track holding files (name -> text); returns root."""
+    folder = root / track
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "track.toml").write_text('title = "T"\norder = 1\nsummary = "s"\n')
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return root
 
 
 SIZE = (80, 24)
@@ -115,3 +126,20 @@ def minilm_installed() -> bool:
 
 needs_minilm = pytest.mark.skipif(not minilm_installed(), reason="the minilm extra is not installed")
 """Skip a test that needs all-MiniLM-L6-v2 where the optional extra is missing."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip, with the reason, every test marked ``native`` when the C kernels did not load."""
+    from workbench_engines.backends import unavailable_reason
+
+    why = unavailable_reason("native")
+    if why is None:
+        return
+    skip = pytest.mark.skip(reason=why)
+    for item in items:
+        if item.get_closest_marker("native") is not None:
+            item.add_marker(skip)
+
+
+NATIVE = pytest.param("native", marks=pytest.mark.native)
+"""The native backend as a parametrize value: skipped, never silently left out, without the C build."""

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Static, Tree
 
-from tests.test_curriculum import write_track
+from tests.conftest import write_track
 from workbench.app import WorkbenchApp
 from workbench.labs.base import Lab
 from workbench.labs.softmax_labs import TemperatureLab
+from workbench.progress import ProgressStore
 from workbench.screens.catalog import CatalogScreen
 from workbench.screens.help import HelpScreen
 from workbench.screens.lesson import LessonScreen
@@ -218,18 +219,51 @@ async def test_broken_lesson_is_shown_not_opened(tmp_path):
         assert isinstance(app.screen, CatalogScreen)
 
 
-async def test_no_color_and_resize(monkeypatch):
+# The SVG frame's window buttons and Rich's default foreground (its title) are coloured whatever the app draws.
+WINDOW_BUTTONS = {"#ff5f57", "#febc2e", "#28c840", "#c5c8c6"}
+
+
+def screen_colours(app) -> set[tuple[int, int, int]]:
+    """Every colour the app's screenshot paints, apart from the SVG frame's window buttons."""
+    import re
+
+    svg = app.export_screenshot()
+    found = set(re.findall(r"fill[=:]\s*\"?(#[0-9a-f]{6})", svg)) - WINDOW_BUTTONS
+    return {(int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)) for c in found}
+
+
+async def test_no_color_and_resize(monkeypatch, tmp_path):
+    """NO_COLOR: every colour on screen is a grey, and token pieces are told apart by │ instead of colour."""
     monkeypatch.setenv("NO_COLOR", "1")
-    app = WorkbenchApp(open_lesson="tour")
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        assert app.no_color
+        app.open_lab("tokenize.pretokenize")
+        await pilot.pause()
+        colours = screen_colours(app)
+        assert colours and all(r == g == b for r, g, b in colours), sorted(colours)
+        lab = app.screen.query_one(Lab)
+        assert "│" in str(lab.query_one(".readout", Static).content)
         await pilot.resize_terminal(60, 20)
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+        app.open_lesson("tour")
         await pilot.pause()
         await pilot.press("n")
         await pilot.pause()
         assert app.screen.step == 1
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
+        assert all(r == g == b for r, g, b in screen_colours(app))
+
+
+async def test_colour_by_default(tmp_path):
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert any(not r == g == b for r, g, b in screen_colours(app))
 
 
 async def test_command_palette_finds_lessons_and_labs():
@@ -242,3 +276,74 @@ async def test_command_palette_finds_lessons_and_labs():
         titles = [title for title, _, _ in provider._entries()]
         assert "Open lesson: From logits to probabilities" in titles
         assert "Open lab: Why softmax subtracts the maximum" in titles
+
+
+async def test_help_lists_the_keys_of_the_screen_beneath(lessons, tmp_path):
+    """Issue 19: help reads the live bindings, shows keys as Textual displays them, and lists every lab on the step."""
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("n", "n")
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        rows = app.screen.rows()
+        sections = {section for section, _, _ in rows}
+        assert {"Everywhere", "LessonScreen"} <= sections
+        assert any(section.startswith("Lab: Temperature and the softmax") for section in sections)
+        keys = {keys for _, keys, _ in rows}
+        assert "?" in keys and "question_mark" not in keys
+        assert any(what == "Race kernels" for _, _, what in rows)
+
+
+async def test_the_palette_opens_by_message(tmp_path):
+    """Issue 19: the palette posts LabChosen / ExerciseChosen / LessonChosen and the app routes them."""
+    from workbench.commands import LessonsAndLabs
+    from workbench.labs.base import Lab
+    from workbench.messages import LabChosen
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        entries = LessonsAndLabs(app.screen)._entries()
+        lab_entry = next(message for title, _, message in entries if title == "Open lab: Attention for one query, by hand")
+        assert isinstance(lab_entry, LabChosen)
+        app.post_message(lab_entry)
+        await pilot.pause()
+        assert app.screen.query_one(Lab).spec.id == "attention.by_hand"
+
+
+async def test_a_probe_answer_is_shown_against_the_value_it_was_graded_against(lessons, tmp_path, monkeypatch):
+    """Issue 19: the computed answer is stored with the attempt; a revisit does not re-grade against a new value."""
+    from workbench import probes
+    from workbench.widgets.question import QuestionView
+
+    db = tmp_path / "p.db"
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        view = next(v for v in app.screen.query(QuestionView) if v.question.kind == "probe")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        expected = view.expected
+        view.submit(expected)
+        await pilot.pause()
+    store = ProgressStore.open(db)
+    attempt = store.latest_answer("quizzes", view.question.id)
+    store.close()
+    assert attempt.correct and attempt.expected == expected
+
+    # The engine now answers differently; the locked question keeps its grade and its answer.
+    spec = probes.PROBES[view.question.probe]
+    monkeypatch.setitem(probes.PROBES, spec.id, probes.ProbeSpec(spec.id, spec.description, spec.params,
+                                                                  lambda **_: expected + 100))
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        view = next(v for v in app.screen.query(QuestionView) if v.question.kind == "probe")
+        assert view.expected == expected
+        assert "✓ Correct" in str(view.query_one(".feedback", Static).render())

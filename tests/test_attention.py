@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench_engines.attention import attention, attention_flops
+from workbench_engines.backends import resolve
 from workbench_engines.attention.reference import allowed_mask
-from workbench_engines.nativelib import native_status
 
-NATIVE = native_status().loaded
-BACKENDS = [("torch", "flash")] + ([("native", "flash"), ("native", "naive")] if NATIVE else [])
+BACKENDS = [("torch", "flash"), pytest.param("native", "flash", marks=pytest.mark.native),
+            pytest.param("native", "naive", marks=pytest.mark.native)]
 
 
 def qkv(rng, batch, heads, kv_heads, lq, lk, d, dv=None):
@@ -33,27 +33,26 @@ SHAPES = [
 ]
 
 
+@pytest.mark.parametrize("backend, kernel", BACKENDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("window", [None, 1, 9])
-def test_backends_agree_with_the_reference(rng, shape, causal, window):
+def test_backends_agree_with_the_reference(rng, shape, causal, window, backend, kernel):
     q, k, v = qkv(rng, *shape)
     key_mask = rng.random((shape[0], shape[4])) < 0.75
     key_mask[:, -1] = True
     for mask in (None, key_mask):
         expected = attention(q, k, v, causal=causal, window=window, key_mask=mask)
-        for backend, kernel in BACKENDS:
-            got = attention(q, k, v, causal=causal, window=window, key_mask=mask, backend=backend, kernel=kernel, threads=2)
-            np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4, err_msg=f"{backend} {kernel}")
+        got = attention(q, k, v, causal=causal, window=window, key_mask=mask, backend=backend, kernel=kernel, threads=2)
+        np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4, err_msg=f"{backend} {kernel}")
 
 
+@pytest.mark.native
 @settings(max_examples=30)
 @given(lq=st.integers(1, 90), extra=st.integers(0, 40), heads=st.sampled_from([(4, 1), (4, 2), (4, 4)]),
        d=st.sampled_from([16, 64]), causal=st.booleans(), window=st.none() | st.integers(1, 20),
        seed=st.integers(0, 2**31))
 def test_native_matches_torch_on_random_shapes(lq, extra, heads, d, causal, window, seed):
-    if not NATIVE:
-        return
     q, k, v = qkv(np.random.default_rng(seed), 1, heads[0], heads[1], lq, lq + extra, d)
     expected = attention(q, k, v, causal=causal, window=window, backend="torch")
     for kernel in ("flash", "naive"):
@@ -73,17 +72,19 @@ def test_causal_outputs_ignore_the_future(rng, backend, kernel):
     assert not np.allclose(after[:, :, 25:], before[:, :, 25:])
 
 
-def test_masks_and_long_values_are_stable(rng):
+@pytest.mark.parametrize("backend, kernel", [("reference", "flash"), *BACKENDS])
+def test_masks_and_long_values_are_stable(rng, backend, kernel):
     q, k, v = qkv(rng, 1, 2, 2, 10, 10, 16)
     q *= 50  # large scores: the online softmax must not overflow
     expected = attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
-    for backend, kernel in BACKENDS:
-        got = attention(q, k, v, backend=backend, kernel=kernel)
-        assert np.all(np.isfinite(got))
-        np.testing.assert_allclose(got, expected, atol=1e-3)
+    got = attention(q, k, v, backend=backend, kernel=kernel)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, atol=1e-3)
     nothing = np.zeros((1, 10), dtype=bool)
-    for backend, kernel in [("reference", "flash"), *BACKENDS]:
-        assert not np.any(attention(q, k, v, key_mask=nothing, backend=backend, kernel=kernel))
+    assert not np.any(attention(q, k, v, key_mask=nothing, backend=backend, kernel=kernel))
+
+
+def test_allowed_mask_bands():
     keep = allowed_mask(3, 5, causal=True, window=2)
     assert keep.tolist() == [[False, True, True, False, False], [False, False, True, True, False],
                              [False, False, False, True, True]]
@@ -103,7 +104,7 @@ def test_masks_and_long_values_are_stable(rng):
 def test_bad_shapes_and_dtypes_raise_before_any_kernel(rng, change, message):
     q, k, v = qkv(rng, 1, 4, 2, 6, 6, 16)
     with pytest.raises((ValueError, TypeError), match=message):
-        attention(*change(q, k, v), backend="native" if NATIVE else "reference")
+        attention(*change(q, k, v), backend=resolve().name)
 
 
 def test_native_specific_checks(rng):
@@ -147,7 +148,7 @@ def _with_mask(rng, batch, lk):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("window", [None, 1, 6])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tiled_matches_the_plain_reference_and_the_c_flash_kernel(rng, case, causal, window, dtype):
+def test_tiled_matches_the_plain_reference(rng, case, causal, window, dtype):
     from workbench_engines.attention import reference, tiled
 
     batch, heads, kv_heads, lq, lk, d, dv, block_q, block_k = case
@@ -160,10 +161,22 @@ def test_tiled_matches_the_plain_reference_and_the_c_flash_kernel(rng, case, cau
         np.testing.assert_allclose(got, plain, **TOLERANCE[dtype])
         if key_mask is not None and batch > 1:
             assert not np.any(got[-1])  # a query that sees no key gets a zero row
-        if NATIVE:
-            c_flash = attention(*(a.astype(np.float32) for a in (q, k, v)), **options, backend="native",
-                                kernel="flash", threads=1)
-            np.testing.assert_allclose(c_flash, got, **TOLERANCE[np.float32])
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("case", TILED_CASES, ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("window", [None, 6])
+def test_tiled_matches_the_c_flash_kernel(rng, case, causal, window):
+    """The NumPy loop the lesson explains and the C kernel it describes give the same numbers."""
+    from workbench_engines.attention import tiled
+
+    batch, heads, kv_heads, lq, lk, d, dv, block_q, block_k = case
+    q, k, v = qkv(rng, batch, heads, kv_heads, lq, lk, d, dv)
+    for key_mask in (None, _with_mask(rng, batch, lk)):
+        options = dict(causal=causal, window=window, key_mask=key_mask)
+        c_flash = attention(q, k, v, **options, backend="native", kernel="flash", threads=1)
+        np.testing.assert_allclose(c_flash, tiled.attention(q, k, v, **options), **TOLERANCE[np.float32])
 
 
 def test_tiled_on_random_shapes_and_tiles(rng):
@@ -185,7 +198,7 @@ def test_tiled_on_random_shapes_and_tiles(rng):
                                    err_msg=f"{q.shape} {k.shape} {v.shape} {options} {blocks}")
 
 
-@pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
+@pytest.mark.native
 def test_tiled_default_blocks_are_the_c_kernels_tiles():
     import inspect
 
@@ -220,8 +233,9 @@ def test_flop_count():
     assert attention_flops(1, 1, 4, 4, 8, 8, causal=True) == 2 * 10 * 16
 
 
+@pytest.mark.parametrize("backend, kernel", [("reference", "flash"), *BACKENDS])
 @pytest.mark.parametrize("heads, kv_heads", [(4, 4), (4, 2), (4, 1)])
-def test_multi_head_attention_matches_torch(rng, heads, kv_heads):
+def test_multi_head_attention_matches_torch(rng, heads, kv_heads, backend, kernel):
     import torch
     from torch.nn.functional import scaled_dot_product_attention
 
@@ -237,9 +251,8 @@ def test_multi_head_attention_matches_torch(rng, heads, kv_heads):
     k = (t(x) @ t(w_k)).reshape(batch, seq, kv_heads, d).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
     v = (t(x) @ t(w_v)).reshape(batch, seq, kv_heads, d).transpose(1, 2).repeat_interleave(heads // kv_heads, 1)
     expected = scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(batch, seq, -1) @ t(w_o)
-    for backend, kernel in [("reference", "flash"), *BACKENDS]:
-        got = multi_head_attention(x, w_q, w_k, w_v, w_o, heads, kv_heads, causal=True, backend=backend, kernel=kernel)
-        np.testing.assert_allclose(got, expected.numpy(), atol=3e-5)
+    got = multi_head_attention(x, w_q, w_k, w_v, w_o, heads, kv_heads, causal=True, backend=backend, kernel=kernel)
+    np.testing.assert_allclose(got, expected.numpy(), atol=3e-5)
     with pytest.raises(ValueError, match="split"):
         multi_head_attention(x, w_q, w_k, w_v, w_o, 3, 1)
     with pytest.raises(ValueError, match="batch, seq, model"):

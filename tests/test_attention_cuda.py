@@ -34,6 +34,7 @@ def test_headers_are_a_valid_cdef_sharing_the_cpu_constants():
     assert lib.WB_ERR_BAD_ARGUMENT < 0 and lib.WB_CUDA_ERROR_BASE < lib.WB_ERR_BAD_ARGUMENT
 
 
+@pytest.mark.slow
 @needs_nvcc
 @pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
 def test_nvcc_builds_a_library_that_loads_and_reports(tmp_path, monkeypatch, capability):

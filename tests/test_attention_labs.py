@@ -48,13 +48,11 @@ async def test_flash_race_lab_runs_the_benchmark_cases(open_lab):
         assert {"numpy", "numpy tiled", "torch SDPA 1T"} <= names
 
 
+@pytest.mark.native
 def test_flash_keeps_memory_flat_where_naive_grows():
     from workbench_engines.attention.bench import race_case
-    from workbench_engines.backends import available
     from workbench_engines.profiling import run_cases
 
-    if not available("native"):
-        pytest.skip("the C kernels are not built")
     rng = np.random.default_rng(0)
     rows = run_cases([race_case(128, False, (1,), rng), race_case(512, False, (1,), rng)], warmup=0, repeats=1)
     peak = {(row.case, row.name): row.peak_bytes for row in rows}

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 from textual.widgets import Input
 
-from workbench_engines.backends import available
 from workbench_engines.errors import EngineError
 from workbench_engines.models.experiments import fit_power_law
 from workbench.probes import compute_probe
 from workbench.widgets.profile_panel import ProfilePanel
 
 # The training labs encode the plays with the C tokenizer first; the reference one is far slower.
-needs_native = pytest.mark.skipif(not available("native"), reason="native kernels not loaded")
+needs_native = pytest.mark.native
 
 
 def test_power_law_fit_recovers_its_exponent():
@@ -42,6 +41,7 @@ async def test_activation_lab_measures_the_gelu_gap(open_lab):
         assert h.lab.span == 2.0
 
 
+@pytest.mark.slow
 @needs_native
 @pytest.mark.parametrize("preset", ["residuals", "objectives", "balance"])
 async def test_train_compare_lab_trains_every_variant(open_lab, preset):
@@ -56,6 +56,7 @@ async def test_train_compare_lab_trains_every_variant(open_lab, preset):
             assert all(sum(share) == pytest.approx(100) for share in trained.expert_shares)
 
 
+@pytest.mark.slow
 @needs_native
 async def test_residual_stats_lab_pre_ln_stream_grows_with_depth(open_lab):
     async with open_lab("blocks.residual_stats") as h:
@@ -66,6 +67,7 @@ async def test_residual_stats_lab_pre_ln_stream_grows_with_depth(open_lab):
         assert h.lab.view.histogram and h.lab.view.layer == 7
 
 
+@pytest.mark.slow
 @needs_native
 async def test_scaling_lab_fits_a_falling_curve(open_lab):
     async with open_lab("training.scaling", steps=30) as h:
@@ -78,6 +80,7 @@ async def test_scaling_lab_fits_a_falling_curve(open_lab):
         assert h.lab.wall_clock
 
 
+@pytest.mark.slow
 @needs_native
 async def test_router_lab_routes_every_token(open_lab):
     async with open_lab("moe.router", steps=20) as h:
@@ -93,6 +96,7 @@ async def test_router_lab_routes_every_token(open_lab):
         assert len(h.lab.routing.experts) < count
 
 
+@pytest.mark.slow
 async def test_sparse_dense_lab_races_the_benchmark_case(open_lab):
     async with open_lab("moe.sparse_dense") as h:
         await h.press("r")

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.test_curriculum import write_track
+from tests.conftest import write_track
 from workbench import __version__
 from workbench.cli import main
 
@@ -23,6 +23,7 @@ def test_version(capsys):
     assert exc.value.code == 0 and __version__ in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_lessons_list_and_check(capsys):
     assert main(["lessons", "list"]) == 0
     assert "logits-to-probabilities" in capsys.readouterr().out
@@ -54,6 +55,7 @@ def test_bench_quick_table_and_json(capsys):
     assert {row["name"] for row in report["rows"]} >= {"numpy", "torch 1T"}
 
 
+@pytest.mark.slow
 def test_bench_tokenizers_quick(capsys):
     assert main(["bench", "tokenizers", "--quick", "--repeats", "1", "--warmup", "0", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -103,8 +105,8 @@ def test_serve_binds_localhost():
             proc.wait()
 
 
-@pytest.mark.skipif(not __import__("workbench_engines.nativelib", fromlist=["x"]).native_status().loaded,
-                    reason="native kernels not loaded (the corpus is encoded in C)")
+@pytest.mark.native  # the corpus is encoded in C; the Python encoder would take minutes
+@pytest.mark.slow
 def test_train_writes_weights_and_resumes(tmp_path, capsys):
     import torch
 
@@ -174,3 +176,22 @@ def test_bench_attention_gpu_says_why_without_a_gpu(capsys):
         pytest.skip("a GPU is present: the rows run")
     assert main(["bench", "attention-gpu", "--quick"]) == 2
     assert "no GPU rows to run" in capsys.readouterr().err
+
+
+def test_a_case_with_inputs_gives_every_run_fresh_ones():
+    """Contenders that write to their inputs never see another run's writes (the exercise race relies on it)."""
+    from workbench_engines.profiling import Case, Contender, run_cases
+
+    seen: list[list[int]] = []
+
+    def scribble(data: list[int]) -> int:
+        seen.append(list(data))
+        data.append(99)
+        return len(data)
+
+    case = Case("inputs", [Contender("a", scribble, "python"), Contender("b", scribble, "python")],
+                lambda expected, got: None if got == expected else "differs", "a", ("a",), interleave=True,
+                inputs=lambda: [1, 2, 3])
+    rows = run_cases([case], warmup=1, repeats=3)
+    assert all(row.matches for row in rows) and all(data == [1, 2, 3] for data in seen)
+    assert [row.repeats for row in rows] == [3, 3]

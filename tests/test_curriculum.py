@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.conftest import write_track
 from workbench.curriculum import LabBlock, QuizBlock, TextBlock, load_curriculum
 from workbench.curriculum.check import check_curriculum
 
@@ -35,15 +34,6 @@ answer = 4
 explanation = "four"
 ```
 '''
-
-
-def write_track(root: Path, files: dict[str, str], track="t") -> Path:
-    folder = root / track
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "track.toml").write_text('title = "T"\norder = 1\nsummary = "s"\n')
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return root
 
 
 def test_bundled_curriculum_is_clean():
@@ -119,15 +109,15 @@ def test_block_errors_show_in_their_step_and_in_check(tmp_path, case):
 
 def test_duplicates_strays_and_failing_probes(tmp_path):
     root = write_track(tmp_path, {"01-demo.md": GOOD, "02-again.md": GOOD, "notes.txt": "x"})
-    probe = ('+++\nid = "p"\ntitle = "P"\n+++\n## S\n```quiz\nid = "a"\nkind = "probe"\nprobe = "softmax.probability_of"\n'
-             'params = { logits = [1.0], index = 3 }\nprompt = "p"\nexplanation = "e"\n```\n')
+    probe = ('+++\nid = "p"\ntitle = "P"\n+++\n## S\n```quiz\nid = "a"\nkind = "probe"\nprobe = "positional.alibi_slope"\n'
+             'params = { heads = 8, head = 9 }\nprompt = "p"\nexplanation = "e"\n```\n')
     write_track(root, {"01-p.md": probe}, track="u")
     (root / "stray.md").write_text("x")
     messages = [str(i) for i in check_curriculum(load_curriculum(root))]
     assert any("02-again.md:1: lesson id 'demo' is also used" in m for m in messages)
     assert any("notes.txt:1: stray file" in m for m in messages)
     assert any(m.startswith("lessons/stray.md:1: stray file") for m in messages)
-    assert any("01-p.md:6: probe softmax.probability_of failed" in m for m in messages)
+    assert any("01-p.md:6: probe positional.alibi_slope failed" in m for m in messages)
 
 
 def test_invalid_utf8_lesson(tmp_path):

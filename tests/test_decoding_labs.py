@@ -19,6 +19,7 @@ def test_repetition_measures():
     assert distinct_n([[1, 2, 3], [1, 2, 4]]) == pytest.approx(3 / 4)
 
 
+@pytest.mark.slow
 async def test_generate_lab_greedy_repeats_and_sampling_differs(open_lab):
     async with open_lab("decode.generate") as h:
         await h.press("g")
@@ -33,6 +34,7 @@ async def test_generate_lab_greedy_repeats_and_sampling_differs(open_lab):
         assert "repeat an earlier one" in h.readout()
 
 
+@pytest.mark.slow
 async def test_sampler_dashboard_knobs_cut_the_distribution(open_lab):
     async with open_lab("decode.sampler") as h:
         await h.settle()
@@ -77,6 +79,7 @@ async def test_beam_lab_ranks_hypotheses_by_their_real_log_probability(open_lab)
         assert "greedy:" in h.readout()
 
 
+@pytest.mark.slow
 async def test_constrained_lab_output_parses(open_lab):
     async with open_lab("decode.constrained") as h:
         for index in range(2):
@@ -88,6 +91,7 @@ async def test_constrained_lab_output_parses(open_lab):
             assert h.lab.schema_index == index + 1
 
 
+@pytest.mark.slow
 async def test_cache_speedup_lab_gives_the_same_tokens_faster(open_lab):
     async with open_lab("kv.speedup", lengths=[16, 48]) as h:
         await h.press("r")
@@ -119,6 +123,7 @@ async def test_paged_lab_shares_the_common_prefix(open_lab):
         assert "req 1 finished" in h.readout()
 
 
+@pytest.mark.slow
 async def test_speculative_lab_greedy_matches_the_target(open_lab):
     async with open_lab("kv.speculative", tokens=24, ks=[1, 3]) as h:
         await h.press("r")

@@ -161,6 +161,7 @@ def test_the_acceptance_rule_emits_the_target_distribution(rng):
     assert not _chi_square_ok(first, q[0])  # the test can tell the draft's distribution apart
 
 
+@pytest.mark.slow
 def test_speculative_sampling_keeps_the_target_distribution_end_to_end():
     """The first token after the prompt, 2,000 times, follows the target's distribution, not the draft's."""
     vocab = 5

@@ -180,11 +180,9 @@ def test_paged_cache_wastes_little_on_a_stream_of_mixed_requests():
     assert paged.allocated - paged.stored < paged.steps * 8 * 16 * 2 * 2 * 4
 
 
-native_only = pytest.mark.skipif(not __import__("workbench_engines.nativelib", fromlist=["x"]).native_status().loaded,
-                                 reason="native kernels not loaded")
 
 
-@native_only
+@pytest.mark.native
 @pytest.mark.parametrize("heads, kv_heads, d, block_size, length",
                          [(6, 2, 32, 16, 1000), (4, 4, 64, 3, 7), (8, 1, 128, 5, 1), (2, 2, 20, 256, 300)])
 def test_native_paged_decode_attention_matches_sdpa(rng, heads, kv_heads, d, block_size, length):
@@ -208,7 +206,7 @@ def test_native_paged_decode_attention_matches_sdpa(rng, heads, kv_heads, d, blo
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
 
 
-@native_only
+@pytest.mark.native
 def test_native_paged_decode_attention_refuses_bad_input():
     from workbench_engines.kvcache.native import paged_decode_attention
 
@@ -224,7 +222,7 @@ def test_native_paged_decode_attention_refuses_bad_input():
         paged_decode_attention(q, torch.zeros(2, 2, 4, 8, 16), torch.tensor([0]), 3, 0.25)
 
 
-@native_only
+@pytest.mark.native
 def test_native_decode_step_writes_the_new_token_then_attends(rng):
     """The fused call stores k, v at (block, offset), keys transposed, before it reads."""
     from workbench_engines.kvcache.native import PagedDecoder
@@ -246,7 +244,7 @@ def test_native_decode_step_writes_the_new_token_then_attends(rng):
         decoder.attend(0, q, 10, 0.25, (k_new, v_new), (7, 0))
 
 
-@native_only
+@pytest.mark.native
 def test_paged_cache_reads_blocks_in_place_and_gives_the_gathered_logits(rng):
     model = _tiny(int(rng.integers(1000)))
     ids = rng.integers(0, 40, 40).tolist()

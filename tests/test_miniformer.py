@@ -128,6 +128,7 @@ def test_bert_masking_rates():
     assert torch.equal(corrupted[~chosen], ids[~chosen])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["causal", "masked", "prefix"])
 def test_each_objective_trains(rng, name):
     stream = np.where(rng.random(8000) < 0.05, rng.integers(0, 30, 8000), np.arange(8000) % 30).astype(np.int32)

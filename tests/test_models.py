@@ -15,7 +15,6 @@ from workbench_engines.models import layers  # noqa: E402
 from workbench_engines.models.data import TokenData  # noqa: E402
 from workbench_engines.models.gpt import GPT, ContextTooLong, GPTConfig  # noqa: E402
 from workbench_engines.models.train import TrainConfig, learning_rate, train  # noqa: E402
-from workbench_engines.nativelib import native_status  # noqa: E402
 from workbench_engines.positional import rope  # noqa: E402
 
 
@@ -205,7 +204,7 @@ def test_shipped_models_load_and_report_what_training_measured():
         small_gpt.load("huge")
 
 
-@pytest.mark.skipif(not native_status().loaded, reason="native kernels not loaded (the corpus is encoded in C)")
+@pytest.mark.native  # the corpus is encoded in C
 def test_shipped_weights_reproduce_their_validation_loss_and_tokenizer():
     """The recipe is deterministic: a fresh tokenizer equals the shipped one, and the fp16
     weights score the recorded validation loss on the recorded split."""

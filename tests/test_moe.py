@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import NATIVE
 from workbench_engines import moe
-from workbench_engines.nativelib import native_status
 
-BACKENDS = ["reference", "torch"] + (["native"] if native_status().loaded else [])
+BACKENDS = ["reference", "torch", NATIVE]
 
 
 def setup_case(rng, tokens=300, d=16, experts=8, k=2, factor=1.0):
@@ -18,21 +18,22 @@ def setup_case(rng, tokens=300, d=16, experts=8, k=2, factor=1.0):
 
 
 @pytest.mark.parametrize("factor", [0.5, 1.0, 2.0])
-def test_backends_agree_and_dropping_is_exact(rng, factor):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_agree_and_dropping_is_exact(rng, factor, backend):
     x, weights, chosen, _, cap = setup_case(rng, factor=factor)
     expected = moe.dispatch(x, chosen, 8, cap)
     assigned = np.bincount(chosen.ravel(), minlength=8)
     np.testing.assert_array_equal(expected[2], np.minimum(assigned, cap))
     assert (expected[1] < 0).sum() == np.maximum(assigned - cap, 0).sum()
-    for backend in BACKENDS:
-        got = moe.dispatch(x, chosen, 8, cap, backend=backend, **({"threads": 2} if backend == "native" else {}))
-        for a, b in zip(expected, got):
-            np.testing.assert_array_equal(a, b)
-        y = moe.combine(expected[0] * 2, expected[1], chosen, weights, backend=backend)
-        np.testing.assert_allclose(y, moe.combine(expected[0] * 2, expected[1], chosen, weights), atol=1e-6)
+    got = moe.dispatch(x, chosen, 8, cap, backend=backend, **({"threads": 2} if backend == "native" else {}))
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+    y = moe.combine(expected[0] * 2, expected[1], chosen, weights, backend=backend)
+    np.testing.assert_allclose(y, moe.combine(expected[0] * 2, expected[1], chosen, weights), atol=1e-6)
 
 
-def test_every_token_to_every_expert_equals_the_dense_mixture(rng):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_token_to_every_expert_equals_the_dense_mixture(rng, backend):
     tokens, d, experts = 50, 8, 4
     x = rng.standard_normal((tokens, d)).astype(np.float32)
     mats = rng.standard_normal((experts, d, d)).astype(np.float32)
@@ -41,11 +42,10 @@ def test_every_token_to_every_expert_equals_the_dense_mixture(rng):
     for t in range(tokens):
         for j in range(experts):
             dense[t] += weights[t, j] * (x[t] @ mats[chosen[t, j]])
-    for backend in BACKENDS:
-        buffers, positions, counts = moe.dispatch(x, chosen, experts, tokens, backend=backend)
-        assert counts.tolist() == [tokens] * experts and (positions >= 0).all()
-        out = np.einsum("ecd,edf->ecf", buffers, mats)
-        np.testing.assert_allclose(moe.combine(out, positions, chosen, weights, backend=backend), dense, atol=1e-4)
+    buffers, positions, counts = moe.dispatch(x, chosen, experts, tokens, backend=backend)
+    assert counts.tolist() == [tokens] * experts and (positions >= 0).all()
+    out = np.einsum("ecd,edf->ecf", buffers, mats)
+    np.testing.assert_allclose(moe.combine(out, positions, chosen, weights, backend=backend), dense, atol=1e-4)
 
 
 def test_routing_and_balancing_loss(rng):

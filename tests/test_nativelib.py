@@ -26,7 +26,7 @@ def test_disabled_by_environment():
     assert "WB_DISABLE_NATIVE" in (native_status().error or "")
 
 
-@pytest.mark.skipif(not native_status().loaded, reason="native kernels not loaded")
+@pytest.mark.native
 def test_c_rejects_bad_sizes_with_a_status():
     from workbench_engines import _native  # type: ignore[attr-defined]
 
@@ -41,7 +41,7 @@ def test_c_rejects_bad_sizes_with_a_status():
         check_status("wb_softmax_forward_f32", lib.WB_ERR_BAD_STRIDE)
 
 
-@pytest.mark.skipif(not native_status().loaded, reason="native kernels not loaded")
+@pytest.mark.native
 def test_function_names_follow_the_convention():
     """wb_<family>_<op>[_<variant>]_<dtype>: declared in wb_<family>.h, and _f32 exactly when fp32 data passes."""
     from pathlib import Path

@@ -8,13 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench_engines import sampling
-from workbench_engines.nativelib import native_status
-
-NATIVE = native_status().loaded
-needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
 
 
-@needs_native
+
+@pytest.mark.native
 @pytest.mark.parametrize("vocab", [1, 7, 1000, 100_000])
 @pytest.mark.parametrize("p", [1e-9, 0.3, 0.9, 0.999, 1.0])
 def test_native_top_p_equals_the_definition(rng, vocab, p):
@@ -25,7 +22,7 @@ def test_native_top_p_equals_the_definition(rng, vocab, p):
         np.testing.assert_array_equal(got, expected)
 
 
-@needs_native
+@pytest.mark.native
 @settings(max_examples=200)
 @given(values=st.lists(st.integers(-4, 4), min_size=1, max_size=60), p=st.floats(0.01, 1.0),
        k=st.integers(1, 70))
@@ -35,7 +32,7 @@ def test_native_filters_on_ties_and_small_rows(values, p, k):
     np.testing.assert_array_equal(sampling.top_k(x, k, backend="native"), sampling.top_k(x, k))
 
 
-@needs_native
+@pytest.mark.native
 def test_native_top_k_and_extreme_logits(rng):
     x = (rng.standard_normal((5, 50_000)) * 4).astype(np.float32)
     x[0, :100] = -np.inf

@@ -1,30 +1,78 @@
-"""SVG snapshots of the key screens at 80x24 (update with --snapshot-update)."""
+"""SVG snapshots at 80×24 of small, purpose-built apps (update with --snapshot-update).
+
+They draw a fixed curriculum (tests/fixtures/lessons), a lab on fixed
+parameters and the profile table on fixed figures, so a change to the
+bundled lessons or to a machine's speed never changes a snapshot; a change
+to how the workbench draws does.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from textual.app import App, ComposeResult
+
 from workbench.app import WorkbenchApp
+from workbench.widgets.profile_panel import ProfilePanel
+from workbench_engines.profiling import Profile
+
+FIXTURE_LESSONS = Path(__file__).parent / "fixtures" / "lessons"
+SIZE = (80, 24)
 
 
-def test_catalog_snapshot(snap_compare, tmp_path):
-    app = WorkbenchApp(store_path=tmp_path / "p.db")
-    assert snap_compare(app, terminal_size=(80, 24))
+def fixture_app(tmp_path: Path, **kwargs) -> WorkbenchApp:
+    return WorkbenchApp(lessons_root=FIXTURE_LESSONS, store_path=tmp_path / "progress.db", **kwargs)
 
 
-def test_lesson_snapshot(snap_compare, tmp_path):
-    app = WorkbenchApp(open_lesson="logits-to-probabilities", store_path=tmp_path / "p.db")
-    assert snap_compare(app, terminal_size=(80, 24))
+def test_catalog(snap_compare, tmp_path):
+    assert snap_compare(fixture_app(tmp_path), terminal_size=SIZE)
 
 
-def test_stability_lab_snapshot(snap_compare, tmp_path):
-    app = WorkbenchApp(open_lesson="logits-to-probabilities", store_path=tmp_path / "p.db")
-
+def test_quiz_step_with_a_ticked_choice(snap_compare, tmp_path):
     async def run_before(pilot):
         await pilot.pause()
-        await pilot.press("n")
-        await pilot.pause()
-        await pilot.press("tab", "plus", "plus", "plus", "plus", "plus")
+        await pilot.press("n", "tab", "space", "down", "down", "space")
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(fixture_app(tmp_path, open_lesson="snapshot-demo"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_lab_step(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await pilot.pause()
+        await pilot.press("n", "n")
+        await pilot.pause()
+
+    assert snap_compare(fixture_app(tmp_path, open_lesson="snapshot-demo"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_over_a_lab_step(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await pilot.pause()
+        await pilot.press("n", "n", "question_mark")
+        await pilot.pause()
+
+    assert snap_compare(fixture_app(tmp_path, open_lesson="snapshot-demo"), terminal_size=SIZE, run_before=run_before)
+
+
+class ProfileTableApp(App[None]):
+    """The profile table every race shows, on fixed figures."""
+
+    def compose(self) -> ComposeResult:
+        yield ProfilePanel()
+
+    def on_mount(self) -> None:
+        case = "causal seq 2048"
+        rows = [
+            Profile("torch", 0.0610, flops=1.07e10, peak_bytes=None, repeats=3, name="torch SDPA 1T", case=case,
+                    matches=True, ratios={"torch SDPA 1T": 1.0}),
+            Profile("native", 0.0368, flops=1.07e10, peak_bytes=4 * 2**20, repeats=3, name="native flash 1T",
+                    case=case, matches=True, ratios={"torch SDPA 1T": 1.66}),
+            Profile("reference", 0.731, flops=1.07e10, peak_bytes=396 * 2**20, repeats=3, name="numpy", case=case,
+                    matches=False, mismatch="max abs error 3.1e-04", ratios={"torch SDPA 1T": 0.083}),
+        ]
+        self.query_one(ProfilePanel).show(rows, ("torch SDPA 1T",), "fixed figures for the snapshot")
+
+
+def test_profile_table(snap_compare):
+    assert snap_compare(ProfileTableApp(), terminal_size=SIZE)

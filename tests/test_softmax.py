@@ -9,12 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from workbench_engines import native_status
+from tests.conftest import NATIVE
 from workbench_engines.errors import NativeUnavailable
 from workbench_engines.softmax import entropy_bits, log_softmax, logsumexp, softmax, with_temperature
 
-NATIVE = native_status().loaded
-needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
 OPS = {"softmax": softmax, "log_softmax": log_softmax, "logsumexp": logsumexp}
 TORCH_OPS = {
     "softmax": lambda t: torch.softmax(t, -1),
@@ -41,7 +39,7 @@ def test_reference_matches_torch_float64(op, shape, rng):
     assert_close_f32(OPS[op](x), want)
 
 
-@needs_native
+@pytest.mark.native
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("threads", [1, 2])
@@ -59,7 +57,7 @@ def test_torch_backend_matches_reference(op, rng):
     assert_close_f32(OPS[op](x, backend="torch"), OPS[op](x.astype(np.float64)))
 
 
-@needs_native
+@pytest.mark.native
 @given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=40),
                   elements=st.floats(-1e4, 1e4, width=32)))
 def test_native_matches_reference_on_generated_input(x):
@@ -67,7 +65,7 @@ def test_native_matches_reference_on_generated_input(x):
         assert_close_f32(OPS[op](x, backend="native"), OPS[op](x.astype(np.float64)))
 
 
-BACKENDS = ["reference", "torch"] + (["native"] if NATIVE else [])
+BACKENDS = ["reference", "torch", NATIVE]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -105,7 +103,7 @@ def test_empty_inputs(backend):
     assert lse.shape == (3,) and np.all(lse == -np.inf)
 
 
-@needs_native
+@pytest.mark.native
 def test_native_rejects_bad_input_before_c():
     x = np.ones((4, 8), np.float32)
     with pytest.raises(TypeError, match="float32"):
@@ -126,7 +124,7 @@ def test_native_rejects_bad_input_before_c():
         softmax(x, backend="fast")
 
 
-@needs_native
+@pytest.mark.native
 def test_native_accepts_readonly_input(rng):
     x = rng.standard_normal((4, 9)).astype(np.float32)
     x.flags.writeable = False

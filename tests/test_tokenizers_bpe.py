@@ -9,9 +9,10 @@ import tiktoken
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import NATIVE
+from workbench_engines.backends import resolve
 from workbench_engines.corpus import read_text
 from workbench_engines.errors import EngineError
-from workbench_engines.nativelib import native_status
 from workbench_engines.tokenizers import (
     BPETokenizer,
     SpecialTokenError,
@@ -23,9 +24,9 @@ from workbench_engines.tokenizers import (
 from workbench_engines.tokenizers.formats import load_tiktoken_file, read_tiktoken_ranks
 from workbench_engines.tokenizers.pretokenize import PATTERNS, split
 
-NATIVE = native_status().loaded
-needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
-BACKENDS = ["native", "reference"] if NATIVE else ["reference"]
+BACKENDS = [NATIVE, "reference"]
+FASTEST = resolve().name
+"""The encoder the other tests use: C where it loads."""
 
 
 @functools.cache
@@ -34,7 +35,7 @@ def tk():
 
 
 @functools.cache
-def ours(backend: str = BACKENDS[0]) -> BPETokenizer:
+def ours(backend: str = FASTEST) -> BPETokenizer:
     return load("cl100k_base", backend=backend)
 
 
@@ -64,14 +65,14 @@ ANY = tricky(st.characters(codec="utf-8"))
 CODE = '''def f(x: int) -> int:\r\n    """Doc."""\n\treturn x**2 + 0x1F  # 12345678 \n\n\n    \n'''
 
 
-@needs_native
+@pytest.mark.native
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
 @given(text=ASSIGNED)
 def test_native_pretokeniser_matches_regex(pattern, text):
     assert split(text, pattern, backend="native") == split(text, pattern)
 
 
-@needs_native
+@pytest.mark.native
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
 def test_native_pretokeniser_matches_regex_on_corpus_and_code(pattern):
     text = corpus_text()[:400_000] + CODE
@@ -109,7 +110,7 @@ def test_cl100k_matches_tiktoken_on_special_cases(text):
     assert ours().encode(text) == tk().encode(text)
 
 
-@needs_native
+@pytest.mark.native
 def test_code_points_newer_than_tiktoken_follow_tiktoken():
     # U+3D000 is a letter to the regex module, not yet to tiktoken's Rust regex.
     for text in ["\U0003d000's", "\u0558's", "x\U0003fc3f1234"]:
@@ -170,7 +171,7 @@ def test_bytes_input_is_a_type_error():
         ours().encode(b"\xff\xfe")
 
 
-@needs_native
+@pytest.mark.native
 @pytest.mark.parametrize("threads", [1, 2])
 def test_encode_batch_equals_encode(threads, rng):
     text = corpus_text()
@@ -182,7 +183,7 @@ def test_encode_batch_equals_encode(threads, rng):
 def test_save_and_load_round_trip(tmp_path):
     tokenizer = ours()
     path = save(tokenizer, tmp_path / "cl100k.wbtok")
-    again = load(path, backend=BACKENDS[0])
+    again = load(path, backend=FASTEST)
     text = corpus_text()[:50_000]
     assert again.encode(text) == tokenizer.encode(text)
     assert again.special_tokens == tokenizer.special_tokens
@@ -202,7 +203,7 @@ def test_corrupt_saved_files_name_the_line(tmp_path, content, message):
     path = tmp_path / "bad.wbtok"
     path.write_text(content)
     with pytest.raises(EngineError, match=message):
-        load(path, backend=BACKENDS[0])
+        load(path, backend=FASTEST)
 
 
 def test_corrupt_rank_file_names_the_line(tmp_path):
@@ -218,7 +219,7 @@ def test_corrupt_rank_file_names_the_line(tmp_path):
 def test_tiktoken_rank_file_loader(tmp_path):
     from workbench_engines.tokenizers.formats import cl100k_path
 
-    tokenizer = load_tiktoken_file(cl100k_path(), pattern="cl100k", backend=BACKENDS[0])
+    tokenizer = load_tiktoken_file(cl100k_path(), pattern="cl100k", backend=FASTEST)
     assert tokenizer.encode("hello world") == tk().encode("hello world")
     assert tokenizer.vocab_size == 100_256
 

@@ -8,16 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import NATIVE
+from workbench_engines.backends import resolve
 from workbench_engines import corpus
 from workbench_engines.corpus import CorpusError, read_text
 from workbench_engines.errors import EngineError
-from workbench_engines.nativelib import native_status
 from workbench_engines.tokenizers import load, save, train_bpe
 from workbench_engines.tokenizers.bpe_train import TrainingCancelled, count_pieces, train_naive, train_reference
 
-NATIVE = native_status().loaded
-BACKENDS = ["native", "reference"] if NATIVE else ["reference"]
-needs_native = pytest.mark.skipif(not NATIVE, reason="native kernels not loaded")
+BACKENDS = [NATIVE, "reference"]
+FASTEST = resolve().name
+"""The trainer the other tests use: C where it loads."""
 
 
 @given(text=st.text(alphabet="ab cd\n'é日", max_size=200), merges=st.integers(1, 40))
@@ -28,7 +29,7 @@ def test_incremental_reference_equals_the_naive_loop(text, merges):
 
 # Only code points this Python's Unicode knows: on newer ones the C tables
 # follow tiktoken and the regex reference does not (see pretokenize.py).
-@needs_native
+@pytest.mark.native
 @given(text=st.text(st.characters(exclude_categories=["Cn"]), max_size=300), vocab=st.integers(256, 400))
 def test_native_trainer_equals_the_reference(text, vocab):
     if not text:
@@ -39,14 +40,15 @@ def test_native_trainer_equals_the_reference(text, vocab):
     assert native.tokenizer.ranks == reference.tokenizer.ranks
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("pattern", ["gpt2", "cl100k", r"\w+|\s+|[^\w\s]+"])
-def test_trainers_agree_on_real_text(pattern):
+def test_trainers_agree_on_real_text(pattern, backend):
     text = read_text(limit=150_000)
     counts = count_pieces(text, pattern)
     reference = train_reference(counts, 300)
     assert reference == train_naive(counts, 300)
-    for backend in BACKENDS:
-        assert train_bpe(text, 256 + 300, pattern=pattern, special_tokens=(), backend=backend).merges == reference
+    assert train_bpe(text, 256 + 300, pattern=pattern, special_tokens=(), backend=backend).merges == reference
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -66,7 +68,7 @@ def test_trained_tokenizer_round_trips_and_saves(backend, tmp_path):
 
 
 def test_special_token_text_is_not_trained_on():
-    result = train_bpe("<|endoftext|>" * 50 + "ab ab", 256 + 10 + 1, backend=BACKENDS[0])
+    result = train_bpe("<|endoftext|>" * 50 + "ab ab", 256 + 10 + 1, backend=FASTEST)
     assert all(b"|" not in token for token in result.tokenizer.ranks if len(token) > 1)
 
 
@@ -84,10 +86,10 @@ def test_streaming_a_folder_equals_the_whole_text(backend, tmp_path, monkeypatch
 
 def test_progress_and_cancel():
     seen = []
-    train_bpe(read_text(limit=100_000), 600, backend=BACKENDS[0], progress=lambda d, t, w: seen.append(w))
+    train_bpe(read_text(limit=100_000), 600, backend=FASTEST, progress=lambda d, t, w: seen.append(w))
     assert "counting pieces" in seen and "merging pairs" in seen
     with pytest.raises(TrainingCancelled):
-        train_bpe(read_text(limit=100_000), 600, backend=BACKENDS[0], should_stop=lambda: True)
+        train_bpe(read_text(limit=100_000), 600, backend=FASTEST, should_stop=lambda: True)
 
 
 def test_bad_training_input(tmp_path):
@@ -96,18 +98,18 @@ def test_bad_training_input(tmp_path):
     with pytest.raises(EngineError, match="at least 256"):
         train_bpe("abc", 256, special_tokens=("<s>",))
     with pytest.raises(EngineError, match="empty"):
-        train_bpe("", 300, backend=BACKENDS[0])
+        train_bpe("", 300, backend=FASTEST)
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
     with pytest.raises(CorpusError, match="latin1.txt: not UTF-8 at byte 3"):
-        train_bpe(bad, 300, backend=BACKENDS[0])
+        train_bpe(bad, 300, backend=FASTEST)
     with pytest.raises(CorpusError, match="no such file"):
-        train_bpe(tmp_path / "missing.txt", 300, backend=BACKENDS[0])
+        train_bpe(tmp_path / "missing.txt", 300, backend=FASTEST)
     with pytest.raises(TypeError):
         train_bpe(b"bytes", 300)  # type: ignore[arg-type]
 
 
 def test_runs_out_of_pairs_gracefully():
-    result = train_bpe("ab", 1000, special_tokens=(), backend=BACKENDS[0])
+    result = train_bpe("ab", 1000, special_tokens=(), backend=FASTEST)
     assert result.stopped_early
     assert result.tokenizer.vocab_size == 257

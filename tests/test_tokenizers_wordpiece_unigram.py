@@ -91,6 +91,7 @@ def test_unigram_decode_and_prepare():
         ours.decode([-1])
 
 
+@pytest.mark.slow
 def test_unigram_training_learns_useful_pieces():
     text = read_text(limit=120_000)
     result = train_unigram(text, 400)

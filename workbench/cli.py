@@ -208,9 +208,12 @@ def exercises_command(args: argparse.Namespace) -> int:
             print(f"error: {report.error}")
         for check in report.checks:
             print(f"{'pass' if check.passed else 'FAIL'}  {check.name}" + (f"\n      {check.detail}" if check.detail else ""))
-        for row in report.race:
-            time_ms = f"{row.median_s * 1e3:9.3f} ms" if row.median_s else "        -   "
-            print(f"race  {row.name:<12} {time_ms}  {'valid' if row.valid else 'INVALID: ' + row.detail}")
+        if report.race:
+            from rich.console import Console
+
+            from workbench.widgets.profile_panel import profile_table
+
+            Console(width=160).print(profile_table(report.race, ("yours",), caption=report.race_note))
         return 0 if report.passed else 1
     finally:
         store.close()

@@ -52,6 +52,10 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # The engine-computed answer a probe question was graded against, so a revisit shows that value.
+    """
+    ALTER TABLE quiz_attempt ADD COLUMN expected REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -66,6 +70,8 @@ class Attempt:
     correct: bool
     score: float
     answered_at: float
+    expected: float | None = None
+    """For a probe question: the engine's answer it was graded against, kept so a revisit doesn't re-grade."""
 
 
 @dataclass(frozen=True)
@@ -150,19 +156,25 @@ class ProgressStore:
 
     # --- quizzes ---------------------------------------------------------
 
-    def record_answer(self, lesson_id: str, question_id: str, answer: Any, correct: bool, score: float) -> None:
+    def record_answer(self, lesson_id: str, question_id: str, answer: Any, correct: bool, score: float,
+                      expected: float | None = None) -> None:
+        """Record an attempt; ``expected`` is the engine's answer a probe question was graded against."""
         self._write(
-            "INSERT INTO quiz_attempt (lesson_id, question_id, answer, correct, score, answered_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (lesson_id, question_id, json.dumps(answer), int(correct), float(score), time.time()),
+            "INSERT INTO quiz_attempt (lesson_id, question_id, answer, correct, score, answered_at, expected) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (lesson_id, question_id, json.dumps(answer), int(correct), float(score), time.time(), expected),
         )
 
     def latest_answer(self, lesson_id: str, question_id: str) -> Attempt | None:
         row = self._conn.execute(
-            "SELECT answer, correct, score, answered_at FROM quiz_attempt WHERE lesson_id = ? AND question_id = ? "
-            "ORDER BY id DESC LIMIT 1",
+            "SELECT answer, correct, score, answered_at, expected FROM quiz_attempt WHERE lesson_id = ? AND "
+            "question_id = ? ORDER BY id DESC LIMIT 1",
             (lesson_id, question_id),
         ).fetchone()
-        return None if row is None else Attempt(json.loads(row[0]), bool(row[1]), float(row[2]), float(row[3]))
+        if row is None:
+            return None
+        return Attempt(json.loads(row[0]), bool(row[1]), float(row[2]), float(row[3]),
+                       None if row[4] is None else float(row[4]))
 
     def attempt_count(self, lesson_id: str, question_id: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM quiz_attempt WHERE lesson_id = ?", (lesson_id,)

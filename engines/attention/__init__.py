@@ -131,6 +131,15 @@ def multi_head_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: n
     return out.transpose(0, 2, 1, 3).reshape(batch, seq, -1) @ w_o
 
 
+def naive_score_bytes(heads: int, lq: int, lk: int, bytes_per_score: float = 4) -> float:
+    """Bytes of the score matrices the textbook algorithm holds at once for one sequence: heads · lq · lk
+    scores (the C naive kernel keeps one head's lq · lk floats per thread in its workspace)."""
+    for name, value in (("heads", heads), ("lq", lq), ("lk", lk)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    return float(heads) * lq * lk * bytes_per_score
+
+
 def attention_flops(batch: int, heads: int, lq: int, lk: int, d: int, dv: int, causal: bool = False) -> float:
     """Counted FLOPs of the forward: 2·d for each score plus 2·dv for each weighted value, over
     the (query, key) pairs computed: all lq·lk, or the lq·(lk − lq) + lq·(lq + 1)/2 a causal mask allows."""
@@ -138,4 +147,4 @@ def attention_flops(batch: int, heads: int, lq: int, lk: int, d: int, dv: int, c
     return 2.0 * batch * heads * pairs * (d + dv)
 
 
-__all__ = ["BACKENDS", "EngineError", "attention", "attention_flops", "multi_head_attention"]
+__all__ = ["BACKENDS", "EngineError", "attention", "attention_flops", "multi_head_attention", "naive_score_bytes"]

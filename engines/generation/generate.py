@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from workbench_engines.errors import Cancelled, EngineError
+from workbench_engines.profiling.profile import Profile
 from workbench_engines.sampling.settings import GREEDY, Sampler
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ class Generation:
     @property
     def tokens_per_s(self) -> float:
         return len(self.tokens) / self.seconds if self.seconds else 0.0
+
+    @property
+    def profile(self) -> Profile:
+        """What the generation cost: one timed call, with prefill and per-token decode figures in extra."""
+        decode = sorted(self.step_seconds)
+        return Profile("torch", self.seconds, note=f"{self.tokens_per_s:,.0f} tok/s", extra={
+            "cache": self.cache, "attention": self.attention, "prefill_s": self.prefill_seconds,
+            "decode_median_s": decode[len(decode) // 2] if decode else 0.0, "tokens": len(self.tokens)})
 
 
 def check_prompt(prompt: list[int], max_new_tokens: int, config) -> list[int]:

@@ -18,16 +18,18 @@ Example::
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 OBJECTIVES = ("causal", "masked", "prefix")
 
 
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of logits (B, T, V) against targets (B, T), skipping -100; computed in float32."""
+    import torch.nn.functional as F
+
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
 
 
@@ -64,6 +66,8 @@ def mask_tokens(ids: torch.Tensor, mask_token: int, vocab_size: int, rate: float
     Returns:
         (corrupted, targets), each (B, T) int64.
     """
+    import torch
+
     chosen = torch.rand(ids.shape, generator=generator) < rate  # (B, T) bool
     roll = torch.rand(ids.shape, generator=generator)
     corrupted = ids.clone()
@@ -103,6 +107,8 @@ def prefix_lm(model, window: torch.Tensor, balance: float = 0.01) -> torch.Tenso
     Returns:
         A 0-d float32 loss.
     """
+    import torch
+
     ids, following = window[:, :-1], window[:, 1:]  # (B, T) each
     b, length = ids.shape
     prefix = torch.randint(1, length, (b,))  # (B,), 1..T-1 tokens
@@ -123,6 +129,8 @@ def prefix_targets(following: torch.Tensor, prefix: torch.Tensor) -> torch.Tenso
     Returns:
         (B, T) int64 targets.
     """
+    import torch
+
     length = following.shape[1]
     inside = torch.arange(length)[None, :] < prefix[:, None] - 1  # (B, T) bool
     return torch.where(inside, torch.full_like(following, -100), following)
@@ -145,3 +153,26 @@ def objective(name: str, balance: float = 0.01) -> Callable:
     if name not in functions:
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
     return partial(functions[name], balance=balance)
+
+
+def expected_targets(objective_name: str, length: int, prefix: int = 1) -> float:
+    """Positions of one window of ``length`` tokens that are training targets under an objective.
+
+    Causal: every position. Prefix LM with a prefix of ``prefix`` tokens: the
+    positions after it. Masked LM picks positions at random (15%), so the
+    mean over a large seeded sample of windows.
+    """
+    import torch
+
+    if objective_name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective_name!r}; choose one of {', '.join(OBJECTIVES)}")
+    if objective_name == "causal":
+        return float(length)
+    if objective_name == "prefix":
+        if not 1 <= prefix <= length:
+            raise ValueError(f"prefix must be between 1 and {length}")
+        following = torch.zeros((1, length), dtype=torch.long)
+        return float((prefix_targets(following, torch.tensor([prefix])) != -100).sum())
+    _, targets = mask_tokens(torch.zeros((2000, length), dtype=torch.long), 1, 2,
+                             generator=torch.Generator().manual_seed(0))
+    return float((targets != -100).sum()) / 2000

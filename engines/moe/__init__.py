@@ -16,6 +16,18 @@ from workbench_engines.moe.reference import capacity, load_balancing_loss
 BACKENDS = ("reference", "native", "torch")
 
 
+def active_parameters(d_model: int, hidden: int, experts: int, top_k: int = 1, layers: int = 1) -> int:
+    """Weights one token uses in ``layers`` MoE layers of SwiGLU experts (Shazeer et al., 2017; Fedus et al., 2022):
+    its top_k experts, 3 · d_model · hidden each (gate, up and down), plus the router's d_model · experts."""
+    for name, value in (("d_model", d_model), ("hidden", hidden), ("experts", experts), ("top_k", top_k),
+                        ("layers", layers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if top_k > experts:
+        raise ValueError(f"top_k {top_k} exceeds {experts} experts")
+    return int(layers * (top_k * 3 * d_model * hidden + d_model * experts))
+
+
 def route(router_logits, k: int, *, noise_std: float = 0.0, rng: np.random.Generator | None = None):
     """(weights [T, k], experts [T, k], probs [T, E]) of top-k gating (see reference.route)."""
     from workbench_engines.moe import reference
@@ -91,4 +103,4 @@ def combine(expert_out, positions, experts, weights, *, backend: str = "referenc
     return reference.combine(expert_out, positions, experts, weights)
 
 
-__all__ = ["BACKENDS", "capacity", "combine", "dispatch", "load_balancing_loss", "route"]
+__all__ = ["BACKENDS", "active_parameters", "capacity", "combine", "dispatch", "load_balancing_loss", "route"]

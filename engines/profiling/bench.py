@@ -75,6 +75,9 @@ class Case:
     interleave: bool = False
     """Time the contenders in alternating rounds instead of one after another, so that a noisy
     machine's drift (other load, clock changes) falls on all of them alike."""
+    inputs: Callable[[], Any] | None = None
+    """Fresh inputs for every run, made outside the timer, for contenders that may write to theirs;
+    each contender's run then takes them as its one argument."""
 
 
 @dataclass
@@ -207,7 +210,7 @@ def run_cases(
         by_name = {c.name: c for c in case.contenders}
         if progress:
             progress(done, total, f"{case.name}: {case.reference} (reference output)")
-        expected = _call(by_name[case.reference], lambda c: c.run())
+        expected = _call(by_name[case.reference], lambda c: _once(case, c))
         plan = [
             (contender,
              min([warmup, *(w for w in (case.warmup, contender.warmup) if w is not None)]),
@@ -267,6 +270,20 @@ def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:
             contender.teardown()
 
 
+def _once(case: Case, contender: Contender) -> Any:
+    """One untimed run of contender (with fresh inputs when the case makes them)."""
+    return contender.run(case.inputs()) if case.inputs else contender.run()
+
+
+def _timed(case: Case, contender: Contender) -> tuple[Any, float]:
+    """One run of contender and its wall time; making fresh inputs is not timed."""
+    inputs = case.inputs() if case.inputs else None
+    with Timer() as t:
+        output = contender.run(inputs) if case.inputs else contender.run()
+    return output, t.seconds
+
+
+
 def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expected: Any) -> list[Profile]:
     """Validate and warm up each contender, then time one run of each per round."""
     times: dict[str, list[float]] = {}
@@ -274,29 +291,26 @@ def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expect
     seen: dict[str, tuple[str, dict[str, float]]] = {}
     for contender, n_warmup, _ in plan:
         def first(c: Contender) -> None:
-            with Timer() as t:
-                output = c.run()
+            output, seconds = _timed(case, c)
             checks[c.name] = case.check(expected, output)
             seen[c.name] = _observe(case, output)
             for _ in range(n_warmup):
-                c.run()
-            times[c.name] = [] if n_warmup else [t.seconds]
+                _once(case, c)
+            times[c.name] = [] if n_warmup else [seconds]
 
         _call(contender, first)
     for _ in range(max(n for _, _, n in plan)):
         for contender, _, n_repeats in plan:
             if len(times[contender.name]) < n_repeats:
                 def once(c: Contender) -> None:
-                    with Timer() as t:
-                        c.run()
-                    times[c.name].append(t.seconds)
+                    times[c.name].append(_timed(case, c)[1])
 
                 _call(contender, once)
     rows = []
     for contender, _, n_repeats in plan:
         mismatch = checks[contender.name]
         if n_repeats > 1:
-            mismatch = mismatch or _call(contender, lambda c: case.check(expected, c.run()))
+            mismatch = mismatch or _call(contender, lambda c: case.check(expected, _once(case, c)))
         peak = _call(contender, lambda c: _peak(case, c))
         rows.append(_row(case, contender, times[contender.name], mismatch, peak, seen[contender.name]))
     return rows
@@ -311,9 +325,10 @@ def _peak(case: Case, contender: Contender) -> int | None:
     """Peak bytes of one run when the case measures memory and some probe can see the contender's allocations."""
     if not case.measure_memory:
         return None
+    run = (lambda: contender.run(case.inputs())) if case.inputs else contender.run
     if contender.memory_probe is not None:
-        return contender.memory_probe(contender.run)
-    return peak_memory(contender.run)[1] if contender.memory_visible else None
+        return contender.memory_probe(run)
+    return peak_memory(run)[1] if contender.memory_visible else None
 
 
 def _row(case: Case, contender: Contender, times: list[float], mismatch: str | None, peak: int | None,
@@ -339,21 +354,18 @@ def _row(case: Case, contender: Contender, times: list[float], mismatch: str | N
 
 def _time(case: Case, contender: Contender, expected: Any, warmup: int, repeats: int) -> Profile:
     def timed(c: Contender) -> tuple[list[float], str | None, int | None, tuple[str, dict[str, float]]]:
-        with Timer() as first:
-            output = c.run()
+        output, first = _timed(case, c)
         mismatch = case.check(expected, output)
         observed = _observe(case, output)
         for _ in range(warmup):
-            c.run()
+            _once(case, c)
         # Without warm-up the validated run is the first timed one (slow contenders run once).
-        times = [] if warmup else [first.seconds]
+        times = [] if warmup else [first]
         for _ in range(repeats - len(times)):
-            with Timer() as t:
-                c.run()
-            times.append(t.seconds)
+            times.append(_timed(case, c)[1])
         if repeats > 1:
             # Validate again after the timed runs: a contender must not drift.
-            mismatch = mismatch or case.check(expected, c.run())
+            mismatch = mismatch or case.check(expected, _once(case, c))
         return times, mismatch, _peak(case, c), observed
 
     times, mismatch, peak, observed = _call(contender, timed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
 
@@ -71,10 +71,16 @@ class Profile:
         return self.bytes_moved / self.wall_s / 1e9 if self.wall_s > 0 and self.bytes_moved else 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """Every field plus the derived rates, for JSON (``workbench bench --json``, the exercise runner)."""
         data = asdict(self)
         data["gflops"] = self.gflops
         data["gbytes_per_s"] = self.gbytes_per_s
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        """The Profile that as_dict wrote (the derived rates are recomputed, not read)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 class Timer:

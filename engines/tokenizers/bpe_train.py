@@ -27,6 +27,7 @@ import numpy as np
 
 from workbench_engines import corpus
 from workbench_engines.errors import Cancelled, EngineError
+from workbench_engines.profiling.profile import Profile
 from workbench_engines.tokenizers import pretokenize
 from workbench_engines.tokenizers.bpe import BPETokenizer, _special_regex, to_utf8
 
@@ -213,6 +214,12 @@ class TrainResult:
     stopped_early: bool
     """True when pairs ran out before reaching vocab_size."""
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def profile(self) -> Profile:
+        """What training cost: one timed call, with the counting and merging phases in extra."""
+        return Profile(self.tokenizer.backend, self.seconds, bytes_moved=float(self.corpus_bytes),
+                       note=f"{len(self.merges):,} merges", extra=dict(self.timings))
 
     def tokens_after_merges(self) -> list[int]:
         """Tokens of the training text before any merge and after each one, from the merges' counts.

@@ -88,7 +88,7 @@ def render(stage1: list[int], stage2: list[bytes], lagging: int) -> str:
         "#include <stdint.h>",
         "",
         *(f"#define WB_UC_{name} {value}" for name, value in CLASSES.items()),
-        f"#define WB_UC_BLOCK_SHIFT 8",
+        "#define WB_UC_BLOCK_SHIFT 8",
         "",
         f"static const uint16_t wb_uc_stage1[{len(stage1)}] = {{",
     ]

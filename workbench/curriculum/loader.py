@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from importlib.abc import Traversable
 from importlib.resources import files
 from typing import Any
@@ -27,7 +28,7 @@ from workbench.curriculum.model import (
     Track,
 )
 from workbench.labs.registry import LABS
-from workbench.params import ParamError, validate_params
+from workbench.params import ParamError
 from workbench.probes import PROBES
 from workbench.quiz import QuizError, parse_question
 
@@ -240,7 +241,8 @@ def _special_block(info: str, line: int, body: list[str], lesson: Lesson, questi
         if question.kind == "probe":
             if question.probe not in PROBES:
                 raise QuizError(f"unknown probe {question.probe!r} (known: {', '.join(sorted(PROBES))})")
-            validate_params(PROBES[question.probe].params, question.params, f"probe {question.probe}")
+            # Validated once here; the Question keeps the full parameters for every later computation.
+            question = replace(question, params=PROBES[question.probe].validate(question.params))
     except (QuizError, ParamError) as exc:
         return _block_issue(kind, lab_id, line, line, f"quiz: {exc}", lesson)
     if question.id in question_ids:

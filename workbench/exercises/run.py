@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.exercises.runner import MARKER
+from workbench_engines.profiling import Profile
 
 DEFAULT_TIMEOUT = 30.0
 # Every contender races on one thread: NumPy's BLAS and torch would otherwise
@@ -42,18 +43,11 @@ class CheckOutcome:
 
 
 @dataclass
-class RaceRow:
-    name: str
-    median_s: float | None
-    valid: bool
-    detail: str = ""
-
-
-@dataclass
 class RunReport:
     exercise_id: str
     checks: list[CheckOutcome] = field(default_factory=list)
-    race: list[RaceRow] = field(default_factory=list)
+    race: list[Profile] = field(default_factory=list)
+    """The race's Profiles, the learner's first ("yours")."""
     race_note: str = ""
     error: str | None = None
     """Why the checks could not run to the end: an import error, a crash, a timeout, a cancel."""
@@ -127,7 +121,7 @@ def run_exercise(
     if result_line is not None:
         data = json.loads(result_line[len(MARKER):])
         report.checks = [CheckOutcome(**c) for c in data["checks"]]
-        report.race = [RaceRow(**r) for r in data["race"]]
+        report.race = [Profile.from_dict(r) for r in data["race"]]
         report.race_note = data["race_note"]
         report.output = data["output"]
         report.error = report.error or data["error"]

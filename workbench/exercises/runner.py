@@ -2,9 +2,9 @@
 
 It limits its own memory and CPU time first, then imports the learner's
 file, runs every check on fresh inputs, races the learner's function against
-the engines' reference (and native or torch peers) if all checks pass, validates the
-learner's output again on new inputs after the timed runs, and prints one
-JSON line after MARKER. Whatever the learner's code does (raise, print, loop,
+the engines' reference (and native or torch peers) through the benchmark
+runner if all checks pass, validates the learner's output again on new
+inputs after the timed runs, and prints one JSON line after MARKER. Whatever the learner's code does (raise, print, loop,
 allocate without bound, crash) the parent process only ever sees this
 process's output and exit status.
 """
@@ -19,8 +19,8 @@ import io
 import json
 import resource
 import sys
-import time
 import traceback
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,75 +91,68 @@ def run_checks(exercise_id: str, learner: Callable, seed: int, learner_file: str
     return results
 
 
-def _time_all(contenders: dict[str, Callable], args: tuple) -> dict[str, float | BaseException]:
-    """Median seconds per contender. Everyone is warmed up the same number of times
-    first, then timed in interleaved rounds, so drift (clock, caches, the page
-    cache) falls on all alike; each call gets its own fresh copy of the inputs."""
-    alive: dict[str, Callable] = {}
-    results: dict[str, float | BaseException] = {}
-    for name, fn in contenders.items():
+@dataclass(frozen=True)
+class Raised:
+    """What a contender returned instead of an output: the exception it raised."""
+
+    error: str
+
+
+def _guarded(fn: Callable) -> Callable:
+    """fn over a tuple of arguments, returning Raised instead of raising, so one failure can't stop the race."""
+    def run(args: tuple) -> Any:
         try:
-            for _ in range(WARMUP):
-                fn(*_fresh(args))
-            alive[name] = fn
-        except Exception as exc:  # noqa: BLE001 - reported in the race table
-            results[name] = exc
-    times: dict[str, list[float]] = {name: [] for name in alive}
-    for _ in range(REPEATS):
-        for name, fn in alive.items():
-            fresh = _fresh(args)
-            start = time.perf_counter()
-            fn(*fresh)
-            times[name].append(time.perf_counter() - start)
-    for name, samples in times.items():
-        samples.sort()
-        results[name] = samples[len(samples) // 2]
-    return results
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - reported in the race table as a mismatch
+            return Raised(f"{type(exc).__name__}: {exc}")
+
+    return run
+
+
+def _backend_of(name: str) -> str:
+    return "python" if name == "yours" else "native" if "native" in name else "torch" if "torch" in name else "reference"
 
 
 def race(exercise_id: str, learner: Callable, seed: int, learner_file: str,
          output: io.StringIO) -> tuple[list[dict[str, Any]], str]:
-    """Median times of the learner, the engines' reference and the peers on one larger input."""
+    """The learner, the engines' reference and the peers raced on one larger input by the benchmark runner.
+
+    Every contender gets its own fresh copy of the inputs for each run (not
+    timed), is validated against the reference before and after its timed
+    runs, and is timed in interleaved rounds so drift falls on all alike.
+    """
     import numpy as np
 
     from workbench.exercises.checks import SPECS
+    from workbench_engines.profiling import Case, Contender, run_cases
 
     spec = SPECS[exercise_id]
     wrap = spec.wrap or (lambda f: f)
     race_wrap = spec.race_wrap or (lambda f: f)
     args = spec.race_args(np.random.default_rng(seed + 1))
-    contenders = {"yours": race_wrap(wrap(learner)), "reference": race_wrap(wrap(spec.expected))}
+    functions = {"yours": race_wrap(wrap(learner)), "reference": race_wrap(wrap(spec.expected))}
     notes = []
     try:
-        contenders.update(spec.peers())
+        functions.update(spec.peers())
     except Exception as exc:  # noqa: BLE001 - a missing peer only shortens the race
         notes.append(f"peers unavailable: {exc}")
-    expected = contenders["reference"](*_fresh(args))
+
+    def check(expected: Any, got: Any) -> str | None:
+        return got.error if isinstance(got, Raised) else spec.compare(expected, got, args)
+
+    case = Case("race on a larger input", [Contender(name, _guarded(fn), _backend_of(name)) for name, fn in functions.items()],
+                check, reference="reference", baselines=("yours",), warmup=WARMUP, repeats=REPEATS, interleave=True,
+                inputs=lambda: _fresh(args))
     with contextlib.redirect_stdout(output):
-        timed = _time_all(contenders, args)
-    rows = []
-    for name, fn in contenders.items():
-        outcome = timed[name]
-        if isinstance(outcome, BaseException):
-            rows.append({"name": name, "median_s": None, "valid": False,
-                         "detail": f"{type(outcome).__name__}: {outcome}"})
-            continue
-        try:
-            with contextlib.redirect_stdout(output):
-                got = fn(*_fresh(args))
-        except Exception as exc:  # noqa: BLE001 - it ran while timed but fails now: invalid
-            rows.append({"name": name, "median_s": outcome, "valid": False, "detail": f"{type(exc).__name__}: {exc}"})
-            continue
-        detail = spec.compare(expected, got, args)
-        rows.append({"name": name, "median_s": outcome, "valid": detail is None, "detail": detail or ""})
+        rows = run_cases([case], warmup=WARMUP, repeats=REPEATS)
     # Validate again after the timed runs, on inputs nobody has seen yet.
     again = run_checks(exercise_id, learner, seed + 2, learner_file, output)
     failed = [c for c in again if not c["passed"]]
     if failed:
-        rows[0]["valid"] = False
-        rows[0]["detail"] = f"after the timed runs, on fresh inputs, '{failed[0]['name']}' failed: {failed[0]['detail']}"
+        rows[0] = replace(rows[0], matches=False, mismatch=f"after the timed runs, on fresh inputs, "
+                                                            f"'{failed[0]['name']}' failed: {failed[0]['detail']}")
     notes.append(f"one thread each; median of {REPEATS} interleaved rounds after {WARMUP} warm-up runs; same inputs for all")
-    return rows, "; ".join(notes)
+    return [row.as_dict() for row in rows], "; ".join(notes)
 
 
 def main(argv: list[str] | None = None) -> int:

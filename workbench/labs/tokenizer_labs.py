@@ -58,6 +58,10 @@ class TextLab(Lab):
     def draw(self, text: str) -> None:
         """Show what the lab makes of text."""
 
+    def strip(self, tokens: list[Token]) -> Text:
+        """Tokens as coloured pieces, with │ between them when the app draws without colour (NO_COLOR)."""
+        return token_strip(tokens, separate=self.app.no_color)
+
 
 class BytesLab(TextLab):
     """Each character of the text: code point, category and UTF-8 bytes, under a normalisation form."""
@@ -98,7 +102,7 @@ class PretokenizeLab(TextLab):
         for name in ("gpt2", "cl100k"):
             pieces = pretokenize.split(text, name, backend=choice.name)
             out.append(f"{name}: {len(pieces)} pieces\n", style="bold")
-            out.append(token_strip([Token(k, p) for k, p in enumerate(pieces)]))
+            out.append(self.strip([Token(k, p) for k, p in enumerate(pieces)]))
             out.append("\n\n")
         if pieces:
             longest = max(pieces, key=lambda p: len(utf8(p)))
@@ -106,7 +110,7 @@ class PretokenizeLab(TextLab):
             out.append(f"cl100k merges inside {visible(longest)!r} ({len(steps) - 1} merges):\n", style="bold")
             for k, parts in enumerate(steps[-8:], start=max(0, len(steps) - 8)):
                 out.append(f"{k:>3} ", style="dim")
-                out.append(token_strip([Token(i, label_bytes(p)) for i, p in enumerate(parts)]))
+                out.append(self.strip([Token(i, label_bytes(p)) for i, p in enumerate(parts)]))
                 out.append("\n")
         out.append(backend_caption([choice]), style="dim")
         self.readout(out)
@@ -137,10 +141,10 @@ class WordPieceLab(TextLab):
         out.append("normalised: ", style="bold")
         out.append(visible(normal) + "\n")
         out.append(f"words ({len(words)}): ", style="bold")
-        out.append(token_strip([Token(k, w) for k, w in enumerate(words)]))
+        out.append(self.strip([Token(k, w) for k, w in enumerate(words)]))
         out.append(f"\npieces ({len(pieces)}): ", style="bold")
         tokens = [Token(model.vocab[p], p, p == model.unk_token) for p in pieces]
-        out.append(token_strip(tokens))
+        out.append(self.strip(tokens))
         out.append(f"\nids: {id_line(tokens)}\n")
         from workbench_engines.tokenizers.peers import hf_minilm
 
@@ -203,7 +207,7 @@ class CompareLab(TextLab):
             per = f"{n_bytes / len(tokens):.2f} bytes/token" if tokens else "no tokens"
             out.append(f"{view.name}", style="bold")
             out.append(f" · {view.family} · vocab {view.vocab_size:,} · {len(tokens)} tokens · {per}\n", style="dim")
-            out.append(token_strip(tokens))
+            out.append(self.strip(tokens))
             out.append(f"\n{id_line(tokens)}\n\n", style="dim")
         self.readout(out)
 
@@ -345,7 +349,7 @@ class BPETrainerLab(Lab):
         pieces = pretokenize.split(sample, self.params["pattern"])
         parts = [p for piece in pieces for p in bpe_merge_steps(utf8(piece), first)[-1]]
         out.append(f"\n{sample!r} → {len(parts)} tokens\n", style="bold")
-        out.append(token_strip([Token(k, label_bytes(p)) for k, p in enumerate(parts)]))
+        out.append(token_strip([Token(k, label_bytes(p)) for k, p in enumerate(parts)], separate=self.app.no_color))
         self.readout(out)
 
 
@@ -410,8 +414,8 @@ class UnigramLab(TextLab):
         out = Text()
         pieces = model.viterbi(model.prepare_text(text))
         out.append(f"workbench Unigram ({model.vocab_size} pieces): {len(pieces)} pieces\n", style="bold")
-        out.append(token_strip([Token(i, p, i == model.unk_id) for p, i in pieces]))
+        out.append(self.strip([Token(i, p, i == model.unk_id) for p, i in pieces]))
         tokens = reference.tokens(text)
         out.append(f"\n{reference.name}: {len(tokens)} pieces\n", style="bold")
-        out.append(token_strip(tokens))
+        out.append(self.strip(tokens))
         self.readout(out)

@@ -12,7 +12,6 @@ import ast
 from pathlib import Path
 
 from rich.syntax import Syntax
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,6 +25,7 @@ from workbench.exercises.catalog import EXERCISES, Exercise, by_track
 from workbench.exercises.run import RunReport, run_exercise
 from workbench.exercises.workspace import ensure_workspace, exercise_file, reset_exercise
 from workbench.progress import ExerciseState, ProgressStore
+from workbench.widgets.profile_panel import ProfilePanel
 
 MARK = {"solved": "✓", "attempted": "✗", "new": "·"}
 POLL_SECONDS = 0.5
@@ -72,8 +72,9 @@ class ExercisesScreen(Screen):
         with Horizontal():
             yield OptionList(*self._options(), id="exercises")
             with VerticalScroll(id="detail"):
-                for part in ("heading", "task", "result", "hints", "race"):
+                for part in ("heading", "task", "result", "hints"):
                     yield Static(id=part, classes="part")
+                yield ProfilePanel(id="race", classes="part")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -151,7 +152,7 @@ class ExercisesScreen(Screen):
         self.query_one("#hints", Static).update(hint_text)
 
     def _show_report(self, report: RunReport | None) -> None:
-        result, race = self.query_one("#result", Static), self.query_one("#race", Static)
+        result, race = self.query_one("#result", Static), self.query_one("#race", ProfilePanel)
         if report is None:
             result.update(Text("Not checked in this session yet.", style="dim"))
             race.update("")
@@ -177,16 +178,7 @@ class ExercisesScreen(Screen):
         if not report.race:
             race.update("")
             return
-        table = Table(title="Race on a larger input", title_justify="left", box=None, header_style="bold")
-        for name in ("contender", "median ms", "× yours", "valid"):
-            table.add_column(name, justify="left" if name == "contender" else "right")
-        mine = report.race[0].median_s
-        for row in report.race:
-            ratio = f"{mine / row.median_s:.2f}" if mine and row.median_s else "-"
-            table.add_row(row.name, f"{row.median_s * 1e3:.3f}" if row.median_s else "-", ratio,
-                          "yes" if row.valid else f"NO: {row.detail}")
-        table.caption = report.race_note
-        race.update(table)
+        race.show(report.race, ("yours",), report.race_note)
 
     # ---- watching and checking ----------------------------------------------------
 
@@ -221,7 +213,7 @@ class ExercisesScreen(Screen):
             self.notify(f"{path} is missing; ctrl+r restores the starter.", severity="warning")
             return
         self.query_one("#result", Static).update(Text(f"Checking {path.name}… (x cancels)", style="bold"))
-        self.query_one("#race", Static).update("")
+        self.query_one("#race", ProfilePanel).update("")
 
         def work() -> RunReport:
             worker = get_current_worker()

@@ -101,7 +101,8 @@ class LessonScreen(Screen):
                 f"({p.answered} of {len(questions)} answered). Press Escape for the catalog.")
 
     def on_quiz_answered(self, message: QuizAnswered) -> None:
-        self.store.record_answer(self.lesson.id, message.question_id, message.answer, message.correct, message.score)
+        self.store.record_answer(self.lesson.id, message.question_id, message.answer, message.correct, message.score,
+                                 message.expected)
         for score in self.query("#score").results(Static):
             score.update(self._score_text())
         # Hand the keys back to the step so n/p work straight after answering.

@@ -30,7 +30,7 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
     of a column and leaves out the minimum time; the figures are the same.
     """
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
-                  header_style="bold", pad_edge=False, **({"box": None} if compact else {}))
+                  header_style="bold", **({"box": None, "pad_edge": False} if compact else {}))
     show_case = not compact and len({row.case for row in rows}) > 1
     show_flops = any(row.gflops for row in rows)
     show_bytes = any(row.gbytes_per_s for row in rows)
@@ -86,8 +86,8 @@ class ProfilePanel(Static):
     ProfilePanel { height: auto; width: 1fr; }
     """
 
-    def __init__(self, placeholder: str = "") -> None:
-        super().__init__(placeholder)
+    def __init__(self, placeholder: str = "", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(placeholder, id=id, classes=classes)
         self.rows: list[Profile] = []
         """The profiles shown last (empty until a run finishes)."""
 

@@ -18,7 +18,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from workbench.messages import QuizAnswered
-from workbench.probes import compute_probe
+from workbench.probes import PROBES
 from workbench.progress import Attempt
 from workbench.quiz import Grade, Question, format_number
 
@@ -94,10 +94,16 @@ class QuestionView(Vertical):
         yield Static("", classes="feedback")
 
     def on_mount(self) -> None:
-        if self.question.kind == "probe":
+        attempt = self.attempt
+        if self.question.kind != "probe":
+            if attempt is not None:
+                self._lock(self.question.grade(attempt.answer), attempt.answer)
+        elif attempt is not None and attempt.expected is not None:
+            # Shown against the value it was graded against, not one computed afresh today.
+            self.expected = attempt.expected
+            self._lock(self.question.grade(attempt.answer, attempt.expected), attempt.answer)
+        else:
             self._compute_expected()
-        if self.attempt is not None and self.question.kind != "probe":
-            self._lock(self.question.grade(self.attempt.answer), self.attempt.answer)
 
     def _options(self) -> list[Option]:
         q = self.question
@@ -158,9 +164,9 @@ class QuestionView(Vertical):
             self.query_one(".feedback", Static).update("Tick at least one choice with Space first.")
             return
         grade = self.question.grade(response, self.expected)
-        self.attempt = Attempt(response, grade.correct, grade.score, 0.0)
+        self.attempt = Attempt(response, grade.correct, grade.score, 0.0, self.expected)
         self._lock(grade, response)
-        self.post_message(QuizAnswered(self.question.id, response, grade.correct, grade.score))
+        self.post_message(QuizAnswered(self.question.id, response, grade.correct, grade.score, self.expected))
 
     # --- probes ----------------------------------------------------------
 
@@ -168,7 +174,8 @@ class QuestionView(Vertical):
     def _compute_expected(self) -> None:
         q = self.question
         try:
-            value: float | None = compute_probe(q.probe, q.params)
+            # The loader validated q.params against the probe's spec already.
+            value: float | None = float(PROBES[q.probe].compute(**q.params))
             error = None
         except Exception as exc:  # shown in the question, never a crash
             value, error = None, f"The engine could not compute this answer: {exc}"

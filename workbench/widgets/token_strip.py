@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from rich.text import Text
 
 from workbench_engines.tokenizers.peers import Token
@@ -13,19 +11,18 @@ PALETTE = ("on #3b4a6b", "on #5b3f5e", "on #2f5d50", "on #6b5a2f", "on #4a3b6b",
 VISIBLE = str.maketrans({"\n": "↵", "\t": "⇥", "\r": "␍"})
 
 
-def no_color() -> bool:
-    return bool(os.environ.get("NO_COLOR"))
-
-
 def visible(label: str) -> str:
     """A label with line breaks and tabs drawn as symbols so every token has a width."""
     return label.translate(VISIBLE)
 
 
-def token_strip(tokens: list[Token], *, limit: int = 400) -> Text:
-    """Pieces in alternating colours; with NO_COLOR, a │ between pieces marks the boundaries."""
+def token_strip(tokens: list[Token], *, separate: bool = False, limit: int = 400) -> Text:
+    """Pieces in alternating colours; with ``separate`` (the app's NO_COLOR), a │ between pieces marks the boundaries.
+
+    Textual takes NO_COLOR out of the environment when the app starts, so the
+    caller passes ``app.no_color`` rather than this reading the environment.
+    """
     text = Text()
-    separate = no_color()
     for k, token in enumerate(tokens[:limit]):
         style = "bold reverse" if token.special else PALETTE[k % len(PALETTE)]
         if separate and k:
