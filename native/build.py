@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 INCLUDE = HERE / "include"
 SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in (HERE / "src").glob("*.c"))
 HEADERS = ["wb_status.h", "wb_softmax.h", "wb_pretok.h", "wb_bpe.h", "wb_attention.h", "wb_sampling.h", "wb_moe.h",
-           "wb_paged.h"]
+           "wb_paged.h", "wb_quant.h", "wb_linear.h"]
 
 
 def cdef_text() -> str:

@@ -104,7 +104,7 @@ async def test_cache_speedup_lab_gives_the_same_tokens_faster(open_lab):
 async def test_cache_memory_lab_keys(open_lab):
     async with open_lab("kv.memory") as h:
         await h.press("d", "b", "b")
-        assert h.lab.state == h.lab.State("fp8", 4)
+        assert h.lab.state == h.lab.State("bf16", 4)  # fp16 → bf16, batch 1 → 4
         assert "Llama-2-70B" in h.readout()
 
 

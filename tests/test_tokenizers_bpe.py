@@ -50,7 +50,7 @@ def tricky(characters: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.lists(
         st.one_of(
             characters,
-            st.sampled_from(list(" \t\n\r\x0b\x0c\x85\xa0\u2028\u3000'sStTlLvVeErRdDmMſ0123456789٣५,.!?-_\"#")),
+            st.sampled_from(list(" \t\n\r\x0b\x0c\x85\xa0\u2028\u3000'sStTlLvVeErRdDmMſ0123456789٣५²½Ⅻ,.!?-_\"#")),
             st.sampled_from(["\r\n", "  ", "'ll", "'VE", "'S", "👍🏽", "e\u0301", "🇫🇷", "日本語", "١٢٣", "<|endoftext|>"]),
         ),
         max_size=40,
@@ -77,6 +77,52 @@ def test_native_pretokeniser_matches_regex(pattern, text):
 def test_native_pretokeniser_matches_regex_on_corpus_and_code(pattern):
     text = corpus_text()[:400_000] + CODE
     assert split(text, pattern, backend="native") == split(text, pattern)
+
+
+@functools.cache
+def hf_smollm_pre_tokenizer():
+    from tokenizers import pre_tokenizers
+
+    return pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+    )
+
+
+def hf_smollm_pieces(text: str) -> list[str]:
+    from workbench_engines.tokenizers.formats import bytes_to_unicode
+
+    byte_of = {c: b for b, c in bytes_to_unicode().items()}
+    pieces = hf_smollm_pre_tokenizer().pre_tokenize_str(text)
+    return [bytes(byte_of[c] for c in piece).decode("utf-8") for piece, _ in pieces]
+
+
+SMOLLM_CASES = [
+    ("a  1", ["a", "  ", "1"]),
+    ("a 1", ["a", " ", "1"]),
+    ("x  \n 12", ["x", "  \n ", "1", "2"]),
+    ("in 1999,  42 ٣² ½", ["in", " ", "1", "9", "9", "9", ",", "  ", "4", "2", " ", "٣", "²", " ", "½"]),
+    ("it's 3rd\t\t4", ["it", "'s", " ", "3", "rd", "\t\t", "4"]),
+    ("١٢٣abc٣ ", ["١", "٢", "٣", "abc", "٣", " "]),
+    ("", []),
+]
+
+
+@pytest.mark.parametrize("text, pieces", SMOLLM_CASES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_smollm_isolates_numbers_then_splits_the_rest_like_gpt2(backend, text, pieces):
+    assert split(text, "smollm", backend=backend) == pieces == hf_smollm_pieces(text)
+
+
+def test_smollm_is_gpt2_on_text_without_numbers():
+    text = "".join(c for c in corpus_text()[:100_000] + CODE if not c.isnumeric())
+    assert split(text, "smollm") == split(text, "gpt2")
+    assert split("a  1", "gpt2") == ["a", " ", " 1"]  # where GPT-2 alone joins a space to a number
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(text=ASSIGNED)
+def test_smollm_pretokeniser_matches_hf(backend, text):
+    assert split(text, "smollm", backend=backend) == hf_smollm_pieces(text)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

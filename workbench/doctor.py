@@ -98,7 +98,14 @@ def report() -> list[tuple[str, list[tuple[str, str]]]]:
     status = native_status()
     native = [("status", "loaded" if status.loaded else "NOT LOADED")]
     if status.loaded:
-        native += [("flags", status.build_info), ("library", status.path or "")]
+        from workbench_engines.quant.native import SIMD_PATHS, simd_path
+
+        try:
+            path = simd_path()
+            kernels = f"{path} ({SIMD_PATHS.get(path, 'unknown')})"
+        except AttributeError:  # a library built before wb_quant.c existed
+            kernels = "not in this build: reinstall to compile native/src/wb_quant.c"
+        native += [("flags", status.build_info), ("library", status.path or ""), ("quant kernels", kernels)]
     else:
         native.append(("why", status.error or ""))
     from workbench.curriculum import load_curriculum

@@ -10,9 +10,11 @@ validates a question's parameters once and keeps them on the Question.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Callable
 
 from workbench.params import Param, validate_params
+from workbench_engines.gguf_file import COMPONENTS
 from workbench_engines.kvcache.accounting import DTYPE_BYTES, REAL_MODELS
 from workbench_engines.models.objectives import OBJECTIVES
 from workbench_engines.tokenizers.explain import FORMS
@@ -222,6 +224,22 @@ def _rope_angle(position: float, pair: int, dim: int, base: float, scaling: str,
     return float(position / divisor * theta[pair])
 
 
+@probe("positional.rope_rotate",
+       "Entry `index` of `vector` rotated by RoPE for `position`, with the given pair layout",
+       vector=Param("list[float]", min_len=2), position=Param("int", min=0, max=1 << 20), index=Param("int", min=0),
+       layout=Param("str", default="half", choices=("half", "interleaved")),
+       base=Param("float", default=10000.0, min=1.0))
+def _rope_rotate(vector: list[float], position: int, index: int, layout: str, base: float) -> float:
+    import numpy as np
+
+    from workbench_engines.positional import rope
+
+    if index >= len(vector):
+        raise ValueError(f"index {index} is outside the {len(vector)} values")
+    x = np.asarray([vector], dtype=np.float64)
+    return float(rope(x, positions=np.array([position]), base=base, layout=layout)[0, index])
+
+
 @probe("positional.alibi_slope", "ALiBi's slope for head `head` (0-based) of `heads`",
        heads=Param("int", min=1, max=4096), head=Param("int", min=0))
 def _alibi_slope(heads: int, head: int) -> float:
@@ -369,3 +387,73 @@ def _moe_active(d_model: int, hidden: int, experts: int, top_k: int, layers: int
     from workbench_engines.moe import active_parameters
 
     return float(active_parameters(d_model, hidden, experts, top_k, layers))
+
+
+# ---- the real model (SmolLM2-135M-Instruct, from its GGUF file) ------------------------------------------------
+
+
+def _card():
+    from workbench_engines.gguf_file import bundled_model_path, card_from, open_gguf
+
+    path = bundled_model_path()
+    return card_from(open_gguf(path), path)
+
+
+@probe("llm.parameters", "Parameters of one component of SmolLM2-135M, counted from its GGUF metadata",
+       component=Param("str", choices=COMPONENTS))
+def _llm_parameters(component: str) -> float:
+    return float(_card().parameters()[component])
+
+
+@probe("llm.kv_bytes", "Bytes of SmolLM2-135M's KV cache for `tokens` tokens at a dtype",
+       tokens=Param("int", min=1, max=1 << 24), dtype=Param("str", default="fp16", choices=tuple(DTYPE_BYTES)))
+def _llm_kv_bytes(tokens: int, dtype: str) -> float:
+    return _card().kv_bytes_per_token(DTYPE_BYTES[dtype]) * tokens
+
+
+@probe("llm.flops_per_token", "FLOPs of one SmolLM2-135M token with `context` tokens already cached",
+       context=Param("int", default=0, min=0, max=1 << 20))
+def _llm_flops(context: int) -> float:
+    return _card().flops_per_token(context)
+
+
+@probe("llm.weight_bytes", "Bytes of weights SmolLM2-135M reads for one decoded token, fp32 or as stored",
+       weights=Param("str", choices=("fp32", "quantized")))
+def _llm_weight_bytes(weights: str) -> float:
+    return _card().weight_bytes_per_token(weights)
+
+
+@probe("llm.chat_tokens", "Tokens of the prompt SmolLM2's chat template makes of one user message",
+       message=_TEXT)
+def _llm_chat_tokens(message: str) -> float:
+    from workbench_engines.gguf_file import bundled_model_path
+    from workbench_engines.tokenizers.chat import render_gguf_chat
+
+    path = bundled_model_path()
+    text = render_gguf_chat(path, [{"role": "user", "content": message}], add_generation_prompt=True)
+    return float(len(_gguf_tokenizer(str(path)).encode(text, allowed_special="all")))
+
+
+@cache
+def _gguf_tokenizer(path: str):
+    from workbench_engines.tokenizers.gguf_vocab import load_gguf_tokenizer
+
+    return load_gguf_tokenizer(path)
+
+
+@probe("llm.first_token_probability",
+       "SmolLM2's probability that its reply to one user message starts with `token` (one token)",
+       message=_TEXT, token=Param("str"), weights=Param("str", default="quantized", choices=("quantized", "fp32")))
+def _llm_first_token(message: str, token: str, weights: str) -> float:
+    import torch
+
+    from workbench_engines.models.llama import bundled
+
+    model = bundled(weights)
+    pieces = model.tokenizer.encode(token)
+    if len(pieces) != 1:
+        raise ValueError(f"{token!r} is {len(pieces)} tokens for SmolLM2, not one")
+    ids = model.prompt_ids(model.chat([{"role": "user", "content": message}]))
+    with torch.inference_mode():
+        probs = torch.softmax(model.model(torch.tensor([ids]))[0, -1].double(), -1)
+    return float(probs[pieces[0]])

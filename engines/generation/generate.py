@@ -74,6 +74,7 @@ def generate(
     seed: int | None = 0,
     stop_tokens: tuple[int, ...] = (),
     on_token: Callable[[int, np.ndarray], None] | None = None,
+    on_logits: Callable[[int, np.ndarray], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     block_size: int = 16,
 ) -> Generation:
@@ -81,7 +82,8 @@ def generate(
 
     cache: "none" (recompute everything each step), "contiguous" or "paged".
     on_token(token, probs) is called after each token with the distribution it
-    was drawn from.
+    was drawn from (one-hot when greedy); on_logits(token, logits) with the
+    model's raw logits for that position (what it believed, before any knob).
     """
     import torch
 
@@ -115,6 +117,8 @@ def generate(
                 steps.append(elapsed)
             if on_token is not None:
                 on_token(token, sampler.distribution(row, history))
+            if on_logits is not None:
+                on_logits(token, row)
             tokens.append(token)
             history.append(token)
             feed = [token]

@@ -83,5 +83,7 @@ REAL_MODELS: dict[str, ModelShape] = {
         ModelShape("Llama-3-8B", 32, 8, 128, 8192),
         ModelShape("Mistral-7B", 32, 8, 128, 32768),
         ModelShape("Qwen2.5-0.5B", 24, 2, 64, 32768),
+        # The workbench's own real model; tests/test_llama.py holds it to the GGUF file's metadata.
+        ModelShape("SmolLM2-135M", 30, 3, 64, 8192),
     ]
 }

@@ -287,4 +287,8 @@ class GPT(nn.Module):
             x = block(x, cos, sin, layer, cache)  # (B, T, C)
         if cache is not None:
             cache.commit(t)
-        return F.linear(self.norm(x), self.embed.weight)  # (B, T, V)
+        return self.unembed(self.norm(x))  # (B, T, V)
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) of the normed residual stream x (B, T, C): the tied output projection x Eᵀ."""
+        return F.linear(x, self.embed.weight)

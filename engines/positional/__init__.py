@@ -6,7 +6,12 @@
 - RoPE (Su et al., 2021): rotate query and key pairs by a position-dependent
   angle, so q·k depends on the distance only; with linear scaling (position
   interpolation, Chen et al., 2023) and NTK-aware scaling of the base
-  (bloc97, 2023) to stretch the context;
+  (bloc97, 2023) to stretch the context. Two layouts pair the dimensions
+  differently: "interleaved" rotates (x[2i], x[2i+1]) as the RoFormer paper
+  and Meta's Llama code do (and llama.cpp, so GGUF files store Q and K for
+  it), "half" rotates (x[i], x[i + HS/2]) as Hugging Face's Llama does.
+  The same weights give the same attention in either layout once the rows of
+  W_q and W_k are permuted (:func:`rope_permutation`);
 - ALiBi (Press et al., 2022): no encoding at all, a per-head penalty
   proportional to distance added to the attention scores.
 """
@@ -73,9 +78,19 @@ def rope_frequencies(dim: int, base: float = 10000.0, *, scaling: str | None = N
     return theta, position_divisor
 
 
+ROPE_LAYOUTS = ("half", "interleaved")
+
+
 def rope(x: np.ndarray, positions: np.ndarray | None = None, base: float = 10000.0, *,
-         scaling: str | None = None, factor: float = 1.0) -> np.ndarray:
-    """Rotate x [..., seq, dim] in the rotate-half layout: (x1, x2) → (x1 cos − x2 sin, x2 cos + x1 sin)."""
+         scaling: str | None = None, factor: float = 1.0, layout: str = "half") -> np.ndarray:
+    """Rotate x [..., seq, dim]: pair i is turned by position · θ_i.
+
+    layout "half" pairs x[i] with x[i + dim/2] (Hugging Face's rotate-half),
+    "interleaved" pairs x[2i] with x[2i + 1] (RoFormer, Meta's Llama, llama.cpp);
+    either way (a, b) → (a cos − b sin, b cos + a sin).
+    """
+    if layout not in ROPE_LAYOUTS:
+        raise EngineError(f"unknown RoPE layout {layout!r}; choose one of {', '.join(ROPE_LAYOUTS)}")
     x = np.asarray(x)
     if x.ndim < 2:
         raise EngineError(f"x must be [..., seq, dim], got shape {x.shape}")
@@ -86,8 +101,27 @@ def rope(x: np.ndarray, positions: np.ndarray | None = None, base: float = 10000
         raise EngineError(f"positions must have shape ({x.shape[-2]},), got {pos.shape}")
     angle = (pos / divisor)[:, None] * theta
     cos, sin = np.cos(angle).astype(x.dtype), np.sin(angle).astype(x.dtype)
+    if layout == "interleaved":
+        a, b = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2], out[..., 1::2] = a * cos - b * sin, b * cos + a * sin
+        return out
     x1, x2 = x[..., : dim // 2], x[..., dim // 2 :]
     return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+
+def rope_permutation(dim: int) -> np.ndarray:
+    """The order of a head's dimensions that turns the "half" layout into the "interleaved" one.
+
+    interleaved[j] = half[perm[j]]: perm = [0, dim/2, 1, dim/2 + 1, …], so
+    rope(x[..., perm], layout="interleaved") == rope(x, layout="half")[..., perm].
+    Converting a Hugging Face checkpoint to GGUF applies it to every head's
+    rows of W_q and W_k (llama.cpp's convert script calls it ``permute``);
+    loading a GGUF file for a rotate-half model applies the inverse,
+    ``np.argsort(perm)``.
+    """
+    _even_dim(dim)
+    return np.arange(dim).reshape(2, dim // 2).T.reshape(-1)
 
 
 def alibi_slopes(heads: int) -> np.ndarray:

@@ -78,6 +78,8 @@ class Case:
     inputs: Callable[[], Any] | None = None
     """Fresh inputs for every run, made outside the timer, for contenders that may write to theirs;
     each contender's run then takes them as its one argument."""
+    per_run: tuple[float, str] | None = None
+    """(count, unit) one run processes, e.g. (128, "tokens"): the table notes count / median as a rate."""
 
 
 @dataclass
@@ -136,9 +138,21 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "workbench_engines.sampling.bench:cases",
         ),
         BenchmarkSpec(
+            "quant",
+            "Quantised matrix-vector product, one decoding step of SmolLM2-135M (Q4_1, Q8_0): "
+            "native int8 kernels vs torch fp32 vs dequantise-then-matmul, at 1 and 2 threads",
+            "workbench_engines.quant.bench:cases",
+        ),
+        BenchmarkSpec(
             "decode",
             "Decoding the shipped GPT: KV cache on/off, paged vs contiguous, KV memory waste, top-p, speculative",
             "workbench_engines.generation.bench:cases",
+        ),
+        BenchmarkSpec(
+            "llm",
+            "SmolLM2-135M-Instruct: prefill and decode tokens/s, ours fp32 and quantized vs transformers "
+            "(and llama.cpp where installed), at 1 and 2 threads, beside the measured memory bandwidth",
+            "workbench_engines.models.llm_bench:cases",
         ),
         BenchmarkSpec(
             "tokenizers",
@@ -316,6 +330,14 @@ def _time_interleaved(case: Case, plan: list[tuple[Contender, int, int]], expect
     return rows
 
 
+def _rate(case: Case, seconds: float) -> str:
+    """The case's per-run count as a rate at this median, e.g. "42.1 tokens/s"."""
+    if case.per_run is None or seconds <= 0:
+        return ""
+    count, unit = case.per_run
+    return f"{count / seconds:,.1f} {unit}/s"
+
+
 def _observe(case: Case, output: Any) -> tuple[str, dict[str, float]]:
     """The case's note on an output and the figures it reads off it."""
     return (case.describe(output) if case.describe else "", case.figures(output) if case.figures else {})
@@ -347,7 +369,7 @@ def _row(case: Case, contender: Contender, times: list[float], mismatch: str | N
         case=case.name,
         matches=mismatch is None,
         mismatch=mismatch,
-        note="; ".join(part for part in (contender.note, note) if part),
+        note="; ".join(part for part in (_rate(case, median(times)), contender.note, note) if part),
         extra=dict(figures),
     )
 

@@ -2,9 +2,10 @@
 
 Each piece is encoded on its own, so merges never cross a piece boundary:
 " dog" and "dog." never share a token with the space or the full stop. The
-patterns are GPT-2's and cl100k_base's, as tiktoken writes them; the
-``regex`` module (which knows ``\\p{L}`` and possessive quantifiers) is the
-reference, and native/src/wb_pretok.c is the fast scanner tested against it.
+patterns are GPT-2's and cl100k_base's, as tiktoken writes them, and
+SmolLM2's, which runs in two stages (see :data:`SMOLLM_STAGES`); the ``regex``
+module (which knows ``\\p{L}`` and possessive quantifiers) is the reference,
+and native/src/wb_pretok.c is the fast scanner tested against it.
 
 One known difference: about 17,000 code points assigned in recent Unicode
 versions are letters to the ``regex`` module but not yet to tiktoken's Rust
@@ -14,7 +15,9 @@ token), so on those characters alone the reference splits differently.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
+from typing import Protocol
 
 import numpy as np
 import regex
@@ -27,9 +30,54 @@ CL100K_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
-PATTERNS = {"gpt2": GPT2_PATTERN, "cl100k": CL100K_PATTERN}
+SMOLLM_STAGES = (r"\p{N}", GPT2_PATTERN)
+"""SmolLM2's split: every number character becomes a piece of its own, then
+GPT-2's pattern splits each stretch between them as if it were the whole text.
+
+It is HF's ``Sequence([Digits(individual_digits=True), ByteLevel()])`` and
+llama.cpp's ``regex_exprs`` for the "smollm" pre-tokeniser. Splitting the
+stretch on its own matters: GPT-2 alone gives ``"a  1"`` as ``a| | 1`` (the
+last space joins the number), SmolLM2 as ``a|  |1`` (``\\s++$`` sees the end of
+the stretch before the 1).
+
+>>> split("in 1999,  42 ٣²", "smollm")
+['in', ' ', '1', '9', '9', '9', ',', '  ', '4', '2', ' ', '٣', '²']
+"""
+PATTERNS: dict[str, str | tuple[str, ...]] = {"gpt2": GPT2_PATTERN, "cl100k": CL100K_PATTERN, "smollm": SMOLLM_STAGES}
+"""Named patterns: one regex, or a tuple of stages (each splits the pieces of the one before)."""
 # The patterns the C scanner knows, each wb_pretok.h's WB_PATTERN_<NAME>.
-NATIVE_PATTERNS = ("whole", "gpt2", "cl100k")
+NATIVE_PATTERNS = ("whole", "gpt2", "cl100k", "smollm")
+
+
+class Splitter(Protocol):
+    """What :func:`compiled` returns: a compiled regex, or the stages of a staged pattern."""
+
+    def findall(self, text: str) -> list[str]: ...
+
+
+class StagedSplit:
+    """A pattern in stages: each stage's regex cuts every piece of the stage before
+    into its matches and the text between them (HF's "isolated" split behaviour)."""
+
+    def __init__(self, stages: tuple[regex.Pattern[str], ...]) -> None:
+        self.stages = stages
+
+    def findall(self, text: str) -> list[str]:
+        pieces = [text] if text else []
+        for stage in self.stages:
+            pieces = [part for piece in pieces for part in _isolated(stage, piece)]
+        return pieces
+
+
+def _isolated(stage: regex.Pattern[str], piece: str) -> Iterator[str]:
+    start = 0
+    for found in stage.finditer(piece):
+        if found.start() > start:
+            yield piece[start : found.start()]
+        yield found.group()
+        start = found.end()
+    if start < len(piece):
+        yield piece[start:]
 
 
 def native_pattern_id(lib, name: str) -> int:
@@ -48,13 +96,19 @@ def pattern_name(pattern: str) -> str | None:
 
 
 @cache
-def compiled(pattern: str) -> regex.Pattern[str]:
-    """The compiled regex for a pattern name or regex text (clear error if invalid)."""
-    text = PATTERNS.get(pattern, pattern)
+def compiled(pattern: str) -> Splitter:
+    """The splitter for a pattern name or regex text (clear error if invalid)."""
+    spec = PATTERNS.get(pattern, pattern)
+    if isinstance(spec, tuple):
+        return StagedSplit(tuple(_regex(stage) for stage in spec))
+    return _regex(spec)
+
+
+def _regex(text: str) -> regex.Pattern[str]:
     try:
         return regex.compile(text)
     except regex.error as exc:
-        raise EngineError(f"invalid pre-tokenisation pattern {pattern!r}: {exc}") from exc
+        raise EngineError(f"invalid pre-tokenisation pattern {text!r}: {exc}") from exc
 
 
 def split(text: str, pattern: str = "cl100k", *, backend: str = "reference") -> list[str]:

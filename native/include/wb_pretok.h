@@ -5,6 +5,9 @@
  *   WB_PATTERN_WHOLE   the whole text is one piece (for pieces split elsewhere)
  *   WB_PATTERN_GPT2    GPT-2 / r50k_base
  *   WB_PATTERN_CL100K  cl100k_base
+ *   WB_PATTERN_SMOLLM  SmolLM2: every number character (\p{N}) is a piece of
+ *                      its own, and GPT-2's pattern splits the text between
+ *                      two of them as if it were the whole text
  * Text should be valid UTF-8; an invalid byte is treated as one punctuation
  * character, so nothing crashes and every byte still lands in some piece.
  */
@@ -17,7 +20,8 @@
 enum {
     WB_PATTERN_WHOLE = 0,
     WB_PATTERN_GPT2 = 1,
-    WB_PATTERN_CL100K = 2
+    WB_PATTERN_CL100K = 2,
+    WB_PATTERN_SMOLLM = 3
 };
 
 /* Writes the end offset of each piece to ends (at most cap of them) and the

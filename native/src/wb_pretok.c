@@ -1,5 +1,5 @@
-/* wb_pretok.c - the GPT-2 and cl100k_base split patterns as hand-written
- * scanners over UTF-8.
+/* wb_pretok.c - the GPT-2, cl100k_base and SmolLM2 split patterns as
+ * hand-written scanners over UTF-8.
  *
  * The reference is the regular expression each scanner replaces (run with
  * the `regex` module in engines/tokenizers/pretokenize.py):
@@ -10,6 +10,10 @@
  *   cl100k_base:
  *     '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+
  *     | ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s
+ *   SmolLM2 (two stages, as HF's Sequence[Digits(individual_digits=True),
+ *   ByteLevel] and llama.cpp's LLAMA_VOCAB_PRE_TYPE_SMOLLM run them):
+ *     \p{N} splits the text into single number characters and the stretches
+ *     between them; then GPT-2's pattern splits each stretch on its own.
  *
  * Alternatives are tried in order at each position, exactly as the regex
  * engine does; possessive quantifiers mean a run, once taken, is never given
@@ -17,6 +21,12 @@
  * character classes come from wb_unicode_tables.h, generated from the same
  * `regex` module. Each scanner is O(length of the piece), so splitting is
  * linear in the text.
+ *
+ * SmolLM2 needs no scan for where a stretch ends: GPT-2's runs of letters or
+ * of punctuation already stop at a number, so only two rules change. A number
+ * is a piece of its own, and a space run followed by a number is at the end
+ * of its stretch, so \s++$ takes all of it (GPT-2 alone would leave the last
+ * space to join the number: "a  1" is a|  |1, not a| | 1).
  */
 #include "wb_pretok.h"
 #include "wb_pretok_internal.h"
@@ -108,22 +118,26 @@ static size_t contraction(const uint8_t *s, size_t n, size_t i, int fold)
     return 0;
 }
 
-/* The whitespace alternatives shared by both patterns, at a space character
- * at i: \s++$ then (cl100k only) \s*[\r\n], then \s+(?!\S), then \s. */
-static size_t whitespace(const uint8_t *s, size_t n, size_t i, size_t w0, int newline_rule)
+/* The whitespace alternatives shared by the patterns, at a space character
+ * at i: \s++$ then (cl100k only) \s*[\r\n], then \s+(?!\S), then \s.
+ * With number_ends (SmolLM2) a number after the run counts as the end, $. */
+static size_t whitespace(const uint8_t *s, size_t n, size_t i, size_t w0, int newline_rule,
+                         int number_ends)
 {
     size_t e = i, w = 0, last_start = i, after_newline = 0;
+    int next = WB_UC_SPACE;
     while (e < n) {
         uint32_t cp = decode(s, n, e, &w);
-        if (uclass(cp) != WB_UC_SPACE)
+        next = uclass(cp);
+        if (next != WB_UC_SPACE)
             break;
         if (is_newline(cp))
             after_newline = e + w;
         last_start = e;
         e += w;
     }
-    if (e == n)
-        return n;
+    if (e == n || (number_ends && next == WB_UC_NUMBER))
+        return e;
     if (newline_rule && after_newline)
         return after_newline;
     if (last_start > i)
@@ -131,11 +145,14 @@ static size_t whitespace(const uint8_t *s, size_t n, size_t i, size_t w0, int ne
     return i + w0;
 }
 
-static size_t next_gpt2(const uint8_t *s, size_t n, size_t i)
+/* GPT-2's pattern; with digits_apart, SmolLM2's (see the top of the file). */
+static size_t next_gpt2(const uint8_t *s, size_t n, size_t i, int digits_apart)
 {
     size_t w0, w1;
     uint32_t cp0 = decode(s, n, i, &w0);
     int c0 = uclass(cp0);
+    if (digits_apart && c0 == WB_UC_NUMBER)
+        return i + w0;
     if (cp0 == '\'') {
         size_t m = contraction(s, n, i, 0);
         if (m)
@@ -143,12 +160,12 @@ static size_t next_gpt2(const uint8_t *s, size_t n, size_t i)
     }
     if (cp0 == ' ' && i + 1 < n) {
         int c1 = class_at(s, n, i + 1, &w1);
-        if (c1 != WB_UC_SPACE)
+        if (c1 != WB_UC_SPACE && !(digits_apart && c1 == WB_UC_NUMBER))
             return run_end(s, n, i + 1 + w1, c1);
     }
     if (c0 != WB_UC_SPACE)
         return run_end(s, n, i + w0, c0);
-    return whitespace(s, n, i, w0, 0);
+    return whitespace(s, n, i, w0, 0, digits_apart);
 }
 
 static size_t next_cl100k(const uint8_t *s, size_t n, size_t i)
@@ -182,13 +199,14 @@ static size_t next_cl100k(const uint8_t *s, size_t n, size_t i)
             j++;
         return j;
     }
-    return whitespace(s, n, i, w0, 1);
+    return whitespace(s, n, i, w0, 1, 0);
 }
 
 size_t wb_pretok_next(int pattern, const uint8_t *s, size_t n, size_t i)
 {
     switch (pattern) {
-    case WB_PATTERN_GPT2: return next_gpt2(s, n, i);
+    case WB_PATTERN_GPT2: return next_gpt2(s, n, i, 0);
+    case WB_PATTERN_SMOLLM: return next_gpt2(s, n, i, 1);
     case WB_PATTERN_CL100K: return next_cl100k(s, n, i);
     default: return n;
     }
@@ -197,7 +215,7 @@ size_t wb_pretok_next(int pattern, const uint8_t *s, size_t n, size_t i)
 int wb_pretok_valid(int pattern)
 {
     return pattern == WB_PATTERN_WHOLE || pattern == WB_PATTERN_GPT2
-        || pattern == WB_PATTERN_CL100K;
+        || pattern == WB_PATTERN_CL100K || pattern == WB_PATTERN_SMOLLM;
 }
 
 int wb_pretok_split(int pattern, const uint8_t *text, size_t len,

@@ -67,7 +67,6 @@ class CacheMemoryLab(Lab):
     DEFAULT_CSS = "CacheMemoryLab PlotextPlot { height: 14; }"
     BINDINGS = [Binding("d", "dtype", "Next dtype"), Binding("b", "batch(2)", "Batch×2"),
                 Binding("B", "batch(0.5)", "Batch÷2")]
-    DTYPES = ["fp16", "fp8", "int4", "fp32"]
 
     @dataclass(frozen=True)
     class State:
@@ -81,7 +80,9 @@ class CacheMemoryLab(Lab):
         yield Static("", classes="readout")
 
     def action_dtype(self) -> None:
-        dtypes = self.DTYPES
+        from workbench_engines.kvcache import DTYPE_BYTES
+
+        dtypes = list(DTYPE_BYTES)
         self.state = replace(self.state, dtype=dtypes[(dtypes.index(self.state.dtype) + 1) % len(dtypes)])
 
     def action_batch(self, factor: float) -> None:

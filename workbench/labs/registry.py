@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.params import Param, validate_params
+from workbench_engines.kvcache.accounting import DTYPE_BYTES, REAL_MODELS
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,8 @@ KVCACHE_LABS = [
         "How big the KV cache gets",
         "KV-cache memory against context length for published model shapes, by dtype and batch.",
         {"models": Param("list[str]", default=["GPT-2 small", "Llama-2-7B", "Llama-3-8B", "Llama-2-70B"], min_len=1,
-                         choices=("GPT-2 small", "GPT-2 XL", "Llama-2-7B", "Llama-2-70B", "Llama-3-8B", "Mistral-7B",
-                                  "Qwen2.5-0.5B"), help="models to plot"),
-         "dtype": Param("str", default="fp16", choices=("fp32", "fp16", "fp8", "int4"), help="starting dtype"),
+                         choices=tuple(REAL_MODELS), help="models to plot"),
+         "dtype": Param("str", default="fp16", choices=tuple(DTYPE_BYTES), help="starting dtype"),
          "batch": Param("int", default=1, min=1, max=256, help="starting batch size")},
         "workbench.labs.kvcache_labs:CacheMemoryLab",
     ),
@@ -244,6 +244,31 @@ BLOCK_LABS = [
             "workbench.labs.moe_labs:SparseDenseLab"),
 ]
 
+LLM_LABS = [
+    LabSpec("llm.card", "SmolLM2's architecture card",
+            "Layers, widths, heads, vocabulary and what a token costs, read from the GGUF file's metadata.",
+            {"context": Param("int", default=2048, min=1, max=1 << 20, help="context the per-token figures use")},
+            "workbench.labs.llm_labs:CardLab"),
+    LabSpec("llm.chat", "Chat with SmolLM2",
+            "A message through the chat template; the reply streams in with each token's probability and top 5.",
+            {"prompt": Param("str", default="What is the capital of France?", help="the first message"),
+             "tokens": Param("int", default=64, min=1, max=512, help="the most tokens a reply may take"),
+             "weights": Param("str", default="quantized", choices=("quantized", "fp32"), help="starting weights")},
+            "workbench.labs.llm_labs:ChatLab"),
+    LabSpec("llm.profile", "Where a decoding step's time goes",
+            "One decode step timed operator by operator, fp32 against quantized, and both against the bandwidth.",
+            {"context": Param("int", default=256, min=1, max=4096, help="tokens in the cache when the step runs"),
+             "new_tokens": Param("int", default=32, min=4, max=512, help="tokens each contender decodes in the race")},
+            "workbench.labs.llm_labs:ProfileLab"),
+    LabSpec("llm.rope", "RoPE's two layouts",
+            "A vector rotated with interleaved pairs and with halves, and the permutation between them.",
+            {"vector": Param("list[float]", default=[1.0, 0.5, -0.25, 2.0, 0.0, -1.0, 0.75, 0.3], min_len=2,
+                             help="an even number of values"),
+             "position": Param("int", default=3, min=0, max=1 << 20, help="starting position"),
+             "base": Param("float", default=10000.0, min=1.0, help="RoPE's base")},
+            "workbench.labs.llm_labs:RopeLab"),
+]
+
 LABS: dict[str, LabSpec] = {
     spec.id: spec
     for spec in [
@@ -275,6 +300,7 @@ LABS: dict[str, LabSpec] = {
         *DECODING_LABS,
         *KVCACHE_LABS,
         *BLOCK_LABS,
+        *LLM_LABS,
         LabSpec(
             "attention.by_hand",
             "Attention for one query, by hand",

@@ -1,0 +1,217 @@
+"""Cases for ``workbench bench llm``: SmolLM2-135M prefill and decode, ours against transformers (and llama.cpp).
+
+Contenders, each at 1 and 2 threads:
+
+- ours, fp32: the GGUF dequantised once into float32 torch weights;
+- ours, quantized: the Q4_1/Q8_0 blocks as stored, every product in the C kernel;
+- transformers, fp32 eager: Hugging Face's Llama on the same file, dequantised by transformers;
+- llama.cpp, through ``llama-cpp-python`` when it is installed (``make llama-cpp``), on the Q4_1 file.
+
+Prefill runs a 512-token prompt once; decode generates 128 tokens greedily
+after a 17-token chat prompt (length forced: no stop token). Beside each
+decode row, the bytes of weights one token reads (every matrix once, the
+output projection included) and the bandwidth that implies; the first case
+measures this machine's memory read bandwidth in the same run, the roofline
+decode can approach.
+"""
+
+from __future__ import annotations
+
+from functools import cache, partial
+from importlib.util import find_spec
+
+import numpy as np
+
+from workbench_engines.profiling.bench import Case, Contender, torch_threads
+
+PREFILL, NEW_TOKENS = 512, 128
+QUICK_PREFILL, QUICK_NEW = 32, 8
+BANDWIDTH_BYTES = 512 * 2**20
+CHAT = [{"role": "user", "content": "Tell me about the moon."}]
+
+
+@cache
+def _models():
+    from workbench_engines.models import llama
+
+    return llama.load(weights="fp32"), llama.load(weights="quantized")
+
+
+def _threads(n: int, quantized=None):
+    """(setup, teardown) running torch, and the quantised kernels when given, on n threads."""
+    torch_setup, torch_teardown = torch_threads(n)
+
+    def setup() -> None:
+        torch_setup()
+        if quantized is not None:
+            quantized.set_threads(n)
+
+    return setup, torch_teardown
+
+
+@cache
+def _transformers():
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from workbench_engines.gguf_file import bundled_model_path
+
+    path = bundled_model_path()
+    return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32,
+                                                attn_implementation="eager").eval()
+
+
+@cache
+def _llama_cpp(threads: int):
+    from llama_cpp import Llama
+
+    from workbench_engines.gguf_file import bundled_model_path
+
+    return Llama(str(bundled_model_path()), n_threads=threads, n_ctx=1024, logits_all=False, verbose=False)
+
+
+def weight_bytes_per_token(loaded) -> float:
+    return loaded.card.weight_bytes_per_token(loaded.weights)
+
+
+def _bandwidth_case(threads: tuple[int, ...] = (1, 2)) -> Case:
+    import torch
+
+    data = torch.ones(BANDWIDTH_BYTES // 4)
+    contenders = []
+    for n in threads:
+        setup, teardown = torch_threads(n)
+        contenders.append(Contender(f"read 512 MiB, {n}T", lambda: float(data.sum()), "torch", setup, teardown))
+    return Case("memory read bandwidth (sum of a 512 MiB float32 array)", contenders,
+                lambda expected, got: None if got == expected else f"sum {got} != {expected}",
+                contenders[0].name, (), bytes_moved=float(BANDWIDTH_BYTES))
+
+
+def _last_logprobs(logits) -> np.ndarray:
+    import torch
+
+    return torch.log_softmax(torch.as_tensor(logits, dtype=torch.float64).reshape(-1)[-49152:], -1).numpy()
+
+
+def _close_distribution(expected, got) -> str | None:
+    """Prefill outputs are the last position's log-probabilities: the same top token, KL under 0.05 nats."""
+    kl = float((np.exp(expected) * (expected - got)).sum())
+    if int(np.argmax(expected)) != int(np.argmax(got)):
+        return f"another top token (KL {kl:.3f})"
+    return None if kl < 0.05 else f"KL {kl:.3f} nats"
+
+
+def _prefill_case(ids: list[int], threads: int) -> Case:
+    import torch
+
+    fp32, quantized = _models()
+
+    def ours(model):
+        with torch.inference_mode():
+            return _last_logprobs(model(torch.tensor([ids]))[0, -1])
+
+    def theirs():
+        with torch.inference_mode():
+            return _last_logprobs(_transformers()(torch.tensor([ids])).logits[0, -1])
+
+    contenders = [Contender(f"ours fp32 {threads}T", partial(ours, fp32.model), "torch", *_threads(threads)),
+                  Contender(f"ours quantized {threads}T", partial(ours, quantized.model), "native",
+                            *_threads(threads, quantized)),
+                  Contender(f"transformers fp32 {threads}T", theirs, "torch", *_threads(threads))]
+    if find_spec("llama_cpp") is not None:
+        def cpp():
+            model = _llama_cpp(threads)
+            model.reset()
+            model.eval(ids)
+            return _last_logprobs(model.eval_logits[-1])
+
+        contenders.append(Contender(f"llama.cpp Q4_1 {threads}T", cpp, "llama.cpp"))
+    base = contenders[2].name
+    return Case(f"prefill {len(ids)} tokens, {threads} thread{'s' * (threads > 1)}", contenders, _close_distribution,
+                contenders[0].name, (base,), per_run=(len(ids), "tokens"), repeats=3, warmup=1)
+
+
+def _decode_case(ids: list[int], new: int, threads: int, peers: bool = True) -> Case:
+    import torch
+
+    from workbench_engines.generation import generate
+
+    fp32, quantized = _models()
+
+    def theirs():
+        with torch.inference_mode():
+            out = _transformers().generate(torch.tensor([ids]), max_new_tokens=new, min_new_tokens=new,
+                                           do_sample=False)
+        return out[0, len(ids):].tolist()
+
+    def ours(model):
+        return generate(model, ids, new).tokens
+
+    contenders = [
+        Contender(f"ours fp32 {threads}T", partial(ours, fp32.model), "torch", *_threads(threads),
+                  bytes_moved=new * weight_bytes_per_token(fp32)),
+        Contender(f"ours quantized {threads}T", partial(ours, quantized.model), "native",
+                  *_threads(threads, quantized), bytes_moved=new * weight_bytes_per_token(quantized)),
+    ]
+    if peers:
+        contenders.append(Contender(f"transformers fp32 {threads}T", theirs, "torch", *_threads(threads),
+                                    bytes_moved=new * weight_bytes_per_token(fp32)))
+    if peers and find_spec("llama_cpp") is not None:
+        def cpp():
+            model = _llama_cpp(threads)
+            model.reset()
+            out = []
+            for token in model.generate(ids, temp=0.0, top_k=1):
+                out.append(int(token))
+                if len(out) == new:
+                    break
+            return out
+
+        contenders.append(Contender(f"llama.cpp Q4_1 {threads}T", cpp, "llama.cpp",
+                                    bytes_moved=new * weight_bytes_per_token(quantized)))
+
+    def check(expected: list[int], got: list[int]) -> str | None:
+        # fp32 and transformers compute the same function: the same greedy tokens. The quantised
+        # weights are another model, so they only need to generate every token asked for.
+        if len(got) != len(expected):
+            return f"{len(got)} tokens, not {len(expected)}"
+        return None
+
+    base = contenders[2].name if peers else contenders[0].name
+    return Case(f"decode {new} tokens after {len(ids)}, {threads} thread{'s' * (threads > 1)}", contenders, check,
+                contenders[0].name, (base,), per_run=(new, "tokens"), repeats=3, warmup=1, interleave=True)
+
+
+def cases(quick: bool = False) -> list[Case]:
+    from workbench_engines.corpus import read_text
+
+    fp32, _ = _models()
+    chat_ids = fp32.prompt_ids(fp32.chat(CHAT))
+    prompt = fp32.tokenizer.encode(read_text(limit=20_000))[: QUICK_PREFILL if quick else PREFILL]
+    new = QUICK_NEW if quick else NEW_TOKENS
+    result = [_bandwidth_case()]
+    for threads in (1, 2):
+        result.append(_prefill_case(prompt, threads))
+        result.append(_decode_case(chat_ids, new, threads))
+    return result
+
+
+def decode_race_cases(new: int = 32) -> list[Case]:
+    """The lesson's race: this machine's read bandwidth, then fp32 against quantized decoding, one thread each."""
+    fp32, _ = _models()
+    return [_bandwidth_case((1,)), _decode_case(fp32.prompt_ids(fp32.chat(CHAT)), new, 1, peers=False)]
+
+
+def roofline_note(rows) -> str:
+    """For each decode row: the bytes a token reads, the ceiling the measured bandwidth puts on tokens/s, the share reached."""
+    bandwidth = next((row.gbytes_per_s for row in rows if row.name.startswith("read 512 MiB, 1T")), 0.0)
+    lines = []
+    for row in rows:
+        if not row.case.startswith("decode") or not row.bytes_moved or not bandwidth:
+            continue
+        tokens = float(row.case.split()[1])
+        per_token = row.bytes_moved / tokens
+        ceiling = bandwidth * 1e9 / per_token
+        lines.append(f"{row.name}: {per_token / 1e6:,.0f} MB of weights a token; at {bandwidth:.1f} GB/s at most "
+                     f"{ceiling:,.0f} tokens/s; it ran {tokens / row.wall_s:,.1f} ({100 * tokens / row.wall_s / ceiling:.0f}%)")
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""The GGUF block kernels of native/src/wb_quant.c: dequantisation and the quantised product.
+
+Same contracts as :mod:`workbench_engines.quant.reference`. Every argument is
+checked here, right before its pointer crosses to C: the tensor's format,
+shape and blocks (again, as an array's shape can change after construction),
+x's dtype, layout and width, and the thread count. Whether x is finite the C
+kernel checks as it rounds x (one pass fewer over x); inf or nan raises
+ValueError all the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench_engines.nativelib import check_status, default_threads, native
+from workbench_engines.quant.reference import BLOCK
+from workbench_engines.quant.tensor import NOT_FINITE, QuantTensor, check_activations
+
+SIMD_PATHS = {
+    "avx512vnni": "AVX-512 VNNI: vpdpbusd on 256-bit registers",
+    "avx2": "AVX2: vpmaddubsw + vpmaddwd",
+    "scalar": "portable C loops",
+}
+"""The integer kernels wb_quant.c can be built with, as wb_quant_simd_path() names them."""
+
+
+def simd_path() -> str:
+    """Which integer kernel this build compiled in: "avx512vnni", "avx2" or "scalar"."""
+    module = native()
+    return module.ffi.string(module.lib.wb_quant_simd_path()).decode()
+
+
+def threads_for(threads: int | None) -> int:
+    """A thread count for the kernels: the CPUs here when None, else a checked positive int."""
+    limit = native().lib.WB_QUANT_MAX_THREADS
+    if threads is None:
+        return min(default_threads(), limit)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= limit:
+        raise ValueError(f"threads must be an integer from 1 to {limit}, got {threads!r}")
+    return int(threads)
+
+
+def _format(lib, tensor: QuantTensor) -> int:
+    return getattr(lib, f"WB_QUANT_{tensor.format}")
+
+
+def dequantize(tensor: QuantTensor, threads: int | None = None) -> np.ndarray:
+    """W as float32 (rows, cols), bit for bit ggml's (and gguf.quants') dequantisation."""
+    n_threads = threads_for(threads)
+    tensor.validate()
+    module = native()
+    ffi, lib = module.ffi, module.lib
+    out = np.empty(tensor.shape, dtype=np.float32)
+    status = lib.wb_quant_dequantize_f32(
+        ffi.from_buffer("float[]", out, require_writable=True), ffi.from_buffer("uint8_t[]", tensor.blocks),
+        _format(lib, tensor), tensor.rows, tensor.cols, n_threads)
+    check_status("wb_quant_dequantize_f32", status)
+    return out
+
+
+def matmul(x: np.ndarray, tensor: QuantTensor, threads: int | None = None) -> np.ndarray:
+    """x (T, cols) float32 times W.T, with x rounded to int8 blocks first: (T, rows) float32."""
+    n_threads = threads_for(threads)
+    tensor.validate()
+    check_activations(x, tensor.cols, finite=False)
+    module = native()
+    ffi, lib = module.ffi, module.lib
+    T = x.shape[0]
+    out = np.empty((T, tensor.rows), dtype=np.float32)
+    size = lib.wb_quant_workspace_bytes(T, tensor.cols)
+    check_status("wb_quant_workspace_bytes", min(int(size), 0))
+    workspace = np.empty(max(int(size), 1), dtype=np.uint8)
+    status = lib.wb_quant_matmul_f32(
+        ffi.from_buffer("float[]", out, require_writable=True), ffi.from_buffer("float[]", x),
+        ffi.from_buffer("uint8_t[]", tensor.blocks), _format(lib, tensor), T, tensor.rows, tensor.cols,
+        ffi.from_buffer("uint8_t[]", workspace, require_writable=True), workspace.size, n_threads)
+    if status == lib.WB_ERR_BAD_ARGUMENT:
+        raise ValueError(NOT_FINITE)
+    check_status("wb_quant_matmul_f32", status)
+    return out
+
+
+def quantize_activation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's rounding of x (T, cols): (xq int8 (T, cols), xd float32 (T, cols/32), xsum int32 (T, cols/32))."""
+    check_activations(x, finite=False)
+    module = native()
+    ffi, lib = module.ffi, module.lib
+    T, cols = x.shape
+    xq = np.empty((T, cols), dtype=np.int8)
+    xd = np.empty((T, cols // BLOCK), dtype=np.float32)
+    xsum = np.empty((T, cols // BLOCK), dtype=np.int32)
+    status = lib.wb_quant_quantize_x_f32(
+        ffi.from_buffer("int8_t[]", xq, require_writable=True), ffi.from_buffer("float[]", xd, require_writable=True),
+        ffi.from_buffer("int32_t[]", xsum, require_writable=True), ffi.from_buffer("float[]", x), T, cols)
+    if status == lib.WB_ERR_BAD_ARGUMENT:
+        raise ValueError(NOT_FINITE)
+    check_status("wb_quant_quantize_x_f32", status)
+    return xq, xd, xsum
+
+
+def block_dots(tensor: QuantTensor, xq: np.ndarray, xsum: np.ndarray) -> np.ndarray:
+    """The integer part of every block product with one quantised row (xq (cols,) int8, xsum (cols/32,) int32),
+    computed by this build's integer kernel: (rows, cols/32) int32."""
+    tensor.validate()
+    nb = tensor.cols // BLOCK
+    for array, dtype, shape, name in ((xq, np.int8, (tensor.cols,), "xq"), (xsum, np.int32, (nb,), "xsum")):
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+            raise ValueError(f"{name} must be a {np.dtype(dtype)} array of shape {shape}")
+        if not array.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    module = native()
+    ffi, lib = module.ffi, module.lib
+    out = np.empty((tensor.rows, nb), dtype=np.int32)
+    status = lib.wb_quant_block_dots_i32(
+        ffi.from_buffer("int32_t[]", out, require_writable=True), ffi.from_buffer("uint8_t[]", tensor.blocks),
+        _format(lib, tensor), ffi.from_buffer("int8_t[]", xq), ffi.from_buffer("int32_t[]", xsum),
+        tensor.rows, tensor.cols)
+    check_status("wb_quant_block_dots_i32", status)
+    return out

@@ -1,0 +1,70 @@
+/* wb_quant.h - GGUF block quantisation: dequantise Q8_0 / Q4_0 / Q4_1 rows and
+ * multiply float32 activations by a quantised weight matrix.
+ *
+ * Formats (ggml's ggml-common.h; the numbers are ggml's ggml_type ids, so a
+ * GGUF tensor's type can be passed as it is). Every block holds 32 weights of
+ * one row, little-endian, packed with no padding:
+ *   Q8_0  fp16 d, int8 q[32]            w_i = d * q_i                34 bytes
+ *   Q4_0  fp16 d, uint8 qs[16]          w_i = d * (n_i - 8)          18 bytes
+ *   Q4_1  fp16 d, fp16 m, uint8 qs[16]  w_i = d * n_i + m            20 bytes
+ * where n_i (0..15) is the low nibble of qs[i] for i < 16 and the high nibble
+ * of qs[i - 16] for i >= 16.
+ *
+ * Layout: a weight matrix of rows x cols (cols a multiple of 32) is rows rows
+ * of cols / 32 blocks each, rows contiguous (a GGUF tensor's data as stored).
+ * x is T x cols float32 and out is T x rows float32, both C-contiguous.
+ *
+ * wb_quant_matmul_f32 computes out = x W^T the way llama.cpp does: each
+ * 32-element block of x is first rounded to int8 with one fp32 scale
+ * (wb_quant_quantize_x_f32), then every block product is an integer dot
+ * product times the two scales. The result is the product of the dequantised
+ * weights with the rounded x, not with x itself. It needs a workspace of
+ * wb_quant_workspace_bytes(T, cols) bytes, owned by the caller.
+ *
+ * Functions return a wb_status.h code; n_threads (1..WB_QUANT_MAX_THREADS)
+ * splits output rows across OpenMP threads, and the result does not depend on
+ * it. wb_quant_simd_path() names the integer kernel this build compiled in.
+ */
+#ifndef WB_QUANT_H
+#define WB_QUANT_H
+
+#include <stdint.h>
+
+enum {
+    WB_QUANT_Q4_0 = 2,
+    WB_QUANT_Q4_1 = 3,
+    WB_QUANT_Q8_0 = 8,
+    WB_QUANT_BLOCK = 32,
+    WB_QUANT_Q4_0_BYTES = 18,
+    WB_QUANT_Q4_1_BYTES = 20,
+    WB_QUANT_Q8_0_BYTES = 34,
+    WB_QUANT_MAX_THREADS = 256
+};
+
+const char *wb_quant_simd_path(void);
+
+int wb_quant_dequantize_f32(float *out, const uint8_t *w, int format,
+                            int64_t rows, int64_t cols, int n_threads);
+
+/* xq (T x cols) = round(x / xd) per block, xd (T x cols/32) = block max|x| / 127,
+ * xsum (T x cols/32) = the sum of each block's xq; a block with max|x| below
+ * 127 * FLT_MIN is all zeros. WB_ERR_BAD_ARGUMENT if x holds inf or nan (as
+ * wb_quant_matmul_f32 returns then). */
+int wb_quant_quantize_x_f32(int8_t *xq, float *xd, int32_t *xsum, const float *x,
+                            int64_t T, int64_t cols);
+
+/* out (rows x cols/32): the integer part of every block product of W with one
+ * quantised activation row, sum_i q_i xq_i (Q8_0, Q4_0 with q_i = n_i - 8)
+ * or sum_i n_i xq_i (Q4_1), as the matmul's kernel computes it. */
+int wb_quant_block_dots_i32(int32_t *out, const uint8_t *w, int format,
+                            const int8_t *xq, const int32_t *xsum,
+                            int64_t rows, int64_t cols);
+
+/* Bytes of workspace wb_quant_matmul_f32 needs, or a negative status. */
+int64_t wb_quant_workspace_bytes(int64_t T, int64_t cols);
+
+int wb_quant_matmul_f32(float *out, const float *x, const uint8_t *w, int format,
+                        int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
+                        int64_t workspace_bytes, int n_threads);
+
+#endif

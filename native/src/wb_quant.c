@@ -1,0 +1,813 @@
+/* wb_quant.c - GGUF block formats Q8_0, Q4_0, Q4_1: dequantisation and the
+ * quantised matrix product a decoder runs for every token.
+ *
+ * Built by native/build.py into workbench_engines._native; the NumPy
+ * reference the lesson explains is engines/quant/reference.py, and
+ * engines/quant/native.py checks every argument before calling in here.
+ *
+ * Layouts, exactly ggml's (ggml-common.h block_q8_0 / block_q4_0 /
+ * block_q4_1; ggml-quants.c dequantize_row_*): 32 weights per block.
+ *   Q8_0  fp16 d | int8 q[32]             w = d q        34 B = 8.5 bits/weight
+ *   Q4_0  fp16 d | uint8 qs[16]           w = d (n - 8)  18 B = 4.5 bits/weight
+ *   Q4_1  fp16 d | fp16 m | uint8 qs[16]  w = d n + m    20 B = 5.0 bits/weight
+ * (bits per weight = bytes per block * 8 / 32: 0.5 bit each for d and m.)
+ * Byte qs[j] holds weight j in its low nibble and weight j + 16 in its high
+ * nibble: the low nibbles of the 16 bytes are weights 0..15, the high
+ * nibbles weights 16..31 (not neighbours packed together).
+ *
+ * Dequantisation is bit-exact against gguf.quants.dequantize (NumPy, fp32):
+ * fp16 -> fp32 is exact (F16C's vcvtph2ps where the build has it, else the
+ * bit-level conversion below, subnormals, inf and NaN included), and d * n is
+ * exact in fp32 (11 significant bits times an integer of at most 8 bits fits
+ * in 24), so d * n + m rounds once whether or not the compiler fuses it into
+ * an FMA, as NumPy's separate multiply and add do.
+ *
+ * The matrix product out[T, rows] = x[T, cols] W[rows, cols]^T follows
+ * llama.cpp (ggml_vec_dot_q4_1_q8_1 and friends): each 32-element block of x
+ * is rounded to int8 with one scale dx = max|x| / 127 (ggml's
+ * quantize_row_q8_1_ref, round half away from zero, the scale kept in fp32
+ * as it never leaves the call), with its sum sx = sum xq. A block product is
+ * then an integer dot product and two scales:
+ *   Q8_0  dw dx sum q xq
+ *   Q4_0  dw dx (sum n xq - 8 sx)
+ *   Q4_1  dw dx sum n xq + mw dx sx        (ggml keeps dx sx in block_q8_1.s)
+ * Why 8-bit activations: the integer dot reads a weight block's 18-34 bytes
+ * as they are, where a dequantised block is 128 bytes of fp32 to read (3.8-7x
+ * as many, and as many again to write when it is dequantised per call), and
+ * one int8 multiply-add instruction does 32 products. The price is the
+ * rounding of x, at most dx / 2 per element. Measured on SmolLM2-135M's
+ * blk.0, 15 and 29 projections (q, k, v, output, gate, up, down) with inputs
+ * made from 64 real token embeddings (RMS-normalised with the layer's norm
+ * weights; SiLU(gate) * up for down): the result differs from the fp32 product of the dequantised weights by 0.4-1.6%
+ * of the output's norm (median per projection), 2.3% at most. That is the
+ * order of the weights' own 4-bit rounding (Q8_0 -> Q4_1 moves the output
+ * head's logits by 0.7%), and the same trade llama.cpp makes.
+ * tests/test_quant.py holds every output to the bound that rounding allows.
+ *
+ * Integer kernels, one per build, chosen at compile time from -march's
+ * macros (wb_quant_simd_path() says which). Times: blk.0.ffn_up (1536 x 576
+ * Q4_1, T = 1, one thread) and token_embd (49152 x 576 Q8_0) on the AMD EPYC
+ * (Zen 4) this was written on, in C without Python:
+ *   avx512vnni  _mm256_dpbusd_epi32 (AVX512-VNNI + VL): 32 u8 x s8 products
+ *               summed in fours into 8 int32 lanes, one instruction.
+ *               29 us / 1.2 ms. Kept. (Zen 4 splits 512-bit operations in
+ *               two, so 256-bit registers lose nothing there.)
+ *   avx2        _mm256_maddubs_epi16 then _mm256_madd_epi16 by ones: the same
+ *               lanes in two instructions. 37 us / 1.4 ms. Kept for AVX2 CPUs.
+ *   scalar      C loops, the readable statement of the sum; the compiler
+ *               vectorises some of it. 210 us / 6 ms built for plain x86-64.
+ *               Kept: the portable path (arm64, old x86).
+ * Both SIMD kernels multiply unsigned bytes by signed bytes. 4-bit weights
+ * (nibbles 0..15) go in as they are. Q8_0's signed weights take the sign
+ * trick with maddubs, |q| times (xq with q's sign), as ggml's
+ * mul_sum_i8_pairs does; with dpbusd they take the offset q + 128 (then
+ * -128 sx), one xor per weight register, done once however many activation
+ * rows meet it, where the sign trick costs two operations per product.
+ * Nothing overflows: |xq| <= 127, a maddubs pair is at most 2 * 128 * 127 =
+ * 32512 (Q8_0's two halves are widened before they are added), and a block's
+ * sum, at most 32 * 128 * 127 in size, is exact in int32 and in fp32. So
+ * every path gives the same integer per block (the test builds the scalar
+ * and AVX2 kernels beside this one and compares them); only the order in
+ * which the scaled block products are summed in fp32 differs by path.
+ *
+ * The SIMD kernels take blocks k and k + 4 of a group of 8 as a pair, one per
+ * 128-bit half of a register: a 4-bit pair unpacks with one shift and two
+ * masks, no shuffle, because the activations are stored in the matching
+ * order (x_offset), and after the multiply-adds two levels of hadd leave the
+ * 8 block sums in block order. The fp16 scales of a group come from four
+ * masked loads and two word permutes (vpermt2w) rather than a gather (with
+ * the gather, ffn_up took 35 us instead of 29). Output rows are split
+ * across threads; a row's weights are unpacked once per group and serve up
+ * to TT activation rows (a short prefill reads each weight once per TT
+ * tokens).
+ *
+ * -DWB_QUANT_FORCE_SCALAR (scalar kernels, portable fp16 conversion) and
+ * -DWB_QUANT_FORCE_AVX2 build the other paths on a machine that could run a
+ * better one; tests/test_quant.py builds both beside the installed module.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "wb_quant.h"
+#include "wb_status.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "GGUF blocks are little-endian; this file reads them in place"
+#endif
+
+#if defined(WB_QUANT_FORCE_SCALAR)
+#define PATH_SCALAR 1
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__) && \
+    !defined(WB_QUANT_FORCE_AVX2)
+#define PATH_AVX512VNNI 1
+#elif defined(__AVX2__) && defined(__F16C__)
+#define PATH_AVX2 1
+#else
+#define PATH_SCALAR 1
+#endif
+
+#if defined(__F16C__) && !defined(WB_QUANT_FORCE_SCALAR)
+#define USE_F16C 1
+#endif
+
+#if defined(PATH_AVX512VNNI) || defined(PATH_AVX2) || defined(USE_F16C)
+#include <immintrin.h>
+#endif
+
+#define TT 8 /* activation rows per pass over a row of weights */
+#define PARALLEL_MIN_WEIGHTS 32768
+
+const char *wb_quant_simd_path(void)
+{
+#if defined(PATH_AVX512VNNI)
+    return "avx512vnni";
+#elif defined(PATH_AVX2)
+    return "avx2";
+#else
+    return "scalar";
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* fp16 and block geometry                                                  */
+/* ------------------------------------------------------------------------ */
+
+static inline float fp16_to_f32(uint16_t h)
+{
+#if defined(USE_F16C)
+    return _cvtsh_ss(h);
+#else
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1Fu;
+    uint32_t mantissa = h & 0x3FFu;
+    uint32_t bits;
+    if (exponent == 0x1F) {
+        bits = sign | 0x7F800000u | (mantissa << 13); /* inf, or NaN with its payload */
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    } else {
+        float f = (float)mantissa * 0x1p-24f; /* zero or subnormal: mantissa * 2^-24, exact */
+        return sign ? -f : f;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+#endif
+}
+
+static inline float fp16_at(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return fp16_to_f32(h);
+}
+
+/* Bytes per block of a format, or 0 for one this file does not know. */
+static int64_t block_bytes(int format)
+{
+    switch (format) {
+    case WB_QUANT_Q8_0: return WB_QUANT_Q8_0_BYTES;
+    case WB_QUANT_Q4_0: return WB_QUANT_Q4_0_BYTES;
+    case WB_QUANT_Q4_1: return WB_QUANT_Q4_1_BYTES;
+    default: return 0;
+    }
+}
+
+/* Where a block's 16 bytes of nibbles (or 32 int8) start. */
+static inline int64_t quants_offset(int format)
+{
+    return format == WB_QUANT_Q4_1 ? 4 : 2;
+}
+
+static int check_matrix(int format, int64_t rows, int64_t cols)
+{
+    if (block_bytes(format) == 0)
+        return WB_ERR_BAD_ARGUMENT;
+    if (rows < 0 || cols < 0 || cols % WB_QUANT_BLOCK != 0)
+        return WB_ERR_BAD_SIZE;
+    return WB_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* dequantisation (ggml's dequantize_row_q8_0 / q4_0 / q4_1)                */
+/* ------------------------------------------------------------------------ */
+
+static void dequantize_row(float *out, const uint8_t *row, int format, int64_t nb)
+{
+    int64_t bytes = block_bytes(format);
+    for (int64_t b = 0; b < nb; b++, out += WB_QUANT_BLOCK) {
+        const uint8_t *blk = row + b * bytes;
+        float d = fp16_at(blk);
+        if (format == WB_QUANT_Q8_0) {
+            const int8_t *q = (const int8_t *)(blk + 2);
+            for (int i = 0; i < 32; i++)
+                out[i] = d * (float)q[i];
+        } else if (format == WB_QUANT_Q4_0) {
+            const uint8_t *qs = blk + 2;
+            for (int i = 0; i < 16; i++) {
+                out[i] = d * (float)((qs[i] & 0x0F) - 8);
+                out[i + 16] = d * (float)((qs[i] >> 4) - 8);
+            }
+        } else {
+            float m = fp16_at(blk + 2);
+            const uint8_t *qs = blk + 4;
+            for (int i = 0; i < 16; i++) {
+                out[i] = d * (float)(qs[i] & 0x0F) + m;
+                out[i + 16] = d * (float)(qs[i] >> 4) + m;
+            }
+        }
+    }
+}
+
+int wb_quant_dequantize_f32(float *out, const uint8_t *w, int format, int64_t rows,
+                            int64_t cols, int n_threads)
+{
+    int status = check_matrix(format, rows, cols);
+    if (status != WB_OK)
+        return status;
+    if (n_threads < 1 || n_threads > WB_QUANT_MAX_THREADS)
+        return WB_ERR_BAD_THREADS;
+    if (rows == 0 || cols == 0)
+        return WB_OK;
+    if (out == NULL || w == NULL)
+        return WB_ERR_NULL_POINTER;
+    int64_t nb = cols / WB_QUANT_BLOCK, row_bytes = nb * block_bytes(format);
+    if (n_threads == 1 || rows * cols < PARALLEL_MIN_WEIGHTS) {
+        for (int64_t r = 0; r < rows; r++)
+            dequantize_row(out + r * cols, w + r * row_bytes, format, nb);
+        return WB_OK;
+    }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        dequantize_row(out + r * cols, w + r * row_bytes, format, nb);
+    return WB_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* activations: int8 blocks with an fp32 scale (ggml's quantize_row_q8_1_ref) */
+/* ------------------------------------------------------------------------ */
+
+/* One block of x as int8 with its scale and sum; 0 if the block holds inf or nan
+ * (then it is left as zeros: rounding nan to an integer is undefined in C). */
+static int quantize_x_block(int8_t *q, float *scale, int32_t *sum, const float *x)
+{
+    float amax = 0.0f;
+    int bad = 0;
+    for (int i = 0; i < 32; i++) {
+        float a = fabsf(x[i]);
+        bad |= !(a <= FLT_MAX);
+        amax = a > amax ? a : amax;
+    }
+    memset(q, 0, WB_QUANT_BLOCK);
+    *scale = 0.0f;
+    *sum = 0;
+    if (bad)
+        return 0;
+    float d = amax / 127.0f;
+    if (d < FLT_MIN) /* below 127 * FLT_MIN (1.5e-36) the block rounds to zeros: a subnormal d */
+        return 1;    /* has too few bits for 1 / d to be right (and 1 / d may overflow to inf) */
+    float id = 1.0f / d;
+    int32_t s = 0;
+    for (int i = 0; i < 32; i++) {
+        q[i] = (int8_t)roundf(x[i] * id);
+        s += q[i];
+    }
+    *scale = d;
+    *sum = s;
+    return 1;
+}
+
+int wb_quant_quantize_x_f32(int8_t *xq, float *xd, int32_t *xsum, const float *x,
+                            int64_t T, int64_t cols)
+{
+    if (T < 0 || cols < 0 || cols % WB_QUANT_BLOCK != 0)
+        return WB_ERR_BAD_SIZE;
+    if (T == 0 || cols == 0)
+        return WB_OK;
+    if (xq == NULL || xd == NULL || xsum == NULL || x == NULL)
+        return WB_ERR_NULL_POINTER;
+    int64_t blocks = T * (cols / WB_QUANT_BLOCK);
+    int finite = 1;
+    for (int64_t b = 0; b < blocks; b++)
+        finite &= quantize_x_block(xq + b * WB_QUANT_BLOCK, xd + b, xsum + b, x + b * WB_QUANT_BLOCK);
+    return finite ? WB_OK : WB_ERR_BAD_ARGUMENT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* kernels. Each path defines, for a group of n <= GROUP blocks of one row:   */
+/*   x_offset(j, i)        where byte i of the group's activation block j     */
+/*                         sits in the kernel's layout of xq                  */
+/*   load_group(w, f, n)   the group's weights, unpacked once per pass        */
+/*   group_dots(&g, xq, xsum, f, n)  the integer part of each block product  */
+/*   load_scales(w, f, n)  dw (and mw) as fp32                                */
+/*   accumulate(acc, dots, s, xd, xs, f)  acc += the scaled block products    */
+/*   reduce(acc), store_dots(out, dots, n)                                    */
+/* The activation arrays are padded with zeros to whole groups, so the        */
+/* kernels read them without masks; weights are never read past block n - 1.  */
+/* ------------------------------------------------------------------------ */
+
+#define INLINE static inline __attribute__((always_inline))
+#define GROUP 8
+
+#if defined(PATH_AVX512VNNI) || defined(PATH_AVX2)
+
+/* Both SIMD kernels work on pairs of blocks (k, k + 4), k < 4, one per 128-bit
+ * half of a ymm register: the first 16 weights of both blocks in one
+ * register, the last 16 in another. The activations are stored to match, so
+ * a 4-bit block is unpacked with one shift and two masks and no shuffle:
+ *   pair k (64 bytes): x_k[0:16] x_k+4[0:16] x_k[16:32] x_k+4[16:32]
+ * and after the multiply-adds, 128-bit half 0 of pair k's int32 lanes holds
+ * block k, half 1 block k + 4, so two levels of hadd leave the 8 block sums
+ * in block order. */
+static inline int64_t x_offset(int j, int i)
+{
+    return 64 * (j & 3) + (i >= 16 ? 32 : 0) + (j >= 4 ? 16 : 0) + (i & 15);
+}
+
+typedef struct {
+    __m256i lo[4], hi[4]; /* pair k: weights 0..15, 16..31 of blocks k | k + 4 */
+} wgroup_t;
+typedef __m256i ivec_t;
+typedef struct {
+    __m256 d, m;
+} scales_t;
+typedef __m256 facc_t;
+
+/* 16 bytes at a, then 16 at b (zeros when b is NULL). */
+INLINE __m256i load_halves(const uint8_t *a, const uint8_t *b)
+{
+    __m128i lo = _mm_loadu_si128((const __m128i *)a);
+    __m128i hi = b != NULL ? _mm_loadu_si128((const __m128i *)b) : _mm_setzero_si128();
+    return _mm256_set_m128i(hi, lo);
+}
+
+INLINE wgroup_t load_group(const uint8_t *w, int format, int n)
+{
+    int64_t bytes = block_bytes(format), offset = quants_offset(format);
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    wgroup_t g;
+    for (int k = 0; k < 4; k++) {
+        g.lo[k] = g.hi[k] = _mm256_setzero_si256();
+        if (k >= n)
+            continue;
+        const uint8_t *a = w + k * bytes + offset;
+        const uint8_t *b = k + 4 < n ? w + (k + 4) * bytes + offset : NULL;
+        if (format == WB_QUANT_Q8_0) {
+            g.lo[k] = load_halves(a, b);
+            g.hi[k] = load_halves(a + 16, b != NULL ? b + 16 : NULL);
+#if defined(PATH_AVX512VNNI)
+            /* dpbusd takes unsigned weights: q + 128, corrected by -128 xsum in group_dots. */
+            g.lo[k] = _mm256_xor_si256(g.lo[k], _mm256_set1_epi8((char)0x80));
+            g.hi[k] = _mm256_xor_si256(g.hi[k], _mm256_set1_epi8((char)0x80));
+#endif
+        } else {
+            __m256i packed = load_halves(a, b);
+            g.lo[k] = _mm256_and_si256(packed, low_nibbles);
+            g.hi[k] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_nibbles);
+        }
+    }
+    return g;
+}
+
+/* int32 lanes of w . x for one pair: lane l sums the products of bytes 4l..4l+3. */
+INLINE __m256i pair_dots(const wgroup_t *g, int k, const int8_t *x, int format)
+{
+    __m256i xl = _mm256_loadu_si256((const __m256i *)x);
+    __m256i xh = _mm256_loadu_si256((const __m256i *)(x + 32));
+#if defined(PATH_AVX512VNNI)
+    (void)format;
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), g->lo[k], xl), g->hi[k], xh);
+#else
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (format == WB_QUANT_Q8_0) {
+        /* The sign trick: |q| * (xq with q's sign) = q * xq, unsigned times signed.
+         * A maddubs pair is at most 2 * 128 * 127, so the halves widen before adding. */
+        __m256i lo = _mm256_maddubs_epi16(_mm256_abs_epi8(g->lo[k]), _mm256_sign_epi8(xl, g->lo[k]));
+        __m256i hi = _mm256_maddubs_epi16(_mm256_abs_epi8(g->hi[k]), _mm256_sign_epi8(xh, g->hi[k]));
+        return _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+    }
+    /* Nibble pairs are at most 2 * 15 * 127, so both halves add in int16. */
+    __m256i both = _mm256_add_epi16(_mm256_maddubs_epi16(g->lo[k], xl), _mm256_maddubs_epi16(g->hi[k], xh));
+    return _mm256_madd_epi16(both, ones);
+#endif
+}
+
+INLINE ivec_t group_dots(const wgroup_t *g, const int8_t *xq, const int32_t *xsum, int format, int n)
+{
+    __m256i p[4];
+    for (int k = 0; k < 4; k++)
+        p[k] = k < n ? pair_dots(g, k, xq + 64 * k, format) : _mm256_setzero_si256();
+    __m256i dots = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+#if defined(PATH_AVX512VNNI)
+    if (format != WB_QUANT_Q4_1) {
+        __m256i sums = _mm256_loadu_si256((const __m256i *)xsum);
+        dots = _mm256_sub_epi32(dots, _mm256_slli_epi32(sums, format == WB_QUANT_Q8_0 ? 7 : 3));
+    }
+#else
+    if (format == WB_QUANT_Q4_0)
+        dots = _mm256_sub_epi32(dots, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)xsum), 3));
+#endif
+    return dots;
+}
+
+/* All ones in the first n 32-bit lanes. */
+INLINE __m256i first_lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+#if defined(PATH_AVX512VNNI)
+
+/* A 64-bit byte mask of the first n bytes (n clamped to 0..64). */
+INLINE __mmask64 first_bytes(int64_t n)
+{
+    return n >= 64 ? ~(__mmask64)0 : n <= 0 ? 0 : ((__mmask64)1 << n) - 1;
+}
+
+/* The group's fp16 scales without a gather: its first 256 bytes in four masked
+ * loads (nothing past block n - 1), then two word permutes pick d_j (and Q4_1's
+ * m_j) from bytes * j (+ 2) into words j (and 8 + j). */
+INLINE scales_t load_scales(const uint8_t *w, int format, int n)
+{
+    int64_t bytes = block_bytes(format), span = n * bytes;
+    __m512i z[4];
+    for (int i = 0; i < 4; i++)
+        z[i] = _mm512_maskz_loadu_epi8(first_bytes(span - 64 * i), w + 64 * i);
+    /* word of slot s: (bytes / 2) * (s mod 8) + (s >= 8); a 2-source permute reads its low 6 bits */
+    __m512i slot = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+                                    15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i word = _mm512_add_epi16(
+        _mm512_mullo_epi16(_mm512_and_si512(slot, _mm512_set1_epi16(7)), _mm512_set1_epi16((short)(bytes / 2))),
+        _mm512_and_si512(_mm512_srli_epi16(slot, 3), _mm512_set1_epi16(1)));
+    __mmask32 beyond = _mm512_cmpge_epu16_mask(word, _mm512_set1_epi16(64));
+    __m512i dm = _mm512_mask_blend_epi16(beyond, _mm512_permutex2var_epi16(z[0], word, z[1]),
+                                         _mm512_permutex2var_epi16(z[2], word, z[3]));
+    scales_t s;
+    if (format == WB_QUANT_Q4_1) {
+        __m512 both = _mm512_cvtph_ps(_mm512_castsi512_si256(dm)); /* d0..d7, m0..m7 */
+        s.d = _mm512_castps512_ps256(both);
+        s.m = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(both), 1));
+    } else {
+        s.d = _mm256_cvtph_ps(_mm512_castsi512_si128(dm));
+        s.m = _mm256_setzero_ps();
+    }
+    return s;
+}
+
+#else
+
+/* 8 fp16 values, the 16-bit halves of g's lanes picked by the byte shuffle pick, as fp32. */
+INLINE __m256 halves_to_f32(__m256i g, __m256i pick)
+{
+    __m256i packed = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(g, pick), _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+}
+
+INLINE scales_t load_scales(const uint8_t *w, int format, int n)
+{
+    /* One 32-bit gather at each block's start: fp16 d in the low half, Q4_1's m in the high. */
+    __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                    _mm256_set1_epi32((int)block_bytes(format)));
+    __m256i dm = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)w, at, first_lanes(n), 1);
+    const __m256i low = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                         0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i high = _mm256_setr_epi8(2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1);
+    scales_t s;
+    s.d = halves_to_f32(dm, low);
+    s.m = format == WB_QUANT_Q4_1 ? halves_to_f32(dm, high) : _mm256_setzero_ps();
+    return s;
+}
+
+#endif
+
+INLINE facc_t facc_zero(void)
+{
+    return _mm256_setzero_ps();
+}
+
+INLINE facc_t accumulate(facc_t acc, ivec_t dots, scales_t s, const float *xd, const float *xs, int format)
+{
+    __m256 scale = _mm256_mul_ps(s.d, _mm256_loadu_ps(xd));
+    acc = _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dots)));
+    if (format == WB_QUANT_Q4_1)
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(s.m, _mm256_loadu_ps(xs)));
+    return acc;
+}
+
+INLINE float reduce(facc_t acc)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE void store_dots(int32_t *out, ivec_t dots, int n)
+{
+    _mm256_maskstore_epi32(out, first_lanes(n), dots);
+}
+
+#else /* PATH_SCALAR */
+
+static inline int64_t x_offset(int j, int i)
+{
+    return 32 * j + i;
+}
+
+typedef struct {
+    const uint8_t *w; /* read in place */
+} wgroup_t;
+typedef struct {
+    int32_t v[GROUP];
+} ivec_t;
+typedef struct {
+    float d[GROUP], m[GROUP];
+} scales_t;
+typedef float facc_t;
+
+INLINE wgroup_t load_group(const uint8_t *w, int format, int n)
+{
+    (void)format;
+    (void)n;
+    wgroup_t g = {w};
+    return g;
+}
+
+INLINE ivec_t group_dots(const wgroup_t *g, const int8_t *xq, const int32_t *xsum, int format, int n)
+{
+    int64_t bytes = block_bytes(format), offset = quants_offset(format);
+    ivec_t dots = {{0}};
+    for (int j = 0; j < n; j++) {
+        const int8_t *x = xq + 32 * j;
+        const uint8_t *q = g->w + j * bytes + offset;
+        /* Unsigned weights times signed xq, then the offset: Q8_0 as q + 128 (GCC 12.2 turns
+         * a signed-by-signed loop into vpdpbusd, unsigned by signed, under -march with
+         * AVX512-VNNI, and gets it wrong), Q4_0 as n with -8 xsum. */
+        uint8_t u[WB_QUANT_BLOCK];
+        int32_t offset_sum = 0;
+        if (format == WB_QUANT_Q8_0) {
+            for (int i = 0; i < 32; i++)
+                u[i] = q[i] ^ 0x80;
+            offset_sum = 128 * xsum[j];
+        } else {
+            for (int i = 0; i < 16; i++) {
+                u[i] = q[i] & 0x0F;
+                u[i + 16] = q[i] >> 4;
+            }
+            offset_sum = format == WB_QUANT_Q4_0 ? 8 * xsum[j] : 0;
+        }
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++)
+            s += u[i] * x[i];
+        dots.v[j] = s - offset_sum;
+    }
+    return dots;
+}
+
+INLINE scales_t load_scales(const uint8_t *w, int format, int n)
+{
+    int64_t bytes = block_bytes(format);
+    scales_t s = {{0}, {0}};
+    for (int j = 0; j < n; j++) {
+        s.d[j] = fp16_at(w + j * bytes);
+        if (format == WB_QUANT_Q4_1)
+            s.m[j] = fp16_at(w + j * bytes + 2);
+    }
+    return s;
+}
+
+INLINE facc_t facc_zero(void)
+{
+    return 0.0f;
+}
+
+INLINE facc_t accumulate(facc_t acc, ivec_t dots, scales_t s, const float *xd, const float *xs, int format)
+{
+    for (int j = 0; j < GROUP; j++) {
+        acc += (s.d[j] * xd[j]) * (float)dots.v[j];
+        if (format == WB_QUANT_Q4_1)
+            acc += s.m[j] * xs[j];
+    }
+    return acc;
+}
+
+INLINE float reduce(facc_t acc)
+{
+    return acc;
+}
+
+INLINE void store_dots(int32_t *out, ivec_t dots, int n)
+{
+    memcpy(out, dots.v, (size_t)n * sizeof *out);
+}
+
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* the matrix product                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Quantised activations in the kernels' layout: row t's group g starts at
+ * xq + (t * groups + g) * GROUP * 32 and at xd/xs/xsum + (t * groups + g) * GROUP,
+ * zero-padded past the last block. */
+typedef struct {
+    const int8_t *xq;
+    const float *xd;     /* block scales */
+    const float *xs;     /* xd * xsum, Q4_1's m term */
+    const int32_t *xsum; /* block sums of xq */
+    int64_t T, nb, groups;
+} activations_t;
+
+/* Quantise x (T x cols) into the kernels' layout: workspace sizes, then the arrays. */
+static int64_t padded_blocks(int64_t T, int64_t cols)
+{
+    return T * ((cols / WB_QUANT_BLOCK + GROUP - 1) / GROUP * GROUP);
+}
+
+/* WB_OK, or WB_ERR_BAD_ARGUMENT if x holds inf or nan. */
+static int lay_out_activations(int8_t *xq, float *xd, float *xs, int32_t *xsum, const float *x, int64_t T,
+                               int64_t cols)
+{
+    int finite = 1;
+    int64_t nb = cols / WB_QUANT_BLOCK, padded = padded_blocks(T, cols);
+    memset(xq, 0, (size_t)(padded * WB_QUANT_BLOCK));
+    memset(xd, 0, (size_t)padded * sizeof *xd);
+    memset(xs, 0, (size_t)padded * sizeof *xs);
+    memset(xsum, 0, (size_t)padded * sizeof *xsum);
+    int64_t per_row = padded / (T > 0 ? T : 1);
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t at = t * per_row + b; /* this block's slot: group at / GROUP, j = at % GROUP */
+            int8_t q[WB_QUANT_BLOCK];
+            finite &= quantize_x_block(q, &xd[at], &xsum[at], x + (t * nb + b) * WB_QUANT_BLOCK);
+            xs[at] = xd[at] * (float)xsum[at];
+            int8_t *group = xq + (at - at % GROUP) * WB_QUANT_BLOCK;
+            int j = (int)(at % GROUP);
+            memcpy(group + x_offset(j, 0), q, 16);
+            memcpy(group + x_offset(j, 16), q + 16, 16);
+        }
+    }
+    return finite ? WB_OK : WB_ERR_BAD_ARGUMENT;
+}
+
+/* One group of n blocks at w, against nt activation rows from t0, added to acc[0..nt). */
+INLINE void group_into(facc_t *acc, const uint8_t *w, int format, int n, const activations_t *a,
+                       int64_t t0, int64_t nt, int64_t g)
+{
+    wgroup_t weights = load_group(w, format, n);
+    scales_t s = load_scales(w, format, n);
+    for (int64_t t = 0; t < nt; t++) {
+        int64_t at = ((t0 + t) * a->groups + g) * GROUP;
+        ivec_t dots = group_dots(&weights, a->xq + at * WB_QUANT_BLOCK, a->xsum + at, format, n);
+        acc[t] = accumulate(acc[t], dots, s, a->xd + at, a->xs + at, format);
+    }
+}
+
+/* out[t * rows] = x_t . row for nt activation rows from t0. */
+INLINE void row_pass(float *out, int64_t rows, const uint8_t *row, int format, const activations_t *a,
+                     int64_t t0, int64_t nt)
+{
+    int64_t bytes = block_bytes(format), full = a->nb / GROUP;
+    facc_t acc[TT];
+    for (int64_t t = 0; t < nt; t++)
+        acc[t] = facc_zero();
+    for (int64_t g = 0; g < full; g++)
+        group_into(acc, row + g * GROUP * bytes, format, GROUP, a, t0, nt, g);
+    if (full < a->groups)
+        group_into(acc, row + full * GROUP * bytes, format, (int)(a->nb - full * GROUP), a, t0, nt, full);
+    for (int64_t t = 0; t < nt; t++)
+        out[(t0 + t) * rows] = reduce(acc[t]);
+}
+
+INLINE void matmul_row(float *out, int64_t rows, const uint8_t *row, int format, const activations_t *a)
+{
+    if (a->T == 1) {
+        row_pass(out, rows, row, format, a, 0, 1); /* decoding: one token, accumulators in registers */
+        return;
+    }
+    for (int64_t t0 = 0; t0 < a->T; t0 += TT)
+        row_pass(out, rows, row, format, a, t0, a->T - t0 < TT ? a->T - t0 : TT);
+}
+
+/* A constant format per call, so each inlined copy drops the other formats' code. */
+INLINE void matmul_row_of(float *out, int64_t rows, const uint8_t *row, int format, const activations_t *a)
+{
+    switch (format) {
+    case WB_QUANT_Q8_0: matmul_row(out, rows, row, WB_QUANT_Q8_0, a); break;
+    case WB_QUANT_Q4_0: matmul_row(out, rows, row, WB_QUANT_Q4_0, a); break;
+    default: matmul_row(out, rows, row, WB_QUANT_Q4_1, a); break;
+    }
+}
+
+static void matmul_rows(float *restrict out, const uint8_t *w, int format, int64_t rows,
+                        const activations_t *shared, int n_threads)
+{
+    const activations_t local = *shared, *a = &local; /* in registers: out's stores can't touch it */
+    int64_t row_bytes = a->nb * block_bytes(format);
+    if (n_threads == 1 || rows * a->nb * WB_QUANT_BLOCK < PARALLEL_MIN_WEIGHTS) {
+        /* No OpenMP region at all: entering one costs microseconds, and a decoder makes
+         * hundreds of these calls per token. */
+        for (int64_t r = 0; r < rows; r++)
+            matmul_row_of(out + r, rows, w + r * row_bytes, format, a);
+        return;
+    }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        matmul_row_of(out + r, rows, w + r * row_bytes, format, a);
+}
+
+static int64_t round_up_64(int64_t n)
+{
+    return (n + 63) / 64 * 64;
+}
+
+int64_t wb_quant_workspace_bytes(int64_t T, int64_t cols)
+{
+    if (T < 0 || cols < 0 || cols % WB_QUANT_BLOCK != 0)
+        return WB_ERR_BAD_SIZE;
+    int64_t padded = padded_blocks(T, cols);
+    /* 64 to align the start, then xq, xd, xs, xsum each on a 64-byte boundary. */
+    return 64 + round_up_64(padded * WB_QUANT_BLOCK) + 3 * round_up_64(4 * padded);
+}
+
+int wb_quant_matmul_f32(float *out, const float *x, const uint8_t *w, int format,
+                        int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
+                        int64_t workspace_bytes, int n_threads)
+{
+    int status = check_matrix(format, rows, cols);
+    if (status != WB_OK)
+        return status;
+    if (T < 0)
+        return WB_ERR_BAD_SIZE;
+    if (n_threads < 1 || n_threads > WB_QUANT_MAX_THREADS)
+        return WB_ERR_BAD_THREADS;
+    if (T == 0 || rows == 0)
+        return WB_OK;
+    if (out == NULL || (cols > 0 && (x == NULL || w == NULL || workspace == NULL)))
+        return WB_ERR_NULL_POINTER;
+    if (cols == 0) {
+        memset(out, 0, (size_t)(T * rows) * sizeof *out);
+        return WB_OK;
+    }
+    if (workspace_bytes < wb_quant_workspace_bytes(T, cols))
+        return WB_ERR_OUTPUT_FULL;
+
+    int64_t padded = padded_blocks(T, cols);
+    uint8_t *base = workspace + (64 - (uintptr_t)workspace % 64) % 64;
+    int8_t *xq = (int8_t *)base;
+    float *xd = (float *)(base + round_up_64(padded * WB_QUANT_BLOCK));
+    float *xs = (float *)((uint8_t *)xd + round_up_64(4 * padded));
+    int32_t *xsum = (int32_t *)((uint8_t *)xs + round_up_64(4 * padded));
+    status = lay_out_activations(xq, xd, xs, xsum, x, T, cols);
+    if (status != WB_OK)
+        return status;
+
+    activations_t a = {xq, xd, xs, xsum, T, cols / WB_QUANT_BLOCK, padded / T / GROUP};
+    matmul_rows(out, w, format, rows, &a, n_threads);
+    return WB_OK;
+}
+
+/* One group's integer parts into out (n ints), with a constant format; xq and
+ * xsum in natural order, copied into the kernel's layout first. */
+INLINE void dots_into(int32_t *out, const uint8_t *w, int format, int n, const int8_t *xq, const int32_t *xsum)
+{
+    int8_t x[GROUP * WB_QUANT_BLOCK] = {0};
+    int32_t sums[GROUP] = {0};
+    for (int j = 0; j < n; j++) {
+        memcpy(x + x_offset(j, 0), xq + j * WB_QUANT_BLOCK, 16);
+        memcpy(x + x_offset(j, 16), xq + j * WB_QUANT_BLOCK + 16, 16);
+        sums[j] = xsum[j];
+    }
+    wgroup_t g = load_group(w, format, n);
+    store_dots(out, group_dots(&g, x, sums, format, n), n);
+}
+
+int wb_quant_block_dots_i32(int32_t *out, const uint8_t *w, int format, const int8_t *xq,
+                            const int32_t *xsum, int64_t rows, int64_t cols)
+{
+    int status = check_matrix(format, rows, cols);
+    if (status != WB_OK)
+        return status;
+    if (rows == 0 || cols == 0)
+        return WB_OK;
+    if (out == NULL || w == NULL || xq == NULL || xsum == NULL)
+        return WB_ERR_NULL_POINTER;
+    int64_t nb = cols / WB_QUANT_BLOCK, bytes = block_bytes(format);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t b0 = 0; b0 < nb; b0 += GROUP) {
+            int n = (int)(nb - b0 < GROUP ? nb - b0 : GROUP);
+            const uint8_t *wg = w + (r * nb + b0) * bytes;
+            int32_t *o = out + r * nb + b0;
+            const int8_t *x = xq + b0 * WB_QUANT_BLOCK;
+            switch (format) {
+            case WB_QUANT_Q8_0: dots_into(o, wg, WB_QUANT_Q8_0, n, x, xsum + b0); break;
+            case WB_QUANT_Q4_0: dots_into(o, wg, WB_QUANT_Q4_0, n, x, xsum + b0); break;
+            default: dots_into(o, wg, WB_QUANT_Q4_1, n, x, xsum + b0); break;
+            }
+        }
+    }
+    return WB_OK;
+}

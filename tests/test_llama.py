@@ -1,0 +1,242 @@
+"""SmolLM2-135M-Instruct from its GGUF file on the project's layers, checked against Hugging Face transformers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from workbench_engines.errors import EngineError
+from workbench_engines.gguf_file import GGUFError, INSTALL_LINE, bundled_model_path, card_from, open_gguf
+
+torch = pytest.importorskip("torch")
+
+try:
+    MODEL_PATH = bundled_model_path()
+except GGUFError:
+    MODEL_PATH = None
+needs_model = pytest.mark.skipif(MODEL_PATH is None, reason=f"the real model is not installed: {INSTALL_LINE}")
+
+PROMPTS = [
+    "The capital of France is",
+    "To be, or not to be, that is the question:",
+    "def fibonacci(n):",
+    "Once upon a time, in a small village,",
+    "<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n<|im_start|>assistant\n",
+]
+
+
+@pytest.fixture(scope="module")
+def fp32():
+    from workbench_engines.models import llama
+
+    return llama.load(MODEL_PATH, weights="fp32")
+
+
+@pytest.fixture(scope="module")
+def quantized():
+    from workbench_engines.models import llama
+
+    return llama.load(MODEL_PATH, weights="quantized", threads=2)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """transformers' own Llama on the same file (it dequantises the GGUF itself): the peer every figure is held to."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(MODEL_PATH.parent), gguf_file=MODEL_PATH.name,
+                                                              dtype=torch.float32).eval()
+    return model
+
+
+def plays_ids(tokenizer, count: int) -> list[int]:
+    from workbench_engines.corpus import read_text
+
+    ids = tokenizer.encode(read_text(limit=40_000))
+    assert len(ids) >= count
+    return ids[:count]
+
+
+def hf_permute(w: np.ndarray, heads: int) -> np.ndarray:
+    """llama.cpp's convert_hf_to_gguf permute, written out: what the file's Q and K rows went through."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def test_unpermute_undoes_the_conversion(rng):
+    from workbench_engines.models.llama import unpermute_rows
+
+    w = rng.standard_normal((9 * 64, 20))
+    np.testing.assert_array_equal(unpermute_rows(hf_permute(w, 9), 9), w)
+    blocks = rng.integers(0, 256, (3 * 64, 40), dtype=np.uint8)  # rows of quantised blocks move the same way
+    np.testing.assert_array_equal(unpermute_rows(hf_permute(blocks, 3), 3), blocks)
+
+
+def test_the_two_rope_layouts_agree_after_the_permutation(rng):
+    from workbench_engines.positional import rope, rope_permutation
+
+    q = rng.standard_normal((2, 9, 11, 64))  # (B, NH, T, HS)
+    perm = rope_permutation(64)
+    interleaved = rope(q[..., perm], base=100000.0, layout="interleaved")
+    np.testing.assert_allclose(interleaved, rope(q, base=100000.0)[..., perm], atol=1e-12)
+    # The permutation is what llama.cpp's conversion applies to each head's rows.
+    np.testing.assert_array_equal(hf_permute(np.arange(64), 1), perm)
+
+
+@needs_model
+def test_the_card_is_read_from_the_file():
+    card = card_from(open_gguf(MODEL_PATH), MODEL_PATH)
+    assert (card.layers, card.d_model, card.n_heads, card.kv_heads, card.head_dim) == (30, 576, 9, 3, 64)
+    assert (card.d_ff, card.vocab_size, card.context, card.rope_base) == (1536, 49152, 8192, 100000.0)
+    assert card.tied_embeddings and card.tensor_types == {"Q4_1": 210, "Q8_0": 1, "F32": 61}
+    assert card.parameter_count == 134_515_008
+    assert card.kv_bytes_per_token(2) == 2 * 30 * 3 * 64 * 2
+    from workbench_engines.kvcache import REAL_MODELS
+
+    shape = REAL_MODELS["SmolLM2-135M"]  # the KV-memory lab's entry is the file's shape
+    assert (shape.layers, shape.kv_heads, shape.head_dim, shape.context) == (30, 3, 64, 8192)
+
+
+@needs_model
+def test_the_fp32_model_has_the_cards_parameters(fp32):
+    assert sum(p.numel() for p in fp32.model.parameters()) == fp32.card.parameter_count
+
+
+@needs_model
+@pytest.mark.slow
+@pytest.mark.parametrize("length", [1, 7, 100, 1000])
+def test_logits_match_transformers(fp32, reference, length):
+    """fp32 against fp32: the same weights and formulas, summed in another order (fused K/V, SDPA), so the
+    logits differ by float32 round-off accumulated over 30 layers: a relative error near 1e-6."""
+    ids = torch.tensor([plays_ids(fp32.tokenizer, length)])
+    with torch.inference_mode():
+        ours, theirs = fp32.model(ids), reference(ids).logits
+    worst = float((ours - theirs).abs().max())
+    relative = float((ours - theirs).norm() / theirs.norm())
+    assert worst < 2e-3 and relative < 2e-5, (worst, relative)
+    assert bool((ours.argmax(-1) == theirs.argmax(-1)).float().mean() >= 0.999)
+
+
+def greedy_with_transformers(model, ids: list[int], steps: int) -> list[int]:
+    """transformers' forward with its own KV cache, argmax each step, nothing else: the plain greedy loop.
+
+    (``generate(min_new_tokens=...)`` would also forbid <|im_end|> until the
+    length is reached, which changes the tokens once the model wants to stop.)
+    """
+    out, past, feed = [], None, ids
+    with torch.inference_mode():
+        for _ in range(steps):
+            result = model(torch.tensor([feed]), past_key_values=past, use_cache=True)
+            past = result.past_key_values
+            out.append(int(result.logits[0, -1].argmax()))
+            feed = [out[-1]]
+    return out
+
+
+@needs_model
+@pytest.mark.slow
+def test_greedy_continuations_are_identical_to_transformers(fp32, reference):
+    from workbench_engines.generation import generate
+
+    for prompt in PROMPTS:
+        ids = fp32.prompt_ids(prompt)
+        assert generate(fp32.model, ids, 64).tokens == greedy_with_transformers(reference, ids, 64), prompt
+
+
+@needs_model
+@pytest.mark.slow
+def test_the_quantized_path_agrees_with_fp32(fp32, quantized):
+    """Issue 13: top-1 agreement of at least 99% over 2,000 tokens of the plays, with the KL divergence reported."""
+    ids = torch.tensor([plays_ids(fp32.tokenizer, 2000)])
+    with torch.inference_mode():
+        p = torch.log_softmax(fp32.model(ids)[0].double(), -1)
+        q = torch.log_softmax(quantized.model(ids)[0].double(), -1)
+    agreement = float((p.argmax(-1) == q.argmax(-1)).double().mean())
+    kl = float((p.exp() * (p - q)).sum(-1).mean())
+    print(f"quantized vs fp32 over 2000 tokens: top-1 agreement {agreement:.4f}, KL {kl:.5f} nats/token")
+    assert agreement >= 0.99 and 0 <= kl < 0.01
+
+
+@needs_model
+def test_decoding_with_every_cache_gives_the_same_tokens(quantized):
+    from workbench_engines.generation import generate
+
+    ids = quantized.prompt_ids(quantized.chat([{"role": "user", "content": "Name a colour."}]))
+    runs = [generate(quantized.model, ids, 12, cache=cache, stop_tokens=quantized.stop_tokens).tokens
+            for cache in ("contiguous", "paged")]
+    assert runs[0] == runs[1] and 0 < len(runs[0]) <= 12
+    if len(runs[0]) < 12:
+        assert runs[0][-1] in quantized.stop_tokens  # stopped at the end of the turn
+
+
+@needs_model
+def test_chat_prompt_uses_the_files_template(fp32):
+    text = fp32.chat([{"role": "user", "content": "Hi"}])
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    ids = fp32.prompt_ids(text)
+    assert ids[0] == fp32.tokenizer.special_tokens["<|im_start|>"]
+
+
+# ---- bad input -------------------------------------------------------------------------------------------
+
+
+def _write_gguf(path, architecture: str, *, quant: str | None = None) -> None:
+    from gguf import GGMLQuantizationType, GGUFWriter
+
+    writer = GGUFWriter(str(path), architecture)
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 32), dtype=np.float32))
+    if quant:
+        qtype = GGMLQuantizationType[quant]
+        from gguf.constants import GGML_QUANT_SIZES
+
+        writer.add_tensor("blk.0.x.weight", np.zeros((1, GGML_QUANT_SIZES[qtype][1]), dtype=np.uint8), raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_a_missing_or_foreign_file_is_refused(tmp_path):
+    from workbench_engines.models import llama
+
+    with pytest.raises(GGUFError, match="no such GGUF file"):
+        llama.load(tmp_path / "missing.gguf")
+    (tmp_path / "notes.gguf").write_text("hello")
+    with pytest.raises(GGUFError, match="not a GGUF file"):
+        llama.load(tmp_path / "notes.gguf")
+
+
+def test_another_architecture_or_quant_type_is_refused(tmp_path):
+    from workbench_engines.models import llama
+
+    _write_gguf(tmp_path / "gpt2.gguf", "gpt2")
+    with pytest.raises(GGUFError, match="architecture 'gpt2' is not supported"):
+        llama.load(tmp_path / "gpt2.gguf")
+    _write_gguf(tmp_path / "k.gguf", "llama", quant="Q5_K")
+    with pytest.raises(GGUFError, match="Q5_K have no kernel"):
+        llama.load(tmp_path / "k.gguf")
+    with pytest.raises(EngineError, match="unknown weights"):
+        llama.load(tmp_path / "k.gguf", weights="int3")
+
+
+@needs_model
+def test_a_truncated_file_is_refused(tmp_path):
+    from workbench_engines.models import llama
+
+    with MODEL_PATH.open("rb") as source:
+        (tmp_path / "cut.gguf").write_bytes(source.read(5_000_000))
+    with pytest.raises(GGUFError, match="damaged or truncated"):
+        llama.load(tmp_path / "cut.gguf")
+
+
+@needs_model
+def test_empty_and_overlong_prompts_are_refused(quantized):
+    from workbench_engines.generation import generate
+
+    with pytest.raises(EngineError, match="empty"):
+        quantized.prompt_ids("")
+    with pytest.raises(EngineError, match="exceeds the context"):
+        generate(quantized.model, [1] * quantized.card.context, 1)
+    assert math.isfinite(float(quantized.model(torch.tensor([[1, 2, 3]]))[0, -1, 0]))
