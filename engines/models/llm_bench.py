@@ -3,7 +3,10 @@
 Contenders, each at 1 and 2 threads:
 
 - ours, fp32: the GGUF dequantised once into float32 torch weights;
-- ours, quantized: the Q4_1/Q8_0 blocks as stored, every product in the C kernel;
+- ours, quantized: the Q4_1/Q8_0 blocks as stored, every decode product in the C kernel
+  with the activation kept in float32 (the float32 model's function to round-off);
+- ours, quantized with int8 x: the same blocks, each block of the activation rounded to
+  int8 first and integer dot products, as llama.cpp does;
 - transformers, fp32 eager: Hugging Face's Llama on the same file, dequantised by transformers;
 - llama.cpp, through ``llama-cpp-python`` when it is installed (``make llama-cpp``), on the Q4_1 file.
 
@@ -27,14 +30,17 @@ from workbench_engines.profiling.bench import Case, Contender, torch_threads
 PREFILL, NEW_TOKENS = 512, 128
 QUICK_PREFILL, QUICK_NEW = 32, 8
 BANDWIDTH_BYTES = 512 * 2**20
-CHAT = [{"role": "user", "content": "Tell me about the moon."}]
+CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about the moon."}]
+"""The decode prompt: 21 tokens through the chat template."""
 
 
 @cache
 def _models():
+    """The three ways the workbench holds SmolLM2's weights: float32, quantised, quantised with int8 activations."""
     from workbench_engines.models import llama
 
-    return llama.load(weights="fp32"), llama.load(weights="quantized")
+    return (llama.load(weights="fp32"), llama.load(weights="quantized"),
+            llama.load(weights="quantized", activations="int8"))
 
 
 def _threads(n: int, quantized=None):
@@ -82,7 +88,7 @@ def _bandwidth_case(threads: tuple[int, ...] = (1, 2)) -> Case:
     for n in threads:
         setup, teardown = torch_threads(n)
         contenders.append(Contender(f"read 512 MiB, {n}T", lambda: float(data.sum()), "torch", setup, teardown))
-    return Case("memory read bandwidth (sum of a 512 MiB float32 array)", contenders,
+    return Case("memory read bandwidth", contenders,
                 lambda expected, got: None if got == expected else f"sum {got} != {expected}",
                 contenders[0].name, (), bytes_moved=float(BANDWIDTH_BYTES))
 
@@ -104,7 +110,7 @@ def _close_distribution(expected, got) -> str | None:
 def _prefill_case(ids: list[int], threads: int) -> Case:
     import torch
 
-    fp32, quantized = _models()
+    fp32, quantized, _ = _models()
 
     def ours(model):
         with torch.inference_mode():
@@ -114,10 +120,10 @@ def _prefill_case(ids: list[int], threads: int) -> Case:
         with torch.inference_mode():
             return _last_logprobs(_transformers()(torch.tensor([ids])).logits[0, -1])
 
-    contenders = [Contender(f"ours fp32 {threads}T", partial(ours, fp32.model), "torch", *_threads(threads)),
-                  Contender(f"ours quantized {threads}T", partial(ours, quantized.model), "native",
+    contenders = [Contender("ours fp32", partial(ours, fp32.model), "torch", *_threads(threads)),
+                  Contender("ours quantized", partial(ours, quantized.model), "native",
                             *_threads(threads, quantized)),
-                  Contender(f"transformers fp32 {threads}T", theirs, "torch", *_threads(threads))]
+                  Contender("transformers fp32", theirs, "torch", *_threads(threads))]
     if find_spec("llama_cpp") is not None:
         def cpp():
             model = _llama_cpp(threads)
@@ -125,7 +131,7 @@ def _prefill_case(ids: list[int], threads: int) -> Case:
             model.eval(ids)
             return _last_logprobs(model.eval_logits[-1])
 
-        contenders.append(Contender(f"llama.cpp Q4_1 {threads}T", cpp, "llama.cpp"))
+        contenders.append(Contender("llama.cpp Q4_1", cpp, "llama.cpp"))
     base = contenders[2].name
     return Case(f"prefill {len(ids)} tokens, {threads} thread{'s' * (threads > 1)}", contenders, _close_distribution,
                 contenders[0].name, (base,), per_run=(len(ids), "tokens"), repeats=3, warmup=1)
@@ -136,7 +142,7 @@ def _decode_case(ids: list[int], new: int, threads: int, peers: bool = True) -> 
 
     from workbench_engines.generation import generate
 
-    fp32, quantized = _models()
+    fp32, quantized, int8 = _models()
 
     def theirs():
         with torch.inference_mode():
@@ -148,13 +154,15 @@ def _decode_case(ids: list[int], new: int, threads: int, peers: bool = True) -> 
         return generate(model, ids, new).tokens
 
     contenders = [
-        Contender(f"ours fp32 {threads}T", partial(ours, fp32.model), "torch", *_threads(threads),
+        Contender("ours fp32", partial(ours, fp32.model), "torch", *_threads(threads),
                   bytes_moved=new * weight_bytes_per_token(fp32)),
-        Contender(f"ours quantized {threads}T", partial(ours, quantized.model), "native",
+        Contender("ours quantized", partial(ours, quantized.model), "native",
                   *_threads(threads, quantized), bytes_moved=new * weight_bytes_per_token(quantized)),
+        Contender("ours quantized, int8 x", partial(ours, int8.model), "native",
+                  *_threads(threads, int8), bytes_moved=new * weight_bytes_per_token(int8)),
     ]
     if peers:
-        contenders.append(Contender(f"transformers fp32 {threads}T", theirs, "torch", *_threads(threads),
+        contenders.append(Contender("transformers fp32", theirs, "torch", *_threads(threads),
                                     bytes_moved=new * weight_bytes_per_token(fp32)))
     if peers and find_spec("llama_cpp") is not None:
         def cpp():
@@ -167,7 +175,7 @@ def _decode_case(ids: list[int], new: int, threads: int, peers: bool = True) -> 
                     break
             return out
 
-        contenders.append(Contender(f"llama.cpp Q4_1 {threads}T", cpp, "llama.cpp",
+        contenders.append(Contender("llama.cpp Q4_1", cpp, "llama.cpp",
                                     bytes_moved=new * weight_bytes_per_token(quantized)))
 
     def check(expected: list[int], got: list[int]) -> str | None:
@@ -177,7 +185,7 @@ def _decode_case(ids: list[int], new: int, threads: int, peers: bool = True) -> 
             return f"{len(got)} tokens, not {len(expected)}"
         return None
 
-    base = contenders[2].name if peers else contenders[0].name
+    base = contenders[3].name if peers else contenders[0].name
     return Case(f"decode {new} tokens after {len(ids)}, {threads} thread{'s' * (threads > 1)}", contenders, check,
                 contenders[0].name, (base,), per_run=(new, "tokens"), repeats=3, warmup=1, interleave=True)
 
@@ -185,7 +193,7 @@ def _decode_case(ids: list[int], new: int, threads: int, peers: bool = True) -> 
 def cases(quick: bool = False) -> list[Case]:
     from workbench_engines.corpus import read_text
 
-    fp32, _ = _models()
+    fp32 = _models()[0]
     chat_ids = fp32.prompt_ids(fp32.chat(CHAT))
     prompt = fp32.tokenizer.encode(read_text(limit=20_000))[: QUICK_PREFILL if quick else PREFILL]
     new = QUICK_NEW if quick else NEW_TOKENS
@@ -198,13 +206,13 @@ def cases(quick: bool = False) -> list[Case]:
 
 def decode_race_cases(new: int = 32) -> list[Case]:
     """The lesson's race: this machine's read bandwidth, then fp32 against quantized decoding, one thread each."""
-    fp32, _ = _models()
+    fp32 = _models()[0]
     return [_bandwidth_case((1,)), _decode_case(fp32.prompt_ids(fp32.chat(CHAT)), new, 1, peers=False)]
 
 
 def roofline_note(rows) -> str:
     """For each decode row: the bytes a token reads, the ceiling the measured bandwidth puts on tokens/s, the share reached."""
-    bandwidth = next((row.gbytes_per_s for row in rows if row.name.startswith("read 512 MiB, 1T")), 0.0)
+    bandwidth = next((row.gbytes_per_s for row in rows if row.name == "read 512 MiB, 1T"), 0.0)
     lines = []
     for row in rows:
         if not row.case.startswith("decode") or not row.bytes_moved or not bandwidth:

@@ -9,19 +9,25 @@ the layouts; 8.5, 4.5 and 5.0 bits per weight)::
     w = QuantTensor.from_gguf(tensors["blk.0.ffn_up.weight"])  # Q4_1 1536x576, 552,960 bytes
     y = matmul(x, w)                                           # x (T, 576) float32 -> y (T, 1536)
     W = dequantize(w)                                          # (1536, 576) float32
+    up = PreparedQuant(w)                                      # checked once, for a decode loop: y = up(x)
 
-``backend="native"`` (what "auto" picks where the C kernels load) is
-llama.cpp's way: each block of 32 activations is rounded to int8 with one
-scale and every block product is an integer dot product, so it reads the
-weights as stored, 3.8-7x fewer bytes than fp32. ``backend="reference"`` is the
-NumPy version: dequantise, then x @ W.T in float32; it does *not* round x, so
-the two differ by that rounding. Each output moves by at most
-``reference.rounding_bound(x, W)`` (half a step of x's int8 grid times the
-weights' magnitudes, block by block), plus float32 summation error, which
-tests/test_quant.py checks on real and random tensors. On SmolLM2's
-projections with inputs made from real token embeddings the difference is
-0.4-1.6% of the output's norm (native/src/wb_quant.c says how that was
-measured), the order of the weights' own 4-bit rounding.
+Both products read the blocks as stored, 3.8-7x fewer bytes than fp32, and
+differ in what they do with x (``activations=``):
+
+- ``"float32"`` (the default) keeps x as it is and dequantises the weights in
+  registers: the result is x @ W.T with W dequantised, to float32 round-off
+  (at most ``reference.exact_bound(x, blocks, format)``, of the order of
+  1e-6 of |x|·|W|).
+- ``"int8"`` is llama.cpp's way: each block of 32 activations is rounded to
+  int8 with one scale and every block product is an integer dot product. Each
+  output moves by up to ``reference.rounding_bound(x, W)``: 0.4-1.6% of the
+  output's norm on SmolLM2's projections (native/src/wb_quant.c says how that
+  was measured), enough to flip the top token where two are nearly tied.
+
+``backend="native"`` (what "auto" picks where the C kernels load) runs
+native/src/wb_quant.c; ``backend="reference"`` the NumPy statement of the same
+product (``reference.matmul`` or ``reference.integer_matmul``).
+tests/test_quant.py holds both to their bounds on real and random tensors.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ import numpy as np
 
 from workbench_engines.backends import Choice, resolve
 from workbench_engines.quant import reference
+from workbench_engines.quant.prepared import PreparedQuant
 from workbench_engines.quant.reference import BLOCK, FORMATS, bits_per_weight
-from workbench_engines.quant.tensor import QuantTensor, check_activations
+from workbench_engines.quant.tensor import ACTIVATIONS, NOT_CONTIGUOUS, QuantTensor, check_activations, check_mode
 
 BACKENDS = ("native", "reference")
 
@@ -65,26 +72,33 @@ def dequantize(tensor: QuantTensor, *, backend: str = "auto", threads: int | Non
     return reference.dequantize(tensor.blocks, tensor.format)
 
 
-def matmul(x: np.ndarray, tensor: QuantTensor, *, backend: str = "auto", threads: int | None = None) -> np.ndarray:
+def matmul(x: np.ndarray, tensor: QuantTensor, *, backend: str = "auto", activations: str = "float32",
+           threads: int | None = None) -> np.ndarray:
     """y = x @ W.T for x (cols,) or (T, cols) float32, C-contiguous and finite: (rows,) or (T, rows) float32.
 
-    native rounds x to int8 blocks (decoding is T = 1; a short prefill is
-    T > 1 and reads each weight once per 8 rows of x); reference does not.
-    ``threads`` (native only) splits the output rows; the result does not
-    depend on it. Bad input raises TypeError or ValueError on either backend.
+    ``activations`` says what happens to x: "float32" uses it as it is,
+    "int8" rounds it to int8 blocks first (decoding is T = 1; a short prefill
+    is T > 1 and reads each weight once per 4 or 8 rows of x). ``threads``
+    (native only) splits the output rows; the result does not depend on it.
+    Everything is checked on every call; a decode loop wants
+    :class:`PreparedQuant`. Bad input raises TypeError or ValueError on either backend.
     """
     tensor = _tensor(tensor)
+    check_mode(activations)
     if not isinstance(x, np.ndarray) or x.ndim not in (1, 2):
         raise ValueError(f"x must be a (cols,) or (T, cols) numpy array, got {getattr(x, 'shape', type(x).__name__)}")
+    if not x.flags.c_contiguous:  # a strided vector would be copied by the reshape below, not refused
+        raise ValueError(NOT_CONTIGUOUS)
     rows2d = x.reshape(1, -1) if x.ndim == 1 else x
     if choose_backend(backend).name == "native":
         from workbench_engines.quant import native
 
-        y = native.matmul(rows2d, tensor, threads)
+        y = native.matmul(rows2d, tensor, threads, activations)
     else:
         tensor.validate()
         check_activations(rows2d, tensor.cols)
-        y = reference.matmul(rows2d, tensor.blocks, tensor.format)
+        product = reference.matmul if activations == "float32" else reference.integer_matmul
+        y = product(rows2d, tensor.blocks, tensor.format)
     return y[0] if x.ndim == 1 else y
 
 
@@ -94,9 +108,11 @@ def quantize(w: np.ndarray, format: str, name: str = "") -> QuantTensor:
 
 
 __all__ = [
+    "ACTIVATIONS",
     "BACKENDS",
     "BLOCK",
     "FORMATS",
+    "PreparedQuant",
     "QuantTensor",
     "bits_per_weight",
     "choose_backend",

@@ -1,11 +1,15 @@
-"""The GGUF block kernels of native/src/wb_quant.c: dequantisation and the quantised product.
+"""The GGUF block kernels of native/src/wb_quant.c: dequantisation and the two quantised products.
 
 Same contracts as :mod:`workbench_engines.quant.reference`. Every argument is
 checked here, right before its pointer crosses to C: the tensor's format,
 shape and blocks (again, as an array's shape can change after construction),
 x's dtype, layout and width, and the thread count. Whether x is finite the C
-kernel checks as it rounds x (one pass fewer over x); inf or nan raises
+kernels check as they read x (one pass fewer over it); inf or nan raises
 ValueError all the same.
+
+Two products, chosen by ``activations``: "float32" (wb_quant_matmul_exact_f32,
+x as it is, weights dequantised in registers) and "int8" (wb_quant_matmul_f32,
+x rounded to int8 blocks as llama.cpp does).
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ import numpy as np
 
 from workbench_engines.nativelib import check_status, default_threads, native
 from workbench_engines.quant.reference import BLOCK
-from workbench_engines.quant.tensor import NOT_FINITE, QuantTensor, check_activations
+from workbench_engines.quant.tensor import NOT_FINITE, QuantTensor, check_activations, check_mode, check_threads
 
 SIMD_PATHS = {
-    "avx512vnni": "AVX-512 VNNI: vpdpbusd on 256-bit registers",
-    "avx2": "AVX2: vpmaddubsw + vpmaddwd",
+    "avx512vnni": "AVX-512: vpdpbusd on 256-bit registers (int8); vpmovzxbd, vcvtdq2ps, FMA on 512-bit (float32)",
+    "avx2": "AVX2: vpmaddubsw + vpmaddwd (int8); vpmovzxbd, vcvtdq2ps, FMA on 256-bit (float32)",
     "scalar": "portable C loops",
 }
-"""The integer kernels wb_quant.c can be built with, as wb_quant_simd_path() names them."""
+"""The kernels wb_quant.c can be built with, as wb_quant_simd_path() names them."""
+
+KERNELS = {"float32": "wb_quant_matmul_exact_f32", "int8": "wb_quant_matmul_f32"}
+"""The C function of each way of taking x (see :data:`~workbench_engines.quant.tensor.ACTIVATIONS`)."""
 
 
 def simd_path() -> str:
-    """Which integer kernel this build compiled in: "avx512vnni", "avx2" or "scalar"."""
+    """Which kernels this build compiled in: "avx512vnni", "avx2" or "scalar"."""
     module = native()
     return module.ffi.string(module.lib.wb_quant_simd_path()).decode()
 
@@ -35,13 +42,26 @@ def threads_for(threads: int | None) -> int:
     limit = native().lib.WB_QUANT_MAX_THREADS
     if threads is None:
         return min(default_threads(), limit)
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= limit:
-        raise ValueError(f"threads must be an integer from 1 to {limit}, got {threads!r}")
-    return int(threads)
+    return check_threads(threads, limit)
 
 
-def _format(lib, tensor: QuantTensor) -> int:
-    return getattr(lib, f"WB_QUANT_{tensor.format}")
+def format_id(tensor: QuantTensor) -> int:
+    """The tensor's format as the C header numbers it (ggml's type id)."""
+    return getattr(native().lib, f"WB_QUANT_{tensor.format}")
+
+
+def workspace(T: int, cols: int) -> np.ndarray:
+    """Scratch memory for either product of T rows of x with cols columns (its size is C's to say)."""
+    size = native().lib.wb_quant_workspace_bytes(T, cols)
+    check_status("wb_quant_workspace_bytes", min(int(size), 0))
+    return np.empty(max(int(size), 1), dtype=np.uint8)
+
+
+def raise_for(function: str, status: int) -> None:
+    """Raise for a product's non-zero status: ValueError for inf or nan in x, NativeKernelError otherwise."""
+    if status == native().lib.WB_ERR_BAD_ARGUMENT:
+        raise ValueError(NOT_FINITE)
+    check_status(function, status)
 
 
 def dequantize(tensor: QuantTensor, threads: int | None = None) -> np.ndarray:
@@ -53,13 +73,15 @@ def dequantize(tensor: QuantTensor, threads: int | None = None) -> np.ndarray:
     out = np.empty(tensor.shape, dtype=np.float32)
     status = lib.wb_quant_dequantize_f32(
         ffi.from_buffer("float[]", out, require_writable=True), ffi.from_buffer("uint8_t[]", tensor.blocks),
-        _format(lib, tensor), tensor.rows, tensor.cols, n_threads)
+        format_id(tensor), tensor.rows, tensor.cols, n_threads)
     check_status("wb_quant_dequantize_f32", status)
     return out
 
 
-def matmul(x: np.ndarray, tensor: QuantTensor, threads: int | None = None) -> np.ndarray:
-    """x (T, cols) float32 times W.T, with x rounded to int8 blocks first: (T, rows) float32."""
+def matmul(x: np.ndarray, tensor: QuantTensor, threads: int | None = None,
+           activations: str = "float32") -> np.ndarray:
+    """x (T, cols) float32 times W.T: (T, rows) float32, with x as it is ("float32") or rounded to int8 blocks."""
+    check_mode(activations)
     n_threads = threads_for(threads)
     tensor.validate()
     check_activations(x, tensor.cols, finite=False)
@@ -67,16 +89,13 @@ def matmul(x: np.ndarray, tensor: QuantTensor, threads: int | None = None) -> np
     ffi, lib = module.ffi, module.lib
     T = x.shape[0]
     out = np.empty((T, tensor.rows), dtype=np.float32)
-    size = lib.wb_quant_workspace_bytes(T, tensor.cols)
-    check_status("wb_quant_workspace_bytes", min(int(size), 0))
-    workspace = np.empty(max(int(size), 1), dtype=np.uint8)
-    status = lib.wb_quant_matmul_f32(
+    scratch = workspace(T, tensor.cols)
+    name = KERNELS[activations]
+    status = getattr(lib, name)(
         ffi.from_buffer("float[]", out, require_writable=True), ffi.from_buffer("float[]", x),
-        ffi.from_buffer("uint8_t[]", tensor.blocks), _format(lib, tensor), T, tensor.rows, tensor.cols,
-        ffi.from_buffer("uint8_t[]", workspace, require_writable=True), workspace.size, n_threads)
-    if status == lib.WB_ERR_BAD_ARGUMENT:
-        raise ValueError(NOT_FINITE)
-    check_status("wb_quant_matmul_f32", status)
+        ffi.from_buffer("uint8_t[]", tensor.blocks), format_id(tensor), T, tensor.rows, tensor.cols,
+        ffi.from_buffer("uint8_t[]", scratch, require_writable=True), scratch.size, n_threads)
+    raise_for(name, status)
     return out
 
 
@@ -113,7 +132,7 @@ def block_dots(tensor: QuantTensor, xq: np.ndarray, xsum: np.ndarray) -> np.ndar
     out = np.empty((tensor.rows, nb), dtype=np.int32)
     status = lib.wb_quant_block_dots_i32(
         ffi.from_buffer("int32_t[]", out, require_writable=True), ffi.from_buffer("uint8_t[]", tensor.blocks),
-        _format(lib, tensor), ffi.from_buffer("int8_t[]", xq), ffi.from_buffer("int32_t[]", xsum),
+        format_id(tensor), ffi.from_buffer("int8_t[]", xq), ffi.from_buffer("int32_t[]", xsum),
         tensor.rows, tensor.cols)
     check_status("wb_quant_block_dots_i32", status)
     return out

@@ -21,11 +21,13 @@ and dequantising gives the same floats as ``gguf.quants.dequantize``:
 >>> float(np.abs(dequantize(blocks, "Q4_1") - w).max()) < 0.5 * 2 / 15
 True
 
-The quantised product the C kernel runs (:func:`integer_matmul`) rounds the
-activations too: each block of x becomes int8 with one scale, and a block
-product is an integer dot product times two scales (llama.cpp's
-ggml_vec_dot_q4_1_q8_1 and friends). :func:`matmul` is the plain one,
-dequantise then x @ W.T in float32, which does not round x.
+The C kernels compute the product x @ W.T two ways. The float32 one
+(:func:`matmul` is its statement: dequantise, then x @ W.T) keeps x as it is
+and differs from it only by float32 round-off, at most :func:`exact_bound`.
+The int8 one (:func:`integer_matmul`) rounds the activations too: each block
+of x becomes int8 with one scale, and a block product is an integer dot
+product times two scales (llama.cpp's ggml_vec_dot_q4_1_q8_1 and friends),
+which moves each output by up to :func:`rounding_bound`.
 """
 
 from __future__ import annotations
@@ -144,6 +146,50 @@ def matmul(x: np.ndarray, blocks: np.ndarray, format: str) -> np.ndarray:
     return x @ dequantize(blocks, format).T
 
 
+def block_integers(blocks: np.ndarray, format: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every block as d, m and its integers q, with w = d * q + m: (d (rows, nb), m (rows, nb), q (rows, nb, 32)).
+
+    q is the int8 q of Q8_0, n - 8 for Q4_0 and n for Q4_1; m is zero but for
+    Q4_1. This is the split the float32 kernel computes with, block by block:
+    sum_i w_i x_i = d sum_i q_i x_i + m sum_i x_i.
+    """
+    b = np.ascontiguousarray(blocks).view(block_dtype(format))  # (rows, nb) records
+    d = b["d"].astype(np.float32)
+    m = b["m"].astype(np.float32) if format == "Q4_1" else np.zeros_like(d)
+    if format == "Q8_0":
+        q = b["q"].astype(np.int16)
+    else:
+        q = nibbles(b["qs"]).astype(np.int16) - (8 if format == "Q4_0" else 0)
+    return d, m, q
+
+
+def exact_bound(x: np.ndarray, blocks: np.ndarray, format: str) -> np.ndarray:
+    """The most the float32 kernel's result may differ from x @ W.T (W dequantised, exact arithmetic): (T, rows).
+
+    The kernel sums d_b sum_i q_i x_i + m_b sum_i x_i over the blocks b of a
+    row in float32. Each of those terms passes through at most nb + 35
+    roundings on any of its paths (block_dot's lanes and a block's sum of x:
+    32 at most; the row's accumulator: one per block; the lanes' final sum;
+    and, for Q4_1, the one rounding of d n + m in the dequantised W the result
+    is held to). With u = 2^-24 and h roundings, float32 summation is off by at
+    most h u (1 + h u) times the sum of the terms' sizes, so
+
+        |error| <= (nb + 40) u sum_b sum_i (|d_b q_i| + |m_b|) |x_i|
+
+    (nb = cols / 32). The sizes are |w_i| |x_i| for Q8_0 and Q4_0 (m = 0);
+    for Q4_1, where w = d n + m, they are (|d| n + |m|) |x_i|, up to
+    |w_i| + 2 |m| of each weight: a block's minimum m is added and taken away
+    again inside d n + m. Typical errors are a hundredth of this.
+    """
+    magnitude = np.empty((x.shape[0], blocks.shape[0]))  # (T, rows)
+    for r in range(0, blocks.shape[0], 4096):  # in slices: an embedding's sizes would be 8 bytes a weight
+        d, m, q = block_integers(blocks[r:r + 4096], format)
+        sizes = np.abs(d[..., None].astype(np.float64) * q) + np.abs(m[..., None].astype(np.float64))  # (rows, nb, 32)
+        magnitude[:, r:r + 4096] = np.abs(x.astype(np.float64)) @ sizes.reshape(q.shape[0], -1).T
+    nb = x.shape[1] // BLOCK
+    return (nb + 40) * 2.0**-24 * magnitude
+
+
 def quantize_activation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (T, cols) float32 as int8 blocks: (xq (T, cols) int8, xd (T, cols/32) float32, xsum (T, cols/32) int32).
 
@@ -155,7 +201,7 @@ def quantize_activation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     or infinite.
     """
     x = np.asarray(x, dtype=np.float32)
-    blocks = x.reshape(x.shape[0], -1, BLOCK)  # (T, nb, 32)
+    blocks = x.reshape(x.shape[0], x.shape[1] // BLOCK, BLOCK)  # (T, nb, 32)
     xd = np.abs(blocks).max(axis=-1) / np.float32(127)  # (T, nb)
     xd[xd < np.finfo(np.float32).tiny] = 0
     xq = round_half_away(blocks * _reciprocal(xd)[..., None]).astype(np.int8)  # (T, nb, 32)

@@ -21,7 +21,24 @@ from workbench_engines.quant import reference
 from workbench_engines.quant.reference import BLOCK, FORMATS
 
 
-NOT_FINITE = "x holds inf or nan: its blocks can't be rounded to int8"
+NOT_CONTIGUOUS = "x must be C-contiguous (np.ascontiguousarray)"
+NOT_FINITE = "x holds inf or nan; the quantised products take finite activations only"
+
+ACTIVATIONS = ("float32", "int8")
+"""How a quantised product takes x: as it is (float32, the default), or rounded to int8 blocks (llama.cpp's way)."""
+
+
+def check_mode(activations: object) -> None:
+    """Raise ValueError unless ``activations`` is one of ACTIVATIONS."""
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"activations must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activations!r}")
+
+
+def check_threads(threads: object, limit: int) -> int:
+    """threads as an int, or ValueError unless it is an integer from 1 to limit."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= limit:
+        raise ValueError(f"threads must be an integer from 1 to {limit}, got {threads!r}")
+    return int(threads)
 
 
 def check_activations(x: object, cols: int | None = None, *, finite: bool = True) -> None:
@@ -34,7 +51,7 @@ def check_activations(x: object, cols: int | None = None, *, finite: bool = True
         want = f"(T, {cols})" if cols is not None else f"(T, cols) with cols a multiple of {BLOCK}"
         raise ValueError(f"x must be {want}, got shape {x.shape}")
     if not x.flags.c_contiguous:
-        raise ValueError("x must be C-contiguous (np.ascontiguousarray)")
+        raise ValueError(NOT_CONTIGUOUS)
     if finite and not np.isfinite(x).all():
         raise ValueError(NOT_FINITE)
 

@@ -14,16 +14,25 @@
  * of cols / 32 blocks each, rows contiguous (a GGUF tensor's data as stored).
  * x is T x cols float32 and out is T x rows float32, both C-contiguous.
  *
- * wb_quant_matmul_f32 computes out = x W^T the way llama.cpp does: each
- * 32-element block of x is first rounded to int8 with one fp32 scale
- * (wb_quant_quantize_x_f32), then every block product is an integer dot
- * product times the two scales. The result is the product of the dequantised
- * weights with the rounded x, not with x itself. It needs a workspace of
- * wb_quant_workspace_bytes(T, cols) bytes, owned by the caller.
+ * Two products compute out = x W^T:
+ *   wb_quant_matmul_f32 the way llama.cpp does: each 32-element block of x
+ *     is first rounded to int8 with one fp32 scale (wb_quant_quantize_x_f32),
+ *     then every block product is an integer dot product times the two
+ *     scales. The result is the product of the dequantised weights with the
+ *     rounded x, not with x itself.
+ *   wb_quant_matmul_exact_f32 keeps x in float32 and dequantises the weights
+ *     in registers: out = sum over blocks of d sum_i q_i x_i + m sum_i x_i,
+ *     with q_i a block's integers (Q8_0's q_i, Q4_0's n_i - 8, Q4_1's n_i)
+ *     and m = 0 but for Q4_1. The result is the product of the dequantised
+ *     weights with x itself, to float32 round-off: per output,
+ *     |error| <= (cols / 32 + 40) 2^-24 sum_i (|d q_i| + |m|) |x_i|
+ *     (d and m those of weight i's block).
+ * Both need a workspace of wb_quant_workspace_bytes(T, cols) bytes, owned by
+ * the caller, and return WB_ERR_BAD_ARGUMENT if x holds inf or nan.
  *
  * Functions return a wb_status.h code; n_threads (1..WB_QUANT_MAX_THREADS)
  * splits output rows across OpenMP threads, and the result does not depend on
- * it. wb_quant_simd_path() names the integer kernel this build compiled in.
+ * it. wb_quant_simd_path() names the kernels this build compiled in.
  */
 #ifndef WB_QUANT_H
 #define WB_QUANT_H
@@ -60,11 +69,15 @@ int wb_quant_block_dots_i32(int32_t *out, const uint8_t *w, int format,
                             const int8_t *xq, const int32_t *xsum,
                             int64_t rows, int64_t cols);
 
-/* Bytes of workspace wb_quant_matmul_f32 needs, or a negative status. */
+/* Bytes of workspace either product needs, or a negative status. */
 int64_t wb_quant_workspace_bytes(int64_t T, int64_t cols);
 
 int wb_quant_matmul_f32(float *out, const float *x, const uint8_t *w, int format,
                         int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
                         int64_t workspace_bytes, int n_threads);
+
+int wb_quant_matmul_exact_f32(float *out, const float *x, const uint8_t *w, int format,
+                              int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
+                              int64_t workspace_bytes, int n_threads);
 
 #endif

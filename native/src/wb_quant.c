@@ -1,5 +1,5 @@
 /* wb_quant.c - GGUF block formats Q8_0, Q4_0, Q4_1: dequantisation and the
- * quantised matrix product a decoder runs for every token.
+ * two quantised matrix products a decoder can run for every token.
  *
  * Built by native/build.py into workbench_engines._native; the NumPy
  * reference the lesson explains is engines/quant/reference.py, and
@@ -22,7 +22,10 @@
  * in 24), so d * n + m rounds once whether or not the compiler fuses it into
  * an FMA, as NumPy's separate multiply and add do.
  *
- * The matrix product out[T, rows] = x[T, cols] W[rows, cols]^T follows
+ * Both products compute out[T, rows] = x[T, cols] W[rows, cols]^T from the
+ * blocks as stored; they differ in what they do with x.
+ *
+ * wb_quant_matmul_f32, the int8 product, follows
  * llama.cpp (ggml_vec_dot_q4_1_q8_1 and friends): each 32-element block of x
  * is rounded to int8 with one scale dx = max|x| / 127 (ggml's
  * quantize_row_q8_1_ref, round half away from zero, the scale kept in fp32
@@ -43,9 +46,12 @@
  * order of the weights' own 4-bit rounding (Q8_0 -> Q4_1 moves the output
  * head's logits by 0.7%), and the same trade llama.cpp makes.
  * tests/test_quant.py holds every output to the bound that rounding allows.
+ * It is not enough for a model that must pick the same next token as its
+ * float32 twin: SmolLM2-135M agrees on the top token at 96.35% of 2,000
+ * positions (KL 0.0026 nats/token), the rounding flipping near-ties.
  *
  * Integer kernels, one per build, chosen at compile time from -march's
- * macros (wb_quant_simd_path() says which). Times: blk.0.ffn_up (1536 x 576
+ * macros (wb_quant_simd_path() names the build's path for both products). Times: blk.0.ffn_up (1536 x 576
  * Q4_1, T = 1, one thread) and token_embd (49152 x 576 Q8_0) on the AMD EPYC
  * (Zen 4) this was written on, in C without Python:
  *   avx512vnni  _mm256_dpbusd_epi32 (AVX512-VNNI + VL): 32 u8 x s8 products
@@ -81,6 +87,77 @@
  * to TT activation rows (a short prefill reads each weight once per TT
  * tokens).
  *
+ * wb_quant_matmul_exact_f32, the float32 product, keeps x as it is and
+ * dequantises the weights in registers ("dequantise on the fly", the other
+ * way llama.cpp's history knows). With q the block's integers (Q8_0 q,
+ * Q4_0 n - 8, Q4_1 n) and m = 0 but for Q4_1,
+ *   out = sum over blocks of  d sum_i q_i x_i  +  m sum_i x_i
+ * where sum_i x_i, one number per block of x, is summed once per call (into
+ * the workspace) and shared by all rows. Per block: the 16 bytes of nibbles
+ * become 16 int32 lanes (vpmovzxbd), a mask and a shift split them into
+ * weights 0..15 and 16..31, vcvtdq2ps makes them floats (exact: at most 8
+ * bits), a multiply and an FMA against x give 16 partial dot products, and
+ * one FMA adds them times d into the row's accumulator; (d, m), converted
+ * together from fp16, meet (0, sum x) in a 128-bit FMA whose lane 1 collects
+ * the m terms. The result is the product of the dequantised weights with x
+ * itself, to float32 round-off: every term passes through at most nb + 35
+ * roundings (nb = cols / 32: up to 32 in a block's dot product or sum of x,
+ * one per block in the row's accumulator, the final lane sums, and Q4_1's
+ * rounding of d n + m in the weights it is held to), so
+ *   |error| <= (nb + 40) 2^-24 sum_i (|d q_i| + |m|) |x_i|,
+ * that is (nb + 40) 2^-24 |x|.|W| for Q8_0 and Q4_0, and up to 2 |m| more per
+ * weight for Q4_1, whose minimum is added and taken away inside d n + m.
+ * On SmolLM2's blk.0 projections with real inputs the bound is 1.6e-5 to
+ * 2.8e-5 of |x|.|W| (median per output); the errors measured are at most
+ * 2.6e-7 of it (1.3% of the bound) and 2e-7 to 5e-7 of the output's norm,
+ * where the int8 product is off by 0.5% to 1.7%.
+ *
+ * Float32 kernels (same build paths). Cycles per Q4_1 block are for the
+ * inner loop alone on L1-resident blocks at 3.65 GHz; GB/s for blk.0.ffn_up
+ * (1536 x 576, 553 KB, L2-resident), one thread, Zen 4 (2 vCPUs, shared, so
+ * every figure is a median of interleaved runs):
+ *   table       w = table[n] by vpermps from a 16-entry table d * iota + m
+ *               made per block with one FMA, then FMA w x: the weights bit
+ *               for bit. 6.4-6.6 cycles/block. Dropped for decoding: one more
+ *               FMA-port operation per block than the split (a long prefill,
+ *               2 instead of 3 per row of x and block, would want it back).
+ *   convert     w = fma(float(n), d, m), then FMA w x: 6.1 cycles. Dropped:
+ *               two FMAs per 16 weights before the products even start.
+ *   scales      d and m converted for a whole row first (a 16-lane gather,
+ *               or scalar F16C into a stack array), then broadcast from
+ *               memory: 6.0-7.2 cycles against 5.6 inline. Dropped.
+ *   shifts      the 16 bytes broadcast to four 128-bit lanes and split by
+ *               vpsrlvd (x permuted once per call to match), no vpmovzxbd:
+ *               5.9 cycles. Dropped.
+ *   split       d sum n x + m sum x, as above: 5.4 cycles in the loop, 6.9
+ *               in the kernel (the m term, per-row sums, the L2 stream):
+ *               10.6 GB/s against the int8 kernel's 16.8. Kept. A vpermps
+ *               from an iota table for the low nibbles (no mask) gained
+ *               2.6%, not worth the extra explanation.
+ * Zen 4 runs a 512-bit FMA per cycle, so the three FMAs of a block alone
+ * cap Q4_1 at 24 GB/s per core; with the unpacking, about nine 512-bit
+ * operations a block, the loop is compute-bound on one core and nearly
+ * memory-bound on two. The AVX2 path is the same algebra on 8 lanes (11.3
+ * GB/s on the whole model here, against 11.6 for AVX-512: Zen 4 splits 512-bit
+ * operations in two); the scalar path is plain loops (3.5 GB/s built for
+ * plain x86-64).
+ *
+ * One decode token of SmolLM2-135M: all 210 Q4_1 matrices of the 30 layers
+ * and the 49152 x 576 Q8_0 output head, 96.4 MB of blocks, T = 1, median
+ * GB/s of blocks read (a streaming sum of the same 96 MB reads 20.4 GB/s on
+ * one core, 30.8 on two):
+ *                           1 thread          2 threads
+ *   int8, C alone           14.2 (6.8 ms)     21.0 (4.6 ms)
+ *   float32, C alone        11.6 (8.3 ms)     20.2 (4.8 ms)
+ *   int8, PreparedQuant     12.8 (7.5 ms)     19.1 (5.0 ms)
+ *   float32, PreparedQuant  10.5 (9.2 ms)     17.6 (5.5 ms)
+ *   torch fp32 F.linear     45.1 ms           45.4 ms  (537 MB of dequantised
+ *                           weights, 11.9 GB/s: 4.9-8x slower per token)
+ * Verdict: the float32 product costs 20% more than int8 on one core and 5-9%
+ * on two, and is exact to float32 round-off, so it is the default; int8
+ * stays for the lesson and for llama.cpp parity. A prefill is compute-bound
+ * for both: T = 64 takes 5.5 ms per row of x (float32) and 3.0 ms (int8).
+ *
  * -DWB_QUANT_FORCE_SCALAR (scalar kernels, portable fp16 conversion) and
  * -DWB_QUANT_FORCE_AVX2 build the other paths on a machine that could run a
  * better one; tests/test_quant.py builds both beside the installed module.
@@ -102,7 +179,7 @@
 #elif defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__) && \
     !defined(WB_QUANT_FORCE_AVX2)
 #define PATH_AVX512VNNI 1
-#elif defined(__AVX2__) && defined(__F16C__)
+#elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__) /* FMA: the float32 kernel's */
 #define PATH_AVX2 1
 #else
 #define PATH_SCALAR 1
@@ -809,5 +886,324 @@ int wb_quant_block_dots_i32(int32_t *out, const uint8_t *w, int format, const in
             }
         }
     }
+    return WB_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the float32 product: x stays as it is, the weights are dequantised in    */
+/* registers. Each path defines, for one block of 32 weights:                */
+/*   qblock_t unpack(blk, f)   its integers q (Q8_0 q, Q4_0 n - 8, Q4_1 n)    */
+/*                             as floats, exact                               */
+/*   fvec_t block_dot(q, x)    lanes that sum to sum_i q_i x_i                */
+/*   scales_pair(blk)          d and m as fp32 (m meaningful for Q4_1 only)   */
+/*   acc = scaled_add(acc, dm, s)      acc += d s                             */
+/*   macc = min_add(macc, dm, xs)      macc += m sum x (xs holds 0, sum x)    */
+/*   row_total(acc, macc)              the output                             */
+/* ------------------------------------------------------------------------ */
+
+#define TX 4 /* activation rows per pass over a row of weights */
+
+/* A block's (d, m), or (d, the fp16 of its first two quant bytes) for Q8_0 and
+ * Q4_0, whose m term the callers leave out. */
+#if defined(PATH_AVX512VNNI) || defined(PATH_AVX2)
+
+typedef __m128 pair_t;
+
+INLINE pair_t scales_pair(const uint8_t *blk)
+{
+    int32_t dm;
+    memcpy(&dm, blk, sizeof dm);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(dm)); /* d, m, 0, 0 */
+}
+
+INLINE __m128 min_add(__m128 macc, pair_t dm, const float *xs)
+{
+    /* (d, m) times (0, sum x): lane 1 collects m sum x, no shuffle needed */
+    return _mm_fmadd_ps(dm, _mm_castpd_ps(_mm_load_sd((const double *)xs)), macc);
+}
+
+#else
+
+typedef struct {
+    float d, m;
+} pair_t;
+
+INLINE pair_t scales_pair(const uint8_t *blk)
+{
+    pair_t p = {fp16_at(blk), fp16_at(blk + 2)};
+    return p;
+}
+
+INLINE float min_add(float macc, pair_t dm, const float *xs)
+{
+    return macc + dm.m * xs[1];
+}
+
+#endif
+
+#if defined(PATH_AVX512VNNI)
+
+/* The integers of a block as two 16-lane float vectors, weights 0..15 and 16..31. */
+typedef struct {
+    __m512 lo, hi;
+} qblock_t;
+typedef __m512 fvec_t;
+typedef __m128 macc_t;
+
+INLINE qblock_t unpack(const uint8_t *blk, int format)
+{
+    qblock_t q;
+    if (format == WB_QUANT_Q8_0) {
+        q.lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+        q.hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+        return q;
+    }
+    /* one byte per lane: the low nibble is weight i, the high one weight i + 16 */
+    __m512i n = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + quants_offset(format))));
+    __m512i lo = _mm512_and_si512(n, _mm512_set1_epi32(0x0F)), hi = _mm512_srli_epi32(n, 4);
+    if (format == WB_QUANT_Q4_0) {
+        lo = _mm512_sub_epi32(lo, _mm512_set1_epi32(8));
+        hi = _mm512_sub_epi32(hi, _mm512_set1_epi32(8));
+    }
+    q.lo = _mm512_cvtepi32_ps(lo);
+    q.hi = _mm512_cvtepi32_ps(hi);
+    return q;
+}
+
+INLINE fvec_t block_dot(const qblock_t *q, const float *x)
+{
+    return _mm512_fmadd_ps(q->hi, _mm512_loadu_ps(x + 16), _mm512_mul_ps(q->lo, _mm512_loadu_ps(x)));
+}
+
+INLINE fvec_t fvec_zero(void)
+{
+    return _mm512_setzero_ps();
+}
+
+INLINE fvec_t scaled_add(fvec_t acc, pair_t dm, fvec_t s)
+{
+    return _mm512_fmadd_ps(_mm512_broadcastss_ps(dm), s, acc);
+}
+
+INLINE float row_total(fvec_t acc, macc_t macc)
+{
+    return _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(macc));
+}
+
+#elif defined(PATH_AVX2)
+
+/* The integers of a block as four 8-lane float vectors, weights 0..7, 8..15, 16..23, 24..31. */
+typedef struct {
+    __m256 v[4];
+} qblock_t;
+typedef __m256 fvec_t;
+typedef __m128 macc_t;
+
+INLINE qblock_t unpack(const uint8_t *blk, int format)
+{
+    qblock_t q;
+    if (format == WB_QUANT_Q8_0) {
+        for (int k = 0; k < 4; k++)
+            q.v[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k))));
+        return q;
+    }
+    const uint8_t *qs = blk + quants_offset(format);
+    const __m256i low = _mm256_set1_epi32(0x0F);
+    __m256i n0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)qs));
+    __m256i n1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8)));
+    __m256i n[4] = {_mm256_and_si256(n0, low), _mm256_and_si256(n1, low), _mm256_srli_epi32(n0, 4),
+                    _mm256_srli_epi32(n1, 4)};
+    for (int k = 0; k < 4; k++)
+        q.v[k] = _mm256_cvtepi32_ps(format == WB_QUANT_Q4_0 ? _mm256_sub_epi32(n[k], _mm256_set1_epi32(8)) : n[k]);
+    return q;
+}
+
+INLINE fvec_t block_dot(const qblock_t *q, const float *x)
+{
+    __m256 s = _mm256_mul_ps(q->v[0], _mm256_loadu_ps(x));
+    for (int k = 1; k < 4; k++)
+        s = _mm256_fmadd_ps(q->v[k], _mm256_loadu_ps(x + 8 * k), s);
+    return s;
+}
+
+INLINE fvec_t fvec_zero(void)
+{
+    return _mm256_setzero_ps();
+}
+
+INLINE fvec_t scaled_add(fvec_t acc, pair_t dm, fvec_t s)
+{
+    return _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), s, acc);
+}
+
+INLINE float row_total(fvec_t acc, macc_t macc)
+{
+    return reduce(acc) + _mm_cvtss_f32(_mm_movehdup_ps(macc));
+}
+
+#else /* PATH_SCALAR */
+
+typedef struct {
+    float v[WB_QUANT_BLOCK];
+} qblock_t;
+typedef float fvec_t;
+typedef float macc_t;
+
+INLINE qblock_t unpack(const uint8_t *blk, int format)
+{
+    qblock_t q;
+    if (format == WB_QUANT_Q8_0) {
+        for (int i = 0; i < 32; i++)
+            q.v[i] = (float)(int8_t)blk[2 + i];
+        return q;
+    }
+    const uint8_t *qs = blk + quants_offset(format);
+    int offset = format == WB_QUANT_Q4_0 ? 8 : 0;
+    for (int i = 0; i < 16; i++) {
+        q.v[i] = (float)((qs[i] & 0x0F) - offset);
+        q.v[i + 16] = (float)((qs[i] >> 4) - offset);
+    }
+    return q;
+}
+
+INLINE fvec_t block_dot(const qblock_t *q, const float *x)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < 32; i++)
+        s += q->v[i] * x[i];
+    return s;
+}
+
+INLINE fvec_t fvec_zero(void)
+{
+    return 0.0f;
+}
+
+INLINE fvec_t scaled_add(fvec_t acc, pair_t dm, fvec_t s)
+{
+    return acc + dm.d * s;
+}
+
+INLINE float row_total(fvec_t acc, macc_t macc)
+{
+    return acc + macc;
+}
+
+#endif
+
+INLINE macc_t macc_zero(void)
+{
+#if defined(PATH_SCALAR)
+    return 0.0f;
+#else
+    return _mm_setzero_ps();
+#endif
+}
+
+/* out[t * rows] = x_t . row for NT rows of x from t0; xs holds (0, sum x) per block of x. */
+INLINE void exact_pass(float *out, int64_t rows, const uint8_t *row, int format, const float *x, const float *xs,
+                       int64_t nb, int64_t t0, int NT)
+{
+    int64_t bytes = block_bytes(format), cols = nb * WB_QUANT_BLOCK;
+    fvec_t acc[TX];
+    macc_t macc[TX];
+    for (int t = 0; t < NT; t++) {
+        acc[t] = fvec_zero();
+        macc[t] = macc_zero();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * bytes;
+        qblock_t q = unpack(blk, format);
+        pair_t dm = scales_pair(blk);
+        for (int t = 0; t < NT; t++) {
+            acc[t] = scaled_add(acc[t], dm, block_dot(&q, x + (t0 + t) * cols + b * WB_QUANT_BLOCK));
+            if (format == WB_QUANT_Q4_1)
+                macc[t] = min_add(macc[t], dm, xs + 2 * ((t0 + t) * nb + b));
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        out[(t0 + t) * rows] = row_total(acc[t], macc[t]);
+}
+
+/* One row of W against all T rows of x, TX at a time, each pass with a constant count. */
+INLINE void exact_row(float *out, int64_t rows, const uint8_t *row, int format, const float *x, const float *xs,
+                      int64_t T, int64_t nb)
+{
+    int64_t t0 = 0;
+    for (; t0 + TX <= T; t0 += TX)
+        exact_pass(out, rows, row, format, x, xs, nb, t0, TX);
+    switch (T - t0) {
+    case 1: exact_pass(out, rows, row, format, x, xs, nb, t0, 1); break;
+    case 2: exact_pass(out, rows, row, format, x, xs, nb, t0, 2); break;
+    case 3: exact_pass(out, rows, row, format, x, xs, nb, t0, 3); break;
+    default: break;
+    }
+}
+
+INLINE void exact_row_of(float *out, int64_t rows, const uint8_t *row, int format, const float *x, const float *xs,
+                         int64_t T, int64_t nb)
+{
+    switch (format) {
+    case WB_QUANT_Q8_0: exact_row(out, rows, row, WB_QUANT_Q8_0, x, xs, T, nb); break;
+    case WB_QUANT_Q4_0: exact_row(out, rows, row, WB_QUANT_Q4_0, x, xs, T, nb); break;
+    default: exact_row(out, rows, row, WB_QUANT_Q4_1, x, xs, T, nb); break;
+    }
+}
+
+/* xs[2 (t nb + b)] = 0, xs[2 (t nb + b) + 1] = the sum of block b of x's row t;
+ * WB_ERR_BAD_ARGUMENT if x holds inf or nan. */
+static int block_sums(float *xs, const float *x, int64_t T, int64_t nb)
+{
+    int bad = 0;
+    for (int64_t k = 0; k < T * nb; k++) {
+        const float *xb = x + k * WB_QUANT_BLOCK;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s) reduction(| : bad)
+        for (int i = 0; i < 32; i++) {
+            s += xb[i];
+            bad |= !(fabsf(xb[i]) <= FLT_MAX);
+        }
+        xs[2 * k] = 0.0f;
+        xs[2 * k + 1] = s;
+    }
+    return bad ? WB_ERR_BAD_ARGUMENT : WB_OK;
+}
+
+int wb_quant_matmul_exact_f32(float *out, const float *x, const uint8_t *w, int format,
+                              int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
+                              int64_t workspace_bytes, int n_threads)
+{
+    int status = check_matrix(format, rows, cols);
+    if (status != WB_OK)
+        return status;
+    if (T < 0)
+        return WB_ERR_BAD_SIZE;
+    if (n_threads < 1 || n_threads > WB_QUANT_MAX_THREADS)
+        return WB_ERR_BAD_THREADS;
+    if (T == 0 || rows == 0)
+        return WB_OK;
+    if (out == NULL || (cols > 0 && (x == NULL || w == NULL || workspace == NULL)))
+        return WB_ERR_NULL_POINTER;
+    if (cols == 0) {
+        memset(out, 0, (size_t)(T * rows) * sizeof *out);
+        return WB_OK;
+    }
+    if (workspace_bytes < wb_quant_workspace_bytes(T, cols))
+        return WB_ERR_OUTPUT_FULL;
+
+    int64_t nb = cols / WB_QUANT_BLOCK, row_bytes = nb * block_bytes(format);
+    float *xs = (float *)(workspace + (64 - (uintptr_t)workspace % 64) % 64);
+    status = block_sums(xs, x, T, nb);
+    if (status != WB_OK)
+        return status;
+    if (n_threads == 1 || rows * cols < PARALLEL_MIN_WEIGHTS) {
+        for (int64_t r = 0; r < rows; r++)
+            exact_row_of(out + r, rows, w + r * row_bytes, format, x, xs, T, nb);
+        return WB_OK;
+    }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        exact_row_of(out + r, rows, w + r * row_bytes, format, x, xs, T, nb);
     return WB_OK;
 }
