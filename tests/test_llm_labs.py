@@ -7,17 +7,11 @@ import pytest
 from textual.widgets import Input
 
 from workbench.probes import compute_probe
-from workbench_engines.gguf_file import GGUFError, INSTALL_LINE, bundled_model_path
-
-try:
-    bundled_model_path()
-    INSTALLED = True
-except GGUFError:
-    INSTALLED = False
-needs_model = pytest.mark.skipif(not INSTALLED, reason=f"the real model is not installed: {INSTALL_LINE}")
+from tests.conftest import needs_smollm
+from workbench.widgets.profile_panel import ProfilePanel
 
 
-@needs_model
+@needs_smollm
 async def test_card_lab_reads_the_file(open_lab):
     async with open_lab("llm.card") as h:
         text = h.readout()
@@ -26,7 +20,7 @@ async def test_card_lab_reads_the_file(open_lab):
         assert h.lab.context == 1024 and "at a context of 1,024" in h.readout()
 
 
-@needs_model
+@needs_smollm
 async def test_chat_lab_streams_a_reply_and_shows_alternatives(open_lab):
     async with open_lab("llm.chat", tokens=6) as h:
         h.lab.query_one(Input).value = "Name a colour."
@@ -56,7 +50,7 @@ async def test_rope_lab_refuses_an_odd_vector(open_lab):
         assert "even number of values" in h.readout()
 
 
-@needs_model
+@needs_smollm
 @pytest.mark.slow
 async def test_profile_lab_times_every_operator(open_lab):
     async with open_lab("llm.profile", context=32) as h:
@@ -70,7 +64,19 @@ async def test_profile_lab_times_every_operator(open_lab):
             assert sum(ops.values()) <= profile.step_seconds * 1.05 and len(profile.by_layer("feed-forward")) == 30
 
 
-@needs_model
+@needs_smollm
+@pytest.mark.slow
+async def test_profile_lab_races_decoding_against_the_bandwidth(open_lab):
+    async with open_lab("llm.profile", new_tokens=4) as h:
+        await h.press("b")
+        await h.settle()
+        rows = h.lab.query_one(ProfilePanel).rows
+        assert all(row.matches for row in rows)
+        assert {row.name for row in rows} == {"read 512 MiB, 1T", "ours fp32", "ours quantized", "ours quantized, int8 x"}
+        assert "ours quantized: 97 MB of weights a token" in h.text(ProfilePanel)  # the roofline, under the table
+
+
+@needs_smollm
 def test_real_model_probes():
     assert compute_probe("llm.parameters", {"component": "attention"}) == 30 * (576 * 576 * 2 + 2 * 576 * 192)
     assert compute_probe("llm.kv_bytes", {"tokens": 10, "dtype": "fp32"}) == 10 * 2 * 30 * 3 * 64 * 4

@@ -103,6 +103,22 @@ def test_gpt_is_causal(rng, kv_heads):
     assert not torch.allclose(a[:, 12:], b[:, 12:])
 
 
+def test_last_only_scores_the_last_position_as_the_full_pass_does(rng):
+    from workbench_engines.kvcache import make_cache
+
+    model = _tiny(n_kv_heads=2)
+    ids = torch.tensor(rng.integers(0, 50, (2, 9)))
+    with torch.no_grad():
+        full = model(ids)
+        last = model(ids, last_only=True)
+        cache = make_cache("contiguous", model.config, batch=2, max_len=9)
+        model(ids[:, :5], cache, last_only=True)
+        cached = model(ids[:, 5:], cache, last_only=True)  # the cache still holds every position
+    assert last.shape == (2, 1, full.shape[-1])
+    torch.testing.assert_close(last[:, 0], full[:, -1])
+    torch.testing.assert_close(cached[:, 0], full[:, -1], rtol=1e-5, atol=1e-5)
+
+
 def test_gpt_config_and_input_errors():
     with pytest.raises(EngineError, match="divisible"):
         GPTConfig(vocab_size=10, d_model=30, n_heads=4)

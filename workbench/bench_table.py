@@ -15,10 +15,12 @@ def print_report(report: Report) -> None:
         console = Console(width=160)
     console.print(profile_table(report.rows, report.baselines,
                                 title=f"workbench bench {report.benchmark}: {report.description}"))
+    if report.summary:
+        console.print(report.summary, highlight=False)
     env = report.environment
     console.print(
         f"{sources_line(report.rows)} (fewer for slow cases); × X = X's median / this median (higher is faster). "
         f"FLOPs and bytes counted from the shapes.\n"
-        f"python {env['python']} on {env['machine']}, {env['cpus']} CPUs; native: {env['native']}"
+        f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs; native: {env['native']}"
         + (f"\nGPU present: {env['gpu']} (GPU rows synchronise the device after each run)" if "gpu" in env else "")
     )

@@ -65,7 +65,7 @@ def beam_search(model, prompt: list[int], max_new_tokens: int, *, width: int = 4
     finished: list[Hypothesis] = []
     steps: list[list[Hypothesis]] = []
     with torch.inference_mode():
-        logits = model(torch.tensor([prompt] * width), cache)[:, -1]
+        logits = model(torch.tensor([prompt] * width), cache, last_only=True)[:, -1]
         for step in range(max_new_tokens):
             logprobs = _log_softmax(logits.float().numpy())
             totals = np.array([h.logprob for h in live])[:, None] + logprobs
@@ -91,7 +91,7 @@ def beam_search(model, prompt: list[int], max_new_tokens: int, *, width: int = 4
             if step == max_new_tokens - 1 or _done(finished, live, width, alpha):
                 break
             cache.reorder(torch.tensor([b for b, _, _ in chosen]))
-            logits = model(torch.tensor([[t] for _, t, _ in chosen]), cache)[:, -1]
+            logits = model(torch.tensor([[t] for _, t, _ in chosen]), cache, last_only=True)[:, -1]
     pool = finished + [h for h in live if np.isfinite(h.logprob)]
     pool.sort(key=lambda h: -h.score(alpha))
     return BeamResult(pool, steps, alpha)

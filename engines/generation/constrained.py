@@ -63,7 +63,7 @@ def generate_constrained(model, tokenizer, prompt: list[int], pattern: str, *, m
             if len(allowed) == 0 or (len(allowed) == 1 and allowed[0] == eos):
                 break  # a full match that cannot be extended (in the tokens left)
             counts.append(len(allowed))
-            logits = model(torch.tensor([feed]), cache)[0, -1].float().numpy()
+            logits = model(torch.tensor([feed]), cache, last_only=True)[0, -1].float().numpy()
             token = sampler.choose(automaton.mask(logits, state, left), prompt + tokens, rng)
             if token == eos:
                 break

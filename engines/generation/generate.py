@@ -105,9 +105,9 @@ def generate(
                 raise Cancelled("generation cancelled")
             t0 = time.perf_counter()
             if kv is None:
-                logits = model(torch.tensor([history]))[0, -1]
+                logits = model(torch.tensor([history]), last_only=True)[0, -1]
             else:
-                logits = model(torch.tensor([feed]), kv)[0, -1]
+                logits = model(torch.tensor([feed]), kv, last_only=True)[0, -1]
             row = logits.float().numpy()
             token = sampler.choose(row, history, rng)
             elapsed = time.perf_counter() - t0
@@ -135,4 +135,4 @@ def next_token_logits(model, ids: list[int]) -> np.ndarray:
 
     check_prompt(ids, 0, model.config)
     with torch.inference_mode():
-        return model(torch.tensor([ids]))[0, -1].float().numpy()
+        return model(torch.tensor([ids]), last_only=True)[0, -1].float().numpy()

@@ -126,8 +126,8 @@ def serve_request(model, cache, prompt: list[int], new_tokens: int) -> ServedReq
     sequence, cached = cache.add_sequence(prompt)
     generated: list[int] = []
     with torch.inference_mode():
-        logits = model(torch.tensor([prompt[cached:]]), cache)[0, -1]
+        logits = model(torch.tensor([prompt[cached:]]), cache, last_only=True)[0, -1]
         for _ in range(new_tokens):
             generated.append(int(logits.argmax()))
-            logits = model(torch.tensor([[generated[-1]]]), cache)[0, -1]
+            logits = model(torch.tensor([[generated[-1]]]), cache, last_only=True)[0, -1]
     return ServedRequest(sequence, len(prompt), cached, generated)

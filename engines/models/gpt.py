@@ -255,17 +255,21 @@ class GPT(nn.Module):
         """All parameters, the tied embedding counted once."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, ids: torch.Tensor, cache: Cache | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, cache: Cache | None = None, last_only: bool = False) -> torch.Tensor:
         """Logits (B, T, V) for ids (B, T); with a cache, ids are the tokens after those stored.
 
         Args:
             ids: (B, T) int64 token ids.
             cache: None for a plain pass; with a cache, its ``length`` tokens
                 (past) are attended to and these T are appended.
+            last_only: Score only the last position, (B, 1, V): all that
+                generating the next token reads. The output projection is the
+                largest matrix of a small model, and a prompt's other
+                positions would pay for it for nothing.
 
         Returns:
             (B, T, V) logits, float32 (bfloat16 under autocast): position t
-            scores the token that follows ids[:, t].
+            scores the token that follows ids[:, t]. (B, 1, V) with last_only.
 
         Raises:
             EngineError: ids is not 2-D.
@@ -287,6 +291,8 @@ class GPT(nn.Module):
             x = block(x, cos, sin, layer, cache)  # (B, T, C)
         if cache is not None:
             cache.commit(t)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
         return self.unembed(self.norm(x))  # (B, T, V)
 
     def unembed(self, x: torch.Tensor) -> torch.Tensor:

@@ -100,7 +100,7 @@ def profile_decode_step(model, prompt: list[int], *, repeats: int = 5, cache: st
     steps = []
     try:
         with torch.inference_mode():
-            logits = model(torch.tensor([prompt]), kv)[0, -1]
+            logits = model(torch.tensor([prompt]), kv, last_only=True)[0, -1]
             history = list(prompt)
             for _ in range(repeats):
                 current.clear()
@@ -108,7 +108,7 @@ def profile_decode_step(model, prompt: list[int], *, repeats: int = 5, cache: st
                 token = GREEDY.choose(logits.float().numpy(), history, np.random.default_rng(0))
                 sampled = time.perf_counter() - t0
                 history.append(token)
-                logits = model(torch.tensor([[token]]), kv)[0, -1]
+                logits = model(torch.tensor([[token]]), kv, last_only=True)[0, -1]
                 steps.append(time.perf_counter() - t0)
                 current[(-1, "sampling")] = sampled
                 for key, value in current.items():

@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable
 
 from workbench_engines.profiling.profile import Profile, Timer, median, peak_memory
@@ -89,6 +90,8 @@ class Report:
     baselines: tuple[str, ...]
     rows: list[Profile]
     environment: dict[str, Any]
+    summary: str = ""
+    """Lines the benchmark draws from its rows, printed under the table (bench llm: the roofline)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,7 @@ class Report:
             "baselines": list(self.baselines),
             "environment": self.environment,
             "rows": [row.as_dict() for row in self.rows],
+            "summary": self.summary,
         }
 
 
@@ -106,6 +110,8 @@ class BenchmarkSpec:
     description: str
     target: str
     """``module:function`` returning list[Case]; imported only when run."""
+    summary: str | None = None
+    """``module:function`` turning the measured rows into the Report's summary, or None."""
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -140,7 +146,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec(
             "quant",
             "Quantised matrix-vector product, one decoding step of SmolLM2-135M (Q4_1, Q8_0): "
-            "native int8 kernels vs torch fp32 vs dequantise-then-matmul, at 1 and 2 threads",
+            "native float32- and int8-activation kernels vs torch fp32 vs dequantise-then-matmul, at 1 and 2 threads",
             "workbench_engines.quant.bench:cases",
         ),
         BenchmarkSpec(
@@ -153,6 +159,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "SmolLM2-135M-Instruct: prefill and decode tokens/s, ours fp32 and quantized vs transformers "
             "(and llama.cpp where installed), at 1 and 2 threads, beside the measured memory bandwidth",
             "workbench_engines.models.llm_bench:cases",
+            "workbench_engines.models.llm_bench:roofline_note",
         ),
         BenchmarkSpec(
             "tokenizers",
@@ -181,14 +188,34 @@ def torch_threads(n: int) -> tuple[Callable[[], None], Callable[[], None]]:
     return setup, teardown
 
 
+def cpu_model() -> str:
+    """The processor's name and its widest vector units (Linux /proc/cpuinfo; the architecture elsewhere).
+
+    Figures from one session's machine differ from the next one's: a note that
+    quotes a table says which CPU printed it.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    units = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("VNNI", "avx512_vnni"),
+                                     ("BF16", "avx512_bf16"), ("AMX", "amx_tile")) if flag in flags]
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    return f"{name} ({', '.join(units)})" if units else name
+
+
 def environment() -> dict[str, Any]:
-    """The machine a run measured: Python, CPUs, the native build, the GPU torch used."""
+    """The machine a run measured: Python, CPU, CPUs, the native build, the GPU torch used."""
     from workbench_engines.nativelib import native_status
 
     status = native_status()
     environment = {
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "cpus": len(os.sched_getaffinity(0)),
         "native": status.build_info if status.loaded else f"not loaded: {status.error}",
     }
@@ -271,7 +298,11 @@ def run_benchmark(
     module_name, func_name = spec.target.split(":")
     cases: list[Case] = getattr(importlib.import_module(module_name), func_name)(quick=quick)
     rows = run_cases(cases, warmup=warmup, repeats=repeats, progress=progress)
-    return Report(name, spec.description, baselines_of(cases), rows, environment())
+    summary = ""
+    if spec.summary:
+        module_name, func_name = spec.summary.split(":")
+        summary = getattr(importlib.import_module(module_name), func_name)(rows)
+    return Report(name, spec.description, baselines_of(cases), rows, environment(), summary)
 
 
 def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:

@@ -810,9 +810,11 @@ int64_t wb_quant_workspace_bytes(int64_t T, int64_t cols)
     return 64 + round_up_64(padded * WB_QUANT_BLOCK) + 3 * round_up_64(4 * padded);
 }
 
-int wb_quant_matmul_f32(float *out, const float *x, const uint8_t *w, int format,
-                        int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
-                        int64_t workspace_bytes, int n_threads)
+/* What both products check before they read anything: WB_OK to go on, a WB_ERR_ status, or
+ * PRODUCT_DONE when there is nothing to compute (T or rows is 0) or out is all zeros (cols is 0). */
+#define PRODUCT_DONE 1
+static int check_product(float *out, const float *x, const uint8_t *w, int format, int64_t T, int64_t rows,
+                         int64_t cols, const uint8_t *workspace, int64_t workspace_bytes, int n_threads)
 {
     int status = check_matrix(format, rows, cols);
     if (status != WB_OK)
@@ -822,15 +824,25 @@ int wb_quant_matmul_f32(float *out, const float *x, const uint8_t *w, int format
     if (n_threads < 1 || n_threads > WB_QUANT_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
     if (T == 0 || rows == 0)
-        return WB_OK;
+        return PRODUCT_DONE;
     if (out == NULL || (cols > 0 && (x == NULL || w == NULL || workspace == NULL)))
         return WB_ERR_NULL_POINTER;
     if (cols == 0) {
         memset(out, 0, (size_t)(T * rows) * sizeof *out);
-        return WB_OK;
+        return PRODUCT_DONE;
     }
     if (workspace_bytes < wb_quant_workspace_bytes(T, cols))
         return WB_ERR_OUTPUT_FULL;
+    return WB_OK;
+}
+
+int wb_quant_matmul_f32(float *out, const float *x, const uint8_t *w, int format,
+                        int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
+                        int64_t workspace_bytes, int n_threads)
+{
+    int status = check_product(out, x, w, format, T, rows, cols, workspace, workspace_bytes, n_threads);
+    if (status != WB_OK)
+        return status == PRODUCT_DONE ? WB_OK : status;
 
     int64_t padded = padded_blocks(T, cols);
     uint8_t *base = workspace + (64 - (uintptr_t)workspace % 64) % 64;
@@ -1174,23 +1186,9 @@ int wb_quant_matmul_exact_f32(float *out, const float *x, const uint8_t *w, int 
                               int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
                               int64_t workspace_bytes, int n_threads)
 {
-    int status = check_matrix(format, rows, cols);
+    int status = check_product(out, x, w, format, T, rows, cols, workspace, workspace_bytes, n_threads);
     if (status != WB_OK)
-        return status;
-    if (T < 0)
-        return WB_ERR_BAD_SIZE;
-    if (n_threads < 1 || n_threads > WB_QUANT_MAX_THREADS)
-        return WB_ERR_BAD_THREADS;
-    if (T == 0 || rows == 0)
-        return WB_OK;
-    if (out == NULL || (cols > 0 && (x == NULL || w == NULL || workspace == NULL)))
-        return WB_ERR_NULL_POINTER;
-    if (cols == 0) {
-        memset(out, 0, (size_t)(T * rows) * sizeof *out);
-        return WB_OK;
-    }
-    if (workspace_bytes < wb_quant_workspace_bytes(T, cols))
-        return WB_ERR_OUTPUT_FULL;
+        return status == PRODUCT_DONE ? WB_OK : status;
 
     int64_t nb = cols / WB_QUANT_BLOCK, row_bytes = nb * block_bytes(format);
     float *xs = (float *)(workspace + (64 - (uintptr_t)workspace % 64) % 64);

@@ -18,6 +18,7 @@ The pattern every lab follows:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.widgets import ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -37,6 +39,9 @@ from workbench.logs import logger, start_logging
 
 CURVE_MARKERS = ("braille", "•", "x", "+", "o")
 """plotext markers for the curves of one plot, in order: distinguishable without colour (NO_COLOR)."""
+
+STREAM_INTERVAL_S = 0.1
+"""The least time between two of a stream's updates on screen (_ui_stream)."""
 
 NAVIGATION_KEYS = frozenset({"n", "p", "left", "right"})
 """The lesson's step keys: a lab binding one would steal them from the learner."""
@@ -90,6 +95,8 @@ class Lab(Vertical, can_focus=True):
         self.params = params
         """Validated parameters with defaults filled in."""
         self._worker: Worker | None = None
+        self._streamed_at = 0.0
+        """time.monotonic() of the last update _ui_stream let through."""
 
     def compose(self) -> ComposeResult:
         yield Static(f"Lab · {self.spec.title}", classes="lab-title")
@@ -167,19 +174,41 @@ class Lab(Vertical, can_focus=True):
             self.remove_class("-running")
             self.refresh_bindings()
 
-    def _ui(self, fn: Callable[..., None], *args: Any) -> None:
-        # The app may have closed or the lab left the screen while the worker ran.
-        if not self.is_attached or not self.app.is_running:
-            return
-        # RuntimeError: the app's loop stopped between the check and the call.
-        with suppress(RuntimeError):
-            self.app.call_from_thread(self._guarded, fn, *args)
+    class _Call(Message):
+        """fn(*args), asked for by the lab's worker thread, to run on the UI thread."""
 
-    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        def __init__(self, fn: Callable[..., None], args: tuple) -> None:
+            super().__init__()
+            self.fn, self.args = fn, args
+
+    def _ui(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run fn(*args) on the UI thread, in the order asked, without waiting for it.
+
+        A message, not ``App.call_from_thread``, which blocks the worker until
+        the UI has run the call: a model streaming tokens would then decode at
+        the pace of the terminal's redraws.
+        """
+        # The app may have closed or the lab left the screen while the worker ran.
+        if self.is_attached and self.app.is_running:
+            self.post_message(self._Call(fn, args))
+
+    def _ui_stream(self, fn: Callable[..., None], *args: Any) -> None:
+        """_ui for one of a fast stream of updates (tokens as a model writes them): at most ten a second pass.
+
+        Redrawing costs the UI thread, and through the GIL the worker, more
+        than a token takes; the work's ``done`` draws the final state in full.
+        """
+        now = time.monotonic()
+        if now - self._streamed_at >= STREAM_INTERVAL_S:
+            self._streamed_at = now
+            self._ui(fn, *args)
+
+    def on_lab__call(self, message: _Call) -> None:
+        message.stop()
         # NoMatches: the lab's children were removed while the update was queued.
         if self.is_attached:
             with suppress(NoMatches):
-                fn(*args)
+                message.fn(*message.args)
 
     def _progress(self, fraction: float, what: str) -> None:
         self.query_one(ProgressBar).update(progress=fraction)

@@ -20,6 +20,7 @@ from textual.widgets import Input, Static
 from textual_plotext import PlotextPlot
 
 from workbench.labs.base import Lab, Progress, marker
+from workbench.labs.knobs import SAMPLER_KNOBS, knob_keys, stepped
 from workbench.typed import unescape
 
 
@@ -136,14 +137,8 @@ class SamplerLab(Lab):
     """The next-token distribution of the small GPT, with every knob of a sampler on a key."""
 
     BINDINGS = [
-        Binding("t", "knob('temperature', 1)", "T+"),
-        Binding("T", "knob('temperature', -1)", "T-"),
-        Binding("k", "knob('top_k', 1)", "top-k+"),
-        Binding("K", "knob('top_k', -1)", "top-k-"),
-        Binding("u", "knob('top_p', 1)", "top-p+"),
-        Binding("U", "knob('top_p', -1)", "top-p-"),
-        Binding("m", "knob('min_p', 1)", "min-p+"),
-        Binding("M", "knob('min_p', -1)", "min-p-"),
+        *SAMPLER_KNOBS,
+        *knob_keys("m", "min_p", "min-p"),
         Binding("d", "samples", "Draw samples"),
         Binding("z", "reset", "Reset knobs"),
     ]
@@ -204,11 +199,8 @@ class SamplerLab(Lab):
         self.state = replace(self.state, samples=())
 
     def action_knob(self, name: str, step: int) -> None:
-        values = self.STEPS[name]
-        current = getattr(self.state.sampler, name)
-        index = values.index(current) if current in values else 0
-        index = min(len(values) - 1, max(0, index + step))
-        self.state = SamplerLab.State(replace(self.state.sampler, **{name: values[index]}))
+        value = stepped(self.STEPS[name], getattr(self.state.sampler, name), step)
+        self.state = SamplerLab.State(replace(self.state.sampler, **{name: value}))
 
     def action_reset(self) -> None:
         self.state = self._initial()

@@ -18,9 +18,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
+from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 
 from workbench.labs.base import Lab, Progress, RaceResult, marker
+from workbench.labs.knobs import SAMPLER_KNOBS, stepped
 from workbench.typed import unescape
 from workbench.widgets.profile_panel import ProfilePanel
 
@@ -116,15 +118,10 @@ class ChatLab(Lab):
     """Chat with SmolLM2: tokens stream in with the model's probabilities; [ ] move through them to see the top 5."""
 
     BINDINGS = [
-        Binding("t", "knob('temperature', 1)", "T+"),
-        Binding("T", "knob('temperature', -1)", "T-"),
-        Binding("k", "knob('top_k', 1)", "top-k+"),
-        Binding("K", "knob('top_k', -1)", "top-k-"),
-        Binding("u", "knob('top_p', 1)", "top-p+"),
-        Binding("U", "knob('top_p', -1)", "top-p-"),
+        *SAMPLER_KNOBS,
         Binding("w", "weights", "fp32/quantized"),
-        Binding("right_square_bracket", "look(1)", "Next token"),
-        Binding("left_square_bracket", "look(-1)", "Prev token"),
+        Binding("right_square_bracket", "look(1)", "next/prev token", key_display="]/["),
+        Binding("left_square_bracket", "look(-1)", "previous token", show=False),
     ]
     STEPS = {
         "temperature": [0.0, 0.3, 0.5, 0.7, 1.0, 1.3],
@@ -159,10 +156,7 @@ class ChatLab(Lab):
         self.readout("Type a message and press Enter; the model's reply streams in here.")
 
     def action_knob(self, name: str, step: int) -> None:
-        values = self.STEPS[name]
-        current = getattr(self.settings, name)
-        index = values.index(current) if current in values else 0
-        self.settings = replace(self.settings, **{name: values[min(len(values) - 1, max(0, index + step))]})
+        self.settings = replace(self.settings, **{name: stepped(self.STEPS[name], getattr(self.settings, name), step)})
 
     def action_weights(self) -> None:
         self.settings = replace(self.settings, weights="fp32" if self.settings.weights == "quantized" else "quantized")
@@ -198,15 +192,19 @@ class ChatLab(Lab):
                 steps.append(Step(token, model.tokenizer.decode([token]), float(probs[token]),
                                   float(entropy_bits(probs)),
                                   [(model.tokenizer.decode([int(t)]), float(probs[t])) for t in top]))
-                progress(len(steps) / tokens, f"{len(steps)} tokens")
-                self._ui(setattr, self, "reply", Reply(len(ids), tuple(steps)))
+                self._ui_stream(self._streamed, len(steps) / tokens, Reply(len(ids), tuple(steps)))
 
+            worker = get_current_worker()
             result = generate(model.model, ids, tokens, sampler=sampler, stop_tokens=model.stop_tokens,
-                              on_logits=on_logits, seed=None)
+                              on_logits=on_logits, seed=None, should_stop=lambda: worker.is_cancelled)
             return Reply(len(ids), tuple(steps), result.prefill_seconds, sum(result.step_seconds), True)
 
         self.looking = -1
         self.start(work, lambda reply: setattr(self, "reply", reply), "Writing")
+
+    def _streamed(self, fraction: float, reply: Reply) -> None:
+        self._progress(fraction, f"{len(reply.steps)} tokens")
+        self.reply = reply
 
     def action_look(self, step: int) -> None:
         if self.reply is None or not self.reply.steps:
@@ -228,9 +226,9 @@ class ChatLab(Lab):
             text.append(step.text.replace("\n", "⏎\n"), style=style)
         parts: list[Any] = [text]
         if shown is not None:
-            table = Table(box=None, header_style="bold", title=f"at token {reply.steps.index(shown) + 1} "
-                          f"(p {shown.probability:.2f}, entropy {shown.entropy_bits:.2f} bits; [ ] move)",
-                          title_justify="left")
+            parts.append(Text(f"at token {reply.steps.index(shown) + 1}: p {shown.probability:.2f}, entropy "
+                              f"{shown.entropy_bits:.2f} bits ([ and ] move)"))
+            table = Table(box=None, header_style="bold")
             table.add_column("top 5")
             table.add_column("p", justify="right")
             for piece, p in shown.alternatives:
