@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.c native/src/*.h native/include/*.h)
 
-.PHONY: setup run test lint bench-softmax bench-tokenizers llama-cpp unicode-tables clean
+.PHONY: setup run test lint sanitize bench-softmax bench-tokenizers llama-cpp unicode-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,19 @@ test: lint
 	# The reference path must keep working without the C build: every test but the slow ones
 	# (whose reference halves ran above), with those marked native skipped, saying why.
 	WB_DISABLE_NATIVE=1 $(PYTEST) -q -p no:cacheprovider -m "not slow"
+
+# The C kernels under AddressSanitizer and UndefinedBehaviorSanitizer, driven by native/sanitize/harness.c over
+# their edge cases (NaN and inf rows, zero sizes, odd strides, absurd thread counts, overflowing sizes). Any
+# report, or any status other than the one the contract promises, fails the target. Needs only a C compiler.
+SANITIZE_CC ?= gcc
+SANITIZE_DIR := build/sanitize
+SANITIZE_FLAGS := -std=c11 -g -O1 -fopenmp -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined -Wno-psabi -Inative/include -DWB_BUILD_INFO='"sanitize"'
+sanitize:
+	mkdir -p $(SANITIZE_DIR)
+	$(SANITIZE_CC) $(SANITIZE_FLAGS) native/src/*.c native/sanitize/harness.c -o $(SANITIZE_DIR)/harness -lm
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		OMP_NUM_THREADS=2 $(SANITIZE_DIR)/harness
 
 bench-softmax: setup
 	$(BIN)/workbench bench softmax

@@ -14,7 +14,7 @@ def packages() -> list[str]:
     found = find_packages(include=["workbench", "workbench.*"])
     for folder, name in (("engines", "workbench_engines"), ("lessons", "workbench_lessons")):
         found += [name] + [f"{name}.{sub}" for sub in find_packages(folder)]
-    return found
+    return found + ["workbench_engines.native_sources"]  # native/: the CUDA sources as package data
 
 
 native = [] if os.environ.get("WB_NATIVE") == "0" else ["native/build.py:ffibuilder"]

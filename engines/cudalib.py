@@ -5,7 +5,9 @@ reports, into ``$WB_CUDA_CACHE`` or the user cache directory
 (``~/.cache/workbench/cuda``), under a key made of the sources, the flags,
 nvcc's version and the capability; a build is written to a temporary name and
 renamed, so two processes building at once both end with a whole library.
-It is loaded with cffi's ABI mode (``ffi.dlopen``) and takes device pointers
+The sources are read through importlib.resources (native/ is package data,
+``workbench_engines.native_sources``), so a plain install builds as an
+editable one does. It is loaded with cffi's ABI mode (``ffi.dlopen``) and takes device pointers
 from torch tensors. native/src/wb_status.c is compiled in beside the .cu
 file and native/include is on the include path, so the library returns the
 CPU kernels' status codes with the same messages and shares their kernel
@@ -21,19 +23,42 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
-from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from workbench_engines.errors import NativeKernelError, NativeUnavailable
 
-NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
-SOURCE_DIR = NATIVE_DIR / "cuda"
-INCLUDE_DIR = NATIVE_DIR / "include"
-SOURCES = (SOURCE_DIR / "wb_attention.cu", NATIVE_DIR / "src" / "wb_status.c")
-# The cdef, in order: status codes, the kernel enum (wb_attention.h's CPU
-# functions come along but are not in this library), the CUDA entry points.
-HEADERS = (INCLUDE_DIR / "wb_status.h", INCLUDE_DIR / "wb_attention.h", SOURCE_DIR / "wb_attention_cuda.h")
+SOURCE_PACKAGE = "workbench_engines.native_sources"
+"""native/ installed as package data (pyproject.toml maps it), so a plain install can build the kernels too."""
+
+
+def native_dir() -> Path:
+    """The native sources as a folder on disk, wherever workbench is installed (nvcc needs real paths)."""
+    try:
+        root = resources.files(SOURCE_PACKAGE)
+    except ImportError as exc:
+        raise CudaUnavailable(f"the CUDA sources are not installed ({exc}); reinstall workbench") from exc
+    if not isinstance(root, Path):
+        raise CudaUnavailable(f"the CUDA sources in {SOURCE_PACKAGE} are not files on disk ({root!r})")
+    return root
+
+
+def sources() -> tuple[Path, ...]:
+    """What nvcc compiles: the kernels, and wb_status.c for the shared messages."""
+    root = native_dir()
+    return root / "cuda" / "wb_attention.cu", root / "src" / "wb_status.c"
+
+
+def headers() -> tuple[Path, ...]:
+    """The cdef, in order: status codes, the kernel enum (wb_attention.h's CPU functions come along but
+    are not in this library), the CUDA entry points; wb_checked.h is only included, so it is hashed."""
+    root = native_dir()
+    return (root / "include" / "wb_status.h", root / "include" / "wb_attention.h",
+            root / "cuda" / "wb_attention_cuda.h")
+
+
 # -Xptxas -v writes registers, shared memory and spills per kernel into the build log.
 NVCC_FLAGS = ("-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-Xptxas", "-v", "-lineinfo")
 MIN_CAPABILITY = (8, 0)  # mma.sync with bf16 and cp.async
@@ -78,7 +103,7 @@ def cache_dir() -> Path:
 
 def cdef_text() -> str:
     """The headers' declarations without preprocessor lines, for ``ffi.cdef``."""
-    lines = [line for header in HEADERS for line in header.read_text().splitlines()]
+    lines = [line for header in headers() for line in header.read_text().splitlines()]
     return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
 
 
@@ -100,10 +125,11 @@ def build(capability: tuple[int, int], nvcc: Path | None = None) -> Path:
         raise CudaUnavailable("nvcc not found: install the CUDA toolkit or set CUDA_HOME")
     arch = f"{capability[0]}{capability[1]}"
     # Hopper's wgmma-era features need the "a" target; the kernels use only mma.sync, so plain sm_90 is enough.
-    flags = [*NVCC_FLAGS, f"-gencode=arch=compute_{arch},code=sm_{arch}", f"-I{SOURCE_DIR}", f"-I{INCLUDE_DIR}",
+    root = native_dir()
+    flags = [*NVCC_FLAGS, f"-gencode=arch=compute_{arch},code=sm_{arch}", f"-I{root / 'cuda'}", f"-I{root / 'include'}",
              f'-DWB_BUILD_INFO="nvcc sm_{arch}"']  # what wb_status_build_info() answers
     digest = hashlib.sha256()
-    for path in (*SOURCES, *HEADERS):
+    for path in (*sources(), *headers(), root / "include" / "wb_checked.h"):
         digest.update(path.read_bytes())
     digest.update(" ".join(flags).encode())
     digest.update(_nvcc_version(nvcc).encode())
@@ -115,7 +141,7 @@ def build(capability: tuple[int, int], nvcc: Path | None = None) -> Path:
     with tempfile.NamedTemporaryFile(dir=target_dir, suffix=".so", delete=False) as tmp:
         partial = Path(tmp.name)
     try:
-        cmd = [str(nvcc), *flags, "-o", str(partial), *map(str, SOURCES)]
+        cmd = [str(nvcc), *flags, "-o", str(partial), *map(str, sources())]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         (target_dir / "build.log").write_text(" ".join(cmd) + "\n" + out.stdout + out.stderr)
         if out.returncode != 0:
@@ -127,8 +153,39 @@ def build(capability: tuple[int, int], nvcc: Path | None = None) -> Path:
     return library
 
 
-@cache
+_loaded: tuple | None = None
+_failure: str | None = None
+_lock = threading.Lock()
+
+
 def _load():
+    """The loaded library, built once per process; a failure is remembered too, so a machine without a
+    working nvcc pays for one failed build, not one per call (forget_failure() allows a retry)."""
+    global _loaded, _failure
+    with _lock:
+        if _loaded is not None:
+            return _loaded
+        if _failure is not None:
+            raise CudaUnavailable(_failure)
+        try:
+            _loaded = _load_uncached()
+        except CudaUnavailable as exc:
+            _failure = str(exc)
+            raise
+        except (OSError, subprocess.SubprocessError) as exc:  # sources unreadable, cache read-only, nvcc hung
+            _failure = f"the CUDA kernels could not be built: {exc}"
+            raise CudaUnavailable(_failure) from exc
+        return _loaded
+
+
+def forget_failure() -> None:
+    """Let the next call try the build again (after installing nvcc, say)."""
+    global _failure
+    with _lock:
+        _failure = None
+
+
+def _load_uncached():
     try:
         import torch
     except ImportError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench_engines.backends import Choice, resolve
-from workbench_engines.nativelib import check_status, default_threads, native
+from workbench_engines.nativelib import check_status, check_threads, native
 
 BACKENDS = ("native", "torch")
 
@@ -41,11 +41,7 @@ def _checked(x: np.ndarray, w: np.ndarray, threads: int | None) -> int:
     lib = native().lib
     if x.shape[0] > lib.WB_LINEAR_MAX_T:
         raise ValueError(f"the C kernel takes at most {lib.WB_LINEAR_MAX_T} rows of x, got {x.shape[0]}")
-    if threads is None:
-        return min(default_threads(), lib.WB_LINEAR_MAX_THREADS)
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= lib.WB_LINEAR_MAX_THREADS:
-        raise ValueError(f"threads must be an integer from 1 to {lib.WB_LINEAR_MAX_THREADS}, got {threads!r}")
-    return int(threads)
+    return check_threads(threads)
 
 
 def forward(x: np.ndarray, w: np.ndarray, *, backend: str = "auto", threads: int | None = None) -> np.ndarray:

@@ -6,6 +6,7 @@ without a build gets :class:`~workbench_engines.errors.NativeUnavailable` naming
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -63,6 +64,30 @@ def check_status(function: str, status: int) -> None:
         raise NativeKernelError(function, status, message)
 
 
+THREADS_PER_CPU = 4
+"""How far past the machine's CPU count a caller may oversubscribe (to watch it cost), and no further."""
+
+
 def default_threads() -> int:
     """Threads a native kernel uses when not told: the CPUs this process may run on."""
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def max_threads() -> int:
+    """The most threads any kernel accepts: THREADS_PER_CPU per CPU of this machine, and never more than
+    the C library's own WB_MAX_THREADS (OpenMP runtimes crash or call exit() when asked for 10^5 threads)."""
+    limit = THREADS_PER_CPU * (os.cpu_count() or 1)
+    module, _ = _load()
+    return min(limit, module.lib.WB_MAX_THREADS) if module is not None else limit
+
+
+def check_threads(threads: object) -> int:
+    """The thread count every engine entry point hands to C: the CPUs here for None, else threads itself
+    if it is an integer from 1 to max_threads(); anything else (0, bools, floats, strings, 10^6) raises
+    ValueError before a kernel runs."""
+    limit = max_threads()
+    if threads is None:
+        return min(default_threads(), limit)
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= limit:
+        raise ValueError(f"threads must be an integer from 1 to {limit}, got {threads!r}")
+    return int(threads)

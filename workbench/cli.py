@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,10 +63,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--lesson", help="open this lesson in each browser session")
+    serve.add_argument("--max-sessions", type=int, default=4, metavar="N",
+                       help="browser sessions at once, each a workbench process (default 4)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; its exit status (a reader that stops early, as ``| head`` does, is no error)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        _discard_stdout()
+        return 1
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush finds no closed pipe to complain about."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests, embedding)
+        pass
+
+
+def run_app(app) -> int:
+    """Run the Textual app; when it stops on an unhandled error, say where its log is and exit non-zero."""
+    from workbench.logs import log_path
+
+    app.run()
+    code = app.return_code or 0
+    if code:
+        print(f"workbench: the app stopped on an error (the traceback is above); its log: {log_path()}",
+              file=sys.stderr)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.lessons is not None and not args.lessons.is_dir():
         print(f"workbench: --lessons {args.lessons} is not a directory", file=sys.stderr)
@@ -83,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "open" and app.curriculum.lesson(args.lesson_id) is None:
             print(f"workbench: no lesson {args.lesson_id!r}; see `workbench lessons list`", file=sys.stderr)
             return 2
-        app.run()
-        return 0
+        return run_app(app)
     if command == "lessons":
         return lessons_command(args.lessons_command, args.lessons)
     if command == "doctor":
@@ -95,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.exercises_command is None:
             from workbench.app import WorkbenchApp
 
-            WorkbenchApp(lessons_root=args.lessons, open_exercises=True, exercise_workspace=args.workspace).run()
-            return 0
+            return run_app(WorkbenchApp(lessons_root=args.lessons, open_exercises=True,
+                                        exercise_workspace=args.workspace))
         return exercises_command(args)
     if command == "bench":
         return bench_command(args)
@@ -110,30 +142,37 @@ def main(argv: list[str] | None = None) -> int:
     if command == "serve":
         from workbench.serve import serve
 
-        return serve(args.host, args.port, args.lesson)
+        return serve(args.host, args.port, args.lesson, args.max_sessions)
     raise AssertionError(command)
 
 
 def lessons_command(action: str, root: Path | None) -> int:
     from workbench.curriculum import load_curriculum
-    from workbench.curriculum.check import check_curriculum
+    from workbench.curriculum.check import check_curriculum, missing_extras
 
     curriculum = load_curriculum(root)
     if action == "list":
+        needing = {note.file: note.message.split(" (")[0] for note in missing_extras(curriculum)}
         for track in curriculum.tracks:
             print(f"{track.title} ({track.id})")
             for lesson in track.lessons:
                 state = "broken" if lesson.broken else f"{len(lesson.steps)} steps, {len(lesson.questions)} questions"
+                if lesson.file in needing:
+                    state += f"; {needing[lesson.file]}"
                 print(f"  {lesson.id:32s} {lesson.title}  [{state}]")
         return 0
     issues = check_curriculum(curriculum)
     for issue in issues:
         print(issue)
+    notes = missing_extras(curriculum)
+    for note in notes:
+        print(f"note: {note}")
     count = len(curriculum.lessons)
     if issues:
         print(f"{len(issues)} problem(s) in {count} lesson(s)", file=sys.stderr)
         return 1
-    print(f"ok: {count} lessons in {len(curriculum.tracks)} tracks, every lab, quiz and probe checked")
+    skipped = f"; {len(notes)} need(s) an optional extra this install lacks (their probes not run)" if notes else ""
+    print(f"ok: {count} lessons in {len(curriculum.tracks)} tracks, every lab, quiz and probe checked{skipped}")
     return 0
 
 
@@ -142,8 +181,9 @@ def bench_command(args: argparse.Namespace) -> int:
     from workbench_engines.profiling import BENCHMARKS, run_benchmark
 
     if args.list or not args.name:
+        width = max(len(name) for name in BENCHMARKS)
         for spec in BENCHMARKS.values():
-            print(f"{spec.name:12s} {spec.description}")
+            print(f"{spec.name:{width}s}  {spec.description}")
         return 0 if args.list else 2
     if args.name not in BENCHMARKS:
         print(f"workbench: unknown benchmark {args.name!r}; known: {', '.join(sorted(BENCHMARKS))}", file=sys.stderr)
@@ -152,9 +192,18 @@ def bench_command(args: argparse.Namespace) -> int:
         print("workbench: --repeats must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
 
+    live = sys.stderr.isatty()
+    shown: set[str] = set()
+
     def progress(done: int, total: int, what: str) -> None:
-        if not args.json:
+        if args.json:
+            return
+        if live:
             print(f"\r[{done}/{total}] {what[:60]:60s}", end="", file=sys.stderr, flush=True)
+        elif what not in shown:
+            # A log or a pipe gets one plain line per case, not a stream of carriage returns.
+            shown.add(what)
+            print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
     try:
         report = run_benchmark(args.name, quick=args.quick, warmup=args.warmup, repeats=args.repeats,
@@ -162,7 +211,7 @@ def bench_command(args: argparse.Namespace) -> int:
     except EngineError as exc:
         print(f"workbench: {exc}", file=sys.stderr)
         return 2
-    if not args.json:
+    if live and not args.json:
         print("\r" + " " * 72 + "\r", end="", file=sys.stderr)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -177,13 +226,22 @@ def exercises_command(args: argparse.Namespace) -> int:
     from workbench.exercises.catalog import EXERCISES, by_track
     from workbench.exercises.run import run_exercise
     from workbench.exercises.workspace import ensure_workspace, exercise_file, reset_exercise, workspace_path
+    from workbench.logs import start_logging
     from workbench.paths import progress_db_path
     from workbench.progress import ProgressStore
 
+    start_logging()  # what the store couldn't save is listed there
     store = ProgressStore.open(progress_db_path())
+    if store.notice:
+        print(f"workbench: {store.notice}", file=sys.stderr)
+    store.listen(lambda text: print(f"workbench: {text}", file=sys.stderr))
     try:
         workspace = workspace_path(store, args.workspace)
-        created = ensure_workspace(workspace)
+        try:
+            created = ensure_workspace(workspace)
+        except OSError as exc:
+            print(f"workbench: can't prepare the exercise folder {workspace}: {exc}", file=sys.stderr)
+            return 1
         if created:
             print(f"copied {len(created)} starter files into {workspace}", file=sys.stderr)
         action = args.exercises_command
@@ -216,4 +274,6 @@ def exercises_command(args: argparse.Namespace) -> int:
             Console(width=160).print(profile_table(report.race, ("yours",), caption=report.race_note))
         return 0 if report.passed else 1
     finally:
-        store.close()
+        lost = store.close()
+        if lost:
+            print(f"workbench: {lost}", file=sys.stderr)

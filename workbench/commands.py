@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 from textual.message import Message
 
 from workbench.exercises.catalog import EXERCISES
@@ -35,11 +37,12 @@ class LessonsAndLabs(Provider):
 
     async def discover(self) -> Hits:
         for title, help_text, message in self._entries():
-            yield DiscoveryHit(title, self._choose(message), help=help_text)
+            # A lesson's title is text, not markup: "a[/]" must show, not crash the palette.
+            yield DiscoveryHit(Content(title), self._choose(message), text=title, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, message in self._entries():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), self._choose(message), help=help_text)
+                yield Hit(score, matcher.highlight(escape(title)), self._choose(message), text=title, help=help_text)

@@ -107,6 +107,20 @@ def _cuda() -> list[tuple[str, str]]:
     return rows
 
 
+def lesson_rows(root=None) -> list[tuple[str, str]]:
+    """The lessons in a line, then one row per lesson that needs an optional part this install lacks: the
+    same notes ``workbench lessons check`` prints, from the same function."""
+    from workbench.curriculum import load_curriculum
+    from workbench.curriculum.check import missing_extras
+
+    curriculum = load_curriculum(root)
+    needing = missing_extras(curriculum)
+    summary = (f"{len(curriculum.lessons)} in {len(curriculum.tracks)} track(s), "
+               f"{sum(l.broken for l in curriculum.lessons)} broken, {len(curriculum.all_issues())} issue(s), "
+               f"{len({n.file for n in needing})} need(s) an optional extra this install lacks")
+    return [("lessons", summary), *((f"  {note.file}", note.message) for note in needing)]
+
+
 def report() -> list[tuple[str, list[tuple[str, str]]]]:
     """Sections of (name, value) rows; every failure is a value, never an exception."""
     status = native_status()
@@ -122,15 +136,9 @@ def report() -> list[tuple[str, list[tuple[str, str]]]]:
         native += [("flags", status.build_info), ("library", status.path or ""), ("quant kernels", kernels)]
     else:
         native.append(("why", status.error or ""))
-    from workbench.curriculum import load_curriculum
     from workbench.curriculum.loader import default_root
 
-    curriculum = load_curriculum()
-    lessons = [
-        ("lessons folder", str(default_root())),
-        ("lessons", f"{len(curriculum.lessons)} in {len(curriculum.tracks)} track(s), "
-                    f"{sum(l.broken for l in curriculum.lessons)} broken, {len(curriculum.all_issues())} issue(s)"),
-    ]
+    lessons = [("lessons folder", str(default_root())), *lesson_rows()]
     return [
         ("Python", [("version", sys.version.split()[0]), ("executable", sys.executable),
                     ("platform", platform.platform())]),
@@ -145,6 +153,7 @@ def report() -> list[tuple[str, list[tuple[str, str]]]]:
 def print_report() -> int:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     for title, rows in report():
@@ -152,7 +161,8 @@ def print_report() -> int:
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
         for name, value in rows:
-            table.add_row(name, value)
+            # Plain text: values hold brackets (pip install 'workbench[minilm]') that markup would eat.
+            table.add_row(Text(name), Text(value))
         console.print(table)
         console.print()
     return 0

@@ -43,3 +43,11 @@ class ExerciseChosen(Message):
     def __init__(self, exercise_id: str | None = None) -> None:
         super().__init__()
         self.exercise_id = exercise_id
+
+
+class ProgressNoticed(Message):
+    """The progress store has something to tell the learner (saving stopped or resumed); posted from its writer thread."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text

@@ -9,14 +9,21 @@ from platformdirs import user_data_path
 
 
 def data_dir() -> Path:
-    """The directory for progress and learner files, created if missing.
+    """The directory for progress and learner files, created if missing (and if it can be).
 
     ``$WORKBENCH_HOME`` wins; otherwise the platform's user data directory
-    (``$XDG_DATA_HOME/workbench``, usually ``~/.local/share/workbench``).
+    (``$XDG_DATA_HOME/workbench``, usually ``~/.local/share/workbench``). A
+    folder that can't be created (a read-only home, a file in the way) is still
+    returned: asking for the path must not crash the app, and whatever then
+    writes there reports its own failure (the progress store runs unsaved and
+    says why).
     """
     home = os.environ.get("WORKBENCH_HOME")
     path = Path(home).expanduser() if home else user_data_path("workbench", appauthor=False)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
     return path
 
 

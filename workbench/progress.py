@@ -2,66 +2,57 @@
 
 WAL mode with a busy timeout lets two sessions of the same learner write at
 once; every write is one transaction, so a process killed mid-write loses at
-most that write and never corrupts the file. A database that can't be read
-is moved aside (and reported), never a crash.
+most that write and never corrupts the file. Writes go through a writer thread
+(:mod:`workbench.progress_writer`), so neither a lock held by another program
+nor a full disk freezes or crashes the UI: a change that can't be written yet is
+kept and retried, and the learner is told. Opening never crashes either
+(:mod:`workbench.progress_db`): a damaged file is moved aside, and a file that
+can't be used as it is (read-only, unreadable, from a newer workbench) is left
+untouched while the session runs on a copy in memory, saying so.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-# Each entry moves the schema from version i to i + 1; never edit a shipped one.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE lesson_state (
-        lesson_id TEXT PRIMARY KEY,
-        last_step INTEGER NOT NULL,
-        total_steps INTEGER NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE step_seen (
-        lesson_id TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        seen_at REAL NOT NULL,
-        PRIMARY KEY (lesson_id, step)
-    );
-    CREATE TABLE quiz_attempt (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        lesson_id TEXT NOT NULL,
-        question_id TEXT NOT NULL,
-        answer TEXT NOT NULL,
-        correct INTEGER NOT NULL,
-        score REAL NOT NULL,
-        answered_at REAL NOT NULL
-    );
-    CREATE INDEX quiz_attempt_by_question ON quiz_attempt (lesson_id, question_id, id);
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    """
-    CREATE TABLE exercise_state (
-        exercise_id TEXT PRIMARY KEY,
-        attempts INTEGER NOT NULL,
-        passes INTEGER NOT NULL,
-        hints INTEGER NOT NULL,
-        solved_at REAL,
-        updated_at REAL NOT NULL
-    );
-    """,
-    # The engine-computed answer a probe question was graded against, so a revisit shows that value.
-    """
-    ALTER TABLE quiz_attempt ADD COLUMN expected REAL;
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+from workbench.logs import logger
+from workbench.progress_db import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    ProgressError,
+    connect,
+    describe_failure,
+    memory_database,
+    open_or_set_aside,
+    read_snapshot,
+)
+from workbench.progress_writer import BackgroundWriter, Change, MemoryWriter
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Attempt", "ExerciseState", "LessonProgress", "ProgressError",
+           "ProgressStore"]
+
+WAIT_FOR_WRITE = 0.5
+"""Seconds a caller waits for its change to land before moving on (so a read right after sees it)."""
+WRITE_ATTEMPT = 2.0
+"""The writer's busy timeout: how long one attempt waits on another program's lock before retrying."""
+READ_WAIT = 1.0
+"""The busy timeout of reads on the caller's thread; WAL reads wait only in rare recoveries."""
+CLOSE_WAIT = 3.0
+"""Seconds closing keeps trying to write what is still waiting."""
+
+T = TypeVar("T")
 
 
-class ProgressError(Exception):
-    """The progress database can't be used (e.g. it comes from a newer workbench)."""
+def _to_json(answer: Any) -> str:
+    """JSON for a quiz answer; NumPy scalars and arrays (a probe's answer) become plain numbers and lists."""
+    return json.dumps(answer, default=lambda value: value.tolist() if hasattr(value, "tolist") else str(value))
 
 
 @dataclass(frozen=True)
@@ -99,60 +90,139 @@ class LessonProgress:
 
 
 class ProgressStore:
-    """One learner's progress. Open with :meth:`open`; close when done."""
+    """One learner's progress. Open with :meth:`open`; close when done.
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, notice: str | None) -> None:
+    No method raises for a problem of the file or the disk: reads fall back to
+    "nothing recorded" and writes are kept and retried; what happened goes to
+    :attr:`notice` (when opening) or to the :meth:`listen` callback (later).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, notice: str | None, saved: bool = True,
+                 timeout: float = 10.0) -> None:
+        """Use :meth:`open`; conn is the connection reads use (in memory when saved is False)."""
         self._conn = conn
+        self._lock = threading.Lock()
+        self._listener: Callable[[str], None] | None = None
+        self._told: list[str] = []
         self.path = path
         self.notice = notice
-        """Something the learner should be told (e.g. a corrupt file was set aside)."""
+        """Something the learner should be told on opening (e.g. a corrupt file was set aside)."""
+        self.saved = saved
+        """False when this session's progress lives only in memory (the file can't be used)."""
+        self._writer: BackgroundWriter | MemoryWriter
+        if saved:
+            self._writer = BackgroundWriter(lambda: connect(path, min(timeout, WRITE_ATTEMPT)), self._tell)
+        else:
+            self._writer = MemoryWriter(conn, self._lock, self._tell)
 
     @classmethod
-    def open(cls, path: Path, timeout: float = 10.0) -> "ProgressStore":
-        """Open (creating or migrating) the database at path; set aside a corrupt one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        notice = None
+    def open(cls, path: Path, timeout: float = 10.0) -> ProgressStore:
+        """Open (creating or migrating) the database at path; never raises for what the file or disk does.
+
+        A damaged file is moved aside and a new one started. A file that can't
+        be used as it is stays untouched: the session runs on an in-memory copy
+        of what it holds (or an empty one), and :attr:`notice` says so.
+        """
         try:
-            conn = _connect(path, timeout)
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise ProgressError(f"progress database {path} is locked: {exc}") from exc
-            moved = _set_aside(path)
-            notice = f"The progress database could not be read ({exc}); it was moved to {moved} and a new one started."
-            conn = _connect(path, timeout)
-        return cls(conn, path, notice)
+            if path.is_symlink():
+                if not path.parent.joinpath(path.readlink()).parent.is_dir():
+                    raise ProgressError(f"it is a link to {path.readlink()}, whose folder does not exist")
+                # Work beside the file the link names, so a set-aside keeps the learner's link.
+                path = path.resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn, notice = open_or_set_aside(path, timeout)
+        except (ProgressError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            reason = str(exc) if isinstance(exc, ProgressError) else describe_failure(path, exc)
+            snapshot = read_snapshot(path) if path.exists() else None
+            shown = ("Your earlier progress is shown, read-only" if snapshot is not None
+                     else "Earlier progress can't be shown")
+            notice = (f"Progress can't be saved to {path}: {reason}. {shown}; what you do in this session "
+                      f"will be lost when you quit. The file was not changed.")
+            logger.warning("progress database %s unusable: %s", path, reason)
+            return cls(snapshot or memory_database(), path, notice, saved=False)
+        conn.execute(f"PRAGMA busy_timeout={int(READ_WAIT * 1000)}")
+        if notice:
+            logger.warning(notice)
+        return cls(conn, path, notice, saved=True, timeout=timeout)
 
-    def close(self) -> None:
-        self._conn.close()
+    def listen(self, callback: Callable[[str], None] | None) -> None:
+        """Tell callback (from any thread) each later problem or recovery; it must not block."""
+        self._listener = callback
 
-    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
-        with self._conn:  # one transaction: committed whole or not at all
-            self._conn.execute(sql, args)
+    @property
+    def told(self) -> list[str]:
+        """Every problem or recovery reported since opening, oldest first."""
+        return list(self._told)
+
+    @property
+    def failure(self) -> str | None:
+        """Why saving is stuck right now (changes are waiting), or None."""
+        return self._writer.failure
+
+    def _tell(self, text: str) -> None:
+        self._told.append(text)
+        listener = self._listener
+        if listener is not None:
+            try:
+                listener(text)
+            except Exception:  # noqa: BLE001 - the UI may be closing; the log still has it
+                logger.exception("progress notice not delivered: %s", text)
+
+    def close(self) -> str | None:
+        """Write what is waiting (trying for a few seconds), then close; a message if anything is lost."""
+        unsaved, reason = self._writer.close(CLOSE_WAIT)
+        with self._lock:
+            self._conn.close()
+        if unsaved:
+            logger.error("progress changes not saved to %s (%s): %s", self.path, reason,
+                         [(change.what, change.statements) for change in unsaved])
+            return (f"{len(unsaved)} change(s) to your progress could not be saved to {self.path} ({reason}); "
+                    f"they are listed in the log.")
+        if isinstance(self._writer, MemoryWriter) and self._writer.count:
+            return (f"{self._writer.count} change(s) to your progress in this session were not saved: "
+                    f"{self.path} could not be used (see the warning when it opened).")
+        return None
+
+    def _one(self, sql: str, args: tuple[Any, ...], convert: Callable[[tuple], T], default: T) -> T:
+        """The first row of a query, converted; default when there is none or it can't be read."""
+        self._writer.wait_idle(WAIT_FOR_WRITE)
+        with self._lock:
+            try:
+                row = self._conn.execute(sql, args).fetchone()
+                return default if row is None else convert(row)
+            # A value of the wrong type (the file edited by hand) is as unreadable as a missing table.
+            except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+                logger.warning("progress read failed: %s (%s %r)", exc, sql, args)
+                text = f"Your progress could not be read ({exc}); what is shown may be incomplete."
+                if text not in self._told:  # a catalog reads per lesson: say it once
+                    self._tell(text)
+                return default
+
+    def _write(self, what: str, *statements: tuple[str, tuple[Any, ...]]) -> bool:
+        """Queue one transaction; True once it is written (False: still waiting, or lost and reported)."""
+        return self._writer.submit(Change(what, list(statements)), WAIT_FOR_WRITE)
 
     # --- steps -----------------------------------------------------------
 
     def mark_step(self, lesson_id: str, step: int, total_steps: int) -> None:
         """Record that step (0-based) of lesson was shown, and resume there next time."""
         now = time.time()
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO lesson_state VALUES (?, ?, ?, ?) ON CONFLICT(lesson_id) DO UPDATE "
-                "SET last_step = excluded.last_step, total_steps = excluded.total_steps, updated_at = excluded.updated_at",
-                (lesson_id, step, total_steps, now),
-            )
-            self._conn.execute("INSERT OR IGNORE INTO step_seen VALUES (?, ?, ?)", (lesson_id, step, now))
-            self._conn.execute(
-                "INSERT INTO meta VALUES ('last_lesson', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (lesson_id,),
-            )
+        self._write(
+            f"step {lesson_id}/{step}",
+            (("INSERT INTO lesson_state VALUES (?, ?, ?, ?) ON CONFLICT(lesson_id) DO UPDATE SET last_step = "
+              "excluded.last_step, total_steps = excluded.total_steps, updated_at = excluded.updated_at"),
+             (lesson_id, step, total_steps, now)),
+            ("INSERT OR IGNORE INTO step_seen VALUES (?, ?, ?)", (lesson_id, step, now)),
+            ("INSERT INTO meta VALUES ('last_lesson', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+             (lesson_id,)),
+        )
 
     def last_step(self, lesson_id: str) -> int | None:
-        row = self._conn.execute("SELECT last_step FROM lesson_state WHERE lesson_id = ?", (lesson_id,)).fetchone()
-        return None if row is None else int(row[0])
+        return self._one("SELECT last_step FROM lesson_state WHERE lesson_id = ?", (lesson_id,),
+                         lambda row: int(row[0]), None)
 
     def last_lesson(self) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'last_lesson'").fetchone()
-        return None if row is None else str(row[0])
+        return self._one("SELECT value FROM meta WHERE key = 'last_lesson'", (), lambda row: str(row[0]), None)
 
     # --- quizzes ---------------------------------------------------------
 
@@ -160,27 +230,27 @@ class ProgressStore:
                       expected: float | None = None) -> None:
         """Record an attempt; ``expected`` is the engine's answer a probe question was graded against."""
         self._write(
-            "INSERT INTO quiz_attempt (lesson_id, question_id, answer, correct, score, answered_at, expected) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (lesson_id, question_id, json.dumps(answer), int(correct), float(score), time.time(), expected),
+            f"answer {lesson_id}/{question_id}",
+            (("INSERT INTO quiz_attempt (lesson_id, question_id, answer, correct, score, answered_at, expected) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)"),
+             (lesson_id, question_id, _to_json(answer), int(correct), float(score), time.time(), expected)),
         )
 
     def latest_answer(self, lesson_id: str, question_id: str) -> Attempt | None:
-        row = self._conn.execute(
+        return self._one(
             "SELECT answer, correct, score, answered_at, expected FROM quiz_attempt WHERE lesson_id = ? AND "
             "question_id = ? ORDER BY id DESC LIMIT 1",
             (lesson_id, question_id),
-        ).fetchone()
-        if row is None:
-            return None
-        return Attempt(json.loads(row[0]), bool(row[1]), float(row[2]), float(row[3]),
-                       None if row[4] is None else float(row[4]))
+            lambda row: Attempt(json.loads(row[0]), bool(row[1]), float(row[2]), float(row[3]),
+                                None if row[4] is None else float(row[4])),
+            None,
+        )
 
     def attempt_count(self, lesson_id: str, question_id: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM quiz_attempt WHERE lesson_id = ?", (lesson_id,)
         if question_id is not None:
             sql, args = sql + " AND question_id = ?", (lesson_id, question_id)
-        return int(self._conn.execute(sql, args).fetchone()[0])
+        return self._one(sql, args, lambda row: int(row[0]), 0)
 
     def forget_answer(self, lesson_id: str, question_id: str) -> None:
         """Unlock a question by recording that the learner chose to try again."""
@@ -189,51 +259,59 @@ class ProgressStore:
     # --- exercises -------------------------------------------------------
 
     def exercise_state(self, exercise_id: str) -> ExerciseState:
-        row = self._conn.execute(
-            "SELECT attempts, passes, hints, solved_at FROM exercise_state WHERE exercise_id = ?", (exercise_id,)
-        ).fetchone()
-        if row is None:
-            return ExerciseState(0, 0, 0, None)
-        return ExerciseState(int(row[0]), int(row[1]), int(row[2]), row[3])
+        return self._one(
+            "SELECT attempts, passes, hints, solved_at FROM exercise_state WHERE exercise_id = ?", (exercise_id,),
+            lambda row: ExerciseState(int(row[0]), int(row[1]), int(row[2]), None if row[3] is None else float(row[3])),
+            ExerciseState(0, 0, 0, None),
+        )
 
     def record_exercise_run(self, exercise_id: str, passed: bool) -> ExerciseState:
-        """Count one checked save; the first pass marks the exercise solved (for good)."""
+        """Count one checked save; the first pass marks the exercise solved (for good).
+
+        Returns the new state; while saving is stuck, the state this run leads to once it is written.
+        """
         now = time.time()
-        self._write(
-            "INSERT INTO exercise_state VALUES (?, 1, ?, 0, ?, ?) ON CONFLICT(exercise_id) DO UPDATE SET "
-            "attempts = attempts + 1, passes = passes + excluded.passes, "
-            "solved_at = COALESCE(solved_at, excluded.solved_at), updated_at = excluded.updated_at",
-            (exercise_id, int(passed), now if passed else None, now),
-        )
-        return self.exercise_state(exercise_id)
+        before = self.exercise_state(exercise_id)
+        if self._write(
+            f"exercise run {exercise_id} ({'pass' if passed else 'fail'})",
+            (("INSERT INTO exercise_state VALUES (?, 1, ?, 0, ?, ?) ON CONFLICT(exercise_id) DO UPDATE SET "
+              "attempts = attempts + 1, passes = passes + excluded.passes, "
+              "solved_at = COALESCE(solved_at, excluded.solved_at), updated_at = excluded.updated_at"),
+             (exercise_id, int(passed), now if passed else None, now)),
+        ):
+            return self.exercise_state(exercise_id)
+        solved_at = before.solved_at if before.solved_at is not None else (now if passed else None)
+        return ExerciseState(before.attempts + 1, before.passes + int(passed), before.hints, solved_at)
 
     def reveal_hint(self, exercise_id: str, available: int) -> int:
         """Reveal one more hint (at most available); returns how many are now shown."""
-        self._write(
-            "INSERT INTO exercise_state VALUES (?, 0, 0, MIN(1, ?), NULL, ?) ON CONFLICT(exercise_id) DO UPDATE SET "
-            "hints = MIN(hints + 1, ?), updated_at = excluded.updated_at",
-            (exercise_id, available, time.time(), available),
-        )
-        return self.exercise_state(exercise_id).hints
+        before = self.exercise_state(exercise_id).hints
+        if self._write(
+            f"hint {exercise_id}",
+            (("INSERT INTO exercise_state VALUES (?, 0, 0, MIN(1, ?), NULL, ?) ON CONFLICT(exercise_id) DO UPDATE "
+              "SET hints = MIN(hints + 1, ?), updated_at = excluded.updated_at"),
+             (exercise_id, available, time.time(), available)),
+        ):
+            return self.exercise_state(exercise_id).hints
+        return min(before + 1, available)
 
     def get_setting(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (f"setting:{key}",)).fetchone()
-        return None if row is None else str(row[0])
+        return self._one("SELECT value FROM meta WHERE key = ?", (f"setting:{key}",), lambda row: str(row[0]), None)
 
     def set_setting(self, key: str, value: str) -> None:
         self._write(
-            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (f"setting:{key}", value),
+            f"setting {key}",
+            ("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+             (f"setting:{key}", value)),
         )
 
     # --- summaries -------------------------------------------------------
 
     def lesson_progress(self, lesson_id: str, question_ids: list[str]) -> LessonProgress:
         """Steps seen and the latest answer per question, for the catalog and score lines."""
-        state = self._conn.execute(
-            "SELECT last_step, total_steps FROM lesson_state WHERE lesson_id = ?", (lesson_id,)
-        ).fetchone()
-        seen = self._conn.execute("SELECT COUNT(*) FROM step_seen WHERE lesson_id = ?", (lesson_id,)).fetchone()[0]
+        state = self._one("SELECT last_step, total_steps FROM lesson_state WHERE lesson_id = ?", (lesson_id,),
+                          lambda row: (int(row[0]), int(row[1])), None)
+        seen = self._one("SELECT COUNT(*) FROM step_seen WHERE lesson_id = ?", (lesson_id,), lambda row: int(row[0]), 0)
         answered = correct = 0
         for qid in question_ids:
             attempt = self.latest_answer(lesson_id, qid)
@@ -241,72 +319,9 @@ class ProgressStore:
                 answered += 1
                 correct += attempt.correct
         return LessonProgress(
-            steps_seen=int(seen),
-            total_steps=int(state[1]) if state else 0,
-            last_step=int(state[0]) if state else None,
+            steps_seen=seen,
+            total_steps=state[1] if state else 0,
+            last_step=state[0] if state else None,
             answered=answered,
             correct=correct,
         )
-
-
-def _connect(path: Path, timeout: float) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level="DEFERRED")
-    try:
-        _enable_wal(conn, timeout)
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        check = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-        _migrate(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
-    """Switch to WAL, retrying while another session holds the file.
-
-    Changing the journal mode can report "database is locked" at once, without
-    waiting on the busy timeout, when a second session is opening (and itself
-    switching) the same new file; seen when two sessions start together.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    # BEGIN IMMEDIATE takes the write lock first, so two sessions starting at
-    # once can't both apply the same migration.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise ProgressError(f"progress database has schema {version}, newer than this workbench ({SCHEMA_VERSION})")
-        for index in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[index].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={index + 1}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _set_aside(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(str(path) + suffix)
-        if source.exists():
-            source.rename(Path(str(target) + suffix))
-    return target

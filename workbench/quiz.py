@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.params import short_repr
+
 KINDS = ("single", "multiple", "numeric", "order", "probe")
 
 
@@ -55,6 +57,21 @@ class Question:
             rng.shuffle(indices)
         return indices
 
+    def accepts(self, response: Any) -> bool:
+        """Whether response has the shape this question's answers have (a stored answer may predate an edit
+        of the lesson: fewer choices, another kind)."""
+        def index(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.choices)
+
+        if self.kind == "single":
+            return index(response)
+        if self.kind == "multiple":
+            return isinstance(response, list) and bool(response) and all(index(i) for i in response)
+        if self.kind == "order":
+            return (isinstance(response, list) and all(index(i) for i in response)
+                    and sorted(response) == list(range(len(self.choices))))
+        return isinstance(response, (int, float)) and not isinstance(response, bool) and math.isfinite(response)
+
     def grade(self, response: Any, expected: float | None = None) -> Grade:
         """Grade a response: an index, a list of indices, a number, or an item order.
 
@@ -84,7 +101,11 @@ def within(got: float, want: float, tolerance: float, rel_tolerance: float) -> b
 
 
 def format_number(value: float, tolerance: float = 0.0) -> str:
-    """A number shown with as many decimals as its tolerance makes meaningful."""
+    """A number shown with as many decimals as its tolerance makes meaningful (inf and nan as such)."""
+    if not math.isfinite(value):
+        return str(value)
+    if not math.isfinite(tolerance):
+        tolerance = 0.0
     if value == int(value) and tolerance < 1 and abs(value) < 1e15:
         return str(int(value))
     if tolerance > 0:
@@ -98,7 +119,7 @@ def _req(body: dict[str, Any], key: str, typ: type | tuple[type, ...], what: str
         raise QuizError(f"missing '{key}' ({what})")
     value = body[key]
     if not isinstance(value, typ) or (isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,))):
-        raise QuizError(f"'{key}' must be {what}, got {value!r}")
+        raise QuizError(f"'{key}' must be {what}, got {short_repr(value)}")
     return value
 
 
@@ -111,9 +132,16 @@ def _strings(body: dict[str, Any], key: str, minimum: int) -> tuple[str, ...]:
 
 def _number(body: dict[str, Any], key: str, default: float) -> float:
     value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise QuizError(f"'{key}' must be a non-negative number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e300:
+        raise QuizError(f"'{key}' must be a finite non-negative number, got {short_repr(value)}")
     return float(value)
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key, "")
+    if not isinstance(value, str):
+        raise QuizError(f"'{key}' must be a string, got {short_repr(value)}")
+    return value
 
 
 _ALLOWED = {
@@ -129,7 +157,7 @@ def parse_question(body: dict[str, Any]) -> Question:
     """Build a Question from a quiz block's TOML table, or raise QuizError."""
     kind = _req(body, "kind", str, f"one of {', '.join(KINDS)}")
     if kind not in KINDS:
-        raise QuizError(f"'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise QuizError(f"'kind' must be one of {', '.join(KINDS)}, got {short_repr(kind)}")
     unknown = set(body) - {"id", "kind", "prompt", "explanation"} - _ALLOWED[kind]
     if unknown:
         raise QuizError(f"unknown field(s) for a {kind} question: {', '.join(sorted(unknown))}")
@@ -141,7 +169,10 @@ def parse_question(body: dict[str, Any]) -> Question:
     }
     if kind in ("single", "multiple"):
         choices = _strings(body, "choices", 2)
-        why = tuple(body.get("why", ()))
+        raw_why = body.get("why", [])
+        if not isinstance(raw_why, list) or not all(isinstance(w, str) for w in raw_why):
+            raise QuizError(f"'why' must be a list of strings, one per choice, got {short_repr(raw_why)}")
+        why = tuple(raw_why)
         if why and len(why) != len(choices):
             raise QuizError(f"'why' has {len(why)} entries for {len(choices)} choices")
         if kind == "single":
@@ -162,10 +193,12 @@ def parse_question(body: dict[str, Any]) -> Question:
     extra = {
         "tolerance": _number(body, "tolerance", 0.0),
         "rel_tolerance": _number(body, "rel_tolerance", 0.0),
-        "unit": body.get("unit", ""),
+        "unit": _optional_str(body, "unit"),
     }
     if kind == "numeric":
         answer = _req(body, "answer", (int, float), "a number")
+        if not -1e300 < answer < 1e300:
+            raise QuizError(f"'answer' must be a finite number, got {short_repr(answer)}")
         return Question(**common, answer=float(answer), **extra)
     params = body.get("params", {})
     if not isinstance(params, dict):

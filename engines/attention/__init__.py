@@ -38,7 +38,12 @@ def check_shapes(q_shape, k_shape, v_shape) -> None:
         raise ValueError(f"query heads ({h}) must be a multiple of key/value heads ({hk})")
 
 
-def _validated(q, k, v, key_mask, window, backend, kernel, threads):
+def validated(q, k, v, key_mask, window, backend, kernel):
+    """(q, k, v, key_mask) once they are fit for ``backend``, else TypeError/ValueError saying what is wrong.
+
+    The one check of every CPU backend's arguments: native.attention calls it
+    itself, so a direct call of the module checks as much as this package does.
+    """
     q, k, v = (require_array(a, name) for a, name in ((q, "q"), (k, "k"), (v, "v")))
     for a, name in ((q, "q"), (k, "k"), (v, "v")):
         require_floating(a, name)
@@ -46,6 +51,8 @@ def _validated(q, k, v, key_mask, window, backend, kernel, threads):
     if not q.dtype == k.dtype == v.dtype:
         raise ValueError(f"q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     b, lk = q.shape[0], k.shape[2]
+    if q.shape[3] < 1:  # no features: every score 0 · 1/sqrt(0), which no backend defines the same way
+        raise ValueError(f"q and k need a head dim of at least 1, got shape {q.shape}")
     if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
         raise ValueError(f"window must be a positive integer or None, got {window!r}")
     if key_mask is not None:
@@ -60,8 +67,6 @@ def _validated(q, k, v, key_mask, window, backend, kernel, threads):
         for a, name in ((q, "q"), (k, "k"), (v, "v")):
             if not a.flags.c_contiguous:
                 raise ValueError(f"{name} must be C-contiguous for the native kernels (np.ascontiguousarray)")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer, got {threads!r}")
     return q, k, v, key_mask
 
 
@@ -81,20 +86,20 @@ def attention(q, k, v, *, causal: bool = False, window: int | None = None, key_m
         from workbench_engines.attention import cuda
 
         return cuda.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale, kernel=kernel)
-    q, k, v, key_mask = _validated(q, k, v, key_mask, window, backend, kernel, threads)
+    if backend == "native":
+        from workbench_engines.attention import native
+
+        return native.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale,
+                                kernel=kernel, threads=threads)
+    q, k, v, key_mask = validated(q, k, v, key_mask, window, backend, kernel)
     if backend == "reference":
         from workbench_engines.attention import reference, tiled
 
         run = tiled.attention if kernel == "flash" else reference.attention
         return run(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
-    if backend == "torch":
-        from workbench_engines.attention import torch_backend
+    from workbench_engines.attention import torch_backend
 
-        return torch_backend.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
-    from workbench_engines.attention import native
-
-    return native.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale,
-                            kernel=kernel, threads=threads)
+    return torch_backend.attention(q, k, v, causal=causal, window=window, key_mask=key_mask, scale=scale)
 
 
 def multi_head_attention(x: np.ndarray, w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: np.ndarray,

@@ -87,6 +87,8 @@ def attention(q, k, v, *, causal=False, window=None, key_mask=None, scale=None, 
         return out.zero_()
     kernel_code = kernel_id(lib, kernel)
     workspace_bytes = int(lib.wb_attention_workspace_cuda(kernel_code, batch, heads, lq, lk))
+    if workspace_bytes < 0:  # a status: the score matrix's size overflows, or a bad argument
+        check_cuda_status("wb_attention_workspace_cuda", workspace_bytes)
     workspace = None
     if workspace_bytes > 0:
         workspace = torch.empty(workspace_bytes // 4, dtype=torch.float32, device=q.device)

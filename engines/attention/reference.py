@@ -28,6 +28,7 @@ def allowed_mask(lq: int, lk: int, *, causal: bool, window: int | None,
     if causal:
         keep &= j <= pos
     if window:
+        window = min(window, lq + lk)  # as wide as admits every key; 10**30 would overflow NumPy's int64
         keep &= (j > pos - window) if causal else (np.abs(pos - j) < window)
     return keep
 
@@ -59,7 +60,7 @@ def attention(
     if key_mask is not None:
         keep = keep & key_mask[:, None, None, :].astype(bool)
     scores = np.where(keep, scores, -np.inf)
-    top = scores.max(axis=-1, keepdims=True)
+    top = scores.max(axis=-1, keepdims=True, initial=-np.inf)  # initial: lk = 0 has no maximum
     top = np.where(np.isfinite(top), top, 0.0)
     weights = np.exp(scores - top)
     total = weights.sum(axis=-1, keepdims=True)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import re._constants as sre_constants
+import re._parser as sre_parser
+import subprocess
+import sys
 from dataclasses import dataclass
+
 import numpy as np
 
 from workbench_engines.generation.generate import check_prompt
@@ -22,6 +28,110 @@ class ConstrainedResult:
     """How many tokens were allowed at each step."""
 
 
+MAX_PATTERN_POSITIONS = 1_000
+"""Most character positions a regex may spell out once its counted repeats are unrolled.
+
+Building the automaton costs time quadratic in these (``[a-z]{1,32000}``
+took 70 s), so a larger regex is refused before the build starts.
+"""
+
+_REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT)
+
+
+def pattern_positions(pattern: str) -> int:
+    """Character positions in pattern with every counted repeat unrolled (``a{2,5}`` is 5, ``a*`` is 1).
+
+    Raises ConstraintError for a pattern Python's own regex parser rejects.
+    """
+    try:
+        parsed = sre_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ConstraintError(f"cannot compile the regex: {exc}") from None
+    return _positions(parsed)
+
+
+def _positions(parsed) -> int:
+    total = 0
+    for op, av in parsed:
+        if op in _REPEATS:
+            low, high, sub = av
+            copies = low + 1 if high == sre_constants.MAXREPEAT else high
+            total += max(copies, 1) * _positions(sub)
+        elif op is sre_constants.SUBPATTERN:
+            total += _positions(av[-1])
+        elif op is sre_constants.BRANCH:
+            total += sum(_positions(branch) for branch in av[1])
+        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            total += _positions(av[1])
+        else:
+            total += 1
+        if total > MAX_PATTERN_POSITIONS:
+            break
+    return total
+
+
+def check_pattern_size(pattern: str) -> None:
+    """Raise ConstraintError when pattern is too large to build an automaton for in reasonable time."""
+    positions = pattern_positions(pattern)
+    if positions > MAX_PATTERN_POSITIONS:
+        raise ConstraintError(f"the regex spells out more than {MAX_PATTERN_POSITIONS:,} character positions "
+                              "(counted repeats unrolled); write a smaller one")
+
+
+BUILD_TIMEOUT_S = 10.0
+"""Longest a regex's automaton may take to build (in its own process, killed after this)."""
+BUILD_MEMORY_BYTES = 2 << 30
+"""Address space the building process may use."""
+
+# Runs in a child: the pattern on stdin, the automaton as JSON on stdout (anything_else written as null).
+_BUILD = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
+import interegular
+from interegular.fsm import anything_else
+fsm = interegular.parse_pattern(sys.stdin.read()).to_fsm()
+json.dump({"symbols": [[None if c is anything_else else c, k] for c, k in fsm.alphabet.items()],
+           "states": sorted(fsm.states), "initial": fsm.initial, "finals": sorted(fsm.finals),
+           "map": [[s, sorted(edges.items())] for s, edges in fsm.map.items()]}, sys.stdout)
+"""
+
+
+def build_fsm(pattern: str, timeout_s: float = BUILD_TIMEOUT_S):
+    """interegular's automaton for pattern, built in a child process that is killed past timeout_s.
+
+    The subset construction can take time exponential in the regex
+    (``(a|b)*a(a|b){20}``) and no Python thread can be stopped, so the build
+    runs where it can be: a stuck build costs the learner one message, not a
+    frozen lab or an app that can't quit. Raises ConstraintError.
+    """
+    from interegular.fsm import FSM, Alphabet, anything_else
+
+    try:
+        done = subprocess.run([sys.executable, "-I", "-c", _BUILD, str(BUILD_MEMORY_BYTES)], input=pattern,
+                              capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConstraintError(f"building the automaton of this regex took over {timeout_s:g} s; "
+                              "write a simpler one") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        why = lines[-1] if lines else f"exit status {done.returncode}"
+        if "MemoryError" in why:
+            why = f"it needs more than {BUILD_MEMORY_BYTES >> 30} GiB"
+        raise ConstraintError(f"cannot compile the regex {pattern[:80]!r}: {why}")
+    built = json.loads(done.stdout)
+    alphabet = Alphabet({anything_else if c is None else c: k for c, k in built["symbols"]})
+    edges = {state: dict(pairs) for state, pairs in built["map"]}
+    return FSM(alphabet=alphabet, states=set(built["states"]), initial=built["initial"],
+               finals=set(built["finals"]), map=edges)
+
+
+def bounded_automaton(pattern: str, tokenizer, eos: int | None) -> TokenAutomaton:
+    """TokenAutomaton for pattern over tokenizer's vocabulary, after check_pattern_size, its automaton built
+    by build_fsm (bounded in time and memory)."""
+    check_pattern_size(pattern)
+    return TokenAutomaton(pattern, token_strings(tokenizer), eos, fsm=build_fsm(pattern))
+
+
 _AUTOMATA: dict[tuple[str, int], tuple[object, TokenAutomaton]] = {}
 
 
@@ -32,7 +142,7 @@ def _automaton(pattern: str, tokenizer, eos: int | None) -> TokenAutomaton:
     if held is None or held[0] is not tokenizer:
         if len(_AUTOMATA) >= 16:
             _AUTOMATA.pop(next(iter(_AUTOMATA)))
-        held = _AUTOMATA[key] = (tokenizer, TokenAutomaton(pattern, token_strings(tokenizer), eos))
+        held = _AUTOMATA[key] = (tokenizer, bounded_automaton(pattern, tokenizer, eos))
     return held[1]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench_engines.arrays import require_array
+from workbench_engines.moe.checks import check_combine, check_dispatch
 from workbench_engines.moe.reference import capacity, load_balancing_loss
 
 BACKENDS = ("reference", "native", "torch")
@@ -42,28 +43,13 @@ def route(router_logits, k: int, *, noise_std: float = 0.0, rng: np.random.Gener
     return reference.route(logits, int(k), noise_std=noise_std, rng=rng)
 
 
-def _check(x, experts, n_experts, capacity_):
-    x, experts = require_array(x, "x"), require_array(experts, "experts")
-    if x.ndim != 2 or x.dtype != np.float32 or not x.flags.c_contiguous:
-        raise ValueError(f"x must be a C-contiguous float32 [tokens, d] array, got {x.dtype} {x.shape}")
-    if experts.ndim != 2 or experts.shape[0] != x.shape[0] or experts.dtype != np.int64:
-        raise ValueError(f"experts must be int64 [tokens, k] with {x.shape[0]} rows, got {experts.dtype} {experts.shape}")
-    if not isinstance(n_experts, (int, np.integer)) or n_experts < 1:
-        raise ValueError(f"n_experts must be a positive integer, got {n_experts!r}")
-    if not isinstance(capacity_, (int, np.integer)) or capacity_ < 1:
-        raise ValueError(f"capacity must be a positive integer, got {capacity_!r}")
-    if experts.size and (experts.min() < 0 or experts.max() >= n_experts):
-        raise ValueError(f"expert ids must be in [0, {n_experts})")
-    return np.ascontiguousarray(x), np.ascontiguousarray(experts)
-
-
 def dispatch(x, experts, n_experts: int, capacity: int, *, backend: str = "reference", threads: int | None = None):
     """(buffers [E, C, D], positions [T, k] (-1 = dropped), counts [E])."""
-    x, experts = _check(x, experts, n_experts, capacity)
     if backend == "native":
         from workbench_engines.moe import native
 
-        return native.dispatch(x, experts, int(n_experts), int(capacity), threads)
+        return native.dispatch(x, experts, n_experts, capacity, threads)
+    x, experts, n_experts, capacity = check_dispatch(x, experts, n_experts, capacity)
     if backend == "torch":
         from workbench_engines.moe import torch_backend
 
@@ -77,21 +63,11 @@ def dispatch(x, experts, n_experts: int, capacity: int, *, backend: str = "refer
 
 def combine(expert_out, positions, experts, weights, *, backend: str = "reference", threads: int | None = None):
     """y [T, D]: each token's kept expert outputs mixed by its gate weights."""
-    expert_out = require_array(expert_out, "expert_out")
-    positions, experts, weights = (np.ascontiguousarray(a) for a in (positions, experts, weights))
-    if expert_out.ndim != 3 or expert_out.dtype != np.float32:
-        raise ValueError(f"expert_out must be float32 [experts, capacity, d], got {expert_out.dtype} {expert_out.shape}")
-    if not positions.shape == experts.shape == weights.shape or positions.ndim != 2:
-        raise ValueError(f"positions, experts and weights must share a [tokens, k] shape, got "
-                         f"{positions.shape}, {experts.shape}, {weights.shape}")
-    if positions.max(initial=-1) >= expert_out.shape[1] or experts.max(initial=0) >= expert_out.shape[0]:
-        raise ValueError("a position or expert id is outside expert_out")
-    weights = weights.astype(np.float32, copy=False)
     if backend == "native":
         from workbench_engines.moe import native
 
-        return native.combine(np.ascontiguousarray(expert_out), positions.astype(np.int64), experts.astype(np.int64),
-                              weights, threads)
+        return native.combine(expert_out, positions, experts, weights, threads)
+    expert_out, positions, experts, weights = check_combine(expert_out, positions, experts, weights)
     if backend == "torch":
         from workbench_engines.moe import torch_backend
 

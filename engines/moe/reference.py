@@ -63,5 +63,6 @@ def dispatch(x: np.ndarray, experts: np.ndarray, n_experts: int, capacity: int):
 def combine(expert_out: np.ndarray, positions: np.ndarray, experts: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """y[t] = Σ_j weights[t, j] · expert_out[experts[t, j], positions[t, j]] over kept slots."""
     kept = positions >= 0
-    rows = expert_out[experts, np.where(kept, positions, 0)]  # [T, k, D]
-    return np.einsum("tk,tkd->td", np.where(kept, weights, 0.0).astype(expert_out.dtype), rows)
+    # A dropped slot contributes nothing, even where the row it would index holds inf or NaN.
+    rows = np.where(kept[..., None], expert_out[experts, np.where(kept, positions, 0)], 0.0)  # [T, k, D]
+    return np.einsum("tk,tkd->td", np.where(kept, weights, 0.0).astype(expert_out.dtype), rows.astype(expert_out.dtype))

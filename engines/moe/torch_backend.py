@@ -29,5 +29,6 @@ def combine(expert_out: np.ndarray, positions: np.ndarray, experts: np.ndarray, 
     out, pos, exp = torch.from_numpy(expert_out), torch.from_numpy(positions), torch.from_numpy(experts)
     w = torch.from_numpy(weights)
     kept = pos >= 0
-    rows = out[exp, pos.clamp(min=0)]  # [T, k, D]
+    # A dropped slot contributes nothing, even where the row it would index holds inf or NaN.
+    rows = torch.where(kept[..., None], out[exp, pos.clamp(min=0)], torch.zeros((), dtype=out.dtype))  # [T, k, D]
     return torch.einsum("tk,tkd->td", torch.where(kept, w, torch.zeros_like(w)), rows).numpy()

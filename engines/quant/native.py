@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench_engines.nativelib import check_status, default_threads, native
+from workbench_engines.nativelib import check_status, check_threads, native
 from workbench_engines.quant.reference import BLOCK
-from workbench_engines.quant.tensor import NOT_FINITE, QuantTensor, check_activations, check_mode, check_threads
+from workbench_engines.quant.tensor import NOT_FINITE, QuantTensor, check_activations, check_mode
 
 SIMD_PATHS = {
     "avx512vnni": "AVX-512: vpdpbusd on 256-bit registers (int8); vpmovzxbd, vcvtdq2ps, FMA on 512-bit (float32)",
@@ -39,10 +39,7 @@ def simd_path() -> str:
 
 def threads_for(threads: int | None) -> int:
     """A thread count for the kernels: the CPUs here when None, else a checked positive int."""
-    limit = native().lib.WB_QUANT_MAX_THREADS
-    if threads is None:
-        return min(default_threads(), limit)
-    return check_threads(threads, limit)
+    return check_threads(threads)
 
 
 def format_id(tensor: QuantTensor) -> int:

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench_engines.nativelib import check_threads
 from workbench_engines.quant import reference
-from workbench_engines.quant.tensor import NOT_CONTIGUOUS, QuantTensor, check_activations, check_mode, check_threads
+from workbench_engines.quant.tensor import NOT_CONTIGUOUS, QuantTensor, check_activations, check_mode
 
 FLOAT32 = np.dtype(np.float32)
-REFERENCE_MAX_THREADS = 1 << 16
-"""What set_threads accepts without the C kernels (which have their own limit): any sane count, unused."""
 
 
 class PreparedQuant:
@@ -85,7 +84,7 @@ class PreparedQuant:
         if self._kernel is not None:
             self._threads = self._kernels.threads_for(threads)
         else:
-            self._threads = 1 if threads is None else check_threads(threads, REFERENCE_MAX_THREADS)
+            self._threads = 1 if threads is None else check_threads(threads)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x (T, cols) or (cols,) float32, C-contiguous and finite: (T, rows) or (rows,) float32.

@@ -34,13 +34,6 @@ def check_mode(activations: object) -> None:
         raise ValueError(f"activations must be one of {', '.join(map(repr, ACTIVATIONS))}, got {activations!r}")
 
 
-def check_threads(threads: object, limit: int) -> int:
-    """threads as an int, or ValueError unless it is an integer from 1 to limit."""
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= limit:
-        raise ValueError(f"threads must be an integer from 1 to {limit}, got {threads!r}")
-    return int(threads)
-
-
 def check_activations(x: object, cols: int | None = None, *, finite: bool = True) -> None:
     """Raise unless x is a (T, cols) C-contiguous float32 array (any whole blocks when cols is None)
     of finite values (``finite=False`` leaves that to the C kernel, which refuses inf and nan itself)."""

@@ -2,10 +2,12 @@
 
 Filters share one signature style, ``f(logits, ..., backend="reference" | "native" | "torch")``,
 and return logits with removed tokens at -inf; bad parameters raise before
-anything runs (k <= 0, p outside (0, 1], temperature <= 0).
+anything runs (k <= 0, p outside (0, 1], temperature <= 0, infinite, or so small its reciprocal is).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -24,8 +26,9 @@ def _logits(logits) -> np.ndarray:
 
 
 def _temperature(temperature: float) -> float:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (use greedy() for the T -> 0 limit), got {temperature}")
+    """temperature as a float, refused unless it is finite, > 0 and has a finite reciprocal (above ~5.6e-309)."""
+    if not temperature > 0 or not math.isfinite(temperature) or not math.isfinite(1.0 / temperature):
+        raise ValueError(f"temperature must be finite and > 0 (use greedy() for the T -> 0 limit), got {temperature}")
     return float(temperature)
 
 

@@ -38,13 +38,14 @@ class _StateTokens:
 class TokenAutomaton:
     """Which tokens may come next, state by state, for one regex and one vocabulary."""
 
-    def __init__(self, pattern: str, token_strings: list[str | None], eos: int | None) -> None:
+    def __init__(self, pattern: str, token_strings: list[str | None], eos: int | None, fsm=None) -> None:
         """token_strings[i] is token i's text, or None for tokens that can never be allowed
-        (special tokens, and bytes that are not a whole UTF-8 character)."""
+        (special tokens, and bytes that are not a whole UTF-8 character); fsm is pattern's automaton when
+        built already (``workbench_engines.generation.constrained.build_fsm`` bounds the build)."""
         import interegular
 
         try:
-            self.fsm = interegular.parse_pattern(pattern).to_fsm()
+            self.fsm = fsm if fsm is not None else interegular.parse_pattern(pattern).to_fsm()
         except Exception as exc:  # noqa: BLE001 - interegular raises several types for bad syntax
             raise ConstraintError(f"cannot compile the regex {pattern!r}: {exc}") from exc
         self.pattern = pattern

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from workbench_engines.arrays import as_rows_f32
-from workbench_engines.nativelib import check_status, default_threads, native
+from workbench_engines.nativelib import check_status, check_threads, native
 
 
 def _call(kernel: str, logits: np.ndarray, threads: int | None, *args) -> tuple[np.ndarray, np.ndarray]:
     rows2d, shape = as_rows_f32(logits, "logits")
+    n_threads = check_threads(threads)
     module = native()
     out = np.empty(shape, dtype=np.float32)
     kept = np.empty(rows2d.shape[0], dtype=np.int64)
@@ -18,7 +19,7 @@ def _call(kernel: str, logits: np.ndarray, threads: int | None, *args) -> tuple[
         module.ffi.from_buffer("float[]", rows2d),
         rows2d.shape[0], rows2d.shape[1], *args,
         module.ffi.from_buffer("int64_t[]", kept, require_writable=True),
-        default_threads() if threads is None else threads,
+        n_threads,
     )
     check_status(kernel, status)
     return out, kept.reshape(shape[:-1])

@@ -9,20 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from workbench_engines.arrays import as_rows_f32
-from workbench_engines.nativelib import check_status, default_threads, native
-
-
-def _threads(threads: int | None) -> int:
-    if threads is None:
-        return default_threads()
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    return threads
+from workbench_engines.nativelib import check_status, check_threads, native
 
 
 def _elementwise(kernel: str, x: np.ndarray, threads: int | None) -> np.ndarray:
     rows2d, shape = as_rows_f32(x, "x")
-    n_threads = _threads(threads)
+    n_threads = check_threads(threads)
     module = native()
     out = np.empty(shape, dtype=np.float32)
     rows, cols = rows2d.shape
@@ -52,7 +44,7 @@ def log_softmax(x: np.ndarray, threads: int | None = None) -> np.ndarray:
 def logsumexp(x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Row logsumexp over the last axis of a C-contiguous float32 array."""
     rows2d, shape = as_rows_f32(x, "x")
-    n_threads = _threads(threads)
+    n_threads = check_threads(threads)
     module = native()
     out = np.empty(shape[:-1], dtype=np.float32)
     rows, cols = rows2d.shape

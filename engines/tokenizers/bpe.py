@@ -18,9 +18,10 @@ import numpy as np
 import regex
 
 from workbench_engines.errors import EngineError
-from workbench_engines.nativelib import default_threads
+from workbench_engines.nativelib import check_threads
 from workbench_engines.tokenizers import pretokenize
 from workbench_engines.tokenizers.bpe_reference import bpe_merge
+from workbench_engines.tokenizers.ids import check_id_space
 
 SpecialSet = Collection[str] | Literal["all"]
 
@@ -61,11 +62,12 @@ class BPETokenizer:
         missing = [b for b in range(256) if bytes([b]) not in self.ranks]
         if missing:
             raise EngineError(f"{self.name}: byte 0x{missing[0]:02x} is not a token ({len(missing)} bytes missing)")
-        size = max(max(self.ranks.values()), max(self.special_tokens.values(), default=-1)) + 1
+        tokens = len(self.ranks) + len(self.special_tokens)
+        size = check_id_space([*self.ranks.values(), *self.special_tokens.values()], tokens, self.name)
         self._decoder: list[bytes | None] = [None] * size
         for token, rank in self.ranks.items():
-            if rank < 0 or self._decoder[rank] is not None:
-                raise EngineError(f"{self.name}: rank {rank} is negative or used twice")
+            if self._decoder[rank] is not None:
+                raise EngineError(f"{self.name}: rank {rank} is used twice")
             self._decoder[rank] = token
         for text, rank in self.special_tokens.items():
             if self._decoder[rank] is not None:
@@ -128,7 +130,11 @@ class BPETokenizer:
         allowed_special: SpecialSet = frozenset(),
         disallowed_special: SpecialSet = "all",
     ) -> list[list[int]]:
-        """Ids of each text; the native backend encodes texts on ``threads`` threads."""
+        """Ids of each text; the native backend encodes texts on ``threads`` threads (None: the CPUs here).
+
+        threads is checked whichever backend runs, so threads=0 is refused everywhere, not read as "default".
+        """
+        n_threads = check_threads(threads)
         allowed = self._resolve(allowed_special, set())
         if self._native is None or self._native_pattern is None or allowed:
             return [self.encode(t, allowed_special=allowed_special, disallowed_special=disallowed_special) for t in texts]
@@ -136,7 +142,7 @@ class BPETokenizer:
         for text in texts:
             self._check_disallowed(text, disallowed)
         data = [to_utf8(t) for t in texts]
-        return self._native.encode_batch_lists(data, threads or default_threads())
+        return self._native.encode_batch_lists(data, n_threads)
 
     def _resolve(self, which: SpecialSet, minus: set[str]) -> set[str]:
         if which == "all":
@@ -197,8 +203,8 @@ class BPETokenizer:
         """The bytes of ids joined; an id outside the vocabulary is an error."""
         ids = list(ids)
         try:
-            if ids and min(ids) < 0:
-                raise IndexError
+            if ids and (min(ids) < 0 or any(type(i) is bool for i in ids)):
+                raise IndexError  # True would index the list as 1: token_bytes refuses it by name
             parts = [self._decoder[i] for i in ids]
         except (IndexError, TypeError):
             parts = [self.token_bytes(i) for i in ids]
@@ -217,6 +223,12 @@ class BPETokenizer:
         if not 0 <= token_id < len(self._decoder) or self._decoder[token_id] is None:
             raise EngineError(f"token id {token_id} is not in {self.name}'s vocabulary (size {self.vocab_size})")
         return self._decoder[token_id]  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        """A short summary: the vocabulary itself is too long to print (100k tokens for cl100k_base)."""
+        pattern = self.pattern if len(self.pattern) <= 40 else self.pattern[:37] + "..."
+        return (f"{type(self).__name__}(name={self.name!r}, tokens={len(self.ranks)}, "
+                f"special_tokens={len(self.special_tokens)}, pattern={pattern!r}, backend={self.backend!r})")
 
     def is_special(self, token_id: int) -> bool:
         return token_id in self._special_ids

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench_engines.errors import EngineError
-from workbench_engines.nativelib import check_status, native
+from workbench_engines.nativelib import check_status, check_threads, native
 from workbench_engines.tokenizers.pretokenize import NATIVE_PATTERNS, native_pattern_id
 
 
@@ -69,8 +69,7 @@ class NativeBPE:
 
     def encode_batch(self, texts: list[bytes], threads: int) -> list[np.ndarray]:
         """Ids of each text; texts are shared among ``threads`` C threads."""
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+        threads = check_threads(threads)
         starts = np.zeros(len(texts) + 1, dtype=np.uint64)
         np.cumsum([len(t) for t in texts], out=starts[1:])
         blob = b"".join(texts)

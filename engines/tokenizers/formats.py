@@ -21,6 +21,7 @@ from pathlib import Path
 
 from workbench_engines.errors import EngineError
 from workbench_engines.tokenizers.bpe import BPETokenizer
+from workbench_engines.tokenizers.ids import id_limit
 from workbench_engines.tokenizers.pretokenize import GPT2_PATTERN, pattern_name
 
 MAGIC = "workbench-bpe 1"
@@ -39,6 +40,7 @@ class VocabFileError(EngineError):
 
 def _rank_lines(path: Path, lines: list[str], first_line: int) -> dict[bytes, int]:
     ranks: dict[bytes, int] = {}
+    top, top_line = -1, 0
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
@@ -55,8 +57,13 @@ def _rank_lines(path: Path, lines: list[str], first_line: int) -> dict[bytes, in
         if token in ranks:
             raise VocabFileError(f"{path}:{number}: token {token!r} appears twice")
         ranks[token] = rank
+        if rank > top:
+            top, top_line = rank, number
     if not ranks:
         raise VocabFileError(f"{path}: no tokens")
+    if top >= id_limit(len(ranks)):  # a table that long would be mostly holes (and could take gigabytes)
+        raise VocabFileError(f"{path}:{top_line}: rank {top} for {len(ranks)} tokens; ranks must be dense, "
+                             f"below {id_limit(len(ranks))}")
     return ranks
 
 

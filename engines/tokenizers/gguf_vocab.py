@@ -69,7 +69,7 @@ PRE_TOKENIZERS = {"smollm": "smollm", "gpt-2": "gpt2"}
 """llama.cpp's pre-tokeniser names (tokenizer.ggml.pre) -> our pattern names."""
 NORMAL, CONTROL = 1, 3
 """tokenizer.ggml.token_type values (llama.cpp's LLAMA_TOKEN_TYPE_*) this loader takes."""
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False)  # BPETokenizer's short repr, not the vocabulary
 class GGUFTokenizer(BPETokenizer):
     """A BPETokenizer over a GGUF vocabulary, whose missing bytes encode to nothing (see the module).
 

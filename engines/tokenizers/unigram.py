@@ -59,6 +59,10 @@ class Unigram:
     remove_extra_whitespaces: bool = True
     _index: dict[str, int] = field(init=False, repr=False)
 
+    def __repr__(self) -> str:
+        """A short summary instead of every piece and score."""
+        return f"Unigram(name={self.name!r}, pieces={len(self.pieces)}, unk_id={self.unk_id})"
+
     def __post_init__(self) -> None:
         if not 0 <= self.unk_id < len(self.pieces):
             raise EngineError(f"{self.name}: unk_id {self.unk_id} is outside the {len(self.pieces)} pieces")

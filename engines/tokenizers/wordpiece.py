@@ -29,6 +29,7 @@ import regex
 
 from workbench_engines.errors import EngineError
 from workbench_engines.tokenizers import bert_unicode_lag
+from workbench_engines.tokenizers.ids import check_id_space
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -137,10 +138,14 @@ class WordPiece:
     name: str = "wordpiece"
     _inverse: list[str] = field(init=False, repr=False)
 
+    def __repr__(self) -> str:
+        """A short summary instead of the whole vocabulary."""
+        return f"WordPiece(name={self.name!r}, tokens={len(self.vocab)}, lowercase={self.lowercase})"
+
     def __post_init__(self) -> None:
         if self.unk_token not in self.vocab:
             raise EngineError(f"{self.name}: the unknown token {self.unk_token!r} is not in the vocabulary")
-        self._inverse = [""] * (max(self.vocab.values()) + 1)
+        self._inverse = [""] * check_id_space(self.vocab.values(), len(self.vocab), self.name)
         for token, i in self.vocab.items():
             self._inverse[i] = token
         self._max_token = max(len(t) for t in self.vocab)

@@ -34,6 +34,7 @@
 extern "C" {
 #include "wb_attention_cuda.h"
 }
+#include "wb_checked.h"
 
 #define LOG2E 1.4426950408889634f
 
@@ -526,12 +527,16 @@ extern "C" const char *wb_cuda_status_message(int status)
 extern "C" int64_t wb_attention_workspace_cuda(int kernel, int64_t batch, int64_t heads, int64_t lq, int64_t lk)
 {
     if (batch < 0 || heads < 1 || lq < 0 || lk < 0)
-        return -1;
+        return WB_ERR_BAD_SIZE;
     if (kernel == WB_ATTN_FLASH)
         return 0;
-    if (kernel == WB_ATTN_NAIVE)
-        return batch * heads * lq * lk * (int64_t)sizeof(float);
-    return -1;
+    if (kernel != WB_ATTN_NAIVE)
+        return WB_ERR_BAD_ARGUMENT;
+    int64_t scores, bytes;
+    if (wb_mul4_overflows(batch, heads, lq, lk, &scores) ||
+        wb_mul_overflows(scores, (int64_t)sizeof(float), &bytes))
+        return WB_ERR_TOO_LARGE;
+    return bytes;
 }
 
 /* Checks the arguments, then runs the kernel for element type T. */
@@ -554,20 +559,35 @@ static int forward(void *out, const void *q, const void *k, const void *v, int64
     if (kernel == WB_ATTN_NAIVE) {
         if (!workspace)
             return WB_ERR_NULL_POINTER;
-        if (workspace_bytes < wb_attention_workspace_cuda(kernel, batch, heads, lq, lk))
+        int64_t needed = wb_attention_workspace_cuda(kernel, batch, heads, lq, lk);
+        if (needed < 0)
+            return (int)needed;
+        if (workspace_bytes < needed)
             return WB_ERR_OUTPUT_FULL;
     }
+    int64_t out_elements;
+    if (wb_mul4_overflows(batch, heads, lq, d, &out_elements))
+        return WB_ERR_TOO_LARGE;
     if (batch == 0 || lq == 0)
         return WB_OK;
-    int status = cuda_status(cudaSetDevice(device));
+    /* The device is the caller's thread state: switch for this call only. */
+    int previous = 0;
+    int status = cuda_status(cudaGetDevice(&previous));
+    if (status != WB_OK)
+        return status;
+    status = cuda_status(cudaSetDevice(device));
     if (status != WB_OK)
         return status;
     cudaStream_t s = static_cast<cudaStream_t>(stream);
-    if (lk == 0) /* no keys: every query sees nothing */
-        return cuda_status(cudaMemsetAsync(out, 0, batch * heads * lq * d * sizeof(T), s));
-    int group = (int)(heads / kv_heads);
-    return cuda_status(dispatch<T>(kernel, out, q, k, v, (int)batch, (int)heads, group, (int)lq, (int)lk, (int)d,
-                                   scale, causal, static_cast<float *>(workspace), s));
+    if (lk == 0) { /* no keys: every query sees nothing */
+        status = cuda_status(cudaMemsetAsync(out, 0, (size_t)out_elements * sizeof(T), s));
+    } else {
+        int group = (int)(heads / kv_heads);
+        status = cuda_status(dispatch<T>(kernel, out, q, k, v, (int)batch, (int)heads, group, (int)lq, (int)lk,
+                                         (int)d, scale, causal, static_cast<float *>(workspace), s));
+    }
+    int restored = cuda_status(cudaSetDevice(previous));
+    return status != WB_OK ? status : restored;
 }
 
 extern "C" int wb_attention_forward_cuda_f16(void *out, const void *q, const void *k, const void *v, int64_t batch,

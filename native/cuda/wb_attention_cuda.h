@@ -12,7 +12,11 @@
  *
  * kernel: the CPU's enum from wb_attention.h. WB_ATTN_NAIVE writes every
  * score to a float workspace of wb_attention_workspace_cuda(...) bytes that
- * the caller allocates; WB_ATTN_FLASH needs none (d 64 or 128 only).
+ * the caller allocates; WB_ATTN_FLASH needs none (d 64 or 128 only). The
+ * size query returns a negative status instead (WB_ERR_TOO_LARGE when the
+ * byte count would overflow int64_t).
+ * device: the GPU to run on; the caller's current device is restored before
+ * the call returns.
  * stream: a cudaStream_t (torch.cuda.current_stream().cuda_stream), or NULL.
  * Returns 0, a negative argument error (wb_status.h's codes), or
  * WB_CUDA_ERROR_BASE - cudaError_t for a CUDA failure;

@@ -14,7 +14,9 @@
  * A query with no allowed key gets a zero output row.
  *
  * workspace: at least wb_attention_workspace_f32(...) floats, owned by the
- * caller (so its size shows in the caller's memory accounting).
+ * caller (so its size shows in the caller's memory accounting). The size
+ * query returns a negative wb_status.h code instead of a size for bad
+ * arguments, and WB_ERR_TOO_LARGE when the size would overflow int64_t.
  */
 #ifndef WB_ATTENTION_H
 #define WB_ATTENTION_H

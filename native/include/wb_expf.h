@@ -3,7 +3,8 @@
  * The Cephes expf polynomial (S. L. Moshier, Cephes Math Library, expf.c):
  * x = n ln 2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial, and 2^n
  * built in the exponent bits. Relative error about 1e-7 over the clamped
- * range; below it the result is 0, so exp(-inf) = 0 as masking needs.
+ * range; below it the result is 0, so exp(-inf) = 0 as masking needs, and
+ * exp(NaN) is NaN (a softmax row holding +inf produces inf - inf = NaN).
  */
 #ifndef WB_EXPF_H
 #define WB_EXPF_H
@@ -34,14 +35,17 @@ static inline float wb_expf(float x)
     p = p * r + 5.0000001201e-1f;
     p = p * z + r + 1.0f;
 
-    int32_t bits;
+    /* Unsigned, so that a NaN's bit pattern (which no clamp above catches)
+     * shifts without undefined behaviour; its result is replaced below. */
+    uint32_t bits;
     memcpy(&bits, &shifted, sizeof bits);
-    int32_t scale_bits = (bits - 0x4B400000 + 127) << 23;
+    uint32_t scale_bits = (bits - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &scale_bits, sizeof scale);
     float y = p * scale;
-    /* Below the clamp the true value is a subnormal or 0; -inf gives 0. */
-    return x < lo ? 0.0f : y;
+    /* Below the clamp the true value is a subnormal or 0; -inf gives 0; NaN stays NaN. */
+    y = x < lo ? 0.0f : y;
+    return x != x ? x : y;
 }
 
 #endif

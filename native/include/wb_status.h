@@ -21,6 +21,11 @@ enum {
     WB_ERR_OUTPUT_FULL = -7,
     WB_ERR_BAD_PATTERN = -8,
     WB_ERR_BAD_ARGUMENT = -9,
+    WB_ERR_TOO_LARGE = -10,
+    /* Every kernel refuses n_threads outside 1..WB_MAX_THREADS with
+     * WB_ERR_BAD_THREADS: OpenMP runtimes crash, or call exit(), when asked
+     * for tens of thousands of threads. */
+    WB_MAX_THREADS = 256,
     /* The CUDA library returns WB_CUDA_ERROR_BASE - e for a failed CUDA
      * runtime call that returned cudaError_t e. */
     WB_CUDA_ERROR_BASE = -1000

@@ -36,6 +36,7 @@
 #endif
 
 #include "wb_attention.h"
+#include "wb_checked.h"
 #include "wb_expf.h"
 #include "wb_status.h"
 
@@ -311,13 +312,26 @@ static void flash_block(float *out, const float *q, const float *k, const float 
 
 int64_t wb_attention_workspace_f32(int kernel, int64_t lq, int64_t lk, int64_t d, int64_t dv, int n_threads)
 {
-    if (n_threads < 1 || lq < 0 || lk < 0 || d < 1 || dv < 1)
-        return -1;
-    if (kernel == WB_ATTN_NAIVE)
-        return (int64_t)n_threads * (lq * lk > 0 ? lq * lk : 1);
-    if (kernel == WB_ATTN_FLASH)
-        return (int64_t)n_threads * flash_tile_floats(d, dv);
-    return -1;
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
+        return WB_ERR_BAD_THREADS;
+    if (lq < 0 || lk < 0 || d < 1 || dv < 1)
+        return WB_ERR_BAD_SIZE;
+    if (kernel != WB_ATTN_NAIVE && kernel != WB_ATTN_FLASH)
+        return WB_ERR_BAD_ARGUMENT;
+    int64_t per_thread, total;
+    if (kernel == WB_ATTN_NAIVE) {
+        if (wb_mul_overflows(lq, lk, &per_thread))
+            return WB_ERR_TOO_LARGE;
+        per_thread = per_thread > 0 ? per_thread : 1;
+    } else {
+        int64_t kt, o;
+        if (wb_mul_overflows(d, BC, &kt) || wb_mul_overflows(dv, BR, &o) ||
+            wb_add_overflows(kt, o + BR * BC + 2 * BR, &per_thread))
+            return WB_ERR_TOO_LARGE;
+    }
+    if (wb_mul_overflows(per_thread, n_threads, &total))
+        return WB_ERR_TOO_LARGE;
+    return total;
 }
 
 int wb_attention_forward_f32(float *out, const float *q, const float *k, const float *v,
@@ -332,9 +346,18 @@ int wb_attention_forward_f32(float *out, const float *q, const float *k, const f
         return WB_ERR_BAD_SIZE;
     if (heads % kv_heads != 0 || (kernel != WB_ATTN_NAIVE && kernel != WB_ATTN_FLASH))
         return WB_ERR_BAD_ARGUMENT;
-    if (n_threads < 1)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
-    if (workspace_len < wb_attention_workspace_f32(kernel, lq, lk, d, dv, n_threads))
+    /* Every element offset the loops form stays below one of these sizes. */
+    int64_t size;
+    if (wb_mul4_overflows(batch, heads, lq, d > dv ? d : dv, &size) ||
+        wb_mul4_overflows(batch, kv_heads, lk, d > dv ? d : dv, &size) ||
+        wb_mul_overflows(batch, lk, &size))
+        return WB_ERR_TOO_LARGE;
+    int64_t needed = wb_attention_workspace_f32(kernel, lq, lk, d, dv, n_threads);
+    if (needed < 0)
+        return (int)needed;
+    if (workspace_len < needed)
         return WB_ERR_OUTPUT_FULL;
     int64_t group = heads / kv_heads;
     int64_t per_thread = wb_attention_workspace_f32(kernel, lq, lk, d, dv, 1);

@@ -376,7 +376,7 @@ int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
 {
     if (!bpe || !starts || (n_texts && (!counts || (starts[n_texts] && (!text || !out)))))
         return WB_ERR_NULL_POINTER;
-    if (n_threads < 1)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
     for (size_t t = 0; t < n_texts; t++)
         if (starts[t + 1] < starts[t] || starts[t + 1] - starts[t] > UINT32_MAX)

@@ -24,9 +24,9 @@ int wb_moe_dispatch_f32(float *buffers, int64_t *positions, int64_t *counts,
 {
     if (!buffers || !positions || !counts || !x || !experts)
         return WB_ERR_NULL_POINTER;
-    if (tokens < 0 || d < 1 || k < 1 || n_experts < 1 || capacity < 0)
+    if (tokens < 0 || d < 0 || k < 0 || n_experts < 1 || capacity < 0)
         return WB_ERR_BAD_SIZE;
-    if (n_threads < 1)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
     memset(counts, 0, (size_t)n_experts * sizeof *counts);
     for (int64_t s = 0; s < tokens * k; s++) {
@@ -52,9 +52,9 @@ int wb_moe_combine_f32(float *y, const float *expert_out,
 {
     if (!y || !expert_out || !positions || !experts || !weights)
         return WB_ERR_NULL_POINTER;
-    if (tokens < 0 || d < 1 || k < 1 || n_experts < 1 || capacity < 0)
+    if (tokens < 0 || d < 0 || k < 0 || n_experts < 1 || capacity < 0)
         return WB_ERR_BAD_SIZE;
-    if (n_threads < 1)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
     for (int64_t s = 0; s < tokens * k; s++)
         if (positions[s] >= capacity || (positions[s] >= 0 && (experts[s] < 0 || experts[s] >= n_experts)))

@@ -99,7 +99,7 @@ int wb_paged_decode_f32(float *out, const float *q, float *kv_pool,
         block_size > WB_PAGED_MAX || d < 1 || d > WB_PAGED_MAX || heads / kv_heads > WB_PAGED_MAX || length < 1 ||
         length > n_table * block_size)
         return WB_ERR_BAD_SIZE;
-    if (n_threads < 1)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
     for (int64_t t = 0; t < (length + block_size - 1) / block_size; t++)
         if (block_table[t] < 0 || block_table[t] >= num_blocks)

@@ -167,6 +167,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "wb_checked.h"
 #include "wb_quant.h"
 #include "wb_status.h"
 
@@ -805,7 +806,11 @@ int64_t wb_quant_workspace_bytes(int64_t T, int64_t cols)
 {
     if (T < 0 || cols < 0 || cols % WB_QUANT_BLOCK != 0)
         return WB_ERR_BAD_SIZE;
-    int64_t padded = padded_blocks(T, cols);
+    int64_t padded;
+    /* Past this many blocks the byte count below would overflow (44 bytes a block, 256 of padding). */
+    if (wb_mul_overflows(T, (cols / WB_QUANT_BLOCK + GROUP - 1) / GROUP * GROUP, &padded) ||
+        padded > (INT64_MAX - 256) / 64)
+        return WB_ERR_TOO_LARGE;
     /* 64 to align the start, then xq, xd, xs, xsum each on a 64-byte boundary. */
     return 64 + round_up_64(padded * WB_QUANT_BLOCK) + 3 * round_up_64(4 * padded);
 }
@@ -831,7 +836,10 @@ static int check_product(float *out, const float *x, const uint8_t *w, int forma
         memset(out, 0, (size_t)(T * rows) * sizeof *out);
         return PRODUCT_DONE;
     }
-    if (workspace_bytes < wb_quant_workspace_bytes(T, cols))
+    int64_t needed = wb_quant_workspace_bytes(T, cols);
+    if (needed < 0)
+        return (int)needed;
+    if (workspace_bytes < needed)
         return WB_ERR_OUTPUT_FULL;
     return WB_OK;
 }

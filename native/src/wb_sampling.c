@@ -41,11 +41,15 @@ typedef struct {
     int64_t index;
 } wb_entry;
 
-/* Larger value first; on a tie, the lower index first. */
+/* Larger value first, NaN after every number (as NumPy sorts); on a tie, the lower index first.
+ * A total order: qsort may misbehave, in glibc even write out of bounds, with one that is not. */
 static int entry_order(const void *a, const void *b)
 {
     const wb_entry *x = a, *y = b;
-    if (x->value != y->value)
+    int x_nan = isnan(x->value), y_nan = isnan(y->value);
+    if (x_nan != y_nan)
+        return x_nan - y_nan;
+    if (!x_nan && x->value != y->value)
         return x->value > y->value ? -1 : 1;
     return (x->index > y->index) - (x->index < y->index);
 }
@@ -82,27 +86,51 @@ static int64_t keep_row(float *out, const float *x, int64_t n, const uint16_t *b
     return kept;
 }
 
-static int top_p_row(float *out, const float *x, int64_t n, double p, float inv_t, int64_t *kept,
+/* Keeps only the first entry equal to m (the first entry when none is): what the reference's stable
+ * sort keeps when the probabilities are NaN, as they are for a row holding NaN or +inf. */
+static void keep_first_max(float *out, const float *x, int64_t n, float m, int64_t *kept)
+{
+    int64_t first = 0;
+    while (first < n && !(x[first] == m))
+        first++;
+    first = first < n ? first : 0;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = -INFINITY;
+    out[first] = x[first];
+    *kept = 1;
+}
+
+static int top_p_row(float *out, const float *x, int64_t n, double p, double inv_t, int64_t *kept,
                      uint16_t *bucket, wb_entry *scratch)
 {
     float m = row_max(x, n);
     /* p = 1 keeps everything, whatever rounding says about the last tokens. */
-    if (p >= 1.0 || m == -INFINITY || isnan(m)) {
+    if (p >= 1.0) {
         memcpy(out, x, (size_t)n * sizeof *out);
         *kept = n;
+        return WB_OK;
+    }
+    if (m == INFINITY) {
+        keep_first_max(out, x, n, m, kept);
         return WB_OK;
     }
     double mass[NBUCKETS] = {0};
     int64_t count[NBUCKETS] = {0};
     double z = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        float gap = (m - x[i]) * inv_t;
+        /* In double: 1 / T overflows float for T below about 3e-39, where the reference still works. */
+        float gap = (float)((double)(m - x[i]) * inv_t);
         float w = wb_expf(-gap);
         int b = bucket_of(gap);
         bucket[i] = (uint16_t)b;
         mass[b] += w;
         count[b]++;
         z += w;
+    }
+    /* A NaN logit makes the mass NaN; so does a row of -inf alone (m - x is -inf - -inf). */
+    if (isnan(z) || m == -INFINITY) {
+        keep_first_max(out, x, n, m, kept);
+        return WB_OK;
     }
     double target = p * z, above = 0.0;
     int boundary = 0;
@@ -158,7 +186,7 @@ static int top_k_row(float *out, const float *x, int64_t n, int64_t k, int64_t *
 }
 
 static int run_rows(float *out, const float *x, int64_t rows, int64_t n, int64_t *kept, int n_threads,
-                    int is_top_p, int64_t k, double p, float inv_t)
+                    int is_top_p, int64_t k, double p, double inv_t)
 {
     int status = WB_OK;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && rows > 1)
@@ -196,9 +224,9 @@ int wb_sampling_top_k_f32(float *out, const float *x, int64_t rows, int64_t n, i
         return WB_ERR_BAD_SIZE;
     if (k < 1)
         return WB_ERR_BAD_ARGUMENT;
-    if (n_threads < 1)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
-    return run_rows(out, x, rows, n, kept, n_threads, 0, k, 0.0, 1.0f);
+    return run_rows(out, x, rows, n, kept, n_threads, 0, k, 0.0, 1.0);
 }
 
 int wb_sampling_top_p_f32(float *out, const float *x, int64_t rows, int64_t n, double p,
@@ -208,9 +236,9 @@ int wb_sampling_top_p_f32(float *out, const float *x, int64_t rows, int64_t n, d
         return WB_ERR_NULL_POINTER;
     if (rows < 0 || n < 1)
         return WB_ERR_BAD_SIZE;
-    if (!(p > 0.0 && p <= 1.0) || !(temperature > 0.0))
+    if (!(p > 0.0 && p <= 1.0) || !(temperature > 0.0) || !isfinite(temperature) || !isfinite(1.0 / temperature))
         return WB_ERR_BAD_ARGUMENT;
-    if (n_threads < 1)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
-    return run_rows(out, x, rows, n, kept, n_threads, 1, 0, p, (float)(1.0 / temperature));
+    return run_rows(out, x, rows, n, kept, n_threads, 1, 0, p, 1.0 / temperature);
 }

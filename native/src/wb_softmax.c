@@ -108,7 +108,7 @@ static int check_args(const void *out, const void *x, int64_t rows,
                       int n_threads)
 {
     if (rows < 0 || cols < 0) return WB_ERR_BAD_SIZE;
-    if (n_threads < 1) return WB_ERR_BAD_THREADS;
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS) return WB_ERR_BAD_THREADS;
     if (rows > 0 && (out == NULL || x == NULL)) return WB_ERR_NULL_POINTER;
     if (ld_out < cols || ld_x < cols) return WB_ERR_BAD_STRIDE;
     return WB_OK;

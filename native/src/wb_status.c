@@ -20,12 +20,13 @@ const char *wb_status_message(int status)
     case WB_ERR_NULL_POINTER: return "a required pointer was NULL";
     case WB_ERR_BAD_SIZE: return "a size was negative or too large";
     case WB_ERR_BAD_STRIDE: return "a leading dimension was smaller than the row length";
-    case WB_ERR_BAD_THREADS: return "the thread count must be at least 1";
+    case WB_ERR_BAD_THREADS: return "the thread count must be from 1 to WB_MAX_THREADS";
     case WB_ERR_NO_MEMORY: return "out of memory";
     case WB_ERR_BAD_VOCAB: return "the vocabulary has a duplicate or empty token, or lacks a single byte";
     case WB_ERR_OUTPUT_FULL: return "the output buffer or workspace is too small";
     case WB_ERR_BAD_PATTERN: return "unknown pre-tokenisation pattern";
     case WB_ERR_BAD_ARGUMENT: return "an argument was out of range";
+    case WB_ERR_TOO_LARGE: return "the sizes multiply to more than 64-bit arithmetic can hold";
     default: return "unknown status";
     }
 }

@@ -4,6 +4,11 @@ Beyond what loading finds (structure, TOML, lab and probe ids, parameters,
 duplicate ids, stray files), every lab a lesson names is imported (its
 ``module:Class`` must resolve to a Lab) and every probe question is computed
 once, so a probe that raises fails the check instead of a learner's quiz.
+
+A lesson that needs an optional part this install lacks (see
+``workbench.extras``) is not broken: its probes are not computed, and
+:func:`missing_extras` names it as needing that part, for ``lessons check``
+and ``doctor`` alike.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import math
 
 from functools import cache
 
-from workbench.curriculum.model import Curriculum, LabBlock, LessonIssue, QuizBlock
+from workbench.curriculum.model import Curriculum, LabBlock, Lesson, LessonIssue, QuizBlock
+from workbench.extras import TRACK_NEEDS, missing
 from workbench.labs.registry import LABS
 from workbench.probes import PROBES
 
@@ -32,6 +38,26 @@ def lab_target_problem(lab_id: str) -> str | None:
     return None
 
 
+def lesson_needs(lesson: Lesson) -> list[str]:
+    """The optional parts lesson needs: its track's, and those of the probes it asks."""
+    needs = {TRACK_NEEDS[lesson.track]} if lesson.track in TRACK_NEEDS else set()
+    for question in lesson.questions:
+        if question.kind == "probe" and question.probe in PROBES and PROBES[question.probe].needs:
+            needs.add(PROBES[question.probe].needs)
+    return sorted(needs)
+
+
+def missing_extras(curriculum: Curriculum) -> list[LessonIssue]:
+    """One note per lesson that needs an optional part this install lacks, saying which and how to add it."""
+    notes = []
+    for lesson in curriculum.lessons:
+        for name in lesson_needs(lesson):
+            reason = missing(name)
+            if reason:
+                notes.append(LessonIssue(lesson.file, 1, reason, fatal=False))
+    return notes
+
+
 def check_curriculum(curriculum: Curriculum) -> list[LessonIssue]:
     """All issues: the loader's, then labs whose widget does not resolve and probes that fail to compute."""
     issues = list(curriculum.all_issues())
@@ -44,6 +70,8 @@ def check_curriculum(curriculum: Curriculum) -> list[LessonIssue]:
                         issues.append(LessonIssue(lesson.file, block.line, problem))
                 if isinstance(block, QuizBlock) and block.question and block.question.kind == "probe":
                     q = block.question
+                    if PROBES[q.probe].needs and missing(PROBES[q.probe].needs):
+                        continue  # reported by missing_extras, not a fault of the lesson
                     try:
                         value = float(PROBES[q.probe].compute(**q.params))
                     except Exception as exc:  # any failure is the author's to see

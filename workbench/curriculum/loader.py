@@ -3,7 +3,11 @@
 ``<root>/exercises`` holds exercise starters and solutions, not a track.
 
 Every problem becomes a LessonIssue with file and line; a broken lesson is
-kept (and shown as broken) while the others load normally.
+kept (and shown as broken) while the others load normally. Files are named
+``lessons/<track>/<file>`` for the bundled lessons and by their real path for
+a folder given with ``--lessons``. Lines are counted at ``\n`` only, as
+editors and TOML do (``str.splitlines`` also breaks at ``\x0c``, ``\x85``,
+U+2028, ...), and a UTF-8 byte-order mark is allowed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from workbench.curriculum.model import (
     Track,
 )
 from workbench.labs.registry import LABS
-from workbench.params import ParamError
+from workbench.logs import logger
+from workbench.params import ParamError, short_repr
 from workbench.probes import PROBES
 from workbench.quiz import QuizError, parse_question
 
@@ -39,6 +44,12 @@ _IGNORED = {"__init__.py", "__pycache__", "README.md"}
 # Top-level folders that hold other content than tracks.
 _NOT_TRACKS = {"exercises"}
 _FRONT_MATTER = {"id": str, "title": str, "minutes": int, "objectives": list, "prerequisites": list}
+_MAX_DEPTH = 8
+"""Tables and arrays nested deeper than this are refused: no lesson needs them, and Python recursion does."""
+MAX_FILE_BYTES = 1_000_000
+"""A lesson or track.toml larger than this is refused unread."""
+_LONG_NUMBER = re.compile(r"[0-9_]{1000,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class _Problem(Exception):
@@ -55,67 +66,155 @@ def default_root() -> Traversable:
 
 def load_curriculum(root: Traversable | None = None) -> Curriculum:
     """Load every track under root (the bundled lessons by default)."""
+    label = "lessons" if root is None else str(root)
     root = root or default_root()
     curriculum = Curriculum(tracks=[])
-    for entry in sorted(root.iterdir(), key=lambda e: e.name):
+    try:
+        entries = sorted(root.iterdir(), key=lambda e: e.name)
+    except OSError as exc:
+        curriculum.issues.append(LessonIssue(label, 1, f"cannot list the lessons folder: {exc}"))
+        return curriculum
+    for entry in entries:
         if entry.name in _IGNORED or entry.name.startswith("."):
             continue
         if entry.name in _NOT_TRACKS and entry.is_dir():
             continue
         if not entry.is_dir():
-            curriculum.issues.append(LessonIssue(f"lessons/{entry.name}", 1, "stray file: lessons live in track folders"))
+            curriculum.issues.append(LessonIssue(f"{label}/{_shown(entry.name)}", 1,
+                                                 "stray file: lessons live in track folders"))
             continue
-        curriculum.tracks.append(_load_track(entry, curriculum.issues))
+        curriculum.tracks.append(_load_track(entry, f"{label}/{_shown(entry.name)}", curriculum.issues))
     curriculum.tracks.sort(key=lambda t: (t.order, t.id))
     _check_ids(curriculum)
     return curriculum
 
 
-def _load_track(folder: Traversable, issues: list[LessonIssue]) -> Track:
+def _load_track(folder: Traversable, label: str, issues: list[LessonIssue]) -> Track:
+    """The track in folder (files named under label); its problems are appended to issues."""
     track = Track(id=folder.name, title=folder.name, order=1000, summary="")
-    meta_name = f"lessons/{folder.name}/track.toml"
-    meta = folder / "track.toml"
-    if not meta.is_file():
-        issues.append(LessonIssue(meta_name, 1, "missing track.toml (title, order, summary)"))
-    else:
-        try:
-            data = tomllib.loads(meta.read_text(encoding="utf-8"))
-            track.title = _typed(data, "title", str, 1)
-            track.order = _typed(data, "order", int, 1)
-            track.summary = _typed(data, "summary", str, 1)
-            extra = set(data) - {"title", "order", "summary"}
-            if extra:
-                raise _Problem(1, f"unknown key(s) {', '.join(sorted(extra))}")
-        except tomllib.TOMLDecodeError as exc:
-            issues.append(LessonIssue(meta_name, _toml_line(exc, 0), f"invalid TOML: {exc}"))
-        except _Problem as exc:
-            issues.append(LessonIssue(meta_name, exc.line, exc.message))
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        name = f"lessons/{folder.name}/{entry.name}"
+    meta_name = f"{label}/track.toml"
+    try:
+        meta = folder / "track.toml"
+        if not meta.is_file():
+            raise _Problem(1, "missing track.toml (title, order, summary)")
+        data = _toml(_text(_read(meta)), 0, "")
+        track.title = _line_of_text(_typed(data, "title", str, 1), "title", 1)
+        order = _typed(data, "order", int, 1)
+        if not -1_000_000 <= order <= 1_000_000:
+            raise _Problem(1, f"'order' must be between -1000000 and 1000000, got {short_repr(order)}")
+        track.order = order
+        track.summary = _line_of_text(_typed(data, "summary", str, 1), "summary", 1)
+        extra = set(data) - {"title", "order", "summary"}
+        if extra:
+            raise _Problem(1, f"unknown key(s) {short_repr(', '.join(sorted(extra)))}")
+    except _Problem as exc:
+        issues.append(LessonIssue(meta_name, exc.line, exc.message))
+    try:
+        entries = sorted(folder.iterdir(), key=lambda e: e.name)
+    except OSError as exc:
+        issues.append(LessonIssue(label, 1, f"cannot list the track folder: {exc}"))
+        return track
+    for entry in entries:
+        name = f"{label}/{_shown(entry.name)}"
         if entry.name in ("track.toml", *_IGNORED):
             continue
         if not LESSON_NAME.match(entry.name) or not entry.is_file():
             issues.append(LessonIssue(name, 1, "stray file: lesson files are named NN-slug.md"))
             continue
-        track.lessons.append(parse_lesson(entry.read_bytes(), name, folder.name))
+        try:
+            raw = _read(entry)
+        except _Problem as exc:
+            lesson = Lesson(id=name, title=entry.name, track=folder.name, file=name)
+            lesson.issues.append(LessonIssue(name, exc.line, exc.message))
+            track.lessons.append(lesson)
+            continue
+        track.lessons.append(parse_lesson(raw, name, folder.name))
     return track
+
+
+def _shown(name: str) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 (kept by Python as lone surrogates, which no
+    terminal write accepts) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _read(entry: Traversable) -> bytes:
+    """entry's bytes, or a _Problem when it can't be read or is too large to be a lesson."""
+    try:
+        with entry.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Problem(1, f"cannot read the file: {exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _Problem(1, f"larger than {MAX_FILE_BYTES:,} bytes")
+    return raw
+
+
+def _text(raw: bytes) -> str:
+    """raw decoded as UTF-8 (a byte-order mark allowed), or a _Problem at the line of the first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise _Problem(line, f"not valid UTF-8: {exc.reason}") from None
+
+
+def _lines(text: str) -> list[str]:
+    """text's lines as editors and TOML number them: broken at \\n (a \\r before it dropped) and nowhere else."""
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _toml(text: str, offset: int, where: str) -> dict[str, Any]:
+    """text parsed as TOML, or a _Problem at its file line; the text starts after file line offset.
+
+    Beyond tomllib's own errors, refuses what it raises other exceptions for
+    (nesting past the recursion limit, integers too long for ``int``) and
+    nesting deeper than any lesson needs.
+    """
+    first = offset + 1
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _Problem(_toml_line(exc, offset, text.count("\n") + 1), f"invalid TOML{where}: {exc}") from None
+    except RecursionError:
+        raise _Problem(first, f"TOML{where} is nested too deeply") from None
+    except ValueError as exc:  # an integer with more digits than int() converts
+        long = _LONG_NUMBER.search(text)
+        line = offset + text.count("\n", 0, long.start()) + 1 if long else first
+        raise _Problem(line, f"invalid TOML{where}: a number with too many digits ({short_repr(str(exc))})") from None
+    if _depth(data) > _MAX_DEPTH:
+        raise _Problem(first, f"TOML{where} is nested more than {_MAX_DEPTH} levels deep")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deep tables and arrays nest in value (0 for a scalar); stops counting past _MAX_DEPTH."""
+    deepest, stack = 0, [(value, 0)]
+    while stack and deepest <= _MAX_DEPTH:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_lesson(raw: bytes, file: str, track: str) -> Lesson:
     """Parse one lesson file; problems are recorded on the lesson, never raised."""
     lesson = Lesson(id=file, title=file.rsplit("/", 1)[-1], track=track, file=file)
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        lesson.issues.append(LessonIssue(file, line, f"not valid UTF-8: {exc.reason}"))
-        return lesson
-    lines = text.splitlines()
-    try:
+        lines = _lines(_text(raw))
         body_start = _front_matter(lines, lesson)
         lesson.steps = tuple(_steps(lines, body_start, lesson))
     except _Problem as exc:
         lesson.issues.append(LessonIssue(file, exc.line, exc.message))
+    except Exception as exc:  # noqa: BLE001 - a loader bug must cost one lesson, never the catalog
+        logger.exception("loading %s failed", file)
+        lesson.issues.append(LessonIssue(file, 1, f"the loader failed on this lesson ({type(exc).__name__}: "
+                                                  f"{short_repr(str(exc))}); the traceback is in the log"))
     return lesson
 
 
@@ -126,20 +225,17 @@ def _front_matter(lines: list[str], lesson: Lesson) -> int:
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "+++")
     except StopIteration:
         raise _Problem(1, "front matter opened with '+++' is never closed") from None
-    try:
-        data = tomllib.loads("\n".join(lines[1:end]))
-    except tomllib.TOMLDecodeError as exc:
-        raise _Problem(_toml_line(exc, 1, end - 1), f"invalid TOML in front matter: {exc}") from None
+    data = _toml("\n".join(lines[1:end]), 1, " in front matter")
     unknown = set(data) - set(_FRONT_MATTER)
     if unknown:
-        raise _Problem(1, f"unknown front matter key(s): {', '.join(sorted(unknown))}")
+        raise _Problem(1, f"unknown front matter key(s): {short_repr(', '.join(sorted(unknown)))}")
     lesson.id = _typed(data, "id", str, 1)
     if not LESSON_ID.match(lesson.id):
-        raise _Problem(1, f"lesson id {lesson.id!r} must be lowercase letters, digits, '-' and '.'")
-    lesson.title = _typed(data, "title", str, 1)
+        raise _Problem(1, f"lesson id {short_repr(lesson.id)} must be lowercase letters, digits, '-' and '.'")
+    lesson.title = _line_of_text(_typed(data, "title", str, 1), "title", 1)
     lesson.minutes = data.get("minutes", 0)
-    if not isinstance(lesson.minutes, int) or isinstance(lesson.minutes, bool) or lesson.minutes < 0:
-        raise _Problem(1, "'minutes' must be a non-negative integer")
+    if not isinstance(lesson.minutes, int) or isinstance(lesson.minutes, bool) or not 0 <= lesson.minutes <= 1000:
+        raise _Problem(1, "'minutes' must be an integer from 0 to 1000")
     for key in ("objectives", "prerequisites"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -195,7 +291,7 @@ def _steps(lines: list[str], start: int, lesson: Lesson) -> list[Step]:
             continue
         if line.startswith("## "):
             close_step()
-            title, title_line = line[3:].strip(), number
+            title, title_line = _line_of_text(line[3:].strip(), "a step heading", number), number
             if not title:
                 raise _Problem(number, "a step heading needs a title")
             continue
@@ -218,20 +314,20 @@ def _special_block(info: str, line: int, body: list[str], lesson: Lesson, questi
         from workbench.exercises.catalog import EXERCISES
 
         if lab_id not in EXERCISES:
-            message = f"unknown exercise {lab_id!r} (known: {', '.join(sorted(EXERCISES))})"
+            message = f"unknown exercise {short_repr(lab_id)} (known: {', '.join(sorted(EXERCISES))})"
             lesson.issues.append(LessonIssue(lesson.file, line, message, fatal=False))
             return ExerciseBlock(lab_id, line, error=message)
         return ExerciseBlock(lab_id, line)
     try:
-        data = tomllib.loads("\n".join(body))
-    except tomllib.TOMLDecodeError as exc:
-        return _block_issue(kind, lab_id, line, _toml_line(exc, line, len(body)), f"invalid TOML: {exc}", lesson)
+        data = _toml("\n".join(body), line, "")
+    except _Problem as exc:
+        return _block_issue(kind, lab_id, line, exc.line, exc.message, lesson)
     if kind == "lab":
         if not lab_id:
             return _block_issue(kind, lab_id, line, line, "a lab block names its lab: ```lab <lab-id>", lesson)
         if lab_id not in LABS:
             known = ", ".join(sorted(LABS))
-            return _block_issue(kind, lab_id, line, line, f"unknown lab {lab_id!r} (known: {known})", lesson, data)
+            return _block_issue(kind, lab_id, line, line, f"unknown lab {short_repr(lab_id)} (known: {known})", lesson, data)
         try:
             return LabBlock(lab_id, LABS[lab_id].validate(data), line)
         except ParamError as exc:
@@ -240,13 +336,13 @@ def _special_block(info: str, line: int, body: list[str], lesson: Lesson, questi
         question = parse_question(data)
         if question.kind == "probe":
             if question.probe not in PROBES:
-                raise QuizError(f"unknown probe {question.probe!r} (known: {', '.join(sorted(PROBES))})")
+                raise QuizError(f"unknown probe {short_repr(question.probe)} (known: {', '.join(sorted(PROBES))})")
             # Validated once here; the Question keeps the full parameters for every later computation.
             question = replace(question, params=PROBES[question.probe].validate(question.params))
     except (QuizError, ParamError) as exc:
         return _block_issue(kind, lab_id, line, line, f"quiz: {exc}", lesson)
     if question.id in question_ids:
-        return _block_issue(kind, lab_id, line, line, f"quiz id {question.id!r} is used twice in this lesson", lesson)
+        return _block_issue(kind, lab_id, line, line, f"quiz id {short_repr(question.id)} is used twice in this lesson", lesson)
     question_ids.add(question.id)
     return QuizBlock(question, line)
 
@@ -265,13 +361,22 @@ def _check_ids(curriculum: Curriculum) -> None:
         if lesson.broken:
             continue
         if lesson.id in seen:
-            lesson.issues.append(LessonIssue(lesson.file, 1, f"lesson id {lesson.id!r} is also used by {seen[lesson.id].file}"))
+            lesson.issues.append(LessonIssue(lesson.file, 1, f"lesson id {short_repr(lesson.id)} is also used by {seen[lesson.id].file}"))
         else:
             seen[lesson.id] = lesson
     for lesson in curriculum.lessons:
         for prereq in lesson.prerequisites:
             if prereq not in seen:
-                lesson.issues.append(LessonIssue(lesson.file, 1, f"prerequisite {prereq!r} is not a lesson id", fatal=False))
+                lesson.issues.append(LessonIssue(lesson.file, 1, f"prerequisite {short_repr(prereq)} is not a lesson id", fatal=False))
+
+
+def _line_of_text(value: str, what: str, line: int) -> str:
+    """value, when it is one line without control characters (a title shown in the catalog, the step bar and
+    the terminal of `workbench lessons list`, where an escape sequence would act instead of showing)."""
+    bad = _CONTROL.search(value)
+    if bad:
+        raise _Problem(line, f"{what} holds the control character {bad.group()!r}")
+    return value
 
 
 def _typed(data: dict[str, Any], key: str, typ: type, line: int) -> Any:
@@ -279,7 +384,7 @@ def _typed(data: dict[str, Any], key: str, typ: type, line: int) -> Any:
         raise _Problem(line, f"missing '{key}'")
     value = data[key]
     if not isinstance(value, typ) or isinstance(value, bool):
-        raise _Problem(line, f"'{key}' must be a {typ.__name__}, got {value!r}")
+        raise _Problem(line, f"'{key}' must be a {typ.__name__}, got {short_repr(value)}")
     return value
 
 

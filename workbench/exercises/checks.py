@@ -1,10 +1,11 @@
 """How each exercise is judged: fresh random cases, a comparison, and a race.
 
-Runs inside the child process (see runner.py) with the learner's function.
-The expected answers come from the engines' own implementations (or, for the
-KV-cache append, which has no engine yet, from the task's two-line rule), not
-from the solution files, so the tests that run the solutions through these
-checks are real tests.
+The cases and comparisons run in the parent (see run.py), on what the
+sandboxed child sends back; the child imports this module only to race,
+after the verdict. The expected answers come from the engines' own
+implementations (or, for the KV-cache append, which has no engine yet, from
+the task's two-line rule), not from the solution files, so the tests that
+run the solutions through these checks are real tests.
 Every case draws new inputs from a seeded generator, so a hard-coded answer
 fails. Comparisons scale their tolerance to the dtype and refuse outputs of
 the wrong type, shape or dtype, and outputs that are all zeros or the input
@@ -19,8 +20,10 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-
 from workbench_engines.backends import available
+
+from workbench.exercises.calls import Call
+from workbench.exercises.wire import Opaque
 
 Args = tuple[Any, ...]
 Case = tuple[str, Args]
@@ -33,12 +36,28 @@ class Spec:
     cases: Callable[[np.random.Generator], list[Case]]
     compare: Callable[[Any, Any, Args], str | None]
     race_args: Callable[[np.random.Generator], Args]
-    peers: Callable[[], dict[str, Callable[..., Any]]] = field(default=lambda: {})
+    peers: Callable[[], dict[str, Callable[..., Any]]] = field(default=dict)
     """Other implementations raced on the same inputs (native C, torch)."""
-    wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
-    """Turns a solution into what is compared (e.g. its return value and the arrays it wrote)."""
+    observe: Callable[[Call], Any] = field(default=lambda call: call.returned)
+    """What of a call is compared (e.g. its return value and the arrays it wrote)."""
+    writes_args: bool = False
+    """The function works in place: the child sends its arguments back after the call."""
+    answer_errors: tuple[str, ...] = ()
+    """Exceptions that are an answer, not a failure (the KV-cache append raises ValueError on overflow)."""
     race_wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
     """Turns a solution into what the race times (e.g. a loop over many words)."""
+
+
+def judge(spec: Spec, expected: Call, got: Call, args: Args) -> str | None:
+    """None when the learner's call gives the right answer, else why not; never raises for what got holds."""
+    if expected.error and expected.error_type not in spec.answer_errors:
+        raise RuntimeError(f"the reference failed on its own case: {expected.error}")
+    if got.error and got.error_type not in spec.answer_errors:
+        return got.error
+    try:
+        return spec.compare(spec.observe(expected), spec.observe(got), args)
+    except Exception as exc:  # noqa: BLE001 - an output of a shape no comparison foresaw is still a wrong one
+        return f"the output could not be compared with the answer ({type(exc).__name__}: {exc})"[:300]
 
 
 # ---- comparisons --------------------------------------------------------------
@@ -47,6 +66,8 @@ TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-10, 1
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, Opaque):
+        return value.description
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape}, dtype {value.dtype}"
     return f"{type(value).__name__} {value!r}"[:120]
@@ -373,7 +394,7 @@ def _torch_top_p(logits, p):
     t = torch.from_numpy(logits)
     sorted_logits, order = torch.sort(t, descending=True, stable=True)
     cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
-    keep = int(torch.searchsorted(cumulative, torch.tensor([p], dtype=cumulative.dtype))[0]) + 1
+    keep = min(int(torch.searchsorted(cumulative, p * cumulative[-1:])[0]) + 1, t.shape[-1])  # as the reference
     out = torch.full_like(t, float("-inf"))
     out[order[:keep]] = sorted_logits[:keep]
     return out.numpy()
@@ -395,22 +416,18 @@ def _kv_cases(rng: np.random.Generator) -> list[Case]:
     ]
 
 
-def _kv_run(fn):
-    """The result of a cache append: what it returned or raised, and the caches afterwards."""
-    def run(cache_k, cache_v, length, k_new, v_new):
-        try:
-            result: Any = fn(cache_k, cache_v, length, k_new, v_new)
-        except ValueError:
-            result = "ValueError"
-        return result, cache_k, cache_v
-
-    return run
+def _kv_observe(call: Call) -> tuple[Any, Any, Any]:
+    """The result of a cache append: what it returned (or that it raised ValueError), and the caches afterwards."""
+    cache_k, cache_v = call.args_after[:2] if call.args_after and len(call.args_after) >= 2 else (None, None)
+    return ("ValueError" if call.error_type == "ValueError" else call.returned), cache_k, cache_v
 
 
 def _kv_compare(expected, got, args) -> str | None:
     if got[0] != expected[0]:
         return f"expected {'a ValueError' if expected[0] == 'ValueError' else f'new length {expected[0]}'}, got {got[0]!r}"
     for name, e, g in (("cache_k", expected[1], got[1]), ("cache_v", expected[2], got[2])):
+        if not isinstance(g, np.ndarray) or g.shape != e.shape:
+            return f"{name} should stay an array of shape {e.shape}, got {_describe(g)}"
         if not np.array_equal(e, g):
             row = int(np.argwhere(np.any(e != g, axis=(1, 2)))[0][0])
             return f"{name} position {row} differs from what it should hold after the append"
@@ -562,9 +579,10 @@ SPECS: dict[str, Spec] = {
         lambda rng: (2048,),
         lambda: {"torch tril": _torch_tril},
     ),
+    # (batch, heads, seq, dim): the engines' kernels take exactly four axes.
     "attention": Spec(_attention, _attention_cases, compare_arrays,
-                      lambda rng: (_logits(rng, (8, 256, 64), scale=1.0), _logits(rng, (8, 256, 64), scale=1.0),
-                                   _logits(rng, (8, 256, 64), scale=1.0)),
+                      lambda rng: (_logits(rng, (1, 8, 256, 64), scale=1.0), _logits(rng, (1, 8, 256, 64), scale=1.0),
+                                   _logits(rng, (1, 8, 256, 64), scale=1.0)),
                       _attention_peers),
     "rope": Spec(_rope, _rope_cases, compare_arrays, lambda rng: (_logits(rng, (8, 1024, 128), scale=1.0), np.arange(1024))),
     # Distinct values in the race: torch.topk breaks ties its own way.
@@ -573,7 +591,8 @@ SPECS: dict[str, Spec] = {
                   lambda: {"torch topk": _torch_top_k}),
     "top_p": Spec(_top_p, _top_p_cases, compare_arrays, lambda rng: (_logits(rng, (100_000,)), 0.9),
                   lambda: {"torch sort": _torch_top_p}),
-    "kv_cache_append": Spec(_kv_expected, _kv_cases, _kv_compare, _kv_race_args, wrap=_kv_run),
+    "kv_cache_append": Spec(_kv_expected, _kv_cases, _kv_compare, _kv_race_args, observe=_kv_observe,
+                            writes_args=True, answer_errors=("ValueError",)),
     "moe_router": Spec(_moe_router, _moe_cases, compare_pair_of_arrays, lambda rng: (_logits(rng, (4096, 64)), 2),
                        lambda: {"torch topk": _torch_moe}),
 }

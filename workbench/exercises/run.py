@@ -1,37 +1,43 @@
-"""Running an exercise's checks in a child process, with a wall-clock limit and cancel.
+"""Judging an exercise: this process makes the inputs and decides; a sandboxed child only runs the learner's code.
 
-The parent never imports the learner's code. It starts
-``python -m workbench.exercises.runner`` in its own process group, waits at
-most ``timeout`` seconds (polling a cancel callback), kills the whole group
-if needed, and turns whatever happened (a result line, a signal, a non-zero
-exit, silence) into a :class:`RunReport`.
+The learner's code never runs here, and the answers never exist where it
+runs. :func:`run_exercise` draws the cases, sends their inputs to a child
+(:mod:`workbench.exercises.supervise` starts it, :mod:`workbench.exercises.runner`
+is its code), receives what the learner's function returned as plain data
+(:mod:`workbench.exercises.wire`), and only then computes the engines'
+answers and compares. Whatever the child prints, patches or forges, it can
+only hand over outputs, and those are judged here. If every check passes, a
+second child races the learner's function against the engines' reference and
+peers; it measures the timings (as before, one thread each, interleaved),
+while the learner's race outputs are judged here too.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import importlib.util
 import random
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-from workbench.exercises.runner import MARKER
+import numpy as np
 from workbench_engines.profiling import Profile
 
+from workbench.exercises import wire
+from workbench.exercises.calls import Call, fresh, invoke
+from workbench.exercises.catalog import EXERCISES
+from workbench.exercises.checks import SPECS, Spec, judge
+from workbench.exercises.supervise import ChildRun, run_child
+
 DEFAULT_TIMEOUT = 30.0
-# Every contender races on one thread: NumPy's BLAS and torch would otherwise
-# take all cores, and their spinning idle threads slow whoever runs next.
-RACE_ENV = {
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OMP_WAIT_POLICY": "PASSIVE",
+OUTPUT_SHOWN = 2000
+PROTECTED_MODULES = ("workbench", "workbench_engines", "workbench_lessons", "workbench_engines.native_sources")
+SIGNAL_MEANING = {
+    signal.SIGXCPU: "used up its CPU time (an endless loop?); it was stopped",
+    signal.SIGALRM: "ran past its time limit (an endless loop?); it was stopped",
+    signal.SIGXFSZ: "wrote a file larger than the sandbox allows; it was stopped",
 }
 
 
@@ -52,7 +58,7 @@ class RunReport:
     error: str | None = None
     """Why the checks could not run to the end: an import error, a crash, a timeout, a cancel."""
     output: str = ""
-    """What the learner's code printed (the last 2,000 characters)."""
+    """What the learner's code printed while checked (the last 2,000 characters)."""
     seconds: float = 0.0
 
     @property
@@ -64,11 +70,56 @@ class RunReport:
         return next((c for c in self.checks if not c.passed), None)
 
 
+def protected_folders() -> list[str]:
+    """The folders of the workbench's own packages (engines, references, solutions), which the child may not open."""
+    folders: list[str] = []
+    for name in PROTECTED_MODULES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:
+            continue
+        if spec is not None:
+            folders += list(spec.submodule_search_locations or [])
+    return folders
+
+
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(code).name
     except ValueError:
         return f"signal {code}"
+
+
+def _reply(child: ChildRun) -> tuple[dict[str, Any] | None, str | None]:
+    """The child's reply, or why there is none."""
+    if child.stopped:
+        return None, child.stopped
+    try:
+        reply = wire.decode(child.reply) if child.reply else None
+    except wire.WireError as exc:
+        unreadable = f"the sandbox's reply was unreadable ({exc}); did the code write to the checker's pipe?"
+    else:
+        if isinstance(reply, dict):
+            return reply, None  # a whole answer stands, however the process ended after giving it
+        unreadable = "the sandbox's reply was unreadable; did the code write to the checker's pipe?"
+    if child.returncode < 0:
+        meaning = SIGNAL_MEANING.get(-child.returncode)
+        return None, meaning or f"the process crashed ({_signal_name(-child.returncode)})"
+    if not child.reply:
+        lines = child.stderr.strip().splitlines()[-3:]
+        return None, f"the checker exited with status {child.returncode}" + (": " + " | ".join(lines) if lines else "")
+    return None, unreadable
+
+
+def _limits(timeout: float, memory_mb: int) -> list[str]:
+    return ["--memory-mb", str(memory_mb), "--cpu-seconds", str(int(timeout) + 5),
+            "--wall-seconds", str(int(timeout) + 10)]
+
+
+def _calls(data: Any, count: int) -> list[Call]:
+    if not (isinstance(data, list) and len(data) == count):
+        raise wire.WireError(f"expected {count} results")
+    return [Call.from_plain(c) for c in data]
 
 
 def run_exercise(
@@ -86,50 +137,93 @@ def run_exercise(
     path = Path(path).resolve()
     if not path.is_file():
         return RunReport(exercise_id, error=f"{path} does not exist; `workbench exercises reset {exercise_id}` restores it")
-    cmd = [sys.executable, "-m", "workbench.exercises.runner", exercise_id, str(path), "--seed", str(seed),
-           "--memory-mb", str(memory_mb), "--cpu-seconds", str(int(timeout) + 5)]
-    if race:
-        cmd.append("--race")
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=path.parent, env={**os.environ, **RACE_ENV})
-    stopped = None
-    while True:
-        try:
-            out, err = proc.communicate(timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            elapsed = time.perf_counter() - started
-            if elapsed > timeout:
-                stopped = f"did not finish within {timeout:g} s (an endless loop?); it was stopped"
-            elif should_stop is not None and should_stop():
-                stopped = "cancelled"
-            if stopped:
-                _kill_group(proc)
-                out, err = proc.communicate()
-                break
-    report = RunReport(exercise_id, seconds=time.perf_counter() - started)
-    result_line = next((line for line in out.splitlines() if line.startswith(MARKER)), None)
-    if stopped:
-        report.error = stopped
-    elif result_line is None:
-        if proc.returncode < 0:
-            report.error = f"the process crashed ({_signal_name(-proc.returncode)})"
-        else:
-            tail = err.strip().splitlines()[-3:] if err.strip() else []
-            report.error = f"the checker exited with status {proc.returncode}" + (": " + " | ".join(tail) if tail else "")
-    if result_line is not None:
-        data = json.loads(result_line[len(MARKER):])
-        report.checks = [CheckOutcome(**c) for c in data["checks"]]
-        report.race = [Profile.from_dict(r) for r in data["race"]]
-        report.race_note = data["race_note"]
-        report.output = data["output"]
-        report.error = report.error or data["error"]
+    exercise, spec = EXERCISES[exercise_id], SPECS[exercise_id]
+    cases = spec.cases(np.random.default_rng(seed))
+    request = {"function": exercise.function, "protected": protected_folders(), "writes_args": spec.writes_args,
+               "cases": [fresh(args) for _, args in cases]}
+    child = run_child(["check", str(path), *_limits(timeout, memory_mb)], wire.encode(request),
+                      timeout=timeout, should_stop=should_stop)
+    report = RunReport(exercise_id, seconds=child.seconds, output=child.stdout[-OUTPUT_SHOWN:])
+    reply, report.error = _reply(child)
+    if reply is None:
+        return report
+    if "import_error" in reply:
+        report.error = str(reply["import_error"])[:2000]
+        return report
+    try:
+        calls = _calls(reply.get("calls"), len(cases))
+    except wire.WireError as exc:
+        report.error = f"the sandbox's reply was unreadable ({exc})"
+        return report
+    for (name, args), got in zip(cases, calls):
+        expected = invoke(spec.expected, fresh(args), keep_args=spec.writes_args)
+        detail = judge(spec, expected, got, args)
+        report.checks.append(CheckOutcome(name, detail is None, detail or ""))
+    if race and report.passed:
+        _race(report, spec, exercise.function, path, seed, timeout, memory_mb, should_stop)
     return report
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+def _race(report: RunReport, spec: Spec, function: str, path: Path, seed: int, timeout: float, memory_mb: int,
+          should_stop: Callable[[], bool] | None) -> None:
+    """Race the learner's function in a second child; its timings are shown, its outputs judged here."""
+    race_args = spec.race_args(np.random.default_rng(seed + 1))
+    recheck = spec.cases(np.random.default_rng(seed + 2))
+    request = {"exercise": report.exercise_id, "function": function, "protected": protected_folders(),
+               "race_args": race_args, "recheck": [args for _, args in recheck]}
+    # The race child imports torch and times several contenders: it gets at least the default time.
+    timeout = max(timeout, DEFAULT_TIMEOUT)
+    child = run_child(["race", str(path), *_limits(timeout, memory_mb)], wire.encode(request),
+                      timeout=timeout, should_stop=should_stop)
+    if child.stopped == "cancelled":
+        report.error = "cancelled"
         return
+    reply, error = _reply(child)
+    if reply is not None and "import_error" in reply:
+        error = str(reply["import_error"])[:2000]
+    try:
+        if error is None:
+            rows = [_profile(row) for row in reply["rows"]]
+            first, last = Call.from_plain(reply["first"]), Call.from_plain(reply["last"])
+            again = _calls(reply["recheck"], len(recheck))
+            note = str(reply["note"])[:500]
+    except (KeyError, TypeError, ValueError) as exc:
+        error = f"the race's results were unreadable ({type(exc).__name__}: {exc})"
+    if error is not None:
+        report.race_note = f"the race did not finish: {error}"
+        return
+    wrap = spec.race_wrap or (lambda f: f)
+    expected = invoke(wrap(spec.expected), fresh(race_args), keep_args=spec.writes_args)
+    mismatch = judge(spec, expected, first, race_args) or judge(spec, expected, last, race_args)
+    if mismatch is None:
+        for (name, args), got in zip(recheck, again):
+            detail = judge(spec, invoke(spec.expected, fresh(args), keep_args=spec.writes_args), got, args)
+            if detail is not None:
+                mismatch = f"after the timed runs, on fresh inputs, '{name}' failed: {detail}"
+                break
+    report.race = [replace(row, matches=mismatch is None, mismatch=mismatch) if row.name == "yours" else row
+                   for row in rows]
+    report.race_note = note
+
+
+_PROFILE_TYPES: dict[str, tuple[type, ...]] = {
+    "backend": (str,), "wall_s": (float, int), "flops": (float, int), "bytes_moved": (float, int),
+    "peak_bytes": (int, type(None)), "repeats": (int,), "min_s": (float, int, type(None)), "timer": (str,),
+    "memory_source": (str,), "name": (str,), "case": (str,), "matches": (bool, type(None)),
+    "mismatch": (str, type(None)), "ratios": (dict,), "note": (str,), "extra": (dict,),
+}
+
+
+def _profile(data: Any) -> Profile:
+    """A race row from the child, checked to hold only plain figures of the right types (it could be forged)."""
+    if not isinstance(data, dict):
+        raise TypeError("a race row is not a record")
+    profile = Profile.from_dict(data)
+    for f in fields(Profile):
+        value = getattr(profile, f.name)
+        if f.name in _PROFILE_TYPES and (not isinstance(value, _PROFILE_TYPES[f.name])
+                                         or (isinstance(value, bool) and bool not in _PROFILE_TYPES[f.name])):
+            raise ValueError(f"a race row's {f.name} is {type(value).__name__}")
+    if not all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in profile.ratios.items()):
+        raise ValueError("a race row's ratios are not numbers")
+    return profile

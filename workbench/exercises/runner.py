@@ -1,190 +1,185 @@
-"""The child process that judges one exercise: ``python -m workbench.exercises.runner``.
+"""The sandboxed child that runs the learner's code: ``python -I -m workbench.exercises.runner``.
 
-It limits its own memory and CPU time first, then imports the learner's
-file, runs every check on fresh inputs, races the learner's function against
-the engines' reference (and native or torch peers) through the benchmark
-runner if all checks pass, validates the learner's output again on new
-inputs after the timed runs, and prints one JSON line after MARKER. Whatever the learner's code does (raise, print, loop,
-allocate without bound, crash) the parent process only ever sees this
-process's output and exit status.
+It holds no answers and gives no verdict. The parent sends it a request on
+one pipe and reads its reply on another (file descriptors named on the
+command line; stdout and stderr are only the learner's prints). In order it:
+arranges to die with the parent, reads the whole request, prepares (the race
+imports the engines and runs every contender but the learner's once), limits
+its own resources, installs the audit-hook guard of
+:mod:`workbench.exercises.sandbox`, and only then runs the learner's file.
+
+``check``: calls the learner's function once per case the parent sent and
+replies with every :class:`~workbench.exercises.calls.Call`.
+
+``race`` (only after the parent has seen every check pass): times the
+learner's function against the engines' reference and peers with the
+benchmark runner, then calls it on fresh cases once more, and replies with
+the timings and the learner's outputs (its first and last race output, and
+those fresh calls), which the parent judges.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import importlib.util
-import io
-import json
-import resource
+import linecache
+import os
 import sys
-import traceback
-from dataclasses import dataclass, replace
+import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-MARKER = "WB-EXERCISE-RESULT "
+from workbench.exercises import wire
+from workbench.exercises.calls import Call, describe_exception, fresh, invoke
+from workbench.exercises.sandbox import die_with_parent, install_guard, limit_resources
+
 WARMUP = 2
 REPEATS = 5
+MODULE_NAME = "learner_solution"
 
 
-def limit_resources(memory_mb: int, cpu_seconds: int) -> None:
-    """Cap the data segment (heap and anonymous mappings) and CPU time of this process."""
-    limit = memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+def read_request(fd: int) -> Any:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return wire.decode(b"".join(chunks))
 
 
-def load_function(path: Path, name: str, module_name: str) -> Callable[..., Any]:
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def send_reply(fd: int, reply: dict[str, Any]) -> None:
+    data = memoryview(wire.encode(reply))
+    while data:
+        data = data[os.write(fd, data):]
+    os.close(fd)
+
+
+def load_function(source: bytes, path: str, name: str) -> Callable[..., Any]:
+    """Run the learner's module from source already read, and return its function ``name``.
+
+    The source is read before the guard goes up (a learner's file may lie
+    anywhere) and put in linecache, so tracebacks show the learner's lines
+    without opening the file again.
+    """
+    text = importlib.util.decode_source(source)
+    linecache.cache[path] = (len(text), None, text.splitlines(True), path)
+    module = types.ModuleType(MODULE_NAME)
+    module.__file__ = path
+    sys.modules[MODULE_NAME] = module  # dataclasses and pickling look the module up here
+    exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - running the learner's file is the point
     fn = getattr(module, name, None)
+    if fn is None:
+        raise AttributeError(f"{Path(path).name} defines no function {name}()")
     if not callable(fn):
-        raise AttributeError(f"{path.name} defines no function {name}()")
+        raise TypeError(f"{name} in {Path(path).name} is a {type(fn).__name__}, not a function")
     return fn
 
 
-def _fresh(args: tuple) -> tuple:
-    """Copies of mutable arguments, so no call sees another's writes (dicts and sets are read-only inputs)."""
-    import numpy as np
-
-    return tuple(a.copy() if isinstance(a, np.ndarray) else copy.deepcopy(a) if isinstance(a, list) else a for a in args)
-
-
-def _where(exc: BaseException, learner_file: str) -> str:
-    """The learner's line that raised, if the traceback passes through their file."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == learner_file]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f" (line {frame.lineno}: {frame.line})"
+def sendable(call: Call) -> dict[str, Any]:
+    """call as plain data, or a note that its output could not be sent (never an exception)."""
+    plain = call.to_plain()
+    try:
+        wire.encode(plain)
+    except Exception as exc:  # noqa: BLE001 - an output wire cannot carry fails its check, not the run
+        return Call(error=f"the output could not be sent to the checker: {describe_exception(exc)}",
+                    error_type="SendError").to_plain()
+    return plain
 
 
-def run_checks(exercise_id: str, learner: Callable, seed: int, learner_file: str,
-               output: io.StringIO) -> list[dict[str, Any]]:
-    import numpy as np
+def check(request: dict[str, Any], learner: Callable, learner_file: str) -> dict[str, Any]:
+    keep = request["writes_args"]
+    return {"calls": [sendable(invoke(learner, args, keep_args=keep, learner_file=learner_file))
+                      for args in request["cases"]]}
 
-    from workbench.exercises.checks import SPECS
 
-    spec = SPECS[exercise_id]
-    wrap = spec.wrap or (lambda f: f)
-    mine, theirs = wrap(learner), wrap(spec.expected)
-    results = []
-    for name, args in spec.cases(np.random.default_rng(seed)):
-        expected = theirs(*_fresh(args))
+class Race:
+    """The race's contenders, prepared before the guard goes up, and run once the learner's code is loaded."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        import workbench_engines.profiling  # noqa: F401 - imported now, while imports are allowed
+
+        from workbench.exercises.checks import SPECS
+
+        self.spec = SPECS[request["exercise"]]
+        self.args: tuple = request["race_args"]
+        self.recheck: list[tuple] = request["recheck"]
+        self.notes: list[str] = []
+        wrap = self.spec.race_wrap or (lambda f: f)
+        self.others: dict[str, Callable[[tuple], Call]] = {"reference": self.contender(wrap(self.spec.expected))}
         try:
-            with contextlib.redirect_stdout(output):
-                got = mine(*_fresh(args))
-        except MemoryError as exc:
-            results.append({"name": name, "passed": False, "detail": f"MemoryError: ran out of memory{_where(exc, learner_file)}"})
-            continue
-        except Exception as exc:  # noqa: BLE001 - the learner's bug, reported as the check's result
-            results.append({"name": name, "passed": False,
-                            "detail": f"{type(exc).__name__}: {exc}{_where(exc, learner_file)}"})
-            continue
-        detail = spec.compare(expected, got, args)
-        results.append({"name": name, "passed": detail is None, "detail": detail or ""})
-    return results
+            self.others.update({name: self.contender(fn) for name, fn in self.spec.peers().items()})
+        except Exception as exc:  # noqa: BLE001 - a missing peer only shortens the race
+            self.notes.append(f"peers unavailable: {exc}")
+        for run in self.others.values():  # load everything they import lazily, before imports are refused
+            run(fresh(self.args))
+        self.outputs: list[Call] = []
 
+    def contender(self, fn: Callable[..., Any], learner_file: str = "") -> Callable[[tuple], Call]:
+        keep = self.spec.writes_args
+        return lambda inputs: invoke(fn, inputs, keep_args=keep, learner_file=learner_file)
 
-@dataclass(frozen=True)
-class Raised:
-    """What a contender returned instead of an output: the exception it raised."""
+    def run(self, learner: Callable, learner_file: str) -> dict[str, Any]:
+        from workbench_engines.profiling import Case, Contender, run_cases
 
-    error: str
+        from workbench.exercises.checks import judge
 
+        wrap = self.spec.race_wrap or (lambda f: f)
+        timed = self.contender(wrap(learner), learner_file)
 
-def _guarded(fn: Callable) -> Callable:
-    """fn over a tuple of arguments, returning Raised instead of raising, so one failure can't stop the race."""
-    def run(args: tuple) -> Any:
-        try:
-            return fn(*args)
-        except Exception as exc:  # noqa: BLE001 - reported in the race table as a mismatch
-            return Raised(f"{type(exc).__name__}: {exc}")
+        def yours(inputs: tuple) -> Call:
+            call = timed(inputs)
+            if self.outputs:
+                self.outputs[1:] = [call]  # the first and the latest output: what the parent judges
+            else:
+                self.outputs.append(call)
+            return call
 
-    return run
+        contenders = [Contender("yours", yours, "python")]
+        contenders += [Contender(name, run, _backend_of(name)) for name, run in self.others.items()]
+        # The other rows' matches are judged here; the learner's row is judged again by the parent.
+        case = Case("race on a larger input", contenders, lambda expected, got: judge(self.spec, expected, got, self.args),
+                    reference="reference", baselines=("yours",), warmup=WARMUP, repeats=REPEATS, interleave=True,
+                    inputs=lambda: fresh(self.args))
+        rows = run_cases([case], warmup=WARMUP, repeats=REPEATS)
+        recheck = [sendable(invoke(learner, args, keep_args=self.spec.writes_args, learner_file=learner_file))
+                   for args in self.recheck]
+        self.notes.append(f"one thread each; median of {REPEATS} interleaved rounds after {WARMUP} warm-up runs; "
+                          "same inputs for all; timed inside the sandbox")
+        return {"rows": [row.as_dict() for row in rows], "note": "; ".join(self.notes),
+                "first": sendable(self.outputs[0]), "last": sendable(self.outputs[-1]), "recheck": recheck}
 
 
 def _backend_of(name: str) -> str:
-    return "python" if name == "yours" else "native" if "native" in name else "torch" if "torch" in name else "reference"
-
-
-def race(exercise_id: str, learner: Callable, seed: int, learner_file: str,
-         output: io.StringIO) -> tuple[list[dict[str, Any]], str]:
-    """The learner, the engines' reference and the peers raced on one larger input by the benchmark runner.
-
-    Every contender gets its own fresh copy of the inputs for each run (not
-    timed), is validated against the reference before and after its timed
-    runs, and is timed in interleaved rounds so drift falls on all alike.
-    """
-    import numpy as np
-
-    from workbench.exercises.checks import SPECS
-    from workbench_engines.profiling import Case, Contender, run_cases
-
-    spec = SPECS[exercise_id]
-    wrap = spec.wrap or (lambda f: f)
-    race_wrap = spec.race_wrap or (lambda f: f)
-    args = spec.race_args(np.random.default_rng(seed + 1))
-    functions = {"yours": race_wrap(wrap(learner)), "reference": race_wrap(wrap(spec.expected))}
-    notes = []
-    try:
-        functions.update(spec.peers())
-    except Exception as exc:  # noqa: BLE001 - a missing peer only shortens the race
-        notes.append(f"peers unavailable: {exc}")
-
-    def check(expected: Any, got: Any) -> str | None:
-        return got.error if isinstance(got, Raised) else spec.compare(expected, got, args)
-
-    case = Case("race on a larger input", [Contender(name, _guarded(fn), _backend_of(name)) for name, fn in functions.items()],
-                check, reference="reference", baselines=("yours",), warmup=WARMUP, repeats=REPEATS, interleave=True,
-                inputs=lambda: _fresh(args))
-    with contextlib.redirect_stdout(output):
-        rows = run_cases([case], warmup=WARMUP, repeats=REPEATS)
-    # Validate again after the timed runs, on inputs nobody has seen yet.
-    again = run_checks(exercise_id, learner, seed + 2, learner_file, output)
-    failed = [c for c in again if not c["passed"]]
-    if failed:
-        rows[0] = replace(rows[0], matches=False, mismatch=f"after the timed runs, on fresh inputs, "
-                                                            f"'{failed[0]['name']}' failed: {failed[0]['detail']}")
-    notes.append(f"one thread each; median of {REPEATS} interleaved rounds after {WARMUP} warm-up runs; same inputs for all")
-    return [row.as_dict() for row in rows], "; ".join(notes)
+    return "native" if "native" in name else "torch" if "torch" in name else "reference"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.exercises.runner")
-    parser.add_argument("exercise")
-    parser.add_argument("path", type=Path)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--race", action="store_true")
+    parser = argparse.ArgumentParser(prog="python -I -m workbench.exercises.runner")
+    parser.add_argument("mode", choices=("check", "race"))
+    parser.add_argument("path")
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--request-fd", type=int, required=True)
+    parser.add_argument("--reply-fd", type=int, required=True)
     parser.add_argument("--memory-mb", type=int, default=3072)
     parser.add_argument("--cpu-seconds", type=int, default=60)
+    parser.add_argument("--wall-seconds", type=int, default=60)
     args = parser.parse_args(argv)
-    limit_resources(args.memory_mb, args.cpu_seconds)
-
-    from workbench.exercises.catalog import EXERCISES
-
-    exercise = EXERCISES[args.exercise]
-    result: dict[str, Any] = {"checks": [], "race": [], "race_note": "", "error": None, "output": ""}
-    output = io.StringIO()
-    learner_file = str(args.path.resolve())
+    die_with_parent(args.parent_pid)
+    sys.stdout.reconfigure(line_buffering=True)
+    request = read_request(args.request_fd)
+    race = Race(request) if args.mode == "race" else None
+    with open(args.path, "rb") as f:
+        source = f.read()
+    limit_resources(args.memory_mb, args.cpu_seconds, args.wall_seconds)
+    install_guard(request["protected"], os.getcwd())
     try:
-        with contextlib.redirect_stdout(output):
-            learner = load_function(args.path.resolve(), exercise.function, "learner_solution")
+        learner = load_function(source, args.path, request["function"])
     except BaseException as exc:  # noqa: BLE001 - a syntax error or a raise at import time
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        result["error"] = f"importing {args.path.name} failed: {detail}{_where(exc, learner_file)}"
+        reply: dict[str, Any] = {"import_error": f"importing {Path(args.path).name} failed: "
+                                                 f"{describe_exception(exc, args.path)}"}
     else:
-        result["checks"] = run_checks(args.exercise, learner, args.seed, learner_file, output)
-        if args.race and result["checks"] and all(c["passed"] for c in result["checks"]):
-            result["race"], result["race_note"] = race(args.exercise, learner, args.seed, learner_file, output)
-    result["output"] = output.getvalue()[-2000:]
-    sys.stdout.write(MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
+        reply = race.run(learner, args.path) if race else check(request, learner, args.path)
+    send_reply(args.reply_fd, reply)
     return 0
 
 

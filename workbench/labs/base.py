@@ -24,6 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -233,7 +234,8 @@ class Lab(Vertical, can_focus=True):
         return self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
     def status(self, text: str) -> None:
-        self.query_one(".lab-status", Static).update(text)
+        # Plain text: messages hold brackets (pip install 'workbench[minilm]') that markup would eat.
+        self.query_one(".lab-status", Static).update(Text(text))
 
     def readout(self, renderable: Any) -> None:
         """Show renderable in the lab's readout (its Static with class "readout")."""

@@ -10,6 +10,8 @@ from textual.widgets import Footer, Header, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from workbench.curriculum import Curriculum, Lesson
+from workbench.curriculum.check import lesson_needs
+from workbench.extras import missing
 from workbench.messages import LessonChosen
 from workbench.progress import ProgressStore
 
@@ -111,6 +113,8 @@ class CatalogScreen(Screen):
             for objective in lesson.objectives:
                 text.append(f"  • {objective}\n")
             text.append(progress_line(self.store, lesson))
+            for reason in filter(None, map(missing, lesson_needs(lesson))):
+                text.append(f"\nThis lesson {reason}")
             if lesson.issues:
                 text.append(f"\n{len(lesson.issues)} problem(s): {lesson.issues[0]}")
         details.update(text)
@@ -124,7 +128,7 @@ class CatalogScreen(Screen):
 
     def _open(self, lesson: Lesson) -> None:
         if lesson.broken:
-            self.notify(f"{lesson.issues[0]}", title="This lesson is broken", severity="error")
+            self.notify(f"{lesson.issues[0]}", title="This lesson is broken", severity="error", markup=False)
             return
         self.post_message(LessonChosen(lesson.id))
 

@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.exercises.catalog import EXERCISES, Exercise, by_track
 from workbench.exercises.run import RunReport, run_exercise
+from workbench.exercises.sandbox import LIMITS_TEXT
 from workbench.exercises.workspace import ensure_workspace, exercise_file, reset_exercise
 from workbench.progress import ExerciseState, ProgressStore
 from workbench.widgets.profile_panel import ProfilePanel
@@ -75,6 +76,7 @@ class ExercisesScreen(Screen):
                 for part in ("heading", "task", "result", "hints"):
                     yield Static(id=part, classes="part")
                 yield ProfilePanel(id="race", classes="part")
+                yield Static(self._sandbox_text(), id="sandbox", classes="part")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -119,6 +121,15 @@ class ExercisesScreen(Screen):
         self.action_check()
 
     # ---- the detail -------------------------------------------------------------
+
+    @staticmethod
+    def _sandbox_text() -> Text:
+        """What the sandbox isolates and what it does not, in plain words, under every exercise."""
+        text = Text()
+        text.append("How your code is checked\n", style="bold")
+        text.append(LIMITS_TEXT.split("\n\n", 1)[0] + "\n\n")
+        text.append(LIMITS_TEXT.split("\n\n", 1)[1], style="dim")
+        return text
 
     @property
     def path(self) -> Path:

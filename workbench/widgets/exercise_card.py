@@ -25,7 +25,8 @@ class ExerciseCard(Static, can_focus=True):
         text.append(f"Exercise · {self.exercise.title}", style="bold")
         text.append(f"  ({status})\n", style="dim")
         text.append(f"Write {self.exercise.function}() yourself in {self.exercise.file_name}; "
-                    "the workbench checks it on every save and races it against the reference. Enter opens it.")
+                    "the workbench checks it on every save, in a separate sandboxed process, and races it against "
+                    "the reference. Enter opens it.")
         super().__init__(text)
 
     def action_open(self) -> None:

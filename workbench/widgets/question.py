@@ -7,6 +7,7 @@ the engine for the answer in a worker while the learner thinks.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.text import Text
@@ -16,9 +17,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from workbench.messages import QuizAnswered
-from workbench.probes import PROBES
+from workbench.logs import logger
+from workbench.probes import compute_cancellable
 from workbench.progress import Attempt
 from workbench.quiz import Grade, Question, format_number
 
@@ -52,6 +55,12 @@ class ChoiceList(OptionList):
         return True
 
 
+class NumberInput(Input):
+    """The answer box of a number question: no number holds a "q", so q quits here too."""
+
+    BINDINGS = [Binding("q", "app.quit", "Quit", show=False, priority=True)]
+
+
 class QuestionView(Vertical):
     """A question, its answer control and, once answered, the feedback."""
 
@@ -68,7 +77,8 @@ class QuestionView(Vertical):
         self.question = question
         self.number = number
         self.total = total
-        self.attempt = attempt if attempt is not None and attempt.answer is not None else None
+        # An answer stored before the lesson was edited (another kind, fewer choices) no longer fits: ask again.
+        self.attempt = attempt if attempt is not None and question.accepts(attempt.answer) else None
         self.expected: float | None = None
         """The engine-computed answer of a probe question, once known."""
         self.ticked: set[int] = set()
@@ -86,11 +96,11 @@ class QuestionView(Vertical):
             "numeric": "type a number, Enter answer",
             "probe": "type a number, Enter answer (the engine computes the answer)",
         }
-        yield Static(hints[q.kind] + (f" · unit: {q.unit}" if q.unit else ""), classes="hint")
+        yield Static(Text(hints[q.kind] + (f" · unit: {q.unit}" if q.unit else "")), classes="hint")
         if q.kind in ("single", "multiple", "order"):
             yield ChoiceList(*self._options())
         else:
-            yield Input(placeholder="your answer", type="number", id="answer")
+            yield NumberInput(placeholder="your answer", type="number", id="answer")
         yield Static("", classes="feedback")
 
     def on_mount(self) -> None:
@@ -98,7 +108,7 @@ class QuestionView(Vertical):
         if self.question.kind != "probe":
             if attempt is not None:
                 self._lock(self.question.grade(attempt.answer), attempt.answer)
-        elif attempt is not None and attempt.expected is not None:
+        elif attempt is not None and attempt.expected is not None and math.isfinite(attempt.expected):
             # Shown against the value it was graded against, not one computed afresh today.
             self.expected = attempt.expected
             self._lock(self.question.grade(attempt.answer, attempt.expected), attempt.answer)
@@ -107,11 +117,13 @@ class QuestionView(Vertical):
 
     def _options(self) -> list[Option]:
         q = self.question
+        # Text, not markup: a lesson's choices may hold brackets ("a[i]", "[/]").
         if q.kind == "order":
-            return [Option(f"{pos + 1}. {q.choices[i]}") for pos, i in enumerate(self.order)]
+            return [Option(Text(f"{pos + 1}. {q.choices[i]}")) for pos, i in enumerate(self.order)]
         if q.kind == "multiple":
-            return [Option(f"[{'x' if i in self.ticked else ' '}] {chr(65 + i)}) {c}") for i, c in enumerate(q.choices)]
-        return [Option(f"{chr(65 + i)}) {c}") for i, c in enumerate(q.choices)]
+            return [Option(Text(f"[{'x' if i in self.ticked else ' '}] {chr(65 + i)}) {c}"))
+                    for i, c in enumerate(q.choices)]
+        return [Option(Text(f"{chr(65 + i)}) {c}")) for i, c in enumerate(q.choices)]
 
     def _refresh_options(self, highlighted: int) -> None:
         choices = self.query_one(ChoiceList)
@@ -151,6 +163,9 @@ class QuestionView(Vertical):
         except ValueError:
             self.query_one(".feedback", Static).update("Enter a number, e.g. 0.25 or 3e-4.")
             return
+        if not math.isfinite(value):
+            self.query_one(".feedback", Static).update(Text(f"{event.value} is not a finite number; enter one that is."))
+            return
         if self.question.kind == "probe" and self.expected is None:
             self.query_one(".feedback", Static).update("The engine is still computing the answer; try again in a moment.")
             return
@@ -173,19 +188,25 @@ class QuestionView(Vertical):
     @work(thread=True, exclusive=True, group="probe", description="compute probe answer")
     def _compute_expected(self) -> None:
         q = self.question
+        worker = get_current_worker()
         try:
-            # The loader validated q.params against the probe's spec already.
-            value: float | None = float(PROBES[q.probe].compute(**q.params))
+            value = compute_cancellable(q.probe, q.params, lambda: worker.is_cancelled)
             error = None
         except Exception as exc:  # shown in the question, never a crash
+            logger.exception("probe %s failed", q.probe)
             value, error = None, f"The engine could not compute this answer: {exc}"
-        if self.is_attached:
+        if value is None and error is None:
+            return  # cancelled: the question or the app is closing
+        if value is not None and not math.isfinite(value):
+            value, error = None, f"The engine computed {value}, which can't be graded; the lesson needs fixing."
+        if self.is_attached and not worker.is_cancelled:
             self.app.call_from_thread(self._expected_ready, value, error)
 
     def _expected_ready(self, value: float | None, error: str | None) -> None:
         self.expected = value
         if error:
-            self.query_one(".feedback", Static).update(error)
+            # Text: an engine's message may hold brackets, as in pip install 'workbench[minilm]'.
+            self.query_one(".feedback", Static).update(Text(error))
         elif self.attempt is not None:
             self._lock(self.question.grade(self.attempt.answer, value), self.attempt.answer)
 

@@ -1,0 +1,33 @@
+"""Checks on a vocabulary's id space, shared by the tokenizers that index a list by id.
+
+A decoder table is as long as the largest id, so one stray id (a rank of
+10^7 in a 257-line rank file) would allocate hundreds of megabytes for a
+few hundred tokens. Ids may leave small gaps (cl100k_base puts its special
+tokens a little past its ranks), but the id space must stay within
+``id_limit(tokens)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+from workbench_engines.errors import EngineError
+
+
+def id_limit(tokens: int) -> int:
+    """The smallest id refused for a vocabulary of ``tokens`` tokens: twice the count, plus a byte table's worth."""
+    return 2 * tokens + 256
+
+
+def check_id_space(ids: Iterable[object], tokens: int, name: str) -> int:
+    """One more than the largest id, after checking every id is a non-negative integer below id_limit(tokens);
+    EngineError naming the first offender otherwise."""
+    limit, top = id_limit(tokens), -1
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
+            raise EngineError(f"{name}: ids must be non-negative integers, got {i!r}")
+        if i >= limit:
+            raise EngineError(f"{name}: id {i} for {tokens} tokens; ids must be dense, below {limit}")
+        top = max(top, int(i))
+    return top + 1

@@ -1,0 +1,313 @@
+/* harness.c - drives every C kernel over its edge cases under ASan and UBSan.
+ *
+ * Built and run by `make sanitize`: native/src/*.c and this file compiled
+ * with -fsanitize=address,undefined -fno-sanitize-recover=undefined, so any
+ * out-of-bounds access, leak or undefined operation aborts the run. On top of
+ * that each call's status is compared with the one the contract promises, and
+ * a mismatch fails the run too. The cases are the ones issue 18 found or
+ * feared: NaN and inf rows (wb_expf used to shift a NaN's bits out of range),
+ * zero sizes, leading dimensions wider than the rows, absurd thread counts
+ * (libgomp crashes or calls exit() on 10^5), and sizes whose products
+ * overflow int64_t (the workspace queries used to wrap).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wb_attention.h"
+#include "wb_bpe.h"
+#include "wb_expf.h"
+#include "wb_linear.h"
+#include "wb_moe.h"
+#include "wb_paged.h"
+#include "wb_pretok.h"
+#include "wb_quant.h"
+#include "wb_sampling.h"
+#include "wb_softmax.h"
+#include "wb_status.h"
+
+static int failures = 0;
+
+static void expect(const char *what, int64_t got, int64_t want)
+{
+    if (got != want) {
+        fprintf(stderr, "FAIL %s: status %lld, expected %lld\n", what, (long long)got, (long long)want);
+        failures++;
+    }
+}
+
+static void expect_true(const char *what, int ok)
+{
+    if (!ok) {
+        fprintf(stderr, "FAIL %s\n", what);
+        failures++;
+    }
+}
+
+/* Thread counts every kernel must refuse before OpenMP sees them. */
+static const int BAD_THREADS[] = {0, -1, WB_MAX_THREADS + 1, 100000, 1000000};
+#define N_BAD_THREADS (int)(sizeof BAD_THREADS / sizeof BAD_THREADS[0])
+
+static void test_expf(void)
+{
+    volatile float nan_in = NAN; /* volatile: keep the call from being folded at compile time */
+    expect_true("wb_expf(NaN) is NaN", isnan(wb_expf(nan_in)));
+    expect_true("wb_expf(-inf) is 0", wb_expf(-INFINITY) == 0.0f);
+    expect_true("wb_expf(0) is 1", wb_expf(0.0f) == 1.0f);
+    expect_true("wb_expf(+inf) is finite or inf, not NaN", !isnan(wb_expf(INFINITY)));
+}
+
+static void test_softmax(void)
+{
+    /* 3 rows of 5 in rows 7 floats apart: NaN row, +inf row, -inf row. */
+    float x[21], out[24], lse[3];
+    for (int i = 0; i < 21; i++)
+        x[i] = (float)(i % 7) - 2.0f;
+    x[1] = NAN;
+    x[7 + 2] = INFINITY;
+    for (int i = 14; i < 19; i++)
+        x[i] = -INFINITY;
+    expect("softmax odd strides", wb_softmax_forward_f32(out, x, 3, 5, 8, 7, 2), WB_OK);
+    expect("log_softmax odd strides", wb_softmax_log_f32(out, x, 3, 5, 8, 7, 2), WB_OK);
+    expect("logsumexp odd strides", wb_softmax_logsumexp_f32(lse, x, 3, 5, 7, 2), WB_OK);
+    expect("softmax zero rows", wb_softmax_forward_f32(out, x, 0, 5, 5, 5, 1), WB_OK);
+    expect("softmax ld below cols", wb_softmax_forward_f32(out, x, 3, 5, 4, 7, 1), WB_ERR_BAD_STRIDE);
+    for (int t = 0; t < N_BAD_THREADS; t++) {
+        expect("softmax bad threads", wb_softmax_forward_f32(out, x, 3, 5, 8, 7, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+        expect("logsumexp bad threads", wb_softmax_logsumexp_f32(lse, x, 3, 5, 7, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+    }
+}
+
+static void test_attention(void)
+{
+    enum { B = 1, H = 2, LQ = 3, LK = 5, D = 4 };
+    float q[B * H * LQ * D], k[B * H * LK * D], v[B * H * LK * D], out[B * H * LQ * D];
+    for (int i = 0; i < B * H * LQ * D; i++)
+        q[i] = (float)(i % 5) - 2.0f;
+    for (int i = 0; i < B * H * LK * D; i++)
+        k[i] = v[i] = (float)(i % 3) - 1.0f;
+    q[0] = INFINITY; /* a score of +inf: inf - inf = NaN in the softmax */
+    k[5] = NAN;
+    uint8_t mask[LK] = {1, 0, 1, 1, 0};
+    for (int kernel = WB_ATTN_NAIVE; kernel <= WB_ATTN_FLASH; kernel++) {
+        int64_t floats = wb_attention_workspace_f32(kernel, LQ, LK, D, D, 2);
+        expect_true("attention workspace size", floats > 0);
+        float *ws = malloc((size_t)floats * sizeof *ws);
+        expect("attention inf/nan", wb_attention_forward_f32(out, q, k, v, B, H, H, LQ, LK, D, D, 0.5f, 1, 2, mask,
+                                                             kernel, ws, floats, 2), WB_OK);
+        expect("attention lk 0", wb_attention_forward_f32(out, q, k, v, B, H, 1, LQ, 0, D, D, 0.5f, 0, 0, NULL,
+                                                          kernel, ws, floats, 1), WB_OK);
+        expect("attention lq 0", wb_attention_forward_f32(out, q, k, v, B, H, 1, 0, LK, D, D, 0.5f, 1, 0, NULL,
+                                                          kernel, ws, floats, 1), WB_OK);
+        expect("attention small workspace", wb_attention_forward_f32(out, q, k, v, B, H, H, LQ, LK, D, D, 0.5f, 0, 0,
+                                                                     NULL, kernel, ws, floats - 1, 2), WB_ERR_OUTPUT_FULL);
+        for (int t = 0; t < N_BAD_THREADS; t++) {
+            expect("attention workspace bad threads", wb_attention_workspace_f32(kernel, LQ, LK, D, D, BAD_THREADS[t]),
+                   WB_ERR_BAD_THREADS);
+            expect("attention bad threads", wb_attention_forward_f32(out, q, k, v, B, H, H, LQ, LK, D, D, 0.5f, 0, 0,
+                                                                     NULL, kernel, ws, floats, BAD_THREADS[t]),
+                   WB_ERR_BAD_THREADS);
+        }
+        free(ws);
+    }
+    /* Sizes whose products overflow int64_t: an honest status, not a wrapped size. */
+    expect("naive workspace overflow", wb_attention_workspace_f32(WB_ATTN_NAIVE, INT64_C(1) << 40, INT64_C(1) << 40, 4, 4, 1),
+           WB_ERR_TOO_LARGE);
+    expect("naive workspace threads overflow",
+           wb_attention_workspace_f32(WB_ATTN_NAIVE, INT64_C(1) << 31, INT64_C(1) << 31, 4, 4, 256), WB_ERR_TOO_LARGE);
+    expect("flash workspace overflow", wb_attention_workspace_f32(WB_ATTN_FLASH, 1, 1, INT64_MAX / 2, 4, 1),
+           WB_ERR_TOO_LARGE);
+    expect("workspace bad kernel", wb_attention_workspace_f32(7, 1, 1, 4, 4, 1), WB_ERR_BAD_ARGUMENT);
+    expect("workspace bad size", wb_attention_workspace_f32(WB_ATTN_NAIVE, -1, 1, 4, 4, 1), WB_ERR_BAD_SIZE);
+    float ws1[1];
+    expect("attention size overflow", wb_attention_forward_f32(out, q, k, v, INT64_C(1) << 40, 1 << 20, 1, 1 << 20, 1,
+                                                               4, 4, 1.0f, 0, 0, NULL, WB_ATTN_FLASH, ws1, 1, 1),
+           WB_ERR_TOO_LARGE);
+}
+
+static void test_sampling(void)
+{
+    enum { N = 6 };
+    float rows[4][N] = {
+        {1.0f, NAN, 3.0f, 2.0f, 3.0f, -1.0f},
+        {NAN, NAN, NAN, NAN, NAN, NAN},
+        {1.0f, INFINITY, 2.0f, INFINITY, -INFINITY, 0.0f},
+        {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY},
+    };
+    float out[4][N];
+    int64_t kept[4];
+    expect("top_p nan/inf rows", wb_sampling_top_p_f32(&out[0][0], &rows[0][0], 4, N, 0.5, 1.0, kept, 2), WB_OK);
+    for (int r = 0; r < 4; r++)
+        expect("top_p keeps one token of a NaN/inf row", kept[r], 1);
+    float ties[N] = {3.0f, 3.0f, 1.0f, 0.0f, -5.0f, 2.0f};
+    expect("top_p tiny temperature", wb_sampling_top_p_f32(&out[0][0], ties, 1, N, 0.9, 1e-40, kept, 1), WB_OK);
+    expect("top_p tiny temperature keeps the two tied", kept[0], 2);
+    expect("top_p temperature whose reciprocal overflows", wb_sampling_top_p_f32(&out[0][0], ties, 1, N, 0.9, 4e-324,
+                                                                                  kept, 1), WB_ERR_BAD_ARGUMENT);
+    expect("top_p infinite temperature", wb_sampling_top_p_f32(&out[0][0], ties, 1, N, 0.9, INFINITY, kept, 1),
+           WB_ERR_BAD_ARGUMENT);
+    expect("top_p nan p", wb_sampling_top_p_f32(&out[0][0], ties, 1, N, NAN, 1.0, kept, 1), WB_ERR_BAD_ARGUMENT);
+    expect("top_k nan/inf rows", wb_sampling_top_k_f32(&out[0][0], &rows[0][0], 4, N, 2, kept, 2), WB_OK);
+    expect("top_k zero rows", wb_sampling_top_k_f32(&out[0][0], &rows[0][0], 0, N, 2, kept, 1), WB_OK);
+    for (int t = 0; t < N_BAD_THREADS; t++) {
+        expect("top_k bad threads", wb_sampling_top_k_f32(&out[0][0], &rows[0][0], 4, N, 2, kept, BAD_THREADS[t]),
+               WB_ERR_BAD_THREADS);
+        expect("top_p bad threads", wb_sampling_top_p_f32(&out[0][0], &rows[0][0], 4, N, 0.5, 1.0, kept, BAD_THREADS[t]),
+               WB_ERR_BAD_THREADS);
+    }
+}
+
+static void test_moe(void)
+{
+    enum { T = 5, D = 3, K = 2, E = 3, C = 2 };
+    float x[T * D], buffers[E * C * D], y[T * D], weights[T * K];
+    int64_t experts[T * K] = {0, 1, 0, 2, 0, 1, 2, 2, 1, 0}, positions[T * K], counts[E];
+    for (int i = 0; i < T * D; i++)
+        x[i] = (float)i;
+    for (int i = 0; i < T * K; i++)
+        weights[i] = 0.5f;
+    weights[3] = NAN;
+    expect("moe dispatch", wb_moe_dispatch_f32(buffers, positions, counts, x, experts, T, D, K, E, C, 2), WB_OK);
+    expect("moe combine", wb_moe_combine_f32(y, buffers, positions, experts, weights, T, D, K, E, C, 2), WB_OK);
+    expect("moe dispatch zero tokens", wb_moe_dispatch_f32(buffers, positions, counts, x, experts, 0, D, K, E, C, 1),
+           WB_OK);
+    expect("moe dispatch zero width", wb_moe_dispatch_f32(buffers, positions, counts, x, experts, T, 0, K, E, C, 1),
+           WB_OK);
+    expect("moe dispatch zero slots", wb_moe_dispatch_f32(buffers, positions, counts, x, experts, T, D, 0, E, C, 1),
+           WB_OK);
+    expect("moe combine zero slots", wb_moe_combine_f32(y, buffers, positions, experts, weights, T, D, 0, E, C, 1),
+           WB_OK);
+    expect("moe dispatch again", wb_moe_dispatch_f32(buffers, positions, counts, x, experts, T, D, K, E, C, 1), WB_OK);
+    int64_t bad[T * K];
+    memcpy(bad, experts, sizeof bad);
+    bad[7] = E;
+    expect("moe dispatch expert out of range", wb_moe_dispatch_f32(buffers, positions, counts, x, bad, T, D, K, E, C, 1),
+           WB_ERR_BAD_ARGUMENT);
+    positions[0] = C;
+    expect("moe combine position out of range", wb_moe_combine_f32(y, buffers, positions, experts, weights, T, D, K, E,
+                                                                    C, 1), WB_ERR_BAD_ARGUMENT);
+    for (int t = 0; t < N_BAD_THREADS; t++) {
+        expect("moe dispatch bad threads", wb_moe_dispatch_f32(buffers, positions, counts, x, experts, T, D, K, E, C,
+                                                               BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+        expect("moe combine bad threads", wb_moe_combine_f32(y, buffers, positions, experts, weights, T, D, K, E, C,
+                                                             BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+    }
+}
+
+static void test_paged(void)
+{
+    enum { HEADS = 4, KV = 2, BLOCKS = 3, BS = 4, D = 8 };
+    float pool[2 * KV * BLOCKS * BS * D], q[HEADS * D], out[HEADS * D], kn[KV * D], vn[KV * D];
+    for (int i = 0; i < 2 * KV * BLOCKS * BS * D; i++)
+        pool[i] = (float)(i % 11) * 0.1f;
+    for (int i = 0; i < HEADS * D; i++)
+        q[i] = 0.3f;
+    for (int i = 0; i < KV * D; i++)
+        kn[i] = vn[i] = 1.0f;
+    q[3] = NAN;
+    int64_t table[2] = {2, 0};
+    expect("paged decode", wb_paged_decode_f32(out, q, pool, HEADS, KV, BLOCKS, BS, D, table, 2, 7, 0.35f, kn, vn, 0,
+                                               2, 2), WB_OK);
+    int64_t bad_table[2] = {2, BLOCKS};
+    expect("paged block out of range", wb_paged_decode_f32(out, q, pool, HEADS, KV, BLOCKS, BS, D, bad_table, 2, 7,
+                                                           0.35f, NULL, NULL, 0, 0, 1), WB_ERR_BAD_ARGUMENT);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("paged bad threads", wb_paged_decode_f32(out, q, pool, HEADS, KV, BLOCKS, BS, D, table, 2, 7, 0.35f,
+                                                        NULL, NULL, 0, 0, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+}
+
+static void test_bpe(void)
+{
+    uint8_t blob[256];
+    uint64_t offsets[257];
+    for (int i = 0; i < 256; i++) {
+        blob[i] = (uint8_t)i;
+        offsets[i] = (uint64_t)i;
+    }
+    offsets[256] = 256;
+    wb_bpe *bpe = NULL;
+    expect("bpe new", wb_bpe_new(&bpe, blob, offsets, 256, WB_PATTERN_CL100K), WB_OK);
+    const uint8_t text[] = "hello \xff\xfe world";
+    uint64_t starts[3] = {0, 6, sizeof text - 1};
+    uint32_t ids[sizeof text];
+    uint64_t counts[2];
+    expect("bpe encode_batch", wb_bpe_encode_batch(bpe, text, starts, 2, ids, counts, 2), WB_OK);
+    expect("bpe encode_batch no texts", wb_bpe_encode_batch(bpe, text, starts, 0, ids, counts, 1), WB_OK);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("bpe bad threads", wb_bpe_encode_batch(bpe, text, starts, 2, ids, counts, BAD_THREADS[t]),
+               WB_ERR_BAD_THREADS);
+    wb_bpe_free(bpe);
+}
+
+static void test_pretok(void)
+{
+    /* Invalid UTF-8: a lone continuation byte, an overlong form, a surrogate, a sequence cut at the end. */
+    static const uint8_t nasty[] = "a\x80" "b \xc0\xaf  \xed\xa0\x80 'll\r\n\n123456 \xf0\x9f\x98";
+    uint32_t ends[sizeof nasty];
+    size_t n = 0;
+    for (int pattern = WB_PATTERN_WHOLE; pattern <= WB_PATTERN_SMOLLM; pattern++) {
+        expect("pretok nasty text", wb_pretok_split(pattern, nasty, sizeof nasty - 1, ends, sizeof nasty, &n), WB_OK);
+        expect_true("pretok pieces end at the text's end", n > 0 && ends[n - 1] == sizeof nasty - 1);
+        expect("pretok empty text", wb_pretok_split(pattern, nasty, 0, ends, sizeof nasty, &n), WB_OK);
+        expect("pretok one-piece buffer", wb_pretok_split(pattern, nasty, sizeof nasty - 1, ends, 1, &n),
+               pattern == WB_PATTERN_WHOLE ? WB_OK : WB_ERR_OUTPUT_FULL);
+    }
+    expect("pretok unknown pattern", wb_pretok_split(99, nasty, 3, ends, 3, &n), WB_ERR_BAD_PATTERN);
+}
+
+static void test_linear_and_quant(void)
+{
+    float x[2 * 32], w[3 * 32], out[2 * 3];
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)(i % 7);
+    for (int i = 0; i < 96; i++)
+        w[i] = 0.25f;
+    expect("linear", wb_linear_forward_f32(out, x, w, 2, 3, 32, 2), WB_OK);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("linear bad threads", wb_linear_forward_f32(out, x, w, 2, 3, 32, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+    expect("quant workspace overflow", wb_quant_workspace_bytes(INT64_C(1) << 40, INT64_C(1) << 40), WB_ERR_TOO_LARGE);
+    expect("quant workspace bad size", wb_quant_workspace_bytes(1, 33), WB_ERR_BAD_SIZE);
+    uint8_t blocks[3 * WB_QUANT_Q8_0_BYTES] = {0};
+    int64_t bytes = wb_quant_workspace_bytes(2, 32);
+    uint8_t *ws = malloc((size_t)bytes);
+    expect("quant matmul", wb_quant_matmul_f32(out, x, blocks, WB_QUANT_Q8_0, 2, 3, 32, ws, bytes, 1), WB_OK);
+    expect("quant matmul overflowing workspace", wb_quant_matmul_f32(out, x, blocks, WB_QUANT_Q8_0, INT64_C(1) << 40, 3,
+                                                                     INT64_C(1) << 40, ws, bytes, 1), WB_ERR_TOO_LARGE);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("quant bad threads", wb_quant_dequantize_f32(out, blocks, WB_QUANT_Q8_0, 3, 32, BAD_THREADS[t]),
+               WB_ERR_BAD_THREADS);
+    float bad_x[32] = {0};
+    bad_x[5] = NAN;
+    int8_t xq[32];
+    float xd[1];
+    int32_t xsum[1];
+    expect("quantize_x NaN", wb_quant_quantize_x_f32(xq, xd, xsum, bad_x, 1, 32), WB_ERR_BAD_ARGUMENT);
+    bad_x[5] = INFINITY;
+    expect("quantize_x inf", wb_quant_quantize_x_f32(xq, xd, xsum, bad_x, 1, 32), WB_ERR_BAD_ARGUMENT);
+    /* A block whose fp16 scale is NaN (0x7e00) or inf (0x7c00) dequantises without any undefined operation. */
+    blocks[0] = 0x00, blocks[1] = 0x7e, blocks[WB_QUANT_Q8_0_BYTES] = 0x00, blocks[WB_QUANT_Q8_0_BYTES + 1] = 0x7c;
+    float deq[3 * 32];
+    expect("dequantize NaN/inf scales", wb_quant_dequantize_f32(deq, blocks, WB_QUANT_Q8_0, 3, 32, 2), WB_OK);
+    free(ws);
+}
+
+int main(void)
+{
+    test_expf();
+    test_softmax();
+    test_attention();
+    test_sampling();
+    test_moe();
+    test_paged();
+    test_bpe();
+    test_pretok();
+    test_linear_and_quant();
+    if (failures) {
+        fprintf(stderr, "%d sanitizer harness check(s) failed\n", failures);
+        return 1;
+    }
+    printf("sanitize: every kernel passed its edge cases under ASan and UBSan\n");
+    return 0;
+}

