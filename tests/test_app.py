@@ -541,3 +541,16 @@ async def test_the_palette_shows_a_title_with_brackets(tmp_path):
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert isinstance(app.screen, LessonScreen) and app.screen.lesson.id == "a"
+
+
+async def test_a_screenshot_with_nowhere_to_go_is_reported_not_a_crash(tmp_path):
+    from workbench.paths import data_dir
+
+    data_dir().mkdir(parents=True, exist_ok=True)
+    (data_dir() / "screenshots").write_text("a file where the folder should be")
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.action_export_svg()
+        await pilot.pause()
+        assert any("Can't save a screenshot" in str(n.message) for n in app._notifications)

@@ -290,3 +290,52 @@ def _check_notes_extras(tmp_path, capsys):
     rows = lesson_rows(root)
     assert "0 broken, 0 issue(s), 2 need(s) an optional extra" in rows[0][1]
     assert [name.strip() for name, _ in rows[1:]] == [f"{root}/real-model/01-r.md", f"{root}/t/01-w.md"]
+
+
+def test_a_log_file_on_a_full_disk_prints_nothing_over_the_ui(capfd):
+    import contextlib
+    import logging
+
+    from workbench.logs import LogFile
+
+    handler = LogFile("/dev/full", maxBytes=1_000_000, backupCount=0, encoding="utf-8")  # every write: ENOSPC
+    record = logging.LogRecord("workbench", logging.ERROR, __file__, 1, "a lab failed", None, None)
+    handler.emit(record)
+    assert capfd.readouterr().err == ""
+    with contextlib.suppress(OSError):  # closing flushes into the full disk again, as logging.shutdown allows
+        handler.close()
+
+
+QUIT_DURING_LAB_RUN = """
+import sys, threading, time
+from pathlib import Path
+from workbench.app import WorkbenchApp
+from workbench.cli import run_app
+from workbench.labs.base import Lab
+
+started = threading.Event()
+
+def slow(progress):
+    started.set()
+    time.sleep(600)  # a C kernel that can't be interrupted, far past the test's hang guard
+
+async def quit_once_running(pilot):
+    pilot.app.open_lab("softmax.temperature", None)
+    await pilot.pause()
+    pilot.app.screen.query_one(Lab).start(slow, lambda _: None, "sleeping")
+    while not started.is_set():
+        await pilot.pause(0.05)
+    await pilot.press("q")
+
+app = WorkbenchApp(store_path=Path(sys.argv[1]))
+original = app.run
+app.run = lambda: original(headless=True, size=(80, 24), auto_pilot=quit_once_running)
+sys.exit(run_app(app))
+"""
+
+
+def test_quitting_while_a_lab_computes_does_not_wait_for_it(tmp_path):
+    """Python joins worker threads at exit, so `q` during a long lab run used to wait for the run to end."""
+    done = subprocess.run([sys.executable, "-c", QUIT_DURING_LAB_RUN, str(tmp_path / "p.db")],
+                          capture_output=True, text=True, timeout=120)  # a hang guard; the run sleeps 600 s
+    assert done.returncode == 0, done.stderr[-2000:]

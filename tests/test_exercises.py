@@ -303,6 +303,22 @@ async def test_exercise_view_says_what_the_sandbox_does_and_does_not_isolate(tmp
         assert "What this does not isolate" in text and "runs as you" in text
 
 
+async def test_a_workspace_that_cannot_be_made_is_reported_not_a_crash(tmp_path):
+    blocked = tmp_path / "ws"
+    blocked.write_text("a file where the workspace should be")
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.push_screen(ExercisesScreen(app.store, blocked, "softmax"))
+        await pilot.pause()
+        assert isinstance(app.screen, ExercisesScreen)
+        assert any("Can't prepare the workspace" in str(n.message) for n in app._notifications)
+        app.screen.action_reset()  # reset has nowhere to write either
+        await pilot.pause()
+        assert any("Can't restore the starter" in str(n.message) for n in app._notifications)
+        assert blocked.read_text() == "a file where the workspace should be"
+
+
 KV_WITH_ITS_OWN_ERROR = """
 class CacheFull(ValueError):
     pass

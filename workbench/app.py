@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.abc import Traversable
 from pathlib import Path
 
@@ -16,6 +18,19 @@ from workbench.logs import start_logging
 from workbench.messages import ExerciseChosen, LabChosen, LessonChosen, ProgressNoticed
 from workbench.paths import data_dir, progress_db_path
 from workbench.progress import ProgressStore
+
+
+class LeavingExecutor(ThreadPoolExecutor):
+    """The event loop's default executor, where Textual runs thread workers (every lab run), whose shutdown
+    does not wait for them.
+
+    A lab still inside a C kernel can't be interrupted; asyncio would join its
+    thread before ``App.run`` returns, so quitting would wait for the run.
+    ``workbench.cli.run_app`` then leaves without joining it either.
+    """
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
 
 
 class WorkbenchApp(App[None]):
@@ -49,6 +64,7 @@ class WorkbenchApp(App[None]):
     def on_mount(self) -> None:
         from workbench.screens.catalog import CatalogScreen
 
+        asyncio.get_running_loop().set_default_executor(LeavingExecutor(thread_name_prefix="workbench-worker"))
         self.push_screen(CatalogScreen(self.curriculum, self.store))
         if self.store.notice:
             self.notify(self.store.notice, title="Progress", severity="warning", timeout=15, markup=False)
@@ -110,7 +126,12 @@ class WorkbenchApp(App[None]):
 
     def action_export_svg(self) -> None:
         folder = data_dir() / "screenshots"
-        folder.mkdir(exist_ok=True)
         name = time.strftime("workbench-%Y%m%d-%H%M%S.svg")
-        path = self.save_screenshot(filename=name, path=str(folder))
-        self.notify(f"Saved {path}", title="Screenshot")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(filename=name, path=str(folder))
+        except OSError as exc:
+            self.notify(f"Can't save a screenshot in {folder}: {exc.strerror or exc}", title="Screenshot",
+                        severity="error", markup=False)
+            return
+        self.notify(f"Saved {path}", title="Screenshot", markup=False)

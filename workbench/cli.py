@@ -95,7 +95,28 @@ def run_app(app) -> int:
     if code:
         print(f"workbench: the app stopped on an error (the traceback is above); its log: {log_path()}",
               file=sys.stderr)
+    leave_if_work_remains(code)
     return code
+
+
+def leave_if_work_remains(code: int) -> None:
+    """Exit at once when a lab was still computing as the app closed.
+
+    Lab runs live in worker threads (often inside one C call, which can't be
+    interrupted), and Python joins those threads at exit, so quitting would
+    wait for the run to end. The app has closed the progress store by now;
+    flush the log and the streams and leave without waiting.
+    """
+    import logging
+    import threading
+
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not busy:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -17,6 +17,14 @@ logger = logging.getLogger("workbench")
 """The app's logger; every module logs through it."""
 
 
+class LogFile(RotatingFileHandler):
+    """The rotating log file, which drops a record it can't write (a full disk) instead of printing
+    logging's "--- Logging error ---" traceback over the terminal UI; the store reports a full disk itself."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def log_path() -> Path:
     """The log file in the data directory."""
     return data_dir() / "workbench.log"
@@ -30,7 +38,7 @@ def start_logging() -> Path | None:
     logger.propagate = False
     try:
         path = log_path()
-        handler: logging.Handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=2, encoding="utf-8")
+        handler: logging.Handler = LogFile(path, maxBytes=1_000_000, backupCount=2, encoding="utf-8")
     except OSError:
         logger.addHandler(logging.NullHandler())
         return None

@@ -66,7 +66,12 @@ class ExercisesScreen(Screen):
         self.showing_reference = False
         self._mtimes: dict[str, float] = {}
         self._worker: Worker | None = None
-        self.created = ensure_workspace(workspace)
+        self.created: list[Path] = []
+        self.workspace_problem: str | None = None
+        try:
+            self.created = ensure_workspace(workspace)
+        except OSError as exc:
+            self.workspace_problem = f"Can't prepare the workspace {workspace}: {exc.strerror or exc}"
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -87,7 +92,10 @@ class ExercisesScreen(Screen):
         self._mtimes = self._read_mtimes()
         self.set_interval(POLL_SECONDS, self._poll)
         if self.created:
-            self.notify(f"Copied {len(self.created)} starter files into {self.workspace}", title="Exercises")
+            self.notify(f"Copied {len(self.created)} starter files into {self.workspace}", title="Exercises",
+                        markup=False)
+        if self.workspace_problem:
+            self.notify(self.workspace_problem, title="Exercises", severity="error", timeout=30, markup=False)
         self.show()
 
     # ---- the list ---------------------------------------------------------------
@@ -266,7 +274,12 @@ class ExercisesScreen(Screen):
         self.show()
 
     def action_reset(self) -> None:
-        backup = reset_exercise(self.workspace, self.selected)
+        try:
+            backup = reset_exercise(self.workspace, self.selected)
+        except OSError as exc:
+            self.notify(f"Can't restore the starter of {self.path.name}: {exc.strerror or exc}", title="Reset",
+                        severity="error", markup=False)
+            return
         self._mtimes = self._read_mtimes()
         self.reports.pop(self.selected.id, None)
         kept = f"; your version is kept as {backup.name}" if backup else ""
