@@ -6,12 +6,12 @@ without a build gets :class:`~workbench_engines.errors.NativeUnavailable` naming
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 
+from workbench_engines.arrays import require_int
 from workbench_engines.errors import NativeKernelError, NativeUnavailable
 
 
@@ -68,26 +68,29 @@ THREADS_PER_CPU = 4
 """How far past the machine's CPU count a caller may oversubscribe (to watch it cost), and no further."""
 
 
-def default_threads() -> int:
-    """Threads a native kernel uses when not told: the CPUs this process may run on."""
-    return max(1, len(os.sched_getaffinity(0)))
-
-
+@cache
 def max_threads() -> int:
     """The most threads any kernel accepts: THREADS_PER_CPU per CPU of this machine, and never more than
-    the C library's own WB_MAX_THREADS (OpenMP runtimes crash or call exit() when asked for 10^5 threads)."""
+    the C library's own WB_MAX_THREADS (OpenMP runtimes crash or call exit() when asked for 10^5 threads).
+
+    Cached: os.cpu_count() reads /sys, and this is asked on every kernel call (every decoded token).
+    """
     limit = THREADS_PER_CPU * (os.cpu_count() or 1)
     module, _ = _load()
     return min(limit, module.lib.WB_MAX_THREADS) if module is not None else limit
 
 
+def default_threads() -> int:
+    """Threads a native kernel uses when not told: the CPUs this process may run on, within max_threads()."""
+    return min(max(1, len(os.sched_getaffinity(0))), max_threads())
+
+
 def check_threads(threads: object) -> int:
-    """The thread count every engine entry point hands to C: the CPUs here for None, else threads itself
-    if it is an integer from 1 to max_threads(); anything else (0, bools, floats, strings, 10^6) raises
-    ValueError before a kernel runs."""
-    limit = max_threads()
+    """The thread count every engine entry point hands to C: default_threads() for None, else threads itself.
+
+    Raises TypeError for anything but an integer (bools, floats, strings) and ValueError outside
+    1..max_threads() (0 included: it never means "default"), before a kernel runs.
+    """
     if threads is None:
-        return min(default_threads(), limit)
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= limit:
-        raise ValueError(f"threads must be an integer from 1 to {limit}, got {threads!r}")
-    return int(threads)
+        return default_threads()
+    return require_int(threads, "threads", low=1, high=max_threads())

@@ -543,6 +543,55 @@ async def test_the_palette_shows_a_title_with_brackets(tmp_path):
         assert isinstance(app.screen, LessonScreen) and app.screen.lesson.id == "a"
 
 
+def test_the_palette_highlights_the_typed_letters_of_a_title_with_brackets():
+    """Issue 18 review: highlights were computed on the escaped title, one character late per bracket."""
+    from textual.fuzzy import Matcher
+
+    from workbench.commands import highlighted
+
+    title = "Lists [/] and a[i]"
+    content = highlighted(Matcher("and"), title)
+    assert content.plain == title
+    styled = {offset for span in content.spans for offset in range(span.start, span.end)}
+    assert "".join(title[offset] for offset in sorted(styled)) == "and" and styled == {10, 11, 12}
+
+
+MULTIPLE_LESSON = '''+++
+id = "ticks"
+title = "Ticks"
++++
+
+## One
+```quiz
+id = "tick"
+kind = "multiple"
+prompt = "Tick A and C"
+choices = ["A", "B", "C"]
+answer = [0, 2]
+explanation = "A and C."
+```
+'''
+
+
+async def test_a_multiple_choice_answer_with_nothing_ticked_is_refused_not_stored(tmp_path):
+    """Issue 18 review: an empty answer was stored and counted as answered, yet shown unanswered on a revisit."""
+    root = write_track(tmp_path / "lessons", {"01-ticks.md": MULTIPLE_LESSON})
+    app = WorkbenchApp(open_lesson="ticks", lessons_root=root, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(QuestionView)
+        view.query_one("ChoiceList").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not view.answered and app.store.attempt_count("ticks", "tick") == 0
+        assert "Tick at least one" in str(view.query_one(".feedback", Static).render())
+        assert app.store.lesson_progress("ticks", ["tick"]).answered == 0
+        assert not view.question.accepts([])
+        await pilot.press("space", "down", "down", "space", "enter")
+        await pilot.pause()
+        assert view.answered and view.attempt.correct and app.store.attempt_count("ticks", "tick") == 1
+
+
 async def test_a_screenshot_with_nowhere_to_go_is_reported_not_a_crash(tmp_path):
     from workbench.paths import data_dir
 

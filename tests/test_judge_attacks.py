@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -426,6 +427,73 @@ open("scratch.txt", "w").write("fine")  # the scratch folder (the current direct
     assert keep.read_text() == "mine"
 
 
+def attempts(*names_and_code: tuple[str, str]) -> str:
+    """A correct solution that first tries each act and prints ``name done`` or ``name <why not>``."""
+    lines = ["import gc, importlib, importlib.util, os, resource, signal, sys, threading",
+             "def attempt(name, act):",
+             "    try:",
+             "        act()",
+             "    except Exception as exc:",
+             "        print(name, 'refused' if isinstance(exc, PermissionError) else type(exc).__name__)",
+             "    else:",
+             "        print(name, 'done')"]
+    lines += [f"attempt({name!r}, lambda: {code})" for name, code in names_and_code]
+    return CORRECT + "\n".join(lines) + "\n"
+
+
+def outcomes(report) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in report.output.splitlines() if line.strip())
+
+
+def test_folder_descriptors_reach_nothing_outside_the_scratch_folder(tmp_path):
+    """Issue 18 review: os.open(name, dir_fd=...) resolved name against a folder the audit hook never saw."""
+    from workbench.exercises import checks
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    above = Path(checks.__file__).parents[2]  # the folder holding the workbench package, itself unprotected
+    inside = str(Path(checks.__file__).relative_to(above))
+    marker = f"wb-escaped-{uuid.uuid4().hex}.txt"
+    attack = attempts(
+        ("write", f"os.open({marker!r}, os.O_WRONLY | os.O_CREAT, dir_fd=os.open({str(outside)!r}, os.O_RDONLY))"),
+        ("read", f"os.read(os.open({inside!r}, os.O_RDONLY, dir_fd=os.open({str(above)!r}, os.O_RDONLY)), 100)"),
+        # a folder inside scratch, and a current folder deeper than it: '../x' is inside from one, outside from the other
+        ("deeper", (f"(os.makedirs('a', exist_ok=True), os.chdir('a'), "
+                    f"os.open('../{marker}', os.O_WRONLY | os.O_CREAT, dir_fd=os.open('..', os.O_RDONLY)))")),
+        ("mkdir", "os.mkdir('made', dir_fd=os.open('file.txt', os.O_WRONLY | os.O_CREAT))"),
+    )
+    report = judged(write(tmp_path / "ws", attack))
+    try:
+        assert outcomes(report) == {"write": "refused", "read": "refused", "deeper": "refused", "mkdir": "refused"}
+        assert report.passed, report.error or report.first_failure
+        assert not (outside / marker).exists()
+    finally:
+        Path(tempfile.gettempdir(), marker).unlink(missing_ok=True)
+    assert list(outside.iterdir()) == []
+
+
+def test_the_parent_cannot_be_signalled_or_limited_past_the_os_kill_check(tmp_path):
+    """Issue 18 review: os.pidfd_open and signal.pidfd_send_signal raise no audit event (signal 0 only probes);
+    nor do resurrecting them, os.mknod, or (before Python 3.13) starting a thread."""
+    node = tmp_path / "node"
+    attack = attempts(
+        ("pidfd", "signal.pidfd_send_signal(os.pidfd_open(os.getppid()), 0)"),
+        ("proc", "os.open(f'/proc/{os.getppid()}', os.O_RDONLY)"),
+        ("fresh-posix", "importlib.util.module_from_spec(importlib.util.find_spec('posix')).pidfd_open"),
+        ("reimport", "(sys.modules.pop('posix'), importlib.import_module('posix'))"),
+        ("gc", "next(f for f in gc.get_objects() if getattr(f, '__name__', '') == 'pidfd_open')"),
+        # sets the parent's core limit to what it is, were it allowed
+        ("prlimit", "(p := os.getppid(), resource.prlimit(p, resource.RLIMIT_CORE, resource.prlimit(p, resource.RLIMIT_CORE)))"),
+        ("thread", "threading.Thread(target=print).start()"),
+        ("mknod", f"os.mknod({str(node)!r})"),
+    )
+    report = judged(write(tmp_path / "ws", attack))
+    assert outcomes(report) == {"pidfd": "refused", "proc": "refused", "fresh-posix": "refused", "reimport": "refused",
+                                "gc": "refused", "prlimit": "refused", "thread": "refused", "mknod": "refused"}
+    assert report.passed, report.error or report.first_failure
+    assert not node.exists()
+
+
 def test_ctypes_is_refused(tmp_path):
     attack = CORRECT + """
 import ctypes
@@ -483,8 +551,10 @@ def forged(document: str, blob: bytes = b"") -> bytes:
     forged('{"I": "' + "9" * 5000 + '"}'),  # an integer too long to read
     b"\x80\x04\x95" + bytes(20),  # a pickle
     b"WBW1",  # truncated
+    forged('{"l": [' + "0," * (2 * 2**20 + 1) + '0]}'),  # 4 MiB of plain data: seconds of parsing, GIL held
+    forged('{"l": [' + '{"l": []},' * 300_000 + '0]}'),  # 600,000 lists in under 4 MiB
 ], ids=["object", "void", "huge-shape", "past-the-end", "deep", "unhashable", "dangling", "long-int", "pickle",
-        "truncated"])
+        "truncated", "large-document", "many-containers"])
 def test_the_wire_refuses_whatever_is_not_plain_data(message):
     """The parent decodes the child's reply with this; a forged reply raises WireError, never runs or allocates."""
     from workbench.exercises import wire
@@ -506,6 +576,25 @@ def test_the_wire_carries_what_exercises_return():
     assert np.array_equal(decoded[0], value[0]) and decoded[1:6] == value[1:6] and decoded[3] is decoded[4]
     assert decoded[6] == 4 and type(decoded[6]) is np.int64 and decoded[7].dtype == bool
     assert decoded[8:] == value[8:]
+
+
+def test_the_reply_limits_leave_room_for_every_exercises_real_race():
+    """Issue 18 review: the limits that stop a forged reply must not stop a real one (the race's is the largest)."""
+    import numpy as np
+
+    from workbench.exercises import supervise, wire
+    from workbench.exercises.calls import fresh, invoke
+    from workbench.exercises.checks import SPECS
+
+    for name, spec in SPECS.items():
+        race_args = spec.race_args(np.random.default_rng(1))
+        output = invoke((spec.race_wrap or (lambda f: f))(spec.expected), fresh(race_args),
+                        keep_args=spec.writes_args).to_plain()
+        recheck = [invoke(spec.expected, fresh(args), keep_args=spec.writes_args).to_plain()
+                   for _, args in spec.cases(np.random.default_rng(2))]
+        message = wire.encode({"rows": [], "note": "", "first": output, "last": output, "recheck": recheck})
+        assert len(message) * 2 < supervise.REPLY_LIMIT, name  # room for a float64 answer where float32 is due
+        wire.decode(message)
 
 
 def test_a_solution_that_lingers_after_answering_is_judged_and_killed(tmp_path):

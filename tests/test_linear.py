@@ -43,8 +43,9 @@ def test_bad_input_raises_before_c(rng):
             forward(bad_x, w, backend="native")
         with pytest.raises(ValueError, match=message):
             PreparedLinear(w, 1)(bad_x)
-    for threads in (0, -1, 10**6, True, 1.5):
-        with pytest.raises(ValueError, match="threads"):
+    for threads, error in ((0, ValueError), (-1, ValueError), (10**6, ValueError), (True, TypeError),
+                           (1.5, TypeError)):
+        with pytest.raises(error, match="threads must be an integer"):
             forward(x, w, threads=threads)
 
 

@@ -246,6 +246,17 @@ def test_a_missing_or_foreign_file_is_refused(tmp_path):
         llama.load(tmp_path / "notes.gguf")
 
 
+def test_threads_zero_is_refused_not_read_as_the_default(tmp_path):
+    # Issue 18 review: load() took `threads or default_threads()`, so 0 meant "all CPUs" here and an error
+    # everywhere else; it is checked before the file is opened.
+    from workbench_engines.models import llama
+
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to"):
+        llama.load(tmp_path / "missing.gguf", threads=0)
+    with pytest.raises(TypeError, match="threads must be an integer"):
+        llama.load(tmp_path / "missing.gguf", weights="quantized", threads=2.0)
+
+
 def test_another_architecture_or_quant_type_is_refused(tmp_path):
     from workbench_engines.models import llama
 

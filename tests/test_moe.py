@@ -63,12 +63,13 @@ def test_routing_and_balancing_loss(rng):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda x, e: moe.route(np.zeros((3, 4)), 5), "between 1 and"),
+        (lambda x, e: moe.route(np.zeros((3, 4)), 5), r"k \(experts per token\) must be an integer from 1 to 4"),
         (lambda x, e: moe.dispatch(x, e, 8, 0), "capacity"),
         (lambda x, e: moe.dispatch(x, e[:5], 8, 4), "rows"),
         (lambda x, e: moe.dispatch(x.astype(np.float64), e, 8, 4), "float32"),
-        (lambda x, e: moe.dispatch(x, e + 100, 8, 4), "expert ids"),
-        (lambda x, e: moe.combine(np.zeros((8, 4, 16), np.float32), np.full(e.shape, 9), e, np.ones(e.shape)), "outside"),
+        (lambda x, e: moe.dispatch(x, e + 100, 8, 4), "experts must each be an integer from 0 to 7"),
+        (lambda x, e: moe.combine(np.zeros((8, 4, 16), np.float32), np.full(e.shape, 9), e, np.ones(e.shape)),
+         "positions must each be an integer from -1 to 3"),
         (lambda x, e: moe.dispatch(x, e, 8, 4, backend="gpu"), "unknown backend"),
     ],
 )

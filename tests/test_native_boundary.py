@@ -17,11 +17,12 @@ import pytest
 
 from workbench_engines import moe, sampling
 from workbench_engines.errors import EngineError
-from workbench_engines.nativelib import THREADS_PER_CPU, check_threads, max_threads, native
+from workbench_engines.nativelib import THREADS_PER_CPU, check_threads, default_threads, max_threads, native
 
 pytestmark = pytest.mark.native
 
-BAD_THREADS = [0, -1, True, 1.5, "2", 50_000, 10**5, 10**6]
+BAD_THREADS = [0, -1, 50_000, 10**5, 10**6]
+NOT_THREAD_COUNTS = [True, 1.5, "2", np.float32(2)]
 
 
 def _softmax(threads):
@@ -113,6 +114,13 @@ def test_every_entry_point_refuses_bad_thread_counts(name, threads):
         ENTRY_POINTS[name](threads)
 
 
+@pytest.mark.parametrize("threads", NOT_THREAD_COUNTS, ids=repr)
+@pytest.mark.parametrize("name", list(ENTRY_POINTS))
+def test_every_entry_point_refuses_what_is_not_an_integer(name, threads):
+    with pytest.raises(TypeError, match="threads must be an integer, got"):
+        ENTRY_POINTS[name](threads)
+
+
 @pytest.mark.parametrize("name", list(ENTRY_POINTS))
 def test_every_entry_point_runs_at_the_limit_and_by_default(name):
     ENTRY_POINTS[name](None)
@@ -127,7 +135,28 @@ def test_the_limit_is_a_few_threads_per_cpu_and_never_past_c():
     assert check_threads(np.int32(2)) == 2 and type(check_threads(np.int32(2))) is int
 
 
-@pytest.mark.parametrize("threads", [0, -5, 257, 50_000, 10**6])
+def test_the_default_never_passes_the_limit(monkeypatch):
+    # Issue 18 review: on a host with more CPUs than WB_MAX_THREADS, default_threads() was past the cap, so
+    # llama.load and the benches, which used it directly, were refused their own default.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(100_000)))
+    assert default_threads() == max_threads() == check_threads(None)
+
+
+def test_the_limit_is_worked_out_once(monkeypatch):
+    # Issue 18 review: os.cpu_count() (a read of /sys) ran in every kernel call, every decoded token.
+    calls = []
+    monkeypatch.setattr(os, "cpu_count", lambda: calls.append(1) or 8)
+    max_threads.cache_clear()
+    try:
+        for _ in range(100):
+            check_threads(1)
+            check_threads(None)
+    finally:
+        max_threads.cache_clear()
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("threads", [0, -5, 257, 50_000, 10**6])  # 257: WB_MAX_THREADS + 1
 def test_the_c_kernels_refuse_bad_thread_counts_themselves(threads):
     # Defence in depth: a caller that skips the Python check still gets a status, not a libgomp crash.
     module = native()
@@ -138,6 +167,11 @@ def test_the_c_kernels_refuse_bad_thread_counts_themselves(threads):
                                         ffi.from_buffer("float[]", x), 64, 64, 64, 64, threads)
     assert status == lib.WB_ERR_BAD_THREADS
     assert lib.wb_attention_workspace_f32(lib.WB_ATTN_NAIVE, 4, 4, 4, 4, threads) == lib.WB_ERR_BAD_THREADS
+    # Issue 18 review: linear and quant had caps of their own (WB_LINEAR_/WB_QUANT_MAX_THREADS); one cap now.
+    f32 = ffi.from_buffer("float[]", out, require_writable=True)
+    assert lib.wb_linear_forward_f32(f32, f32, f32, 1, 1, 1, threads) == lib.WB_ERR_BAD_THREADS
+    u8 = ffi.new("uint8_t[]", lib.WB_QUANT_Q8_0_BYTES)
+    assert lib.wb_quant_dequantize_f32(f32, u8, lib.WB_QUANT_Q8_0, 1, 32, threads) == lib.WB_ERR_BAD_THREADS
     assert b"WB_MAX_THREADS" in ffi.string(lib.wb_status_message(lib.WB_ERR_BAD_THREADS))
 
 
@@ -179,8 +213,8 @@ def test_attention_native_called_directly_checks_its_arguments(case, error, matc
 
 @pytest.mark.parametrize("case, match", [
     ("more expert rows than tokens", "rows"),
-    ("expert id too large", "expert ids"),
-    ("negative expert id", "expert ids"),
+    ("expert id too large", "experts must each be an integer from 0 to 2"),
+    ("negative expert id", "experts must each be an integer from 0 to 2"),
     ("float64 x", "float32"),
     ("zero capacity", "capacity"),
 ])
@@ -210,11 +244,11 @@ def test_moe_combine_refuses_out_of_range_rows_and_non_integer_ids(backend):
     x, experts = _moe_case()
     buffers, positions, _ = moe.dispatch(x, experts, 3, 4)
     weights = np.ones(experts.shape, np.float32)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="experts must each be an integer from 0 to 2"):
         moe_native.combine(buffers, positions, experts + 1000, weights)
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="experts must each be an integer from 0 to 2"):
         moe.combine(buffers, positions, experts - 3, weights, backend=backend)  # negative ids wrapped around
-    with pytest.raises(ValueError, match="outside"):
+    with pytest.raises(ValueError, match="positions must each be an integer from -1 to 3"):
         moe.combine(buffers, positions - 5, experts, weights, backend=backend)
     # Issue 18: a NaN position became a huge negative int64, read as "dropped".
     nan_positions = positions.astype(np.float64)
@@ -223,6 +257,24 @@ def test_moe_combine_refuses_out_of_range_rows_and_non_integer_ids(backend):
         moe.combine(buffers, nan_positions, experts, weights, backend=backend)
     with pytest.raises(TypeError, match="experts must hold integers"):
         moe.combine(buffers, positions, experts.astype(np.float32), weights, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["reference", "native", "torch"])
+def test_moe_dispatch_takes_ids_as_combine_does(backend):
+    # Issue 18 review: dispatch demanded int64 with ValueError while combine took any integer dtype and refused
+    # floats with TypeError; both now go through arrays.require_int_array.
+    x, experts = _moe_case()
+    expected = moe.dispatch(x, experts, 3, 4, backend=backend)
+    for ids in (experts.astype(np.int32), experts.astype(np.uint8), experts.tolist()):
+        for got, want in zip(moe.dispatch(x, ids, 3, 4, backend=backend), expected):
+            np.testing.assert_array_equal(got, want)
+    for bad in (experts.astype(np.float64), experts.astype(bool)):
+        with pytest.raises(TypeError, match="experts must hold integers"):
+            moe.dispatch(x, bad, 3, 4, backend=backend)
+        with pytest.raises(TypeError, match="experts must hold integers"):
+            moe.combine(expected[0], expected[1], bad, np.ones(experts.shape, np.float32), backend=backend)
+    with pytest.raises(TypeError, match="capacity must be an integer"):
+        moe.dispatch(x, experts, 3, 4.0, backend=backend)
 
 
 def test_moe_combine_backends_agree_when_a_dropped_slot_points_at_inf():
@@ -321,7 +373,7 @@ def test_paged_decoder_refuses_float_block_ids_and_lengths():
     q = torch.zeros(4, 16)
     # Issue 18: 1.7 was truncated to block 1.
     for table in (torch.tensor([0.0, 1.7]), np.array([0.0, 1.0]), [0.5], torch.tensor([True, False])):
-        with pytest.raises(TypeError, match="block ids must be integers"):
+        with pytest.raises(TypeError, match="block ids must hold integers"):
             paged_decode_attention(q, pool, table, 12, 0.25)
     with pytest.raises(TypeError, match="length"):
         paged_decode_attention(q, pool, torch.tensor([0, 1]), 12.9, 0.25)
@@ -360,8 +412,9 @@ def test_sparse_ids_are_refused_however_the_vocabulary_arrives():
         BPETokenizer("t", {**ranks, b"ab": 10**7}, backend="reference")
     with pytest.raises(EngineError, match="dense"):
         BPETokenizer("t", ranks, special_tokens={"<|x|>": 10**9}, backend="reference")
-    with pytest.raises(EngineError, match="non-negative integers"):
-        BPETokenizer("t", ranks, special_tokens={"<|x|>": -1}, backend="reference")
+    for bad in (-1, True, 300.0):
+        with pytest.raises(EngineError, match=f"non-negative integers, got {bad!r}"):
+            BPETokenizer("t", ranks, special_tokens={"<|x|>": bad}, backend="reference")
     with pytest.raises(EngineError, match="dense"):
         WordPiece({"[UNK]": 0, "a": 10**8})
     assert BPETokenizer("t", {**ranks, b"ab": 300}, special_tokens={"<|x|>": 400}, backend="reference").vocab_size == 401

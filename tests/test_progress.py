@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -486,19 +487,96 @@ def test_a_path_that_is_no_file_runs_unsaved_and_is_left_alone(tmp_path, make):
     assert not list(tmp_path.glob("p.db.corrupt-*"))
 
 
-def test_a_file_locked_before_opening_runs_unsaved_with_what_it_holds_issue18(tmp_path):
+def test_a_file_locked_when_opening_is_saved_once_it_is_free_issue18(tmp_path):
     path = _filled(tmp_path / "p.db")
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("PRAGMA locking_mode=EXCLUSIVE")  # holds the lock from its first write until it closes
     other.execute("INSERT INTO meta VALUES ('other', 'program')")
     try:
         store = ProgressStore.open(path, timeout=0.5)
-        shown = store.last_step("tour")
-        store.close()
+        assert store.saved and "another program holds its lock" in store.notice and store.failure
+        assert store.last_step("tour") == 3  # what the file holds, from a copy
+        store.mark_step("tour", 4, 5)
+        assert store.record_exercise_run("softmax", True).status == "solved"
+        assert store.last_step("tour") == 4  # the session's own changes show while they wait
     finally:
         other.close()
-    assert shown == 3
-    assert not store.saved and "another program holds its lock" in store.notice
+    _wait_for(lambda: store.failure is None, "the changes kept while the file was locked to be written")
+    assert "saved again" in store.told[-1]
+    outside = sqlite3.connect(path)
+    outside.execute("INSERT INTO lesson_state VALUES ('elsewhere', 1, 2, 0)")
+    outside.commit()
+    outside.close()
+    assert store.last_step("elsewhere") == 1  # reads have moved from the copy to the file
+    assert store.close() is None
+    again = ProgressStore.open(path)
+    assert again.last_step("tour") == 4 and again.exercise_state("softmax").status == "solved"
+    again.close()
+
+
+def test_a_write_returns_without_waiting_for_the_writer_issue18(tmp_path, monkeypatch):
+    from workbench import progress
+
+    path = _filled(tmp_path / "p.db")
+    store = ProgressStore.open(path)
+    writer_may_go = threading.Event()
+    real_connect = progress.connect
+    monkeypatch.setattr(progress, "connect", lambda *args: writer_may_go.wait(60) and real_connect(*args))
+    monkeypatch.setattr(progress, "WAIT_FOR_WRITE", 60.0)  # a write that waited for its change would hang
+    writing = threading.Thread(target=lambda: store.mark_step("tour", 4, 5), daemon=True)
+    writing.start()
+    writing.join(30)  # guards against the hang only; says nothing about speed
+    assert not writing.is_alive(), "mark_step waited for the writer"
+    writer_may_go.set()
+    assert store.last_step("tour") == 4  # a read waits for the changes before it
+    assert store.close() is None
+
+
+def test_a_change_still_being_written_when_close_gives_up_is_rolled_back_issue18(tmp_path):
+    from workbench.progress_db import connect
+    from workbench.progress_writer import BackgroundWriter, Change
+
+    path = _filled(tmp_path / "p.db")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the writer's INSERT waits for this lock
+    statements: list[str] = []
+
+    def connecting() -> sqlite3.Connection:
+        conn = connect(path, 60.0)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    writer = BackgroundWriter(connecting, lambda text: None)
+    writer.submit(Change("setting late", [("INSERT INTO meta VALUES ('late', 'x')", ())]))
+    _wait_for(lambda: any("INSERT" in text for text in statements), "the writer to start its change")
+    unsaved, _ = writer.close(0.2)
+    assert [change.what for change in unsaved] == ["setting late"]
+    other.execute("COMMIT")  # the writer gets the lock after close() reported its change lost
+    other.close()
+    _wait_for(lambda: any(text in ("COMMIT", "ROLLBACK") for text in statements), "the writer to end its change")
+    kept = sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'late'").fetchall()
+    assert kept == [] and "ROLLBACK" in statements
+
+
+def test_a_file_the_writer_finds_damaged_is_not_retried_issue18():
+    from workbench.progress_db import DamagedDatabase
+    from workbench.progress_writer import BackgroundWriter, Change
+
+    attempts: list[int] = []
+
+    def connecting() -> sqlite3.Connection:
+        attempts.append(1)
+        raise DamagedDatabase("integrity check failed: page 3 is never used")
+
+    told: list[str] = []
+    writer = BackgroundWriter(connecting, told.append, retry_every=0.01)
+    writer.submit(Change("step tour/1", [("SELECT 1", ())]))
+    _wait_for(lambda: told, "the learner to be told")
+    writer.submit(Change("step tour/2", [("SELECT 2", ())]))  # a new change used to prompt another attempt
+    unsaved, reason = writer.close(0.5)
+    assert [change.what for change in unsaved] == ["step tour/1", "step tour/2"]
+    assert "damaged" in reason and "damaged" in told[0] and len(told) == 1
+    assert len(attempts) == 1
 
 
 def test_a_damaged_file_behind_a_symlink_is_set_aside_beside_it_and_the_link_kept(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -183,9 +184,40 @@ def test_a_cancelled_probe_returns_at_once_and_never_holds_up_exit():
         del probes.PROBES[spec.id]
 
 
+def test_asking_again_for_a_probe_in_flight_joins_it_instead_of_stacking_another():
+    """Issue 18 review: reopening a question while its heavy probe ran started the probe again each time."""
+    import threading
+
+    from workbench import probes
+    from workbench.params import Param
+
+    release, started = threading.Event(), threading.Event()
+    calls: list[float] = []
+
+    def slow(x: float) -> float:
+        calls.append(x)
+        started.set()
+        release.wait(30)
+        return x
+
+    spec = probes.ProbeSpec("test.stacked", "waits", {"x": Param("float", min=0, max=1)}, slow)
+    probes.PROBES[spec.id] = spec
+    try:
+        for _ in range(3):  # open the question, leave, open it again...
+            assert probes.compute_cancellable(spec.id, {"x": 0.5}, started.is_set) is None
+        assert calls == [0.5]
+        assert len([t for t in threading.enumerate() if t.name == "probe test.stacked"]) == 1
+        release.set()
+        assert probes.compute_cancellable(spec.id, {"x": 0.5}, lambda: False) == 0.5
+    finally:
+        release.set()
+        del probes.PROBES[spec.id]
+
+
 def test_an_automaton_is_built_where_a_runaway_build_can_be_stopped():
-    """Issue 18: the subset construction can take exponential time in a short regex; the build runs in a
-    child process, killed at a bound, and what it returns is the automaton interegular builds here."""
+    """Issue 18: the subset construction can take exponential time in a short regex; past a few positions the
+    build runs in a child process, killed at a bound, and what it returns is the automaton interegular builds
+    here."""
     import interegular
 
     from workbench_engines.generation.constrained import build_fsm
@@ -199,3 +231,83 @@ def test_an_automaton_is_built_where_a_runaway_build_can_be_stopped():
         build_fsm("(a|b)*a(a|b){30}", timeout_s=1)
     with pytest.raises(ConstraintError, match="cannot compile"):
         build_fsm("(?<=a)b")
+
+
+def _children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is pid, read from /proc."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid) and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_the_regex_build_child_dies_with_the_app():
+    """Issue 18 review: an abandoned build of `(a|b)*a(a|b){30}` outlived the app that started it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = ("from workbench_engines.generation.constrained import build_fsm; "
+              "build_fsm('(a|b)*a(a|b){30}', timeout_s=120)")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    builders: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not (builders := _children_of(parent.pid)):
+            assert time.monotonic() < deadline, "the build never started"
+            time.sleep(0.1)
+        time.sleep(0.5)  # let it get past its start-up into the build
+        parent.kill()  # as quitting with the build's thread abandoned, or an SSH drop, does
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in builders):
+            assert time.monotonic() < deadline, "the build outlived the app"
+            time.sleep(0.1)
+    finally:
+        parent.kill()
+        for pid in builders:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_small_regex_is_built_in_process_and_a_large_one_in_a_child(monkeypatch):
+    """Issue 18 review: a child per pattern cost ~50 ms where a small regex builds in well under 1 ms."""
+    from workbench_engines.generation import constrained
+
+    spawned: list[object] = []
+    real_run = constrained.subprocess.run
+    monkeypatch.setattr(constrained.subprocess, "run", lambda *a, **k: spawned.append(a) or real_run(*a, **k))
+    assert constrained.pattern_positions(r"\d{3}-\d{4}") == 8 <= constrained.IN_PROCESS_POSITIONS
+    assert constrained.build_fsm(r"\d{3}-\d{4}").accepts("123-4567") and not spawned
+    assert constrained.build_fsm(r"\d{3}-\d{5}").accepts("123-45678") and len(spawned) == 1
+
+
+def test_a_regex_is_measured_in_the_dialect_it_is_built_in():
+    """Issue 18 review: positions were counted by Python's `re` parser, which rejects what interegular builds
+    (`a**`) and calls a feature interegular lacks (a backreference) a syntax error."""
+    from workbench_engines.generation.constrained import pattern_positions
+    from workbench_engines.sampling.constrained import ConstraintError
+
+    assert pattern_positions("a**") == 1 and pattern_positions("(?=.*a.{5}).*") == 8
+    with pytest.raises(ConstraintError, match="does not support"):
+        pattern_positions(r"(a)\1")
+    with pytest.raises(ConstraintError, match="cannot compile"):
+        pattern_positions("[z-a]")

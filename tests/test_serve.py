@@ -16,7 +16,11 @@ import time
 import aiohttp
 import pytest
 
-from workbench.serve import allowed_hosts
+from workbench.cli import build_parser
+from workbench.serve import allowed_hosts, serve
+
+TUNNELLED = "localhost:9000"
+"""The name the server's page has through ``ssh -L 9000:localhost:8000``; the fixture allows it."""
 
 # The stand-in leaves when textual-serve sends it the "quit" message that ends a session (or its stdin closes).
 APP = "import sys\nwhile b'quit' not in (sys.stdin.buffer.read1(65536) or b'quit'): pass"
@@ -24,7 +28,7 @@ SERVER = f"""
 import shlex, sys
 from workbench.serve import GuardedServer
 command = shlex.join([sys.executable, "-c", {APP!r}])
-GuardedServer(command, "127.0.0.1", int(sys.argv[1]), "test", max_sessions=1).serve()
+GuardedServer(command, "127.0.0.1", int(sys.argv[1]), "test", max_sessions=1, allow_hosts=sys.argv[2:]).serve()
 """
 
 
@@ -37,7 +41,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), TUNNELLED], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60  # a hang guard: start-up imports textual-serve
     while True:
@@ -130,3 +134,21 @@ def test_allowed_hosts():
     assert allowed_hosts("0.0.0.0", 80) == {"127.0.0.1:80", "localhost:80", "[::1]:80", "127.0.0.1", "localhost",
                                             "[::1]"}
     assert allowed_hosts("192.168.1.5", 8000) == {"192.168.1.5:8000"}
+
+
+def test_a_page_through_a_port_forward_is_served_only_when_allowed(server):
+    """Issue 18 review: `ssh -L 9000:localhost:8000` sends `Host: localhost:9000`, which got 403 with no way out."""
+    assert _run(_get(server, TUNNELLED)) == 200
+    tunnelled = {"Host": TUNNELLED, "Origin": f"http://{TUNNELLED}"}
+    assert _run(_handshake(server, tunnelled)) == 101
+    assert _run(_get(server, "localhost:9001")) == 403
+    assert _run(_handshake(server, {"Origin": "http://localhost:9001"})) == 403
+
+
+def test_allow_host_is_repeatable_and_checked(capsys):
+    args = build_parser().parse_args(["serve", "--allow-host", "localhost:9000", "--allow-host", "Box.example"])
+    assert allowed_hosts(args.host, args.port, args.allow_host) == {
+        "127.0.0.1:8000", "localhost:8000", "[::1]:8000", "localhost:9000", "box.example"}
+    for bad in ("http://localhost:9000", "localhost:port", "user@localhost:9000", "localhost:9000/"):
+        assert serve("127.0.0.1", 8000, allow_hosts=[bad]) == 2
+        assert "is not HOST[:PORT]" in capsys.readouterr().err

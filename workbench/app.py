@@ -60,6 +60,8 @@ class WorkbenchApp(App[None]):
         self._first_lesson = open_lesson
         self._open_exercises = open_exercises
         self._exercise_workspace = exercise_workspace
+        self.unsaved: str | None = None
+        """What the progress store could not save, said once the app has closed (``workbench.cli.run_app``)."""
 
     def on_mount(self) -> None:
         from workbench.screens.catalog import CatalogScreen
@@ -76,9 +78,7 @@ class WorkbenchApp(App[None]):
 
     def on_unmount(self) -> None:
         self.store.listen(None)
-        lost = self.store.close()
-        if lost:  # printed after the terminal is restored
-            self.exit(self.return_value, self.return_code or 0, lost)
+        self.unsaved = self.store.close()
 
     def on_progress_noticed(self, message: ProgressNoticed) -> None:
         self.notify(message.text, title="Progress", severity="warning", timeout=15, markup=False)

@@ -65,16 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--lesson", help="open this lesson in each browser session")
     serve.add_argument("--max-sessions", type=int, default=4, metavar="N",
                        help="browser sessions at once, each a workbench process (default 4)")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]",
+                       help="also serve pages opened under this name, e.g. localhost:9000 through "
+                            "`ssh -L 9000:localhost:8000` (repeatable)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; its exit status (a reader that stops early, as ``| head`` does, is no error)."""
+    """Run the command line; its exit status.
+
+    A reader that stops early, as ``| head`` does, is no error: the command
+    exits 0 with nothing on stderr, since 1 here means a check failed.
+    """
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # so what is still buffered meets a closed pipe here, not in the interpreter's exit
+        return code
     except BrokenPipeError:
         _discard_stdout()
-        return 1
+        return 0
 
 
 def _discard_stdout() -> None:
@@ -87,14 +96,18 @@ def _discard_stdout() -> None:
 
 
 def run_app(app) -> int:
-    """Run the Textual app; when it stops on an unhandled error, say where its log is and exit non-zero."""
-    from workbench.logs import log_path
+    """Run the Textual app, then say what its progress store could not save and, when it stopped on an
+    unhandled error, where its log is (exiting non-zero)."""
+    from workbench.logs import start_logging
 
     app.run()
     code = app.return_code or 0
+    if getattr(app, "unsaved", None):
+        print(f"workbench: {app.unsaved}", file=sys.stderr)
     if code:
-        print(f"workbench: the app stopped on an error (the traceback is above); its log: {log_path()}",
-              file=sys.stderr)
+        log = start_logging()
+        where = f"its log: {log}" if log else "no log could be written"
+        print(f"workbench: the app stopped on an error (the traceback is above); {where}", file=sys.stderr)
     leave_if_work_remains(code)
     return code
 
@@ -163,23 +176,24 @@ def _main(argv: list[str] | None) -> int:
     if command == "serve":
         from workbench.serve import serve
 
-        return serve(args.host, args.port, args.lesson, args.max_sessions)
+        return serve(args.host, args.port, args.lesson, args.max_sessions, args.allow_host)
     raise AssertionError(command)
 
 
 def lessons_command(action: str, root: Path | None) -> int:
     from workbench.curriculum import load_curriculum
-    from workbench.curriculum.check import check_curriculum, missing_extras
+    from workbench.curriculum.check import check_curriculum, lesson_needs, missing_extras
+    from workbench.extras import missing
 
     curriculum = load_curriculum(root)
     if action == "list":
-        needing = {note.file: note.message.split(" (")[0] for note in missing_extras(curriculum)}
         for track in curriculum.tracks:
             print(f"{track.title} ({track.id})")
             for lesson in track.lessons:
                 state = "broken" if lesson.broken else f"{len(lesson.steps)} steps, {len(lesson.questions)} questions"
-                if lesson.file in needing:
-                    state += f"; {needing[lesson.file]}"
+                absent = [name for name in lesson_needs(lesson) if missing(name)]
+                if absent:
+                    state += f"; needs the {' and '.join(absent)} extra{'s' if len(absent) > 1 else ''}, not installed"
                 print(f"  {lesson.id:32s} {lesson.title}  [{state}]")
         return 0
     issues = check_curriculum(curriculum)
@@ -192,7 +206,8 @@ def lessons_command(action: str, root: Path | None) -> int:
     if issues:
         print(f"{len(issues)} problem(s) in {count} lesson(s)", file=sys.stderr)
         return 1
-    skipped = f"; {len(notes)} need(s) an optional extra this install lacks (their probes not run)" if notes else ""
+    needing = len({note.file for note in notes})
+    skipped = f"; {needing} need(s) an optional extra this install lacks (their probes not run)" if notes else ""
     print(f"ok: {count} lessons in {len(curriculum.tracks)} tracks, every lab, quiz and probe checked{skipped}")
     return 0
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
-from textual.markup import escape
+from textual.fuzzy import Matcher
 from textual.message import Message
 
 from workbench.exercises.catalog import EXERCISES
@@ -45,4 +45,19 @@ class LessonsAndLabs(Provider):
         for title, help_text, message in self._entries():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(escape(title)), self._choose(message), text=title, help=help_text)
+                yield Hit(score, highlighted(matcher, title), self._choose(message), text=title, help=help_text)
+
+
+def highlighted(matcher: Matcher, title: str) -> Content:
+    """title as plain text with the characters the query matched in matcher's style.
+
+    ``Matcher.highlight`` reads its argument as markup and styles offsets into
+    that string, so an escaped title ("a\\[i]") had its highlights shifted one
+    character per bracket.
+    """
+    content = Content(title)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, title)
+    for offset in offsets if score else ():
+        if not title[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content

@@ -7,9 +7,9 @@ from the same function here, with the line that installs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ validates a question's parameters once and keeps them on the Question.
 
 from __future__ import annotations
 
+import json
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 from workbench.params import Param, validate_params
 from workbench_engines.gguf_file import COMPONENTS
@@ -69,6 +71,45 @@ MAX_TABLE_ENTRIES = 1 << 24
 _VALUE = {"min": -1e6, "max": 1e6}
 """The range of a logit, vector entry or activation a probe takes."""
 _INDEX = Param("int", default=0, min=0, max=8191)
+
+
+@dataclass
+class _Computation:
+    """One probe computing in its own daemon thread, which any number of callers may wait on."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    value: float | None = None
+    error: BaseException | None = None
+
+
+_IN_FLIGHT: dict[tuple[str, str], _Computation] = {}
+"""Probe computations still running, by probe id and parameters (as JSON)."""
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def _computation(probe_id: str, params: dict[str, Any]) -> _Computation:
+    """The computation of probe_id on params already running, or a new one started in a daemon thread."""
+    key = (probe_id, json.dumps(params, sort_keys=True))
+    with _IN_FLIGHT_LOCK:
+        running = _IN_FLIGHT.get(key)
+        if running is not None:
+            return running
+        running = _IN_FLIGHT[key] = _Computation()
+
+    def run() -> None:
+        try:
+            running.value = compute_probe(probe_id, params)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting callers' threads
+            running.error = exc
+        finally:
+            with _IN_FLIGHT_LOCK:
+                del _IN_FLIGHT[key]
+            running.done.set()
+
+    threading.Thread(target=run, name=f"probe {probe_id}", daemon=True).start()
+    return running
+
+
 def compute_cancellable(probe_id: str, params: dict[str, Any], cancelled: Callable[[], bool],
                         poll_s: float = 0.05) -> float | None:
     """compute_probe in a daemon thread, waited for until it finishes or cancelled() says stop (then None).
@@ -76,26 +117,17 @@ def compute_cancellable(probe_id: str, params: dict[str, Any], cancelled: Callab
     Engine code can't be interrupted mid-call, so a cancelled computation is
     abandoned rather than stopped: being a daemon thread, it never holds up the
     app's exit (quitting during a long probe used to wait for it to finish).
+    Asking again while it runs, as reopening a question does, waits on the
+    same computation instead of stacking another one beside it.
     Raises what compute_probe raises.
     """
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome["value"] = compute_probe(probe_id, params)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            outcome["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"probe {probe_id}", daemon=True).start()
-    while not done.wait(poll_s):
+    computation = _computation(probe_id, params)
+    while not computation.done.wait(poll_s):
         if cancelled():
             return None
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    if computation.error is not None:
+        raise computation.error
+    return computation.value
 
 
 _LOGITS = Param("list[float]", help="the logits", min_len=1, **_VALUE)

@@ -8,7 +8,9 @@ nor a full disk freezes or crashes the UI: a change that can't be written yet is
 kept and retried, and the learner is told. Opening never crashes either
 (:mod:`workbench.progress_db`): a damaged file is moved aside, and a file that
 can't be used as it is (read-only, unreadable, from a newer workbench) is left
-untouched while the session runs on a copy in memory, saying so.
+untouched while the session runs on a copy in memory, saying so. A file another
+program holds locked when the session starts is read from a copy until the
+writer gets in, and everything done meanwhile is saved then.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from workbench.logs import logger
 from workbench.progress_db import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    DatabaseLocked,
     ProgressError,
     connect,
     describe_failure,
@@ -33,19 +36,26 @@ from workbench.progress_db import (
     open_or_set_aside,
     read_snapshot,
 )
-from workbench.progress_writer import BackgroundWriter, Change, MemoryWriter
+from workbench.progress_writer import (
+    BackgroundWriter,
+    Change,
+    MemoryWriter,
+    apply_change,
+)
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Attempt", "ExerciseState", "LessonProgress", "ProgressError",
            "ProgressStore"]
 
+OPEN_WAIT = 1.0
+"""The busy timeout when opening: short, because a lock held longer no longer costs the session its saving."""
 WAIT_FOR_WRITE = 0.5
-"""Seconds a caller waits for its change to land before moving on (so a read right after sees it)."""
+"""Seconds a read waits for the changes before it to land (so it sees them) before reading without them."""
 WRITE_ATTEMPT = 2.0
 """The writer's busy timeout: how long one attempt waits on another program's lock before retrying."""
 READ_WAIT = 1.0
 """The busy timeout of reads on the caller's thread; WAL reads wait only in rare recoveries."""
 CLOSE_WAIT = 3.0
-"""Seconds closing keeps trying to write what is still waiting."""
+"""Seconds closing keeps trying to write what is still waiting without any of it landing."""
 
 T = TypeVar("T")
 
@@ -98,10 +108,15 @@ class ProgressStore:
     """
 
     def __init__(self, conn: sqlite3.Connection, path: Path, notice: str | None, saved: bool = True,
-                 timeout: float = 10.0) -> None:
-        """Use :meth:`open`; conn is the connection reads use (in memory when saved is False)."""
+                 timeout: float = OPEN_WAIT, locked: str | None = None) -> None:
+        """Use :meth:`open`; conn is the connection reads use (in memory when saved is False, or while locked).
+
+        locked: why the file couldn't be opened (another program's lock); conn is then a copy of what it
+        held, which changes are applied to as well until the writer gets in and reads move to the file.
+        """
         self._conn = conn
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # MemoryWriter takes it too, inside _write
+        self._on_copy = locked is not None
         self._listener: Callable[[str], None] | None = None
         self._told: list[str] = []
         self.path = path
@@ -111,17 +126,20 @@ class ProgressStore:
         """False when this session's progress lives only in memory (the file can't be used)."""
         self._writer: BackgroundWriter | MemoryWriter
         if saved:
-            self._writer = BackgroundWriter(lambda: connect(path, min(timeout, WRITE_ATTEMPT)), self._tell)
+            self._writer = BackgroundWriter(lambda: connect(path, min(timeout, WRITE_ATTEMPT)), self._tell,
+                                            stuck=locked)
         else:
             self._writer = MemoryWriter(conn, self._lock, self._tell)
 
     @classmethod
-    def open(cls, path: Path, timeout: float = 10.0) -> ProgressStore:
+    def open(cls, path: Path, timeout: float = OPEN_WAIT) -> ProgressStore:
         """Open (creating or migrating) the database at path; never raises for what the file or disk does.
 
-        A damaged file is moved aside and a new one started. A file that can't
-        be used as it is stays untouched: the session runs on an in-memory copy
-        of what it holds (or an empty one), and :attr:`notice` says so.
+        A damaged file is moved aside and a new one started. A file another
+        program holds locked is shown from a copy while the writer keeps trying,
+        as it does for a lock met later. A file that can't be used as it is
+        stays untouched: the session runs on an in-memory copy of what it holds
+        (or an empty one), and :attr:`notice` says so.
         """
         try:
             if path.is_symlink():
@@ -134,6 +152,8 @@ class ProgressStore:
         except (ProgressError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
             reason = str(exc) if isinstance(exc, ProgressError) else describe_failure(path, exc)
             snapshot = read_snapshot(path) if path.exists() else None
+            if isinstance(exc, DatabaseLocked) and (snapshot is not None or not path.exists()):
+                return cls._open_while_locked(path, reason, snapshot or memory_database(), timeout)
             shown = ("Your earlier progress is shown, read-only" if snapshot is not None
                      else "Earlier progress can't be shown")
             notice = (f"Progress can't be saved to {path}: {reason}. {shown}; what you do in this session "
@@ -144,6 +164,15 @@ class ProgressStore:
         if notice:
             logger.warning(notice)
         return cls(conn, path, notice, saved=True, timeout=timeout)
+
+    @classmethod
+    def _open_while_locked(cls, path: Path, reason: str, copy: sqlite3.Connection, timeout: float) -> ProgressStore:
+        """A saved session that reads copy (what the file held) until its writer gets past the lock."""
+        notice = (f"Progress can't be saved to {path} yet: {reason}. Your earlier progress is shown; what you do "
+                  f"is kept and saved as soon as the other program lets go, so please keep the workbench open "
+                  f"until you are told.")
+        logger.warning("progress database %s locked when opening: %s", path, reason)
+        return cls(copy, path, notice, saved=True, timeout=timeout, locked=reason)
 
     def listen(self, callback: Callable[[str], None] | None) -> None:
         """Tell callback (from any thread) each later problem or recovery; it must not block."""
@@ -169,7 +198,10 @@ class ProgressStore:
                 logger.exception("progress notice not delivered: %s", text)
 
     def close(self) -> str | None:
-        """Write what is waiting (trying for a few seconds), then close; a message if anything is lost."""
+        """Write what is waiting (giving up after a few seconds in which nothing lands), then close.
+
+        Returns a message if anything is lost.
+        """
         unsaved, reason = self._writer.close(CLOSE_WAIT)
         with self._lock:
             self._conn.close()
@@ -187,6 +219,8 @@ class ProgressStore:
         """The first row of a query, converted; default when there is none or it can't be read."""
         self._writer.wait_idle(WAIT_FOR_WRITE)
         with self._lock:
+            if self._on_copy:
+                self._read_the_file_once_written()
             try:
                 row = self._conn.execute(sql, args).fetchone()
                 return default if row is None else convert(row)
@@ -198,9 +232,29 @@ class ProgressStore:
                     self._tell(text)
                 return default
 
-    def _write(self, what: str, *statements: tuple[str, tuple[Any, ...]]) -> bool:
-        """Queue one transaction; True once it is written (False: still waiting, or lost and reported)."""
-        return self._writer.submit(Change(what, list(statements)), WAIT_FOR_WRITE)
+    def _read_the_file_once_written(self) -> None:
+        """Leave the copy read while the file was locked, once the writer is in and has written every change."""
+        if not (self._writer.connected and self._writer.wait_idle(0)):
+            return
+        try:
+            conn = sqlite3.connect(self.path, timeout=READ_WAIT, isolation_level="DEFERRED", check_same_thread=False)
+        except sqlite3.Error as exc:
+            logger.warning("progress database %s still read from a copy: %s", self.path, exc)
+            return
+        self._conn.close()
+        self._conn = conn
+        self._on_copy = False
+
+    def _write(self, what: str, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """Queue one transaction; the UI never waits for it (reads do, briefly)."""
+        change = Change(what, list(statements))
+        with self._lock:  # so the copy and the queue never disagree when reads move to the file
+            if self._on_copy:
+                try:
+                    apply_change(self._conn, change)
+                except sqlite3.Error as exc:  # the file may still take it; the writer reports if it doesn't
+                    logger.warning("progress change %s not shown from the copy: %s", what, exc)
+            self._writer.submit(change)
 
     # --- steps -----------------------------------------------------------
 
@@ -272,13 +326,14 @@ class ProgressStore:
         """
         now = time.time()
         before = self.exercise_state(exercise_id)
-        if self._write(
+        self._write(
             f"exercise run {exercise_id} ({'pass' if passed else 'fail'})",
             (("INSERT INTO exercise_state VALUES (?, 1, ?, 0, ?, ?) ON CONFLICT(exercise_id) DO UPDATE SET "
               "attempts = attempts + 1, passes = passes + excluded.passes, "
               "solved_at = COALESCE(solved_at, excluded.solved_at), updated_at = excluded.updated_at"),
              (exercise_id, int(passed), now if passed else None, now)),
-        ):
+        )
+        if self._writer.wait_idle(WAIT_FOR_WRITE):  # landed: read it back, as stored
             return self.exercise_state(exercise_id)
         solved_at = before.solved_at if before.solved_at is not None else (now if passed else None)
         return ExerciseState(before.attempts + 1, before.passes + int(passed), before.hints, solved_at)
@@ -286,12 +341,13 @@ class ProgressStore:
     def reveal_hint(self, exercise_id: str, available: int) -> int:
         """Reveal one more hint (at most available); returns how many are now shown."""
         before = self.exercise_state(exercise_id).hints
-        if self._write(
+        self._write(
             f"hint {exercise_id}",
             (("INSERT INTO exercise_state VALUES (?, 0, 0, MIN(1, ?), NULL, ?) ON CONFLICT(exercise_id) DO UPDATE "
               "SET hints = MIN(hints + 1, ?), updated_at = excluded.updated_at"),
              (exercise_id, available, time.time(), available)),
-        ):
+        )
+        if self._writer.wait_idle(WAIT_FOR_WRITE):  # landed: read it back, as stored
             return self.exercise_state(exercise_id).hints
         return min(before + 1, available)
 

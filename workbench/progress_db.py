@@ -79,11 +79,16 @@ class DamagedDatabase(ProgressError):
     """SQLite calls the file damaged, or its tables are not this workbench's: the one case it is set aside."""
 
 
+class DatabaseLocked(ProgressError):
+    """Another program held the file's lock past the busy timeout: the file is fine, and may be free soon."""
+
+
 def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """Open path read-write (creating it), in WAL mode, checked and migrated to :data:`SCHEMA_VERSION`.
 
     Raises:
         DamagedDatabase: the file is damaged or holds tables that aren't ours.
+        DatabaseLocked: another program held its lock for longer than busy_timeout.
         ProgressError: anything else that stops it being used; the file is left as it is.
     """
     if path.exists() and not os.access(path, os.W_OK):
@@ -119,6 +124,8 @@ def _classify(exc: sqlite3.Error, path: Path) -> ProgressError:
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or any(text in str(exc) for text in SCHEMA_MISMATCH):
         return DamagedDatabase(str(exc))
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc):
+        return DatabaseLocked(describe_failure(path, exc))
     return ProgressError(describe_failure(path, exc))
 
 

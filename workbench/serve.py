@@ -9,12 +9,17 @@ served address and port, and opens a session only when the websocket's
 ``Origin`` is a page of that same address; anything else gets 403. Each session
 is a workbench process, so at most ``max_sessions`` run at once; one more gets
 503.
+
+A page reached under another name (an SSH tunnel, ``ssh -L 9000:localhost:8000``,
+arrives as ``Host: localhost:9000``) is served only when that name is given
+with ``--allow-host``.
 """
 
 from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -26,14 +31,29 @@ MAX_SESSIONS = 4
 """Browser sessions at once, by default: each is a workbench process with its own engines."""
 
 
-def allowed_hosts(host: str, port: int) -> frozenset[str]:
+def check_extra_host(value: str) -> str:
+    """value as it will be compared with a ``Host`` header (lower case); ValueError unless it is a bare
+    ``HOST[:PORT]``."""
+    parts = urlsplit(f"//{value}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError unless the port is a number in 0..65535
+        plain = bool(parts.hostname) and parts.netloc == value and not any(ch == "@" or ch.isspace() for ch in value)
+    except ValueError:
+        plain = False
+    if not plain:
+        raise ValueError(f"--allow-host {value!r} is not HOST[:PORT] (as the browser's address bar shows it)")
+    return value.lower()
+
+
+def allowed_hosts(host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
     """The ``Host`` values (and ``Origin`` host:port parts) that name this server, lower case.
 
     A loopback or wildcard bind answers to every loopback name; any other bind
-    only to the address it was given.
+    only to the address it was given. extra are further ``HOST[:PORT]`` names,
+    taken as written: a browser leaves out the port only for 80 (http) and 443 (https).
     """
     names = {host} | (set(LOOPBACK) if host in LOOPBACK or host in WILDCARD else set())
-    allowed = set()
+    allowed = {check_extra_host(value) for value in extra}
     for name in names - set(WILDCARD):
         bracketed = f"[{name}]" if ":" in name else name
         allowed.add(f"{bracketed}:{port}".lower())
@@ -45,12 +65,13 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
 class GuardedServer(Server):
     """textual-serve's server, answering only its own page, with a cap on concurrent sessions."""
 
-    def __init__(self, command: str, host: str, port: int, title: str, max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(self, command: str, host: str, port: int, title: str, max_sessions: int = MAX_SESSIONS,
+                 allow_hosts: Iterable[str] = ()) -> None:
         super().__init__(command, host=host, port=port, title=title)
         self.max_sessions = max_sessions
         self.sessions = 0
         """Websocket sessions open now."""
-        self.hosts = allowed_hosts(host, port)
+        self.hosts = allowed_hosts(host, port, allow_hosts)
 
     def refusal(self, request: web.Request, websocket: bool) -> str | None:
         """Why request is not from this server's own page, or None if it is."""
@@ -92,9 +113,15 @@ class GuardedServer(Server):
             self.sessions -= 1
 
 
-def serve(host: str, port: int, lesson: str | None = None, max_sessions: int = MAX_SESSIONS) -> int:
+def serve(host: str, port: int, lesson: str | None = None, max_sessions: int = MAX_SESSIONS,
+          allow_hosts: Iterable[str] = ()) -> int:
     if max_sessions < 1:
         print("workbench: --max-sessions must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        allow_hosts = [check_extra_host(value) for value in allow_hosts]
+    except ValueError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
         return 2
     command = [sys.executable, "-m", "workbench"] + (["open", lesson] if lesson else [])
     if host in WILDCARD:
@@ -103,5 +130,6 @@ def serve(host: str, port: int, lesson: str | None = None, max_sessions: int = M
               f"others should use", file=sys.stderr)
     elif host not in LOOPBACK:
         print(f"warning: serving on {host}: anyone who can reach this address can use the app", file=sys.stderr)
-    GuardedServer(shlex.join(command), host=host, port=port, title="workbench", max_sessions=max_sessions).serve()
+    GuardedServer(shlex.join(command), host=host, port=port, title="workbench", max_sessions=max_sessions,
+                  allow_hosts=allow_hosts).serve()
     return 0

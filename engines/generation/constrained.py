@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
-import re._constants as sre_constants
-import re._parser as sre_parser
+import math
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,47 +35,69 @@ Building the automaton costs time quadratic in these (``[a-z]{1,32000}``
 took 70 s), so a larger regex is refused before the build starts.
 """
 
-_REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT)
+IN_PROCESS_POSITIONS = 8
+"""Largest regex, in positions, whose automaton is built in this process rather than in a child.
+
+Determinising can at worst give a state per subset of positions, so at most
+2**8 here: the worst shapes measured (``[ab]*a[ab]{6}``, ``(?!.*a.{5}).*``)
+build in well under the ~50 ms a child takes just to start.
+"""
+
+
+def parse_regex(pattern: str):
+    """interegular's parse tree of pattern: the dialect the automaton is built from, not Python's ``re``.
+
+    Raises ConstraintError saying whether the syntax is wrong or a feature is
+    one interegular does not support (backreferences, ``\\p{...}``).
+    """
+    import interegular
+    from interegular.patterns import InvalidSyntax, Unsupported
+
+    try:
+        return interegular.parse_pattern(pattern)
+    except Unsupported as exc:
+        raise ConstraintError(f"the regex uses a feature constrained decoding does not support: {exc}") from None
+    except (InvalidSyntax, RecursionError) as exc:
+        raise ConstraintError(f"cannot compile the regex: {exc or 'nested too deeply'}") from None
 
 
 def pattern_positions(pattern: str) -> int:
     """Character positions in pattern with every counted repeat unrolled (``a{2,5}`` is 5, ``a*`` is 1).
 
-    Raises ConstraintError for a pattern Python's own regex parser rejects.
+    Counted on interegular's own parse tree, so a regex is measured in the
+    dialect it will be built in. Raises ConstraintError for a pattern
+    interegular rejects.
     """
-    try:
-        parsed = sre_parser.parse(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise ConstraintError(f"cannot compile the regex: {exc}") from None
-    return _positions(parsed)
+    return _positions(parse_regex(pattern))
 
 
-def _positions(parsed) -> int:
-    total = 0
-    for op, av in parsed:
-        if op in _REPEATS:
-            low, high, sub = av
-            copies = low + 1 if high == sre_constants.MAXREPEAT else high
-            total += max(copies, 1) * _positions(sub)
-        elif op is sre_constants.SUBPATTERN:
-            total += _positions(av[-1])
-        elif op is sre_constants.BRANCH:
-            total += sum(_positions(branch) for branch in av[1])
-        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            total += _positions(av[1])
-        else:
-            total += 1
-        if total > MAX_PATTERN_POSITIONS:
-            break
-    return total
+def _positions(node) -> int:
+    """Positions under one node of interegular's parse tree, stopping early past MAX_PATTERN_POSITIONS."""
+    from interegular.patterns import Pattern, _Concatenation, _NonCapturing, _Repeated
+
+    if isinstance(node, _Repeated):
+        copies = node.min + 1 if node.max is None else node.max
+        return max(copies, 1) * _positions(node.base)
+    if isinstance(node, _NonCapturing):  # a lookaround is built as an automaton of its own
+        return _positions(node.inner)
+    if isinstance(node, (Pattern, _Concatenation)):
+        total = 0
+        for child in node.options if isinstance(node, Pattern) else node.parts:
+            total += _positions(child)
+            if total > MAX_PATTERN_POSITIONS:
+                break
+        return total
+    return 1  # a character, a class of them, or the empty pattern
 
 
-def check_pattern_size(pattern: str) -> None:
-    """Raise ConstraintError when pattern is too large to build an automaton for in reasonable time."""
+def check_pattern_size(pattern: str) -> int:
+    """pattern's positions; raises ConstraintError when it is too large to build an automaton for in
+    reasonable time."""
     positions = pattern_positions(pattern)
     if positions > MAX_PATTERN_POSITIONS:
         raise ConstraintError(f"the regex spells out more than {MAX_PATTERN_POSITIONS:,} character positions "
                               "(counted repeats unrolled); write a smaller one")
+    return positions
 
 
 BUILD_TIMEOUT_S = 10.0
@@ -84,9 +106,18 @@ BUILD_MEMORY_BYTES = 2 << 30
 """Address space the building process may use."""
 
 # Runs in a child: the pattern on stdin, the automaton as JSON on stdout (anything_else written as null).
+# argv: address-space bytes, CPU seconds, the parent's pid. PR_SET_PDEATHSIG (1, Linux) has the kernel kill
+# the child when the parent dies: a daemon thread abandoned at exit never gets to kill it itself.
 _BUILD = """
-import json, resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))
+import ctypes, json, os, resource, signal, sys
+memory, cpu, parent = (int(arg) for arg in sys.argv[1:4])
+prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+if prctl is not None:
+    prctl(1, signal.SIGKILL, 0, 0, 0)
+if os.getppid() != parent:
+    sys.exit("the workbench quit before the build started")
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 import interegular
 from interegular.fsm import anything_else
 fsm = interegular.parse_pattern(sys.stdin.read()).to_fsm()
@@ -97,21 +128,36 @@ json.dump({"symbols": [[None if c is anything_else else c, k] for c, k in fsm.al
 
 
 def build_fsm(pattern: str, timeout_s: float = BUILD_TIMEOUT_S):
-    """interegular's automaton for pattern, built in a child process that is killed past timeout_s.
+    """interegular's automaton for pattern: built here when it is small, else in a child killed past timeout_s.
 
     The subset construction can take time exponential in the regex
-    (``(a|b)*a(a|b){20}``) and no Python thread can be stopped, so the build
-    runs where it can be: a stuck build costs the learner one message, not a
-    frozen lab or an app that can't quit. Raises ConstraintError.
+    (``(a|b)*a(a|b){20}``) and no Python thread can be stopped, so a regex of
+    more than IN_PROCESS_POSITIONS positions is built where it can be: a stuck
+    build costs the learner one message, not a frozen lab or an app that can't
+    quit, and the child dies with the app (CPU-limited to timeout_s besides).
+    Raises ConstraintError.
     """
+    if pattern_positions(pattern) <= IN_PROCESS_POSITIONS:
+        try:
+            return parse_regex(pattern).to_fsm()
+        except Exception as exc:  # noqa: BLE001 - interegular raises several types for what it can't build
+            raise ConstraintError(f"cannot compile the regex {pattern[:80]!r}: {exc}") from None
+    return _build_in_child(pattern, timeout_s)
+
+
+def _build_in_child(pattern: str, timeout_s: float):
     from interegular.fsm import FSM, Alphabet, anything_else
 
+    took_too_long = ConstraintError(f"building the automaton of this regex took over {timeout_s:g} s; "
+                                    "write a simpler one")
+    limits = [str(BUILD_MEMORY_BYTES), str(math.ceil(timeout_s)), str(os.getpid())]
     try:
-        done = subprocess.run([sys.executable, "-I", "-c", _BUILD, str(BUILD_MEMORY_BYTES)], input=pattern,
+        done = subprocess.run([sys.executable, "-I", "-c", _BUILD, *limits], input=pattern,
                               capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        raise ConstraintError(f"building the automaton of this regex took over {timeout_s:g} s; "
-                              "write a simpler one") from None
+        raise took_too_long from None
+    if done.returncode == -signal.SIGXCPU:
+        raise took_too_long
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         why = lines[-1] if lines else f"exit status {done.returncode}"

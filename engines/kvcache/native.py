@@ -9,28 +9,10 @@ one C call.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from workbench_engines.arrays import require_int, require_int_array
 from workbench_engines.nativelib import check_status, check_threads, native
-
-
-def _integer(value: object, name: str) -> int:
-    """value as an int; TypeError for a float, bool or anything else that would be truncated on the way to C."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
-def _block_ids(blocks) -> np.ndarray:
-    """The block table as int64; TypeError for floats (1.7 would silently read block 1) or bools."""
-    table = np.asarray(blocks.numpy() if hasattr(blocks, "numpy") else blocks)
-    if table.dtype == bool or not (np.issubdtype(table.dtype, np.integer) or (table.size == 0 and table.ndim == 1)):
-        raise TypeError(f"block ids must be integers, got {table.dtype}")
-    if table.ndim != 1:
-        raise ValueError(f"the block table must be one row of ids, got shape {table.shape}")
-    return np.ascontiguousarray(table, dtype=np.int64)
 
 
 class PagedDecoder:
@@ -40,10 +22,8 @@ class PagedDecoder:
 
         if kv.dtype != torch.float32 or kv.device.type != "cpu" or not kv.is_contiguous() or kv.ndim != 5:
             raise ValueError("the pool must be a contiguous float32 CPU tensor [layers, 2, kv_heads, blocks, values]")
-        heads, block_size = _integer(heads, "heads"), _integer(block_size, "block_size")
+        heads, block_size = require_int(heads, "heads", low=1), require_int(block_size, "block_size", low=1)
         self.layers, _, self.kv_heads, self.num_blocks, values = kv.shape
-        if heads < 1 or block_size < 1:
-            raise ValueError(f"heads and block_size must be positive, got {heads} and {block_size}")
         if values % block_size or heads % self.kv_heads:
             raise ValueError(f"block values {values} vs block_size {block_size}, {heads} heads vs {self.kv_heads}")
         self.heads, self.block_size, self.head_dim = heads, block_size, values // block_size
@@ -62,9 +42,10 @@ class PagedDecoder:
         if blocks is self._blocks:
             return  # the same (unchanged) table as the last pass: already checked
         self._blocks = blocks
-        table = _block_ids(blocks)
-        if table.size and (table.min() < 0 or table.max() >= self.num_blocks):
-            raise ValueError(f"block ids must be in [0, {self.num_blocks})")
+        # Integers only: a float table would be truncated (1.7 read as block 1).
+        table = require_int_array(blocks, "block ids", low=0, high=self.num_blocks - 1)
+        if table.ndim != 1:
+            raise ValueError(f"the block table must be one row of ids, got shape {table.shape}")
         self.table = table
         self._table_ptr = self.ffi.from_buffer("int64_t[]", table)
 
@@ -78,10 +59,9 @@ class PagedDecoder:
 
         if q.shape != self._q_shape or q.dtype != torch.float32 or not q.is_contiguous():
             raise ValueError(f"q must be a contiguous float32 [{self.heads}, {self.head_dim}] tensor")
-        layer, length = _integer(layer, "layer"), _integer(length, "length")
-        slot = (_integer(slot[0], "slot block"), _integer(slot[1], "slot offset"))
-        if not 0 <= layer < self.layers or not 1 <= length <= len(self.table) * self.block_size:
-            raise ValueError(f"layer {layer} or length {length} outside the pool and table")
+        layer = require_int(layer, "layer", low=0, high=self.layers - 1)
+        length = require_int(length, "length", low=1, high=len(self.table) * self.block_size)
+        slot = (require_int(slot[0], "slot block"), require_int(slot[1], "slot offset"))
         ffi = self.ffi
         k_ptr = v_ptr = ffi.NULL
         if new_kv is not None:
@@ -93,7 +73,7 @@ class PagedDecoder:
         pool = ffi.cast("float *", self.kv.data_ptr()) + layer * self.layer_stride
         status = self.lib.wb_paged_decode_f32(
             ffi.cast("float *", out.data_ptr()), ffi.cast("float *", q.data_ptr()), pool, self.heads, self.kv_heads,
-            self.num_blocks, self.block_size, self.head_dim, self._table_ptr, len(self.table), int(length),
+            self.num_blocks, self.block_size, self.head_dim, self._table_ptr, len(self.table), length,
             float(scale), k_ptr, v_ptr, slot[0], slot[1], self.threads,
         )
         check_status("wb_paged_decode_f32", status)

@@ -311,12 +311,14 @@ def load(path: Path | str | None = None, *, weights: str = "fp32", threads: int 
     Raises:
         GGUFError: no file, not GGUF, truncated, another architecture or an unsupported tensor type.
         EngineError: an unknown ``weights``.
+        TypeError, ValueError: threads not an integer from 1 to nativelib.max_threads() (0 is no default).
     """
-    from workbench_engines.nativelib import default_threads
+    from workbench_engines.nativelib import check_threads
     from workbench_engines.tokenizers.gguf_vocab import load_gguf_tokenizer
 
     if weights not in WEIGHTS:
         raise EngineError(f"unknown weights {weights!r}; choose one of {', '.join(WEIGHTS)}")
+    threads = check_threads(threads)
     path = Path(path) if path is not None else bundled_model_path()
     reader = open_gguf(path)
     card = card_from(reader, path)
@@ -325,9 +327,9 @@ def load(path: Path | str | None = None, *, weights: str = "fp32", threads: int 
         model = Llama(config)
     if weights == "fp32":
         model.load_state_dict(_state_fp32(reader, card), assign=True, strict=True)
-        _decode_linears(model, threads or default_threads())
+        _decode_linears(model, threads)
     else:
-        _quantized(reader, card, model, threads or default_threads(), activations)
+        _quantized(reader, card, model, threads, activations)
     # The RoPE tables are buffers computed from the config, not weights: build them for real.
     cos, sin = rope_tables(config.head_dim, config.context, config.rope_base)
     model.register_buffer("rope_cos", cos, persistent=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench_engines.arrays import require_array
+from workbench_engines.arrays import require_array, require_int
 from workbench_engines.moe.checks import check_combine, check_dispatch
 from workbench_engines.moe.reference import capacity, load_balancing_loss
 
@@ -20,13 +20,10 @@ BACKENDS = ("reference", "native", "torch")
 def active_parameters(d_model: int, hidden: int, experts: int, top_k: int = 1, layers: int = 1) -> int:
     """Weights one token uses in ``layers`` MoE layers of SwiGLU experts (Shazeer et al., 2017; Fedus et al., 2022):
     its top_k experts, 3 · d_model · hidden each (gate, up and down), plus the router's d_model · experts."""
-    for name, value in (("d_model", d_model), ("hidden", hidden), ("experts", experts), ("top_k", top_k),
-                        ("layers", layers)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if top_k > experts:
-        raise ValueError(f"top_k {top_k} exceeds {experts} experts")
-    return int(layers * (top_k * 3 * d_model * hidden + d_model * experts))
+    d_model, hidden, experts, layers = (require_int(value, name, low=1) for name, value in (
+        ("d_model", d_model), ("hidden", hidden), ("experts", experts), ("layers", layers)))
+    top_k = require_int(top_k, "top_k", low=1, high=experts)
+    return layers * (top_k * 3 * d_model * hidden + d_model * experts)
 
 
 def route(router_logits, k: int, *, noise_std: float = 0.0, rng: np.random.Generator | None = None):
@@ -36,11 +33,10 @@ def route(router_logits, k: int, *, noise_std: float = 0.0, rng: np.random.Gener
     logits = require_array(router_logits, "router_logits")
     if logits.ndim != 2:
         raise ValueError(f"router_logits must be [tokens, experts], got shape {logits.shape}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= logits.shape[1]:
-        raise ValueError(f"k must be between 1 and the {logits.shape[1]} experts, got {k!r}")
+    k = require_int(k, "k (experts per token)", low=1, high=logits.shape[1])
     if noise_std < 0:
         raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-    return reference.route(logits, int(k), noise_std=noise_std, rng=rng)
+    return reference.route(logits, k, noise_std=noise_std, rng=rng)
 
 
 def dispatch(x, experts, n_experts: int, capacity: int, *, backend: str = "reference", threads: int | None = None):
@@ -53,12 +49,12 @@ def dispatch(x, experts, n_experts: int, capacity: int, *, backend: str = "refer
     if backend == "torch":
         from workbench_engines.moe import torch_backend
 
-        return torch_backend.dispatch(x, experts, int(n_experts), int(capacity))
+        return torch_backend.dispatch(x, experts, n_experts, capacity)
     if backend != "reference":
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     from workbench_engines.moe import reference
 
-    return reference.dispatch(x, experts, int(n_experts), int(capacity))
+    return reference.dispatch(x, experts, n_experts, capacity)
 
 
 def combine(expert_out, positions, experts, weights, *, backend: str = "reference", threads: int | None = None):

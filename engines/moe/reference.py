@@ -65,4 +65,5 @@ def combine(expert_out: np.ndarray, positions: np.ndarray, experts: np.ndarray, 
     kept = positions >= 0
     # A dropped slot contributes nothing, even where the row it would index holds inf or NaN.
     rows = np.where(kept[..., None], expert_out[experts, np.where(kept, positions, 0)], 0.0)  # [T, k, D]
-    return np.einsum("tk,tkd->td", np.where(kept, weights, 0.0).astype(expert_out.dtype), rows.astype(expert_out.dtype))
+    gates = np.where(kept, weights, 0.0).astype(expert_out.dtype, copy=False)  # [T, k]
+    return np.einsum("tk,tkd->td", gates, rows.astype(expert_out.dtype, copy=False))

@@ -132,17 +132,18 @@ class BPETokenizer:
     ) -> list[list[int]]:
         """Ids of each text; the native backend encodes texts on ``threads`` threads (None: the CPUs here).
 
-        threads is checked whichever backend runs, so threads=0 is refused everywhere, not read as "default".
+        threads is checked whichever backend runs (once: the native module checks its own), so threads=0 is
+        refused everywhere, not read as "default".
         """
-        n_threads = check_threads(threads)
         allowed = self._resolve(allowed_special, set())
         if self._native is None or self._native_pattern is None or allowed:
+            check_threads(threads)
             return [self.encode(t, allowed_special=allowed_special, disallowed_special=disallowed_special) for t in texts]
         disallowed = self._resolve(disallowed_special, allowed)
         for text in texts:
             self._check_disallowed(text, disallowed)
         data = [to_utf8(t) for t in texts]
-        return self._native.encode_batch_lists(data, n_threads)
+        return self._native.encode_batch_lists(data, threads)
 
     def _resolve(self, which: SpecialSet, minus: set[str]) -> set[str]:
         if which == "all":

@@ -67,8 +67,8 @@ class NativeBPE:
         check_status("wb_bpe_encode", status)
         return out[: count[0]]
 
-    def encode_batch(self, texts: list[bytes], threads: int) -> list[np.ndarray]:
-        """Ids of each text; texts are shared among ``threads`` C threads."""
+    def encode_batch(self, texts: list[bytes], threads: int | None) -> list[np.ndarray]:
+        """Ids of each text; texts are shared among ``threads`` C threads (None: nativelib.default_threads())."""
         threads = check_threads(threads)
         starts = np.zeros(len(texts) + 1, dtype=np.uint64)
         np.cumsum([len(t) for t in texts], out=starts[1:])
@@ -87,7 +87,7 @@ class NativeBPE:
         check_status("wb_bpe_encode_batch", status)
         return [out[int(s) : int(s) + int(c)] for s, c in zip(starts[:-1], counts[: len(texts)])]
 
-    def encode_batch_lists(self, texts: list[bytes], threads: int) -> list[list[int]]:
+    def encode_batch_lists(self, texts: list[bytes], threads: int | None) -> list[list[int]]:
         """encode_batch with every result as a list of Python ints, converted in one pass."""
         arrays = self.encode_batch(texts, threads)
         if not arrays:

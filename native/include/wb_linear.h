@@ -7,7 +7,7 @@
  * as fast as memory delivers W (see wb_linear.c). For a long prefill a BLAS
  * GEMM, which blocks for the caches, is the right tool.
  *
- * n_threads (1..WB_LINEAR_MAX_THREADS) splits the output rows; every output
+ * n_threads (1..WB_MAX_THREADS, wb_status.h) splits the output rows; every output
  * is one thread's sum in a fixed order, so the result does not depend on it.
  * Returns a wb_status.h code.
  */
@@ -17,7 +17,6 @@
 #include <stdint.h>
 
 enum {
-    WB_LINEAR_MAX_THREADS = 256,
     WB_LINEAR_MAX_T = 64
 };
 

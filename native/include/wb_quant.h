@@ -30,7 +30,7 @@
  * Both need a workspace of wb_quant_workspace_bytes(T, cols) bytes, owned by
  * the caller, and return WB_ERR_BAD_ARGUMENT if x holds inf or nan.
  *
- * Functions return a wb_status.h code; n_threads (1..WB_QUANT_MAX_THREADS)
+ * Functions return a wb_status.h code; n_threads (1..WB_MAX_THREADS)
  * splits output rows across OpenMP threads, and the result does not depend on
  * it. wb_quant_simd_path() names the kernels this build compiled in.
  */
@@ -46,8 +46,7 @@ enum {
     WB_QUANT_BLOCK = 32,
     WB_QUANT_Q4_0_BYTES = 18,
     WB_QUANT_Q4_1_BYTES = 20,
-    WB_QUANT_Q8_0_BYTES = 34,
-    WB_QUANT_MAX_THREADS = 256
+    WB_QUANT_Q8_0_BYTES = 34
 };
 
 const char *wb_quant_simd_path(void);

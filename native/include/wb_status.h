@@ -22,14 +22,16 @@ enum {
     WB_ERR_BAD_PATTERN = -8,
     WB_ERR_BAD_ARGUMENT = -9,
     WB_ERR_TOO_LARGE = -10,
-    /* Every kernel refuses n_threads outside 1..WB_MAX_THREADS with
-     * WB_ERR_BAD_THREADS: OpenMP runtimes crash, or call exit(), when asked
-     * for tens of thousands of threads. */
-    WB_MAX_THREADS = 256,
     /* The CUDA library returns WB_CUDA_ERROR_BASE - e for a failed CUDA
      * runtime call that returned cudaError_t e. */
     WB_CUDA_ERROR_BASE = -1000
 };
+
+/* The one thread cap: every kernel refuses n_threads outside
+ * 1..WB_MAX_THREADS with WB_ERR_BAD_THREADS, since OpenMP runtimes crash, or
+ * call exit(), when asked for tens of thousands of threads. Not a status, so
+ * an enum of its own (cffi's cdef reads enums, not #defines). */
+enum { WB_MAX_THREADS = 256 };
 
 const char *wb_status_message(int status);
 const char *wb_status_build_info(void);

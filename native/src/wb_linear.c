@@ -60,7 +60,7 @@ int wb_linear_forward_f32(float *out, const float *x, const float *w, int64_t T,
     if (T < 0 || rows < 0 || cols < 0 || T > WB_LINEAR_MAX_T) {
         return WB_ERR_BAD_SIZE;
     }
-    if (n_threads < 1 || n_threads > WB_LINEAR_MAX_THREADS) {
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS) {
         return WB_ERR_BAD_THREADS;
     }
     if (T == 0 || rows == 0) {

@@ -305,7 +305,7 @@ int wb_quant_dequantize_f32(float *out, const uint8_t *w, int format, int64_t ro
     int status = check_matrix(format, rows, cols);
     if (status != WB_OK)
         return status;
-    if (n_threads < 1 || n_threads > WB_QUANT_MAX_THREADS)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
     if (rows == 0 || cols == 0)
         return WB_OK;
@@ -826,7 +826,7 @@ static int check_product(float *out, const float *x, const uint8_t *w, int forma
         return status;
     if (T < 0)
         return WB_ERR_BAD_SIZE;
-    if (n_threads < 1 || n_threads > WB_QUANT_MAX_THREADS)
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
         return WB_ERR_BAD_THREADS;
     if (T == 0 || rows == 0)
         return PRODUCT_DONE;

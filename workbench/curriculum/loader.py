@@ -327,7 +327,8 @@ def _special_block(info: str, line: int, body: list[str], lesson: Lesson, questi
             return _block_issue(kind, lab_id, line, line, "a lab block names its lab: ```lab <lab-id>", lesson)
         if lab_id not in LABS:
             known = ", ".join(sorted(LABS))
-            return _block_issue(kind, lab_id, line, line, f"unknown lab {short_repr(lab_id)} (known: {known})", lesson, data)
+            return _block_issue(kind, lab_id, line, line, f"unknown lab {short_repr(lab_id)} (known: {known})", lesson,
+                                data)
         try:
             return LabBlock(lab_id, LABS[lab_id].validate(data), line)
         except ParamError as exc:
@@ -342,7 +343,8 @@ def _special_block(info: str, line: int, body: list[str], lesson: Lesson, questi
     except (QuizError, ParamError) as exc:
         return _block_issue(kind, lab_id, line, line, f"quiz: {exc}", lesson)
     if question.id in question_ids:
-        return _block_issue(kind, lab_id, line, line, f"quiz id {short_repr(question.id)} is used twice in this lesson", lesson)
+        return _block_issue(kind, lab_id, line, line,
+                            f"quiz id {short_repr(question.id)} is used twice in this lesson", lesson)
     question_ids.add(question.id)
     return QuizBlock(question, line)
 
@@ -361,13 +363,15 @@ def _check_ids(curriculum: Curriculum) -> None:
         if lesson.broken:
             continue
         if lesson.id in seen:
-            lesson.issues.append(LessonIssue(lesson.file, 1, f"lesson id {short_repr(lesson.id)} is also used by {seen[lesson.id].file}"))
+            lesson.issues.append(LessonIssue(lesson.file, 1, f"lesson id {short_repr(lesson.id)} is also used by "
+                                                             f"{seen[lesson.id].file}"))
         else:
             seen[lesson.id] = lesson
     for lesson in curriculum.lessons:
         for prereq in lesson.prerequisites:
             if prereq not in seen:
-                lesson.issues.append(LessonIssue(lesson.file, 1, f"prerequisite {short_repr(prereq)} is not a lesson id", fatal=False))
+                problem = f"prerequisite {short_repr(prereq)} is not a lesson id"
+                lesson.issues.append(LessonIssue(lesson.file, 1, problem, fatal=False))
 
 
 def _line_of_text(value: str, what: str, line: int) -> str:

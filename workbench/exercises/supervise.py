@@ -7,8 +7,11 @@ scratch folder outside the workspace, with an environment that does not name
 the workbench's data folder, in a session of its own. It gets its request on
 one pipe and answers on another; its stdout and stderr are read as they come,
 keeping only the last :data:`OUTPUT_TAIL` bytes, and its reply is refused
-past ``reply_limit`` bytes, so no amount of output grows the parent. After
-the run, however it ended, every process in the child's session is killed.
+past ``reply_limit`` bytes, so what the parent holds of the child's output is
+bounded: the tails, the reply (at most :data:`REPLY_LIMIT`), and then what
+:func:`workbench.exercises.wire.decode` builds from it, whose JSON part has
+limits of its own. After the run, however it ended, every process in the
+child's session is killed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OUTPUT_TAIL = 64 * 1024
-REPLY_LIMIT = 256 * 2**20
+REPLY_LIMIT = 64 * 2**20
+"""The largest reply read: the largest real one (kv_cache_append's race, its cache before and after) is 16 MiB."""
 CHUNK = 1 << 16
 DRAIN_SECONDS = 2.0
 """How long pipes are read after the child exits (something it started may still hold them), and how long

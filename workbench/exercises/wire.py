@@ -11,6 +11,13 @@ learner's own) is sent only as a description, :class:`Opaque`, which no
 comparison accepts. A dict or set reached twice (the cl100k ranks shared by
 every case) is sent once.
 
+The parent decodes what an untrusted child wrote, on a thread that shares
+the interpreter lock with the screen, so :func:`decode` refuses a JSON
+document past :data:`DOCUMENT_LIMIT` or with more than
+:data:`CONTAINER_LIMIT` lists and objects before parsing it: arrays travel
+as bytes outside the document, so no real output comes near either, while a
+forged one could otherwise take seconds and hundreds of MiB to parse.
+
 >>> import numpy as np
 >>> decode(encode((b"ab", {(1, 2): 3}, np.arange(3, dtype=np.int16))))
 (b'ab', {(1, 2): 3}, array([0, 1, 2], dtype=int16))
@@ -31,6 +38,11 @@ MAGIC = b"WBW1"
 HEADER = struct.Struct("<4sQ")
 MAX_DEPTH = 64
 """Deeper nesting than any exercise's output is sent as Opaque (and refused when decoding)."""
+DOCUMENT_LIMIT = 4 * 2**20
+"""The largest JSON document a reply may carry; the largest real one (count_pairs' race) is under 1 MiB."""
+CONTAINER_LIMIT = 500_000
+"""The most lists and objects a reply's document may open; the most a real one opens is about 120,000.
+Each costs the parser far more than its few bytes (allocation and garbage-collector passes)."""
 ARRAY_KINDS = frozenset("biufcSU")
 """dtype kinds rebuilt as arrays: bool, integers, floats, complex, bytes and str; never objects or records."""
 
@@ -191,16 +203,28 @@ class _Decoder:
         raise WireError(f"a malformed value tagged {tag!r}")
 
 
-def decode(message: bytes | bytearray | memoryview) -> Any:
-    """The value encode wrote; raises WireError for anything else, never runs code from the message."""
+def decode(message: bytes | bytearray | memoryview, *, limited: bool = True) -> Any:
+    """The value encode wrote; raises WireError for anything else, never runs code from the message.
+
+    Args:
+        message: what :func:`encode` wrote, or what a child forged in its place.
+        limited: refuse documents past :data:`DOCUMENT_LIMIT` or :data:`CONTAINER_LIMIT` before parsing;
+            False only for a message from the parent (the child's request), which can be larger.
+    """
     view = memoryview(message)
     if len(view) < HEADER.size:
         raise WireError("the message is truncated")
     magic, length = HEADER.unpack(view[: HEADER.size])
     if magic != MAGIC or HEADER.size + length > len(view):
         raise WireError("the message is not one the checker wrote")
+    if limited and length > DOCUMENT_LIMIT:
+        raise WireError(f"its plain-data part is larger than {DOCUMENT_LIMIT // 2**20} MiB")
+    text = bytes(view[HEADER.size : HEADER.size + length])
+    # Brackets inside strings count too: an overestimate, and a cheap one (no parsing).
+    if limited and text.count(b"[") + text.count(b"{") > CONTAINER_LIMIT:
+        raise WireError(f"it holds more than {CONTAINER_LIMIT:,} lists and dicts")
     try:
-        document = json.loads(bytes(view[HEADER.size : HEADER.size + length]))
+        document = json.loads(text)
         return _Decoder(view[HEADER.size + length :]).node(document)
     except WireError:
         raise

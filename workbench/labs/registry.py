@@ -29,6 +29,8 @@ class LabSpec:
 
 
 _DEFAULT_LOGITS = [3.0, 2.2, 1.5, 0.8, 0.3, -0.4, -1.0, -2.0]
+_VALUE = {"min": -1e6, "max": 1e6}
+"""The range of a logit, vector entry or shift a lab takes."""
 
 _TEXT = "Tokenizers don't see words: naïve café, 12345, 👍🏽, 東京."
 _CORPUS = Param("str", default="", help="a text file or folder to train on (empty: the bundled plays)")
@@ -49,7 +51,8 @@ TOKENIZER_LABS = [
         "Type text and see each character's code point, category and UTF-8 bytes under NFC, NFD, NFKC or NFKD.",
         {
             "text": Param("str", default="naïve café ﬁ Å Å 👍🏽", help="the starting text"),
-            "form": Param("str", default="NFC", choices=("NFC", "NFD", "NFKC", "NFKD"), help="normalisation form shown first"),
+            "form": Param("str", default="NFC", choices=("NFC", "NFD", "NFKC", "NFKD"),
+                          help="normalisation form shown first"),
         },
         "workbench.labs.tokenizer_labs:BytesLab",
     ),
@@ -58,10 +61,11 @@ TOKENIZER_LABS = [
         "Vocabulary size against sequence length",
         "Train BPE once, then measure held-out text with every smaller vocabulary.",
         {
-            "sizes": Param("list[float]", default=[256, 512, 1000, 2000, 4000, 8000, 16000, 32000], min=256, max=100000, min_len=2,
-                           help="vocabulary sizes to measure"),
+            "sizes": Param("list[float]", default=[256, 512, 1000, 2000, 4000, 8000, 16000, 32000], min=256,
+                           max=100000, min_len=2, help="vocabulary sizes to measure"),
             "corpus": _CORPUS,
-            "corpus_bytes": Param("int", default=2_000_000, min=0, max=100_000_000, help="bytes of the corpus to use (0: all)"),
+            "corpus_bytes": Param("int", default=2_000_000, min=0, max=100_000_000,
+                                  help="bytes of the corpus to use (0: all)"),
             "d_model": Param("int", default=768, min=1, max=1 << 16, help="embedding width for the parameter count"),
         },
         "workbench.labs.tokenizer_labs:VocabSweepLab",
@@ -73,10 +77,12 @@ TOKENIZER_LABS = [
         {
             "vocab_size": Param("int", default=2000, min=257, max=200000, help="tokens to learn, bytes included"),
             "pattern": Param("str", default="gpt2", choices=("gpt2", "cl100k"), help="pre-tokenisation pattern"),
-            "backend": Param("str", default="auto", choices=("auto", "native", "reference"), help="C trainer or the Python reference"),
+            "backend": Param("str", default="auto", choices=("auto", "native", "reference"),
+                             help="C trainer or the Python reference"),
             "corpus": _CORPUS,
             "corpus_bytes": Param("int", default=0, min=0, max=100_000_000, help="bytes of the corpus to use (0: all)"),
-            "sample": Param("str", default="Whether 'tis nobler in the mind to suffer", help="line re-segmented after each merge"),
+            "sample": Param("str", default="Whether 'tis nobler in the mind to suffer",
+                            help="line re-segmented after each merge"),
         },
         "workbench.labs.tokenizer_labs:BPETrainerLab",
     ),
@@ -102,7 +108,8 @@ TOKENIZER_LABS = [
             "text": Param("str", default="To be, or not to be, that is the question", help="the starting text"),
             "vocab_size": Param("int", default=800, min=50, max=20000, help="pieces to keep"),
             "corpus": _CORPUS,
-            "corpus_bytes": Param("int", default=150_000, min=10_000, max=5_000_000, help="bytes of the corpus to train on"),
+            "corpus_bytes": Param("int", default=150_000, min=10_000, max=5_000_000,
+                                  help="bytes of the corpus to train on"),
         },
         "workbench.labs.tokenizer_labs:UnigramLab",
     ),
@@ -212,7 +219,8 @@ _STEPS = Param("int", default=150, min=10, max=2000, help="training steps per va
 BLOCK_LABS = [
     LabSpec("blocks.norms", "LayerNorm against RMSNorm",
             "One vector through both norms: shift it and scale it, and see which output changes.",
-            {"vector": Param("list[float]", default=[2.0, -1.0, 0.5, 3.0, -2.5, 1.0], min_len=2, min=-1e6, max=1e6, help="the input")},
+            {"vector": Param("list[float]", default=[2.0, -1.0, 0.5, 3.0, -2.5, 1.0], min_len=2, **_VALUE,
+                             help="the input")},
             "workbench.labs.blocks_labs:NormsLab"),
     LabSpec("blocks.activations", "GELU, SiLU and SwiGLU",
             "The activations plotted, the exact and tanh GELU compared, and the feed-forward parameter counts.",
@@ -221,7 +229,8 @@ BLOCK_LABS = [
             "workbench.labs.blocks_labs:ActivationCurvesLab"),
     LabSpec("blocks.train_compare", "Train variants side by side",
             "Short live trainings of mini-former variants on the plays, loss curves drawn as they go.",
-            {"preset": Param("str", default="residuals", choices=("residuals", "depth", "objectives", "stability", "balance"),
+            {"preset": Param("str", default="residuals",
+                             choices=("residuals", "depth", "objectives", "stability", "balance"),
                              help="which comparison"),
              "steps": _STEPS},
             "workbench.labs.blocks_labs:TrainCompareLab"),
@@ -264,7 +273,7 @@ LLM_LABS = [
             "workbench.labs.llm_labs:ProfileLab"),
     LabSpec("llm.rope", "RoPE's two layouts",
             "A vector rotated with interleaved pairs and with halves, and the permutation between them.",
-            {"vector": Param("list[float]", default=[1.0, 0.5, -0.25, 2.0, 0.0, -1.0, 0.75, 0.3], min_len=2, min=-1e6, max=1e6,
+            {"vector": Param("list[float]", default=[1.0, 0.5, -0.25, 2.0, 0.0, -1.0, 0.75, 0.3], min_len=2, **_VALUE,
                              help="an even number of values"),
              "position": Param("int", default=3, min=0, max=1 << 20, help="starting position"),
              "base": Param("float", default=10000.0, min=1.0, max=1e9, help="RoPE's base")},
@@ -279,7 +288,8 @@ LABS: dict[str, LabSpec] = {
             "Temperature and the softmax",
             "Change the temperature and watch the distribution sharpen or flatten; race the kernels.",
             {
-                "logits": Param("list[float]", default=_DEFAULT_LOGITS, min_len=2, min=-1e6, max=1e6, help="logits to turn into probabilities"),
+                "logits": Param("list[float]", default=_DEFAULT_LOGITS, min_len=2, **_VALUE,
+                                help="logits to turn into probabilities"),
                 "labels": Param("list[str]", default=[], help="a label per logit (defaults to its index)"),
                 "temperature": Param("float", default=1.0, min=0.05, max=20.0, help="starting temperature"),
                 "race_rows": Param("int", default=2048, min=1, max=65536, help="rows in the profiling race"),
@@ -292,8 +302,9 @@ LABS: dict[str, LabSpec] = {
             "Why softmax subtracts the maximum",
             "Shift every logit by a constant and compare the naive and the stable softmax.",
             {
-                "logits": Param("list[float]", default=[2.0, 1.0, 0.5], min_len=2, min=-1e6, max=1e6, help="logits before the shift"),
-                "shift": Param("float", default=0.0, min=-1e6, max=1e6, help="constant added to every logit"),
+                "logits": Param("list[float]", default=[2.0, 1.0, 0.5], min_len=2, **_VALUE,
+                                help="logits before the shift"),
+                "shift": Param("float", default=0.0, **_VALUE, help="constant added to every logit"),
                 "step": Param("float", default=25.0, min=0.1, max=1e5, help="how far one key press moves the shift"),
             },
             "workbench.labs.softmax_labs:StabilityLab",
@@ -308,10 +319,10 @@ LABS: dict[str, LabSpec] = {
             "Attention for one query, by hand",
             "Scores, scaling, softmax and the weighted sum of values for one query over a few keys.",
             {
-                "query": Param("list[float]", default=[1.0, 0.5], min_len=1, min=-1e6, max=1e6, help="the query vector"),
-                "keys": Param("list[float]", default=[1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.0], min_len=1, min=-1e6, max=1e6,
+                "query": Param("list[float]", default=[1.0, 0.5], min_len=1, **_VALUE, help="the query vector"),
+                "keys": Param("list[float]", default=[1.0, 0.0, 0.0, 1.0, 1.0, 1.0, -1.0, 0.0], min_len=1, **_VALUE,
                               help="the keys, flattened row by row (each as long as the query)"),
-                "values": Param("list[float]", default=[1.0, 0.0, 0.0, 1.0, 0.5, 0.5, -1.0, -1.0], min_len=1, min=-1e6, max=1e6,
+                "values": Param("list[float]", default=[1.0, 0.0, 0.0, 1.0, 0.5, 0.5, -1.0, -1.0], min_len=1, **_VALUE,
                                 help="the values, flattened row by row (one row per key)"),
                 "labels": Param("list[str]", default=["the", "cat", "sat", "down"], help="a name per key"),
             },
@@ -373,8 +384,8 @@ LABS: dict[str, LabSpec] = {
             "Positional encodings, plotted",
             "Sinusoidal curves, similarity against distance, RoPE scaling or ALiBi's biases.",
             {
-                "kind": Param("str", default="sinusoidal", choices=("sinusoidal", "similarity", "rope_scaling", "alibi"),
-                              help="what to plot"),
+                "kind": Param("str", default="sinusoidal",
+                              choices=("sinusoidal", "similarity", "rope_scaling", "alibi"), help="what to plot"),
                 "positions": Param("int", default=128, min=4, max=4096, help="positions plotted"),
                 "knob": Param("int", default=4, min=1, max=64, help="the value +/- doubles and halves"),
             },
