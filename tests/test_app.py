@@ -603,3 +603,185 @@ async def test_a_screenshot_with_nowhere_to_go_is_reported_not_a_crash(tmp_path)
         app.action_export_svg()
         await pilot.pause()
         assert any("Can't save a screenshot" in str(n.message) for n in app._notifications)
+
+
+async def test_a_finished_lab_run_leaves_no_cancel_key_nor_busy_status(tmp_path):
+    """Issue 20: after a run the footer kept "x Cancel run", the status kept "… (x cancels)" and x did nothing."""
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_lab("softmax.temperature")
+        await pilot.pause()
+        lab = app.screen.query_one(Lab)
+        lab.focus()
+
+        def quick(progress):
+            progress(0.5, "halfway")
+            progress(1.0, "done")
+            return 42
+
+        got = []
+        lab.start(quick, got.append, "quick work")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.pause()
+        assert got == [42] and not lab.running
+        shown = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert "Cancel run" not in shown
+        status = str(lab.query_one(".lab-status", Static).render())
+        assert "cancels" not in status and "done" not in status
+        await pilot.press("x")
+        await pilot.pause()
+        assert "Nothing is running" in str(lab.query_one(".lab-status", Static).render())
+
+
+async def test_a_fraction_typed_into_a_number_box_is_shown_then_graded_as_typed(lessons, tmp_path):
+    """Issue 20: Input(type="number") dropped the "/", so 693/1000 locked in 6931000 unseen."""
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        view = await _probe_view(app, pilot)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view.query_one(Input).focus()
+        await pilot.press(*"693/1000")
+        await pilot.pause()
+        assert view.query_one(Input).value == "693/1000"
+        assert "Enter answers 0.693." in str(view.query_one(".feedback", Static).render())
+        assert not view.answered
+        await pilot.press("enter")
+        await pilot.pause()
+        assert view.attempt.answer == pytest.approx(0.693) and view.attempt.correct
+        assert "Correct" in str(view.query_one(".feedback", Static).render())
+
+
+FOCUS_LESSON = '''+++
+id = "focus"
+title = "Focus"
++++
+
+## One
+```quiz
+id = "first"
+kind = "single"
+prompt = "Pick A"
+choices = ["A", "B"]
+answer = 0
+explanation = "A it is."
+```
+
+''' + "\n\n".join(f"Paragraph {k} of prose between the question and the lab." for k in range(30)) + '''
+
+```lab tokenize.bytes
+text = "héllo"
+```
+
+```quiz
+id = "second"
+kind = "single"
+prompt = "Pick B"
+choices = ["A", "B"]
+answer = 1
+explanation = "B it is."
+```
+'''
+
+
+async def test_answering_keeps_focus_and_the_feedback_in_view(tmp_path):
+    """Issue 20: after answering, focus jumped to the next widget (a lab's text box far below), scrolling the
+    feedback away; Tab into the text box then selected all of it."""
+    root = write_track(tmp_path / "lessons", {"01-focus.md": FOCUS_LESSON})
+    app = WorkbenchApp(open_lesson="focus", lessons_root=root, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        first, second = app.screen.query(QuestionView)
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.focused is first.query_one("ChoiceList")
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.pause()
+        assert first.answered and app.focused is first
+        body = app.screen.query_one("#body")
+        feedback = first.query_one(".feedback", Static)
+        assert "A it is" in str(feedback.render())
+        assert body.region.contains_region(feedback.region)
+        # Tab goes on to the lab, then its box, which keeps its text unselected.
+        lab = app.screen.query_one(Lab)
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.focused is lab
+        await pilot.press("tab")
+        await pilot.pause()
+        box = lab.query_one(Input)
+        assert app.focused is box and box.selected_text == ""
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.focused is second.query_one("ChoiceList")
+
+
+async def test_escape_from_a_lesson_opened_in_another_returns_to_the_catalog(lessons, tmp_path):
+    """Issue 20: a lesson opened from the palette inside another lesson went back to that lesson on Escape."""
+    from workbench.messages import LessonChosen
+
+    app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, LessonScreen)
+        app.post_message(LessonChosen("quizzes"))
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, LessonScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, CatalogScreen)
+
+
+async def test_after_answering_every_choice_says_why_including_a_right_one_missed(tmp_path):
+    """Issue 20: only the picked choices' "why" was shown, never the right choice the learner missed."""
+    lesson = MULTIPLE_LESSON.replace('explanation = "A and C."',
+                                     'explanation = "A and C."\nwhy = ["A is even.", "B is odd.", "C is even."]')
+    root = write_track(tmp_path / "lessons", {"01-ticks.md": lesson})
+    app = WorkbenchApp(open_lesson="ticks", lessons_root=root, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(QuestionView)
+        view.query_one("ChoiceList").focus()
+        await pilot.press("space", "enter")
+        await pilot.pause()
+        feedback = str(view.query_one(".feedback", Static).render())
+        assert view.answered and not view.attempt.correct
+        assert "A) right, you ticked it: A is even." in feedback
+        assert "B) wrong: B is odd." in feedback
+        assert "C) right, you missed it: C is even." in feedback
+
+
+@pytest.mark.parametrize(("colorterm", "theme"), [(None, "workbench-256"), ("truecolor", "textual-dark"),
+                                                   ("24bit", "textual-dark"), ("", "workbench-256")])
+def test_the_theme_follows_colorterm(colorterm, theme, monkeypatch, tmp_path):
+    """Issue 20 / DESIGN §8: where COLORTERM isn't forwarded (SSH, tmux) the 256-colour theme is chosen."""
+    if colorterm is None:
+        monkeypatch.delenv("COLORTERM", raising=False)
+    else:
+        monkeypatch.setenv("COLORTERM", colorterm)
+    assert WorkbenchApp(store_path=tmp_path / "p.db").theme == theme
+
+
+def test_the_256_colour_theme_is_made_of_palette_entries_that_stay_apart():
+    from rich.color import Color, ColorSystem
+
+    from workbench.themes import THEME_256
+
+    generated = THEME_256.to_color_system().generate()
+
+    def number(name: str, exact: bool = True) -> int:
+        colour = Color.parse(generated[name])
+        eight_bit = colour.downgrade(ColorSystem.EIGHT_BIT)
+        # A palette entry (Textual's HSL round trip may move a channel by one): drawn in 256 colours as chosen.
+        got, entry = colour.get_truecolor(), eight_bit.get_truecolor()
+        assert not exact or max(abs(a - b) for a, b in zip(got, entry)) <= 2, (name, got, entry)
+        return eight_bit.number
+
+    surfaces = [number(name) for name in ("background", "surface", "panel", "primary-background")]
+    assert len(set(surfaces)) == len(surfaces)
+    # The foreground only needs to stay apart: rich rounds the lightest greys down a step.
+    assert len({number("foreground", exact=False)} | {number(name) for name in
+                                                       ("primary", "secondary", "error", "success")}) == 5

@@ -385,3 +385,19 @@ def test_quitting_while_a_lab_computes_does_not_wait_for_it(tmp_path):
     done = subprocess.run([sys.executable, "-c", QUIT_DURING_LAB_RUN, str(tmp_path / "p.db")],
                           capture_output=True, text=True, timeout=120)  # a hang guard; the run sleeps 600 s
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_lessons_list_shows_progress_and_counts_in_words(tmp_path, capsys):
+    """Issue 20: `lessons list` showed no progress (the README says it does) and printed "[1 steps"."""
+    from workbench.paths import progress_db_path
+    from workbench.progress import ProgressStore
+
+    root = write_track(tmp_path / "lessons", {"01-one.md": '+++\nid = "one"\ntitle = "One"\n+++\n## S\nText.\n'})
+    assert main(["--lessons", str(root), "lessons", "list"]) == 0
+    assert "[1 step, 0 questions · not started]" in capsys.readouterr().out
+    assert not progress_db_path(create=False).parent.exists()  # listing creates no progress file, nor its folder
+    store = ProgressStore.open(progress_db_path())
+    store.mark_step("one", 0, 1)
+    store.close()
+    assert main(["--lessons", str(root), "lessons", "list"]) == 0
+    assert "[steps 1/1]" in capsys.readouterr().out

@@ -235,3 +235,88 @@ def test_a_file_name_that_is_not_utf8_is_shown_printable(tmp_path):
     issues = check_curriculum(load_curriculum(root))
     assert len(issues) == 1 and "stray file" in issues[0].message
     str(issues[0]).encode("utf-8")  # strict: raises on a lone surrogate
+
+
+def test_no_bundled_quiz_passes_a_zero_it_should_not():
+    """Issue 20: decoding/01 asked for 0.0065 at ±0.01, so typing 0 was marked right.
+
+    A numeric or probe question whose tolerance is wider than its (non-zero)
+    answer grades a blank guess of 0 as correct; every bundled one must not.
+    """
+    from workbench.extras import missing
+    from workbench.probes import PROBES
+    from workbench.quiz import within
+
+    loose = []
+    for lesson in load_curriculum().lessons:
+        for question in lesson.questions:
+            if question.kind == "numeric":
+                target = question.answer
+            elif question.kind == "probe" and question.tolerance > 0:
+                spec = PROBES[question.probe]
+                if spec.needs and missing(spec.needs):
+                    continue
+                target = float(spec.compute(**question.params))
+            else:
+                continue  # choices, orders and relative-only tolerances (below 1) never accept 0 for a non-zero answer
+            if target != 0 and within(0.0, target, question.tolerance, question.rel_tolerance):
+                loose.append(f"{lesson.id}/{question.id}: answer {target} at ±{question.tolerance}")
+    assert loose == []
+
+
+def test_why_subwords_probe_grades_what_its_lab_shows():
+    """Issue 20: "Why subwords" must accept the bytes per token its own lab prints at 4,000 tokens.
+
+    The lab's figure is recomputed the way the lab computes it (its corpus
+    source and its whole list of sizes, from the lesson's own lab block), and
+    the probe question of the same step must compute the same value and grade
+    it, as printed to two decimals, correct.
+    """
+    from workbench.labs.tokenizer_labs import _corpus_source
+    from workbench.labs.registry import LABS
+    from workbench.probes import compute_probe
+    from workbench_engines.tokenizers.explain import vocab_sweep
+
+    lesson = load_curriculum().lesson("why-subwords")
+    step = next(s for s in lesson.steps if any(isinstance(b, LabBlock) and b.lab_id == "tokenize.vocab_sweep"
+                                                for b in s.blocks))
+    lab = next(b for b in step.blocks if isinstance(b, LabBlock))
+    question = next(b.question for b in step.blocks
+                    if isinstance(b, QuizBlock) and b.question and b.question.probe == "bpe.bytes_per_token")
+    params = LABS[lab.lab_id].validate(lab.params)
+    shown = vocab_sweep(_corpus_source(params), [int(v) for v in params["sizes"]])
+    size = question.params["vocab_size"]
+    in_lab = next(p.bytes_per_token for p in shown.points if p.vocab_size == size)
+    expected = compute_probe(question.probe, question.params)
+    assert expected == pytest.approx(in_lab, rel=1e-9)  # the same split of the same text, not merely close
+    assert question.grade(round(in_lab, 2), expected).correct
+
+
+def test_a_step_that_points_at_the_lab_has_one():
+    """Issue 20: "Press ctrl+n in the lab" stood in tokenization/01's third step, which had no lab.
+
+    A step without a lab may send the learner to another step's lab by name
+    ("the first step's lab"), but must not speak of "the lab" as if it were on
+    screen.
+    """
+    import re
+
+    on_screen = re.compile(r"\b(?:in|into) the lab\b|\bthe lab (?:below|above)\b", re.I)
+    stray = []
+    for lesson in load_curriculum().lessons:
+        for number, step in enumerate(lesson.steps, start=1):
+            if any(isinstance(block, LabBlock) for block in step.blocks):
+                continue
+            for block in step.blocks:
+                if isinstance(block, TextBlock):
+                    stray += [f"{lesson.id} step {number}: {m.group(0)!r}"
+                              for m in on_screen.finditer(" ".join(block.markdown.split()))]
+    assert stray == []
+
+
+def test_every_multiple_choice_question_says_why_for_each_choice():
+    """Issue 20: after answering, a learner sees why each choice is right or wrong, including a right one
+    they missed; the view can only show that when the question gives a why per choice."""
+    silent = [f"{lesson.id}/{question.id}" for lesson in load_curriculum().lessons for question in lesson.questions
+              if question.kind == "multiple" and len(question.why) != len(question.choices)]
+    assert silent == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import OptionList, Static
 
+from tests.conftest import plain_text
 from workbench.app import WorkbenchApp
 from workbench.exercises.catalog import EXERCISES
 from workbench.exercises.run import run_exercise
@@ -90,7 +91,7 @@ def write(tmp_path: Path, source: str) -> Path:
 def test_a_wrong_solution_reports_the_first_mismatch(tmp_path):
     report = run_exercise("softmax", write(tmp_path, WRONG_SOFTMAX), race=False)
     failed = [c.name for c in report.checks if not c.passed]
-    assert "logits near +1000 (overflow)" in failed and "random 2×5" not in failed
+    assert "logits near +1000 (overflow)" in failed and not any(name.startswith("random 2×") for name in failed)
     assert "expected" in report.first_failure.detail and "index" in report.first_failure.detail
 
 
@@ -201,7 +202,8 @@ async def test_watch_view_checks_on_save_and_survives_bad_code(tmp_path):
         assert app.store.exercise_state("softmax").status == "solved"
         await pilot.press("s")
         assert screen.showing_reference
-        assert "✓" in str(screen.query_one(OptionList).get_option("softmax").prompt)
+        assert screen.status_of("softmax") == "solved"
+        assert "✓" in plain_text(screen.query_one(OptionList).get_option("softmax").prompt)
 
         # A save in another exercise's file moves the view there and checks it.
         other = exercise_file(workspace, EXERCISES["causal_mask"])
@@ -236,17 +238,24 @@ async def test_cancel_stops_a_check(tmp_path):
         assert app.store.exercise_state("softmax").attempts == 0  # a cancelled check is not an attempt
 
 
+async def step_to_exercise_card(app, pilot) -> None:
+    """Press n through the open lesson until a step shows its exercise card (at most six steps)."""
+    from workbench.widgets.exercise_card import ExerciseCard
+
+    for _ in range(6):
+        if app.screen.query(ExerciseCard):
+            return
+        await pilot.press("n")
+        await pilot.pause()
+
+
 async def test_lesson_links_to_its_exercise(tmp_path):
     app = WorkbenchApp(open_lesson="logits-to-probabilities", store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         from workbench.widgets.exercise_card import ExerciseCard
 
-        for _ in range(6):
-            if app.screen.query(ExerciseCard):
-                break
-            await pilot.press("n")
-            await pilot.pause()
+        await step_to_exercise_card(app, pilot)
         card = app.screen.query_one(ExerciseCard)
         assert card.exercise.id == "softmax"
         card.focus()
@@ -342,3 +351,174 @@ def test_in_place_results_and_raised_subclasses_cross_the_sandbox(tmp_path):
     path.write_text(KV_WITH_ITS_OWN_ERROR.replace("cache_v[length : length + n] = v_new", "pass"))
     report = run_exercise("kv_cache_append", path, race=False)
     assert not report.passed and "cache_v position" in report.first_failure.detail
+
+
+# ---- issue 20: readouts that say what ran, and a view that fits 80×24 -------------------------------------------
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_check_labels_describe_the_inputs_actually_drawn(exercise_id):
+    """Issue 20: a check labelled 'random 2×5' reported a (2, 6) shape; the race was 'on a larger input'."""
+    import re
+
+    import numpy as np
+
+    from workbench.exercises.checks import SPECS, race_label
+
+    spec = SPECS[exercise_id]
+    for seed in range(12):
+        for name, args in spec.cases(np.random.default_rng(seed)):
+            arrays = [a for a in args if isinstance(a, np.ndarray)]
+            if m := re.search(r"(\d+)×(\d+)", name):
+                assert arrays and arrays[0].shape == (int(m[1]), int(m[2])), (name, arrays[0].shape)
+            if m := re.fullmatch(r"n = (\d+)", name):
+                assert args == (int(m[1]),), (name, args)
+    race_args = spec.race_args(np.random.default_rng(0))
+    label = race_label(spec, race_args)
+    first = race_args[0]
+    if isinstance(first, np.ndarray):
+        assert "×".join(map(str, first.shape)) in label
+    elif isinstance(first, list):
+        assert f"{len(first):,} items" in label
+
+
+def race_rows(case: str = "race on x = float32 512×4096"):
+    from workbench_engines.profiling import Profile
+
+    rows = [("yours", "python", 3.161, True), ("reference", "reference", 3.167, True),
+            ("engines NumPy", "reference", 2.2, True), ("torch", "torch", 1.464, True),
+            ("native C flash", "native", 1.273, True)]
+    return [Profile(backend=b, wall_s=ms / 1e3, name=n, case=case, matches=ok, repeats=5,
+                    ratios={"yours": 3.161 / ms}) for n, b, ms, ok in rows]
+
+
+async def test_the_race_table_and_the_footer_fit_80_columns(tmp_path):
+    """Issue 20: at 80×24 the race table lost its matches column and cut its case and backends, and the footer
+    cut the Escape binding; every key stays listed in the help screen."""
+    from dataclasses import replace
+
+    from textual.widgets import Footer
+
+    from workbench.exercises.run import CheckOutcome, RunReport
+    from workbench.screens.help import HelpScreen
+    from workbench.widgets.profile_panel import ProfilePanel
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = ExercisesScreen(app.store, tmp_path / "ws", "softmax")
+        app.push_screen(screen)
+        await pilot.pause()
+        rows = race_rows()
+        rows[0] = replace(rows[0], matches=False, mismatch="the output is all zeros")
+        screen.reports["softmax"] = RunReport("softmax", checks=[CheckOutcome("random 2×6", True)], race=rows,
+                                              race_note="one thread each")
+        screen.show()
+        await pilot.pause()
+        panel = screen.query_one("#race", ProfilePanel)
+        width = panel.content_region.width
+        assert 30 <= width < 50
+        text = plain_text(panel.content, width)
+        assert all(len(line.rstrip()) <= width for line in text.splitlines())
+        assert "race on x = float32 512×4096" in " ".join(text.split())
+        assert "matches" in text and "yours (python)" in text and "engines NumPy" in text and "(reference)" in text
+        assert "yours does not match: the output is all zeros" in " ".join(text.split())
+        assert "yours' median" in text
+
+        footer = screen.query_one(Footer)
+        assert footer.max_scroll_x == 0, "the footer is wider than the screen"
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = {what for _, _, what in app.screen.rows()}
+        for binding in ExercisesScreen.BINDINGS:
+            assert binding.description in listed
+
+
+async def test_the_exercise_list_wraps_a_long_title_under_itself(tmp_path):
+    """Issue 20: 'Scaled dot-product attention' wrapped its last word to column 0, where it read as a track."""
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = ExercisesScreen(app.store, tmp_path / "ws", "softmax")
+        app.push_screen(screen)
+        await pilot.pause()
+        options = screen.query_one(OptionList)
+        prompt = options.get_option("attention").prompt
+        lines = plain_text(prompt, options.scrollable_content_region.width).splitlines()
+        assert len(lines) >= 2 and all(line.startswith("   ") for line in lines[1:]), lines
+
+
+def test_a_task_reflows_its_prose_and_wraps_a_formula_under_its_indent():
+    """Issue 20: at 44 columns the softmax formula's second half wrapped to column 0, and hard-wrapped docstring
+    lines left ragged half lines."""
+    from workbench.screens.exercises import task_renderable, task_text
+
+    text = plain_text(task_renderable(task_text(EXERCISES["softmax"].starter)), 44)
+    lines = [line.rstrip() for line in text.splitlines()]
+    start = next(i for i, line in enumerate(lines) if "softmax(x)_i" in line)
+    assert lines[start].startswith("    ") and lines[start + 1].startswith("    ") and "max_j" in lines[start + 1]
+    rope = plain_text(task_renderable(task_text(EXERCISES["rope"].starter)), 44).splitlines()
+    assert not any(0 < len(line.rstrip()) < 30 for line in rope[4:-2])  # no ragged half lines inside a paragraph
+
+
+async def test_the_exercise_card_says_solved_after_solving(tmp_path):
+    """Issue 20: the lesson's exercise card said '(new)' after the exercise was solved in the exercise view."""
+    from workbench.widgets.exercise_card import ExerciseCard
+
+    app = WorkbenchApp(open_lesson="logits-to-probabilities", store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await step_to_exercise_card(app, pilot)
+        card = app.screen.query(ExerciseCard).first()
+        assert "new" in plain_text(card.content)
+        unfocused = card.styles.border_top[0]
+        card.focus()
+        await pilot.pause()
+        assert card.styles.border_top[0] != unfocused  # focus shows without colour (NO_COLOR)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ExercisesScreen)
+        app.store.record_exercise_run(card.exercise.id, True)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ExercisesScreen)
+        text = plain_text(card.content)
+        assert "solved" in text and "new" not in text
+
+
+WRONG_LOGSUMEXP = """
+def logsumexp(x):
+    return x
+"""
+
+
+@pytest.mark.slow
+async def test_every_saved_file_is_checked_one_at_a_time(tmp_path):
+    """Issue 20: a save elsewhere replaced the check in progress (an endless loop then showed 'Not checked');
+    now every save joins a queue, checks run one at a time, and the list shows each state."""
+    workspace = tmp_path / "ws"
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = ExercisesScreen(app.store, workspace, "softmax", timeout=2)
+        app.push_screen(screen)
+        await pilot.pause()
+        exercise_file(workspace, EXERCISES["softmax"]).write_text(ENDLESS)
+        await pilot.pause(1.0)
+        assert screen.current == "softmax" and screen.checking
+        exercise_file(workspace, EXERCISES["logsumexp"]).write_text(WRONG_LOGSUMEXP)
+        await pilot.pause(1.0)
+        assert screen.current == "softmax" and screen.queue == ["logsumexp"]
+        assert screen.status_of("logsumexp") == "queued"
+        assert "…" in plain_text(screen.query_one(OptionList).get_option("logsumexp").prompt)
+        deadline = time.monotonic() + 30
+        while screen.checking or screen.queue:
+            assert time.monotonic() < deadline, "the queue did not drain"
+            assert len([w for w in app.workers if w.group == "exercise-check" and w.is_running]) <= 1
+            await pilot.pause(0.1)
+        assert "did not finish" in screen.reports["softmax"].error
+        assert not screen.reports["logsumexp"].passed and screen.reports["logsumexp"].error is None
+        assert app.store.exercise_state("softmax").status == "attempted"
+        assert app.store.exercise_state("logsumexp").status == "attempted"
+        assert screen.selected.id == "logsumexp"  # the view followed the latest save

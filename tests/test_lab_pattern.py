@@ -50,3 +50,13 @@ def test_labs_time_nothing_by_hand(module):
               and node.attr in ("perf_counter", "perf_counter_ns", "monotonic", "time")
               and isinstance(node.value, ast.Name) and node.value.id == "time"]
     assert not clocks, f"{module.name} reads the clock: {clocks}"
+
+
+@pytest.mark.parametrize("module", LAB_MODULES, ids=lambda p: p.name)
+def test_labs_plot_through_the_shared_figure(module):
+    """Every plot goes through workbench.widgets.plots.Figure, which keeps titles, hints and legends off the
+    canvas and markers distinct without colour (issue 20); a lab drawing on plotext itself would not."""
+    tree = ast.parse(module.read_text())
+    direct = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+              and node.module in ("textual_plotext", "plotext")]
+    assert not direct, f"{module.name} draws on plotext directly: {direct}"

@@ -311,3 +311,20 @@ def test_a_regex_is_measured_in_the_dialect_it_is_built_in():
         pattern_positions(r"(a)\1")
     with pytest.raises(ConstraintError, match="cannot compile"):
         pattern_positions("[z-a]")
+
+
+def test_parse_number_reads_what_learners_type():
+    """Issue 20: fractions, exponents, percentages and thousands commas, read as written."""
+    from workbench.quiz import parse_number
+
+    assert parse_number("1/4") == 0.25
+    assert parse_number(" 1e-3 ") == 0.001
+    assert parse_number("25%") == 0.25
+    assert parse_number("25%", unit="%") == 25.0
+    assert parse_number("4,000") == 4000.0
+    assert parse_number("−0.5") == -0.5
+    assert parse_number("3 × 10^-4") == pytest.approx(3e-4)
+    assert parse_number("12 ms", unit="ms") == 12.0
+    for bad in ("", "1,5", "abc", "1/0", "1/"):
+        with pytest.raises(ValueError):
+            parse_number(bad)

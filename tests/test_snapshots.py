@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.app import App, ComposeResult
 
 from workbench.app import WorkbenchApp
@@ -18,6 +19,12 @@ from workbench_engines.profiling import Profile
 
 FIXTURE_LESSONS = Path(__file__).parent / "fixtures" / "lessons"
 SIZE = (80, 24)
+
+
+@pytest.fixture(autouse=True)
+def truecolor(monkeypatch):
+    """The theme follows COLORTERM (workbench.themes); snapshots draw the truecolour one wherever they run."""
+    monkeypatch.setenv("COLORTERM", "truecolor")
 
 
 def fixture_app(tmp_path: Path, **kwargs) -> WorkbenchApp:
@@ -72,6 +79,12 @@ class ProfileTableApp(App[None]):
                     matches=False, mismatch="max abs error 3.1e-04", ratios={"torch SDPA 1T": 0.083}),
         ]
         self.query_one(ProfilePanel).show(rows, ("torch SDPA 1T",), "fixed figures for the snapshot")
+
+
+def test_lesson_step_in_the_256_colour_theme(snap_compare, tmp_path, monkeypatch):
+    """Issue 20: without COLORTERM (tmux, SSH) the app starts in the theme made of 256-colour palette entries."""
+    monkeypatch.delenv("COLORTERM")
+    assert snap_compare(fixture_app(tmp_path, open_lesson="snapshot-demo"), terminal_size=SIZE)
 
 
 def test_profile_table(snap_compare):

@@ -151,3 +151,31 @@ async def test_an_install_hint_shows_as_written_not_as_markup(open_lab, monkeypa
         h.lab.status("a [/] in a message")
         await h.pilot.pause()
         assert "a [/] in a message" in h.status()
+
+
+def test_token_colours_stay_distinct_in_256_and_16_colours():
+    """Issue 20: over tmux (256 colours) three token colours became colour 59 and two 23, merging neighbours."""
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    from workbench.widgets.token_strip import PALETTE
+
+    backgrounds = [Style.parse(style).bgcolor for style in PALETTE]
+    for system in (ColorSystem.EIGHT_BIT, ColorSystem.STANDARD):
+        numbers = [colour.downgrade(system).number for colour in backgrounds]
+        assert len(set(numbers)) == len(PALETTE), (system, numbers)
+
+
+async def test_ctrl_o_puts_a_separator_between_tokens(open_lab):
+    """Issue 20: a separator mode, for when colours alone don't show where one token ends."""
+    async with open_lab("tokenize.pretokenize") as h:
+        box = h.lab.query_one(Input)
+        box.value = "x 1234567"
+        box.focus()
+        await h.pilot.pause()
+        assert "│" not in h.readout()
+        await h.press("ctrl+o")
+        assert h.lab.separators and "x│ 1234567" in h.readout().replace("\n", "")
+        assert box.value == "x 1234567"
+        await h.press("ctrl+o")
+        assert "│" not in h.readout()

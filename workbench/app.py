@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.abc import Traversable
@@ -18,6 +19,7 @@ from workbench.logs import start_logging
 from workbench.messages import ExerciseChosen, LabChosen, LessonChosen, ProgressNoticed
 from workbench.paths import data_dir, progress_db_path
 from workbench.progress import ProgressStore
+from workbench.themes import THEME_256, theme_for
 
 
 class LeavingExecutor(ThreadPoolExecutor):
@@ -54,6 +56,8 @@ class WorkbenchApp(App[None]):
         exercise_workspace: Path | None = None,
     ) -> None:
         super().__init__()
+        self.register_theme(THEME_256)
+        self.theme = theme_for(os.environ)
         start_logging()
         self.curriculum: Curriculum = load_curriculum(lessons_root)
         self.store = ProgressStore.open(store_path or progress_db_path())
@@ -102,7 +106,21 @@ class WorkbenchApp(App[None]):
         elif lesson.broken:
             self.notify(str(lesson.issues[0]), title="This lesson is broken", severity="error", markup=False)
         else:
+            self._back_to_catalog()
             self.push_screen(LessonScreen(lesson, self.store))
+
+    def _back_to_catalog(self) -> None:
+        """Close the screens above the catalog (a lesson, a lab, the exercises).
+
+        A lesson's footer promises "esc Catalog": one opened from the palette
+        inside another lesson must not return to that lesson instead.
+        """
+        from workbench.screens.catalog import CatalogScreen
+
+        if not any(isinstance(screen, CatalogScreen) for screen in self.screen_stack):
+            return
+        while not isinstance(self.screen, CatalogScreen):
+            self.pop_screen()
 
     def open_lab(self, lab_id: str, params: dict | None = None) -> None:
         """Open lab_id on its own screen, with params (validated) over its defaults."""

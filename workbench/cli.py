@@ -187,14 +187,36 @@ def lessons_command(action: str, root: Path | None) -> int:
 
     curriculum = load_curriculum(root)
     if action == "list":
-        for track in curriculum.tracks:
-            print(f"{track.title} ({track.id})")
-            for lesson in track.lessons:
-                state = "broken" if lesson.broken else f"{len(lesson.steps)} steps, {len(lesson.questions)} questions"
-                absent = [name for name in lesson_needs(lesson) if missing(name)]
-                if absent:
-                    state += f"; needs the {' and '.join(absent)} extra{'s' if len(absent) > 1 else ''}, not installed"
-                print(f"  {lesson.id:32s} {lesson.title}  [{state}]")
+        from workbench.paths import progress_db_path
+        from workbench.progress import ProgressStore
+        from workbench.screens.catalog import progress_line
+
+        def counted(n: int, what: str) -> str:
+            return f"{n} {what}{'' if n == 1 else 's'}"
+
+        # The learner's progress where there is any; listing must not create a progress file.
+        path = progress_db_path(create=False)
+        store = ProgressStore.open(path) if path.exists() else None
+        try:
+            for track in curriculum.tracks:
+                print(f"{track.title} ({track.id})")
+                for lesson in track.lessons:
+                    if lesson.broken:
+                        state = "broken"
+                    else:
+                        seen = store.lesson_progress(lesson.id, [q.id for q in lesson.questions]) if store else None
+                        if seen and (seen.steps_seen or seen.answered):
+                            state = progress_line(store, lesson)  # "steps 2/3 · quiz 1/4", as the catalog says
+                        else:
+                            state = (f"{counted(len(lesson.steps), 'step')}, "
+                                     f"{counted(len(lesson.questions), 'question')} · not started")
+                    absent = [name for name in lesson_needs(lesson) if missing(name)]
+                    if absent:
+                        state += f"; needs the {' and '.join(absent)} extra{'s' if len(absent) > 1 else ''}, not installed"
+                    print(f"  {lesson.id:32s} {lesson.title}  [{state}]")
+        finally:
+            if store is not None:
+                store.close()
         return 0
     issues = check_curriculum(curriculum)
     for issue in issues:

@@ -8,8 +8,9 @@ from pathlib import Path
 from platformdirs import user_data_path
 
 
-def data_dir() -> Path:
-    """The directory for progress and learner files, created if missing (and if it can be).
+def data_dir(create: bool = True) -> Path:
+    """The directory for progress and learner files, created if missing (and if it can be) unless ``create``
+    is false (a command that only reads, such as ``lessons list``, must leave no folder behind).
 
     ``$WORKBENCH_HOME`` wins; otherwise the platform's user data directory
     (``$XDG_DATA_HOME/workbench``, usually ``~/.local/share/workbench``). A
@@ -21,12 +22,14 @@ def data_dir() -> Path:
     home = os.environ.get("WORKBENCH_HOME")
     path = Path(home).expanduser() if home else user_data_path("workbench", appauthor=False)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
     except OSError:
         pass
     return path
 
 
-def progress_db_path() -> Path:
-    """The SQLite file holding steps seen, quiz attempts and where to resume."""
-    return data_dir() / "progress.db"
+def progress_db_path(create: bool = True) -> Path:
+    """The SQLite file holding steps seen, quiz attempts and where to resume (its folder made unless not
+    ``create``)."""
+    return data_dir(create) / "progress.db"

@@ -100,6 +100,55 @@ def within(got: float, want: float, tolerance: float, rel_tolerance: float) -> b
     return abs(got - want) <= tolerance + rel_tolerance * abs(want)
 
 
+_MINUS = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*"})
+
+
+def parse_number(typed: str, unit: str = "") -> float:
+    """The number a learner typed into a number question, as it will be graded.
+
+    Accepts what people write: ``0.25``, ``1/4``, ``1e-3``, ``3 × 10^-4``,
+    ``4,000``, ``25%`` (a quarter, unless the question's unit is itself ``%``,
+    when it is 25), a typographic minus, and the question's unit after the
+    number. Raises ValueError with a message for the learner otherwise.
+    Infinite and NaN results come back as such; the caller refuses them.
+    """
+    text = typed.strip().translate(_MINUS).replace(" ", "")
+    if unit and text.lower().endswith(unit.replace(" ", "").lower()) and unit != "%":
+        text = text[: -len(unit.replace(" ", ""))]
+    scale = 1.0
+    if text.endswith("%"):
+        text = text[:-1]
+        scale = 1.0 if unit.strip() == "%" else 0.01
+    if not text:
+        raise ValueError("Type a number, e.g. 0.25, 1/4, 25% or 3e-4.")
+    if "/" in text:
+        top, _, bottom = text.partition("/")
+        denominator = _plain_number(bottom)
+        if denominator == 0:
+            raise ValueError(f"{typed.strip()} divides by zero.")
+        return _plain_number(top) / denominator * scale
+    return _plain_number(text) * scale
+
+
+def _plain_number(text: str) -> float:
+    """A decimal, with thousands commas (4,000) and powers written 3*10^-4 or 3e-4."""
+    if "*10^" in text:
+        mantissa, _, exponent = text.partition("*10^")
+        text = f"{mantissa or '1'}e{exponent}"
+    elif text.startswith("10^"):
+        text = f"1e{text[3:]}"
+    if "," in text:
+        whole, _, rest = text.partition(".")
+        groups = whole.lstrip("+-").split(",")
+        if not (1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:])):
+            raise ValueError(f"{text} is not a number; write the decimal point as '.', e.g. 0.25.")
+        text = whole.replace(",", "") + ("." + rest if rest or "." in text else "")
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number; try e.g. 0.25, 1/4, 25% or 3e-4.") from None
+
+
 def format_number(value: float, tolerance: float = 0.0) -> str:
     """A number shown with as many decimals as its tolerance makes meaningful (inf and nan as such)."""
     if not math.isfinite(value):

@@ -14,9 +14,10 @@ itself when the answer is not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from inspect import signature
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,12 @@ class Spec:
     """Exceptions that are an answer, not a failure (the KV-cache append raises ValueError on overflow)."""
     race_wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
     """Turns a solution into what the race times (e.g. a loop over many words)."""
+
+
+def race_label(spec: Spec, args: Args) -> str:
+    """The race's case, named from the inputs actually drawn and the raced call's parameter names."""
+    raced = (spec.race_wrap or (lambda f: f))(spec.expected)
+    return f"race on {describe_inputs(args, list(signature(raced).parameters))}"
 
 
 def judge(spec: Spec, expected: Call, got: Call, args: Args) -> str | None:
@@ -145,6 +152,29 @@ def compare_pair_of_arrays(expected: tuple, got: Any, args: Args = ()) -> str | 
 
 # ---- inputs -------------------------------------------------------------------
 
+def _describe_input(arg: Any) -> str:
+    if isinstance(arg, np.ndarray):
+        return f"{arg.dtype} {'×'.join(str(n) for n in arg.shape) or 'scalar'}"
+    if isinstance(arg, (list, tuple, set, dict)):
+        return f"{len(arg):,} {'entries' if isinstance(arg, dict) else 'items'}"
+    if isinstance(arg, (bytes, str)):
+        return f"{len(arg):,} {'bytes' if isinstance(arg, bytes) else 'characters'}"
+    return repr(arg)[:20]
+
+
+def describe_inputs(args: Args, names: Sequence[str] = ()) -> str:
+    """The inputs as a label says them ("x = float32 512×4096", "q, k, v = float32 8×256×64"), so a label
+    never claims a size it did not draw; names are the parameters', neighbours alike are said once."""
+    groups: list[tuple[list[str], str]] = []
+    for i, arg in enumerate(args):
+        name, text = (names[i] if i < len(names) else f"#{i + 1}"), _describe_input(arg)
+        if groups and groups[-1][1] == text:
+            groups[-1][0].append(name)
+        else:
+            groups.append(([name], text))
+    return "; ".join(f"{', '.join(group)} = {text}" for group, text in groups)
+
+
 def _logits(rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float32, scale: float = 3.0) -> np.ndarray:
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
@@ -152,8 +182,9 @@ def _logits(rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float32, 
 def _softmax_cases(rng: np.random.Generator) -> list[Case]:
     masked = _logits(rng, (4, 9))
     masked[:, rng.integers(1, 9)] = -np.inf
+    width = int(rng.integers(3, 9))
     return [
-        ("random 2×5", (_logits(rng, (2, int(rng.integers(3, 9)))),)),
+        (f"random 2×{width}", (_logits(rng, (2, width)),)),
         ("logits near +1000 (overflow)", (_logits(rng, (3, 6)) + np.float32(1000),)),
         ("logits near -1000 (underflow)", (_logits(rng, (3, 6)) - np.float32(1000),)),
         ("3-D batch", (_logits(rng, (2, 3, int(rng.integers(4, 40)))),)),
@@ -574,7 +605,7 @@ SPECS: dict[str, Spec] = {
     "wordpiece": Spec(_wordpiece, _wordpiece_cases, compare_equal, _wordpiece_race_args, race_wrap=_over_words),
     "causal_mask": Spec(
         _causal_mask,
-        lambda rng: [("n = 1", (1,)), ("n = 4", (4,)), ("random n", (int(rng.integers(5, 64)),))],
+        lambda rng: [("n = 1", (1,)), ("n = 4", (4,)), (f"n = {(n := int(rng.integers(5, 64)))}", (n,))],
         compare_arrays,
         lambda rng: (2048,),
         lambda: {"torch tril": _torch_tril},

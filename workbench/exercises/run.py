@@ -28,7 +28,7 @@ from workbench_engines.profiling import Profile
 from workbench.exercises import wire
 from workbench.exercises.calls import Call, fresh, invoke
 from workbench.exercises.catalog import EXERCISES
-from workbench.exercises.checks import SPECS, Spec, judge
+from workbench.exercises.checks import SPECS, Spec, judge, race_label
 from workbench.exercises.supervise import ChildRun, run_child
 
 DEFAULT_TIMEOUT = 30.0
@@ -201,8 +201,10 @@ def _race(report: RunReport, spec: Spec, function: str, path: Path, seed: int, t
             if detail is not None:
                 mismatch = f"after the timed runs, on fresh inputs, '{name}' failed: {detail}"
                 break
-    report.race = [replace(row, matches=mismatch is None, mismatch=mismatch) if row.name == "yours" else row
-                   for row in rows]
+    # The case is named here, from the inputs actually drawn (the child's label is only a placeholder).
+    case = race_label(spec, race_args)
+    report.race = [replace(row, case=case, matches=mismatch is None, mismatch=mismatch) if row.name == "yours"
+                   else replace(row, case=case) for row in rows]
     report.race_note = note
 
 

@@ -11,10 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
-from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress, RaceResult, marker
+from workbench.labs.base import Lab, Progress, RaceResult
 from workbench.widgets.heat_grid import LEGEND, HeatGrid
+from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
 
 MAX_TOKENS = 28
@@ -137,12 +137,12 @@ class FlashRaceLab(Lab):
     """Naive vs flash (and torch, NumPy) as the sequence grows: time and the memory each one needs."""
 
     DEFAULT_CSS = """
-    FlashRaceLab PlotextPlot { height: 12; }
+    FlashRaceLab Figure PlotextPlot { height: 11; }
     """
     BINDINGS = [Binding("r", "race", "Race")]
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield ProfilePanel("Press r to race the kernels (one thread each).")
         yield Static("", classes="readout")
 
@@ -162,21 +162,21 @@ class FlashRaceLab(Lab):
 
     def _raced(self, result: RaceResult) -> None:
         self.result = result
-        plt = self.fresh_plot()
         by_case = list(result.by_case().values())
         names = list(dict.fromkeys(row.name for row in result.rows))
         # Times span three decades: log axes drawn by hand (textual-plotext draws no lines on log scales).
-        for i, name in enumerate(names):
+        series = []
+        for name in names:
             points = [(seq, case[name].wall_s) for seq, case in zip(self.seqs, by_case) if name in case]
-            plt.plot([np.log2(s) for s, _ in points], [np.log10(t * 1e3) for _, t in points], label=name,
-                     marker=marker(i))
-        plt.xticks([np.log2(s) for s in self.seqs], [str(s) for s in self.seqs])
+            series.append(Series(name, [float(np.log2(s)) for s, _ in points],
+                                 [float(np.log10(t * 1e3)) for _, t in points]))
         decades = range(int(np.floor(np.log10(min(r.wall_s for r in result.rows) * 1e3))),
                         int(np.ceil(np.log10(max(r.wall_s for r in result.rows) * 1e3))) + 1)
-        plt.yticks(list(decades), [f"{10.0 ** d:g}" for d in decades])
-        plt.xlabel("sequence length (log scale)")
-        plt.title("ms per forward, log scale (batch 1, 8 heads, dim 64, 1 thread)")
-        self.refresh_plot()
+        self.query_one(Figure).lines(
+            "ms per forward, log scale (batch 1, 8 heads, dim 64, 1 thread)", series,
+            xlabel="sequence length (log scale)",
+            xticks=([float(np.log2(s)) for s in self.seqs], [str(s) for s in self.seqs]),
+            yticks=(list(decades), [f"{10.0 ** d:g}" for d in decades]))
         self.query_one(ProfilePanel).show(result.rows, result.baselines,
                                           "the same cases as `workbench bench attention`, at one thread")
         self.status("Flash keeps a few tiles per thread; naive holds every score. Compare the peak MiB column.")
@@ -237,12 +237,12 @@ class GroupedHeadsLab(Lab):
     """Multi-, grouped- and multi-query attention: the KV cache each needs and the time one decoding step takes."""
 
     DEFAULT_CSS = """
-    GroupedHeadsLab PlotextPlot { height: 10; }
+    GroupedHeadsLab Figure PlotextPlot { height: 9; }
     """
     BINDINGS = [Binding("r", "race", "Measure")]
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield ProfilePanel("Press r to time one decoding step for each number of key/value heads.")
 
     def action_race(self) -> None:
@@ -260,11 +260,9 @@ class GroupedHeadsLab(Lab):
 
     def _raced(self, result: RaceResult) -> None:
         self.result = result
-        plt = self.fresh_plot()
-        plt.bar([str(kv) for kv in self.options], [row.wall_s * 1e3 for row in result.rows])
-        plt.xlabel("key/value heads (query heads fixed)")
-        plt.title("ms for one query token against the cache")
-        self.refresh_plot()
+        self.query_one(Figure).bars("ms for one query token against the cache", [str(kv) for kv in self.options],
+                                    [row.wall_s * 1e3 for row in result.rows],
+                                    xlabel="key/value heads (query heads fixed)")
         self.query_one(ProfilePanel).show(
             result.rows, result.baselines,
             "one layer, head dim 64, fp32; the K/V heads are copies of one set, so every output matches "

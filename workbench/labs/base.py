@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.css.query import NoMatches
+from textual.events import Mount
 from textual.message import Message
-from textual.widgets import ProgressBar, Static
+from textual.widgets import Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench_engines.errors import Cancelled
@@ -38,18 +40,11 @@ from workbench_engines.profiling import Case, Profile
 from workbench.labs.registry import LabSpec
 from workbench.logs import logger, start_logging
 
-CURVE_MARKERS = ("braille", "•", "x", "+", "o")
-"""plotext markers for the curves of one plot, in order: distinguishable without colour (NO_COLOR)."""
-
 STREAM_INTERVAL_S = 0.1
 """The least time between two of a stream's updates on screen (_ui_stream)."""
 
 NAVIGATION_KEYS = frozenset({"n", "p", "left", "right"})
 """The lesson's step keys: a lab binding one would steal them from the learner."""
-
-
-def marker(index: int) -> str:
-    return CURVE_MARKERS[index % len(CURVE_MARKERS)]
 
 
 class LabCancelled(Exception):
@@ -88,7 +83,11 @@ class Lab(Vertical, can_focus=True):
     Lab ProgressBar { display: none; }
     Lab.-running ProgressBar { display: block; }
     """
-    BINDINGS = [Binding("x", "cancel", "Cancel run")]
+    BINDINGS = [
+        Binding("x", "cancel", "Cancel run"),
+        # The same key while nothing runs: hidden from the footer, it still answers "Nothing is running."
+        Binding("x", "nothing_to_cancel", "Cancel run (nothing running now)", show=False),
+    ]
 
     def __init__(self, spec: LabSpec, params: dict[str, Any]) -> None:
         super().__init__()
@@ -108,6 +107,12 @@ class Lab(Vertical, can_focus=True):
     def compose_lab(self) -> ComposeResult:
         """The lab's own widgets, between its title and its progress bar."""
         yield from ()
+
+    @on(Mount)
+    def _keep_text_on_focus(self) -> None:
+        # Tab into a lab's text box must not select all of it: one keystroke would then wipe the prompt.
+        for box in self.query(Input):
+            box.select_on_focus = False
 
     # --- engine work -----------------------------------------------------
 
@@ -221,12 +226,19 @@ class Lab(Vertical, can_focus=True):
             worker.cancel()
             self.status("Cancelling…")
         else:
-            self.status("Nothing is running.")
+            self.action_nothing_to_cancel()
+
+    def action_nothing_to_cancel(self) -> None:
+        """x while idle: say so, rather than a key that silently does nothing."""
+        self.status("Nothing is running.")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Offer "cancel" in the footer only while there is something to cancel.
+        # Offer "cancel" in the footer only while there is something to cancel; the hidden
+        # binding of the same key takes over when there is not.
         if action == "cancel":
             return self.running
+        if action == "nothing_to_cancel":
+            return not self.running
         return True
 
     @property
@@ -240,21 +252,6 @@ class Lab(Vertical, can_focus=True):
     def readout(self, renderable: Any) -> None:
         """Show renderable in the lab's readout (its Static with class "readout")."""
         self.query_one(".readout", Static).update(renderable)
-
-    def fresh_plot(self) -> Any:
-        """The lab's plot with its data and figure cleared, ready to draw on (plotext's API)."""
-        from textual_plotext import PlotextPlot
-
-        plt = self.query_one(PlotextPlot).plt
-        plt.clear_data()
-        plt.clear_figure()
-        return plt
-
-    def refresh_plot(self) -> None:
-        """Redraw the plot after fresh_plot()'s figure was drawn on."""
-        from textual_plotext import PlotextPlot
-
-        self.query_one(PlotextPlot).refresh()
 
 
 def backend_caption(choices: Sequence[Any]) -> str:

@@ -18,10 +18,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress, marker
+from workbench.labs.base import Lab, Progress
 from workbench.typed import unescape
+from workbench.widgets.plots import Figure, Series
 
 
 class NormsLab(Lab):
@@ -73,13 +73,13 @@ class NormsLab(Lab):
 class ActivationCurvesLab(Lab):
     """GELU (exact and tanh), ReLU and SiLU plotted; the gap between the two GELUs measured."""
 
-    DEFAULT_CSS = "ActivationCurvesLab PlotextPlot { height: 14; }"
+    DEFAULT_CSS = "ActivationCurvesLab Figure PlotextPlot { height: 12; }"
     BINDINGS = [Binding("plus,equals_sign", "zoom(0.5)", "Zoom in"), Binding("minus", "zoom(2)", "Zoom out")]
     span = reactive(4.0)
     """The plot shows [−span, span]."""
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("", classes="readout")
 
     def action_zoom(self, factor: float) -> None:
@@ -89,11 +89,9 @@ class ActivationCurvesLab(Lab):
         from workbench_engines.models.explain import activation_curves, feed_forward_sizes
 
         curves = activation_curves(span)
-        plt = self.fresh_plot()
-        for i, (name, y) in enumerate(curves.curves.items()):
-            plt.plot(curves.x.tolist(), y.tolist(), label=name, marker=marker(i))
-        plt.title(f"activations on [−{span:g}, {span:g}] (+/- zoom)")
-        self.refresh_plot()
+        self.query_one(Figure).lines(f"activations on [−{span:g}, {span:g}]",
+                                     [Series(name, curves.x.tolist(), y.tolist()) for name, y in curves.curves.items()],
+                                     hint="+/- zoom")
         self.gap = curves.gelu_tanh_gap
         sizes = feed_forward_sizes(self.params["d_model"], self.params["hidden"])
         d = self.params["d_model"]
@@ -118,7 +116,7 @@ class Trained:
 class TrainCompareLab(Lab):
     """Train a few mini-former variants on the plays, the loss curves drawn as they train."""
 
-    DEFAULT_CSS = "TrainCompareLab PlotextPlot { height: 14; }"
+    DEFAULT_CSS = "TrainCompareLab Figure PlotextPlot { height: 12; }"
     BINDINGS = [Binding("r", "train", "Train")]
     curves = reactive(list, always_update=True)
     """The Curves so far, redrawn live while training."""
@@ -128,7 +126,7 @@ class TrainCompareLab(Lab):
     def compose_lab(self) -> ComposeResult:
         from workbench_engines.models.experiments import PRESETS
 
-        yield PlotextPlot()
+        yield Figure()
         names = ", ".join(v["name"] for v in PRESETS[self.params["preset"]])
         yield Static(f"r trains: {names} ({self.params['steps']} steps each; x cancels).", classes="readout")
 
@@ -168,14 +166,12 @@ class TrainCompareLab(Lab):
     def watch_curves(self, curves: list) -> None:
         if not curves:
             return
-        plt = self.fresh_plot()
-        for i, curve in enumerate(curves):
+        series = []
+        for curve in curves:
             losses = np.minimum(np.asarray(curve.losses, dtype=float), 12.0)
             smooth = np.convolve(losses, np.ones(5) / 5, mode="valid") if len(losses) >= 5 else losses
-            plt.plot(curve.steps[len(curve.steps) - len(smooth):], smooth.tolist(), label=curve.name, marker=marker(i))
-        plt.xlabel("step")
-        plt.title("training loss (5-step mean, capped at 12)")
-        self.refresh_plot()
+            series.append(Series(curve.name, curve.steps[len(curve.steps) - len(smooth):], smooth.tolist()))
+        self.query_one(Figure).lines("training loss (5-step mean, capped at 12)", series, xlabel="step")
 
     def watch_trained(self, trained: Trained | None) -> None:
         if trained is None:
@@ -194,11 +190,10 @@ class TrainCompareLab(Lab):
                               style="dim"))
             parts += [Text(f"{name}: {text}") for name, text in trained.samples]
         if trained.expert_shares:
-            plt = self.fresh_plot()
             experts = [f"e{e}" for e in range(len(trained.expert_shares[0]))]
-            plt.multiple_bar(experts, trained.expert_shares, labels=[c.name for c in trained.curves], marker="sd")
-            plt.title("share of held-out tokens per expert (both layers), %")
-            self.refresh_plot()
+            self.query_one(Figure).grouped_bars(
+                "share of held-out tokens per expert (both layers), %", experts,
+                {c.name: share for c, share in zip(trained.curves, trained.expert_shares)})
             for curve, share in zip(trained.curves, trained.expert_shares):
                 parts.append(Text(f"{curve.name}: tokens per expert " + " ".join(f"{s:.0f}%" for s in share)))
         self.readout(Group(*parts))
@@ -207,7 +202,7 @@ class TrainCompareLab(Lab):
 class ResidualStatsLab(Lab):
     """The residual stream's size layer by layer in a pre-LN and a post-LN mini-former, and its histogram."""
 
-    DEFAULT_CSS = "ResidualStatsLab PlotextPlot { height: 13; }"
+    DEFAULT_CSS = "ResidualStatsLab Figure PlotextPlot { height: 11; }"
     BINDINGS = [Binding("t", "train", "Train both"), Binding("h", "histogram", "Histogram/RMS"),
                 Binding("right_square_bracket", "layer_step(1)", "Next layer"),
                 Binding("left_square_bracket", "layer_step(-1)", "Prev layer")]
@@ -235,7 +230,7 @@ class ResidualStatsLab(Lab):
         self.view = ResidualStatsLab.View(False, self.params["layers"], False)
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("", classes="readout")
 
     def action_histogram(self) -> None:
@@ -273,19 +268,17 @@ class ResidualStatsLab(Lab):
         stream = residual_stream(self.models, ids)
         self.rms = stream.rms
         """model name -> RMS of the stream at each point, as drawn last."""
-        plt = self.fresh_plot()
+        figure = self.query_one(Figure)
         when = "after training" if view.trained else "at initialisation"
         if view.histogram:
-            for i, (name, states) in enumerate(stream.hidden.items()):
-                plt.hist(states[view.layer].ravel().tolist(), bins=40, label=f"{name}-LN", marker=marker(i + 1))
-            plt.title(f"residual stream after block {view.layer} ({when}; [ ] move)")
+            figure.histogram(f"residual stream values after block {view.layer}, {when}",
+                             {f"{name}-LN": states[view.layer].ravel() for name, states in stream.hidden.items()},
+                             xlabel="value", hint="[ ] move")
         else:
             layers = list(range(self.params["layers"] + 1))
-            for i, (name, values) in enumerate(self.rms.items()):
-                plt.plot(layers, values, label=f"{name}-LN", marker=marker(i))
-            plt.xlabel("block (0 = embedding)")
-            plt.title(f"RMS of the residual stream, layer by layer ({when})")
-        self.refresh_plot()
+            figure.lines(f"RMS of the residual stream, layer by layer ({when})",
+                         [Series(f"{name}-LN", layers, values) for name, values in self.rms.items()],
+                         xlabel="block (0 = embedding)")
         self.readout(Text(
             "pre-LN: " + " ".join(f"{v:.2f}" for v in self.rms["pre"]) + "\npost-LN: "
             + " ".join(f"{v:.2f}" for v in self.rms["post"]) + "\nt trains both briefly, h switches to a histogram"))

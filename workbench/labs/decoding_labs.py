@@ -17,11 +17,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
-from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress, marker
-from workbench.labs.knobs import SAMPLER_KNOBS, knob_keys, stepped
+from workbench.labs.base import Lab, Progress
+from workbench.labs.knobs import SAMPLER_KNOBS, knob_keys, knob_note, stepped
 from workbench.typed import unescape
+from workbench.widgets.plots import Figure, Series
 
 
 def load_target(progress: Progress | None = None):
@@ -139,8 +139,9 @@ class SamplerLab(Lab):
     BINDINGS = [
         *SAMPLER_KNOBS,
         *knob_keys("m", "min_p", "min-p"),
-        Binding("d", "samples", "Draw samples"),
-        Binding("z", "reset", "Reset knobs"),
+        # Short descriptions: at 80 columns the footer must still reach "z Reset" (issue 20).
+        Binding("d", "samples", "Sample"),
+        Binding("z", "reset", "Reset"),
     ]
     STEPS = {
         "temperature": [0.1, 0.3, 0.5, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0],
@@ -199,8 +200,10 @@ class SamplerLab(Lab):
         self.state = replace(self.state, samples=())
 
     def action_knob(self, name: str, step: int) -> None:
-        value = stepped(self.STEPS[name], getattr(self.state.sampler, name), step)
+        old = getattr(self.state.sampler, name)
+        value = stepped(self.STEPS[name], old, step)
         self.state = SamplerLab.State(replace(self.state.sampler, **{name: value}))
+        self.status(knob_note(name, old, value, step))
 
     def action_reset(self) -> None:
         self.state = self._initial()
@@ -273,13 +276,13 @@ class SamplerLab(Lab):
 class EntropySweepLab(Lab):
     """Temperature against per-token entropy and the diversity of whole samples, measured on the model."""
 
-    DEFAULT_CSS = "EntropySweepLab PlotextPlot { height: 14; }"
+    DEFAULT_CSS = "EntropySweepLab Figure PlotextPlot { height: 12; }"
     BINDINGS = [Binding("r", "sweep", "Run the sweep")]
     points = reactive(None, always_update=True)
     """The SweepPoints of the last sweep."""
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("r samples the model at each temperature (about ten seconds on a laptop CPU).", classes="readout")
 
     def action_sweep(self) -> None:
@@ -298,13 +301,10 @@ class EntropySweepLab(Lab):
     def watch_points(self, points) -> None:
         if points is None:
             return
-        plt = self.fresh_plot()
         ts = [p.temperature for p in points]
-        plt.plot(ts, [p.entropy_bits for p in points], label="entropy, bits per token", marker=marker(0))
-        plt.plot(ts, [p.distinct_2 * 10 for p in points], label="distinct-2 × 10", marker=marker(1))
-        plt.xlabel("temperature")
-        plt.title("what the model's choices look like as T rises")
-        self.refresh_plot()
+        self.query_one(Figure).lines("what the model's choices look like as T rises", [
+            Series("entropy, bits per token", ts, [p.entropy_bits for p in points]),
+            Series("distinct-2 × 10", ts, [p.distinct_2 * 10 for p in points])], xlabel="temperature")
         table = Table(box=None, header_style="bold")
         for name in ("T", "entropy (bits)", "distinct-2", "4-grams repeated"):
             table.add_column(name, justify="right")
@@ -420,6 +420,19 @@ SCHEMAS: list[tuple[str, dict]] = [
 ]
 
 
+def schema_lines(schema: dict) -> str:
+    """The whole schema, one property a line, so that it wraps at 80 columns instead of being cut at 150 characters."""
+    import json
+
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return json.dumps(schema)
+    rest = {k: v for k, v in schema.items() if k != "properties"}
+    head = json.dumps(rest)[:-1] + ', "properties": {'
+    body = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in properties.items())
+    return f"{head}\n{body}}}}}"
+
+
 @dataclass(frozen=True)
 class ConstrainedOutcome:
     value: Any
@@ -454,7 +467,7 @@ class ConstrainedLab(Lab):
 
         name, schema = SCHEMAS[index]
         self.query_one(".schema", Static).update(Text(
-            f"schema: {name}\n{json.dumps(schema)[:150]}\nregex: {schema_regex(schema)[:150]}", style="dim"))
+            f"schema: {name}\n{schema_lines(schema)}\nregex: {schema_regex(schema)}", style="dim"))
 
     def action_next_schema(self) -> None:
         self.schema_index = (self.schema_index + 1) % len(SCHEMAS)

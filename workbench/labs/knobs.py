@@ -19,3 +19,25 @@ def stepped(values: list, current, step: int):
     """The value ``step`` places from ``current`` in ``values``, held at either end (an unknown current counts as the first)."""
     index = values.index(current) if current in values else 0
     return values[min(len(values) - 1, max(0, index + step))]
+
+
+KNOB_LABELS = {"temperature": "temperature", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p"}
+
+
+def knob_note(name: str, old, new, step: int) -> str:
+    """What a knob's step did when it was more than a nudge, in words for the lab's status line.
+
+    From off, the first step up switches a filter on at its loosest listed
+    value, which is a jump (top-p off → 0.1 keeps only the top 10% of the
+    mass; top-k off → 1 is greedy); the learner is told, not left to notice.
+    """
+    label = KNOB_LABELS.get(name, name)
+    if old is None and new is not None:
+        extra = " (only the most likely token: greedy)" if name == "top_k" and new == 1 else ""
+        return f"{label} switched on at {new:g}{extra}: the first step up from off"
+    if old is not None and new is None:
+        return f"{label} switched off: it no longer removes any token"
+    if old == new:
+        return f"{label} is already at its {'highest' if step > 0 else 'lowest'} setting"
+    return ""
+

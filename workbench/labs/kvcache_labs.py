@@ -13,10 +13,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress, RaceResult, marker
+from workbench.labs.base import Lab, Progress, RaceResult
 from workbench.labs.decoding_labs import load_target
+from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
 
 PROMPT = "**HAMLET**  \nTo be, or not to be, that is the question:  \n"
@@ -25,11 +25,11 @@ PROMPT = "**HAMLET**  \nTo be, or not to be, that is the question:  \n"
 class CacheSpeedupLab(Lab):
     """Generate with and without a KV cache at growing lengths; plot milliseconds per token."""
 
-    DEFAULT_CSS = "CacheSpeedupLab PlotextPlot { height: 14; }"
+    DEFAULT_CSS = "CacheSpeedupLab Figure PlotextPlot { height: 12; }"
     BINDINGS = [Binding("r", "race", "Race")]
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield ProfilePanel("r generates each length with and without the cache (the longest takes a few seconds).")
 
     def action_race(self) -> None:
@@ -48,14 +48,10 @@ class CacheSpeedupLab(Lab):
 
     def _raced(self, result: RaceResult) -> None:
         self.result = result
-        plt = self.fresh_plot()
         cases = list(result.by_case().values())
-        for i, name in enumerate(("no cache", "contiguous cache")):
-            plt.plot(self.lengths, [1e3 * case[name].wall_s / n for n, case in zip(self.lengths, cases)],
-                     label=name, marker=marker(i))
-        plt.xlabel("tokens generated")
-        plt.title("milliseconds per generated token")
-        self.refresh_plot()
+        self.query_one(Figure).lines("milliseconds per generated token", [
+            Series(name, self.lengths, [1e3 * case[name].wall_s / n for n, case in zip(self.lengths, cases)])
+            for name in ("no cache", "contiguous cache")], xlabel="tokens generated")
         self.query_one(ProfilePanel).show(result.rows, result.baselines,
                                           "greedy: both must produce the same tokens (matches); the same cases as "
                                           "`workbench bench decode`")
@@ -64,7 +60,7 @@ class CacheSpeedupLab(Lab):
 class CacheMemoryLab(Lab):
     """KV-cache bytes against context length for published model shapes; keys change dtype and batch."""
 
-    DEFAULT_CSS = "CacheMemoryLab PlotextPlot { height: 14; }"
+    DEFAULT_CSS = "CacheMemoryLab Figure PlotextPlot { height: 12; }"
     BINDINGS = [Binding("d", "dtype", "Next dtype"), Binding("b", "batch(2)", "Batch×2"),
                 Binding("B", "batch(0.5)", "Batch÷2")]
 
@@ -76,7 +72,7 @@ class CacheMemoryLab(Lab):
     state = reactive(Initialize(lambda lab: CacheMemoryLab.State(lab.params["dtype"], lab.params["batch"])))
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("", classes="readout")
 
     def action_dtype(self) -> None:
@@ -93,14 +89,12 @@ class CacheMemoryLab(Lab):
 
         models = [REAL_MODELS[name] for name in self.params["models"]]
         lengths = [2**i for i in range(8, 16)]
-        plt = self.fresh_plot()
-        for i, model in enumerate(models):
-            gib = [model.bytes_per_token(state.dtype) * n * state.batch / 2**30 for n in lengths]
-            plt.plot([float(np.log2(n)) for n in lengths], gib, label=model.name, marker=marker(i))
-        plt.xticks([float(np.log2(n)) for n in lengths], [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths])
-        plt.xlabel("context length (tokens, log scale)")
-        plt.title(f"KV cache GiB, {state.dtype}, batch {state.batch} (d: dtype, b/B: batch)")
-        self.refresh_plot()
+        self.query_one(Figure).lines(
+            f"KV cache GiB, {state.dtype}, batch {state.batch}",
+            [Series(model.name, [float(np.log2(n)) for n in lengths],
+                    [model.bytes_per_token(state.dtype) * n * state.batch / 2**30 for n in lengths]) for model in models],
+            xlabel="context length (tokens, log scale)", hint="d: dtype, b/B: batch",
+            xticks=([float(np.log2(n)) for n in lengths], [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths]))
         table = Table(box=None, header_style="bold")
         for name in ("model", "layers", "KV heads", "head dim", "KiB / token", "at its context"):
             table.add_column(name, justify="left" if name == "model" else "right")
@@ -207,13 +201,13 @@ class PagedLab(Lab):
 class SpeculativeLab(Lab):
     """Speculative decoding with the shipped draft and target: acceptance and speed against draft length."""
 
-    DEFAULT_CSS = "SpeculativeLab PlotextPlot { height: 13; }"
+    DEFAULT_CSS = "SpeculativeLab Figure PlotextPlot { height: 11; }"
     BINDINGS = [Binding("r", "race", "Race"), Binding("t", "toggle", "Greedy/T=1")]
     sampled = reactive(False, init=False)
     """False: greedy; True: temperature 1."""
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield ProfilePanel("r runs the target alone, then with the draft proposing k = 1 … 6 tokens a round; "
                            "t switches greedy / temperature 1.")
 
@@ -241,15 +235,13 @@ class SpeculativeLab(Lab):
         self.result = result
         rows = {row.name: row for row in result.rows}
         speculative = [rows[f"speculative, k={k}"] for k in self.ks]
-        plt = self.fresh_plot()
-        plt.plot(list(self.ks), [r.extra["acceptance"] for r in speculative], label="acceptance rate", marker=marker(0))
-        plt.plot(list(self.ks), [r.ratios["target alone"] for r in speculative], label="speed-up vs target alone",
-                 marker=marker(1))
-        plt.plot(list(self.ks), [r.extra["tokens_per_round"] / (k + 1) for r, k in zip(speculative, self.ks)],
-                 label="tokens per pass ÷ (k + 1)", marker=marker(2))
-        plt.xlabel("draft length k")
-        plt.title(f"speculative decoding, {'temperature 1' if self.sampled else 'greedy'}")
-        self.refresh_plot()
+        ks = list(self.ks)
+        self.query_one(Figure).lines(f"speculative decoding, {'temperature 1' if self.sampled else 'greedy'}", [
+            Series("acceptance rate", ks, [r.extra["acceptance"] for r in speculative]),
+            Series("speed-up vs target alone", ks, [r.ratios["target alone"] for r in speculative]),
+            Series("tokens per pass ÷ (k + 1)", ks,
+                   [r.extra["tokens_per_round"] / (k + 1) for r, k in zip(speculative, self.ks)]),
+        ], xlabel="draft length k")
         draft_speed = rows["draft alone"].ratios["target alone"]
         self.query_one(ProfilePanel).show(
             result.rows, result.baselines,

@@ -19,11 +19,11 @@ from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
-from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress, RaceResult, marker
-from workbench.labs.knobs import SAMPLER_KNOBS, stepped
+from workbench.labs.base import Lab, Progress, RaceResult
+from workbench.labs.knobs import SAMPLER_KNOBS, knob_note, stepped
 from workbench.typed import unescape
+from workbench.widgets.plots import Figure
 from workbench.widgets.profile_panel import ProfilePanel
 
 
@@ -37,14 +37,14 @@ def _card():
 class CardLab(Lab):
     """The architecture card, read from the GGUF metadata: sizes, parameters by component, what a token costs."""
 
-    DEFAULT_CSS = "CardLab PlotextPlot { height: 10; }"
+    DEFAULT_CSS = "CardLab Figure PlotextPlot { height: 9; }"
     BINDINGS = [Binding("plus,equals_sign", "context(2)", "Context ×2"), Binding("minus", "context(0.5)", "Context ÷2")]
     context = reactive(Initialize(lambda lab: lab.params["context"]))
     """The context length the per-token figures are computed at."""
 
     def compose_lab(self) -> ComposeResult:
         yield Static("", classes="readout")
-        yield PlotextPlot()
+        yield Figure()
 
     def on_mount(self) -> None:
         from workbench_engines.errors import EngineError
@@ -84,11 +84,8 @@ class CardLab(Lab):
             f"{card.flops_per_token(context) / 1e6:,.0f} MFLOP, KV cache {kv:,.0f} B (fp16), "
             f"{kv * context / 2**20:,.1f} MiB for the whole context (+/- change it)")
         self.readout(Group(table, figures))
-        plt = self.fresh_plot()
         names = [name for name, count in parts.items() if count]
-        plt.bar(names, [100 * parts[n] / total for n in names])
-        plt.title("share of the parameters, %")
-        self.refresh_plot()
+        self.query_one(Figure).bars("share of the parameters, %", names, [100 * parts[n] / total for n in names])
 
 
 @dataclass(frozen=True)
@@ -119,8 +116,8 @@ class ChatLab(Lab):
 
     BINDINGS = [
         *SAMPLER_KNOBS,
-        Binding("w", "weights", "fp32/quantized"),
-        Binding("right_square_bracket", "look(1)", "next/prev token", key_display="]/["),
+        Binding("w", "weights", "weights"),
+        Binding("right_square_bracket", "look(1)", "token", key_display="]/["),
         Binding("left_square_bracket", "look(-1)", "previous token", show=False),
     ]
     STEPS = {
@@ -156,7 +153,11 @@ class ChatLab(Lab):
         self.readout("Type a message and press Enter; the model's reply streams in here.")
 
     def action_knob(self, name: str, step: int) -> None:
-        self.settings = replace(self.settings, **{name: stepped(self.STEPS[name], getattr(self.settings, name), step)})
+        old = getattr(self.settings, name)
+        self.settings = replace(self.settings, **{name: stepped(self.STEPS[name], old, step)})
+        note = knob_note(name, old, getattr(self.settings, name), step)
+        if note:
+            self.status(f"{self._knobs(self.settings)} · {note}")
 
     def action_weights(self) -> None:
         self.settings = replace(self.settings, weights="fp32" if self.settings.weights == "quantized" else "quantized")
@@ -253,12 +254,12 @@ class Profiled:
 class ProfileLab(Lab):
     """One decoding step of SmolLM2 timed operator by operator, fp32 beside quantized; and the decode race."""
 
-    DEFAULT_CSS = "ProfileLab PlotextPlot { height: 12; }"
+    DEFAULT_CSS = "ProfileLab Figure PlotextPlot { height: 11; }"
     BINDINGS = [Binding("r", "profile", "Profile a step"), Binding("b", "race", "Race decoding")]
     profiled = reactive(None, always_update=True)
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("r profiles one decode step of each weight format; b races them (and the bandwidth).",
                      classes="readout")
         yield ProfilePanel()
@@ -286,14 +287,11 @@ class ProfileLab(Lab):
             return
         from workbench_engines.models.step_profile import OPERATORS
 
-        plt = self.fresh_plot()
         ops = [op for op in OPERATORS if any(op in p.by_operator() for p in profiled.profiles.values())]
         short = {"attention projections": "attn proj", "output projection": "output", "feed-forward": "ffn"}
-        plt.multiple_bar([short.get(op, op) for op in ops],
-                         [[1e3 * p.by_operator().get(op, 0.0) for op in ops] for p in profiled.profiles.values()],
-                         labels=list(profiled.profiles), marker="sd")
-        plt.title("ms per decode step, by operator")
-        self.refresh_plot()
+        self.query_one(Figure).grouped_bars(
+            "ms per decode step, by operator", [short.get(op, op) for op in ops],
+            {weights: [1e3 * p.by_operator().get(op, 0.0) for op in ops] for weights, p in profiled.profiles.items()})
         table = Table(box=None, header_style="bold")
         table.add_column("operator")
         for weights in profiled.profiles:

@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Input, Static
-from textual_plotext import PlotextPlot
 
 from workbench.labs.base import Lab, Progress, RaceResult
 from workbench.typed import unescape
+from workbench.widgets.plots import Figure
 from workbench.widgets.profile_panel import ProfilePanel
 
 
@@ -81,11 +81,11 @@ class RouterLab(Lab):
 class SparseDenseLab(Lab):
     """Time one training step of a dense, an equally active sparse, and an equally large dense mini-former."""
 
-    DEFAULT_CSS = "SparseDenseLab PlotextPlot { height: 12; }"
+    DEFAULT_CSS = "SparseDenseLab Figure PlotextPlot { height: 11; }"
     BINDINGS = [Binding("r", "race", "Race")]
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield ProfilePanel("r times a training step of each (the moe benchmark's last case, smaller).")
 
     def action_race(self) -> None:
@@ -98,10 +98,8 @@ class SparseDenseLab(Lab):
 
     def _raced(self, result: RaceResult) -> None:
         self.result = result
-        plt = self.fresh_plot()
-        plt.bar([row.name for row in result.rows], [row.wall_s * 1e3 for row in result.rows])
-        plt.title("ms per training step (16 × 64 tokens)")
-        self.refresh_plot()
+        self.query_one(Figure).bars("ms per training step (16 × 64 tokens)", [row.name for row in result.rows],
+                                    [row.wall_s * 1e3 for row in result.rows])
         self.query_one(ProfilePanel).show(
             result.rows, result.baselines,
             "6 FLOPs per active weight per token (forward and backward); embeddings left out")

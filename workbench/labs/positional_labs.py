@@ -10,9 +10,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, marker
+from workbench.labs.base import Lab
+from workbench.widgets.plots import Figure, Series
+
+
+def first_values(vector, count: int = 3) -> str:
+    """The first values of an output vector to two decimals: float32's -0.38999998569488525 shows as -0.39."""
+    return "[" + ", ".join(f"{round(float(v), 2) + 0.0:.2f}" for v in list(vector)[:count]) + "]"
 
 
 class ShuffleLab(Lab):
@@ -48,41 +53,58 @@ class ShuffleLab(Lab):
         """Per slot of the shuffled order: does the word's output equal its unshuffled output?"""
         table = Table(box=None, header_style="bold",
                       title=f"self-attention outputs {'with' if state.with_positions else 'without'} sinusoidal positions",
-                      title_justify="left")
+                      title_justify="left", caption_justify="left")
         for name in ("word", "output in the original order", "same word after shuffling", "same?"):
             table.add_column(name)
         for slot, i in enumerate(state.order):
-            table.add_row(words[i], str(np.round(result.original[i][:3], 2).tolist()),
-                          str(np.round(result.shuffled[slot][:3], 2).tolist()), "same" if result.same[slot] else "DIFFERENT")
+            table.add_row(words[i], first_values(result.original[i]), first_values(result.shuffled[slot]),
+                          "same" if result.same[slot] else "DIFFERENT")
         table.caption = "first 3 of 16 dimensions shown; s shuffles, e adds or removes the encodings"
         self.readout(table)
+
+
+KNOB_KEYS = {
+    "sinusoidal": ("middle dim up", "middle dim down"),
+    "similarity": ("RoPE base ÷2", "RoPE base ×2"),
+    "rope_scaling": ("factor ×2", "factor ÷2"),
+    "alibi": ("next head", "previous head"),
+}
+"""What + and - do on each kind of plot, as the footer says it (issue 20: never a silent "More")."""
 
 
 class EncodingPlotLab(Lab):
     """Plots of one encoding: its curves, or how the q·k of equal vectors falls with distance."""
 
     DEFAULT_CSS = """
-    EncodingPlotLab PlotextPlot { height: 14; }
+    EncodingPlotLab Figure PlotextPlot { height: 12; }
     """
-    BINDINGS = [Binding("plus,equals_sign", "change(1)", "More"), Binding("minus", "change(-1)", "Less")]
+    # One pair of bindings per kind of plot, each saying what + and - change there; check_action keeps the
+    # pair of this lab's kind.
+    BINDINGS = [binding for kind, (up, down) in KNOB_KEYS.items() for binding in (
+        Binding("plus,equals_sign", f"change({kind!r}, 1)", up, key_display="+"),
+        Binding("minus", f"change({kind!r}, -1)", down, key_display="-"))]
     knob = reactive(Initialize(lambda lab: lab.params["knob"]))
     """The plot's adjustable quantity (its title says what it is); +/- doubles and halves it."""
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("", classes="readout")
 
-    def action_change(self, step: int) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "change":
+            return parameters[0] == self.params["kind"]
+        return super().check_action(action, parameters)
+
+    def action_change(self, kind: str, step: int) -> None:
         self.knob = min(64, max(1, self.knob * 2 if step > 0 else self.knob // 2))
 
     def watch_knob(self, knob: int) -> None:
         from workbench_engines.positional.explain import encoding_curves
 
-        plot = encoding_curves(self.params["kind"], self.params["positions"], knob)
-        plt = self.fresh_plot()
-        for i, curve in enumerate(plot.curves):
-            plt.plot(curve.x, curve.y, label=curve.label, marker=marker(i))
-        plt.title(plot.title)
-        plt.xlabel(plot.xlabel)
-        self.refresh_plot()
+        kind = self.params["kind"]
+        plot = encoding_curves(kind, self.params["positions"], knob)
+        # RoPE's q·k swings faster than the canvas has columns: joined, its curves fill in to a hatch.
+        points = kind == "rope_scaling"
+        self.query_one(Figure).lines(plot.title, [Series(c.label, c.x, c.y, points=points) for c in plot.curves],
+                                     xlabel=plot.xlabel)
         self.readout(plot.note)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from workbench_engines.softmax import choose_backend, entropy_bits, softmax, with_temperature
 from workbench_engines.softmax.reference import naive_versus_stable
 from workbench.labs.base import Lab, RaceResult, backend_caption
+from workbench.widgets.plots import Figure
 from workbench.widgets.profile_panel import ProfilePanel
 
 # The race allocates input and outputs of this many float32 each: keep it in memory.
@@ -25,7 +27,7 @@ class TemperatureLab(Lab):
     """Plots softmax(logits / T) as T changes; races the kernels on a large batch."""
 
     DEFAULT_CSS = """
-    TemperatureLab PlotextPlot { height: 12; }
+    TemperatureLab Figure PlotextPlot { height: 11; }
     """
     BINDINGS = [
         Binding("plus,equals_sign", "temperature(1.25)", "T up"),
@@ -43,7 +45,7 @@ class TemperatureLab(Lab):
         self.labels = labels if len(labels) == len(self.logits) else [str(i) for i in range(len(self.logits))]
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("", classes="readout")
         yield ProfilePanel("Press r to race the reference, native and torch softmax on a large batch.")
 
@@ -55,11 +57,8 @@ class TemperatureLab(Lab):
 
     def watch_temperature(self, temperature: float) -> None:
         probs = with_temperature(self.logits, temperature)
-        plt = self.fresh_plot()
-        plt.bar(self.labels, probs.tolist())
-        plt.ylim(0, 1)
-        plt.title(f"softmax(logits / {temperature:.2f})")
-        self.refresh_plot()
+        # A fixed axis of 0 to 1, so heights compare as T changes; each bar's value is written above it.
+        self.query_one(Figure).bars(f"softmax(logits / {temperature:.2f})", self.labels, probs.tolist(), top=1.0)
         top = int(np.argmax(probs))
         self.readout(
             f"T = {temperature:.2f} · top p = {probs[top]:.3f} ({self.labels[top]}) · "
@@ -82,7 +81,8 @@ class TemperatureLab(Lab):
     def _raced(self, result: RaceResult) -> None:
         self.query_one(ProfilePanel).show(
             result.rows, result.baselines,
-            "matches: within float32 round-off of NumPy's output (the same check `workbench bench softmax` makes)")
+            "matches: every output within 1e-6 + 1e-5·|p| of NumPy's, float32 round-off summed over a row "
+            "(the same check `workbench bench softmax` makes)")
 
 
 class StabilityLab(Lab):
@@ -114,16 +114,43 @@ class StabilityLab(Lab):
         both = naive_versus_stable(x)
         choice = choose_backend(x)
         kernel = softmax(x, backend=choice.name)
-        table = Table(box=None, header_style="bold", title=f"float32 logits + {shift:g}", title_justify="left")
+        table = Table(box=None, header_style="bold", title=f"float32 logits {'−' if shift < 0 else '+'} {abs(shift):g}", title_justify="left")
         for name in ("i", "logit", "exp(logit)", "naive p", "stable p", f"{choice.name} p"):
             table.add_column(name, justify="right")
         for i in range(len(x)):
             table.add_row(str(i), f"{x[i]:g}", f"{both.exps[i]:.3g}", f"{both.naive[i]:.4f}",
                           f"{both.stable[i]:.4f}", f"{kernel[i]:.4f}")
-        verdict = {
-            None: "naive and stable agree: every exp(logit) is still a finite, non-zero float32",
-            "overflow": "naive: exp overflowed float32 (above ≈ 3.4e38 it is inf) → inf / inf = nan",
-            "underflow": "naive: every exp underflowed to 0 (below ≈ 1e-45) → 0 / 0 = nan",
-        }[both.failure]
-        table.caption = f"{verdict}\n{backend_caption([choice])} (last column)"
-        self.readout(table)
+        self.readout(Group(table, Text(stability_verdict(both)),
+                           Text(f"{backend_caption([choice])} (last column)", style="dim")))
+
+
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+"""The smallest normal float32 (≈ 1.2e-38): below it exp's results keep fewer digits, down to 0 below ≈ 1.4e-45."""
+
+
+def stability_verdict(both) -> str:
+    """What happened to the naive softmax, in words that match its column (issue 20).
+
+    It names the failure from the exps themselves: inf / inf after an
+    overflow, 0 / 0 when every exp underflowed, and the quieter cases where
+    the naive p are finite but wrong: some exps rounded to 0, or all of them
+    subnormal and short of digits.
+    """
+    exps = np.asarray(both.exps, dtype=np.float64)
+    if np.any(np.isinf(exps)):
+        return "naive: exp overflowed float32 (above ≈ 3.4e38 it is inf) → inf / inf = nan"
+    if np.all(exps == 0):
+        return "naive: every exp underflowed to 0 (below ≈ 1.4e-45) → 0 / 0 = nan"
+    with np.errstate(over="ignore"):
+        summed = np.sum(np.asarray(both.exps, dtype=np.float32), dtype=np.float32)
+    if np.isinf(summed):
+        return "naive: every exp is finite but their float32 sum overflowed to inf → every p is 0 (or nan)"
+    off = float(np.nanmax(np.abs(np.asarray(both.naive, dtype=np.float64) - both.stable)))
+    if np.any(exps == 0):
+        return f"naive: some exps underflowed to 0, so their p is 0, not small (off by up to {off:.2g})"
+    if np.any(exps < FLOAT32_TINY) and off > 1e-6:
+        return (f"naive: the exps are subnormal (below ≈ 1.2e-38) and keep fewer digits: p off by up to {off:.2g}, "
+                "though not yet nan")
+    if off > 1e-6:
+        return f"naive and stable differ by up to {off:.2g}: round-off in exp and the sum"
+    return "naive and stable agree: every exp(logit) is still a finite, non-zero float32"

@@ -16,7 +16,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
-from textual_plotext import PlotextPlot
 
 from workbench_engines import corpus
 from workbench_engines.backends import resolve
@@ -26,6 +25,7 @@ from workbench_engines.tokenizers.explain import FORMS, characters, utf8
 from workbench_engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
 from workbench.labs.base import Lab, Progress, backend_caption
 from workbench.typed import unescape
+from workbench.widgets.plots import Figure, Series
 from workbench.widgets.token_strip import id_line, token_strip, visible
 
 
@@ -35,7 +35,30 @@ def _corpus_source(params: dict[str, Any]) -> str:
     return corpus.read_text(params.get("corpus") or None, limit=limit)
 
 
-class TextLab(Lab):
+class TokenLab(Lab):
+    """A lab that draws tokens as coloured pieces, where ctrl+o puts a │ between them: for when colours alone
+    don't show where a token ends (a terminal's palette, colour blindness). Each redraws in :meth:`redraw_pieces`.
+    """
+
+    BINDINGS = [Binding("ctrl+o", "toggle_separators", "Separators")]
+    separators = reactive(False, init=False)
+    """Whether the learner asked for │ between pieces (NO_COLOR always draws them)."""
+
+    def action_toggle_separators(self) -> None:
+        self.separators = not self.separators
+
+    def watch_separators(self) -> None:
+        self.redraw_pieces()
+
+    def redraw_pieces(self) -> None:
+        """Draw the lab's pieces again with the current separator setting."""
+
+    def strip(self, tokens: list[Token]) -> Text:
+        """Tokens as coloured pieces, with │ between them when asked for or without colour (NO_COLOR)."""
+        return token_strip(tokens, separate=self.separators or self.app.no_color)
+
+
+class TextLab(TokenLab):
     """A lab whose input is a line of text the learner edits; its watcher draws on every change.
 
     The box is one line, so a line break is typed as \\n (and a tab as \\t).
@@ -58,9 +81,25 @@ class TextLab(Lab):
     def draw(self, text: str) -> None:
         """Show what the lab makes of text."""
 
-    def strip(self, tokens: list[Token]) -> Text:
-        """Tokens as coloured pieces, with │ between them when the app draws without colour (NO_COLOR)."""
-        return token_strip(tokens, separate=self.app.no_color)
+    def redraw_pieces(self) -> None:
+        self.draw(self.text)
+
+
+def glyph_of(c) -> str:
+    """How the char column draws one code point, in cells every terminal agrees on.
+
+    Marks sit on a dotted circle; spaces and controls are a dot. A regional
+    indicator alone is drawn as its letter in brackets and an emoji modifier
+    alone as a dot: terminals give them widths other than Rich's, which pushed
+    the table's right edge out of line.
+    """
+    if 0x1F1E6 <= c.code_point <= 0x1F1FF:
+        return f"[{chr(ord('A') + c.code_point - 0x1F1E6)}]"
+    if c.category[0] == "M":
+        return "◌" + c.char
+    if c.category[0] in "CZ" or 0x1F3FB <= c.code_point <= 0x1F3FF:
+        return "·"
+    return c.char
 
 
 class BytesLab(TextLab):
@@ -81,10 +120,10 @@ class BytesLab(TextLab):
                       f"{shown.utf8_bytes} UTF-8 bytes", title_justify="left")
         for name in ("char", "code point", "category", "name", "UTF-8 bytes"):
             table.add_column(name)
+        # The name wraps in its column rather than being cut ("LATIN SMALL LETTER I WITH DI").
+        table.columns[3].overflow = "fold"
         for c in shown.characters[:32]:
-            # Marks are drawn on a dotted circle; spaces and controls as a dot.
-            glyph = "◌" + c.char if c.category[0] == "M" else "·" if c.category[0] in "CZ" else c.char
-            table.add_row(glyph, f"U+{c.code_point:04X}", c.category, c.name[:28], " ".join(f"{b:02x}" for b in c.utf8))
+            table.add_row(glyph_of(c), f"U+{c.code_point:04X}", c.category, c.name, " ".join(f"{b:02x}" for b in c.utf8))
         if len(shown.characters) > 32:
             table.add_row("…", "", "", f"{len(shown.characters) - 32} more", "")
         counts = " · ".join(f"{form} {characters(text, form).utf8_bytes} B" for form in FORMS)
@@ -216,14 +255,14 @@ class VocabSweepLab(Lab):
     """Trains BPE once, then measures every smaller vocabulary: sequence length falls, tables grow."""
 
     DEFAULT_CSS = """
-    VocabSweepLab PlotextPlot { height: 14; }
+    VocabSweepLab Figure PlotextPlot { height: 12; }
     """
     BINDINGS = [Binding("t", "sweep", "Train and measure")]
     sweep = reactive(None, always_update=True)
     """The last VocabSweep measured."""
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("Press t to train and measure.", classes="readout")
 
     def on_mount(self) -> None:
@@ -243,14 +282,13 @@ class VocabSweepLab(Lab):
         if sweep is None:
             return
         points = sweep.points
-        plt = self.fresh_plot()
         # A log2 axis drawn by hand: textual-plotext does not draw lines on xscale("log").
         xs = [math.log2(p.vocab_size) for p in points]
-        plt.plot(xs, [p.tokens_per_1000_bytes for p in points], marker="braille")
-        plt.xticks(xs, [f"{p.vocab_size // 1000}k" if p.vocab_size >= 1000 else str(p.vocab_size) for p in points])
-        plt.xlabel("vocabulary size (log scale)")
-        plt.title("tokens per 1,000 bytes of held-out text")
-        self.refresh_plot()
+        self.query_one(Figure).lines(
+            "tokens per 1,000 bytes of held-out text",
+            [Series("tokens per 1,000 bytes", xs, [p.tokens_per_1000_bytes for p in points])],
+            xlabel="vocabulary size (log scale)",
+            xticks=(xs, [f"{p.vocab_size // 1000}k" if p.vocab_size >= 1000 else str(p.vocab_size) for p in points]))
         d_model = self.params["d_model"]
         table = Table(box=None, header_style="bold")
         for name in ("vocab", "tokens / 1000 B", "bytes / token", f"embedding params (d={d_model})"):
@@ -264,17 +302,19 @@ class VocabSweepLab(Lab):
         self.status("Bigger vocabularies shorten sequences with diminishing returns, and every token costs a row.")
 
 
-class BPETrainerLab(Lab):
+class BPETrainerLab(TokenLab):
     """Trains byte-level BPE on the corpus, then replays the merges one at a time on a sample line."""
 
     DEFAULT_CSS = """
-    BPETrainerLab PlotextPlot { height: 12; }
+    BPETrainerLab Figure PlotextPlot { height: 11; }
     """
     BINDINGS = [
         Binding("t", "train", "Train"),
         Binding("space", "step(1)", "Next merge"),
         Binding("b", "step(-1)", "Previous merge"),
         Binding("f", "step(25)", "+25 merges"),
+        # Hidden here: the step keys already fill the footer at 80 columns; the status line names it.
+        Binding("ctrl+o", "toggle_separators", "Separators", show=False),
     ]
     result = reactive(None, always_update=True)
     """The TrainResult of the last training."""
@@ -283,7 +323,7 @@ class BPETrainerLab(Lab):
 
     def compose_lab(self) -> ComposeResult:
         yield Static("Press t to train on the corpus.", classes="readout")
-        yield PlotextPlot()
+        yield Figure()
 
     def action_train(self) -> None:
         params = dict(self.params)
@@ -315,15 +355,14 @@ class BPETrainerLab(Lab):
         if result is None:
             return
         tokens = result.tokens_after_merges()
-        plt = self.fresh_plot()
         step = max(1, len(tokens) // 400)
-        plt.plot(list(range(0, len(tokens), step)), [result.corpus_bytes / t for t in tokens[::step]], marker="braille")
-        plt.xlabel("merges")
-        plt.title("bytes per token on the training text")
-        self.refresh_plot()
+        self.query_one(Figure).lines(
+            "bytes per token on the training text",
+            [Series("bytes per token", list(range(0, len(tokens), step)), [result.corpus_bytes / t for t in tokens[::step]])],
+            xlabel="merges")
         self.status(f"{len(result.merges):,} merges over {result.distinct_pieces:,} distinct pieces of "
                     f"{result.corpus_bytes / 1e6:.2f} MB in {result.seconds:.2f} s by {self.choice}. "
-                    "space/b/f step through them.")
+                    "space/b/f step through them; ctrl+o separates the tokens.")
         self.shown = min(10, len(result.merges))
 
     def action_step(self, delta: int) -> None:
@@ -349,15 +388,18 @@ class BPETrainerLab(Lab):
         pieces = pretokenize.split(sample, self.params["pattern"])
         parts = [p for piece in pieces for p in bpe_merge_steps(utf8(piece), first)[-1]]
         out.append(f"\n{sample!r} → {len(parts)} tokens\n", style="bold")
-        out.append(token_strip([Token(k, label_bytes(p)) for k, p in enumerate(parts)], separate=self.app.no_color))
+        out.append(self.strip([Token(k, label_bytes(p)) for k, p in enumerate(parts)]))
         self.readout(out)
+
+    def redraw_pieces(self) -> None:
+        self.watch_shown(self.shown)
 
 
 class UnigramLab(TextLab):
     """Trains a Unigram model with EM and pruning, then segments the text with it and with sentencepiece."""
 
     DEFAULT_CSS = """
-    UnigramLab PlotextPlot { height: 10; }
+    UnigramLab Figure PlotextPlot { height: 9; }
     """
     BINDINGS = [Binding("ctrl+t", "train", "Train Unigram")]
     trained = reactive(None, always_update=True)
@@ -365,7 +407,7 @@ class UnigramLab(TextLab):
 
     def compose_lab(self) -> ComposeResult:
         yield from super().compose_lab()
-        yield PlotextPlot()
+        yield Figure()
 
     def action_train(self) -> None:
         params = dict(self.params)
@@ -395,12 +437,10 @@ class UnigramLab(TextLab):
     def watch_trained(self, trained) -> None:
         if trained is not None:
             result, _ = trained
-            plt = self.fresh_plot()
-            plt.plot([r["pieces"] for r in result.rounds], [r["loglik_per_word"] for r in result.rounds],
-                     marker="braille")
-            plt.xlabel("pieces kept")
-            plt.title("log-likelihood per word as pruning shrinks the vocabulary")
-            self.refresh_plot()
+            self.query_one(Figure).lines(
+                "log-likelihood per word as pruning shrinks the vocabulary",
+                [Series("log-likelihood per word", [r["pieces"] for r in result.rounds],
+                        [r["loglik_per_word"] for r in result.rounds])], xlabel="pieces kept")
             self.status(f"{len(result.rounds)} EM + prune rounds in {result.seconds:.1f} s → "
                         f"{result.model.vocab_size} pieces.")
         self.draw(self.text)

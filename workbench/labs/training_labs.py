@@ -10,9 +10,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
-from workbench.labs.base import Lab, Progress, marker
+from workbench.labs.base import Lab, Progress
+from workbench.widgets.plots import Figure, Series
 
 SIZES = {"tiny": {"d_model": 32, "n_layers": 1, "hidden": 96}, "small": {"d_model": 64, "n_layers": 2, "hidden": 176},
          "medium": {"d_model": 96, "n_layers": 3, "hidden": 256}}
@@ -31,7 +31,7 @@ class ScalingRun:
 class ScalingLab(Lab):
     """Train three sizes for the same steps; plot validation loss against parameters with a fitted power law."""
 
-    DEFAULT_CSS = "ScalingLab PlotextPlot { height: 13; }"
+    DEFAULT_CSS = "ScalingLab Figure PlotextPlot { height: 11; }"
     BINDINGS = [Binding("r", "train", "Train the sizes"), Binding("w", "view", "Size/wall-clock")]
     wall_clock = reactive(False, init=False)
     """Plot loss against seconds instead of against size."""
@@ -39,7 +39,7 @@ class ScalingLab(Lab):
     """The last ScalingRun."""
 
     def compose_lab(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield Figure()
         yield Static("r trains tiny, small and medium mini-formers for the same number of steps.", classes="readout")
 
     def action_train(self) -> None:
@@ -77,22 +77,20 @@ class ScalingLab(Lab):
         if run is None:
             return
         (a, b), curves, sizes = run.fit, run.curves, run.sizes
-        plt = self.fresh_plot()
+        figure = self.query_one(Figure)
         if self.wall_clock:
-            for i, c in enumerate(curves):
+            series = []
+            for c in curves:
                 losses = np.convolve(c.losses, np.ones(5) / 5, mode="valid")
-                plt.plot(c.elapsed[len(c.elapsed) - len(losses):], losses.tolist(), label=c.name, marker=marker(i))
-            plt.xlabel("seconds")
-            plt.title("training loss against wall-clock time (w: against size)")
-            self.refresh_plot()
+                series.append(Series(c.name, c.elapsed[len(c.elapsed) - len(losses):], losses.tolist()))
+            figure.lines("training loss against wall-clock time", series, xlabel="seconds", hint="w: against size")
             return
         logn = np.log10(sizes)
-        plt.scatter(logn.tolist(), [c.val_loss for c in curves], label="measured", marker="x")
         line = np.linspace(logn.min(), logn.max() + 1, 30)
-        plt.plot(line.tolist(), (a * (10 ** line) ** -b).tolist(), label=f"fit {a:.2f}·N^-{b:.3f}", marker="braille")
-        plt.xlabel("log10 parameters (without embeddings)")
-        plt.title("validation loss against size, extrapolated ×10 (w: wall-clock)")
-        self.refresh_plot()
+        figure.lines("validation loss against size, extrapolated ×10", [
+            Series("measured", logn.tolist(), [c.val_loss for c in curves], points=True),
+            Series(f"fit {a:.2f}·N^-{b:.3f}", line.tolist(), (a * (10 ** line) ** -b).tolist()),
+        ], xlabel="log10 parameters (without embeddings)", hint="w: wall-clock")
         table = Table(box=None, header_style="bold")
         for name in ("size", "params", "val loss", "seconds"):
             table.add_column(name, justify="left" if name == "size" else "right")

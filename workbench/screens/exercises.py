@@ -1,9 +1,11 @@
 """The exercise view: pick an exercise, edit its file anywhere, and see it checked on every save.
 
 A timer polls the workspace files' modification times (no extra dependency,
-works over SSH and on network file systems); a changed file is checked in a
-worker that runs the child process of workbench.exercises.run, so a runaway
-exercise never blocks the screen, and x cancels it.
+works over SSH and on network file systems); every changed file joins a queue,
+and the queue is checked one file at a time in a worker that runs the child
+process of workbench.exercises.run, so a runaway exercise never blocks the
+screen, a save elsewhere is never dropped, and x cancels. The list shows each
+exercise's state, queued and checking included.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.syntax import Syntax
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,11 +29,15 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from workbench.exercises.catalog import EXERCISES, Exercise, by_track
 from workbench.exercises.run import RunReport, run_exercise
 from workbench.exercises.sandbox import LIMITS_TEXT
-from workbench.exercises.workspace import ensure_workspace, exercise_file, reset_exercise
+from workbench.exercises.workspace import (
+    ensure_workspace,
+    exercise_file,
+    reset_exercise,
+)
 from workbench.progress import ExerciseState, ProgressStore
 from workbench.widgets.profile_panel import ProfilePanel
 
-MARK = {"solved": "✓", "attempted": "✗", "new": "·"}
+MARK = {"solved": "✓", "attempted": "✗", "new": "·", "queued": "…", "checking": "⟳"}
 POLL_SECONDS = 0.5
 
 
@@ -40,13 +49,56 @@ def task_text(path: Path) -> str:
         return f"(the file does not parse yet: {exc})"
 
 
+def task_renderable(text: str) -> Group:
+    """The task as paragraphs and indented formulas.
+
+    A docstring is hard-wrapped near 72 columns; the pane is narrower, so each
+    paragraph is joined and wrapped afresh (no ragged half lines), and an
+    indented line wraps under its own indent, never at column 0, so a formula
+    too long for the pane still reads as one formula.
+    """
+    parts: list[Text | Padding] = []
+    paragraph: list[str] = []
+
+    def close_paragraph() -> None:
+        if paragraph:
+            parts.append(Text(" ".join(paragraph)))
+            paragraph.clear()
+
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        if not line.strip():
+            close_paragraph()
+            parts.append(Text(""))
+        elif indent:
+            close_paragraph()
+            parts.append(Padding(Text(line.strip(), overflow="fold"), (0, 0, 0, indent)))
+        else:
+            paragraph.append(line.strip())
+    close_paragraph()
+    return Group(*parts)
+
+
+def list_entry(mark: str, title: str) -> Table:
+    """One exercise in the list: its mark, then its title, which wraps under itself (not under the mark, where
+    a wrapped word would read as a track's heading)."""
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row(f" {mark}", title)
+    return grid
+
+
 class ExercisesScreen(Screen):
+    BINDING_GROUP_TITLE = "Exercises"
+    # The footer holds what a learner needs at 80 columns; reset and cancel are in the help screen (?) and said
+    # where they apply ("x cancels" beside a running check).
     BINDINGS = [
-        Binding("r", "check", "Check now"),
+        Binding("r", "check", "Check"),
         Binding("h", "hint", "Hint"),
         Binding("s", "reference", "Reference"),
-        Binding("ctrl+r", "reset", "Reset file"),
-        Binding("x", "cancel", "Cancel check"),
+        Binding("ctrl+r", "reset", "Reset file to the starter", show=False),
+        Binding("x", "cancel", "Cancel the checks", show=False),
         Binding("escape", "dismiss", "Back"),
     ]
     DEFAULT_CSS = """
@@ -64,6 +116,10 @@ class ExercisesScreen(Screen):
         self.selected: Exercise = EXERCISES.get(selected or "", next(iter(EXERCISES.values())))
         self.reports: dict[str, RunReport] = {}
         self.showing_reference = False
+        self.queue: list[str] = []
+        """Exercises waiting to be checked, in order; the one being checked is not in it."""
+        self.current: str | None = None
+        """The exercise being checked now."""
         self._mtimes: dict[str, float] = {}
         self._worker: Worker | None = None
         self.created: list[Path] = []
@@ -80,7 +136,7 @@ class ExercisesScreen(Screen):
             with VerticalScroll(id="detail"):
                 for part in ("heading", "task", "result", "hints"):
                     yield Static(id=part, classes="part")
-                yield ProfilePanel(id="race", classes="part")
+                yield ProfilePanel(narrow=True, id="race", classes="part")
                 yield Static(self._sandbox_text(), id="sandbox", classes="part")
         yield Footer()
 
@@ -105,9 +161,16 @@ class ExercisesScreen(Screen):
         for track, exercises in by_track():
             options.append(Option(Text(track, style="bold"), disabled=True))
             for exercise in exercises:
-                mark = MARK[self.store.exercise_state(exercise.id).status]
-                options.append(Option(f" {mark} {exercise.title}", id=exercise.id))
+                options.append(Option(list_entry(MARK[self.status_of(exercise.id)], exercise.title), id=exercise.id))
         return options
+
+    def status_of(self, exercise_id: str) -> str:
+        """checking, queued, or the stored status (new, attempted, solved)."""
+        if exercise_id == self.current and self.checking:
+            return "checking"
+        if exercise_id in self.queue:
+            return "queued"
+        return self.store.exercise_state(exercise_id).status
 
     def _index_of(self, exercise_id: str) -> int:
         return self.query_one(OptionList).get_option_index(exercise_id)
@@ -150,15 +213,20 @@ class ExercisesScreen(Screen):
         exercise, state = self.selected, self.state()
         heading = Text()
         heading.append(f"{exercise.title}", style="bold")
-        heading.append(f"  {MARK[state.status]} {state.status} · {state.attempts} checked saves\n", style="dim")
+        status = self.status_of(exercise.id)
+        heading.append(f"  {MARK[status]} {status} · {state.attempts} checked saves\n", style="dim")
         heading.append(f"edit: {self.path}\n", style="dim")
-        heading.append("Save the file to check it; r (or enter) checks now.", style="dim")
+        heading.append("Save the file to check it; r checks now; ? lists every key.", style="dim")
         self.query_one("#heading", Static).update(heading)
         if self.showing_reference:
+            # Wrapped, with line numbers, so a line too long for the pane continues beside an empty gutter
+            # instead of being cut or reading as a new line.
             self.query_one("#task", Static).update(
-                Syntax(exercise.solution.read_text(encoding="utf-8"), "python", theme="ansi_dark", line_numbers=False))
+                Syntax(exercise.solution.read_text(encoding="utf-8"), "python", theme="ansi_dark", line_numbers=True,
+                       word_wrap=True))
         else:
-            self.query_one("#task", Static).update(task_text(self.path if self.path.exists() else exercise.starter))
+            self.query_one("#task", Static).update(
+                task_renderable(task_text(self.path if self.path.exists() else exercise.starter)))
         self._show_report(self.reports.get(exercise.id))
         hints = exercise.hints[: state.hints]
         hint_text = Text()
@@ -172,6 +240,17 @@ class ExercisesScreen(Screen):
 
     def _show_report(self, report: RunReport | None) -> None:
         result, race = self.query_one("#result", Static), self.query_one("#race", ProfilePanel)
+        status = self.status_of(self.selected.id)
+        if status == "checking":
+            result.update(Text(f"Checking {self.path.name}… (x cancels)", style="bold"))
+            race.update("")
+            return
+        if status == "queued":
+            ahead = self.queue.index(self.selected.id) + (1 if self.current else 0)
+            result.update(Text(f"Saved; queued to be checked after {ahead} other{'s' if ahead != 1 else ''} "
+                               "(x cancels them all).", style="bold"))
+            race.update("")
+            return
         if report is None:
             result.update(Text("Not checked in this session yet.", style="dim"))
             race.update("")
@@ -216,49 +295,86 @@ class ExercisesScreen(Screen):
         self._mtimes = now
         if not changed:
             return
-        target = self.selected.id if self.selected.id in changed else changed[0]
-        if target != self.selected.id:
-            self.query_one(OptionList).highlighted = self._index_of(target)
-            self.selected = EXERCISES[target]
-        self.action_check()
+        if self.selected.id not in changed:  # the view follows a save made elsewhere
+            self.query_one(OptionList).highlighted = self._index_of(changed[0])
+            self.selected = EXERCISES[changed[0]]
+            self.showing_reference = False
+        for exercise_id in changed:
+            self._enqueue(exercise_id)
+        self._check_next()
 
     @property
     def checking(self) -> bool:
         return self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
+    def _enqueue(self, exercise_id: str, first: bool = False) -> None:
+        """Queue an exercise for checking; a check of it already running is stale and is cancelled."""
+        if exercise_id == self.current and self.checking and self._worker is not None:
+            self._worker.cancel()
+            first = True
+        if exercise_id in self.queue:
+            if not first:
+                return
+            self.queue.remove(exercise_id)
+        if first:
+            self.queue.insert(0, exercise_id)
+        else:
+            self.queue.append(exercise_id)
+
     def action_check(self) -> None:
-        exercise, path, timeout = self.selected, self.path, self.timeout
-        if not path.exists():
-            self.notify(f"{path} is missing; ctrl+r restores the starter.", severity="warning")
+        if not self.path.exists():
+            self.notify(f"{self.path} is missing; ctrl+r restores the starter.", severity="warning")
             return
-        self.query_one("#result", Static).update(Text(f"Checking {path.name}… (x cancels)", style="bold"))
-        self.query_one("#race", ProfilePanel).update("")
+        self._enqueue(self.selected.id, first=True)
+        self._check_next()
 
-        def work() -> RunReport:
-            worker = get_current_worker()
-            return run_exercise(exercise.id, path, timeout=timeout, should_stop=lambda: worker.is_cancelled)
+    def _check_next(self) -> None:
+        """Start the next queued check unless one is running; show every state that changed."""
+        while self.queue and not self.checking:
+            exercise = EXERCISES[self.queue.pop(0)]
+            path, timeout = exercise_file(self.workspace, exercise), self.timeout
+            if not path.exists():
+                self.reports[exercise.id] = RunReport(exercise.id, error=f"{path} is missing; ctrl+r restores the starter")
+                continue
 
-        self._worker = self.run_worker(work, thread=True, exclusive=True, group="exercise-check",
-                                       description=f"check {exercise.id}")
+            def work(exercise: Exercise = exercise, path: Path = path, timeout: float = timeout) -> RunReport:
+                worker = get_current_worker()
+                return run_exercise(exercise.id, path, timeout=timeout, should_stop=lambda: worker.is_cancelled)
+
+            self.current = exercise.id
+            self._worker = self.run_worker(work, thread=True, group="exercise-check",
+                                           description=f"check {exercise.id}")
+        self._refresh_list()
+        self.show()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._worker or event.state != WorkerState.SUCCESS:
+        if event.worker is not self._worker or event.state in (WorkerState.PENDING, WorkerState.RUNNING):
             return
-        report: RunReport = event.worker.result
+        exercise_id, self.current = self.current or "", None
+        if event.state == WorkerState.SUCCESS:
+            report: RunReport = event.worker.result
+        elif event.state == WorkerState.ERROR:
+            report = RunReport(exercise_id, error=f"the check itself failed: {event.worker.error}")
+        else:
+            report = RunReport(exercise_id, error="cancelled")
         self.reports[report.exercise_id] = report
-        if report.error != "cancelled":
+        if report.error != "cancelled" and event.state == WorkerState.SUCCESS:
             state = self.store.record_exercise_run(report.exercise_id, report.passed)
             if report.passed and state.passes == 1:
                 self.notify("Solved! s shows the reference solution.", title=EXERCISES[report.exercise_id].title)
-        self._refresh_list()
-        if report.exercise_id == self.selected.id:
-            self.show()
+        self._check_next()
 
     def action_cancel(self) -> None:
+        if not self.checking and not self.queue:
+            self.notify("Nothing is being checked.")
+            return
+        dropped, self.queue = len(self.queue), []
         if self.checking and self._worker is not None:
             self._worker.cancel()
-        else:
-            self.notify("Nothing is being checked.")
+        if dropped:
+            self.notify(f"Cancelled; {dropped} queued check{'s' if dropped != 1 else ''} dropped.")
+        self._refresh_list()
+        self.show()
 
     def action_hint(self) -> None:
         shown = self.store.reveal_hint(self.selected.id, len(self.selected.hints))

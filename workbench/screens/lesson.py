@@ -105,8 +105,8 @@ class LessonScreen(Screen):
                                  message.expected)
         for score in self.query("#score").results(Static):
             score.update(self._score_text())
-        # Hand the keys back to the step so n/p work straight after answering.
-        self.query_one("#body").focus()
+        # The answered question keeps the focus (it has no keys of its own, so n/p work straight away);
+        # focusing the body here would leave the view wherever blurring the answer box had scrolled it.
 
     def action_step(self, delta: int) -> None:
         target = self.step + delta

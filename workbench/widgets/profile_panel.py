@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
-
 from workbench_engines.profiling import Profile
 
 
@@ -71,12 +71,61 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
     return table
 
 
+def _contender(row: Profile) -> str:
+    """The row's name, with its backend unless the name already says it ("native C" ran on native)."""
+    return row.label if row.backend.lower() in row.label.lower() else f"{row.label} ({row.backend})"
+
+
+def narrow_table(rows: Sequence[Profile], baselines: Sequence[str] = ()) -> Group:
+    """The same figures for a pane about 40 columns wide (the exercise view at 80×24).
+
+    Each case is a heading line above its own table; the backend joins the
+    contender's name; the matches column says only yes or NO, and what did not
+    match, and each row's note, follow the table in full, so nothing is cut.
+    """
+    show_flops = any(row.gflops for row in rows)
+    show_peak = any(row.peak_bytes is not None for row in rows)
+    ratio_heads = [f"×{i + 1}" if len(baselines) > 1 else "×" for i in range(len(baselines))]
+    parts: list[Table | Text] = []
+    for case in dict.fromkeys(row.case for row in rows):
+        if case:
+            parts.append(Text(case, style="bold"))
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        table.add_column("contender", overflow="fold", min_width=9)
+        for name in ["ms", *(["GFLOP/s"] * show_flops), *(["MiB"] * show_peak), *ratio_heads]:
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("matches", no_wrap=True)
+        after = Text()
+        for row in (r for r in rows if r.case == case):
+            table.add_row(
+                _contender(row),
+                f"{row.wall_s * 1e3:.3f}",
+                *([f"{row.gflops:,.1f}" if row.flops else "-"] if show_flops else []),
+                *([f"{row.peak_bytes / 2**20:.1f}" if row.peak_bytes is not None else "n/a"] if show_peak else []),
+                *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in baselines],
+                "-" if row.matches is None else "yes" if row.matches else "NO",
+            )
+            if row.matches is False:
+                after.append(f"{row.label} does not match: {row.mismatch}\n")
+            if row.note:
+                after.append(f"{row.label}: {row.note}\n")
+        parts.append(table)
+        if after:
+            after.rstrip()
+            parts.append(after)
+    return Group(*parts)
+
+
+def _possessive(name: str) -> str:
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def ratios_line(baselines: Sequence[str]) -> str:
     """What a compact table's ratio columns are: each baseline's median over the row's (higher is faster)."""
     if not baselines:
         return ""
     if len(baselines) == 1:
-        return f"×: {baselines[0]}'s median ÷ this median (higher is faster)"
+        return f"×: {_possessive(baselines[0])} median ÷ this median (higher is faster)"
     return "; ".join(f"×{i + 1}: {base} ÷ this" for i, base in enumerate(baselines)) + " (higher is faster)"
 
 
@@ -99,13 +148,19 @@ class ProfilePanel(Static):
     ProfilePanel { height: auto; width: 1fr; }
     """
 
-    def __init__(self, placeholder: str = "", *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, placeholder: str = "", *, narrow: bool = False, id: str | None = None,
+                 classes: str | None = None) -> None:
         super().__init__(placeholder, id=id, classes=classes)
         self.rows: list[Profile] = []
         """The profiles shown last (empty until a run finishes)."""
+        self.narrow = narrow
+        """Lay the figures out for a pane about 40 columns wide (:func:`narrow_table`) instead of a lab's width."""
 
     def show(self, rows: Sequence[Profile], baselines: Sequence[str] = (), note: str = "") -> None:
         """Render rows; ``note`` joins the caption under the table."""
         self.rows = list(rows)
         caption = "\n".join(part for part in (ratios_line(baselines), sources_line(rows), note) if part)
-        self.update(profile_table(rows, baselines, compact=True, caption=caption))
+        if self.narrow:
+            self.update(Group(narrow_table(rows, baselines), Text(caption, style="dim")))
+        else:
+            self.update(profile_table(rows, baselines, compact=True, caption=caption))

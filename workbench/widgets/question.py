@@ -23,7 +23,7 @@ from workbench.messages import QuizAnswered
 from workbench.logs import logger
 from workbench.probes import compute_cancellable
 from workbench.progress import Attempt
-from workbench.quiz import Grade, Question, format_number
+from workbench.quiz import Grade, Question, format_number, parse_number
 
 
 class ChoiceList(OptionList):
@@ -56,9 +56,18 @@ class ChoiceList(OptionList):
 
 
 class NumberInput(Input):
-    """The answer box of a number question: no number holds a "q", so q quits here too."""
+    """The answer box of a number question: no number holds a "q", so q quits here too.
+
+    Plain text, not ``type="number"``: Textual's number filter drops the ``/``
+    of ``1/4`` (submitting 14) and the ``%`` of ``25%``; :func:`parse_number`
+    reads what was typed and the view shows the result before Enter locks it.
+    """
 
     BINDINGS = [Binding("q", "app.quit", "Quit", show=False, priority=True)]
+
+    def __init__(self) -> None:
+        # select_on_focus off: Tab into the box must not arm one keystroke to wipe what is there.
+        super().__init__(placeholder="your answer", id="answer", select_on_focus=False)
 
 
 class QuestionView(Vertical):
@@ -70,6 +79,7 @@ class QuestionView(Vertical):
     QuestionView .hint { color: $text-muted; width: 1fr; }
     QuestionView ChoiceList { height: auto; max-height: 10; }
     QuestionView .feedback { width: 1fr; margin-top: 1; }
+    QuestionView:focus { background-tint: $foreground 6%; }
     """
 
     def __init__(self, question: Question, number: int, total: int, attempt: Attempt | None) -> None:
@@ -93,14 +103,14 @@ class QuestionView(Vertical):
             "single": "↑↓ choose, Enter answer",
             "multiple": "↑↓ move, Space tick, Enter answer",
             "order": "↑↓ move, u/d shift the item, Enter answer",
-            "numeric": "type a number, Enter answer",
-            "probe": "type a number, Enter answer (the engine computes the answer)",
+            "numeric": "type a number (0.25, 1/4, 25%, 3e-4), Enter answer",
+            "probe": "type a number (0.25, 1/4, 25%, 3e-4), Enter answer; the engine grades it",
         }
         yield Static(Text(hints[q.kind] + (f" · unit: {q.unit}" if q.unit else "")), classes="hint")
         if q.kind in ("single", "multiple", "order"):
             yield ChoiceList(*self._options())
         else:
-            yield NumberInput(placeholder="your answer", type="number", id="answer")
+            yield NumberInput()
         yield Static("", classes="feedback")
 
     def on_mount(self) -> None:
@@ -155,16 +165,31 @@ class QuestionView(Vertical):
         else:
             self.submit(list(self.order))
 
+    def _read_number(self, typed: str) -> tuple[float | None, str]:
+        """(the number typed, or None) and what to tell the learner about it."""
+        try:
+            value = parse_number(typed, self.question.unit)
+        except ValueError as exc:
+            return None, str(exc)
+        if not math.isfinite(value):
+            return None, f"{typed.strip()} is not a finite number; enter one that is."
+        unit = f" {self.question.unit}" if self.question.unit else ""
+        return value, f"Enter answers {format_number(value)}{unit}."
+
+    @on(Input.Changed)
+    def _number_typed(self, event: Input.Changed) -> None:
+        # What Enter will grade, shown as it is typed: an answer is never locked unseen.
+        event.stop()
+        if self.attempt is None:
+            _, said = self._read_number(event.value) if event.value.strip() else (None, "")
+            self.query_one(".feedback", Static).update(Text(said, style="dim"))
+
     @on(Input.Submitted)
     def _number_entered(self, event: Input.Submitted) -> None:
         event.stop()
-        try:
-            value = float(event.value)
-        except ValueError:
-            self.query_one(".feedback", Static).update("Enter a number, e.g. 0.25 or 3e-4.")
-            return
-        if not math.isfinite(value):
-            self.query_one(".feedback", Static).update(Text(f"{event.value} is not a finite number; enter one that is."))
+        value, said = self._read_number(event.value)
+        if value is None:
+            self.query_one(".feedback", Static).update(Text(said))
             return
         if self.question.kind == "probe" and self.expected is None:
             self.query_one(".feedback", Static).update("The engine is still computing the answer; try again in a moment.")
@@ -180,7 +205,12 @@ class QuestionView(Vertical):
             return
         grade = self.question.grade(response, self.expected)
         self.attempt = Attempt(response, grade.correct, grade.score, 0.0, self.expected)
+        # Keep the focus here, not on whatever follows the control that _lock disables (a lab's
+        # text box, the next question), so the feedback stays in view and Tab goes on from here.
+        self.can_focus = True
+        self.focus(scroll_visible=False)
         self._lock(grade, response)
+        self.call_after_refresh(lambda: self.query_one(".feedback", Static).scroll_visible(animate=False))
         self.post_message(QuizAnswered(self.question.id, response, grade.correct, grade.score, self.expected))
 
     # --- probes ----------------------------------------------------------
@@ -214,6 +244,8 @@ class QuestionView(Vertical):
 
     def _lock(self, grade: Grade, response: Any) -> None:
         q = self.question
+        # An answered question is a Tab stop of its own, so its feedback can be reached and read.
+        self.can_focus = True
         if q.kind in ("single", "multiple", "order"):
             if q.kind == "multiple":
                 self.ticked = set(response)
@@ -237,9 +269,19 @@ class QuestionView(Vertical):
             explanation = explanation.replace("{answer}", format_number(self.expected, q.tolerance))
         text.append(explanation)
         if q.why and q.kind in ("single", "multiple"):
-            picked = [response] if q.kind == "single" else list(response)
-            for index in picked:
-                text.append(f"\n{chr(65 + index)}) {q.why[index]}")
+            # Every choice's why, not only the picked ones: a right choice the learner missed teaches most.
+            picked = {response} if q.kind == "single" else set(response)
+            right = {q.answer} if q.kind == "single" else set(q.answer)
+            did = "picked" if q.kind == "single" else "ticked"
+            for index, why in enumerate(q.why):
+                verdict = "right" if index in right else "wrong"
+                if index in picked:
+                    verdict += f", you {did} it"
+                elif index in right:
+                    verdict += ", you missed it"
+                text.append(f"\n{chr(65 + index)}) ", style="bold")
+                text.append(f"{verdict}: ", style="bold" if index in picked ^ right else "")
+                text.append(why)
         self.query_one(".feedback", Static).update(text)
 
     @property
