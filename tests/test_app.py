@@ -294,7 +294,7 @@ async def test_help_lists_the_keys_of_the_screen_beneath(lessons, tmp_path):
         assert any(section.startswith("Lab: Temperature and the softmax") for section in sections)
         keys = {keys for _, keys, _ in rows}
         assert "?" in keys and "question_mark" not in keys
-        assert any(what == "Race kernels" for _, _, what in rows)
+        assert any(what == "Race" for _, _, what in rows)
 
 
 async def test_the_palette_opens_by_message(tmp_path):

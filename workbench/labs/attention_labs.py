@@ -13,6 +13,7 @@ from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
 
 from workbench.labs.base import Lab, Progress, RaceResult
+from workbench.labs.knobs import plus_minus_keys
 from workbench.widgets.heat_grid import LEGEND, HeatGrid
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
@@ -98,8 +99,7 @@ class ByHandLab(Lab):
     """Attention for one query over a few keys, every intermediate shown; +/- scales the query."""
 
     BINDINGS = [
-        Binding("plus,equals_sign", "scale(2.0)", "Query ×2"),
-        Binding("minus", "scale(0.5)", "Query ÷2"),
+        *plus_minus_keys("scale(2.0)", "scale(0.5)", "Query ×2/÷2"),
         Binding("0", "reset", "Reset"),
     ]
     factor = reactive(1.0)
@@ -187,8 +187,7 @@ class MaskLab(Lab):
 
     BINDINGS = [
         Binding("c", "toggle_causal", "Causal on/off"),
-        Binding("plus,equals_sign", "window(1)", "Window +1"),
-        Binding("minus", "window(-1)", "Window -1"),
+        *plus_minus_keys("window(1)", "window(-1)", "Window ±1"),
         Binding("right_square_bracket", "token(1)", "Change later token"),
         Binding("left_square_bracket", "token(-1)", "Change earlier token"),
     ]

@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from workbench.labs.base import Lab, Progress
+from workbench.labs.knobs import paired_keys, plus_minus_keys
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure, Series
 
@@ -27,8 +28,8 @@ from workbench.widgets.plots import Figure, Series
 class NormsLab(Lab):
     """One vector through LayerNorm and RMSNorm: what each removes, and what survives a shift."""
 
-    BINDINGS = [Binding("s", "shift(1)", "Shift +1"), Binding("S", "shift(-1)", "Shift -1"),
-                Binding("m", "scale(2)", "Scale ×2"), Binding("M", "scale(0.5)", "Scale ÷2"), Binding("z", "reset", "Reset")]
+    BINDINGS = [*paired_keys("s", "S", "shift(1)", "shift(-1)", "shift±"),
+                *paired_keys("m", "M", "scale(2)", "scale(0.5)", "scale×÷2"), Binding("z", "reset", "Reset")]
 
     @dataclass(frozen=True)
     class State:
@@ -74,7 +75,7 @@ class ActivationCurvesLab(Lab):
     """GELU (exact and tanh), ReLU and SiLU plotted; the gap between the two GELUs measured."""
 
     DEFAULT_CSS = "ActivationCurvesLab Figure PlotextPlot { height: 12; }"
-    BINDINGS = [Binding("plus,equals_sign", "zoom(0.5)", "Zoom in"), Binding("minus", "zoom(2)", "Zoom out")]
+    BINDINGS = plus_minus_keys("zoom(0.5)", "zoom(2)", "Zoom in/out")
     span = reactive(4.0)
     """The plot shows [−span, span]."""
 
@@ -203,9 +204,9 @@ class ResidualStatsLab(Lab):
     """The residual stream's size layer by layer in a pre-LN and a post-LN mini-former, and its histogram."""
 
     DEFAULT_CSS = "ResidualStatsLab Figure PlotextPlot { height: 11; }"
-    BINDINGS = [Binding("t", "train", "Train both"), Binding("h", "histogram", "Histogram/RMS"),
-                Binding("right_square_bracket", "layer_step(1)", "Next layer"),
-                Binding("left_square_bracket", "layer_step(-1)", "Prev layer")]
+    BINDINGS = [Binding("t", "train", "Train both"), Binding("h", "histogram", "Hist/RMS"),
+                *paired_keys("right_square_bracket", "left_square_bracket", "layer_step(1)", "layer_step(-1)",
+                             "layer±", display="]/[")]
 
     @dataclass(frozen=True)
     class View:

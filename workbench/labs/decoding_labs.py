@@ -19,7 +19,7 @@ from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
 
 from workbench.labs.base import Lab, Progress
-from workbench.labs.knobs import SAMPLER_KNOBS, knob_keys, knob_note, stepped
+from workbench.labs.knobs import SAMPLER_KNOBS, knob_keys, knob_note, paired_keys, plus_minus_keys, stepped
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure, Series
 
@@ -69,8 +69,7 @@ class GenerateLab(Lab):
     BINDINGS = [
         Binding("g", "run(0)", "Greedy"),
         Binding("s", "run(1)", "Sample"),
-        Binding("plus,equals_sign", "temperature(0.1)", "T+"),
-        Binding("minus", "temperature(-0.1)", "T-"),
+        *plus_minus_keys("temperature(0.1)", "temperature(-0.1)", "T ±0.1"),
     ]
     temperature = reactive(Initialize(lambda lab: lab.params["temperature"]), init=False)
     """The temperature of the next sample (s)."""
@@ -329,10 +328,8 @@ class BeamLab(Lab):
     """Beam search on the small GPT: the live beams step by step and the finished ranking."""
 
     BINDINGS = [
-        Binding("w", "width(1)", "Width+"),
-        Binding("W", "width(-1)", "Width-"),
-        Binding("a", "alpha(0.5)", "α+"),
-        Binding("A", "alpha(-0.5)", "α-"),
+        *paired_keys("w", "W", "width(1)", "width(-1)", "width±"),
+        *paired_keys("a", "A", "alpha(0.5)", "alpha(-0.5)", "α±"),
         Binding("r", "search", "Search"),
     ]
 
@@ -461,8 +458,6 @@ class ConstrainedLab(Lab):
         yield Static("r generates with and without the constraint; ctrl+n picks another schema", classes="readout")
 
     def watch_schema_index(self, index: int) -> None:
-        import json
-
         from workbench_engines.sampling.constrained import schema_regex
 
         name, schema = SCHEMAS[index]

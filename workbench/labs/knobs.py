@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
+
+def paired_keys(up_key: str, down_key: str, up: str, down: str, label: str, display: str | None = None) -> list[Binding]:
+    """``up_key`` runs action ``up`` and ``down_key`` action ``down``; the footer shows the pair once
+    ("s/S shift±"), so a lab's keys fit 80 columns beside the lesson's. Both are listed in help."""
+    return [Binding(up_key, up, label, key_display=display or f"{up_key}/{down_key}"),
+            Binding(down_key, down, f"{label} (down)", show=False)]
+
+
+def plus_minus_keys(up: str, down: str, label: str) -> list[Binding]:
+    """``+`` runs action ``up`` and ``-`` action ``down``, shown once as "+/- label"."""
+    return paired_keys("plus,equals_sign", "minus", up, down, label, display="+/-")
+
+
 def knob_keys(key: str, name: str, label: str) -> list[Binding]:
     """``key`` turns knob ``name`` up, its upper case down; the footer shows the pair once ("t/T temp±")."""
-    return [Binding(key, f"knob({name!r}, 1)", f"{label}±", key_display=f"{key}/{key.upper()}"),
-            Binding(key.upper(), f"knob({name!r}, -1)", f"{label} down", show=False)]
+    return paired_keys(key, key.upper(), f"knob({name!r}, 1)", f"knob({name!r}, -1)", f"{label}±")
 
 
 SAMPLER_KNOBS = [*knob_keys("t", "temperature", "temp"), *knob_keys("k", "top_k", "top-k"),

@@ -15,6 +15,7 @@ from textual.reactive import Initialize, reactive
 from textual.widgets import Static
 
 from workbench.labs.base import Lab, Progress, RaceResult
+from workbench.labs.knobs import paired_keys
 from workbench.labs.decoding_labs import load_target
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
@@ -61,8 +62,7 @@ class CacheMemoryLab(Lab):
     """KV-cache bytes against context length for published model shapes; keys change dtype and batch."""
 
     DEFAULT_CSS = "CacheMemoryLab Figure PlotextPlot { height: 12; }"
-    BINDINGS = [Binding("d", "dtype", "Next dtype"), Binding("b", "batch(2)", "Batch×2"),
-                Binding("B", "batch(0.5)", "Batch÷2")]
+    BINDINGS = [Binding("d", "dtype", "Next dtype"), *paired_keys("b", "B", "batch(2)", "batch(0.5)", "batch ×2/÷2")]
 
     @dataclass(frozen=True)
     class State:
@@ -124,7 +124,7 @@ class Live:
 class PagedLab(Lab):
     """Requests arrive one by one into a paged cache run by the real model; watch block tables and sharing."""
 
-    BINDINGS = [Binding("s", "send", "Send a request"), Binding("f", "finish", "Finish oldest"),
+    BINDINGS = [Binding("s", "send", "Send"), Binding("f", "finish", "Finish"),
                 Binding("z", "reset", "Reset")]
     headline = reactive("s sends the next request (a prompt plus a few generated tokens); f finishes the oldest.",
                         always_update=True)

@@ -21,7 +21,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from workbench.labs.base import Lab, Progress, RaceResult
-from workbench.labs.knobs import SAMPLER_KNOBS, knob_note, stepped
+from workbench.labs.knobs import SAMPLER_KNOBS, knob_note, plus_minus_keys, stepped
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure
 from workbench.widgets.profile_panel import ProfilePanel
@@ -38,7 +38,7 @@ class CardLab(Lab):
     """The architecture card, read from the GGUF metadata: sizes, parameters by component, what a token costs."""
 
     DEFAULT_CSS = "CardLab Figure PlotextPlot { height: 9; }"
-    BINDINGS = [Binding("plus,equals_sign", "context(2)", "Context ×2"), Binding("minus", "context(0.5)", "Context ÷2")]
+    BINDINGS = plus_minus_keys("context(2)", "context(0.5)", "Context ×2/÷2")
     context = reactive(Initialize(lambda lab: lab.params["context"]))
     """The context length the per-token figures are computed at."""
 
@@ -324,7 +324,7 @@ class ProfileLab(Lab):
 class RopeLab(Lab):
     """One vector rotated by RoPE in both layouts, and the permutation that makes them agree."""
 
-    BINDINGS = [Binding("plus,equals_sign", "position(1)", "Position +1"), Binding("minus", "position(-1)", "Position -1")]
+    BINDINGS = plus_minus_keys("position(1)", "position(-1)", "Position ±1")
     position = reactive(Initialize(lambda lab: lab.params["position"]))
 
     def compose_lab(self) -> ComposeResult:

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Static
 
 from workbench.labs.base import Lab, Progress, RaceResult
+from workbench.labs.knobs import paired_keys
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure
 from workbench.widgets.profile_panel import ProfilePanel
@@ -18,8 +19,7 @@ from workbench.widgets.profile_panel import ProfilePanel
 class RouterLab(Lab):
     """Train a 2-expert MoE mini-former briefly, then see which expert each token of a sentence goes to."""
 
-    BINDINGS = [Binding("r", "train", "Train"), Binding("c", "capacity(0.25)", "Capacity+"),
-                Binding("C", "capacity(-0.25)", "Capacity-")]
+    BINDINGS = [Binding("r", "train", "Train"), *paired_keys("c", "C", "capacity(0.25)", "capacity(-0.25)", "capacity±")]
     model = reactive(None, always_update=True)
     """The trained MoE mini-former."""
     capacity_factor = reactive(1.0)

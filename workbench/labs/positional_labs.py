@@ -12,6 +12,7 @@ from textual.reactive import Initialize, reactive
 from textual.widgets import Static
 
 from workbench.labs.base import Lab
+from workbench.labs.knobs import plus_minus_keys
 from workbench.widgets.plots import Figure, Series
 
 
@@ -64,10 +65,10 @@ class ShuffleLab(Lab):
 
 
 KNOB_KEYS = {
-    "sinusoidal": ("middle dim up", "middle dim down"),
-    "similarity": ("RoPE base ÷2", "RoPE base ×2"),
-    "rope_scaling": ("factor ×2", "factor ÷2"),
-    "alibi": ("next head", "previous head"),
+    "sinusoidal": "middle dim ±",
+    "similarity": "RoPE base ÷2/×2",
+    "rope_scaling": "factor ×2/÷2",
+    "alibi": "next/previous head",
 }
 """What + and - do on each kind of plot, as the footer says it (issue 20: never a silent "More")."""
 
@@ -80,9 +81,8 @@ class EncodingPlotLab(Lab):
     """
     # One pair of bindings per kind of plot, each saying what + and - change there; check_action keeps the
     # pair of this lab's kind.
-    BINDINGS = [binding for kind, (up, down) in KNOB_KEYS.items() for binding in (
-        Binding("plus,equals_sign", f"change({kind!r}, 1)", up, key_display="+"),
-        Binding("minus", f"change({kind!r}, -1)", down, key_display="-"))]
+    BINDINGS = [binding for kind, label in KNOB_KEYS.items()
+                for binding in plus_minus_keys(f"change({kind!r}, 1)", f"change({kind!r}, -1)", label)]
     knob = reactive(Initialize(lambda lab: lab.params["knob"]))
     """The plot's adjustable quantity (its title says what it is); +/- doubles and halves it."""
 

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from workbench_engines.softmax import choose_backend, entropy_bits, softmax, with_temperature
 from workbench_engines.softmax.reference import naive_versus_stable
 from workbench.labs.base import Lab, RaceResult, backend_caption
+from workbench.labs.knobs import plus_minus_keys
 from workbench.widgets.plots import Figure
 from workbench.widgets.profile_panel import ProfilePanel
 
@@ -30,10 +31,9 @@ class TemperatureLab(Lab):
     TemperatureLab Figure PlotextPlot { height: 11; }
     """
     BINDINGS = [
-        Binding("plus,equals_sign", "temperature(1.25)", "T up"),
-        Binding("minus", "temperature(0.8)", "T down"),
+        *plus_minus_keys("temperature(1.25)", "temperature(0.8)", "T ×÷1.25"),
         Binding("0", "reset", "T = 1"),
-        Binding("r", "race", "Race kernels"),
+        Binding("r", "race", "Race"),
     ]
     temperature = reactive(Initialize(lambda lab: float(lab.params["temperature"])))
     """The softmax temperature T; the plot and readout follow it."""
@@ -89,8 +89,7 @@ class StabilityLab(Lab):
     """Adds a constant to every logit: the naive softmax overflows or underflows, the stable one doesn't care."""
 
     BINDINGS = [
-        Binding("plus,equals_sign", "shift(1)", "Shift up"),
-        Binding("minus", "shift(-1)", "Shift down"),
+        *plus_minus_keys("shift(1)", "shift(-1)", "Shift ±"),
         Binding("0", "reset", "No shift"),
     ]
     shift = reactive(Initialize(lambda lab: float(lab.params["shift"])))

@@ -401,7 +401,7 @@ class UnigramLab(TextLab):
     DEFAULT_CSS = """
     UnigramLab Figure PlotextPlot { height: 9; }
     """
-    BINDINGS = [Binding("ctrl+t", "train", "Train Unigram")]
+    BINDINGS = [Binding("ctrl+t", "train", "Train")]
     trained = reactive(None, always_update=True)
     """(UnigramTrainResult, the sentencepiece view to compare with), once trained."""
 

@@ -32,7 +32,7 @@ class ScalingLab(Lab):
     """Train three sizes for the same steps; plot validation loss against parameters with a fitted power law."""
 
     DEFAULT_CSS = "ScalingLab Figure PlotextPlot { height: 11; }"
-    BINDINGS = [Binding("r", "train", "Train the sizes"), Binding("w", "view", "Size/wall-clock")]
+    BINDINGS = [Binding("r", "train", "Train"), Binding("w", "view", "Size/wall-clock")]
     wall_clock = reactive(False, init=False)
     """Plot loss against seconds instead of against size."""
     run = reactive(None, always_update=True)
