@@ -135,6 +135,16 @@ async def test_a_histogram_shows_both_distributions():
         assert "•" in text and "x" in text and "•• narrow   xx wide" == figure.key_text
 
 
+async def test_a_histogram_leaves_out_nan_and_inf_instead_of_crashing():
+    """NumPy's binning raised on a diverged run's nan/inf, and the error reached the lab."""
+    app = FigureApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        figure = app.query_one(Figure)
+        figure.histogram("values", {"run": [0.0, 1.0, float("nan"), float("inf"), 2.0]}, bins=4)
+        figure.histogram("values", {"run": [float("nan")]}, bins=4)
+        await pilot.pause()
+
+
 def test_ticks_fall_on_round_numbers():
     assert integer_ticks(0, 127) == [0, 50, 100]
     assert integer_ticks(0, 1020, most=6) == [0, 200, 400, 600, 800, 1000]

@@ -325,6 +325,8 @@ def test_parse_number_reads_what_learners_type():
     assert parse_number("−0.5") == -0.5
     assert parse_number("3 × 10^-4") == pytest.approx(3e-4)
     assert parse_number("12 ms", unit="ms") == 12.0
-    for bad in ("", "1,5", "abc", "1/0", "1/"):
+    assert parse_number("1 / 4") == 0.25 and parse_number("-10^2") == -100.0
+    # A space inside a number is a typo, not a digit group ("1 2" was read as 12), and × 10^ needs its number.
+    for bad in ("", "1,5", "abc", "1/0", "1/", "1 2", "1 000", "×10^3"):
         with pytest.raises(ValueError):
             parse_number(bad)

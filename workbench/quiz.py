@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,9 +113,11 @@ def parse_number(typed: str, unit: str = "") -> float:
     number. Raises ValueError with a message for the learner otherwise.
     Infinite and NaN results come back as such; the caller refuses them.
     """
-    text = typed.strip().translate(_MINUS).replace(" ", "")
-    if unit and text.lower().endswith(unit.replace(" ", "").lower()) and unit != "%":
-        text = text[: -len(unit.replace(" ", ""))]
+    text = re.sub(r"\s*([*/^%])\s*", r"\1", typed.strip().translate(_MINUS))  # "3 × 10^-4", "1 / 4"
+    if unit and unit != "%" and text.lower().endswith(unit.lower()):
+        text = text[: -len(unit)].rstrip()
+    if re.search(r"\s", text):  # "1 2" is a typo, not 12
+        raise ValueError(f"{typed.strip()!r} has a space inside the number; type it without one, e.g. 4000.")
     scale = 1.0
     if text.endswith("%"):
         text = text[:-1]
@@ -134,9 +137,12 @@ def _plain_number(text: str) -> float:
     """A decimal, with thousands commas (4,000) and powers written 3*10^-4 or 3e-4."""
     if "*10^" in text:
         mantissa, _, exponent = text.partition("*10^")
-        text = f"{mantissa or '1'}e{exponent}"
-    elif text.startswith("10^"):
-        text = f"1e{text[3:]}"
+        if not mantissa:
+            raise ValueError(f"{text!r} needs a number before × 10^, e.g. 3 × 10^-4.")
+        text = f"{mantissa}e{exponent}"
+    elif text.lstrip("+-").startswith("10^"):
+        sign = text[: len(text) - len(text.lstrip("+-"))]
+        text = f"{sign}1e{text.lstrip('+-')[3:]}"
     if "," in text:
         whole, _, rest = text.partition(".")
         groups = whole.lstrip("+-").split(",")

@@ -122,6 +122,8 @@ class ExercisesScreen(Screen):
         """The exercise being checked now."""
         self._mtimes: dict[str, float] = {}
         self._worker: Worker | None = None
+        self._checks: dict[Worker, str] = {}
+        """The exercise each check worker is checking, until its end is handled (its result is never dropped)."""
         self.created: list[Path] = []
         self.workspace_problem: str | None = None
         try:
@@ -305,7 +307,8 @@ class ExercisesScreen(Screen):
 
     @property
     def checking(self) -> bool:
-        return self._worker is not None and self._worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        """A check runs, or has ended but its result is not handled yet (the worker's state flips first)."""
+        return self.current is not None
 
     def _enqueue(self, exercise_id: str, first: bool = False) -> None:
         """Queue an exercise for checking; a check of it already running is stale and is cancelled."""
@@ -342,15 +345,18 @@ class ExercisesScreen(Screen):
                 return run_exercise(exercise.id, path, timeout=timeout, should_stop=lambda: worker.is_cancelled)
 
             self.current = exercise.id
-            self._worker = self.run_worker(work, thread=True, group="exercise-check",
+            self._worker = self.run_worker(work, thread=True, group="exercise-check", exit_on_error=False,
                                            description=f"check {exercise.id}")
+            self._checks[self._worker] = exercise.id
         self._refresh_list()
         self.show()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._worker or event.state in (WorkerState.PENDING, WorkerState.RUNNING):
+        if event.worker not in self._checks or event.state in (WorkerState.PENDING, WorkerState.RUNNING):
             return
-        exercise_id, self.current = self.current or "", None
+        exercise_id = self._checks.pop(event.worker)
+        if event.worker is self._worker:
+            self.current = None
         if event.state == WorkerState.SUCCESS:
             report: RunReport = event.worker.result
         elif event.state == WorkerState.ERROR:

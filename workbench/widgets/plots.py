@@ -131,6 +131,13 @@ def legend(labels: Sequence[str], symbols: Sequence[str]) -> Text:
     return text
 
 
+def finite_values(values: Sequence[float]) -> np.ndarray:
+    """values as a flat float array without nan and inf (a diverged run's), which plotext and NumPy's binning
+    cannot place."""
+    array = np.asarray(values, dtype=float).ravel()
+    return array[np.isfinite(array)]
+
+
 class Figure(Vertical):
     """A plot with its title and key hint above the canvas and its legend below it.
 
@@ -215,8 +222,10 @@ class Figure(Vertical):
     def histogram(self, title: str, samples: dict[str, Sequence[float]], *, bins: int = 40, xlabel: str = "",
                   hint: str = "") -> None:
         """Distributions as frequency polygons over shared bins: overlapping ones stay visible."""
-        arrays = {name: np.asarray(values, dtype=float).ravel() for name, values in samples.items()}
-        everything = np.concatenate(list(arrays.values())) if arrays else np.zeros(1)
+        arrays = {name: finite_values(values) for name, values in samples.items()}
+        everything = np.concatenate([np.zeros(0), *arrays.values()])
+        if everything.size == 0:
+            everything = np.zeros(1)
         edges = np.histogram_bin_edges(everything, bins=bins)
         centres = ((edges[:-1] + edges[1:]) / 2).tolist()
         series = [Series(name, centres, np.histogram(values, bins=edges)[0].tolist()) for name, values in arrays.items()]
