@@ -352,22 +352,26 @@ async def test_a_probe_answer_is_shown_against_the_value_it_was_graded_against(l
 # ---- issue 18: no answer and no probe value crashes the quiz; quitting never waits for a probe ----
 
 
-async def _probe_view(app, pilot):
+async def _probe_view(app, pilot, *, computed: bool = False, focused: bool = False):
+    """The quiz step's probe question; ``computed`` waits for its probe, ``focused`` puts the cursor in its box."""
     from workbench.widgets.question import QuestionView
 
     await pilot.pause()
     await pilot.press("n")
     await pilot.pause()
-    return next(v for v in app.screen.query(QuestionView) if v.question.kind == "probe")
+    view = next(v for v in app.screen.query(QuestionView) if v.question.kind == "probe")
+    if computed:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    if focused:
+        view.query_one(Input).focus()
+    return view
 
 
 async def test_typing_1e999_into_a_number_question_is_refused_not_a_crash(lessons, tmp_path):
     app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        view = await _probe_view(app, pilot)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        view.query_one(Input).focus()
+        view = await _probe_view(app, pilot, computed=True, focused=True)
         await pilot.press(*"1e999", "enter")
         await pilot.pause()
         assert not view.answered
@@ -383,9 +387,7 @@ async def test_a_probe_that_computes_inf_says_so_instead_of_crashing(lessons, tm
                                                                   lambda **_: float("inf")))
     app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        view = await _probe_view(app, pilot)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        view = await _probe_view(app, pilot, computed=True)
         assert view.expected is None
         assert "can't be graded" in str(view.query_one(".feedback", Static).render())
 
@@ -498,8 +500,7 @@ async def test_q_quits_from_a_number_answer_box(lessons, tmp_path):
     """Issue 18: `q` must always quit; a number box swallowed it (no number holds a q)."""
     app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        view = await _probe_view(app, pilot)
-        view.query_one(Input).focus()
+        await _probe_view(app, pilot, focused=True)
         await pilot.press("1", "q")
         await pilot.pause()
         assert not app.is_running
@@ -638,10 +639,7 @@ async def test_a_fraction_typed_into_a_number_box_is_shown_then_graded_as_typed(
     """Issue 20: Input(type="number") dropped the "/", so 693/1000 locked in 6931000 unseen."""
     app = WorkbenchApp(open_lesson="quizzes", lessons_root=lessons, store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        view = await _probe_view(app, pilot)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        view.query_one(Input).focus()
+        view = await _probe_view(app, pilot, computed=True, focused=True)
         await pilot.press(*"693/1000")
         await pilot.pause()
         assert view.query_one(Input).value == "693/1000"

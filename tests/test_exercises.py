@@ -156,6 +156,16 @@ def test_exercise_progress_and_migration_from_version_1(tmp_path):
     store.close()
 
 
+async def show_exercises(app, pilot, workspace: Path, **options) -> ExercisesScreen:
+    """Open the exercises view on softmax over workspace, once the app has settled; returns the screen."""
+    await pilot.pause()
+    screen = ExercisesScreen(app.store, workspace, "softmax", **options)
+    app.push_screen(screen)
+    await pilot.pause()
+    assert app.screen is screen
+    return screen
+
+
 async def wait_for_report(pilot, screen, exercise_id: str, seconds: float = 20.0):
     deadline = time.monotonic() + seconds
     while exercise_id not in screen.reports or screen.checking:
@@ -169,11 +179,7 @@ async def test_watch_view_checks_on_save_and_survives_bad_code(tmp_path):
     workspace = tmp_path / "ws"
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.push_screen(ExercisesScreen(app.store, workspace, "softmax", timeout=3))
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, ExercisesScreen)
+        screen = await show_exercises(app, pilot, workspace, timeout=3)
         path = exercise_file(workspace, EXERCISES["softmax"])
 
         path.write_text(WRONG_SOFTMAX)
@@ -222,10 +228,7 @@ async def test_cancel_stops_a_check(tmp_path):
     workspace = tmp_path / "ws"
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.push_screen(ExercisesScreen(app.store, workspace, "softmax", timeout=30))
-        await pilot.pause()
-        screen = app.screen
+        screen = await show_exercises(app, pilot, workspace, timeout=30)
         exercise_file(workspace, EXERCISES["softmax"]).write_text(ENDLESS)
         await pilot.press("r")
         await pilot.pause(1.0)
@@ -303,10 +306,8 @@ def test_the_child_runs_under_limits_in_a_scratch_folder(tmp_path):
 async def test_exercise_view_says_what_the_sandbox_does_and_does_not_isolate(tmp_path):
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.push_screen(ExercisesScreen(app.store, tmp_path / "ws", "softmax"))
-        await pilot.pause()
-        text = str(app.screen.query_one("#sandbox", Static).render())
+        screen = await show_exercises(app, pilot, tmp_path / "ws")
+        text = str(screen.query_one("#sandbox", Static).render())
         assert text.count("How your code is checked") == 1  # a heading, said once
         assert "cannot import the workbench's own packages" in text
         assert "What this does not isolate" in text and "runs as you" in text
@@ -317,12 +318,9 @@ async def test_a_workspace_that_cannot_be_made_is_reported_not_a_crash(tmp_path)
     blocked.write_text("a file where the workspace should be")
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        app.push_screen(ExercisesScreen(app.store, blocked, "softmax"))
-        await pilot.pause()
-        assert isinstance(app.screen, ExercisesScreen)
+        screen = await show_exercises(app, pilot, blocked)
         assert any("Can't prepare the workspace" in str(n.message) for n in app._notifications)
-        app.screen.action_reset()  # reset has nowhere to write either
+        screen.action_reset()  # reset has nowhere to write either
         await pilot.pause()
         assert any("Can't restore the starter" in str(n.message) for n in app._notifications)
         assert blocked.read_text() == "a file where the workspace should be"
@@ -405,10 +403,7 @@ async def test_the_race_table_and_the_footer_fit_80_columns(tmp_path):
 
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        screen = ExercisesScreen(app.store, tmp_path / "ws", "softmax")
-        app.push_screen(screen)
-        await pilot.pause()
+        screen = await show_exercises(app, pilot, tmp_path / "ws")
         rows = race_rows()
         rows[0] = replace(rows[0], matches=False, mismatch="the output is all zeros")
         screen.reports["softmax"] = RunReport("softmax", checks=[CheckOutcome("random 2×6", True)], race=rows,
@@ -439,10 +434,7 @@ async def test_the_exercise_list_wraps_a_long_title_under_itself(tmp_path):
     """Issue 20: 'Scaled dot-product attention' wrapped its last word to column 0, where it read as a track."""
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        screen = ExercisesScreen(app.store, tmp_path / "ws", "softmax")
-        app.push_screen(screen)
-        await pilot.pause()
+        screen = await show_exercises(app, pilot, tmp_path / "ws")
         options = screen.query_one(OptionList)
         prompt = options.get_option("attention").prompt
         lines = plain_text(prompt, options.scrollable_content_region.width).splitlines()
@@ -500,10 +492,7 @@ async def test_every_saved_file_is_checked_one_at_a_time(tmp_path):
     workspace = tmp_path / "ws"
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        screen = ExercisesScreen(app.store, workspace, "softmax", timeout=2)
-        app.push_screen(screen)
-        await pilot.pause()
+        screen = await show_exercises(app, pilot, workspace, timeout=2)
         exercise_file(workspace, EXERCISES["softmax"]).write_text(ENDLESS)
         await pilot.pause(1.0)
         assert screen.current == "softmax" and screen.checking

@@ -8,6 +8,7 @@ attack here passed or escaped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -67,10 +68,8 @@ def processes_with(*markers: str) -> list[int]:
 
 def kill_all(pids: list[int]) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_patching_the_checkers_comparison_does_not_pass(tmp_path):
@@ -377,6 +376,7 @@ def test_the_runner_dies_with_its_parent(tmp_path):
 
 def test_a_flood_on_stderr_does_not_grow_the_parent(tmp_path):
     path = write(tmp_path, CORRECT + """
+import contextlib
 import os
 chunk = b"spam " * 200_000
 for _ in range(500):  # 500 MB
@@ -414,6 +414,7 @@ def test_files_outside_the_scratch_folder_stay_untouched(tmp_path):
     keep = tmp_path / "notes.txt"
     keep.write_text("mine")
     attack = CORRECT + f"""
+import contextlib
 import os
 for act in (lambda: os.remove({str(keep)!r}), lambda: open({str(keep)!r}, "w").write("gone")):
     try:

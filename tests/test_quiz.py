@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
+from dataclasses import dataclass
 
 import pytest
 
@@ -156,62 +158,61 @@ def test_a_regex_too_large_for_an_automaton_is_refused_before_the_build():
         compute_probe("constrained.first_allowed", {"pattern": "[a-z]{1,32000}"})
 
 
-def test_a_cancelled_probe_returns_at_once_and_never_holds_up_exit():
+@dataclass
+class SlowProbe:
+    """A registered probe that blocks until ``release`` is set; ``started`` is set once it runs."""
+
+    id: str
+    release: threading.Event
+    started: threading.Event
+    calls: list[float]
+
+
+@pytest.fixture
+def slow_probe():
+    from workbench import probes
+    from workbench.params import Param
+
+    probe = SlowProbe("test.slow", threading.Event(), threading.Event(), [])
+
+    def slow(x: float) -> float:
+        probe.calls.append(x)
+        probe.started.set()
+        probe.release.wait(30)
+        return x
+
+    probes.PROBES[probe.id] = probes.ProbeSpec(probe.id, "waits", {"x": Param("float", min=0, max=1)}, slow)
+    yield probe
+    probe.release.set()
+    del probes.PROBES[probe.id]
+
+
+def probe_threads(probe: SlowProbe) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"probe {probe.id}"]
+
+
+def test_a_cancelled_probe_returns_at_once_and_never_holds_up_exit(slow_probe):
     """Issue 18: quitting during a probe waited for it (90 s at full CPU)."""
-    import threading
-
     from workbench import probes
-    from workbench.params import Param
 
-    release, started = threading.Event(), threading.Event()
-
-    def slow(x: float) -> float:
-        started.set()
-        release.wait(30)
-        return x
-
-    spec = probes.ProbeSpec("test.slow", "waits", {"x": Param("float", min=0, max=1)}, slow)
-    probes.PROBES[spec.id] = spec
-    try:
-        result = probes.compute_cancellable(spec.id, {"x": 0.5}, started.is_set)
-        assert result is None and not release.is_set()
-        threads = [t for t in threading.enumerate() if t.name == "probe test.slow"]
-        assert threads and all(t.daemon for t in threads)
-        release.set()
-        assert probes.compute_cancellable(spec.id, {"x": 0.5}, lambda: False) == 0.5
-    finally:
-        release.set()
-        del probes.PROBES[spec.id]
+    assert probes.compute_cancellable(slow_probe.id, {"x": 0.5}, slow_probe.started.is_set) is None
+    assert not slow_probe.release.is_set()
+    threads = probe_threads(slow_probe)
+    assert threads and all(t.daemon for t in threads)
+    slow_probe.release.set()
+    assert probes.compute_cancellable(slow_probe.id, {"x": 0.5}, lambda: False) == 0.5
 
 
-def test_asking_again_for_a_probe_in_flight_joins_it_instead_of_stacking_another():
+def test_asking_again_for_a_probe_in_flight_joins_it_instead_of_stacking_another(slow_probe):
     """Issue 18 review: reopening a question while its heavy probe ran started the probe again each time."""
-    import threading
-
     from workbench import probes
-    from workbench.params import Param
 
-    release, started = threading.Event(), threading.Event()
-    calls: list[float] = []
-
-    def slow(x: float) -> float:
-        calls.append(x)
-        started.set()
-        release.wait(30)
-        return x
-
-    spec = probes.ProbeSpec("test.stacked", "waits", {"x": Param("float", min=0, max=1)}, slow)
-    probes.PROBES[spec.id] = spec
-    try:
-        for _ in range(3):  # open the question, leave, open it again...
-            assert probes.compute_cancellable(spec.id, {"x": 0.5}, started.is_set) is None
-        assert calls == [0.5]
-        assert len([t for t in threading.enumerate() if t.name == "probe test.stacked"]) == 1
-        release.set()
-        assert probes.compute_cancellable(spec.id, {"x": 0.5}, lambda: False) == 0.5
-    finally:
-        release.set()
-        del probes.PROBES[spec.id]
+    for _ in range(3):  # open the question, leave, open it again...
+        assert probes.compute_cancellable(slow_probe.id, {"x": 0.5}, slow_probe.started.is_set) is None
+    assert slow_probe.calls == [0.5]
+    assert len(probe_threads(slow_probe)) == 1
+    slow_probe.release.set()
+    assert probes.compute_cancellable(slow_probe.id, {"x": 0.5}, lambda: False) == 0.5
 
 
 def test_an_automaton_is_built_where_a_runaway_build_can_be_stopped():

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 from workbench import __version__
@@ -88,11 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _discard_stdout() -> None:
     """Point stdout at /dev/null, so that the interpreter's last flush finds no closed pipe to complain about."""
-    try:
+    with suppress(OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests, embedding)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests, embedding)
-        pass
+        os.close(devnull)
 
 
 def run_app(app) -> int:

@@ -22,7 +22,7 @@ class LogFile(RotatingFileHandler):
     logging's "--- Logging error ---" traceback over the terminal UI; the store reports a full disk itself."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        pass
+        """Drop the record: there is nowhere left to report it that wouldn't draw over the UI."""
 
 
 def log_path() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from platformdirs import user_data_path
@@ -21,11 +22,9 @@ def data_dir(create: bool = True) -> Path:
     """
     home = os.environ.get("WORKBENCH_HOME")
     path = Path(home).expanduser() if home else user_data_path("workbench", appauthor=False)
-    try:
-        if create:
+    if create:
+        with suppress(OSError):  # see above: whoever writes there reports it
             path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        pass
     return path
 
 

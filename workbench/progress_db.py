@@ -16,7 +16,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from urllib.parse import quote
@@ -263,10 +263,8 @@ def open_or_set_aside(path: Path, busy_timeout: float) -> tuple[sqlite3.Connecti
     Raises:
         ProgressError: the file can't be used, and wasn't touched.
     """
-    try:
+    with suppress(DamagedDatabase):  # damaged: set it aside below, under the lock
         return connect(path, busy_timeout), None
-    except DamagedDatabase:
-        pass
     with _set_aside_lock(path):
         # Another session may have set it aside (and started a new one) while we waited.
         try:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,18 +115,14 @@ def _session_members(sid: int) -> list[int]:
 def kill_session(sid: int) -> None:
     """SIGKILL the process group and every process left in session sid (which the group may not cover)."""
     for _ in range(3):
-        try:
+        with suppress(ProcessLookupError, PermissionError):  # already gone
             os.killpg(sid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         alive = [pid for pid in _session_members(sid) if _state(pid) not in ("Z", "X", None)]
         if not alive:
             return
         for pid in alive:
-            try:
+            with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 def _state(pid: int) -> str | None:
