@@ -627,7 +627,7 @@ async def test_a_finished_lab_run_leaves_no_cancel_key_nor_busy_status(tmp_path)
         await pilot.pause()
         assert got == [42] and not lab.running
         shown = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
-        assert "Cancel run" not in shown
+        assert "Cancel" not in shown
         status = str(lab.query_one(".lab-status", Static).render())
         assert "cancels" not in status and "done" not in status
         await pilot.press("x")
@@ -783,3 +783,85 @@ def test_the_256_colour_theme_is_made_of_palette_entries_that_stay_apart():
     # The foreground only needs to stay apart: rich rounds the lightest greys down a step.
     assert len({number("foreground", exact=False)} | {number(name) for name in
                                                        ("primary", "secondary", "error", "success")}) == 5
+
+
+NUMBER_LESSON = '''+++
+id = "numbers"
+title = "Numbers"
++++
+
+## One
+```quiz
+id = "big"
+kind = "numeric"
+prompt = "Type 1234567.8"
+answer = 1234567.8
+explanation = "That one."
+```
+
+```quiz
+id = "params"
+kind = "numeric"
+prompt = "How many million?"
+answer = 16.384
+tolerance = 0.1
+unit = "million"
+explanation = "16,384,000."
+```
+'''
+
+
+async def test_the_number_preview_keeps_every_digit_typed_and_reads_units(tmp_path):
+    """Issue 20: the preview showed 1234567.8 as 1.23457e+06 and 0.000123456789 as 0.000123457, and a quiz in
+    "million" refused 16.4M."""
+    root = write_track(tmp_path / "lessons", {"01-numbers.md": NUMBER_LESSON})
+    app = WorkbenchApp(open_lesson="numbers", lessons_root=root, store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        big, params = app.screen.query(QuestionView)
+        for typed in ("1234567.8", "0.000123456789"):
+            big.query_one(Input).value = typed
+            await pilot.pause()
+            assert f"Enter answers {typed}." in str(big.query_one(".feedback", Static).render())
+        big.query_one(Input).value = "1234567.8"
+        big.query_one(Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert big.attempt.answer == 1234567.8 and big.attempt.correct
+        assert big.query_one(Input).value == "1234567.8"
+        params.query_one(Input).focus()
+        await pilot.press(*"16.4M")
+        await pilot.pause()
+        assert "Enter answers 16.4 million." in str(params.query_one(".feedback", Static).render())
+        await pilot.press("enter")
+        await pilot.pause()
+        assert params.attempt.answer == pytest.approx(16.4) and params.attempt.correct
+
+
+async def test_the_catalog_at_60_columns_cuts_no_lesson_label_mid_word(tmp_path):
+    """Issue 20: at 60×20 a tree line was cut at the edge ("Byte-level BPE and pre-tokenisation · steps 0/2 · qu");
+    each line now shows the fullest label that fits, made of whole parts, and the details keep the whole line."""
+    from rich.style import Style
+
+    from workbench.screens.catalog import progress_line
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        screen = app.screen
+        tree = screen.query_one(Tree)
+        room = tree.scrollable_content_region.width
+        assert tree.virtual_size.width <= room  # nothing runs past the right edge
+        lessons = [node for track in tree.root.children for node in track.children if node.data is not None]
+        assert lessons
+        for node in lessons:
+            lesson, shown = node.data, tree.render_label(node, Style(), Style()).plain
+            progress = progress_line(screen.store, lesson)
+            assert lesson.title in shown and len(shown) + tree.guide_depth <= room, shown
+            tail = shown.split(lesson.title, 1)[1].strip(" ·")
+            assert tail in ("", progress, progress.split(" · ")[0]), shown  # whole parts or none
+        assert any(progress_line(screen.store, n.data) in tree.render_label(n, Style(), Style()).plain
+                   for n in lessons)
+        details = str(screen.query_one("#details", Static).render())
+        assert progress_line(screen.store, tree.cursor_node.data) in details

@@ -42,6 +42,19 @@ async def test_activation_lab_measures_the_gelu_gap(open_lab):
 
 
 @pytest.mark.slow
+async def test_next_seed_trains_again_with_new_weights_and_reports_the_spread(open_lab):
+    async with open_lab("blocks.train_compare", preset="depth", steps=10) as h:
+        await h.press("r")
+        await h.settle()
+        first = {c.name: c.val_loss for c in h.lab.trained.curves}
+        await h.press("s")
+        await h.settle()
+        assert h.lab.trained.seed == 1 and sorted(h.lab.val_by_seed) == [0, 1]
+        assert {c.name: c.val_loss for c in h.lab.trained.curves} != first  # another initialisation and batch order
+        assert "Over seeds 0, 1:" in h.readout() and "the spread between your 2 seeds" in h.readout()
+
+
+@pytest.mark.slow
 @needs_native
 @pytest.mark.parametrize("preset", ["residuals", "objectives", "balance"])
 async def test_train_compare_lab_trains_every_variant(open_lab, preset):

@@ -12,7 +12,7 @@ from textual.widgets import OptionList, Static
 from tests.conftest import plain_text
 from workbench.app import WorkbenchApp
 from workbench.exercises.catalog import EXERCISES
-from workbench.exercises.run import run_exercise
+from workbench.exercises.run import CheckOutcome, RunReport, run_exercise
 from workbench.exercises.workspace import (
     ensure_workspace,
     exercise_file,
@@ -511,3 +511,104 @@ async def test_every_saved_file_is_checked_one_at_a_time(tmp_path):
         assert app.store.exercise_state("softmax").status == "attempted"
         assert app.store.exercise_state("logsumexp").status == "attempted"
         assert screen.selected.id == "logsumexp"  # the view followed the latest save
+
+
+def test_each_exercise_is_filed_under_the_track_of_the_lesson_that_links_it():
+    """Issue 20: the KV-cache append exercise sat under "Decoding" (and rope under "Attention") in the exercise
+    view and the palette, away from the lesson that sets it."""
+    from workbench.curriculum import load_curriculum
+    from workbench.curriculum.model import ExerciseBlock
+    from workbench.exercises.catalog import TRACK_ORDER, by_track
+
+    curriculum = load_curriculum()
+    linked: dict[str, set[str]] = {}
+    for track in curriculum.tracks:
+        for lesson in track.lessons:
+            for step in lesson.steps:
+                for block in step.blocks:
+                    if isinstance(block, ExerciseBlock):
+                        linked.setdefault(block.exercise_id, set()).add(track.title)
+    assert set(linked) == set(EXERCISES)
+    assert {eid: {e.track} for eid, e in EXERCISES.items()} == linked
+    course = [t.title for t in curriculum.tracks]
+    assert list(TRACK_ORDER) == sorted(TRACK_ORDER, key=course.index)
+    assert sum(len(exercises) for _, exercises in by_track()) == len(EXERCISES)
+    assert EXERCISES["kv_cache_append"].track == "KV cache and serving"
+
+
+class HeldCheck:
+    """A check worker whose end the test decides: its state flips when the test says, and its StateChanged
+    message arrives only when the test posts it, in whatever order a busy event loop would deliver it."""
+
+    def __init__(self, exercise_id: str) -> None:
+        from textual.worker import WorkerState
+
+        self.exercise_id = exercise_id
+        self.state = WorkerState.RUNNING
+        self.result: RunReport | None = None
+        self.error: BaseException | None = None
+        self.is_cancelled = False
+
+    @property
+    def is_running(self) -> bool:
+        from textual.worker import WorkerState
+
+        return self.state == WorkerState.RUNNING
+
+    def cancel(self) -> None:
+        self.is_cancelled = True  # as Textual's: a finished worker keeps its state and its result
+
+    def finish(self, passed: bool) -> None:
+        from textual.worker import WorkerState
+
+        self.result = RunReport(self.exercise_id, checks=[CheckOutcome("matches the reference", passed)])
+        self.state = WorkerState.SUCCESS
+
+
+async def test_a_check_that_ends_before_its_message_arrives_is_never_dropped(tmp_path, monkeypatch):
+    """Issue 20: a check worker's state flips to SUCCESS before its StateChanged message is handled; a save
+    polled in between started the next check at once, and the first result, from a worker no longer the
+    current one, was dropped. Driven in that order, deterministically, every result is recorded once."""
+    from textual.worker import Worker, WorkerState
+
+    workspace = tmp_path / "ws"
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await show_exercises(app, pilot, workspace)
+        started: list[HeldCheck] = []
+
+        def run_worker(work, **options):
+            started.append(HeldCheck(options["description"].removeprefix("check ")))
+            return started[-1]
+
+        monkeypatch.setattr(screen, "run_worker", run_worker)
+
+        def arrive(worker: HeldCheck, state: WorkerState) -> None:
+            screen.post_message(Worker.StateChanged(worker, state))
+
+        await pilot.press("r")
+        await pilot.pause()
+        assert [w.exercise_id for w in started] == ["softmax"] and screen.status_of("softmax") == "checking"
+        first = started[0]
+        first.finish(passed=True)  # the state flips; its message is not handled yet
+        other = exercise_file(workspace, EXERCISES["causal_mask"])
+        other.write_text(other.read_text() + "\n# saved\n")
+        screen._poll()
+        assert len(started) == 1 and screen.queue == ["causal_mask"]  # waits for the first result
+        arrive(first, WorkerState.RUNNING)  # a late RUNNING, after the state already flipped
+        await pilot.pause()
+        assert len(started) == 1 and "softmax" not in screen.reports
+        arrive(first, WorkerState.SUCCESS)
+        await pilot.pause()
+        assert screen.reports["softmax"].passed and app.store.exercise_state("softmax").status == "solved"
+        assert [w.exercise_id for w in started] == ["softmax", "causal_mask"]
+        second = started[1]
+        await pilot.press("x")  # cancels the second check, which has already ended with a result
+        second.finish(passed=False)
+        arrive(first, WorkerState.CANCELLED)  # a stray message of the first, handled already: ignored
+        arrive(second, WorkerState.SUCCESS)
+        await pilot.pause()
+        assert not screen.checking and not screen.queue
+        assert screen.reports["causal_mask"].checks and not screen.reports["causal_mask"].passed
+        assert app.store.exercise_state("softmax").attempts == 1
+        assert app.store.exercise_state("causal_mask").attempts == 1

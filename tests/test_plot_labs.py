@@ -155,7 +155,7 @@ def test_ticks_fall_on_round_numbers():
 
 def test_bar_labels_fit_a_bar():
     assert [bar_label(v) for v in (0.524, 0.0096, 63.2, 0.00058, 1234.0, 0.0)] == \
-        ["0.52", "0.0096", "63", "6e-04", "1.23k", "0"]
+        ["0.52", "0.0096", "63", "5.8e-4", "1.23k", "0"]
     assert all(len(bar_label(v)) <= 6 for v in (1e-21, 0.123456, 9.87, 99999.0))
 
 

@@ -331,3 +331,48 @@ def test_parse_number_reads_what_learners_type():
     for bad in ("", "1,5", "abc", "1/0", "1/", "1 2", "1 000", "×10^3"):
         with pytest.raises(ValueError):
             parse_number(bad)
+
+
+def test_number_answers_take_the_units_lessons_use_in_any_common_spelling():
+    """Issue 20: a quiz in "million" refused "16.4M", "16.4 millions" and "16.4 Million"."""
+    from workbench.quiz import parse_number
+
+    for typed in ("16.4M", "16.4 m", "16.4 millions", "16.4 Million", "16.4 MILLION", "16,400k", "16400 thousand",
+                  "0.0164 billion", "0.0164B", "16.4 mln", "16.4"):
+        assert parse_number(typed, unit="million") == pytest.approx(16.4), typed
+    assert parse_number("16384k", unit="million") == 16.384
+    question = q(kind="numeric", answer=16.384, tolerance=0.1, unit="million")
+    assert question.grade(parse_number("16.4M", question.unit)).correct
+    assert not question.grade(parse_number("16.4k", question.unit)).correct
+    assert parse_number("2 GiB", unit="MiB") == 2048 and parse_number("512 KiB", unit="MiB") == 0.5
+    assert parse_number("3 mib", unit="MiB") == 3 and parse_number("1 MB", unit="KB") == 1000
+    assert parse_number("25 percent", unit="%") == 25 and parse_number("1.5 s", unit="ms") == 1500
+    assert parse_number("4 Widget", unit="widgets") == 4 and parse_number("30 Tokens/S", unit="tokens/s") == 30
+    # (a unit of the lesson's own: its name, in any case, singular or plural)
+
+
+@pytest.mark.parametrize(("typed", "unit", "message"), [
+    ("16M", "MiB", "MB or MiB"),          # decimal or binary: refused, not guessed
+    ("3 k", "GiB", "KB or KiB"),
+    ("25%", "million", "not a unit of this answer"),
+    ("16.4 MiB", "million", "not a unit of this answer"),
+    ("3 MiB", "", "without a unit"),
+    ("3 apples", "widgets", "in widgets"),
+    ("512 MB", "MiB", "MB is decimal, this answer is in MiB"),  # 4.9% apart: a slip, not a conversion
+    ("2 GiB", "GB", "GiB is binary, this answer is in GB"),
+])
+def test_a_unit_that_does_not_fit_or_could_mean_two_things_is_refused_with_a_reason(typed, unit, message):
+    from workbench.quiz import parse_number
+
+    with pytest.raises(ValueError, match=message):
+        parse_number(typed, unit=unit)
+
+
+def test_a_typed_number_is_shown_with_every_digit_it_is_graded_with():
+    """Issue 20: the preview rounded to 6 significant figures, so 1234567.8 showed as 1.23457e+06."""
+    from workbench.quiz import exact_number, parse_number
+
+    for typed in ("1234567.8", "0.000123456789", "3.14159265", "-2.5e-20", "12345678901"):
+        assert float(exact_number(parse_number(typed))) == parse_number(typed)
+        assert exact_number(parse_number(typed)) in (typed, repr(float(typed)))
+    assert exact_number(16.0) == "16" and exact_number(1 / 3) == repr(1 / 3)

@@ -537,3 +537,29 @@ def _llm_first_token(message: str, token: str, weights: str) -> float:
     with torch.inference_mode():
         probs = torch.softmax(model.model(torch.tensor([ids]))[0, -1].double(), -1)
     return float(probs[pieces[0]])
+
+
+# ---- evaluation and compression --------------------------------------------------------------------------------
+
+
+@probe("eval.heldout_perplexity",
+       "A shipped GPT's perplexity on the held-out ends of the first `plays` plays, scored with a window and stride",
+       model=Param("str", default="target", choices=("target", "draft")), plays=Param("int", default=3, min=1, max=38),
+       window=Param("int", default=256, min=2, max=2048), stride=Param("int", default=128, min=1, max=2047))
+def _heldout_perplexity(model: str, plays: int, window: int, stride: int) -> float:
+    from workbench_engines.evaluation import sliding_window_nll
+    from workbench_engines.evaluation.heldout import held_out_plays
+    from workbench_engines.models import small_gpt
+
+    loaded = small_gpt.load(model)
+    text = held_out_plays(loaded.tokenizer, plays)
+    return sliding_window_nll(loaded.model, text.ids, window=window, stride=stride).perplexity
+
+
+@probe("eval.bits_per_byte", "Bits per byte of a model with perplexity `perplexity` whose tokens average "
+       "`bytes_per_token` bytes", perplexity=Param("float", min=1.0, max=1e6),
+       bytes_per_token=Param("float", min=0.01, max=1e3))
+def _bits_per_byte(perplexity: float, bytes_per_token: float) -> float:
+    from workbench_engines.evaluation import bits_per_byte_from
+
+    return bits_per_byte_from(perplexity, bytes_per_token)

@@ -11,6 +11,7 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from workbench.params import short_repr
@@ -103,25 +104,101 @@ def within(got: float, want: float, tolerance: float, rel_tolerance: float) -> b
 
 _MINUS = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*"})
 
+_BYTES = {
+    **dict.fromkeys(("b", "byte", "bytes"), Fraction(1)),
+    **dict.fromkeys(("kb", "kilobyte", "kilobytes"), Fraction(10**3)),
+    **dict.fromkeys(("mb", "megabyte", "megabytes"), Fraction(10**6)),
+    **dict.fromkeys(("gb", "gigabyte", "gigabytes"), Fraction(10**9)),
+    **dict.fromkeys(("kib", "kibibyte", "kibibytes"), Fraction(2**10)),
+    **dict.fromkeys(("mib", "mebibyte", "mebibytes"), Fraction(2**20)),
+    **dict.fromkeys(("gib", "gibibyte", "gibibytes"), Fraction(2**30)),
+}
+_COUNT = {
+    **dict.fromkeys(("k", "thousand", "thousands"), Fraction(10**3)),
+    **dict.fromkeys(("m", "mn", "mln", "mil", "million", "millions"), Fraction(10**6)),
+    **dict.fromkeys(("b", "bn", "billion", "billions"), Fraction(10**9)),
+    **dict.fromkeys(("t", "tn", "trillion", "trillions"), Fraction(10**12)),
+}
+_PERCENT = dict.fromkeys(("%", "percent", "pct"), Fraction(1))
+_TIME = {
+    **dict.fromkeys(("ns", "nanosecond", "nanoseconds"), Fraction(1, 10**9)),
+    **dict.fromkeys(("us", "µs", "μs", "microsecond", "microseconds"), Fraction(1, 10**6)),
+    **dict.fromkeys(("ms", "millisecond", "milliseconds"), Fraction(1, 10**3)),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), Fraction(1)),
+}
+_UNIT_FAMILIES = (_BYTES, _COUNT, _PERCENT, _TIME)
+"""Units a number question may name, by family, lower-cased: each spelling's size in the family's base unit.
+A question's unit picks its family (bytes first, so a unit "B" is bytes), and a learner may answer in any
+spelling of that family: an answer in millions takes 16.4M, 16,400k and 0.0164 billion alike."""
+
+_BYTE_PREFIXES = {"k": "KB or KiB", "m": "MB or MiB", "g": "GB or GiB"}
+"""A bare prefix in a bytes answer: decimal or binary is the learner's to say, not ours to guess."""
+
+_SUFFIX = re.compile(r"^(?P<number>.*?[\d.])\s*(?P<suffix>[^\d\s.,+\-*/^]+)$")
+"""A number, then a unit written after it (letters or %): "16.4M", "16.4 millions", "25%"."""
+
+
+def _unit_family(unit: str) -> dict[str, Fraction] | None:
+    """The spellings of the family the question's unit belongs to; None for a unit this module doesn't know."""
+    key = unit.strip().lower()
+    return next((family for family in _UNIT_FAMILIES if key in family), None)
+
+
+def _unit_scale(suffix: str, unit: str, typed: str) -> Fraction:
+    """How many of the question's unit one ``suffix`` is (1 for the unit itself); ValueError when the suffix
+    does not fit the question's unit or could mean two things."""
+    key, wanted = suffix.lower(), unit.strip()
+    family = _unit_family(wanted)
+    if family is None:
+        # A unit of the lesson's own: its spelling, in any case, singular or plural.
+        if wanted and key in (wanted.lower(), wanted.lower() + "s", wanted.lower().removesuffix("s")):
+            return Fraction(1)
+        if not wanted:
+            raise ValueError(f"{typed.strip()!r}: this answer is a plain number without a unit; "
+                             "type just the number, e.g. 0.25.")
+        raise ValueError(f"{typed.strip()!r}: type the number in {wanted}, without {suffix!r}.")
+    decimal, binary = {"kb", "mb", "gb"}, {"kib", "mib", "gib"}
+    if {key, wanted.lower()} & decimal and {key, wanted.lower()} & binary:
+        # MB typed for MiB (or the reverse) is a slip to point out, not a conversion to make: 4.9% apart at M.
+        raise ValueError(f"{typed.strip()!r}: {suffix} is {'binary' if key in binary else 'decimal'}, this answer "
+                         f"is in {wanted}; type the number in {wanted}.")
+    if key in family:
+        return family[key] / family[wanted.lower()]
+    if family is _BYTES and key in _BYTE_PREFIXES:
+        raise ValueError(f"{typed.strip()!r}: {suffix} could mean {_BYTE_PREFIXES[key]}; type which, "
+                         f"or the number in {wanted}.")
+    raise ValueError(f"{typed.strip()!r}: {suffix!r} is not a unit of this answer; type the number in {wanted}.")
+
 
 def parse_number(typed: str, unit: str = "") -> float:
     """The number a learner typed into a number question, as it will be graded.
 
     Accepts what people write: ``0.25``, ``1/4``, ``1e-3``, ``3 × 10^-4``,
     ``4,000``, ``25%`` (a quarter, unless the question's unit is itself ``%``,
-    when it is 25), a typographic minus, and the question's unit after the
-    number. Raises ValueError with a message for the learner otherwise.
+    when it is 25), a typographic minus, and a unit after the number: the
+    question's own, or another spelling or size of it, in any case, singular
+    or plural (an answer in ``million`` takes ``16.4M``, ``16.4 Millions``
+    and ``16,400k`` as 16.4; one in ``MiB`` takes ``2 GiB`` as 2048). A
+    bare number is in the question's unit. Raises ValueError with a message
+    for the learner otherwise, and for a unit that does not fit the question
+    or could mean two things (``16M`` in bytes: MB or MiB?).
     Infinite and NaN results come back as such; the caller refuses them.
     """
     text = re.sub(r"\s*([*/^%])\s*", r"\1", typed.strip().translate(_MINUS))  # "3 × 10^-4", "1 / 4"
-    if unit and unit != "%" and text.lower().endswith(unit.lower()):
-        text = text[: -len(unit)].rstrip()
+    scale = Fraction(1)
+    wanted = unit.strip()
+    found = _SUFFIX.match(text)
+    if wanted and text.lower().endswith(wanted.lower()) and re.search(r"[\d.\s]$", text[: -len(wanted)]):
+        text = text[: -len(wanted)].rstrip()  # the unit as the lesson spells it, "tokens/s" included
+    elif found:
+        suffix = found["suffix"]
+        if suffix == "%" and not wanted:
+            scale = Fraction(1, 100)
+        else:
+            scale = _unit_scale(suffix, unit, typed)
+        text = found["number"]
     if re.search(r"\s", text):  # "1 2" is a typo, not 12
         raise ValueError(f"{typed.strip()!r} has a space inside the number; type it without one, e.g. 4000.")
-    scale = 1.0
-    if text.endswith("%"):
-        text = text[:-1]
-        scale = 1.0 if unit.strip() == "%" else 0.01
     if not text:
         raise ValueError("Type a number, e.g. 0.25, 1/4, 25% or 3e-4.")
     if "/" in text:
@@ -129,8 +206,22 @@ def parse_number(typed: str, unit: str = "") -> float:
         denominator = _plain_number(bottom)
         if denominator == 0:
             raise ValueError(f"{typed.strip()} divides by zero.")
-        return _plain_number(top) / denominator * scale
-    return _plain_number(text) * scale
+        return _scaled(_plain_number(top) / denominator, scale)
+    return _scaled(_plain_number(text), scale)
+
+
+def _scaled(value: float, scale: Fraction) -> float:
+    """value × scale with one rounding where it can: 16384 × 1/1000 is 16.384, not 16.384000000000004."""
+    if scale == 1:
+        return value
+    return value * scale.numerator / scale.denominator
+
+
+def exact_number(value: float) -> str:
+    """A number as it will be graded, every digit the learner typed kept: 1234567.8, 0.000123456789, 1e-20."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(float(value))
 
 
 def _plain_number(text: str) -> float:

@@ -12,26 +12,24 @@ import signal
 import threading
 from pathlib import Path
 
-import plotext
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.text import Text
+
+from workbench.widgets.plots import Series, lines_text
+
+SMOOTHING = 10
+"""Steps in the running mean of the train loss: single-batch losses are noisy."""
 
 
-def _plot(train: list[float], val: list[tuple[int, float]], width: int) -> Text:
-    plotext.clear_figure()
-    plotext.plotsize(max(40, min(width, 100)), 14)
-    plotext.theme("clear")
-    if train:
-        # A running mean over 10 steps: single-batch losses are noisy.
-        smooth = [sum(train[max(0, i - 9) : i + 1]) / len(train[max(0, i - 9) : i + 1]) for i in range(len(train))]
-        plotext.plot(list(range(1, len(train) + 1)), smooth, label="train (10-step mean)", marker="braille")
+def loss_plot(train: list[float], val: list[tuple[int, float]], width: int) -> RenderableType:
+    """The live loss plot: the train loss's running mean and the validation points, drawn as the labs draw."""
+    smooth = [sum(train[max(0, i - SMOOTHING + 1): i + 1]) / len(train[max(0, i - SMOOTHING + 1): i + 1])
+              for i in range(len(train))]
+    series = [Series(f"train ({SMOOTHING}-step mean)", list(range(1, len(train) + 1)), smooth)]
     if val:
-        plotext.scatter([s for s, _ in val], [v for _, v in val], label="validation", marker="x")
-    plotext.xlabel("step")
-    plotext.title("cross-entropy loss (nats per token)")
-    return Text.from_ansi(plotext.build())
+        series.append(Series("validation", [s for s, _ in val], [v for _, v in val], points=True))
+    return lines_text("cross-entropy loss (nats per token)", series, width=max(40, min(width, 100)), xlabel="step")
 
 
 def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, corpus: Path | None,
@@ -74,7 +72,7 @@ def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, c
                 stats += f"  val {val_losses[-1][1]:.3f}"
             progress.update(task, completed=report.step, stats=stats)
             if report.step % 5 == 0 or report.val_loss is not None:
-                live.update(Group(progress, _plot(train_losses, val_losses, console.width)))
+                live.update(Group(progress, loss_plot(train_losses, val_losses, console.width)))
 
         try:
             result = small_gpt.train_recipe(name, out_dir, resume=not fresh, steps=steps, corpus_path=corpus,

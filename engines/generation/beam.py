@@ -40,6 +40,18 @@ class BeamResult:
     def best(self) -> Hypothesis:
         return self.hypotheses[0]
 
+    def dropped_at(self, tokens: tuple[int, ...] | list[int]) -> int | None:
+        """The first step (1-based) after which no live beam starts with ``tokens``' prefix of that length.
+
+        None when that prefix stayed in the beam as long as ``tokens`` lasts:
+        how a learner sees where beam search lost a path greedy kept.
+        """
+        tokens = tuple(tokens)
+        for step, live in enumerate(self.steps[: len(tokens)], start=1):
+            if all(h.tokens[:step] != tokens[:step] for h in live):
+                return step
+        return None
+
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)

@@ -77,6 +77,11 @@ class TokenData:
         return np.stack([self.val[i * seq_len : i * seq_len + seq_len + 1] for i in range(n)])
 
 
+def held_out_start(tokens: int, val_fraction: float = 0.05) -> int:
+    """Where a document of ``tokens`` tokens is cut: tokens from here on are held out (at least one is trained on)."""
+    return max(1, int(tokens * (1 - val_fraction)))
+
+
 def encode_corpus(tokenizer: BPETokenizer, path: str | Path | None = None, *, val_fraction: float = 0.05,
                   limit_bytes: int | None = None) -> TokenData:
     """Encode every document of the corpus (default: the plays) and hold out the end of each one.
@@ -114,7 +119,7 @@ def encode_corpus(tokenizer: BPETokenizer, path: str | Path | None = None, *, va
         raise EngineError("the corpus is empty")
     train, val = [], []
     for ids in tokenizer.encode_batch(texts):
-        cut = max(1, int(len(ids) * (1 - val_fraction)))
+        cut = held_out_start(len(ids), val_fraction)
         train.extend(ids[:cut] + [eot])
         val.extend(ids[cut:] + [eot])
     return TokenData(np.asarray(train, dtype=np.int32), np.asarray(val, dtype=np.int32))

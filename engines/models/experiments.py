@@ -65,6 +65,11 @@ class Curve:
         return any(not math.isfinite(x) for x in self.losses) or (bool(self.losses) and self.losses[-1] > 20)
 
 
+EVAL_WINDOWS = 64
+"""Validation windows per variant: 64 × 64 tokens, the same 4,096 held-out tokens for every variant and every run,
+so two variants' losses differ by what the models learnt, not by what was measured."""
+
+
 @cache
 def lesson_data(limit_bytes: int = 1_500_000):
     """The plays encoded with the shipped 2,048-token tokenizer (the first limit_bytes of text).
@@ -79,7 +84,7 @@ def lesson_data(limit_bytes: int = 1_500_000):
 
 def run_variants(variants: list[Variant], *, steps: int = 150, batch_size: int = 16, seq_len: int = 64,
                  on_step: Callable[[Curve], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                 data=None, report_every: int = 5) -> list[Curve]:
+                 data=None, report_every: int = 5, seed: int = 0) -> list[Curve]:
     """Train each variant for ``steps`` steps and return its loss curve (and the trained model).
 
     Args:
@@ -91,6 +96,7 @@ def run_variants(variants: list[Variant], *, steps: int = 150, batch_size: int =
         should_stop: Polled every step; stopping raises Cancelled.
         data: TokenData; None for ``lesson_data()``.
         report_every: Steps between on_step calls.
+        seed: Seeds every variant's initialisation and batch order alike (a variant's own "seed" wins).
 
     Returns:
         One Curve per variant, in order.
@@ -110,14 +116,14 @@ def run_variants(variants: list[Variant], *, steps: int = 150, batch_size: int =
     curves = []
     for variant in variants:
         config = MiniConfig(**{"vocab_size": 2048, "context": seq_len, **variant.model})
-        torch.manual_seed(0)
+        torch.manual_seed(variant.train.get("seed", seed))
         model = MiniFormer(config)
         curve = Curve(variant.name, parameters=model.parameter_count(),
                       active_parameters=model.parameter_count(active=True), model=model)
         curves.append(curve)
         train_config = TrainConfig(**{"steps": steps, "batch_size": batch_size, "seq_len": seq_len, "lr": 3e-3,
-                                      "warmup": max(1, steps // 10), "eval_every": steps, "eval_windows": 16,
-                                      "checkpoint_every": steps, **variant.train})
+                                      "warmup": max(1, steps // 10), "eval_every": steps, "eval_windows": EVAL_WINDOWS,
+                                      "seed": seed, "checkpoint_every": steps, **variant.train})
         loss_fn = objective(variant.objective, variant.balance)
 
         started = time.perf_counter()
@@ -135,7 +141,7 @@ def run_variants(variants: list[Variant], *, steps: int = 150, batch_size: int =
         train(model, data, train_config, loss_fn=loss_fn, on_step=step, should_stop=should_stop)
         curve.seconds = time.perf_counter() - started
         if curve.val_loss is None:
-            curve.val_loss = evaluate(model, data, seq_len, 16, loss_fn)
+            curve.val_loss = evaluate(model, data, seq_len, EVAL_WINDOWS, loss_fn)
     return curves
 
 

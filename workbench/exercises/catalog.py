@@ -70,7 +70,7 @@ EXERCISES: dict[str, Exercise] = {
             "np.where(mask, scores, -np.inf) applies the mask before the softmax.",
             "Subtract the row maximum before exp, as in the softmax exercise; multiply the weights by v.",
         )),
-        Exercise("rope", "Rotary position embeddings", "Attention", "rope", "09_rope.py", (
+        Exercise("rope", "Rotary position embeddings", "Positional encodings", "rope", "09_rope.py", (
             "theta = base ** (-np.arange(d // 2) * 2 / d); angles = positions[:, None] * theta has shape (L, d/2).",
             "cos and sin of the angles broadcast against x1 and x2 over the leading axes.",
             "Compute the angles in float64, then cast cos and sin to x's dtype.",
@@ -84,7 +84,7 @@ EXERCISES: dict[str, Exercise] = {
             "Softmax the sorted logits, then np.cumsum: keep up to and including the first position reaching p.",
             "np.searchsorted(cumulative, p * cumulative[-1]) + 1 is the number to keep; sum in float64.",
         )),
-        Exercise("kv_cache_append", "KV-cache append", "Decoding", "kv_cache_append", "12_kv_cache_append.py", (
+        Exercise("kv_cache_append", "KV-cache append", "KV cache and serving", "kv_cache_append", "12_kv_cache_append.py", (
             "Check length + n against cache_k.shape[0] before writing anything.",
             "Slice assignment cache_k[length:length + n] = k_new writes in place.",
         )),
@@ -95,7 +95,10 @@ EXERCISES: dict[str, Exercise] = {
     ]
 }
 
-TRACK_ORDER = ("Getting started", "Tokenization", "Attention", "Decoding", "Mixture of experts")
+TRACK_ORDER = ("Getting started", "Tokenization", "Positional encodings", "Attention", "Decoding",
+               "KV cache and serving", "Mixture of experts")
+"""The titles (track.toml) of the tracks whose lessons link exercises, in course order: an exercise's track
+is the one whose lesson links it, so the exercise view and the palette file it where the lesson is."""
 
 
 def by_track() -> list[tuple[str, list[Exercise]]]:

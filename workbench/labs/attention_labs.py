@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -13,7 +14,7 @@ from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
 
 from workbench.labs.base import Lab, Progress, RaceResult
-from workbench.labs.knobs import plus_minus_keys
+from workbench.labs.knobs import paired_keys, plus_minus_keys
 from workbench.widgets.heat_grid import LEGEND, HeatGrid
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
@@ -31,10 +32,10 @@ class HeadsLab(Lab):
     """all-MiniLM-L6-v2's attention weights on the learner's sentence, layer by layer, head by head."""
 
     BINDINGS = [
-        Binding("right_square_bracket", "move(1, 0)", "Next layer"),
-        Binding("left_square_bracket", "move(-1, 0)", "Prev layer"),
-        Binding("full_stop", "move(0, 1)", "Next head"),
-        Binding("comma", "move(0, -1)", "Prev head"),
+        *paired_keys("right_square_bracket", "left_square_bracket", "move(1, 0)", "move(-1, 0)", "layer±",
+                     display="]/[", up_help="Next layer", down_help="Previous layer"),
+        *paired_keys("full_stop", "comma", "move(0, 1)", "move(0, -1)", "head±", display="./,",
+                     up_help="Next head", down_help="Previous head"),
     ]
     shown = reactive(Initialize(lambda lab: HeadChoice(lab.params["layer"], lab.params["head"])))
     """The layer and head drawn."""
@@ -179,17 +180,39 @@ class FlashRaceLab(Lab):
             yticks=(list(decades), [f"{10.0 ** d:g}" for d in decades]))
         self.query_one(ProfilePanel).show(result.rows, result.baselines,
                                           "the same cases as `workbench bench attention`, at one thread")
-        self.status("Flash keeps a few tiles per thread; naive holds every score. Compare the peak MiB column.")
+        self.status(memory_growth(self.seqs, by_case))
+
+
+def memory_growth(seqs: list[int], by_case: list[dict]) -> str:
+    """Each contender's measured peak memory growth per doubling of the sequence, and what 4× and 2× mean.
+
+    Between lengths s0 and s1 the factor per doubling is (peak1 / peak0)^(1 / log2(s1 / s0)). Scores are
+    S×S (×4 per doubling), the output S×d (×2): a factor near 4 means the scores dominate its memory.
+    """
+    lines = []
+    for name in dict.fromkeys(name for case in by_case for name in case):
+        peaks = [(seq, case[name].peak_bytes) for seq, case in zip(seqs, by_case)
+                 if name in case and case[name].peak_bytes]
+        factors = [f"×{(b / a) ** (1 / math.log2(s1 / s0)):.1f}" for (s0, a), (s1, b) in zip(peaks, peaks[1:])
+                   if s1 > s0]
+        if factors:
+            lines.append(f"{name} {' '.join(factors)}")
+    if not lines:
+        if len(seqs) < 2:
+            return "Race two or more sequence lengths to see how each kernel's memory grows."
+        return "No peak memory was measured (torch's allocations are invisible to tracemalloc)."
+    return ("Peak memory per doubling: " + "; ".join(lines) + ". Scores grow ×4 per doubling, the output ×2: "
+            "near 4 the S×S scores dominate a kernel's memory, near 2 only the output grows.")
 
 
 class MaskLab(Lab):
     """Masks drawn as grids, and the causal property checked live: change a token, see which outputs move."""
 
     BINDINGS = [
-        Binding("c", "toggle_causal", "Causal on/off"),
-        *plus_minus_keys("window(1)", "window(-1)", "Window ±1"),
-        Binding("right_square_bracket", "token(1)", "Change later token"),
-        Binding("left_square_bracket", "token(-1)", "Change earlier token"),
+        Binding("c", "toggle_causal", "Causal", tooltip="Causal mask on/off"),
+        *plus_minus_keys("window(1)", "window(-1)", "window±"),
+        *paired_keys("right_square_bracket", "left_square_bracket", "token(1)", "token(-1)", "token±",
+                     display="]/[", up_help="Change a later token", down_help="Change an earlier token"),
     ]
 
     @dataclass(frozen=True)

@@ -84,7 +84,8 @@ class Lab(Vertical, can_focus=True):
     Lab.-running ProgressBar { display: block; }
     """
     BINDINGS = [
-        Binding("x", "cancel", "Cancel run"),
+        # "Cancel", not "Cancel run": four columns the sampler's footer needs beside a lesson's keys (issue 20).
+        Binding("x", "cancel", "Cancel", tooltip="Cancel the run"),
         # The same key while nothing runs: hidden from the footer, it still answers "Nothing is running."
         Binding("x", "nothing_to_cancel", "Cancel run (nothing running now)", show=False),
     ]

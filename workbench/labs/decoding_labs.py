@@ -6,6 +6,7 @@ weights (a second or two), later ones reuse them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +20,8 @@ from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
 
 from workbench.labs.base import Lab, Progress
-from workbench.labs.knobs import SAMPLER_KNOBS, knob_keys, knob_note, paired_keys, plus_minus_keys, stepped
+from workbench.labs.knobs import (SAMPLER_KNOBS, knob_keys, knob_note, paired_keys, plus_minus_keys, shown_as_one,
+                                  stepped)
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure, Series
 
@@ -136,10 +138,10 @@ class SamplerLab(Lab):
     """The next-token distribution of the small GPT, with every knob of a sampler on a key."""
 
     BINDINGS = [
-        *SAMPLER_KNOBS,
-        *knob_keys("m", "min_p", "min-p"),
-        # Short descriptions: at 80 columns the footer must still reach "z Reset" (issue 20).
-        Binding("d", "samples", "Sample"),
+        # One footer item for the four knobs (the readout names each one's keys) and short labels: at 80 columns,
+        # beside the lesson's keys and "x Cancel" during a run, the footer must still reach "z Reset" (issue 20).
+        *shown_as_one([*SAMPLER_KNOBS, *knob_keys("m", "min_p", "min-p")], "tT kK uU mM", "knobs±"),
+        Binding("d", "samples", "Draw", tooltip="Draw four continuations"),
         Binding("z", "reset", "Reset"),
     ]
     STEPS = {
@@ -293,7 +295,8 @@ class EntropySweepLab(Lab):
 
             pretrained = load_target(progress)
             return temperature_sweep(pretrained.model, pretrained.prompt_ids(prompt), temperatures,
-                                     samples=samples, tokens=tokens, progress=progress)
+                                     samples=samples, tokens=tokens, progress=progress,
+                                     decode=pretrained.tokenizer.decode)
 
         self.start(work, lambda points: setattr(self, "points", points), "Sweeping temperatures")
 
@@ -303,14 +306,39 @@ class EntropySweepLab(Lab):
         ts = [p.temperature for p in points]
         self.query_one(Figure).lines("what the model's choices look like as T rises", [
             Series("entropy, bits per token", ts, [p.entropy_bits for p in points]),
-            Series("distinct-2 × 10", ts, [p.distinct_2 * 10 for p in points])], xlabel="temperature")
+            Series("distinct-2 × 10", ts, [p.distinct_2 * 10 for p in points]),
+            Series("real words × 10", ts, [p.real_words * 10 for p in points])], xlabel="temperature")
         table = Table(box=None, header_style="bold")
-        for name in ("T", "entropy (bits)", "distinct-2", "4-grams repeated"):
+        for name in ("T", "bits", "distinct-2", "4-grams repeated", "real words"):
             table.add_column(name, justify="right")
         for p in points:
             table.add_row(f"{p.temperature:g}", f"{p.entropy_bits:.2f}", f"{p.distinct_2:.2f}",
-                          f"{100 * p.repeated_4:.0f}%")
-        self.readout(table)
+                          f"{100 * p.repeated_4:.0f}%", f"{100 * p.real_words:.0f}%")
+        samples = Table(box=None, header_style="bold", title="the start of the first sample at each T",
+                        title_justify="left")
+        samples.add_column("T", justify="right")
+        samples.add_column("text")
+        for p in points:
+            text = shown(p.sample).replace("\n", " ⏎ ")
+            samples.add_row(f"{p.temperature:g}", text if len(text) <= 140 else text[:139] + "…")  # two lines at 80
+        self.readout(Group(table, sweep_verdict(points), samples))
+
+
+def sweep_verdict(points) -> Text:
+    """Which temperature reads most like the plays (most real words net of repeats), and what the extremes lost."""
+    scored = [p for p in points if p.plays_like is not None]
+    if not scored:
+        return Text("No text was decoded, so how much it reads like the plays was not measured.")
+    best = max(scored, key=lambda p: p.plays_like)
+    coldest = min(scored, key=lambda p: p.temperature)
+    hottest = max(scored, key=lambda p: p.temperature)
+    words = [f"Reads most like the plays at T = {best.temperature:g}: {100 * best.real_words:.0f}% of its words occur "
+             f"in the plays and {100 * best.repeated_4:.0f}% of its 4-grams repeat (the most real words net of repeats)."]
+    if coldest.temperature < best.temperature and coldest.repeated_4 > best.repeated_4:
+        words.append(f"At T = {coldest.temperature:g} {100 * coldest.repeated_4:.0f}% of 4-grams repeat.")
+    if hottest.temperature > best.temperature and hottest.real_words < best.real_words:
+        words.append(f"At T = {hottest.temperature:g} only {100 * hottest.real_words:.0f}% of words are real.")
+    return Text(" ".join(words))
 
 
 @dataclass(frozen=True)
@@ -321,7 +349,9 @@ class BeamOutcome:
     result: Any
     """The BeamResult."""
     greedy: Any
-    """Greedy decoding as a Hypothesis, scored like the beams."""
+    """Greedy decoding as a Hypothesis, scored like the beams (finished when it wrote the end-of-text token)."""
+    width: int
+    """The beams searched (the knob may have moved since)."""
 
 
 class BeamLab(Lab):
@@ -371,10 +401,13 @@ class BeamLab(Lab):
             tokenizer = pretrained.tokenizer
             ids = pretrained.prompt_ids(prompt)
             progress(0.3, f"{settings.width} beams")
-            result = beam_search(pretrained.model, ids, tokens, width=settings.width, alpha=settings.alpha,
-                                 eos=tokenizer.special_tokens["<|endoftext|>"])
-            greedy = generate(pretrained.model, ids, tokens).tokens
-            return BeamOutcome(tokenizer, result, Hypothesis(tuple(greedy), sequence_logprob(pretrained.model, ids, greedy)))
+            eos = tokenizer.special_tokens["<|endoftext|>"]
+            result = beam_search(pretrained.model, ids, tokens, width=settings.width, alpha=settings.alpha, eos=eos)
+            # Greedy stops where a beam would: at the end-of-text token, which ends a hypothesis.
+            greedy = generate(pretrained.model, ids, tokens, stop_tokens=(eos,)).tokens
+            hypothesis = Hypothesis(tuple(greedy), sequence_logprob(pretrained.model, ids, greedy),
+                                    bool(greedy) and greedy[-1] == eos)
+            return BeamOutcome(tokenizer, result, hypothesis, settings.width)
 
         self.start(work, lambda outcome: setattr(self, "outcome", outcome), "Searching")
 
@@ -402,7 +435,39 @@ class BeamLab(Lab):
             final.add_row(f"{h.score(result.alpha):.3f}", f"{h.logprob:.2f}", str(len(h.tokens)), text(h)[:48])
         final.add_row(f"{greedy.score(result.alpha):.3f}", f"{greedy.logprob:.2f}", str(len(greedy.tokens)),
                       "greedy: " + text(greedy)[:40], style="dim")
-        self.readout(Group(steps, final))
+        self.readout(Group(steps, final, beam_verdict(result, greedy, outcome.width)))
+
+
+def likelihood_ratio(nats: float) -> str:
+    """e^nats as a reader takes it in: "52 times", or "about 10^40 times" when it would not fit a line."""
+    ratio = math.exp(min(nats, 700.0))
+    return f"{ratio:.3g} times" if ratio < 1e4 else f"about 10^{nats / math.log(10):.0f} times"
+
+
+def beam_verdict(result, greedy, width: int) -> Text:
+    """In words: did the beams beat greedy on the score they rank by, and if not, where greedy's path left them.
+
+    With α = 0 the score is the total log-probability, so a better score is
+    more probable text; with α > 0 it is log p / length^α, the table's order.
+    """
+    alpha = result.alpha
+    best, top, mine = result.best, result.best.score(alpha), greedy.score(alpha)
+    measure = "log p" if alpha == 0 else f"score (log p / length^{alpha:g})"
+    beams = f"{width} beam{'s' if width != 1 else ''}"
+    if best.tokens == greedy.tokens:
+        return Text(f"The best hypothesis is greedy's own text ({measure} {mine:.2f}).")
+    if math.isclose(top, mine, rel_tol=0, abs_tol=1e-9):
+        return Text(f"A tie: the best hypothesis and greedy's text differ but score the same ({mine:.2f}).")
+    if top > mine:
+        likely = f", text {likelihood_ratio(top - mine)} as likely" if alpha == 0 else ""
+        return Text(f"The beams found a better {measure} than greedy: {top:.2f} against {mine:.2f}{likely}.")
+    path = greedy.tokens[:-1] if greedy.finished else greedy.tokens
+    where = result.dropped_at(path)
+    lost = (f"greedy's path fell out of the {beams} at step {where}, when {width} other "
+            f"prefix{'es' if width != 1 else ''} scored higher" if where is not None else
+            f"the search stopped after step {len(result.steps)}, once {beams} had ended")
+    return Text(f"Greedy won this time: {measure} {mine:.2f} against the beams' best {top:.2f}; {lost}. "
+                "Beam search is a heuristic: a wider beam (w) keeps more paths.")
 
 
 SCHEMAS: list[tuple[str, dict]] = [

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.binding import Binding
 
 
-def paired_keys(up_key: str, down_key: str, up: str, down: str, label: str, display: str | None = None) -> list[Binding]:
+def paired_keys(up_key: str, down_key: str, up: str, down: str, label: str, display: str | None = None, *,
+                up_help: str = "", down_help: str = "") -> list[Binding]:
     """``up_key`` runs action ``up`` and ``down_key`` action ``down``; the footer shows the pair once
-    ("s/S shift±"), so a lab's keys fit 80 columns beside the lesson's. Both are listed in help."""
-    return [Binding(up_key, up, label, key_display=display or f"{up_key}/{down_key}"),
-            Binding(down_key, down, f"{label} (down)", show=False)]
+    ("s/S shift±"), so a lab's keys fit 80 columns beside the lesson's.
+
+    Both are listed in help, the up key under ``up_help`` where the short
+    footer label says less than a sentence would (kept as its tooltip, which
+    the footer shows on hover), the down key under ``down_help`` or
+    "``label`` (down)".
+    """
+    return [Binding(up_key, up, label, key_display=display or f"{up_key}/{down_key}", tooltip=up_help),
+            Binding(down_key, down, down_help or f"{label} (down)", show=False)]
 
 
 def plus_minus_keys(up: str, down: str, label: str) -> list[Binding]:
     """``+`` runs action ``up`` and ``-`` action ``down``, shown once as "+/- label"."""
     return paired_keys("plus,equals_sign", "minus", up, down, label, display="+/-")
+
+
+def shown_as_one(bindings: list[Binding], display: str, label: str) -> list[Binding]:
+    """``bindings`` shown in the footer as one item, ``display`` then ``label`` ("tT kK uU mM knobs±"), for a lab
+    with more knobs than 80 columns hold one by one; every key still works and help lists each under its own
+    description (the first one's kept as its tooltip)."""
+    first, *rest = bindings
+    return [replace(first, description=label, key_display=display, show=True, tooltip=first.description),
+            *(replace(binding, show=False) for binding in rest)]
 
 
 def knob_keys(key: str, name: str, label: str) -> list[Binding]:

@@ -247,3 +247,32 @@ class SpeculativeLab(Lab):
             result.rows, result.baselines,
             f"the draft alone runs {draft_speed:.1f}× as fast as the target per token; greedy speculative output must "
             "equal the target's (matches)")
+        self.status(speculative_verdict(self.ks, speculative, draft_speed))
+
+
+def speculative_verdict(ks, rows, draft_speed: float) -> str:
+    """What the race showed, in words: acceptance by k, the best speed-up against the simple estimate, any losses.
+
+    The estimate (Leviathan et al., 2023) is tokens per target pass ÷
+    (1 + k ÷ draft_speed): it charges the draft's k steps but counts a pass
+    over k + 1 tokens as one decoding step, which a CPU does not quite manage.
+    """
+    if not ks:
+        return "No draft length was raced."
+    speedups = [r.ratios["target alone"] for r in rows]
+    acceptance = [r.extra["acceptance"] for r in rows]
+    shown = ", ".join(f"{100 * a:.0f}% at k = {k}" for k, a in zip(ks, acceptance))
+    words = [f"Accepted: {shown}."]
+    if len(ks) > 1 and acceptance[-1] < acceptance[0]:
+        words.append("It falls with k: after the first rejection the rest of a draft counts as rejected.")
+    best = max(range(len(ks)), key=lambda i: speedups[i])
+    if speedups[best] > 1:
+        estimate = rows[best].extra["tokens_per_round"] / (1 + ks[best] / draft_speed)
+        words.append(f"Best: k = {ks[best]}, {speedups[best]:.2f}× the target alone (the estimate "
+                     f"tokens per pass ÷ (1 + k ÷ {draft_speed:.1f}) gives {estimate:.2f}×).")
+    lost = [str(k) for k, x in zip(ks, speedups) if x < 1]
+    if lost:
+        words.append(f"Slower than the target alone at k = {', '.join(lost)}.")
+    if speedups[best] <= 1 and not lost:
+        words.append("No draft length changed the speed.")
+    return " ".join(words)

@@ -21,7 +21,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from workbench.labs.base import Lab, Progress, RaceResult
-from workbench.labs.knobs import SAMPLER_KNOBS, knob_note, plus_minus_keys, stepped
+from workbench.labs.knobs import SAMPLER_KNOBS, knob_note, plus_minus_keys, shown_as_one, stepped
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure
 from workbench.widgets.profile_panel import ProfilePanel
@@ -115,7 +115,7 @@ class ChatLab(Lab):
     """Chat with SmolLM2: tokens stream in with the model's probabilities; [ ] move through them to see the top 5."""
 
     BINDINGS = [
-        *SAMPLER_KNOBS,
+        *shown_as_one(SAMPLER_KNOBS, "tT kK uU", "knobs±"),  # the status line names each knob's keys
         Binding("w", "weights", "weights"),
         Binding("right_square_bracket", "look(1)", "token", key_display="]/["),
         Binding("left_square_bracket", "look(-1)", "previous token", show=False),

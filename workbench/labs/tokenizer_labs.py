@@ -24,6 +24,7 @@ from workbench_engines.tokenizers.bpe_reference import bpe_merge_steps
 from workbench_engines.tokenizers.explain import FORMS, characters, utf8
 from workbench_engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
 from workbench.labs.base import Lab, Progress, backend_caption
+from workbench.labs.knobs import paired_keys
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.token_strip import id_line, token_strip, visible
@@ -310,9 +311,9 @@ class BPETrainerLab(TokenLab):
     """
     BINDINGS = [
         Binding("t", "train", "Train"),
-        Binding("space", "step(1)", "Next merge"),
-        Binding("b", "step(-1)", "Previous merge"),
-        Binding("f", "step(25)", "+25 merges"),
+        *paired_keys("space", "b", "step(1)", "step(-1)", "merge±", display="space/b", up_help="Next merge",
+                     down_help="Previous merge"),
+        Binding("f", "step(25)", "Jump 25", tooltip="25 merges on"),
         # Hidden here: the step keys already fill the footer at 80 columns; the status line names it.
         Binding("ctrl+o", "toggle_separators", "Separators", show=False),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,17 +14,51 @@ from workbench.curriculum import Curriculum, Lesson
 from workbench.curriculum.check import lesson_needs
 from workbench.extras import missing
 from workbench.messages import LessonChosen
-from workbench.progress import ProgressStore
+from workbench.progress import LessonProgress, ProgressStore
 
 
-def progress_line(store: ProgressStore, lesson: Lesson) -> str:
-    """'steps 2/5 · quiz 3/4' for a lesson (quiz counts right answers of those asked)."""
-    p = store.lesson_progress(lesson.id, [q.id for q in lesson.questions])
+def progress_parts(lesson: Lesson, p: LessonProgress) -> list[str]:
+    """['steps 2/5', 'quiz 3/4'] for a lesson (quiz counts right answers of those asked)."""
     total = len(lesson.steps)
     parts = [f"steps {min(p.steps_seen, total)}/{total}"]
     if lesson.questions:
         parts.append(f"quiz {p.correct}/{len(lesson.questions)}")
-    return " · ".join(parts)
+    return parts
+
+
+def progress_line(store: ProgressStore, lesson: Lesson) -> str:
+    """'steps 2/5 · quiz 3/4' for a lesson."""
+    return " · ".join(progress_parts(lesson, store.lesson_progress(lesson.id, [q.id for q in lesson.questions])))
+
+
+class LessonTree(Tree[Lesson | None]):
+    """The catalog's tree: a lesson's line shows the longest of its labels that fits the tree's width.
+
+    A Tree line is cut at the edge, and at 60 columns "· steps 0/2 · quiz 0/4" lost its last words; so each
+    lesson gets labels from the fullest to its mark and title alone, each made of whole words, and the line
+    shows the first that fits (the details pane below always has the whole progress line).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fits: dict[int, tuple[Text, ...]] = {}
+        """A lesson node's labels by node id, fullest first; a node without any shows its own label."""
+
+    def clear(self) -> LessonTree:
+        self.fits.clear()
+        return super().clear()
+
+    def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
+        labels = self.fits.get(node.id)
+        if not labels:
+            return super().render_label(node, base_style, style)
+        depth, parent = 0, node.parent
+        while parent is not None and parent is not self.root:
+            depth, parent = depth + 1, parent.parent
+        room = self.scrollable_content_region.width - self.guide_depth * depth  # the guides: "├── " per level
+        label = next((text for text in labels if text.cell_len <= room), labels[-1]).copy()
+        label.stylize(style)
+        return label
 
 
 class CatalogScreen(Screen):
@@ -45,7 +80,7 @@ class CatalogScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        tree: Tree[Lesson | None] = Tree("Lessons", id="lessons")
+        tree = LessonTree("Lessons", id="lessons")
         tree.show_root = False
         yield tree
         yield Static("", id="details")
@@ -61,14 +96,16 @@ class CatalogScreen(Screen):
 
     def rebuild(self) -> None:
         """Redraw the tree with current progress, keeping the cursor on the same lesson."""
-        tree = self.query_one(Tree)
+        tree = self.query_one(LessonTree)
         current = tree.cursor_node.data if tree.cursor_node else None
         tree.clear()
         target = None
         for track in self.curriculum.tracks:
             branch = tree.root.add(Text(track.title, style="bold"), data=None, expand=True)
             for lesson in track.lessons:
-                node = branch.add_leaf(self._label(lesson), data=lesson)
+                labels = self._labels(lesson)
+                node = branch.add_leaf(labels[0], data=lesson)
+                tree.fits[node.id] = labels
                 if current is not None and lesson.id == current.id:
                     target = node
         if self.curriculum.issues:
@@ -85,13 +122,17 @@ class CatalogScreen(Screen):
         if node is not None:
             self._show_details(node)
 
-    def _label(self, lesson: Lesson) -> Text:
+    def _labels(self, lesson: Lesson) -> tuple[Text, ...]:
+        """A lesson's tree labels, fullest first; each cuts whole parts, never a word."""
         if lesson.broken:
-            return Text(f"✗ {lesson.title} (broken)")
+            return (Text(f"✗ {lesson.title} (broken)"), Text(f"✗ {lesson.title}"))
         p = self.store.lesson_progress(lesson.id, [q.id for q in lesson.questions])
         done = p.steps_seen >= len(lesson.steps) > 0
         mark = "✓" if done else ("•" if p.steps_seen else " ")
-        return Text(f"{mark} {lesson.title}  ·  {progress_line(self.store, lesson)}")
+        parts = progress_parts(lesson, p)
+        title = f"{mark} {lesson.title}"
+        return (Text(f"{title}  ·  {' · '.join(parts)}"), Text(f"{title} · {' · '.join(parts)}"),
+                Text(f"{title} · {parts[0]}"), Text(title))
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         self._show_details(event.node)

@@ -3,10 +3,15 @@
 First the keys that work right now (the focused widget and everything
 around it up to the app), then, for each lab on the screen that is not
 focused, the keys it adds once Tab reaches it. Keys are shown as Textual
-displays them (``?``, ``ctrl+s``), never as binding names.
+displays them (``?``, ``ctrl+s``), never as binding names, each under its
+tooltip where it has one: the footer's short label ("n/p Step±") stands for
+several keys that help spells out. Keys a footer leaves out to fit 80
+columns (q, the command palette) are listed here too.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from rich.table import Table
 from rich.text import Text
@@ -31,6 +36,11 @@ def _owner_title(node: DOMNode) -> str:
     return {"WorkbenchApp": "Everywhere"}.get(type(node).__name__, type(node).__name__)
 
 
+def _what(binding: Binding) -> str:
+    """What a key does, in help's words: its tooltip, else its footer label, else its action."""
+    return binding.tooltip or binding.description or binding.action
+
+
 class HelpScreen(ModalScreen[None]):
     """A scrollable table of the keys of the screen beneath; Escape or ? closes it."""
 
@@ -47,7 +57,10 @@ class HelpScreen(ModalScreen[None]):
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(section, keys, what they do) for every binding the screen beneath has, live ones first."""
-        display = self.app.get_key_display
+        def display(binding: Binding) -> str:
+            # The key itself, not a footer's key_display: "n/p" there stands for two rows here.
+            return self.app.get_key_display(replace(binding, key_display=None))
+
         rows: list[tuple[str, str, str]] = []
         by_action: dict[tuple[int, str], int] = {}
         for node, binding, enabled, _ in self.beneath.active_bindings.values():
@@ -58,7 +71,7 @@ class HelpScreen(ModalScreen[None]):
                 section, keys, what = rows[by_action[key]]
                 rows[by_action[key]] = (section, f"{keys}  {display(binding)}", what)
                 continue
-            what = binding.description or binding.action
+            what = _what(binding)
             by_action[key] = len(rows)
             rows.append((_owner_title(node), display(binding), what if enabled else f"{what} (not now)"))
         focused = self.beneath.focused
@@ -69,7 +82,7 @@ class HelpScreen(ModalScreen[None]):
             for binding in lab.BINDINGS:
                 binding = binding if isinstance(binding, Binding) else Binding(*binding)
                 keys = "  ".join(display(Binding(key.strip(), binding.action)) for key in binding.key.split(","))
-                rows.append((f"{_owner_title(lab)} (Tab to it)", keys, binding.description or binding.action))
+                rows.append((f"{_owner_title(lab)} (Tab to it)", keys, _what(binding)))
         return rows
 
     def compose(self) -> ComposeResult:

@@ -12,7 +12,12 @@ from workbench.labs.registry import LabSpec
 
 
 class LabScreen(Screen):
-    BINDINGS = [Binding("escape", "dismiss", "Back")]
+    BINDINGS = [
+        Binding("escape", "dismiss", "Back"),
+        # As on a lesson screen: q and the palette's ^p stay out of the footer (help lists both), so a lab's own
+        # keys and its cancel key fit at 80 columns.
+        Binding("q", "app.quit", "Quit", show=False),
+    ]
     DEFAULT_CSS = """
     LabScreen VerticalScroll { padding: 0 1; }
     """
@@ -28,7 +33,7 @@ class LabScreen(Screen):
         with VerticalScroll():
             yield Static(self.spec.summary)
             yield self.spec.widget_class()(self.spec, self.params)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = f"lab {self.spec.id}"

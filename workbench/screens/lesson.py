@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, Static
 
 from workbench.curriculum import ExerciseBlock, LabBlock, Lesson, QuizBlock, TextBlock
+from workbench.labs.knobs import paired_keys
 from workbench.labs.registry import LABS
 from workbench.messages import QuizAnswered
 from workbench.progress import ProgressStore
@@ -20,9 +21,13 @@ class LessonScreen(Screen):
     """Steps through a lesson; remembers the step and every answer in the progress store."""
 
     BINDINGS = [
-        Binding("n,right", "step(1)", "Next"),
-        Binding("p,left", "step(-1)", "Back"),
+        # "go", not "step": the footer shows one item per action name, and a lab's "step(1)" (the BPE
+        # trainer's next merge) would take this one's place.
+        *paired_keys("n,right", "p,left", "go(1)", "go(-1)", "Step", display="n/p",
+                     up_help="Next step", down_help="Previous step"),
         Binding("escape", "leave", "Catalog"),
+        # Out of the footer here, as is the palette's ^p, to leave a lab's keys room at 80 columns; help lists both.
+        Binding("q", "app.quit", "Quit", show=False),
     ]
     DEFAULT_CSS = """
     LessonScreen #stepbar { height: 1; background: $primary-background; padding: 0 1; width: 1fr; }
@@ -45,7 +50,7 @@ class LessonScreen(Screen):
         yield Header()
         yield Static("", id="stepbar")
         yield VerticalScroll(id="body", can_focus=True)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = self.lesson.title
@@ -108,7 +113,7 @@ class LessonScreen(Screen):
         # The answered question keeps the focus (it has no keys of its own, so n/p work straight away);
         # focusing the body here would leave the view wherever blurring the answer box had scrolled it.
 
-    def action_step(self, delta: int) -> None:
+    def action_go(self, delta: int) -> None:
         target = self.step + delta
         if 0 <= target < len(self.lesson.steps):
             self.step = target

@@ -12,8 +12,10 @@ drawing methods apply the same rules to every lab:
   rather than cut;
 - each series has its own marker character *and* colour, and the legend shows
   both, so a curve is named without colour;
-- bars are narrower than their slot (a gap between neighbours) and carry their
-  value as a label above them, so 0.0096 never reads as 0.07;
+- bars are narrower than their slot (a gap between neighbours), rise from 0 on
+  an axis scaled to the tallest, carry their value as a label above them
+  (compact: 0.0096, 2.4M, 5.8e-4), and a nonzero bar too short for one row is
+  a mark on the floor, so 0.0096 never reads as 0.07 nor as nothing;
 - an axis whose data are all whole numbers gets whole-number ticks;
 - a histogram is drawn as a frequency polygon (counts per bin joined by a line)
   so that two distributions overlap without one hiding the other.
@@ -26,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import plotext
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -107,16 +111,34 @@ def all_integers(values: Sequence[float]) -> bool:
     return array.size > 0 and bool(np.all(np.isfinite(array))) and bool(np.all(array == np.round(array)))
 
 
+SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+"""Thousands, millions, billions, trillions: a label above a bar, or a tick, says 2.4M, not 2400000."""
+
+TINY_BAR = "▁"
+"""The fill of a bar too short for one row of █: a mark on the floor, so a nonzero value is never a gap."""
+
+
 def bar_label(value: float) -> str:
-    """A bar's value in at most 5 characters: 0.52, 0.0096, 63, 1.2k."""
+    """A bar's value, short enough to sit above a bar: 0.52, 0.0096, 63, 1.23k, 2.4M, 5.8e-4, 3e20.
+
+    At most 6 characters (7 with a minus sign) from 0.001 to 10^15, where it
+    is a decimal or a number with a k/M/G/T suffix; outside that, the
+    exponent form (1.2e-5, 3e20), at most 8 (9). Two significant figures
+    under 10 and in the exponent form, whole numbers from 10 to 999, three
+    significant figures with a suffix above, so 999,999 reads 1M, never 1000k.
+    """
+    if not math.isfinite(value):
+        return str(value)
     if value == 0:
         return "0"
-    if abs(value) >= 1000:
-        return f"{value / 1000:.3g}k"
-    if abs(value) >= 10:
-        return f"{value:.0f}"
-    short = f"{value:.2g}"
-    return short if len(short) <= 6 else f"{value:.0e}"
+    magnitude = abs(float(f"{value:.3g}"))
+    if magnitude >= 1e15 or magnitude < 1e-3:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    for scale, prefix in SI_PREFIXES:
+        if magnitude >= scale:
+            return f"{value / scale:.3g}{prefix}"
+    return f"{value:.0f}" if magnitude >= 10 else f"{value:.2g}"
 
 
 def legend(labels: Sequence[str], symbols: Sequence[str]) -> Text:
@@ -136,6 +158,68 @@ def finite_values(values: Sequence[float]) -> np.ndarray:
     cannot place."""
     array = np.asarray(values, dtype=float).ravel()
     return array[np.isfinite(array)]
+
+
+def axis_ticks(low: float, high: float, integers: bool, most: int = 5) -> tuple[list[float], list[str]]:
+    """Whole-number ticks for whole-number data, else 1-2-5 ticks: either way never 31.8 or -0.00."""
+    if integers:
+        ticks = integer_ticks(low, high, most)
+        return [float(t) for t in ticks], [str(t) for t in ticks]
+    return nice_ticks(low, high, most)
+
+
+def draw_lines(plt, series: Sequence[Series], *, xlabel: str = "",
+               xticks: tuple[Sequence[float], Sequence[str]] | None = None,
+               yticks: tuple[Sequence[float], Sequence[str]] | None = None,
+               ylim: tuple[float, float] | None = None) -> Text | None:
+    """Draw curves on a plotext figure by this module's rules; the legend to show under it (None for one curve).
+
+    Args:
+        plt: a plotext figure: a PlotextPlot's ``plt`` in the app, the ``plotext`` module in a CLI command.
+    """
+    many = len(series) > 1
+    # Where curves share a cell the one drawn last shows: draw the first-named (the subject) last.
+    # plotext fails on nan and inf (a diverged run's loss): such points are left out.
+    finite = [[(float(x), float(y)) for x, y in zip(s.x, s.y) if math.isfinite(x) and math.isfinite(y)]
+              for s in series]
+    for i, s in reversed(list(enumerate(series))):
+        if finite[i]:
+            mark = marker_of(i) if many or s.points else ONE_SERIES_MARKER
+            draw = plt.scatter if s.points else plt.plot
+            draw([x for x, _ in finite[i]], [y for _, y in finite[i]], marker=mark, color=colour_of(i))
+    xs = [x for points in finite for x, _ in points]
+    ys = [y for points in finite for _, y in points]
+    if xticks is not None:
+        plt.xticks(list(xticks[0]), list(xticks[1]))
+    elif xs:
+        plt.xticks(*axis_ticks(min(xs), max(xs), all_integers(xs), most=6))
+    if ylim is not None:
+        plt.ylim(*ylim)
+    if yticks is not None:
+        plt.yticks(list(yticks[0]), list(yticks[1]))
+    elif ys:
+        low, high = ylim if ylim is not None else (min(ys), max(ys))
+        plt.yticks(*axis_ticks(low, high, all_integers(ys)))
+    if xlabel:
+        plt.xlabel(xlabel)
+    symbols = [marker_of(i) if many or s.points else "─" for i, s in enumerate(series)]
+    return legend([s.label for s in series], symbols) if many else None
+
+
+def lines_text(title: str, series: Sequence[Series], *, width: int, height: int = 14, xlabel: str = "") -> Group:
+    """The curves of :meth:`Figure.lines` for a command that prints (``workbench train``): title, canvas, legend.
+
+    Draws on plotext's own figure, which it clears first; for a rich Console or Live, not for the app.
+    """
+    plotext.clear_data()
+    plotext.clear_figure()
+    plotext.plotsize(width, height)
+    plotext.theme("clear")
+    key = draw_lines(plotext, series, xlabel=xlabel)
+    parts = [Text(title.center(width).rstrip(), style="bold"), Text.from_ansi(plotext.build().rstrip("\n"))]
+    if key is not None:
+        parts.append(key)
+    return Group(*parts)
 
 
 class Figure(Vertical):
@@ -166,38 +250,34 @@ class Figure(Vertical):
               yticks: tuple[Sequence[float], Sequence[str]] | None = None,
               ylim: tuple[float, float] | None = None) -> None:
         """Curves, each with its own marker and colour; a lone curve is drawn in braille and needs no legend."""
-        plt = self._fresh()
-        many = len(series) > 1
-        # Where curves share a cell the one drawn last shows: draw the first-named (the subject) last.
-        # plotext fails on nan and inf (a diverged run's loss): such points are left out.
-        finite = [[(float(x), float(y)) for x, y in zip(s.x, s.y) if math.isfinite(x) and math.isfinite(y)]
-                  for s in series]
-        for i, s in reversed(list(enumerate(series))):
-            if finite[i]:
-                mark = marker_of(i) if many or s.points else ONE_SERIES_MARKER
-                draw = plt.scatter if s.points else plt.plot
-                draw([x for x, _ in finite[i]], [y for _, y in finite[i]], marker=mark, color=colour_of(i))
-        xs = [x for points in finite for x, _ in points]
-        ys = [y for points in finite for _, y in points]
-        self._axes(plt, xs, ys, xlabel=xlabel, xticks=xticks, yticks=yticks, ylim=ylim)
-        symbols = [marker_of(i) if many or s.points else "─" for i, s in enumerate(series)]
-        self._finish(title, hint, legend([s.label for s in series], symbols) if many else None)
+        key = draw_lines(self._fresh(), series, xlabel=xlabel, xticks=xticks, yticks=yticks, ylim=ylim)
+        self._finish(title, hint, key)
 
     def bars(self, title: str, labels: Sequence[str], values: Sequence[float], *, xlabel: str = "",
              hint: str = "", top: float | None = None, label: Callable[[float], str] = bar_label) -> None:
         """One bar per label, with gaps between bars and each bar's value written above it.
 
-        ``top`` fixes the y axis's top (1 for probabilities, so heights compare across redraws);
-        otherwise it follows the tallest bar.
+        The y axis runs from 0 to the tallest bar (and room for its label), so 0.24 and 0.18 differ by
+        rows, not by nothing; ``top`` caps it (1 for probabilities).
         """
         plt = self._fresh()
         values = [float(v) for v in values]
-        high = max(top if top is not None else max(values, default=0.0), 1e-12)
-        # plotext draws any positive bar at least one row tall; one under half a row is drawn as nothing
-        # (its label still gives its value), so 1e-21 does not stand as tall as 6e-4.
+        tallest = max(values, default=0.0)
+        high = max(min(top, tallest) if top is not None else tallest, 1e-12)
+        # plotext draws any positive bar at least one row tall; one under half a row would stand as tall as
+        # one twice its size, so it is drawn as a mark on the floor instead (its label gives its value):
+        # 0.0096 beside 0.07 is a mark beside a bar, never a gap nor the same block.
         half_row = high * HEAD_ROOM / (2 * self._rows())
-        plt.bar(list(labels), [v if abs(v) >= half_row else 0.0 for v in values], width=BAR_WIDTH,
-                color=colour_of(0))
+        tiny = [0 < abs(v) < half_row for v in values]
+        # Bar i stands at x = i + 1, as plotext puts labelled bars; each call draws only its own bars, since a
+        # zero bar paints its floor blank.
+        for small, fill in ((True, {"marker": TINY_BAR}), (False, {})):
+            slots = [i for i, is_tiny in enumerate(tiny) if is_tiny is small]
+            if slots:
+                plt.bar([i + 1 for i in slots], [values[i] for i in slots], width=BAR_WIDTH, color=colour_of(0),
+                        **fill)
+        plt.xticks(list(range(1, len(values) + 1)), list(labels))
+        plt.xlim(0.5, len(values) + 0.5)
         self._bar_labels(plt, values, 2 * half_row, label)
         self._value_axis(plt, values, high)
         if xlabel:
@@ -244,29 +324,6 @@ class Figure(Vertical):
         height = self.query_one(PlotextPlot).size.height
         return height - 3 if height > 4 else 8
 
-    def _axes(self, plt, xs, ys, *, xlabel, xticks, yticks, ylim) -> None:
-        if xticks is not None:
-            plt.xticks(list(xticks[0]), list(xticks[1]))
-        elif xs:
-            plt.xticks(*self._ticks(min(xs), max(xs), all_integers(xs), most=6))
-        if ylim is not None:
-            plt.ylim(*ylim)
-        if yticks is not None:
-            plt.yticks(list(yticks[0]), list(yticks[1]))
-        elif ys:
-            low, high = ylim if ylim is not None else (min(ys), max(ys))
-            plt.yticks(*self._ticks(low, high, all_integers(ys)))
-        if xlabel:
-            plt.xlabel(xlabel)
-
-    @staticmethod
-    def _ticks(low: float, high: float, integers: bool, most: int = 5) -> tuple[list[float], list[str]]:
-        """Whole-number ticks for whole-number data, else 1-2-5 ticks: either way never 31.8 or -0.00."""
-        if integers:
-            ticks = integer_ticks(low, high, most)
-            return [float(t) for t in ticks], [str(t) for t in ticks]
-        return nice_ticks(low, high, most)
-
     @staticmethod
     def _bar_labels(plt, values: list[float], row: float, label: Callable[[float], str]) -> None:
         # plotext places bar i at x = i + 1 and centres a text on its x; a row and a half above the value clears
@@ -278,7 +335,10 @@ class Figure(Vertical):
     def _value_axis(plt, values: list[float], high: float) -> None:
         # Head room for the value labels; whole-number ticks when the values are whole.
         plt.ylim(0, high * HEAD_ROOM)
-        plt.yticks(*Figure._ticks(0, high, all_integers(values)))
+        ticks, labels = axis_ticks(0, high, all_integers(values))
+        if high >= 1e4:  # 2M, not 2000000, beside the axis
+            labels = [bar_label(t) for t in ticks]
+        plt.yticks(ticks, labels)
 
     def _finish(self, title: str, hint: str, key: Text | None) -> None:
         heading = Text(title)

@@ -23,16 +23,17 @@ from workbench.messages import QuizAnswered
 from workbench.logs import logger
 from workbench.probes import compute_cancellable
 from workbench.progress import Attempt
-from workbench.quiz import Grade, Question, format_number, parse_number
+from workbench.quiz import Grade, Question, exact_number, format_number, parse_number
 
 
 class ChoiceList(OptionList):
     """Options for single, multiple and order questions."""
 
     BINDINGS = [
-        Binding("space", "toggle", "Tick", show=False),
-        Binding("u", "move(-1)", "Move up", show=False),
-        Binding("d", "move(1)", "Move down", show=False),
+        Binding("enter", "select", "Answer"),
+        Binding("space", "toggle", "Tick"),
+        Binding("u", "move(-1)", "Move up"),
+        Binding("d", "move(1)", "Move down"),
     ]
 
     def action_toggle(self) -> None:
@@ -63,7 +64,13 @@ class NumberInput(Input):
     reads what was typed and the view shows the result before Enter locks it.
     """
 
-    BINDINGS = [Binding("q", "app.quit", "Quit", show=False, priority=True)]
+    BINDINGS = [
+        Binding("q", "app.quit", "Quit", show=False, priority=True),
+        # Shown, unlike Input's own: the box takes n, p, ? and q as typing, so without these the footer
+        # said only "esc Catalog" while an answer was being typed (issue 20).
+        Binding("enter", "submit", "Answer"),
+        Binding("tab", "app.focus_next", "Leave the box"),
+    ]
 
     def __init__(self) -> None:
         # select_on_focus off: Tab into the box must not arm one keystroke to wipe what is there.
@@ -174,7 +181,8 @@ class QuestionView(Vertical):
         if not math.isfinite(value):
             return None, f"{typed.strip()} is not a finite number; enter one that is."
         unit = f" {self.question.unit}" if self.question.unit else ""
-        return value, f"Enter answers {format_number(value)}{unit}."
+        # Every digit typed, not 6 significant figures: the preview is what Enter grades.
+        return value, f"Enter answers {exact_number(value)}{unit}."
 
     @on(Input.Changed)
     def _number_typed(self, event: Input.Changed) -> None:
@@ -256,7 +264,7 @@ class QuestionView(Vertical):
             choices.disabled = True
         else:
             field = self.query_one(Input)
-            field.value = format_number(float(response))
+            field.value = exact_number(float(response))
             field.disabled = True
         text = Text()
         if grade.correct:

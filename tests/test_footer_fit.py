@@ -1,0 +1,218 @@
+"""Footers at 80×24: every key a footer shows fits, on every lab step of every lesson, during a run too (issue 20).
+
+The footer drew keys past the right edge or behind the command palette's
+item: the sampler's "z Reset" never showed, the masks lab lost "[" and every
+lesson key, the heads lab "p Back", the softmax labs "q Quit". While a
+number answer was typed, the footer said only "esc Catalog".
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from textual.widgets import Footer, Input
+from textual.widgets._footer import FooterKey
+
+from workbench.app import WorkbenchApp
+from workbench.labs.base import Lab
+from workbench.screens.help import HelpScreen
+
+SIZE = (80, 24)
+FIXTURE_LESSONS = Path(__file__).parent / "fixtures" / "lessons"
+
+
+def footer_items(screen) -> list[str]:
+    """The footer's items as drawn, "key description", the palette's included."""
+    return [f"{key.key_display} {key.description}".strip() for key in screen.query_one(Footer).query(FooterKey)]
+
+
+def cut_keys(screen) -> list[str]:
+    """The footer's items that are not wholly on screen: past its right edge, or under the palette's item."""
+    footer = screen.query_one(Footer)
+    keys = list(footer.query(FooterKey))
+    palette = [key for key in keys if key.has_class("-command-palette")]
+    limit = min([key.region.x for key in palette] + [footer.region.right])
+    return [f"{key.key_display} {key.description}" for key in keys if key not in palette
+            and (key.region.width == 0 or key.region.right > limit)]
+
+
+async def next_step(pilot) -> None:
+    """Press n as a learner would, from the lesson's text (a lab's text box would take the n)."""
+    pilot.app.screen.query_one("#body").focus()
+    await pilot.press("n")
+    await pilot.pause()
+
+
+async def in_flight(pilot, lab: Lab) -> threading.Event:
+    """Hold a run going in ``lab`` until the returned event is set (after the lab's own run, which may end
+    any moment, has ended)."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    release = threading.Event()
+    lab.start(lambda progress: release.wait(30), lambda _: None, "Holding a run for the footer check")
+    for _ in range(3):  # the footer recomposes after the refresh that follows the bindings' change
+        await pilot.pause()
+    assert lab.running
+    return release
+
+
+@pytest.mark.slow
+async def test_every_lab_step_footer_fits_at_80_columns_idle_and_during_a_run(tmp_path):
+    """Each lab of each step, focused, idle and with a run in flight ("x Cancel" first): no footer key is cut."""
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    cut: list[tuple] = []
+    labs_seen = 0
+    async with app.run_test(size=SIZE) as pilot:
+        for lesson in app.curriculum.lessons:
+            if lesson.broken:
+                continue
+            app.open_lesson(lesson.id)
+            await pilot.pause()
+            for step in range(len(lesson.steps)):
+                assert app.screen.step == step
+                for lab in app.screen.query(Lab):
+                    labs_seen += 1
+                    lab.focus()
+                    await pilot.pause()
+                    if not lab.running and (hidden := cut_keys(app.screen)):
+                        cut.append((lesson.id, step, lab.spec.id, "idle", hidden, footer_items(app.screen)))
+                    release = await in_flight(pilot, lab)
+                    items = footer_items(app.screen)
+                    assert items[0].startswith("x Cancel"), (lab.spec.id, items)  # the run is in flight
+                    if hidden := cut_keys(app.screen):
+                        cut.append((lesson.id, step, lab.spec.id, "running", hidden, items))
+                    release.set()
+                await next_step(pilot)
+            app.screen.action_leave()
+            await pilot.pause()
+        for worker in list(app.workers):
+            worker.cancel()
+    assert labs_seen > 30
+    assert not cut, "\n".join(map(str, cut))
+
+
+async def test_the_sampler_footer_shows_every_key_beside_the_lesson_keys_during_a_run(tmp_path):
+    """The issue's case: the sampler's step, its model still loading, "x Cancel" first and "z Reset" on screen."""
+    app = WorkbenchApp(open_lesson="sampling-knobs", store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await next_step(pilot)  # "The dashboard": the sampler on the small GPT
+        lab = app.screen.query_one(Lab)
+        assert lab.spec.id == "decode.sampler"
+        lab.focus()
+        release = await in_flight(pilot, lab)
+        try:
+            items = footer_items(app.screen)
+            assert items == ["x Cancel", "tT kK uU mM knobs±", "d Draw", "z Reset", "n/p Step", "esc Catalog",
+                             "? Help"]
+            assert cut_keys(app.screen) == []
+        finally:
+            release.set()
+            for worker in list(app.workers):
+                worker.cancel()
+
+
+async def test_keys_left_out_of_a_lesson_footer_still_work_and_help_lists_them(tmp_path):
+    """q and the palette leave the lesson footer (room for a lab's keys) but not help; n/p/→/← still step."""
+    app = WorkbenchApp(lessons_root=FIXTURE_LESSONS, open_lesson="snapshot-demo", store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert footer_items(screen) == ["n/p Step", "esc Catalog", "? Help"]
+        await pilot.press("n")
+        assert screen.step == 1
+        await pilot.press("p")
+        assert screen.step == 0
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        rows = {what: keys.split() for _, keys, what in app.screen.rows()}
+        assert rows["Next step"][0] == "n" and rows["Previous step"][0] == "p" and rows["Quit"] == ["q"]
+        assert rows["Open the command palette"] == ["^p"]
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "CommandPalette"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_the_number_box_footer_shows_the_keys_that_work_while_typing(tmp_path):
+    """The box takes n, p, ? and q as typing; its footer said only "esc Catalog". Enter answers, Tab leaves."""
+    app = WorkbenchApp(lessons_root=FIXTURE_LESSONS, open_lesson="snapshot-demo", store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        box = app.screen.query_one("#answer", Input)
+        box.focus()
+        await pilot.pause()
+        assert footer_items(app.screen) == ["⏎ Answer", "tab Leave the box", "esc Catalog"]
+        await pilot.press("1", "/", "4", "enter")
+        await pilot.pause()
+        assert app.store.latest_answer("snapshot-demo", "number").correct
+
+
+async def test_tab_leaves_the_number_box(tmp_path):
+    app = WorkbenchApp(lessons_root=FIXTURE_LESSONS, open_lesson="snapshot-demo", store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        box = app.screen.query_one("#answer", Input)
+        box.focus()
+        await pilot.pause()
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.focused is not box
+
+
+async def test_a_lab_on_its_own_screen_fits_its_footer_during_a_run(tmp_path):
+    """A lab opened from the palette (LabScreen): q and ^p leave its footer too, so the sampler's keys fit in flight."""
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_lab("decode.sampler")
+        await pilot.pause()
+        lab = app.screen.query_one(Lab)
+        release = await in_flight(pilot, lab)
+        try:
+            items = footer_items(app.screen)
+            assert items[0] == "x Cancel" and "z Reset" in items and "esc Back" in items
+            assert not any(item.startswith(("q ", "^p")) for item in items)
+            assert cut_keys(app.screen) == []
+        finally:
+            release.set()
+            for worker in list(app.workers):
+                worker.cancel()
+
+
+async def test_a_focused_choice_list_shows_the_keys_its_kind_of_question_takes(tmp_path):
+    """Enter answers every choice question; Space ticks only in a multiple one, u/d move only in an order one."""
+    from workbench.widgets.question import ChoiceList, QuestionView
+
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        for kind_wanted, expected in (("single", ["⏎ Answer"]), ("multiple", ["⏎ Answer", "space Tick"]),
+                                      ("order", ["⏎ Answer", "u Move up", "d Move down"])):
+            found = False
+            for each in app.curriculum.lessons:
+                app.open_lesson(each.id)
+                await pilot.pause()
+                for step in range(len(each.steps)):
+                    views = [v for v in app.screen.query(QuestionView) if v.question.kind == kind_wanted]
+                    if views:
+                        views[0].query_one(ChoiceList).focus()
+                        await pilot.pause()
+                        items = footer_items(app.screen)
+                        assert items[: len(expected)] == expected, (kind_wanted, items)
+                        assert not {"space Tick", "u Move up"} - set(expected) & set(items)
+                        found = True
+                        break
+                    await next_step(pilot)
+                app.screen.action_leave()
+                await pilot.pause()
+                if found:
+                    break
+            assert found, kind_wanted
