@@ -9,6 +9,7 @@ number answer was typed, the footer said only "esc Catalog".
 from __future__ import annotations
 
 import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,18 @@ async def next_step(pilot) -> None:
     pilot.app.screen.query_one("#body").focus()
     await pilot.press("n")
     await pilot.pause()
+
+
+@asynccontextmanager
+async def run_held(pilot, lab: Lab):
+    """A run held in flight in ``lab`` for the body of the with, then released and every worker cancelled."""
+    release = await in_flight(pilot, lab)
+    try:
+        yield
+    finally:
+        release.set()
+        for worker in list(pilot.app.workers):
+            worker.cancel()
 
 
 async def in_flight(pilot, lab: Lab) -> threading.Event:
@@ -102,16 +115,11 @@ async def test_the_sampler_footer_shows_every_key_beside_the_lesson_keys_during_
         lab = app.screen.query_one(Lab)
         assert lab.spec.id == "decode.sampler"
         lab.focus()
-        release = await in_flight(pilot, lab)
-        try:
+        async with run_held(pilot, lab):
             items = footer_items(app.screen)
             assert items == ["x Cancel", "tT kK uU mM knobs±", "d Draw", "z Reset", "n/p Step", "esc Catalog",
                              "? Help"]
             assert cut_keys(app.screen) == []
-        finally:
-            release.set()
-            for worker in list(app.workers):
-                worker.cancel()
 
 
 async def test_keys_left_out_of_a_lesson_footer_still_work_and_help_lists_them(tmp_path):
@@ -152,21 +160,14 @@ async def test_the_number_box_footer_shows_the_keys_that_work_while_typing(tmp_p
         box.focus()
         await pilot.pause()
         assert footer_items(app.screen) == ["⏎ Answer", "tab Leave the box", "esc Catalog"]
-        await pilot.press("1", "/", "4", "enter")
-        await pilot.pause()
-        assert app.store.latest_answer("snapshot-demo", "number").correct
-
-
-async def test_tab_leaves_the_number_box(tmp_path):
-    app = WorkbenchApp(lessons_root=FIXTURE_LESSONS, open_lesson="snapshot-demo", store_path=tmp_path / "p.db")
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("n")
-        box = app.screen.query_one("#answer", Input)
-        box.focus()
-        await pilot.pause()
         await pilot.press("tab")
         await pilot.pause()
         assert app.focused is not box
+        box.focus()
+        await pilot.pause()
+        await pilot.press("1", "/", "4", "enter")
+        await pilot.pause()
+        assert app.store.latest_answer("snapshot-demo", "number").correct
 
 
 async def test_a_lab_on_its_own_screen_fits_its_footer_during_a_run(tmp_path):
@@ -176,16 +177,11 @@ async def test_a_lab_on_its_own_screen_fits_its_footer_during_a_run(tmp_path):
         app.open_lab("decode.sampler")
         await pilot.pause()
         lab = app.screen.query_one(Lab)
-        release = await in_flight(pilot, lab)
-        try:
+        async with run_held(pilot, lab):
             items = footer_items(app.screen)
             assert items[0] == "x Cancel" and "z Reset" in items and "esc Back" in items
             assert not any(item.startswith(("q ", "^p")) for item in items)
             assert cut_keys(app.screen) == []
-        finally:
-            release.set()
-            for worker in list(app.workers):
-                worker.cancel()
 
 
 async def test_a_focused_choice_list_shows_the_keys_its_kind_of_question_takes(tmp_path):

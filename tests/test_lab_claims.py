@@ -8,6 +8,7 @@ lab's verdict sentence for both outcomes.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,11 +30,17 @@ def lesson_params(lesson_id: str, lab_id: str) -> dict:
     return dict(blocks[0].params)
 
 
-async def test_beam_lab_finds_more_probable_text_than_greedy_and_says_where_greedy_wins(open_lab):
-    params = lesson_params("beam-search", "decode.beam")
-    async with open_lab("decode.beam", **params) as h:
-        await h.press("r")
+@asynccontextmanager
+async def lesson_run(open_lab, lesson_id: str, lab_id: str, key: str = "r"):
+    """The lab opened with its lesson's parameters, after one run (``key``) has finished."""
+    async with open_lab(lab_id, **lesson_params(lesson_id, lab_id)) as h:
+        await h.press(key)
         await h.settle()
+        yield h
+
+
+async def test_beam_lab_finds_more_probable_text_than_greedy_and_says_where_greedy_wins(open_lab):
+    async with lesson_run(open_lab, "beam-search", "decode.beam") as h:
         outcome = h.lab.outcome
         best = max(outcome.result.hypotheses, key=lambda hyp: hyp.logprob)
         assert best.logprob > outcome.greedy.logprob
@@ -92,10 +99,7 @@ def test_beam_verdict_ranks_by_the_searched_score_and_knows_a_finished_greedy_pa
 
 @pytest.mark.slow
 async def test_entropy_sweep_names_a_middle_temperature_as_most_like_the_plays(open_lab):
-    params = lesson_params("entropy-and-diversity", "decode.entropy_sweep")
-    async with open_lab("decode.entropy_sweep", **params) as h:
-        await h.press("r")
-        await h.settle()
+    async with lesson_run(open_lab, "entropy-and-diversity", "decode.entropy_sweep") as h:
         points = h.lab.points
         coldest, hottest = points[0], points[-1]
         best = max(points, key=lambda p: p.plays_like)
@@ -131,10 +135,7 @@ def test_sweep_verdict_names_only_the_extremes_it_beat():
 
 @pytest.mark.slow
 async def test_speculative_lab_acceptance_falls_with_draft_length(open_lab):
-    params = lesson_params("speculative-decoding", "kv.speculative")
-    async with open_lab("kv.speculative", **params) as h:
-        await h.press("r")
-        await h.settle()
+    async with lesson_run(open_lab, "speculative-decoding", "kv.speculative") as h:
         rows = {row.name: row for row in h.lab.result.rows}
         acceptance = [rows[f"speculative, k={k}"].extra["acceptance"] for k in h.lab.ks]
         # The lesson: about three in five at k = 1, falling as the draft guesses further ahead.
@@ -193,11 +194,8 @@ def test_memory_growth_skips_unmeasured_contenders():
 
 @pytest.mark.slow
 async def test_depth_lab_says_depth_has_not_paid_after_the_lessons_150_steps(open_lab):
-    params = lesson_params("stacking-blocks", "blocks.train_compare")
-    assert params["steps"] == 150
-    async with open_lab("blocks.train_compare", **params) as h:
-        await h.press("r")
-        await h.settle()
+    assert lesson_params("stacking-blocks", "blocks.train_compare")["steps"] == 150
+    async with lesson_run(open_lab, "stacking-blocks", "blocks.train_compare") as h:
         one, two, four = h.lab.trained.curves
         # The lesson's numbers (default seed): 4.82, 4.80, 4.86; four blocks behind one.
         assert [round(c.val_loss, 1) for c in (one, two, four)] == [4.8, 4.8, 4.9]
@@ -235,10 +233,7 @@ def test_seed_summary_is_mean_and_half_range_per_variant():
 
 @pytest.mark.slow
 async def test_scaling_lab_loss_falls_with_size_on_the_lessons_settings(open_lab):
-    params = lesson_params("scaling", "training.scaling")
-    async with open_lab("training.scaling", **params) as h:
-        await h.press("r")
-        await h.settle()
+    async with lesson_run(open_lab, "scaling", "training.scaling") as h:
         losses = [c.val_loss for c in h.lab.run.curves]
         assert losses == sorted(losses, reverse=True) and losses[0] - losses[-1] > 0.3
         assert 0.02 < h.lab.run.fit[1] < 0.05  # the lesson: about 0.034
@@ -258,10 +253,7 @@ def test_scaling_verdict_names_every_size_that_did_not_help():
 async def test_window_stride_lab_flat_inside_the_trained_window_and_worse_past_it(open_lab):
     from workbench.probes import compute_probe
 
-    params = lesson_params("measuring-a-model", "eval.window_stride")
-    async with open_lab("eval.window_stride", **params) as h:
-        await h.press("r")
-        await h.settle()
+    async with lesson_run(open_lab, "measuring-a-model", "eval.window_stride") as h:
         sweep = h.lab.sweep
         ppl = {w: s.perplexity for w, s in sweep.by_window}
         # The lesson: 36.3 at 32, 35.0 at 128, flat to 512, about 44 at 1,024.
@@ -278,10 +270,7 @@ async def test_window_stride_lab_flat_inside_the_trained_window_and_worse_past_i
 @needs_smollm
 @pytest.mark.slow
 async def test_per_byte_lab_shows_perplexity_and_bits_per_byte_disagree_across_tokenizers(open_lab):
-    params = lesson_params("measuring-a-model", "eval.per_byte")
-    async with open_lab("eval.per_byte", **params) as h:
-        await h.press("r")
-        await h.settle()
+    async with lesson_run(open_lab, "measuring-a-model", "eval.per_byte") as h:
         small, draft, smollm = h.lab.rows
         assert small.score.perplexity < smollm.score.perplexity  # per token, the small GPT looks better
         assert smollm.score.bits_per_byte < small.score.bits_per_byte < draft.score.bits_per_byte  # per byte, not
