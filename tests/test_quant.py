@@ -115,7 +115,7 @@ def test_c_constants_match_ggml():
 
     lib = native().lib
     assert lib.WB_QUANT_BLOCK == reference.BLOCK
-    for fmt in quant.FORMATS:
+    for fmt in quant.INT8_FORMATS:
         assert getattr(lib, f"WB_QUANT_{fmt}") == GGML[fmt].value
         assert getattr(lib, f"WB_QUANT_{fmt}_BYTES") == reference.block_dtype(fmt).itemsize
 
@@ -124,7 +124,7 @@ def test_c_constants_match_ggml():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("fmt", quant.INT8_FORMATS)
 @pytest.mark.parametrize("specials", [False, True])
 def test_dequantize_random_blocks_bit_exact(backend, fmt, specials, rng):
     blocks = random_blocks(rng, fmt, 33, 32 * 7, specials)
@@ -160,7 +160,7 @@ def awkward_weights(rng: np.random.Generator) -> np.ndarray:
     return w
 
 
-@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("fmt", quant.INT8_FORMATS)
 def test_quantize_matches_gguf(fmt, rng):
     for w in (awkward_weights(rng), rng.standard_normal((17, 64)).astype(np.float32)):
         blocks = reference.quantize(w, fmt)
@@ -176,13 +176,13 @@ WEIGHT = st.one_of(st.just(0.0), st.floats(2.0**-64, 1e4, width=32), st.floats(-
 
 @given(hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.sampled_from([32, 64])), elements=WEIGHT))
 def test_quantize_matches_gguf_on_generated_weights(w):
-    for fmt in quant.FORMATS:
+    for fmt in quant.INT8_FORMATS:
         assert np.array_equal(reference.quantize(w, fmt), gguf.quants.quantize(w, GGML[fmt]))
 
 
 def test_requantising_real_weights_matches_gguf(real_quantised):
     _, dense = real_quantised["blk.0.attn_k.weight"]
-    for fmt in quant.FORMATS:
+    for fmt in quant.INT8_FORMATS:
         blocks = quant.quantize(dense, fmt).blocks
         assert np.array_equal(blocks, gguf.quants.quantize(dense, GGML[fmt]))
         assert_same_floats(quant.dequantize(QuantTensor(fmt, dense.shape, blocks)), gguf_dequantize(blocks, fmt))
@@ -238,7 +238,7 @@ def test_matmul_on_real_tensors_within_rounding_bound(T, model_tensors, real_qua
 
 
 @pytest.mark.native
-@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("fmt", quant.INT8_FORMATS)
 @pytest.mark.parametrize("T", [1, 7, 9])
 @pytest.mark.parametrize("rows, cols", [(1, 32), (37, 32 * 19), (5, 32 * 8), (64, 32 * 3), (3, 32 * 67)])
 def test_matmul_on_random_tensors_within_rounding_bound(fmt, T, rows, cols, rng):
@@ -252,7 +252,7 @@ def test_matmul_on_random_tensors_within_rounding_bound(fmt, T, rows, cols, rng)
 @pytest.mark.parametrize("activations", quant.ACTIVATIONS)
 @pytest.mark.parametrize("T", [1, 7])
 def test_one_and_two_threads_give_identical_results(T, activations, rng):
-    for fmt in quant.FORMATS:
+    for fmt in quant.INT8_FORMATS:
         tensor = quant.quantize(rng.standard_normal((301, 32 * 18)).astype(np.float32), fmt)  # parallel: 173k weights
         x = rng.standard_normal((T, 32 * 18)).astype(np.float32)
         one = quant.matmul(x, tensor, backend="native", activations=activations, threads=1)
@@ -297,7 +297,7 @@ def q8_with_extremes(rng: np.random.Generator, rows: int, cols: int) -> np.ndarr
 
 
 @pytest.mark.native
-@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("fmt", quant.INT8_FORMATS)
 def test_block_dots_are_the_exact_integers(fmt, rng):
     from workbench_engines.quant import native
 
@@ -352,7 +352,7 @@ def test_exact_matmul_on_real_tensors_within_round_off(T, model_tensors, real_qu
 
 
 @pytest.mark.native
-@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("fmt", quant.INT8_FORMATS)
 @pytest.mark.parametrize("T", [1, 2, 3, 4, 7, 9])
 @pytest.mark.parametrize("rows, cols", [(1, 32), (37, 32 * 19), (5, 32 * 8), (64, 32 * 3), (3, 32 * 67)])
 def test_exact_matmul_on_random_tensors_within_round_off(fmt, T, rows, cols, rng):
@@ -460,7 +460,7 @@ def call_dequantize(module, tensor: QuantTensor) -> np.ndarray:
 
 
 @pytest.mark.native
-@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("fmt", quant.INT8_FORMATS)
 def test_every_kernel_path_computes_the_same_integers(fmt, other_paths, rng):
     from workbench_engines.quant import native
 
@@ -482,7 +482,7 @@ def test_every_kernel_path_computes_the_same_integers(fmt, other_paths, rng):
 
 
 @pytest.mark.native
-@pytest.mark.parametrize("fmt", quant.FORMATS)
+@pytest.mark.parametrize("fmt", quant.INT8_FORMATS)
 @pytest.mark.parametrize("T", [1, 7])
 def test_every_kernel_path_computes_the_exact_product(fmt, T, other_paths, rng):
     """Each path's float32 product is x @ W.T within round-off, so any two are within twice that of each other."""
@@ -497,6 +497,36 @@ def test_every_kernel_path_computes_the_exact_product(fmt, T, other_paths, rng):
         assert np.all(np.abs(theirs - ours.astype(np.float64)) <= 2 * bound), path
 
 
+@pytest.mark.native
+def test_every_kernel_path_quantises_and_runs_q6_k(other_paths, rng):
+    """Quantising (every format), Q6_K's dequantisation and its float32 product on the other paths (issue 14):
+    the same bytes, the same floats, the product within round-off. The scalar path converts fp32 -> fp16
+    in C bit code: every fp16 step's neighbourhood is quantised as a Q4_1 block minimum."""
+    from tests.test_quant_formats import check_exact, hashed_weights, random_q6_k_blocks, weights_to_quantise
+
+    halves = np.arange(0, 0x7C00, 7, dtype=np.uint16).view(np.float16).astype(np.float32)
+    edges = np.repeat(np.concatenate([halves, np.nextafter(halves, np.float32(np.inf)),
+                                      np.float32([65519.99, 65520, 3e-8])]), 32)  # constant blocks: m = the edge
+    edges = np.concatenate([edges, np.zeros(-edges.size % 256, np.float32)]).reshape(-1, 256)
+    cases = [*weights_to_quantise(rng), edges, hashed_weights(48, 512, 14)]
+    blocks = random_q6_k_blocks(rng, 29, 512, specials=True)
+    tensor = QuantTensor("Q6_K", (29, 512), random_q6_k_blocks(rng, 29, 512))
+    x = rng.standard_normal((7, 512)).astype(np.float32)
+    for path, module in other_paths.items():
+        ffi, lib = module.ffi, module.lib
+        with np.errstate(all="ignore"):
+            for fmt in quant.FORMATS:
+                for w in cases:
+                    out = np.empty((w.shape[0], reference.row_bytes(fmt, w.shape[1])), np.uint8)
+                    assert lib.wb_quant_quantize_f32(ffi.from_buffer("uint8_t[]", out, require_writable=True),
+                                                     ffi.from_buffer("float[]", w), getattr(lib, f"WB_QUANT_{fmt}"),
+                                                     w.shape[0], w.shape[1], 1) == 0
+                    assert np.array_equal(out, reference.quantize(w, fmt)), (path, fmt)
+        assert_same_floats(call_dequantize(module, QuantTensor("Q6_K", (29, 512), blocks)),
+                           gguf_dequantize(blocks, "Q6_K"))
+        check_exact(call_matmul(module, x, tensor, "wb_quant_matmul_exact_f32"), x, tensor)
+
+
 # ---- bad input ------------------------------------------------------------------------------------
 
 
@@ -508,7 +538,7 @@ def test_float_tensors_are_not_quantised_ones(model_tensors):
 def test_k_quants_are_refused_by_name():
     k_quant = SimpleNamespace(name="blk.9.ffn_down.weight", tensor_type=GGML.Q5_K, shape=np.array([256, 4]),
                               data=np.zeros((4, 176), np.uint8))
-    with pytest.raises(ValueError, match="Q5_K is not supported; supported: Q8_0, Q4_0, Q4_1"):
+    with pytest.raises(ValueError, match="Q5_K is not supported; supported: Q8_0, Q4_0, Q4_1, Q6_K"):
         QuantTensor.from_gguf(k_quant)
 
 

@@ -1,8 +1,10 @@
-"""Quantised weights: GGUF's block formats Q8_0, Q4_0 and Q4_1, and the product a decoder runs per token.
+"""Quantised weights: GGUF's block formats Q8_0, Q4_0, Q4_1 and Q6_K, and the product a decoder runs per token.
 
 A model file such as SmolLM2-135M-Instruct's GGUF keeps its matrices as
 blocks of 32 weights with one or two fp16 numbers each (reference.py explains
-the layouts; 8.5, 4.5 and 5.0 bits per weight)::
+the layouts; 8.5, 4.5 and 5.0 bits per weight); the K-quant Q6_K uses
+super-blocks of 256 with 16 int8 sub-scales and one fp16 scale (6.5625 bits
+per weight; q6_k.py)::
 
     from gguf import GGUFReader
     tensors = {t.name: t for t in GGUFReader(path).tensors}
@@ -18,7 +20,7 @@ differ in what they do with x (``activations=``):
   registers: the result is x @ W.T with W dequantised, to float32 round-off
   (at most ``reference.exact_bound(x, blocks, format)``, of the order of
   1e-6 of |x|·|W|).
-- ``"int8"`` is llama.cpp's way: each block of 32 activations is rounded to
+- ``"int8"`` (Q8_0, Q4_0, Q4_1) is llama.cpp's way: each block of 32 activations is rounded to
   int8 with one scale and every block product is an integer dot product. Each
   output moves by up to ``reference.rounding_bound(x, W)``: 0.4-1.6% of the
   output's norm on SmolLM2's projections (native/src/wb_quant.c says how that
@@ -39,8 +41,9 @@ import numpy as np
 from workbench_engines.backends import Choice, resolve
 from workbench_engines.quant import reference
 from workbench_engines.quant.prepared import PreparedQuant
-from workbench_engines.quant.reference import BLOCK, FORMATS, bits_per_weight
-from workbench_engines.quant.tensor import ACTIVATIONS, NOT_CONTIGUOUS, QuantTensor, check_activations, check_mode
+from workbench_engines.quant.reference import BLOCK, FORMATS, INT8_FORMATS, bits_per_weight, block_size
+from workbench_engines.quant.tensor import (ACTIVATIONS, NOT_CONTIGUOUS, QuantTensor, check_activations, check_mode,
+                                            check_weights)
 
 BACKENDS = ("native", "reference")
 
@@ -84,7 +87,7 @@ def matmul(x: np.ndarray, tensor: QuantTensor, *, backend: str = "auto", activat
     :class:`PreparedQuant`. Bad input raises TypeError or ValueError on either backend.
     """
     tensor = _tensor(tensor)
-    check_mode(activations)
+    check_mode(activations, tensor.format)
     if not isinstance(x, np.ndarray) or x.ndim not in (1, 2):
         raise ValueError(f"x must be a (cols,) or (T, cols) numpy array, got {getattr(x, 'shape', type(x).__name__)}")
     if not x.flags.c_contiguous:  # a strided vector would be copied by the reshape below, not refused
@@ -102,8 +105,21 @@ def matmul(x: np.ndarray, tensor: QuantTensor, *, backend: str = "auto", activat
     return y[0] if x.ndim == 1 else y
 
 
-def quantize(w: np.ndarray, format: str, name: str = "") -> QuantTensor:
-    """Float weights (rows, cols) as a QuantTensor, with ggml's round-to-nearest (bytes as gguf.quants gives)."""
+def quantize(w: np.ndarray, format: str, name: str = "", *, backend: str = "auto",
+             threads: int | None = None) -> QuantTensor:
+    """Finite float weights (rows, cols) as a QuantTensor, quantised as ggml's quantize_row_*_ref does.
+
+    Both backends write the same bytes: gguf.quants.quantize's for Q8_0, Q4_0
+    and Q4_1, and for Q6_K (which gguf.quants does not quantise) those of
+    ggml's C with every operation rounded on its own (q6_k.py). cols must be a
+    multiple of 32 (256 for Q6_K); inf or nan, an unknown format or a bad shape
+    raise ValueError before any work. ``threads`` (native only) splits the rows.
+    """
+    if choose_backend(backend).name == "native":
+        from workbench_engines.quant import native
+
+        w = check_weights(w, format)
+        return QuantTensor(format, w.shape, native.quantize(w, format, threads), name=name)
     return QuantTensor.quantize(w, format, name)
 
 
@@ -112,9 +128,11 @@ __all__ = [
     "BACKENDS",
     "BLOCK",
     "FORMATS",
+    "INT8_FORMATS",
     "PreparedQuant",
     "QuantTensor",
     "bits_per_weight",
+    "block_size",
     "choose_backend",
     "dequantize",
     "matmul",

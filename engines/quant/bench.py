@@ -2,13 +2,14 @@
 
 Decode shapes (T = 1) of SmolLM2-135M-Instruct, W rows x cols: blk.0.ffn_down
 576x1536, blk.0.ffn_up 1536x576 and the tied output head token_embd
-49152x576, each as Q4_1 and as Q8_0. The file's own blocks are used where the
+49152x576, each as Q4_1 and as Q8_0, and as Q6_K where cols is a multiple of
+its 256-weight super-block (ffn_down). The file's own blocks are used where the
 model is installed (ffn_* are Q4_1 in the file, token_embd Q8_0; the other
-format is the dequantised weights quantised again); random weights otherwise.
+formats are the dequantised weights quantised again); random weights otherwise.
 Contenders, at 1 and 2 threads:
 
-    float32 Q4_1 / Q8_0  the C kernel that keeps x in float32 and dequantises the blocks in registers
-    int8 Q4_1 / Q8_0     the C kernel that rounds x to int8 blocks first (llama.cpp's)
+    float32 Q4_1 / Q8_0 / Q6_K  the C kernel that keeps x in float32 and dequantises the blocks in registers
+    int8 Q4_1 / Q8_0            the C kernel that rounds x to int8 blocks first (llama.cpp's; not for Q6_K)
     torch fp32           F.linear on the dequantised weights, made once
     dequant+matmul       the C dequantisation into float32 every call, then F.linear
     numpy reference      reference.matmul (dequantise, x @ W.T), for the two smaller shapes
@@ -42,7 +43,13 @@ from workbench_engines.quant import reference
 from workbench_engines.quant.tensor import QuantTensor
 
 SHAPES = [("blk.0.ffn_down.weight", 576, 1536), ("blk.0.ffn_up.weight", 1536, 576), ("token_embd.weight", 49152, 576)]
-QUICK_SHAPES = [("random", 37, 96)]
+QUICK_SHAPES = [("random", 37, 256)]
+FORMATS = ("Q4_1", "Q8_0", "Q6_K")
+
+
+def _formats(cols: int) -> list[str]:
+    """The formats a matrix of cols columns can be stored in: Q6_K needs whole 256-weight super-blocks."""
+    return [fmt for fmt in FORMATS if cols % reference.block_size(fmt) == 0]
 THREADS = (1, 2)
 REFERENCE_MAX_WEIGHTS = 1 << 21
 """The NumPy reference races only where it takes milliseconds, not seconds."""
@@ -61,17 +68,19 @@ def _model_file() -> Path | None:
 
 
 def _weights(name: str, rows: int, cols: int, rng: np.random.Generator) -> tuple[dict[str, QuantTensor], str]:
-    """The matrix as Q4_1 and Q8_0, and where it came from."""
+    """The matrix in each of its formats (Q4_1, Q8_0, and Q6_K where cols allows), and where it came from."""
+    from workbench_engines.quant import quantize
+
     path = _model_file() if name != "random" else None
     if path is None:
         w = (rng.standard_normal((rows, cols)) * 0.05).astype(np.float32)
-        return {fmt: QuantTensor.quantize(w, fmt, name) for fmt in ("Q4_1", "Q8_0")}, "random"
+        return {fmt: quantize(w, fmt, name) for fmt in _formats(cols)}, "random"
     from gguf import GGUFReader
 
     stored = QuantTensor.from_gguf(next(t for t in GGUFReader(str(path)).tensors if t.name == name))
     dense = stored.dequantized()
-    return {fmt: stored if fmt == stored.format else QuantTensor.quantize(dense, fmt, name)
-            for fmt in ("Q4_1", "Q8_0")}, f"{name}, {stored.format} in the file"
+    return {fmt: stored if fmt == stored.format else quantize(dense, fmt, name)
+            for fmt in _formats(cols)}, f"{name}, {stored.format} in the file"
 
 
 def _check(pairs: list[tuple[np.ndarray, QuantTensor]]):
@@ -123,8 +132,9 @@ def _contenders(pairs: list[tuple[np.ndarray, QuantTensor]], label: str) -> list
 
     contenders = [Contender(f"torch fp32 {n}T", torch_fp32, "torch", *torch_threads(n), memory_visible=False,
                             bytes_moved=4.0 * weights) for n in THREADS]
+    int8 = all(w.format in reference.INT8_FORMATS for _, w in pairs)
     if available("native"):
-        for activations in ("float32", "int8"):
+        for activations in ("float32", "int8") if int8 else ("float32",):
             for n in THREADS:
                 products = [(x, PreparedQuant(w, activations=activations, threads=n)) for x, w in pairs]
 
@@ -206,15 +216,15 @@ def many_matrices_case(name: str, tensors: list[QuantTensor], rng: np.random.Gen
 
 
 def cases(quick: bool = False) -> list[Case]:
-    """Q4_1 and Q8_0 on each decode shape, Q4_1 first; then (with the model installed) ffn_up of every layer
-    and one decode token's matrices."""
+    """Q4_1, Q8_0 (and Q6_K where cols allows) on each decode shape, Q4_1 first; then (with the model
+    installed) ffn_up of every layer and one decode token's matrices."""
     rng = np.random.default_rng(0)
     out = []
     for name, rows, cols in QUICK_SHAPES if quick else SHAPES:
         tensors, source = _weights(name, rows, cols, rng)
         label = name.removeprefix("blk.0.").removesuffix(".weight") if source != "random" else "random"
-        for fmt in ("Q4_1", "Q8_0"):
-            out.append(quant_case(label, fmt, tensors[fmt], rng))
+        for fmt, tensor in tensors.items():
+            out.append(quant_case(label, fmt, tensor, rng))
     found = None if quick else _file_tensors()
     if found is not None:
         up = sorted((n for n in found if n.endswith(".ffn_up.weight")), key=_layer)

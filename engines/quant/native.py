@@ -1,4 +1,4 @@
-"""The GGUF block kernels of native/src/wb_quant.c: dequantisation and the two quantised products.
+"""The GGUF block kernels of native/src/wb_quant.c: quantisation, dequantisation and the two quantised products.
 
 Same contracts as :mod:`workbench_engines.quant.reference`. Every argument is
 checked here, right before its pointer crosses to C: the tensor's format,
@@ -8,8 +8,10 @@ kernels check as they read x (one pass fewer over it); inf or nan raises
 ValueError all the same.
 
 Two products, chosen by ``activations``: "float32" (wb_quant_matmul_exact_f32,
-x as it is, weights dequantised in registers) and "int8" (wb_quant_matmul_f32,
-x rounded to int8 blocks as llama.cpp does).
+x as it is, weights dequantised in registers; every format) and "int8"
+(wb_quant_matmul_f32, x rounded to int8 blocks as llama.cpp does; Q8_0, Q4_0
+and Q4_1). :func:`quantize` (wb_quant_quantize_f32) writes the bytes
+:func:`workbench_engines.quant.reference.quantize` writes.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from workbench_engines.nativelib import check_status, check_threads, native
+from workbench_engines.quant import reference
 from workbench_engines.quant.reference import BLOCK
-from workbench_engines.quant.tensor import NOT_FINITE, QuantTensor, check_activations, check_mode
+from workbench_engines.quant.tensor import (NOT_FINITE, WEIGHTS_NOT_FINITE, QuantTensor, check_activations, check_mode,
+                                            check_weights)
 
 SIMD_PATHS = {
     "avx512vnni": "AVX-512: vpdpbusd on 256-bit registers (int8); vpmovzxbd, vcvtdq2ps, FMA on 512-bit (float32)",
@@ -42,9 +46,10 @@ def threads_for(threads: int | None) -> int:
     return check_threads(threads)
 
 
-def format_id(tensor: QuantTensor) -> int:
-    """The tensor's format as the C header numbers it (ggml's type id)."""
-    return getattr(native().lib, f"WB_QUANT_{tensor.format}")
+def format_id(tensor: QuantTensor | str) -> int:
+    """A tensor's format (or a format's name) as the C header numbers it (ggml's type id)."""
+    name = tensor if isinstance(tensor, str) else tensor.format
+    return getattr(native().lib, f"WB_QUANT_{name}")
 
 
 def workspace(T: int, cols: int) -> np.ndarray:
@@ -75,10 +80,26 @@ def dequantize(tensor: QuantTensor, threads: int | None = None) -> np.ndarray:
     return out
 
 
+def quantize(w: np.ndarray, format: str, threads: int | None = None) -> np.ndarray:
+    """GGUF blocks (rows, row bytes) uint8 of finite weights w (rows, cols): the reference's bytes, from C."""
+    w = check_weights(w, format)
+    n_threads = threads_for(threads)
+    module = native()
+    ffi, lib = module.ffi, module.lib
+    rows, cols = w.shape
+    out = np.empty((rows, reference.row_bytes(format, cols)), dtype=np.uint8)
+    status = lib.wb_quant_quantize_f32(ffi.from_buffer("uint8_t[]", out, require_writable=True),
+                                       ffi.from_buffer("float[]", w), format_id(format), rows, cols, n_threads)
+    if status == lib.WB_ERR_BAD_ARGUMENT:
+        raise ValueError(WEIGHTS_NOT_FINITE)
+    check_status("wb_quant_quantize_f32", status)
+    return out
+
+
 def matmul(x: np.ndarray, tensor: QuantTensor, threads: int | None = None,
            activations: str = "float32") -> np.ndarray:
     """x (T, cols) float32 times W.T: (T, rows) float32, with x as it is ("float32") or rounded to int8 blocks."""
-    check_mode(activations)
+    check_mode(activations, tensor.format)
     n_threads = threads_for(threads)
     tensor.validate()
     check_activations(x, tensor.cols, finite=False)
@@ -116,8 +137,9 @@ def quantize_activation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def block_dots(tensor: QuantTensor, xq: np.ndarray, xsum: np.ndarray) -> np.ndarray:
     """The integer part of every block product with one quantised row (xq (cols,) int8, xsum (cols/32,) int32),
-    computed by this build's integer kernel: (rows, cols/32) int32."""
+    computed by this build's integer kernel: (rows, cols/32) int32. Q8_0, Q4_0 and Q4_1 only."""
     tensor.validate()
+    reference.require_int8_format(tensor.format)
     nb = tensor.cols // BLOCK
     for array, dtype, shape, name in ((xq, np.int8, (tensor.cols,), "xq"), (xsum, np.int32, (nb,), "xsum")):
         if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:

@@ -36,7 +36,7 @@ class PreparedQuant:
             shape does not reach the kernel: the pointer taken here stays valid).
         activations: "float32" (x as it is; the result is the product with the
             dequantised weights to float32 round-off) or "int8" (x rounded to
-            int8 blocks first, llama.cpp's way).
+            int8 blocks first, llama.cpp's way; Q8_0, Q4_0 and Q4_1 only).
         backend: "auto", "native" or "reference".
         threads: threads of the C kernel; None for the CPUs here.
 
@@ -51,8 +51,8 @@ class PreparedQuant:
 
         if not isinstance(tensor, QuantTensor):
             raise TypeError(f"expected a QuantTensor (QuantTensor.from_gguf(...)), got {type(tensor).__name__}")
-        check_mode(activations)
         tensor.validate()
+        check_mode(activations, tensor.format)
         self.tensor = tensor
         self.activations = activations
         self.backend = choose_backend(backend)

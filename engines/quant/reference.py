@@ -1,5 +1,8 @@
 """GGUF's block formats in NumPy: the version the lesson explains, bit for bit what ggml stores.
 
+Q8_0, Q4_0 and Q4_1 are here; Q6_K, a K-quant of 256-weight super-blocks, is in
+:mod:`~workbench_engines.quant.q6_k` and reached through the same functions.
+
 A quantised row is cut into blocks of 32 weights. Each block keeps one or two
 fp16 numbers and 32 small integers, and a weight is rebuilt as
 
@@ -34,17 +37,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench_engines.quant import q6_k
+
 BLOCK = 32
-"""Weights per block, for every format here."""
+"""Weights per block of Q8_0, Q4_0 and Q4_1, and per int8 block of activations."""
 
 BLOCK_DTYPES = {
     "Q8_0": np.dtype([("d", "<f2"), ("q", "i1", (32,))]),
     "Q4_0": np.dtype([("d", "<f2"), ("qs", "u1", (16,))]),
     "Q4_1": np.dtype([("d", "<f2"), ("m", "<f2"), ("qs", "u1", (16,))]),
+    "Q6_K": q6_k.BLOCK_DTYPE,
 }
 """Each format's block as a packed NumPy record, field for field ggml's C struct."""
 
+BLOCK_SIZES = {"Q8_0": BLOCK, "Q4_0": BLOCK, "Q4_1": BLOCK, "Q6_K": q6_k.QK_K}
+"""Weights per block: 32, or 256 for the K-quant's super-block."""
+
 FORMATS = tuple(BLOCK_DTYPES)
+
+INT8_FORMATS = ("Q8_0", "Q4_0", "Q4_1")
+"""The formats the int8-activation product (and its block dots) takes; Q6_K has the float32 product only."""
 
 
 def block_dtype(format: str) -> np.dtype:
@@ -54,14 +66,28 @@ def block_dtype(format: str) -> np.dtype:
     return BLOCK_DTYPES[format]
 
 
+def block_size(format: str) -> int:
+    """Weights per block of ``format``: 32, or 256 for Q6_K; ValueError for an unknown format."""
+    block_dtype(format)
+    return BLOCK_SIZES[format]
+
+
 def bits_per_weight(format: str) -> float:
-    """Storage per weight, read off the block layout: 8.5 for Q8_0, 4.5 for Q4_0, 5.0 for Q4_1."""
-    return block_dtype(format).itemsize * 8 / BLOCK
+    """Storage per weight, read off the block layout: 8.5 (Q8_0), 4.5 (Q4_0), 5.0 (Q4_1), 6.5625 (Q6_K)."""
+    return block_dtype(format).itemsize * 8 / block_size(format)
 
 
 def row_bytes(format: str, cols: int) -> int:
-    """Bytes of one row of ``cols`` weights (cols a multiple of 32)."""
-    return cols // BLOCK * block_dtype(format).itemsize
+    """Bytes of one row of ``cols`` weights (cols a multiple of the format's block)."""
+    return cols // block_size(format) * block_dtype(format).itemsize
+
+
+def require_int8_format(format: str) -> None:
+    """ValueError unless the int8-activation product takes ``format`` (Q8_0, Q4_0, Q4_1)."""
+    block_dtype(format)
+    if format not in INT8_FORMATS:
+        raise ValueError(f"int8 activations take {', '.join(INT8_FORMATS)} only, not {format}; "
+                         f"use activations='float32'")
 
 
 # ---- dequantise ------------------------------------------------------------------------------
@@ -79,6 +105,8 @@ def dequantize(blocks: np.ndarray, format: str) -> np.ndarray:
     at most 8 bits), so the only rounding is the + m of Q4_1.
     """
     b = np.ascontiguousarray(blocks).view(block_dtype(format))  # (rows, nb) records
+    if format == "Q6_K":
+        return q6_k.dequantize(b.reshape(-1)).reshape(b.shape[0], b.shape[1] * q6_k.QK_K)
     d = b["d"].astype(np.float32)[..., None]  # (rows, nb, 1)
     with np.errstate(invalid="ignore"):  # an inf scale times a zero quant is nan, as in C
         if format == "Q8_0":
@@ -106,18 +134,21 @@ def _reciprocal(d: np.ndarray) -> np.ndarray:
 
 
 def quantize(w: np.ndarray, format: str) -> np.ndarray:
-    """GGUF blocks (rows, row_bytes) uint8 from weights (rows, cols), cols a multiple of 32.
+    """GGUF blocks (rows, row_bytes) uint8 from finite weights (rows, cols), cols a multiple of the block.
 
     Per block (all arithmetic in float32, as ggml's C):
       Q8_0  d = max|w| / 127,             q = round(w / d)
       Q4_0  d = (the w of largest |w|) / -8, n = min(15, trunc(w / d + 8.5))
       Q4_1  d = (max - min) / 15, m = min, n = min(15, trunc((w - m) / d + 0.5))
     with w / d computed as w * (1 / d); d (and m) are then stored as fp16.
+    Q6_K is :func:`workbench_engines.quant.q6_k.quantize`.
     """
-    dtype = block_dtype(format)
+    dtype, size = block_dtype(format), block_size(format)
     w = np.asarray(w, dtype=np.float32)
-    if w.ndim != 2 or w.shape[1] % BLOCK:
-        raise ValueError(f"w must be (rows, cols) with cols a multiple of {BLOCK}, got shape {w.shape}")
+    if w.ndim != 2 or w.shape[1] % size:
+        raise ValueError(f"w must be (rows, cols) with cols a multiple of {size} for {format}, got shape {w.shape}")
+    if format == "Q6_K":
+        return q6_k.quantize(w.reshape(-1, size)).view(np.uint8).reshape(w.shape[0], -1)
     x = w.reshape(-1, BLOCK)  # (blocks, 32)
     out = np.zeros(x.shape[0], dtype=dtype)
     if format == "Q8_0":
@@ -153,6 +184,8 @@ def block_integers(blocks: np.ndarray, format: str) -> tuple[np.ndarray, np.ndar
     Q4_1. This is the split the float32 kernel computes with, block by block:
     sum_i w_i x_i = d sum_i q_i x_i + m sum_i x_i.
     """
+    if format not in INT8_FORMATS:
+        raise ValueError(f"block_integers covers the 32-weight formats {', '.join(INT8_FORMATS)}, not {format}")
     b = np.ascontiguousarray(blocks).view(block_dtype(format))  # (rows, nb) records
     d = b["d"].astype(np.float32)
     m = b["m"].astype(np.float32) if format == "Q4_1" else np.zeros_like(d)
@@ -180,13 +213,23 @@ def exact_bound(x: np.ndarray, blocks: np.ndarray, format: str) -> np.ndarray:
     for Q4_1, where w = d n + m, they are (|d| n + |m|) |x_i|, up to
     |w_i| + 2 |m| of each weight: a block's minimum m is added and taken away
     again inside d n + m. Typical errors are a hundredth of this.
+
+    Q6_K (nb = cols / 256) takes the same bound with sizes |w_i| |x_i|: its
+    kernel multiplies each weight's exact integer sc q by x_i into one of 16
+    lanes (one rounding, then at most 16 additions over a super-block's
+    sub-blocks), scales the lanes by d (one), adds them to the row's lanes
+    (one per super-block) and sums the 16 lanes at the end (at most 16):
+    nb + 34 roundings.
     """
     magnitude = np.empty((x.shape[0], blocks.shape[0]))  # (T, rows)
     for r in range(0, blocks.shape[0], 4096):  # in slices: an embedding's sizes would be 8 bytes a weight
-        d, m, q = block_integers(blocks[r:r + 4096], format)
-        sizes = np.abs(d[..., None].astype(np.float64) * q) + np.abs(m[..., None].astype(np.float64))  # (rows, nb, 32)
-        magnitude[:, r:r + 4096] = np.abs(x.astype(np.float64)) @ sizes.reshape(q.shape[0], -1).T
-    nb = x.shape[1] // BLOCK
+        if format == "Q6_K":
+            sizes = np.abs(dequantize(blocks[r:r + 4096], format).astype(np.float64))  # (rows, cols)
+        else:
+            d, m, q = block_integers(blocks[r:r + 4096], format)
+            sizes = np.abs(d[..., None].astype(np.float64) * q) + np.abs(m[..., None].astype(np.float64))
+        magnitude[:, r:r + 4096] = np.abs(x.astype(np.float64)) @ sizes.reshape(sizes.shape[0], -1).T
+    nb = x.shape[1] // block_size(format)
     return (nb + 40) * 2.0**-24 * magnitude
 
 
@@ -215,6 +258,7 @@ def block_dots(blocks: np.ndarray, format: str, xq: np.ndarray, xsum: np.ndarray
     Q4_0, and sum_i n_i xq_i for Q4_1 (its + m term is scaled separately).
     Exact: at most 32 * 128 * 127 in size.
     """
+    require_int8_format(format)
     b = np.ascontiguousarray(blocks).view(block_dtype(format))  # (rows, nb)
     q = b["q"] if format == "Q8_0" else nibbles(b["qs"])  # (rows, nb, 32)
     dots = np.einsum("rbi,bi->rb", q.astype(np.int32), xq.reshape(-1, BLOCK).astype(np.int32))
@@ -228,6 +272,7 @@ def integer_matmul(x: np.ndarray, blocks: np.ndarray, format: str) -> np.ndarray
         Q4_1         sum over blocks of dw * xd * dot + mw * xd * xsum
     summed here in float64 (the kernel sums in float32, in its own order).
     """
+    require_int8_format(format)
     xq, xd, xsum = quantize_activation(x)
     b = np.ascontiguousarray(blocks).view(block_dtype(format))  # (rows, nb)
     dw = b["d"].astype(np.float64)  # (rows, nb)

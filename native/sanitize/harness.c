@@ -293,6 +293,92 @@ static void test_linear_and_quant(void)
     free(ws);
 }
 
+/* Quantising every format, and Q6_K's dequantisation and float32 product (issue 14): buffers of exactly
+ * the promised sizes on the heap, so ASan sees any byte past them; values that overflow an fp16 scale or
+ * make 1 / d overflow (where a float-to-int conversion would be undefined without the kernels' clamps). */
+static void test_quant_formats(void)
+{
+    const int formats[] = {WB_QUANT_Q8_0, WB_QUANT_Q4_0, WB_QUANT_Q4_1, WB_QUANT_Q6_K};
+    const int64_t block_bytes[] = {WB_QUANT_Q8_0_BYTES, WB_QUANT_Q4_0_BYTES, WB_QUANT_Q4_1_BYTES, WB_QUANT_Q6_K_BYTES};
+    const int64_t block_weights[] = {32, 32, 32, WB_QUANT_QK_K};
+    const int64_t rows = 130, cols = 512; /* 66,560 weights: the parallel path */
+    float *w = malloc((size_t)(rows * cols) * sizeof *w);
+    float *back = malloc((size_t)(rows * cols) * sizeof *back);
+    for (int64_t i = 0; i < rows * cols; i++)
+        w[i] = (float)((i * 7919) % 201 - 100) * 0.01f;
+    for (int64_t i = 0; i < cols; i++) {
+        w[i] = 0.0f;                                   /* row 0: zeros */
+        w[cols + i] = 1e-40f;                          /* row 1: subnormal, 1 / d overflows */
+        w[2 * cols + i] = (i % 2 ? 3e38f : -3e38f);    /* row 2: max - min overflows */
+        w[3 * cols + i] = (float)(i % 64) * 1e30f;     /* row 3: fp16 scales overflow */
+    }
+    for (int f = 0; f < 4; f++) {
+        int64_t row_bytes = cols / block_weights[f] * block_bytes[f];
+        uint8_t *q = malloc((size_t)(rows * row_bytes));
+        for (int threads = 1; threads <= 2; threads++)
+            expect("quantize", wb_quant_quantize_f32(q, w, formats[f], rows, cols, threads), WB_OK);
+        expect("quantize odd rows", wb_quant_quantize_f32(q, w, formats[f], 3, cols, 1), WB_OK);
+        expect("dequantize the quantised", wb_quant_dequantize_f32(back, q, formats[f], rows, cols, 2), WB_OK);
+        expect("quantize zero rows", wb_quant_quantize_f32(NULL, NULL, formats[f], 0, cols, 1), WB_OK);
+        expect("quantize zero cols", wb_quant_quantize_f32(NULL, NULL, formats[f], 3, 0, 1), WB_OK);
+        expect("quantize odd cols", wb_quant_quantize_f32(q, w, formats[f], 1, 33, 1), WB_ERR_BAD_SIZE);
+        expect("quantize part of a block", wb_quant_quantize_f32(q, w, formats[f], 1, block_weights[f] + 32, 1),
+               f == 3 ? WB_ERR_BAD_SIZE : WB_OK);
+        expect("quantize NULL", wb_quant_quantize_f32(NULL, w, formats[f], 1, cols, 1), WB_ERR_NULL_POINTER);
+        for (int t = 0; t < N_BAD_THREADS; t++)
+            expect("quantize bad threads", wb_quant_quantize_f32(q, w, formats[f], rows, cols, BAD_THREADS[t]),
+                   WB_ERR_BAD_THREADS);
+        float keep = w[5 * cols + 77];
+        w[5 * cols + 77] = NAN;
+        expect("quantize NaN", wb_quant_quantize_f32(q, w, formats[f], rows, cols, 2), WB_ERR_BAD_ARGUMENT);
+        w[5 * cols + 77] = -INFINITY;
+        expect("quantize -inf", wb_quant_quantize_f32(q, w, formats[f], rows, cols, 1), WB_ERR_BAD_ARGUMENT);
+        w[5 * cols + 77] = keep;
+        free(q);
+    }
+    expect("quantize unknown format", wb_quant_quantize_f32((uint8_t *)back, w, 12, 1, 256, 1), WB_ERR_BAD_ARGUMENT);
+
+    /* Q6_K from random bytes (every scale and quant), NaN and inf d in two blocks; its products. */
+    const int64_t qrows = 3, T = 5;
+    uint8_t *q6 = malloc((size_t)(qrows * 2 * WB_QUANT_Q6_K_BYTES));
+    uint32_t state = 12345u;
+    for (int64_t i = 0; i < qrows * 2 * WB_QUANT_Q6_K_BYTES; i++) {
+        state = state * 1664525u + 1013904223u;
+        q6[i] = (uint8_t)(state >> 24);
+    }
+    q6[208] = 0x00, q6[209] = 0x7e;                                              /* d = NaN */
+    q6[WB_QUANT_Q6_K_BYTES + 208] = 0x00, q6[WB_QUANT_Q6_K_BYTES + 209] = 0x7c; /* d = inf */
+    expect("Q6_K dequantize specials", wb_quant_dequantize_f32(back, q6, WB_QUANT_Q6_K, qrows, cols, 1), WB_OK);
+    expect("Q6_K dequantize 32 cols", wb_quant_dequantize_f32(back, q6, WB_QUANT_Q6_K, qrows, 32, 1), WB_ERR_BAD_SIZE);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("Q6_K dequantize bad threads", wb_quant_dequantize_f32(back, q6, WB_QUANT_Q6_K, qrows, cols,
+                                                                      BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+    float *x = malloc((size_t)(T * cols) * sizeof *x), *y = malloc((size_t)(T * qrows) * sizeof *y);
+    for (int64_t i = 0; i < T * cols; i++)
+        x[i] = (float)(i % 13) - 6.0f;
+    int64_t bytes = wb_quant_workspace_bytes(T, cols);
+    uint8_t *ws = malloc((size_t)bytes);
+    for (int64_t t = 1; t <= T; t++) /* passes of 1 to 4 rows of x, and 4 + 1 */
+        expect("Q6_K exact product", wb_quant_matmul_exact_f32(y, x, q6, WB_QUANT_Q6_K, t, qrows, cols, ws, bytes, 1),
+               WB_OK);
+    expect("Q6_K exact product, 256 cols", wb_quant_matmul_exact_f32(y, x, q6, WB_QUANT_Q6_K, 1, qrows, 256, ws,
+                                                                     bytes, 2), WB_OK);
+    expect("Q6_K int8 product", wb_quant_matmul_f32(y, x, q6, WB_QUANT_Q6_K, T, qrows, cols, ws, bytes, 1),
+           WB_ERR_BAD_ARGUMENT);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("Q6_K product bad threads", wb_quant_matmul_exact_f32(y, x, q6, WB_QUANT_Q6_K, T, qrows, cols, ws,
+                                                                     bytes, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+    x[300] = INFINITY;
+    expect("Q6_K product inf x", wb_quant_matmul_exact_f32(y, x, q6, WB_QUANT_Q6_K, T, qrows, cols, ws, bytes, 1),
+           WB_ERR_BAD_ARGUMENT);
+    free(ws);
+    free(x);
+    free(y);
+    free(q6);
+    free(w);
+    free(back);
+}
+
 int main(void)
 {
     test_expf();
@@ -304,6 +390,7 @@ int main(void)
     test_bpe();
     test_pretok();
     test_linear_and_quant();
+    test_quant_formats();
     if (failures) {
         fprintf(stderr, "%d sanitizer harness check(s) failed\n", failures);
         return 1;

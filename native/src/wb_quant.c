@@ -1,5 +1,6 @@
-/* wb_quant.c - GGUF block formats Q8_0, Q4_0, Q4_1: dequantisation and the
- * two quantised matrix products a decoder can run for every token.
+/* wb_quant.c - GGUF block formats Q8_0, Q4_0, Q4_1 and the K-quant Q6_K:
+ * quantisation, dequantisation and the two quantised matrix products a
+ * decoder can run for every token.
  *
  * Built by native/build.py into workbench_engines._native; the NumPy
  * reference the lesson explains is engines/quant/reference.py, and
@@ -158,6 +159,26 @@
  * stays for the lesson and for llama.cpp parity. A prefill is compute-bound
  * for both: T = 64 takes 5.5 ms per row of x (float32) and 3.0 ms (int8).
  *
+ * Q6_K (ggml-common.h block_q6_K; ggml-quants.c dequantize_row_q6_K and
+ * quantize_row_q6_K_ref) packs 256 weights as 6-bit L with 16 int8 sub-scales
+ * and one fp16 d, w = d sc (L - 32): 210 B = 6.5625 bits/weight. It has the
+ * float32 product only (llama.cpp's int8 one needs block_q8_K activations,
+ * 256 to a block). Its kernel unpacks one 16-weight sub-block at a time into
+ * 16 float lanes (vpmovzxbd of the ql and qh bytes, two shifts, masks, an or,
+ * vcvtdq2ps), scales them by the exact int8 sub-scale and FMAs them with x;
+ * d scales the super-block's lanes. blk.0.ffn_down requantised as Q6_K (576 x
+ * 1536, T = 1, one thread, C alone, Zen 4, loaded machine):
+ *   bytes       the 256 integers unpacked into an int8 array first, then a
+ *               loop the compiler vectorises: 460-550 us (a 32-byte store
+ *               read back as 16-byte loads). Dropped.
+ *   subblock    the f16x_t helpers below, each path's registers: 101 us
+ *               (AVX-512 and AVX2 alike; 690 us for the scalar path). Kept;
+ *               the Q8_0 float32 kernel takes 45 us on the same shape, the
+ *               unpacking (about 12 operations per 16 weights) is the cost.
+ *
+ * Quantisation (wb_quant_quantize_f32, the last section) is ggml's
+ * quantize_row_*_ref with every operation rounded on its own, as written.
+ *
  * -DWB_QUANT_FORCE_SCALAR (scalar kernels, portable fp16 conversion) and
  * -DWB_QUANT_FORCE_AVX2 build the other paths on a machine that could run a
  * better one; tests/test_quant.py builds both beside the installed module.
@@ -249,8 +270,15 @@ static int64_t block_bytes(int format)
     case WB_QUANT_Q8_0: return WB_QUANT_Q8_0_BYTES;
     case WB_QUANT_Q4_0: return WB_QUANT_Q4_0_BYTES;
     case WB_QUANT_Q4_1: return WB_QUANT_Q4_1_BYTES;
+    case WB_QUANT_Q6_K: return WB_QUANT_Q6_K_BYTES;
     default: return 0;
     }
+}
+
+/* Weights per block: 32, or 256 for Q6_K's super-block. */
+static int64_t block_weights(int format)
+{
+    return format == WB_QUANT_Q6_K ? WB_QUANT_QK_K : WB_QUANT_BLOCK;
 }
 
 /* Where a block's 16 bytes of nibbles (or 32 int8) start. */
@@ -263,7 +291,7 @@ static int check_matrix(int format, int64_t rows, int64_t cols)
 {
     if (block_bytes(format) == 0)
         return WB_ERR_BAD_ARGUMENT;
-    if (rows < 0 || cols < 0 || cols % WB_QUANT_BLOCK != 0)
+    if (rows < 0 || cols < 0 || cols % block_weights(format) != 0)
         return WB_ERR_BAD_SIZE;
     return WB_OK;
 }
@@ -272,9 +300,160 @@ static int check_matrix(int format, int64_t rows, int64_t cols)
 /* dequantisation (ggml's dequantize_row_q8_0 / q4_0 / q4_1)                */
 /* ------------------------------------------------------------------------ */
 
+/* Q6_K (ggml's block_q6_K): ql[128] low 4 bits, qh[64] high 2 bits, int8 scales[16], fp16 d
+ * last, 210 bytes. Weight 128 h + 32 k + l (h = 0, 1; k = 0..3; l = 0..31) has its low bits
+ * in ql[64 h + 32 (k & 1) + l] (the low nibble for k < 2, the high one for k >= 2) and its
+ * high bits at bit 2 k of qh[32 h + l]; sub-block i / 16 has scale scales[i / 16]. */
+#define Q6_K_QH 128
+#define Q6_K_SCALES 192
+#define Q6_K_D 208
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Sixteen float lanes, one Q6_K sub-block, in each build path's registers:
+ *   f16x_sub(blk, j)       sub-block j's integers L - 32 as floats (exact)
+ *   f16x_scale(a, s)       a s                   f16x_fma(acc, a, x)  acc + a x[0..16)
+ *   f16x_fma_s(acc, s, a)  acc + s a             f16x_sum(a)          the sum of the lanes
+ * Weights 16 j .. 16 j + 15 sit in half h = j / 8 at k = (j / 2) % 4, l from 16 (j % 2): their low
+ * bits in the 16 bytes of ql at 64 h + 32 (k % 2) + 16 (j % 2), shifted by 4 (k / 2), their high
+ * bits in the 16 bytes of qh at 32 h + 16 (j % 2), shifted by 2 k. */
+#if defined(PATH_AVX512VNNI)
+
+typedef __m512 f16x_t;
+
+INLINE f16x_t f16x_sub(const uint8_t *blk, int j)
+{
+    int h = j >> 3, k = (j >> 1) & 3, off = 16 * (j & 1);
+    __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 * h + 32 * (k & 1) + off)));
+    __m512i hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + Q6_K_QH + 32 * h + off)));
+    lo = _mm512_and_si512(_mm512_srli_epi32(lo, (unsigned)(4 * (k >> 1))), _mm512_set1_epi32(0x0F));
+    hi = _mm512_and_si512(_mm512_srli_epi32(hi, (unsigned)(2 * k)), _mm512_set1_epi32(0x03));
+    __m512i q = _mm512_sub_epi32(_mm512_or_si512(lo, _mm512_slli_epi32(hi, 4)), _mm512_set1_epi32(32));
+    return _mm512_cvtepi32_ps(q);
+}
+INLINE f16x_t f16x_zero(void) { return _mm512_setzero_ps(); }
+INLINE f16x_t f16x_scale(f16x_t a, float s) { return _mm512_mul_ps(a, _mm512_set1_ps(s)); }
+INLINE f16x_t f16x_fma(f16x_t acc, f16x_t a, const float *x) { return _mm512_fmadd_ps(a, _mm512_loadu_ps(x), acc); }
+INLINE f16x_t f16x_fma_s(f16x_t acc, float s, f16x_t a) { return _mm512_fmadd_ps(_mm512_set1_ps(s), a, acc); }
+INLINE void f16x_store(float *out, f16x_t a) { _mm512_storeu_ps(out, a); }
+INLINE float f16x_sum(f16x_t a) { return _mm512_reduce_add_ps(a); }
+
+#elif defined(PATH_AVX2)
+
+typedef struct {
+    __m256 v[2];
+} f16x_t;
+
+INLINE f16x_t f16x_sub(const uint8_t *blk, int j)
+{
+    int h = j >> 3, k = (j >> 1) & 3, off = 16 * (j & 1);
+    const uint8_t *lo = blk + 64 * h + 32 * (k & 1) + off, *hi = blk + Q6_K_QH + 32 * h + off;
+    f16x_t r;
+    for (int half = 0; half < 2; half++) {
+        __m256i l = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(lo + 8 * half)));
+        __m256i u = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(hi + 8 * half)));
+        l = _mm256_and_si256(_mm256_srli_epi32(l, 4 * (k >> 1)), _mm256_set1_epi32(0x0F));
+        u = _mm256_and_si256(_mm256_srli_epi32(u, 2 * k), _mm256_set1_epi32(0x03));
+        __m256i q = _mm256_sub_epi32(_mm256_or_si256(l, _mm256_slli_epi32(u, 4)), _mm256_set1_epi32(32));
+        r.v[half] = _mm256_cvtepi32_ps(q);
+    }
+    return r;
+}
+INLINE f16x_t f16x_zero(void) { f16x_t r = {{_mm256_setzero_ps(), _mm256_setzero_ps()}}; return r; }
+INLINE f16x_t f16x_scale(f16x_t a, float s)
+{
+    __m256 v = _mm256_set1_ps(s);
+    f16x_t r = {{_mm256_mul_ps(a.v[0], v), _mm256_mul_ps(a.v[1], v)}};
+    return r;
+}
+INLINE f16x_t f16x_fma(f16x_t acc, f16x_t a, const float *x)
+{
+    f16x_t r = {{_mm256_fmadd_ps(a.v[0], _mm256_loadu_ps(x), acc.v[0]),
+                 _mm256_fmadd_ps(a.v[1], _mm256_loadu_ps(x + 8), acc.v[1])}};
+    return r;
+}
+INLINE f16x_t f16x_fma_s(f16x_t acc, float s, f16x_t a)
+{
+    __m256 v = _mm256_set1_ps(s);
+    f16x_t r = {{_mm256_fmadd_ps(v, a.v[0], acc.v[0]), _mm256_fmadd_ps(v, a.v[1], acc.v[1])}};
+    return r;
+}
+INLINE void f16x_store(float *out, f16x_t a)
+{
+    _mm256_storeu_ps(out, a.v[0]);
+    _mm256_storeu_ps(out + 8, a.v[1]);
+}
+INLINE float f16x_sum(f16x_t a)
+{
+    __m256 s = _mm256_add_ps(a.v[0], a.v[1]);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+#else /* PATH_SCALAR */
+
+typedef struct {
+    float v[16];
+} f16x_t;
+
+INLINE f16x_t f16x_sub(const uint8_t *blk, int j)
+{
+    int h = j >> 3, k = (j >> 1) & 3, off = 16 * (j & 1);
+    const uint8_t *lo = blk + 64 * h + 32 * (k & 1) + off, *hi = blk + Q6_K_QH + 32 * h + off;
+    f16x_t r;
+    for (int i = 0; i < 16; i++)
+        r.v[i] = (float)((((lo[i] >> (4 * (k >> 1))) & 0x0F) | (((hi[i] >> (2 * k)) & 0x03) << 4)) - 32);
+    return r;
+}
+INLINE f16x_t f16x_zero(void) { f16x_t r = {{0}}; return r; }
+INLINE f16x_t f16x_scale(f16x_t a, float s)
+{
+    for (int i = 0; i < 16; i++)
+        a.v[i] *= s;
+    return a;
+}
+INLINE f16x_t f16x_fma(f16x_t acc, f16x_t a, const float *x)
+{
+    for (int i = 0; i < 16; i++)
+        acc.v[i] += a.v[i] * x[i];
+    return acc;
+}
+INLINE f16x_t f16x_fma_s(f16x_t acc, float s, f16x_t a)
+{
+    for (int i = 0; i < 16; i++)
+        acc.v[i] += s * a.v[i];
+    return acc;
+}
+INLINE void f16x_store(float *out, f16x_t a) { memcpy(out, a.v, sizeof a.v); }
+INLINE float f16x_sum(f16x_t a)
+{
+    float s = 0.0f;
+    for (int i = 0; i < 16; i++)
+        s += a.v[i];
+    return s;
+}
+
+#endif
+
+/* ggml's dequantize_row_q6_K: w = d sc q, exact in fp32 (11 + 8 + 6 significant bits at most). */
+static void dequantize_q6_k(float *out, const uint8_t *blk)
+{
+    const int8_t *sc = (const int8_t *)(blk + Q6_K_SCALES);
+    float d = fp16_at(blk + Q6_K_D);
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        f16x_store(out + 16 * j, f16x_scale(f16x_sub(blk, j), d * (float)sc[j]));
+}
+
 static void dequantize_row(float *out, const uint8_t *row, int format, int64_t nb)
 {
     int64_t bytes = block_bytes(format);
+    if (format == WB_QUANT_Q6_K) {
+        for (int64_t b = 0; b < nb; b++)
+            dequantize_q6_k(out + b * WB_QUANT_QK_K, row + b * bytes);
+        return;
+    }
     for (int64_t b = 0; b < nb; b++, out += WB_QUANT_BLOCK) {
         const uint8_t *blk = row + b * bytes;
         float d = fp16_at(blk);
@@ -311,7 +490,7 @@ int wb_quant_dequantize_f32(float *out, const uint8_t *w, int format, int64_t ro
         return WB_OK;
     if (out == NULL || w == NULL)
         return WB_ERR_NULL_POINTER;
-    int64_t nb = cols / WB_QUANT_BLOCK, row_bytes = nb * block_bytes(format);
+    int64_t nb = cols / block_weights(format), row_bytes = nb * block_bytes(format);
     if (n_threads == 1 || rows * cols < PARALLEL_MIN_WEIGHTS) {
         for (int64_t r = 0; r < rows; r++)
             dequantize_row(out + r * cols, w + r * row_bytes, format, nb);
@@ -386,7 +565,6 @@ int wb_quant_quantize_x_f32(int8_t *xq, float *xd, int32_t *xsum, const float *x
 /* kernels read them without masks; weights are never read past block n - 1.  */
 /* ------------------------------------------------------------------------ */
 
-#define INLINE static inline __attribute__((always_inline))
 #define GROUP 8
 
 #if defined(PATH_AVX512VNNI) || defined(PATH_AVX2)
@@ -848,6 +1026,8 @@ int wb_quant_matmul_f32(float *out, const float *x, const uint8_t *w, int format
                         int64_t T, int64_t rows, int64_t cols, uint8_t *workspace,
                         int64_t workspace_bytes, int n_threads)
 {
+    if (format == WB_QUANT_Q6_K) /* the int8 product takes the 32-weight formats only */
+        return WB_ERR_BAD_ARGUMENT;
     int status = check_product(out, x, w, format, T, rows, cols, workspace, workspace_bytes, n_threads);
     if (status != WB_OK)
         return status == PRODUCT_DONE ? WB_OK : status;
@@ -885,6 +1065,8 @@ INLINE void dots_into(int32_t *out, const uint8_t *w, int format, int n, const i
 int wb_quant_block_dots_i32(int32_t *out, const uint8_t *w, int format, const int8_t *xq,
                             const int32_t *xsum, int64_t rows, int64_t cols)
 {
+    if (format == WB_QUANT_Q6_K)
+        return WB_ERR_BAD_ARGUMENT;
     int status = check_matrix(format, rows, cols);
     if (status != WB_OK)
         return status;
@@ -1161,10 +1343,59 @@ INLINE void exact_row(float *out, int64_t rows, const uint8_t *row, int format, 
     }
 }
 
+/* Q6_K's float32 product, one loop over each build path's f16x_t (one zmm, two ymm, or 16 floats).
+ * Per super-block the weights become exact floats sc q (at most 128 * 32 in size);
+ * lane i collects sum_j (sc_j q_{16j+i}) x_{16j+i} over the 16 sub-blocks, and the row's lane
+ * accumulator takes d times it. So a term is rounded once as a product, at most 15 times in its
+ * lane, once by d, once per super-block in the accumulator and 15 times in the final sum of the
+ * lanes: nb + 32 roundings (nb = cols / 256), inside reference.exact_bound's nb + 40. The AVX paths
+ * fuse the multiply-adds (fewer roundings) and sum the lanes as a tree (4). */
+INLINE void q6_k_pass(float *out, int64_t rows, const uint8_t *row, const float *x, int64_t nb, int64_t t0, int NT)
+{
+    int64_t cols = nb * WB_QUANT_QK_K;
+    f16x_t acc[TX];
+    for (int t = 0; t < NT; t++)
+        acc[t] = f16x_zero();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * WB_QUANT_Q6_K_BYTES;
+        const int8_t *sc = (const int8_t *)(blk + Q6_K_SCALES);
+        const float *xb = x + t0 * cols + b * WB_QUANT_QK_K;
+        f16x_t lane[TX];
+        for (int t = 0; t < NT; t++)
+            lane[t] = f16x_zero();
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            f16x_t w = f16x_scale(f16x_sub(blk, j), (float)sc[j]); /* exact: at most 128 * 32 */
+            for (int t = 0; t < NT; t++)
+                lane[t] = f16x_fma(lane[t], w, xb + t * cols + 16 * j);
+        }
+        float d = fp16_at(blk + Q6_K_D);
+        for (int t = 0; t < NT; t++)
+            acc[t] = f16x_fma_s(acc[t], d, lane[t]);
+    }
+    for (int t = 0; t < NT; t++)
+        out[(t0 + t) * rows] = f16x_sum(acc[t]);
+}
+
+/* One Q6_K row of W against all T rows of x, TX at a time (nb = cols / 256). */
+static void q6_k_row(float *out, int64_t rows, const uint8_t *row, const float *x, int64_t T, int64_t nb)
+{
+    int64_t t0 = 0;
+    for (; t0 + TX <= T; t0 += TX)
+        q6_k_pass(out, rows, row, x, nb, t0, TX);
+    switch (T - t0) {
+    case 1: q6_k_pass(out, rows, row, x, nb, t0, 1); break;
+    case 2: q6_k_pass(out, rows, row, x, nb, t0, 2); break;
+    case 3: q6_k_pass(out, rows, row, x, nb, t0, 3); break;
+    default: break;
+    }
+}
+
 INLINE void exact_row_of(float *out, int64_t rows, const uint8_t *row, int format, const float *x, const float *xs,
                          int64_t T, int64_t nb)
 {
     switch (format) {
+    case WB_QUANT_Q6_K: q6_k_row(out, rows, row, x, T, nb * WB_QUANT_BLOCK / WB_QUANT_QK_K); break;
     case WB_QUANT_Q8_0: exact_row(out, rows, row, WB_QUANT_Q8_0, x, xs, T, nb); break;
     case WB_QUANT_Q4_0: exact_row(out, rows, row, WB_QUANT_Q4_0, x, xs, T, nb); break;
     default: exact_row(out, rows, row, WB_QUANT_Q4_1, x, xs, T, nb); break;
@@ -1198,7 +1429,7 @@ int wb_quant_matmul_exact_f32(float *out, const float *x, const uint8_t *w, int 
     if (status != WB_OK)
         return status == PRODUCT_DONE ? WB_OK : status;
 
-    int64_t nb = cols / WB_QUANT_BLOCK, row_bytes = nb * block_bytes(format);
+    int64_t nb = cols / WB_QUANT_BLOCK, row_bytes = cols / block_weights(format) * block_bytes(format);
     float *xs = (float *)(workspace + (64 - (uintptr_t)workspace % 64) % 64);
     status = block_sums(xs, x, T, nb);
     if (status != WB_OK)
@@ -1211,5 +1442,264 @@ int wb_quant_matmul_exact_f32(float *out, const float *x, const uint8_t *w, int 
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t r = 0; r < rows; r++)
         exact_row_of(out + r, rows, w + r * row_bytes, format, x, xs, T, nb);
+    return WB_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* quantisation: ggml's quantize_row_q8_0_ref / q4_0_ref / q4_1_ref /        */
+/* q6_K_ref (ggml-quants.c), step for step, every operation rounded on its  */
+/* own. The build contracts a * b + c into fused multiply-adds elsewhere     */
+/* (-ffp-contract=fast); here that would change the bytes: ggml-quants.c     */
+/* built with -march=native and GCC's default contraction writes other Q6_K */
+/* bytes in 1.3-1.8% of super-blocks (7% of 1024-1536-wide rows; Gaussian   */
+/* and SmolLM2's ffn_down) and other Q4_0 bytes in 0.01% of blocks, against */
+/* the same file built with -O2 -mf16c. So contraction is off from here to  */
+/* the end of the file. The                                                  */
+/* bytes are then those of gguf.quants.quantize (NumPy, no fusing) for the   */
+/* 32-weight formats and of engines/quant/q6_k.py for Q6_K.                  */
+/* ------------------------------------------------------------------------ */
+
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+/* fp32 -> fp16, rounding to nearest even, overflow to inf (as F16C's vcvtps2ph and NumPy). */
+static inline uint16_t f32_to_fp16(float f)
+{
+#if defined(USE_F16C)
+    return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+#else
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7FFFFFFFu;
+    if (ax > 0x7F800000u)
+        return (uint16_t)(sign | 0x7E00u | ((ax >> 13) & 0x3FFu)); /* NaN, kept quiet */
+    if (ax >= 0x477FF000u)
+        return (uint16_t)(sign | 0x7C00u); /* 65520 and up round to inf */
+    uint32_t h, rest, half;
+    if (ax >= 0x38800000u) { /* normal in fp16: drop 13 bits */
+        h = ((((ax >> 23) - 112u) << 10) | ((ax >> 13) & 0x3FFu));
+        rest = ax & 0x1FFFu;
+        half = 0x1000u;
+    } else if (ax >= 0x33000000u) { /* subnormal in fp16: the significand in units of 2^-24 */
+        uint32_t shift = 126u - (ax >> 23), m = (ax & 0x7FFFFFu) | 0x800000u;
+        h = m >> shift;
+        rest = m & ((1u << shift) - 1u);
+        half = 1u << (shift - 1u);
+    } else {
+        return (uint16_t)sign; /* at most 2^-25: ties to even, zero */
+    }
+    if (rest > half || (rest == half && (h & 1u)))
+        h++; /* a carry into the exponent is the right answer too */
+    return (uint16_t)(sign | h);
+#endif
+}
+
+static inline void store_fp16(uint8_t *p, float f)
+{
+    uint16_t h = f32_to_fp16(f);
+    memcpy(p, &h, sizeof h);
+}
+
+/* A float already rounded to an integer as an int in lo..hi (NaN as 0): C leaves converting an
+ * out-of-range float undefined, which only a block whose 1 / d overflowed can reach. */
+static inline int saturate(float v, int lo, int hi)
+{
+    return v >= (float)hi ? hi : v >= (float)lo ? (int)v : v < (float)lo ? lo : 0;
+}
+
+static void quantize_q8_0(uint8_t *blk, const float *x)
+{
+    float amax = 0.0f;
+    for (int i = 0; i < 32; i++)
+        amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    store_fp16(blk, d);
+    for (int i = 0; i < 32; i++)
+        blk[2 + i] = (uint8_t)(int8_t)saturate(roundf(x[i] * id), -128, 127);
+}
+
+static void quantize_q4_0(uint8_t *blk, const float *x)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < 32; i++)
+        if (amax < fabsf(x[i])) { /* the first of the largest |x|, with its sign */
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    store_fp16(blk, d);
+    for (int i = 0; i < 16; i++) {
+        int lo = saturate(truncf(x[i] * id + 8.5f), 0, 15), hi = saturate(truncf(x[i + 16] * id + 8.5f), 0, 15);
+        blk[2 + i] = (uint8_t)(lo | (hi << 4));
+    }
+}
+
+static void quantize_q4_1(uint8_t *blk, const float *x)
+{
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int i = 0; i < 32; i++) {
+        min = x[i] < min ? x[i] : min;
+        max = x[i] > max ? x[i] : max;
+    }
+    float d = (max - min) / 15.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    store_fp16(blk, d);
+    store_fp16(blk + 2, min);
+    for (int i = 0; i < 16; i++) {
+        int lo = saturate(truncf((x[i] - min) * id + 0.5f), 0, 15);
+        int hi = saturate(truncf((x[i + 16] - min) * id + 0.5f), 0, 15);
+        blk[4 + i] = (uint8_t)(lo | (hi << 4));
+    }
+}
+
+#define GROUP_MAX_EPS 1e-15f
+
+/* ggml's nearest_int: adding 1.5 * 2^23 leaves the integer, rounded half to even, in the low
+ * mantissa bits. ggml asserts |v| <= 2^22 - 1; past that (reached only once an fp16 scale has
+ * overflowed) ours clamps, and takes NaN as 0, what ggml's bit trick gives for x86's default NaN. */
+static inline int nearest_int(float v)
+{
+    if (!(fabsf(v) <= 4194303.0f))
+        v = v != v ? 0.0f : v > 0.0f ? 4194303.0f : -4194303.0f;
+    float shifted = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &shifted, sizeof i);
+    return (i & 0x007FFFFF) - 0x00400000;
+}
+
+static inline int clamp_int(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* ggml's make_qx_quants(16, 32, x, L, rmse_type = 1, NULL): the scale of one 16-weight sub-block
+ * (0 for an all-zero one), among -max/32 and -max/(32 + 0.1 s), s = +-1..+-9, the one that
+ * minimises the x^2-weighted squared error; L (0..63) its quants. */
+static float make_qx_quants(int8_t *L, const float *x)
+{
+    const int n = 16, nmax = 32;
+    float max = 0.0f, amax = 0.0f;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.0f;
+    }
+    float iscale = -nmax / max, sumlx = 0.0f, suml2 = 0.0f;
+    for (int i = 0; i < n; i++) {
+        int l = clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)(l + nmax);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0)
+            continue;
+        iscale = -(nmax + 0.1f * (float)is) / max;
+        sumlx = suml2 = 0.0f;
+        for (int i = 0; i < n; i++) {
+            int l = clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++)
+                L[i] = (int8_t)(nmax + clamp_int(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* ggml's quantize_row_q6_K_ref for one super-block of 256. */
+static void quantize_q6_k(uint8_t *blk, const float *x)
+{
+    int8_t L[WB_QUANT_QK_K];
+    float scales[16], max_scale = 0.0f, max_abs_scale = 0.0f;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = make_qx_quants(L + 16 * j, x + 16 * j);
+        if (fabsf(scales[j]) > max_abs_scale) {
+            max_abs_scale = fabsf(scales[j]);
+            max_scale = scales[j];
+        }
+    }
+    memset(blk, 0, WB_QUANT_Q6_K_BYTES);
+    if (max_abs_scale < GROUP_MAX_EPS)
+        return; /* all zeros, d = 0 */
+    float iscale = -128.0f / max_scale;
+    store_fp16(blk + Q6_K_D, 1.0f / iscale);
+    int8_t *sc = (int8_t *)(blk + Q6_K_SCALES);
+    for (int j = 0; j < 16; j++)
+        sc[j] = (int8_t)clamp_int(nearest_int(iscale * scales[j]), -128, 127); /* never below -128 anyway */
+    float d_stored = fp16_at(blk + Q6_K_D);
+    for (int j = 0; j < 16; j++) {
+        float d = d_stored * (float)sc[j];
+        if (d == 0.0f)
+            continue; /* keeps make_qx_quants' L, as ggml does */
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (int8_t)(clamp_int(nearest_int(x[16 * j + i] / d), -32, 31) + 32);
+    }
+    uint8_t *ql = blk, *qh = blk + Q6_K_QH;
+    for (int h = 0; h < 2; h++) {
+        const int8_t *Lh = L + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            ql[64 * h + l] = (uint8_t)((Lh[l] & 0x0F) | ((Lh[l + 64] & 0x0F) << 4));
+            ql[64 * h + 32 + l] = (uint8_t)((Lh[l + 32] & 0x0F) | ((Lh[l + 96] & 0x0F) << 4));
+            qh[32 * h + l] = (uint8_t)((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) |
+                                       ((Lh[l + 96] >> 4) << 6));
+        }
+    }
+}
+
+static void quantize_row(uint8_t *out, const float *w, int format, int64_t nb)
+{
+    int64_t bytes = block_bytes(format), size = block_weights(format);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *blk = out + b * bytes;
+        const float *x = w + b * size;
+        switch (format) {
+        case WB_QUANT_Q8_0: quantize_q8_0(blk, x); break;
+        case WB_QUANT_Q4_0: quantize_q4_0(blk, x); break;
+        case WB_QUANT_Q4_1: quantize_q4_1(blk, x); break;
+        default: quantize_q6_k(blk, x); break;
+        }
+    }
+}
+
+int wb_quant_quantize_f32(uint8_t *out, const float *w, int format, int64_t rows, int64_t cols, int n_threads)
+{
+    int status = check_matrix(format, rows, cols);
+    if (status != WB_OK)
+        return status;
+    if (n_threads < 1 || n_threads > WB_MAX_THREADS)
+        return WB_ERR_BAD_THREADS;
+    if (rows == 0 || cols == 0)
+        return WB_OK;
+    if (out == NULL || w == NULL)
+        return WB_ERR_NULL_POINTER;
+    int bad = 0;
+    for (int64_t i = 0; i < rows * cols; i++)
+        bad |= !(fabsf(w[i]) <= FLT_MAX);
+    if (bad)
+        return WB_ERR_BAD_ARGUMENT;
+    int64_t nb = cols / block_weights(format), row_bytes = nb * block_bytes(format);
+    if (n_threads == 1 || rows * cols < PARALLEL_MIN_WEIGHTS) {
+        for (int64_t r = 0; r < rows; r++)
+            quantize_row(out + r * row_bytes, w + r * cols, format, nb);
+        return WB_OK;
+    }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        quantize_row(out + r * row_bytes, w + r * cols, format, nb);
     return WB_OK;
 }
