@@ -101,3 +101,15 @@ async def test_grouped_heads_lab_times_the_same_attention_with_fewer_kv_heads(op
         # K and V bytes read per step fall with the key/value heads.
         assert [row.bytes_moved for row in rows] == [2.0 * kv * 256 * 64 * 4 for kv in (8, 4, 2, 1)]
     assert compute_probe("attention.kv_cache_mib", {"layers": 80, "kv_heads": 8, "head_dim": 128, "tokens": 4096}) == 1280.0
+
+
+def test_a_seven_letter_row_label_keeps_a_space_before_the_cells():
+    import numpy as np
+    from rich.console import Console
+
+    from workbench.widgets.heat_grid import heat_table
+
+    console = Console(width=80, record=True, color_system=None)
+    console.print(heat_table(np.ones((10, 3)), title="t", row_labels=["x"] * 9 + ["because"]))
+    row = next(line for line in console.export_text().splitlines() if "because" in line)
+    assert "because ██" in row

@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import needs_smollm
 from workbench_engines.errors import Cancelled, EngineError
 from workbench_engines.evaluation import compare_models, sliding_window_nll, window_spans
 
@@ -133,34 +132,3 @@ def test_models_with_different_vocabularies_and_a_cancelled_run(target, plays):
         compare_models(target.model, other, plays[:20], window=8, stride=4)
     with pytest.raises(Cancelled):
         sliding_window_nll(target.model, plays[:50], window=8, stride=4, should_stop=lambda: True)
-
-
-@needs_smollm
-@pytest.mark.slow
-def test_smollm2_perplexity_matches_transformers_stride_loop():
-    """Hugging Face's perplexity recipe (labels −100 before each window's new tokens) on the same windows."""
-    pytest.importorskip("transformers")
-    pytest.importorskip("accelerate")
-    from workbench_engines import corpus
-    from workbench_engines.models import llama
-    from workbench_engines.models.llm_bench import transformers_model
-
-    ours = llama.bundled("fp32")
-    hf = transformers_model()
-    ids = ours.tokenizer.encode_ordinary(corpus.read_text(limit=4000))[:300]
-    window, stride = 128, 48
-    score = sliding_window_nll(ours.model, ids, window=window, stride=stride)
-    expected, previous_end = 0.0, 0
-    with torch.inference_mode():
-        for begin in range(0, len(ids), stride):
-            end = min(begin + window, len(ids))
-            new = end - previous_end
-            inputs = torch.tensor([ids[begin:end]])
-            labels = inputs.clone()
-            labels[:, :-new] = -100
-            scored = int((labels[:, 1:] != -100).sum())
-            expected += hf(inputs, labels=labels).loss.item() * scored
-            previous_end = end
-            if end == len(ids):
-                break
-    assert score.nll == pytest.approx(expected, rel=1e-4)

@@ -612,3 +612,27 @@ async def test_a_check_that_ends_before_its_message_arrives_is_never_dropped(tmp
         assert screen.reports["causal_mask"].checks and not screen.reports["causal_mask"].passed
         assert app.store.exercise_state("softmax").attempts == 1
         assert app.store.exercise_state("causal_mask").attempts == 1
+
+
+async def test_a_check_keeps_a_wrapped_title_whole_and_counts_one_save_in_the_singular(tmp_path):
+    """Issue 20 tour: after a check the list was rebuilt while empty, so without its scrollbar, and
+    "Encode a piece with / ranks" came back as one line without "ranks"; the heading said "1 checked saves"."""
+    app = WorkbenchApp(store_path=tmp_path / "p.db")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await show_exercises(app, pilot, tmp_path / "ws")
+        options = screen.query_one(OptionList)
+
+        def shown() -> list[str]:
+            return [options.render_line(y).text.strip() for y in range(options.size.height)]
+
+        before = shown()
+        assert "ranks" in before and options.show_vertical_scrollbar, before
+        await pilot.press("r")
+        report = await wait_for_report(pilot, screen, "softmax")
+        await pilot.pause()
+        assert not report.passed
+        after = shown()
+        assert after[after.index("· Encode a piece with") + 1] == "ranks", after
+        assert [line.lstrip("·✗ ") for line in after] == [line.lstrip("·✗ ") for line in before]
+        heading = str(screen.query_one("#heading", Static).render())
+        assert "1 checked save\n" in heading, heading

@@ -133,14 +133,21 @@ def test_sweep_verdict_names_only_the_extremes_it_beat():
     assert sweep_verdict([SweepPoint(0.5, 2.0, 0.7, 0.0)]).plain.startswith("No text was decoded")
 
 
-@pytest.mark.slow
-async def test_speculative_lab_acceptance_falls_with_draft_length(open_lab):
-    async with lesson_run(open_lab, "speculative-decoding", "kv.speculative") as h:
-        rows = {row.name: row for row in h.lab.result.rows}
-        acceptance = [rows[f"speculative, k={k}"].extra["acceptance"] for k in h.lab.ks]
-        # The lesson: about three in five at k = 1, falling as the draft guesses further ahead.
-        assert 0.5 < acceptance[0] < 0.75 and acceptance == sorted(acceptance, reverse=True)
-        assert h.status().startswith(f"Accepted: {100 * acceptance[0]:.0f}% at k = 1")
+def test_speculative_acceptance_falls_with_draft_length_on_the_lessons_settings():
+    """The lab's acceptance figures, computed as its race does (greedy, the lesson's tokens and draft lengths),
+    without the timing repeats: acceptance is deterministic, speed is the machine's."""
+    from workbench.labs.kvcache_labs import PROMPT
+    from workbench.labs.registry import LABS
+    from workbench_engines.generation import speculative_generate
+    from workbench_engines.models import small_gpt
+    from workbench_engines.sampling.settings import GREEDY
+
+    params = LABS["kv.speculative"].validate(lesson_params("speculative-decoding", "kv.speculative"))
+    target, draft = small_gpt.load("target"), small_gpt.load("draft")
+    acceptance = [speculative_generate(target.model, draft.model, target.prompt_ids(PROMPT), params["tokens"],
+                                       k=int(k), sampler=GREEDY, seed=1).acceptance_rate for k in params["ks"]]
+    # The lesson: 63% at k = 1 (about three in five), 43% at k = 2, 21% at k = 6, falling as k grows.
+    assert [round(100 * a) for a in acceptance] == [63, 43, 31, 27, 21]
 
 
 def test_speculative_verdict_reports_the_best_k_and_every_loss():
@@ -285,3 +292,93 @@ def test_per_byte_verdict_when_the_measures_agree():
     a = ModelScore("a", 10, TextScore(nll=100.0, tokens=50, bytes=100, windows=1))
     b = ModelScore("b", 10, TextScore(nll=150.0, tokens=50, bytes=100, windows=1))
     assert per_byte_verdict([b, a]).startswith("Both measures rank the models the same way; a is best")
+
+
+async def test_block_formats_lab_error_grows_as_bits_fall(open_lab):
+    from workbench.probes import compute_probe
+
+    async with open_lab("eval.block_formats", **lesson_params("block-formats", "eval.block_formats")) as h:
+        await h.settle()  # e runs on opening
+        costs = {c.format: c for c in h.lab.table.costs}
+        assert list(costs) == ["Q8_0", "Q6_K", "Q4_1", "Q4_0"]
+        errors = [c.output_error for c in costs.values()]
+        assert errors == sorted(errors) and errors[-1] > 10 * errors[0]
+        # The lesson's figures: 0.6%, 1.9%, 8.5%, 9.8% of ‖W·x‖.
+        assert [round(100 * e, 1) for e in errors] == [0.6, 1.9, 8.5, 9.8]
+        assert compute_probe("quant.bits_per_weight", {"format": "Q6_K"}) == costs["Q6_K"].bits_per_weight == 6.5625
+        assert "every bit less roughly doubles the rounding step" in h.readout()
+
+
+@pytest.mark.slow
+async def test_block_formats_race_checks_every_kernel_against_fp32(open_lab):
+    async with open_lab("eval.block_formats") as h:
+        await h.settle()
+        await h.press("r")
+        await h.settle()
+        rows = {row.name: row for row in h.lab.query_one("ProfilePanel").rows}
+        # Correctness only (no times): every contender matched torch fp32 before and after timing.
+        assert {"torch fp32 1T", "float32 Q8_0 1T", "int8 Q4_1 1T", "dequant+matmul 1T"} <= set(rows)
+        assert all(row.matches and row.mismatch is None for row in rows.values())
+
+
+@pytest.mark.slow
+async def test_pruning_lab_half_the_weights_are_free_and_the_least_important_heads_cheapest(open_lab):
+    from workbench.probes import compute_probe
+
+    async with lesson_run(open_lab, "pruning", "eval.pruning") as h:
+        sweep = h.lab.result
+        ppl = dict(sweep.by_sparsity)
+        # The lesson: about free to 50%, +10% at 60%, 1.7× at 70%, 7× at 90%; 2:4 about +6%.
+        assert ppl[0.5] < 1.02 * sweep.base and 1.05 * sweep.base < ppl[0.6] < 1.15 * sweep.base
+        assert ppl[0.9] > 5 * sweep.base and ppl[0.5] < sweep.two_four < 1.1 * sweep.base
+        assert compute_probe("eval.pruned_perplexity", {"sparsity": 0.6}) == pytest.approx(ppl[0.6], rel=1e-12)
+        assert "Up to 50% of the weights go for at most 5% more perplexity." in h.readout()
+        await h.press("h")
+        await h.settle()
+        heads = {k: (least, chance, most) for k, least, chance, most in h.lab.result.rows}
+        assert heads[12][0] < 1.05 * h.lab.result.base and heads[18][0] < heads[18][1] < heads[18][2]
+        assert heads[18][2] > 1.8 * h.lab.result.base
+        assert "many heads can go, but which ones matters" in h.readout()
+
+
+@pytest.mark.slow
+async def test_weight_quant_lab_gptq_halves_rounding_error_and_kl(open_lab):
+    from workbench.probes import compute_probe
+
+    async with lesson_run(open_lab, "gptq-and-awq", "eval.weight_quant") as h:
+        result = h.lab.result
+        assert result.bits == 4
+        by = {r.method: r for r in result.runs}
+        rtn, gptq, awq = by["rtn"], by["gptq"], by["awq"]
+        # The lesson: layer error 0.022 against 0.044, KL 0.0015 against 0.0031, AWQ close to rounding.
+        assert sum(layer.error for layer in gptq.layers) < 0.6 * sum(layer.error for layer in rtn.layers)
+        assert gptq.comparison.kl < 0.6 * rtn.comparison.kl and gptq.comparison.same_top > rtn.comparison.same_top
+        assert 0.8 * rtn.comparison.kl < awq.comparison.kl < 1.1 * rtn.comparison.kl
+        assert compute_probe("eval.quantised_kl", {"method": "gptq", "bits": 4}) == pytest.approx(gptq.comparison.kl,
+                                                                                                  rel=1e-9)
+        assert "GPTQ's error compensation cuts the mean layer error" in h.readout()
+
+
+async def test_integers_lab_finer_grids_cut_the_rounding_error(open_lab):
+    async with open_lab("eval.integers", **lesson_params("integers-for-weights", "eval.integers")) as h:
+        await h.settle()
+        rows = {(label, grid): error for label, grid, error, _ in h.lab.table.rows}
+        # The lesson at 4 bits: 21.7% per tensor absmax, 12.0% zero point per row, 9.2% zero point per group of 64.
+        assert [round(100 * rows[key], 1) for key in (("per tensor", "absmax"), ("per channel", "zero point"),
+                                                       ("groups of 64", "zero point"))] == [21.7, 12.0, 9.2]
+        await h.press("b")
+        await h.settle()
+        assert h.lab.table.bits == 3 and "Smaller groups and a zero point cut the error" in h.readout()
+
+
+@needs_smollm
+@pytest.mark.slow
+async def test_integers_lab_finds_smollm2s_outlier_channels(open_lab):
+    async with open_lab("eval.integers") as h:
+        await h.settle()
+        await h.press("o")
+        await h.settle()
+        p = h.lab.outliers.profile
+        # The lesson: σ about 0.17, five channels up to |x| 34; int8 40% → 7.7% with them kept in float.
+        assert len(p.outliers) == 5 and p.channel_max.max() > 100 * p.sigma
+        assert p.int8_error > 0.3 and p.int8_error_mixed < 0.1 and p.output_error_mixed < 0.25 * p.output_error

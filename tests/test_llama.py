@@ -289,3 +289,31 @@ def test_empty_and_overlong_prompts_are_refused(quantized):
     with pytest.raises(EngineError, match="exceeds the context"):
         generate(quantized.model, [1] * quantized.card.context, 1)
     assert math.isfinite(float(quantized.model(torch.tensor([[1, 2, 3]]))[0, -1, 0]))
+
+
+@needs_smollm
+@pytest.mark.slow
+def test_sliding_window_perplexity_matches_transformers_stride_loop(fp32, reference):
+    """engines.evaluation against Hugging Face's perplexity recipe (labels −100 before each window's new tokens),
+    on the same windows; here to share the transformers model this module loads once."""
+    from workbench_engines import corpus
+    from workbench_engines.evaluation import sliding_window_nll
+
+    ours, hf = fp32, reference
+    ids = ours.tokenizer.encode_ordinary(corpus.read_text(limit=4000))[:300]
+    window, stride = 128, 48
+    score = sliding_window_nll(ours.model, ids, window=window, stride=stride)
+    expected, previous_end = 0.0, 0
+    with torch.inference_mode():
+        for begin in range(0, len(ids), stride):
+            end = min(begin + window, len(ids))
+            new = end - previous_end
+            inputs = torch.tensor([ids[begin:end]])
+            labels = inputs.clone()
+            labels[:, :-new] = -100
+            scored = int((labels[:, 1:] != -100).sum())
+            expected += hf(inputs, labels=labels).loss.item() * scored
+            previous_end = end
+            if end == len(ids):
+                break
+    assert score.nll == pytest.approx(expected, rel=1e-4)

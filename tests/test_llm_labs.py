@@ -41,6 +41,8 @@ async def test_chat_lab_streams_a_reply_and_shows_alternatives(open_lab):
 async def test_rope_lab_shows_the_layouts_agree(open_lab):
     async with open_lab("llm.rope") as h:
         assert "columns agree" in h.readout()
+        # Headers with brackets are shown, not read as markup (issue 20's tour: two columns both called "half").
+        assert "interleaved(x[perm])" in h.readout() and "half[perm]" in h.readout()
         await h.press("plus")
         assert h.lab.position == 4 and "position 4" in h.readout()
 

@@ -13,7 +13,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual_plotext import PlotextPlot
 
-from workbench.widgets.plots import Figure, Series, bar_label, integer_ticks, nice_ticks
+from workbench.widgets.plots import EIGHTHS, EMPTY_PLACEHOLDER, Figure, Series, bar_label, integer_ticks, nice_ticks
 
 TOUR_LOGITS = [2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -1.5, -2.0]
 """The tour's softmax chart: 8 bars, the smallest 0.0096 beside 0.071."""
@@ -29,6 +29,26 @@ def tick_row(lines: list[str]) -> str:
     """The row of x tick labels: the line under the frame's bottom edge."""
     bottom = next(i for i, line in enumerate(lines) if "└" in line)
     return lines[bottom + 1]
+
+
+def shown_lines(widget) -> list[str]:
+    """A widget's lines as the terminal shows them, wrapped at its width."""
+    from textual.geometry import Region
+
+    return ["".join(segment.text for segment in strip)
+            for strip in widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))]
+
+
+def bar_eighths(lines: list[str], labels: list[str]) -> list[int]:
+    """Each bar's drawn height in eighths of a row: 8 per █, and its top cell's ▁…▇."""
+    ticks, bottom = tick_row(lines), next(i for i, line in enumerate(lines) if "└" in line)
+    heights, start = [], 0
+    for label in labels:
+        column = ticks.index(label, start)
+        start = column + len(label)
+        heights.append(sum(EIGHTHS.index(line[column]) for line in lines[:bottom]
+                           if column < len(line) and line[column] in EIGHTHS[1:]))
+    return heights
 
 
 def bar_heights(lines: list[str], labels: list[str]) -> list[int]:
@@ -178,3 +198,65 @@ async def test_a_diverged_curve_keeps_its_axis():
                               Series("b", [0, 1, 2], [2.0, float("inf"), 2.5])])
         await pilot.pause()
         assert "nan" not in "\n".join(canvas(figure))
+
+
+@pytest.mark.parametrize(("temperature", "close"), [(1.0, (2, 3)), (1.56, (4, 6))])
+async def test_softmax_bars_differ_in_height_wherever_the_probabilities_differ(open_lab, temperature, close):
+    """Issue 20 (tour F5): at T=1, 0.12 and 0.071 drew the same height; at T=1.56, 0.074 and 0.039 did."""
+    async with open_lab("softmax.temperature", logits=TOUR_LOGITS, temperature=temperature) as h:
+        drawn = bar_eighths(canvas(h.lab.query_one(Figure)), [str(i) for i in range(8)])
+        assert all(a > b for a, b in zip(drawn, drawn[1:])), drawn
+        assert drawn[close[0]] > drawn[close[1]]
+
+
+KV_MODELS = ["SmolLM2-135M", "GPT-2 small", "Llama-2-7B", "Llama-3-8B", "Llama-2-70B"]
+"""The kv-cache-memory lesson's models: GPT-2 small's line lay wholly under SmolLM2's."""
+
+
+async def test_kv_memory_shows_every_model_and_its_legend_keeps_markers_with_names(open_lab):
+    """Issue 20 (tour F3, F4): "xx GPT-2 small" was in the legend but no x on the canvas, and the legend
+    wrapped as "… oo Llama-3-8B   **" / "Llama-2-70B"."""
+    async with open_lab("kv.memory", models=KV_MODELS) as h:
+        figure = h.lab.query_one(Figure)
+        text = "\n".join(canvas(figure))
+        assert all(marker in text for marker in "•x+o*"), text
+        assert "under" not in figure.key_text
+        shown = [line.strip() for line in shown_lines(figure.query_one(".figure-key")) if line.strip()]
+        entries = [entry for line in shown for entry in line.split("   ")]
+        assert entries == [f"{m}{m} {name}" for m, name in zip("•x+o*", KV_MODELS)], shown
+
+
+async def test_the_residual_histogram_shows_post_ln_beside_the_pre_ln_spike(open_lab):
+    """Issue 20 (tour F4): the pre-LN spike set the count axis and its • along zero hid post-LN; the rows under
+    the plot did not say they were RMS per layer."""
+    async with open_lab("blocks.residual_stats") as h:
+        await h.press("h", "right_square_bracket")
+        lines = canvas(h.lab.query_one(Figure))
+        bottom = next(i for i, line in enumerate(lines) if "└" in line)
+        post = {column for line in lines[:bottom] for column, char in enumerate(line) if char == "x"}
+        assert len(post) > 20, "\n".join(lines)
+        assert all(line.count("•") < 10 for line in lines[:bottom]), "\n".join(lines)
+        assert "pre-LN RMS by layer:" in h.readout() and "post-LN RMS by layer:" in h.readout()
+
+
+async def test_an_experiment_lab_opens_without_an_empty_plot_frame(open_lab):
+    """Issue 20 (tour F10): the flash race opened on a 12-row empty frame that stayed empty through a 40 s run,
+    pushing its hint and progress down; the figure is one line until the race has results."""
+    async with open_lab("attention.flash_race") as h:
+        figure = h.lab.query_one(Figure)
+        assert figure.title_text == EMPTY_PLACEHOLDER and figure.outer_size.height == 1
+        assert "Press r to race" in h.text("ProfilePanel")
+
+
+@pytest.mark.native
+async def test_the_flash_race_draws_its_native_kernels_over_the_references(open_lab):
+    """Issue 20 (tour F4, F3): the lesson's naive kernel (oo) showed in about 10 cells under the NumPy curves;
+    the native kernels are now named first, so where curves share a cell theirs shows, and the legend's
+    entries stay whole when it wraps."""
+    async with open_lab("attention.flash_race", seqs=[32, 64]) as h:
+        await h.press("r")
+        await h.settle()
+        key = h.lab.query_one(Figure).query_one(".figure-key")
+        entries = [entry for line in shown_lines(key) for entry in line.strip().split("   ") if entry]
+        assert [entry[3:].split(" (")[0] for entry in entries][:2] == ["native naive 1T", "native flash 1T"]
+        assert all(entry[:2] in ("••", "xx", "++", "oo", "**") for entry in entries), entries

@@ -102,3 +102,17 @@ def test_positional_probes():
     assert compute_probe("positional.sinusoidal_value", {"position": 1, "index": 1}) == pytest.approx(np.cos(1.0))
     with pytest.raises(ValueError, match="outside"):
         compute_probe("positional.rope_angle", {"position": 1, "pair": 40})
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_shuffle_always_changes_the_order(seed):
+    """With three words one shuffle in six was the identity, and every row then read "same"."""
+    from workbench.labs.positional_labs import new_order
+
+    rng = np.random.default_rng(seed)
+    order = (0, 1, 2)
+    for _ in range(10):
+        shuffled = new_order(order, rng)
+        assert shuffled != order and sorted(shuffled) == [0, 1, 2]
+        order = shuffled
+    assert new_order((0,), rng) == (0,)

@@ -84,3 +84,12 @@ def test_sampling_follows_the_distribution():
 def test_bad_parameters(call, message):
     with pytest.raises(ValueError, match=message):
         call(np.zeros((2, 5), dtype=np.float32))
+
+
+def test_entropy_of_a_certain_outcome_is_plain_zero():
+    """The sampler printed "entropy -0.00 bits" at top-k = 1: −(1 · log2 1) is −0.0."""
+    from workbench_engines.sampling.settings import entropy_bits
+
+    value = entropy_bits(np.array([0.0, 1.0, 0.0]))
+    assert value == 0.0 and f"{value:.2f}" == "0.00"
+    assert entropy_bits(np.array([0.5, 0.5])) == 1.0

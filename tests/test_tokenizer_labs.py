@@ -179,3 +179,16 @@ async def test_ctrl_o_puts_a_separator_between_tokens(open_lab):
         assert box.value == "x 1234567"
         await h.press("ctrl+o")
         assert "│" not in h.readout()
+
+
+def test_text_box_defaults_hold_no_sequence_terminals_draw_at_different_widths():
+    """A skin-tone emoji (👍🏽) pushed the compare lab's text box border out of line under tmux. Only the bytes lab,
+    whose subject such sequences are, starts with one (its table draws them with glyph_of)."""
+    from workbench.labs.registry import LABS
+
+    def ambiguous(text: str) -> bool:
+        return any(0x1F3FB <= ord(c) <= 0x1F3FF or 0x1F1E6 <= ord(c) <= 0x1F1FF or c in "\u200d\ufe0f" for c in text)
+
+    offenders = [spec.id for spec in LABS.values() if spec.id != "tokenize.bytes"
+                 for param in spec.params.values() if isinstance(param.default, str) and ambiguous(param.default)]
+    assert offenders == []

@@ -563,3 +563,55 @@ def _bits_per_byte(perplexity: float, bytes_per_token: float) -> float:
     from workbench_engines.evaluation import bits_per_byte_from
 
     return bits_per_byte_from(perplexity, bytes_per_token)
+
+
+@probe("quant.bits_per_weight", "Storage per weight of a GGUF block format, read off its block layout",
+       format=Param("str", choices=("Q8_0", "Q6_K", "Q4_1", "Q4_0")))
+def _bits_per_weight(format: str) -> float:
+    from workbench_engines.quant.reference import bits_per_weight
+
+    return bits_per_weight(format)
+
+
+@probe("eval.pruned_perplexity", "The small GPT's perplexity on the held-out end of the first `plays` plays after "
+       "magnitude pruning of every block matrix at `sparsity` (window 256, stride 128)",
+       sparsity=Param("float", min=0.0, max=1.0), plays=Param("int", default=1, min=1, max=38))
+def _pruned_perplexity(sparsity: float, plays: int) -> float:
+    from workbench_engines.compress.prune import prune_model
+    from workbench_engines.evaluation import sliding_window_nll
+    from workbench_engines.evaluation.heldout import held_out_plays
+    from workbench_engines.models import small_gpt
+
+    target = small_gpt.load("target")
+    ids = held_out_plays(target.tokenizer, plays).ids
+    return sliding_window_nll(prune_model(target.model, "magnitude", sparsity).model, ids, window=256,
+                              stride=128).perplexity
+
+
+@probe("eval.quantised_kl", "KL (nats per token) of the small GPT quantised by `method` at `bits` (groups of 64) "
+       "against fp32, on the held-out ends of the first `plays` plays; calibrated as the weight-quantisation lab does",
+       method=Param("str", choices=("rtn", "gptq", "awq")), bits=Param("int", choices=(2, 3, 4, 8)),
+       plays=Param("int", default=3, min=1, max=38))
+def _quantised_kl(method: str, bits: int, plays: int) -> float:
+    from workbench_engines.compress import lesson_calibration, quantize_model
+    from workbench_engines.evaluation import compare_models
+    from workbench_engines.evaluation.heldout import held_out_plays
+    from workbench_engines.models import small_gpt
+
+    target = small_gpt.load("target")
+    calibration = lesson_calibration(target.tokenizer)
+    changed = quantize_model(target.model, calibration, method=method, bits=bits, group=64).model
+    ids = held_out_plays(target.tokenizer, plays).ids
+    return compare_models(target.model, changed, ids, window=256, stride=128).kl
+
+
+@probe("compress.rtn_bits_per_weight", "Bits per weight of round-to-nearest at `bits` with a grid per `group` "
+       "weights (16-bit scales and zero points counted), measured on a 64 × 512 matrix",
+       bits=Param("int", choices=(2, 3, 4, 8)), group=Param("int", min=1, max=512),
+       symmetric=Param("bool", default=False))
+def _rtn_bits_per_weight(bits: int, group: int, symmetric: bool) -> float:
+    import torch
+
+    from workbench_engines.compress import quantize
+
+    return quantize(torch.randn(64, 512), bits, symmetric=symmetric, group=group).bits_per_weight()

@@ -90,4 +90,5 @@ def entropy_bits(probs: np.ndarray) -> float:
     """Shannon entropy H = −Σ p log2 p of one distribution, in bits."""
     p = np.asarray(probs, dtype=np.float64)
     p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    # H ≥ 0: a certain outcome gives −(1 · 0) = −0.0, and rounding a near-certain one can dip below zero.
+    return max(0.0, float(-(p * np.log2(p)).sum()))

@@ -370,5 +370,5 @@ class ResidualStatsLab(Lab):
                          [Series(f"{name}-LN", layers, values) for name, values in self.rms.items()],
                          xlabel="block (0 = embedding)")
         self.readout(Text(
-            "pre-LN: " + " ".join(f"{v:.2f}" for v in self.rms["pre"]) + "\npost-LN: "
+            "pre-LN RMS by layer: " + " ".join(f"{v:.2f}" for v in self.rms["pre"]) + "\npost-LN RMS by layer: "
             + " ".join(f"{v:.2f}" for v in self.rms["post"]) + "\nt trains both briefly, h switches to a histogram"))

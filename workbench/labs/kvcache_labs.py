@@ -89,12 +89,15 @@ class CacheMemoryLab(Lab):
 
         models = [REAL_MODELS[name] for name in self.params["models"]]
         lengths = [2**i for i in range(8, 16)]
+        # A log axis: on a linear one the small models' lines lay in the same bottom row, one wholly hidden.
+        gib = np.log10([[m.bytes_per_token(state.dtype) * n * state.batch / 2**30 for n in lengths] for m in models])
+        decades = range(int(np.floor(gib.min())), int(np.ceil(gib.max())) + 1)
         self.query_one(Figure).lines(
-            f"KV cache GiB, {state.dtype}, batch {state.batch}",
-            [Series(model.name, [float(np.log2(n)) for n in lengths],
-                    [model.bytes_per_token(state.dtype) * n * state.batch / 2**30 for n in lengths]) for model in models],
+            f"KV cache GiB (log scale), {state.dtype}, batch {state.batch}",
+            [Series(model.name, [float(np.log2(n)) for n in lengths], row.tolist()) for model, row in zip(models, gib)],
             xlabel="context length (tokens, log scale)", hint="d: dtype, b/B: batch",
-            xticks=([float(np.log2(n)) for n in lengths], [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths]))
+            xticks=([float(np.log2(n)) for n in lengths], [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths]),
+            yticks=(list(decades), [f"{10.0 ** d:g}" for d in decades]))
         table = Table(box=None, header_style="bold")
         for name in ("model", "layers", "KV heads", "head dim", "KiB / token", "at its context"):
             table.add_column(name, justify="left" if name == "model" else "right")

@@ -346,14 +346,14 @@ class RopeLab(Lab):
         perm = rope_permutation(len(x[0]))
         permuted = rope(x[:, perm], positions=np.array([position]), base=base, layout="interleaved")[0]
         table = Table(box=None, header_style="bold", title=f"x rotated for position {position} (+/- move it)",
-                      title_justify="left")
+                      title_justify="left", caption_justify="left")
         for name in ("dim", "x", "half", "interleaved", "perm", "interleaved(x[perm])", "half[perm]"):
-            table.add_column(name, justify="right")
+            table.add_column(Text(name), justify="right")  # Text: "[perm]" is not markup
         for i in range(len(x[0])):
             table.add_row(str(i), f"{x[0, i]:+.3f}", f"{half[i]:+.3f}", f"{inter[i]:+.3f}", str(perm[i]),
                           f"{permuted[i]:+.3f}", f"{half[perm][i]:+.3f}")
         same = bool(np.allclose(permuted, half[perm]))
-        table.caption = (f"half pairs i with i + {len(perm) // 2}; interleaved pairs 2i with 2i + 1. The last two "
-                         f"columns {'agree' if same else 'DIFFER'}: permute x's dimensions, rotate interleaved, and "
-                         "you get the half-layout result, permuted the same way.")
+        table.caption = Text(f"half pairs i with i + {len(perm) // 2}; interleaved pairs 2i with 2i + 1. The last "
+                             f"two columns {'agree' if same else 'DIFFER'}: permute x's dimensions, rotate "
+                             "interleaved, and you get the half-layout result, permuted the same way.")
         self.readout(table)

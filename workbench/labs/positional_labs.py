@@ -21,6 +21,17 @@ def first_values(vector, count: int = 3) -> str:
     return "[" + ", ".join(f"{round(float(v), 2) + 0.0:.2f}" for v in list(vector)[:count]) + "]"
 
 
+def new_order(order: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+    """A shuffle of ``order`` that differs from it (a shuffle that changes nothing would show every output
+    "same" and read as "positions don't matter"); one word has only its own order."""
+    if len(set(order)) < 2:
+        return tuple(order)
+    while True:
+        shuffled = tuple(order[i] for i in rng.permutation(len(order)))
+        if shuffled != tuple(order):
+            return shuffled
+
+
 class ShuffleLab(Lab):
     """Shuffle the tokens: without positions each output just moves with its token; with them it changes."""
 
@@ -38,9 +49,7 @@ class ShuffleLab(Lab):
         yield Static("", classes="readout")
 
     def action_shuffle(self) -> None:
-        order = list(self.state.order)
-        np.random.default_rng().shuffle(order)
-        self.state = replace(self.state, order=tuple(order))
+        self.state = replace(self.state, order=new_order(self.state.order, np.random.default_rng()))
 
     def action_toggle(self) -> None:
         self.state = replace(self.state, with_positions=not self.state.with_positions)

@@ -29,10 +29,19 @@ class LabSpec:
 
 
 _DEFAULT_LOGITS = [3.0, 2.2, 1.5, 0.8, 0.3, -0.4, -1.0, -2.0]
+
+
+def _plays(default: int) -> Param:
+    """How many plays' held-out ends an evaluation lab scores (38 plays; one is about 2,000 tokens)."""
+    return Param("int", default=default, min=1, max=38, help="how many plays' held-out ends to score")
+
 _VALUE = {"min": -1e6, "max": 1e6}
 """The range of a logit, vector entry or shift a lab takes."""
 
-_TEXT = "Tokenizers don't see words: naïve café, 12345, 👍🏽, 東京."
+_TEXT = "Tokenizers don't see words: naïve café, 12345, 👍, 東京."
+"""A text box's starting text. One emoji code point: a skin-tone sequence (👍🏽) is one cell pair to some terminals
+and two to others (tmux), which pushed the box's right border out of line; the bytes lab shows such sequences in a
+table that draws them safely."""
 _CORPUS = Param("str", default="", help="a text file or folder to train on (empty: the bundled plays)")
 _SAMPLES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -251,14 +260,42 @@ BLOCK_LABS = [
              "strides": Param("list[float]", default=[255, 128, 32], min=1, max=2047, min_len=1,
                               help="strides to score at, at the window below"),
              "window": Param("int", default=256, min=2, max=2048, help="the window of the stride sweep"),
-             "plays": Param("int", default=3, min=1, max=38, help="how many plays' held-out ends to score")},
+             "plays": _plays(3)},
             "workbench.labs.evaluation_labs:WindowStrideLab"),
     LabSpec("eval.per_byte", "Per token or per byte",
             "The shipped GPTs and SmolLM2 on the same held-out text: perplexity against bits per byte.",
             {"window": Param("int", default=256, min=2, max=2048, help="tokens per forward pass"),
              "stride": Param("int", default=128, min=1, max=2047, help="tokens each later window scores"),
-             "plays": Param("int", default=1, min=1, max=38, help="how many plays' held-out ends to score")},
+             "plays": _plays(1)},
             "workbench.labs.evaluation_labs:PerByteLab"),
+    LabSpec("eval.block_formats", "GGUF block formats",
+            "One of the small GPT's matrices in Q8_0, Q6_K, Q4_1 and Q4_0: bits, bytes and error; then W·x raced.",
+            {"matrix": Param("str", default="blocks.0.ffn.down.weight",
+                             choices=tuple(f"blocks.{i}.ffn.down.weight" for i in range(6)),
+                             help="which matrix (its rows must be a multiple of 256 long for Q6_K)")},
+            "workbench.labs.evaluation_labs:BlockFormatsLab"),
+    LabSpec("eval.integers", "Integers for weights",
+            "A matrix of the small GPT rounded per tensor, channel and group, absmax and zero point; and the outlier "
+            "channels of a layer's real inputs.",
+            {"bits": Param("int", default=4, choices=(3, 4, 8), help="starting bit width (b cycles 4, 3, 8)"),
+             "matrix": Param("str", default="blocks.5.ffn.down.weight",
+                             choices=tuple(f"blocks.{i}.ffn.down.weight" for i in range(6)), help="which matrix")},
+            "workbench.labs.evaluation_labs:IntegersLab"),
+    LabSpec("eval.weight_quant", "RTN, GPTQ and AWQ",
+            "The whole small GPT quantised three ways at the same bits: each layer's error, and KL from fp32.",
+            {"bits": Param("int", default=4, choices=(2, 3, 4, 8), help="starting bit width (b cycles 4, 3, 2, 8)"),
+             "group": Param("int", default=64, min=32, max=192, help="weights per group (must divide 192 and 512)"),
+             "plays": _plays(3)},
+            "workbench.labs.evaluation_labs:WeightQuantLab"),
+    LabSpec("eval.pruning", "Pruning: weights and heads",
+            "The small GPT pruned by magnitude, 2:4 and whole heads; perplexity on held-out plays for each.",
+            {"sparsities": Param("list[float]", default=[0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], min=0.0, max=1.0,
+                                 min_len=1, help="shares of each matrix's weights to zero"),
+             "head_counts": Param("list[float]", default=[6, 12, 18, 24], min=1, max=35, min_len=1,
+                                  help="how many of the 36 heads to remove"),
+             "windows": Param("int", default=32, min=1, max=512, help="training windows that score the heads"),
+             "plays": _plays(1)},
+            "workbench.labs.evaluation_labs:PruningLab"),
     LabSpec("moe.router", "A 2-expert router, live",
             "Train a small MoE mini-former, then see which expert each token of your line is sent to.",
             {"text": Param("str", default="But, soft! what light through yonder window breaks?", help="the line"),

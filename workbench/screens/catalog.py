@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -31,32 +32,69 @@ def progress_line(store: ProgressStore, lesson: Lesson) -> str:
     return " · ".join(progress_parts(lesson, store.lesson_progress(lesson.id, [q.id for q in lesson.questions])))
 
 
-class LessonTree(Tree[Lesson | None]):
-    """The catalog's tree: a lesson's line shows the longest of its labels that fits the tree's width.
+def fitted(mark: str, title: str, parts: list[str], room: int) -> str:
+    """A lesson's tree line in room cells: the fullest form that fits, shortening the title (with an ellipsis)
+    before dropping a count, and the quiz count before the steps count.
 
-    A Tree line is cut at the edge, and at 60 columns "· steps 0/2 · quiz 0/4" lost its last words; so each
-    lesson gets labels from the fullest to its mark and title alone, each made of whole words, and the line
-    shows the first that fits (the details pane below always has the whole progress line).
+    At 60 columns "Byte-level BPE and pre-tokenisation · steps 0/2" lost its quiz count while shorter titles kept
+    theirs; a learner needs the counts more than a title's last words, which the details pane shows in full.
+    """
+    head = f"{mark} {title}"
+    if not parts:
+        return f"{mark} {shortened(title, max(room - len(mark) - 1, 1))}"
+    for text in (f"{head}  ·  {' · '.join(parts)}", f"{head} · {' · '.join(parts)}"):
+        if cell_len(text) <= room:
+            return text
+    for count in range(len(parts), 0, -1):
+        tail = f" · {' · '.join(parts[:count])}"
+        space = room - cell_len(tail) - len(mark) - 1
+        if space >= MIN_TITLE:
+            return f"{mark} {shortened(title, space)}{tail}"
+    return f"{mark} {shortened(title, max(room - len(mark) - 1, 1))}"
+
+
+MIN_TITLE = 12
+"""The fewest cells a shortened title keeps, its ellipsis included, before a count is dropped instead."""
+
+
+def shortened(title: str, width: int) -> str:
+    """title cut to width cells, ending in an ellipsis when cut."""
+    if cell_len(title) <= width:
+        return title
+    return set_cell_size(title, width - 1).rstrip() + "…"
+
+
+class LessonTree(Tree[Lesson | None]):
+    """The catalog's tree: a lesson's line is fitted to the tree's width by :func:`fitted`.
+
+    A Tree line is cut at the edge, and at 60 columns "· steps 0/2 · quiz 0/4" lost its last words; so a
+    lesson's line is built for the width it has (the details pane below always has the whole progress line).
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fits: dict[int, tuple[Text, ...]] = {}
-        """A lesson node's labels by node id, fullest first; a node without any shows its own label."""
+        self.fits: dict[int, tuple[str, str, list[str]]] = {}
+        """A lesson node's (mark, title, progress parts) by node id; a node without them shows its own label."""
 
     def clear(self) -> LessonTree:
         self.fits.clear()
         return super().clear()
 
+    def on_resize(self) -> None:
+        """Keep the cursor's line in view: the details pane below grows with the highlighted lesson's objectives,
+        after the tree scrolled to it, and End's lesson sat under the pane."""
+        if self.cursor_node is not None:
+            self.scroll_to_node(self.cursor_node, animate=False)
+
     def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
-        labels = self.fits.get(node.id)
-        if not labels:
+        parts = self.fits.get(node.id)
+        if parts is None:
             return super().render_label(node, base_style, style)
         depth, parent = 0, node.parent
         while parent is not None and parent is not self.root:
             depth, parent = depth + 1, parent.parent
         room = self.scrollable_content_region.width - self.guide_depth * depth  # the guides: "├── " per level
-        label = next((text for text in labels if text.cell_len <= room), labels[-1]).copy()
+        label = Text(fitted(*parts, room))
         label.stylize(style)
         return label
 
@@ -67,6 +105,7 @@ class CatalogScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
         Binding("r", "resume", "Resume"),
+        Binding("e", "exercises", "Exercises", tooltip="Open the exercises: code to write, checked on every save"),
     ]
     DEFAULT_CSS = """
     CatalogScreen Tree { height: 1fr; }
@@ -103,9 +142,9 @@ class CatalogScreen(Screen):
         for track in self.curriculum.tracks:
             branch = tree.root.add(Text(track.title, style="bold"), data=None, expand=True)
             for lesson in track.lessons:
-                labels = self._labels(lesson)
-                node = branch.add_leaf(labels[0], data=lesson)
-                tree.fits[node.id] = labels
+                mark, title, parts = self._parts(lesson)
+                node = branch.add_leaf(Text(fitted(mark, title, parts, 1000)), data=lesson)
+                tree.fits[node.id] = (mark, title, parts)
                 if current is not None and lesson.id == current.id:
                     target = node
         if self.curriculum.issues:
@@ -122,17 +161,17 @@ class CatalogScreen(Screen):
         if node is not None:
             self._show_details(node)
 
-    def _labels(self, lesson: Lesson) -> tuple[Text, ...]:
-        """A lesson's tree labels, fullest first; each cuts whole parts, never a word."""
+    def _parts(self, lesson: Lesson) -> tuple[str, str, list[str]]:
+        """A lesson's mark, title and progress parts for its tree line (a broken lesson has no parts).
+
+        ✓ means done: every step seen and every quiz question answered; • means started.
+        """
         if lesson.broken:
-            return (Text(f"✗ {lesson.title} (broken)"), Text(f"✗ {lesson.title}"))
+            return "✗", f"{lesson.title} (broken)", []
         p = self.store.lesson_progress(lesson.id, [q.id for q in lesson.questions])
-        done = p.steps_seen >= len(lesson.steps) > 0
-        mark = "✓" if done else ("•" if p.steps_seen else " ")
-        parts = progress_parts(lesson, p)
-        title = f"{mark} {lesson.title}"
-        return (Text(f"{title}  ·  {' · '.join(parts)}"), Text(f"{title} · {' · '.join(parts)}"),
-                Text(f"{title} · {parts[0]}"), Text(title))
+        done = p.steps_seen >= len(lesson.steps) > 0 and p.answered >= len(lesson.questions)
+        mark = "✓" if done else ("•" if p.steps_seen or p.answered else " ")
+        return mark, lesson.title, progress_parts(lesson, p)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
         self._show_details(event.node)
@@ -151,14 +190,24 @@ class CatalogScreen(Screen):
             for issue in lesson.issues:
                 text.append(f"  {issue}\n")
         else:
+            width = max((details.content_region.width or self.size.width - 2) - 4, 10)
             for objective in lesson.objectives:
-                text.append(f"  • {objective}\n")
+                # A wrapped objective hangs under its first word, not under the bullet or at the margin.
+                for n, line in enumerate(Text(objective).wrap(self.app.console, width)):
+                    text.append("  • " if n == 0 else "    ")
+                    text.append_text(line)
+                    text.append("\n")
             text.append(progress_line(self.store, lesson))
             for reason in filter(None, map(missing, lesson_needs(lesson))):
                 text.append(f"\nThis lesson {reason}")
             if lesson.issues:
                 text.append(f"\n{len(lesson.issues)} problem(s): {lesson.issues[0]}")
         details.update(text)
+
+    def on_resize(self) -> None:
+        node = self.query_one(LessonTree).cursor_node
+        if node is not None:
+            self._show_details(node)  # the objectives wrap to the pane's new width
 
     def action_open(self) -> None:
         node = self.query_one(Tree).cursor_node
@@ -172,6 +221,9 @@ class CatalogScreen(Screen):
             self.notify(f"{lesson.issues[0]}", title="This lesson is broken", severity="error", markup=False)
             return
         self.post_message(LessonChosen(lesson.id))
+
+    def action_exercises(self) -> None:
+        self.app.open_exercises()
 
     def action_resume(self) -> None:
         lesson_id = self.store.last_lesson()

@@ -178,11 +178,11 @@ class ExercisesScreen(Screen):
         return self.query_one(OptionList).get_option_index(exercise_id)
 
     def _refresh_list(self) -> None:
+        """New marks in place. Clearing and re-adding the options measured them while the emptied list had no
+        scrollbar, so a title that wraps only beside the scrollbar kept one line and lost its second."""
         options = self.query_one(OptionList)
-        highlighted = options.highlighted
-        options.clear_options()
-        options.add_options(self._options())
-        options.highlighted = highlighted
+        for exercise in (exercise for _, exercises in by_track() for exercise in exercises):
+            options.replace_option_prompt(exercise.id, list_entry(MARK[self.status_of(exercise.id)], exercise.title))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id and event.option.id != self.selected.id:
@@ -216,7 +216,8 @@ class ExercisesScreen(Screen):
         heading = Text()
         heading.append(f"{exercise.title}", style="bold")
         status = self.status_of(exercise.id)
-        heading.append(f"  {MARK[status]} {status} · {state.attempts} checked saves\n", style="dim")
+        saves = "1 checked save" if state.attempts == 1 else f"{state.attempts} checked saves"
+        heading.append(f"  {MARK[status]} {status} · {saves}\n", style="dim")
         heading.append(f"edit: {self.path}\n", style="dim")
         heading.append("Save the file to check it; r checks now; ? lists every key.", style="dim")
         self.query_one("#heading", Static).update(heading)

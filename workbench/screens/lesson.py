@@ -35,7 +35,7 @@ class LessonScreen(Screen):
     LessonScreen #body:focus { background-tint: $foreground 3%; }
     LessonScreen Markdown { margin: 0; padding: 0; }
     LessonScreen .block-error { color: $error; border-left: thick $error; padding: 0 1; margin: 1 0; width: 1fr; }
-    LessonScreen #score { margin: 1 0; text-style: bold; width: 1fr; }
+    LessonScreen .score { margin: 1 0; text-style: bold; width: 1fr; }
     """
 
     def __init__(self, lesson: Lesson, store: ProgressStore, step: int | None = None) -> None:
@@ -71,7 +71,8 @@ class LessonScreen(Screen):
         for block in step.blocks:
             widgets.append(self._widget(block))
         if self.step == total - 1:
-            widgets.append(Static(self._score_text(), id="score"))
+            # A class, not an id: a step shown again before the old one is removed would mount a second one.
+            widgets.append(Static(self._score_text(), classes="score"))
         body.mount_all(widgets)
         body.scroll_home(animate=False)
         body.focus()
@@ -108,7 +109,7 @@ class LessonScreen(Screen):
     def on_quiz_answered(self, message: QuizAnswered) -> None:
         self.store.record_answer(self.lesson.id, message.question_id, message.answer, message.correct, message.score,
                                  message.expected)
-        for score in self.query("#score").results(Static):
+        for score in self.query(".score").results(Static):
             score.update(self._score_text())
         # The answered question keeps the focus (it has no keys of its own, so n/p work straight away);
         # focusing the body here would leave the view wherever blurring the answer box had scrolled it.

@@ -32,7 +32,8 @@ def heat_table(values: np.ndarray, *, title: str, row_labels: Sequence[str] = ()
     for k in range(values.shape[1]):
         table.add_column(f" {k % 10}", no_wrap=True, width=2)
     for i, row in enumerate(values):
-        label = f"{i:>2} {row_labels[i][:7]}" if i < len(row_labels) else f"{i:>2} "
+        # A space after the label: a 7-letter token ("because") ran into the first cell.
+        label = f"{i:>2} {row_labels[i][:7]} " if i < len(row_labels) else f"{i:>2} "
         table.add_row(label, *(shade(float(v)) for v in row))
     return table
 

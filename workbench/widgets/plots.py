@@ -9,27 +9,37 @@ plotext canvas with a title line above it and a key line below it, and its
 drawing methods apply the same rules to every lab:
 
 - the title, the key hint and the legend are text outside the canvas, wrapped
-  rather than cut;
+  rather than cut, and a legend wraps only between entries, never between a
+  marker and its label;
 - each series has its own marker character *and* colour, and the legend shows
   both, so a curve is named without colour;
+- where curves share a cell the one drawn last shows, so the curves are drawn
+  in the order that leaves each the most cells of its own, and the legend
+  says of a curve that still cannot be seen that it lies under another;
+  a nan in a curve breaks its line rather than joining across the gap;
 - bars are narrower than their slot (a gap between neighbours), rise from 0 on
   an axis scaled to the tallest, carry their value as a label above them
-  (compact: 0.0096, 2.4M, 5.8e-4), and a nonzero bar too short for one row is
-  a mark on the floor, so 0.0096 never reads as 0.07 nor as nothing;
+  (compact: 0.0096, 2.4M, 5.8e-4) on the canvas's own background, and their
+  tops are drawn in eighths of a row (▁▂▃▄▅▆▇), so 0.12 and 0.071 differ in
+  height and a nonzero bar is at least an eighth: never nothing;
 - an axis whose data are all whole numbers gets whole-number ticks;
-- a histogram is drawn as a frequency polygon (counts per bin joined by a line)
-  so that two distributions overlap without one hiding the other.
+- a histogram is drawn as a frequency polygon (counts per bin joined by a line,
+  empty bins left out) so that two distributions overlap without one hiding
+  the other, on a log count axis when one's peak dwarfs the other's;
+- a figure with no data yet shows one line saying so, not an empty frame.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import plotext
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -114,8 +124,11 @@ def all_integers(values: Sequence[float]) -> bool:
 SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 """Thousands, millions, billions, trillions: a label above a bar, or a tick, says 2.4M, not 2400000."""
 
-TINY_BAR = "▁"
-"""The fill of a bar too short for one row of █: a mark on the floor, so a nonzero value is never a gap."""
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+"""A bar's top cell by how many eighths of the row it fills (0 to 8): ▁, the least, marks a tiny nonzero bar."""
+
+EMPTY_PLACEHOLDER = "(no data yet: the plot appears here when there is something to show)"
+"""What a figure says before its first data, instead of an empty frame."""
 
 
 def bar_label(value: float) -> str:
@@ -141,16 +154,51 @@ def bar_label(value: float) -> str:
     return f"{value:.0f}" if magnitude >= 10 else f"{value:.2g}"
 
 
-def legend(labels: Sequence[str], symbols: Sequence[str]) -> Text:
-    """The legend line: each series' marker (in its colour) and its label."""
-    text = Text()
+class Legend:
+    """A legend: entries ("•• numpy", "xx numpy tiled") side by side, wrapped only *between* entries.
+
+    A line break inside an entry would leave a marker at the end of one line
+    and its label on the next; an entry wider than a whole line wraps on its own.
+    """
+
+    SEPARATOR = "   "
+
+    def __init__(self, entries: Sequence[Text]) -> None:
+        self.entries = list(entries)
+
+    def __str__(self) -> str:
+        return self.SEPARATOR.join(entry.plain for entry in self.entries)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widest = max((entry.cell_len for entry in self.entries), default=0)
+        whole = sum(entry.cell_len for entry in self.entries) + len(self.SEPARATOR) * max(len(self.entries) - 1, 0)
+        return Measurement(min(widest, options.max_width), min(whole, options.max_width))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        line = Text()
+        for entry in self.entries:
+            if line.cell_len and line.cell_len + len(self.SEPARATOR) + entry.cell_len > width:
+                yield line
+                line = Text()
+            if line.cell_len:
+                line.append(self.SEPARATOR)
+            line.append_text(entry)
+        if line.cell_len:
+            yield line
+
+
+def legend(labels: Sequence[str], symbols: Sequence[str], notes: Sequence[str] = ()) -> Legend:
+    """The legend: each series' marker (in its colour) and its label, and a note where one is given."""
+    entries = []
     for i, (label, symbol) in enumerate(zip(labels, symbols)):
-        if i:
-            text.append("   ")
         red, green, blue = colour_of(i)
-        text.append(symbol * 2, style=f"bold rgb({red},{green},{blue})")
-        text.append(f" {label}")
-    return text
+        entry = Text(symbol * 2, style=f"bold rgb({red},{green},{blue})")
+        entry.append(f" {label}")
+        if i < len(notes) and notes[i]:
+            entry.append(f" ({notes[i]})", style="italic")
+        entries.append(entry)
+    return Legend(entries)
 
 
 def finite_values(values: Sequence[float]) -> np.ndarray:
@@ -168,42 +216,129 @@ def axis_ticks(low: float, high: float, integers: bool, most: int = 5) -> tuple[
     return nice_ticks(low, high, most)
 
 
+GridCell = tuple[int, int]
+"""A cell of a canvas: (row, column)."""
+
+
+def segments(s: Series) -> list[list[tuple[float, float]]]:
+    """The series' points in runs of finite ones: a nan or inf (a diverged loss, an empty bin) ends a run."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in zip(s.x, s.y):
+        x, y = float(x), float(y)
+        if math.isfinite(x) and math.isfinite(y):
+            runs[-1].append((x, y))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+
+
+FOOTPRINT = "█"
+"""The marker a series is drawn with, alone, to find the cells it marks."""
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def footprint(series: Sequence[Series], runs: list[list[list[tuple[float, float]]]], which: int,
+              axes: Callable[[object], None], size: tuple[int, int]) -> set[GridCell]:
+    """The canvas cells (row, column) series ``which`` marks, found by drawing it with plotext on a canvas of
+    ``size`` with the same axes, after the other series drawn blank so that the ranges are the same."""
+    from textual_plotext.plot import Plot
+
+    plt = Plot()
+    plt.plotsize(*size)
+    plt.theme("clear")
+    for i in [*(j for j in range(len(series)) if j != which), which]:
+        draw = plt.scatter if series[i].points else plt.plot
+        for run in runs[i]:
+            draw([x for x, _ in run], [y for _, y in run], marker=FOOTPRINT if i == which else " ")
+    axes(plt)
+    lines = ANSI.sub("", plt.build()).splitlines()
+    return {(row, column) for row, line in enumerate(lines) for column, char in enumerate(line) if char == FOOTPRINT}
+
+
+def drawing_order(cells: list[set[GridCell]]) -> list[int]:
+    """Series indices, the one to draw first (underneath) first.
+
+    Of the series left, the one with the most cells that no other covers goes underneath next, so the one
+    most likely to be hidden is drawn last, on top; on a tie the first-named (the subject) is drawn later.
+    """
+    remaining, order = list(range(len(cells))), []
+    while remaining:
+        def own(i: int) -> tuple[int, int]:
+            others = set().union(*(cells[j] for j in remaining if j != i))
+            return len(cells[i] - others), i
+        bottom = max(remaining, key=own)
+        order.append(bottom)
+        remaining.remove(bottom)
+    return order
+
+
+def hidden_notes(cells: list[set[GridCell]], order: list[int], symbols: Sequence[str]) -> list[str]:
+    """A legend note for each series that the ones drawn over it cover wholly or nearly ("under ••")."""
+    notes = [""] * len(cells)
+    for place, i in enumerate(order):
+        above = order[place + 1:]
+        if not cells[i] or not above:
+            continue
+        shown = cells[i] - set().union(*(cells[j] for j in above))
+        coverer = max(above, key=lambda j: len(cells[i] & cells[j]))
+        if not shown:
+            notes[i] = f"under {symbols[coverer] * 2}"
+        elif len(shown) < len(cells[i]) / 5:
+            notes[i] = f"mostly under {symbols[coverer] * 2}"
+    return notes
+
+
+DEFAULT_SIZE = (76, 12)
+"""The canvas size (columns, rows) assumed before a canvas is laid out."""
+
+
 def draw_lines(plt, series: Sequence[Series], *, xlabel: str = "",
                xticks: tuple[Sequence[float], Sequence[str]] | None = None,
                yticks: tuple[Sequence[float], Sequence[str]] | None = None,
-               ylim: tuple[float, float] | None = None) -> Text | None:
+               ylim: tuple[float, float] | None = None, size: tuple[int, int] = DEFAULT_SIZE) -> Legend | None:
     """Draw curves on a plotext figure by this module's rules; the legend to show under it (None for one curve).
 
     Args:
         plt: a plotext figure: a PlotextPlot's ``plt`` in the app, the ``plotext`` module in a CLI command.
+        size: the canvas's columns and rows, for the drawing order and the legend's notes.
     """
     many = len(series) > 1
-    # Where curves share a cell the one drawn last shows: draw the first-named (the subject) last.
-    # plotext fails on nan and inf (a diverged run's loss): such points are left out.
-    finite = [[(float(x), float(y)) for x, y in zip(s.x, s.y) if math.isfinite(x) and math.isfinite(y)]
-              for s in series]
-    for i, s in reversed(list(enumerate(series))):
-        if finite[i]:
-            mark = marker_of(i) if many or s.points else ONE_SERIES_MARKER
-            draw = plt.scatter if s.points else plt.plot
-            draw([x for x, _ in finite[i]], [y for _, y in finite[i]], marker=mark, color=colour_of(i))
-    xs = [x for points in finite for x, _ in points]
-    ys = [y for points in finite for _, y in points]
-    if xticks is not None:
-        plt.xticks(list(xticks[0]), list(xticks[1]))
-    elif xs:
-        plt.xticks(*axis_ticks(min(xs), max(xs), all_integers(xs), most=6))
-    if ylim is not None:
-        plt.ylim(*ylim)
-    if yticks is not None:
-        plt.yticks(list(yticks[0]), list(yticks[1]))
-    elif ys:
-        low, high = ylim if ylim is not None else (min(ys), max(ys))
-        plt.yticks(*axis_ticks(low, high, all_integers(ys)))
-    if xlabel:
-        plt.xlabel(xlabel)
+    # plotext fails on nan and inf (a diverged run's loss): such points are left out, and break the line.
+    runs = [segments(s) for s in series]
+    xs = [x for rs in runs for run in rs for x, _ in run]
+    ys = [y for rs in runs for run in rs for _, y in run]
+
+    def axes(plt) -> None:
+        if xticks is not None:
+            plt.xticks(list(xticks[0]), list(xticks[1]))
+        elif xs:
+            plt.xticks(*axis_ticks(min(xs), max(xs), all_integers(xs), most=6))
+        if ylim is not None:
+            plt.ylim(*ylim)
+        if yticks is not None:
+            plt.yticks(list(yticks[0]), list(yticks[1]))
+        elif ys:
+            low, high = ylim if ylim is not None else (min(ys), max(ys))
+            plt.yticks(*axis_ticks(low, high, all_integers(ys)))
+        if xlabel:
+            plt.xlabel(xlabel)
+
     symbols = [marker_of(i) if many or s.points else "─" for i, s in enumerate(series)]
-    return legend([s.label for s in series], symbols) if many else None
+    order, notes = list(reversed(range(len(series)))), [""] * len(series)
+    if many and xs:
+        size = size if size[0] > 10 and size[1] > 4 else DEFAULT_SIZE
+        cells = [footprint(series, runs, i, axes, size) for i in range(len(series))]
+        order = drawing_order(cells)
+        notes = hidden_notes(cells, order, symbols)
+    for i in order:
+        s = series[i]
+        mark = marker_of(i) if many or s.points else ONE_SERIES_MARKER
+        draw = plt.scatter if s.points else plt.plot
+        for run in runs[i]:
+            draw([x for x, _ in run], [y for _, y in run], marker=mark, color=colour_of(i))
+    axes(plt)
+    return legend([s.label for s in series], symbols, notes) if many else None
 
 
 def lines_text(title: str, series: Sequence[Series], *, width: int, height: int = 14, xlabel: str = "") -> Group:
@@ -215,11 +350,29 @@ def lines_text(title: str, series: Sequence[Series], *, width: int, height: int 
     plotext.clear_figure()
     plotext.plotsize(width, height)
     plotext.theme("clear")
-    key = draw_lines(plotext, series, xlabel=xlabel)
+    key = draw_lines(plotext, series, xlabel=xlabel, size=(width, height))
     parts = [Text(title.center(width).rstrip(), style="bold"), Text.from_ansi(plotext.build().rstrip("\n"))]
     if key is not None:
         parts.append(key)
     return Group(*parts)
+
+
+class Canvas(PlotextPlot):
+    """A plotext canvas that can repaint for its own size just before it is drawn.
+
+    Bars drawn in eighths of a row need the number of rows, which is known only
+    once the canvas is laid out (and again after every resize).
+    """
+
+    painter: Callable[[object, int, int], None] | None = None
+    """Draws the figure on (plt, width, height); None where the data were drawn once for any size."""
+
+    def render(self):
+        if self.painter is not None and self.size.width and self.size.height:
+            self.plt.clear_data()
+            self.plt.clear_figure()
+            self.painter(self.plt, self.size.width, self.size.height)
+        return super().render()
 
 
 class Figure(Vertical):
@@ -228,19 +381,24 @@ class Figure(Vertical):
     A lab yields ``Figure()`` and sets the canvas height in its own CSS
     (``MyLab Figure PlotextPlot { height: 12; }``); then calls :meth:`lines`,
     :meth:`bars`, :meth:`grouped_bars` or :meth:`histogram` with the data.
+    Until the first of those calls the figure is one line saying there is no
+    data yet: an empty frame through a long run read as something broken.
     """
 
     DEFAULT_CSS = """
     Figure { height: auto; }
     Figure > .figure-title { width: 1fr; height: auto; text-align: center; text-style: bold; }
+    Figure.-blank > .figure-title { text-style: italic; color: $text-muted; }
+    Figure.-blank > PlotextPlot { display: none; }
     Figure > .figure-key { width: 1fr; height: auto; }
     Figure > .figure-key.-empty { display: none; }
     Figure > PlotextPlot { height: 12; }
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="figure-title")
-        yield PlotextPlot()
+        self.add_class("-blank")
+        yield Static(EMPTY_PLACEHOLDER, classes="figure-title")
+        yield Canvas()
         yield Static("", classes="figure-key -empty")
 
     # --- what a lab calls -------------------------------------------------
@@ -250,7 +408,8 @@ class Figure(Vertical):
               yticks: tuple[Sequence[float], Sequence[str]] | None = None,
               ylim: tuple[float, float] | None = None) -> None:
         """Curves, each with its own marker and colour; a lone curve is drawn in braille and needs no legend."""
-        key = draw_lines(self._fresh(), series, xlabel=xlabel, xticks=xticks, yticks=yticks, ylim=ylim)
+        key = draw_lines(self._fresh(), series, xlabel=xlabel, xticks=xticks, yticks=yticks, ylim=ylim,
+                         size=self._canvas_size())
         self._finish(title, hint, key)
 
     def bars(self, title: str, labels: Sequence[str], values: Sequence[float], *, xlabel: str = "",
@@ -258,30 +417,19 @@ class Figure(Vertical):
         """One bar per label, with gaps between bars and each bar's value written above it.
 
         The y axis runs from 0 to the tallest bar (and room for its label), so 0.24 and 0.18 differ by
-        rows, not by nothing; ``top`` caps it (1 for probabilities).
+        rows, not by nothing; ``top`` caps it (1 for probabilities). Each bar's top cell is drawn in
+        eighths of a row, so values a row apart in plotext's whole rows (0.12, 0.071) differ in height.
         """
         plt = self._fresh()
         values = [float(v) for v in values]
         tallest = max(values, default=0.0)
         high = max(min(top, tallest) if top is not None else tallest, 1e-12)
-        # plotext draws any positive bar at least one row tall; one under half a row would stand as tall as
-        # one twice its size, so it is drawn as a mark on the floor instead (its label gives its value):
-        # 0.0096 beside 0.07 is a mark beside a bar, never a gap nor the same block.
-        half_row = high * HEAD_ROOM / (2 * self._rows())
-        tiny = [0 < abs(v) < half_row for v in values]
-        # Bar i stands at x = i + 1, as plotext puts labelled bars; each call draws only its own bars, since a
-        # zero bar paints its floor blank.
-        for small, fill in ((True, {"marker": TINY_BAR}), (False, {})):
-            slots = [i for i, is_tiny in enumerate(tiny) if is_tiny is small]
-            if slots:
-                plt.bar([i + 1 for i in slots], [values[i] for i in slots], width=BAR_WIDTH, color=colour_of(0),
-                        **fill)
-        plt.xticks(list(range(1, len(values) + 1)), list(labels))
-        plt.xlim(0.5, len(values) + 0.5)
-        self._bar_labels(plt, values, 2 * half_row, label)
-        self._value_axis(plt, values, high)
-        if xlabel:
-            plt.xlabel(xlabel)
+
+        def paint(plt, width: int, height: int) -> None:
+            paint_bars(plt, list(labels), values, high, width, height, xlabel, label, self._canvas_colour())
+
+        paint(plt, *self._canvas_size())
+        self.query_one(Canvas).painter = paint
         self._finish(title, hint, None)
 
     def grouped_bars(self, title: str, labels: Sequence[str], groups: dict[str, Sequence[float]], *,
@@ -294,53 +442,70 @@ class Figure(Vertical):
         plt.multiple_bar(list(labels), data, marker=fills, color=[colour_of(i) for i in range(len(names))],
                          width=0.7)
         values = [v for row in data for v in row]
-        self._value_axis(plt, values, max(max(values, default=0.0), 1e-12))
+        high = max(max(values, default=0.0), 1e-12)
+        plt.ylim(0, high * HEAD_ROOM)
+        plt.yticks(*value_ticks(values, high))
         if xlabel:
             plt.xlabel(xlabel)
         self._finish(title, hint, legend(names, fills))
 
     def histogram(self, title: str, samples: dict[str, Sequence[float]], *, bins: int = 40, xlabel: str = "",
                   hint: str = "") -> None:
-        """Distributions as frequency polygons over shared bins: overlapping ones stay visible."""
+        """Distributions as frequency polygons over shared bins, empty bins left out: overlapping ones stay visible.
+
+        Where one distribution's peak is ten times another's (a spike beside a spread), the count axis is
+        logarithmic, so the spike does not flatten the other onto the floor.
+        """
         arrays = {name: finite_values(values) for name, values in samples.items()}
         everything = np.concatenate([np.zeros(0), *arrays.values()])
         if everything.size == 0:
             everything = np.zeros(1)
         edges = np.histogram_bin_edges(everything, bins=bins)
         centres = ((edges[:-1] + edges[1:]) / 2).tolist()
-        series = [Series(name, centres, np.histogram(values, bins=edges)[0].tolist()) for name, values in arrays.items()]
-        self.lines(title, series, xlabel=xlabel, hint=hint)
+        counts = {name: np.histogram(values, bins=edges)[0] for name, values in arrays.items()}
+        peaks = [int(c.max()) for c in counts.values() if c.size and c.max() > 0]
+        if len(peaks) > 1 and max(peaks) >= 10 * min(peaks):
+            decades = list(range(int(math.log10(max(peaks))) + 1))
+            series = [Series(name, centres, [math.log10(n) if n > 0 else math.nan for n in c])
+                      for name, c in counts.items()]
+            self.lines(title, series, xlabel=f"{xlabel} (count per bin on a log scale)".strip(), hint=hint,
+                       ylim=(0.0, math.log10(max(peaks))),
+                       yticks=([float(d) for d in decades], [bar_label(10.0 ** d) for d in decades]))
+            return
+        series = [Series(name, centres, [float(n) if n > 0 else math.nan for n in c]) for name, c in counts.items()]
+        self.lines(title, series, xlabel=xlabel, hint=hint, ylim=(0.0, float(max(peaks, default=1))))
 
     # --- the shared rules -------------------------------------------------
 
     def _fresh(self):
-        plt = self.query_one(PlotextPlot).plt
+        canvas = self.query_one(Canvas)
+        canvas.painter = None
+        plt = canvas.plt
         plt.clear_data()
         plt.clear_figure()
         return plt
 
-    def _rows(self) -> int:
-        """The canvas's rows for data: its height less the frame and the tick labels (a guess before layout)."""
-        height = self.query_one(PlotextPlot).size.height
-        return height - 3 if height > 4 else 8
+    def _canvas_size(self) -> tuple[int, int]:
+        """The canvas's columns and rows; while it is hidden (no data yet), the figure's width and the height
+        its CSS asks for."""
+        canvas = self.query_one(Canvas)
+        if canvas.size.width and canvas.size.height:
+            return canvas.size.width, canvas.size.height
+        height = canvas.styles.height
+        rows = int(height.value) if height is not None and height.unit.name == "CELLS" else DEFAULT_SIZE[1]
+        return self.size.width or DEFAULT_SIZE[0], rows
 
-    @staticmethod
-    def _bar_labels(plt, values: list[float], row: float, label: Callable[[float], str]) -> None:
-        # plotext places bar i at x = i + 1 and centres a text on its x; a row and a half above the value clears
-        # the bar's top cell however plotext rounds it.
-        for i, value in enumerate(values):
-            plt.text(label(value), i + 1, value + 1.5 * row)
+    def _canvas_colour(self):
+        """The canvas's background as plotext paints it (the theme's surface), for text drawn on the canvas."""
+        from textual.color import Color
 
-    @staticmethod
-    def _value_axis(plt, values: list[float], high: float) -> None:
-        # Head room for the value labels; whole-number ticks when the values are whole.
-        plt.ylim(0, high * HEAD_ROOM)
-        ticks, labels = axis_ticks(0, high, all_integers(values))
-        if high >= 1e4:  # 2M, not 2000000, beside the axis
-            labels = [bar_label(t) for t in ticks]
-        plt.yticks(ticks, labels)
+        try:
+            return Color.parse(self.app.theme_variables["surface"]).rgb
+        except (KeyError, LookupError):
+            return "default"
 
-    def _finish(self, title: str, hint: str, key: Text | None) -> None:
+    def _finish(self, title: str, hint: str, key: Legend | None) -> None:
+        self.remove_class("-blank")
         heading = Text(title)
         if hint:
             heading.append(f" ({hint})", style="not bold")
@@ -348,7 +513,7 @@ class Figure(Vertical):
         key_line = self.query_one(".figure-key", Static)
         key_line.update(key if key is not None else "")
         key_line.set_class(key is None, "-empty")
-        self.query_one(PlotextPlot).refresh()
+        self.query_one(Canvas).refresh()
 
     @property
     def title_text(self) -> str:
@@ -359,3 +524,44 @@ class Figure(Vertical):
     def key_text(self) -> str:
         """The legend line as shown; empty for a plot of one series."""
         return str(self.query_one(".figure-key", Static).content)
+
+
+def value_ticks(values: Sequence[float], high: float) -> tuple[list[float], list[str]]:
+    """Ticks for a value axis from 0 to high: whole numbers for whole values, 2M rather than 2000000."""
+    ticks, labels = axis_ticks(0, high, all_integers(values))
+    if high >= 1e4:
+        labels = [bar_label(t) for t in ticks]
+    return ticks, labels
+
+
+def eighths_of(value: float, row: float) -> int:
+    """How many eighths of a row a bar of value fills, rounded up: a nonzero bar is at least one eighth."""
+    return max(0, math.ceil(value / row * 8 - 1e-9)) if value > 0 else 0
+
+
+def paint_bars(plt, labels: list[str], values: list[float], high: float, width: int, height: int, xlabel: str,
+               label: Callable[[float], str], background) -> None:
+    """Draw bars on a canvas of width × height cells: whole rows of █, a top cell in eighths, the value above.
+
+    Row k of the canvas stands for values from k to k + 1 times ``row``; a tick sits on the row its value
+    falls in, as the top of a bar of that value does.
+    """
+    rows = max(2, height - 3 - (1 if xlabel else 0))
+    row = high * HEAD_ROOM / rows
+    plt.ylim(row / 2, row / 2 + (rows - 1) * row)
+    ticks, tick_labels = value_ticks(values, high)
+    plt.yticks([(math.floor(t / row + 1e-9) + 0.5) * row for t in ticks], tick_labels)
+    count = len(values)
+    plt.xticks(list(range(1, count + 1)), labels)
+    plt.xlim(0.5, count + 0.5)
+    columns = width - max((len(t) for t in tick_labels), default=1) - 2
+    bar_columns = max(1, round(columns / max(count, 1) * BAR_WIDTH))
+    for i, value in enumerate(values):
+        filled = min(eighths_of(value, row), 8 * rows)
+        for k in range(math.ceil(filled / 8)):
+            cell = EIGHTHS[min(8, filled - 8 * k)]
+            plt.text(cell * bar_columns, i + 1, (k + 0.5) * row, color=colour_of(0), background=background)
+        above = min(math.ceil(filled / 8), rows - 1)
+        plt.text(label(value), i + 1, (above + 0.5) * row, color=colour_of(0), background=background)
+    if xlabel:
+        plt.xlabel(xlabel)

@@ -1,7 +1,7 @@
 """One quiz question, answered with the keyboard; locks once answered.
 
-Choice questions use an option list (a ``›`` marker and ``[x]`` boxes, so
-selection reads without colour); numbers use an input; probe questions ask
+Choice questions use an option list (the highlighted choice in reverse video
+and ``[x]`` boxes, so selection reads without colour); numbers use an input; probe questions ask
 the engine for the answer in a worker while the learner thinks.
 """
 
@@ -85,6 +85,8 @@ class QuestionView(Vertical):
     QuestionView .prompt { text-style: bold; width: 1fr; }
     QuestionView .hint { color: $text-muted; width: 1fr; }
     QuestionView ChoiceList { height: auto; max-height: 10; }
+    /* Reverse video marks the highlighted choice without colour (NO_COLOR keeps it; a grey background goes). */
+    QuestionView ChoiceList:focus > .option-list--option-highlighted { text-style: bold reverse; }
     QuestionView .feedback { width: 1fr; margin-top: 1; }
     QuestionView:focus { background-tint: $foreground 6%; }
     """
@@ -271,6 +273,10 @@ class QuestionView(Vertical):
             text.append("✓ Correct. ", style="bold")
         else:
             text.append("✗ Not quite. ", style="bold")
+            if q.kind == "single":
+                text.append(f"You picked {chr(65 + response)}. ")
+            elif q.kind == "multiple":
+                text.append(f"You ticked {', '.join(chr(65 + i) for i in sorted(response)) or 'nothing'}. ")
             text.append(f"The answer is {grade.expected}. ")
         explanation = q.explanation
         if q.kind == "probe" and self.expected is not None:
