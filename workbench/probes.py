@@ -579,13 +579,13 @@ def _bits_per_weight(format: str) -> float:
 def _pruned_perplexity(sparsity: float, plays: int) -> float:
     from workbench_engines.compress.prune import prune_model
     from workbench_engines.evaluation import sliding_window_nll
-    from workbench_engines.evaluation.heldout import held_out_plays
+    from workbench_engines.evaluation.heldout import LESSON_STRIDE, LESSON_WINDOW, held_out_plays
     from workbench_engines.models import small_gpt
 
     target = small_gpt.load("target")
     ids = held_out_plays(target.tokenizer, plays).ids
-    return sliding_window_nll(prune_model(target.model, "magnitude", sparsity).model, ids, window=256,
-                              stride=128).perplexity
+    return sliding_window_nll(prune_model(target.model, "magnitude", sparsity).model, ids, window=LESSON_WINDOW,
+                              stride=LESSON_STRIDE).perplexity
 
 
 @probe("eval.quantised_kl", "KL (nats per token) of the small GPT quantised by `method` at `bits` (groups of 64) "
@@ -595,14 +595,14 @@ def _pruned_perplexity(sparsity: float, plays: int) -> float:
 def _quantised_kl(method: str, bits: int, plays: int) -> float:
     from workbench_engines.compress import lesson_calibration, quantize_model
     from workbench_engines.evaluation import compare_models
-    from workbench_engines.evaluation.heldout import held_out_plays
+    from workbench_engines.evaluation.heldout import LESSON_STRIDE, LESSON_WINDOW, held_out_plays
     from workbench_engines.models import small_gpt
 
     target = small_gpt.load("target")
     calibration = lesson_calibration(target.tokenizer)
     changed = quantize_model(target.model, calibration, method=method, bits=bits, group=64).model
     ids = held_out_plays(target.tokenizer, plays).ids
-    return compare_models(target.model, changed, ids, window=256, stride=128).kl
+    return compare_models(target.model, changed, ids, window=LESSON_WINDOW, stride=LESSON_STRIDE).kl
 
 
 @probe("compress.rtn_bits_per_weight", "Bits per weight of round-to-nearest at `bits` with a grid per `group` "

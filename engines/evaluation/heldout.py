@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from workbench_engines.errors import EngineError
 
 
+LESSON_WINDOW, LESSON_STRIDE = 256, 128
+"""The window and stride the lessons' labs and probes score held-out text with, so a probe reproduces its lab's row."""
+
+
 @dataclass(frozen=True)
 class HeldOut:
     """The held-out ends of some plays, in the shipped tokenizer's tokens and as text."""

@@ -20,6 +20,7 @@ from textual.widgets import Static
 
 from workbench.labs.base import Lab, Progress
 from workbench.labs.decoding_labs import load_model
+from workbench.labs.knobs import cycled
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
 
@@ -331,11 +332,11 @@ class PruningLab(Lab):
 
     def _held_out(self, progress: Progress):
         from workbench_engines.evaluation import sliding_window_nll
-        from workbench_engines.evaluation.heldout import held_out_plays
+        from workbench_engines.evaluation.heldout import LESSON_STRIDE, LESSON_WINDOW, held_out_plays
 
         model = load_model("small-gpt", progress)
         ids = held_out_plays(model.tokenizer, self.params["plays"]).ids
-        return model, lambda m: sliding_window_nll(m, ids, window=256, stride=128).perplexity
+        return model, lambda m: sliding_window_nll(m, ids, window=LESSON_WINDOW, stride=LESSON_STRIDE).perplexity
 
     def action_sparsity(self) -> None:
         sparsities = sorted({float(s) for s in self.params["sparsities"]})
@@ -394,7 +395,7 @@ class PruningLab(Lab):
             table.add_row("2:4 (50%)", f"{result.two_four:.2f}", f"{result.two_four / result.base:.2f}")
             self.readout(Group(table, Text(pruning_verdict(result))))
         elif isinstance(result, HeadSweep):
-            table = Table(box=None, header_style="bold", title=f"perplexity with k of {result.heads} heads removed "
+            table = Table(box=None, header_style="bold", title=f"perplexity, k of {result.heads} heads gone "
                           f"(dense {result.base:.2f})", title_justify="left")
             for name in ("k", "least important", "random", "most important"):
                 table.add_column(name, justify="right")
@@ -463,8 +464,7 @@ class WeightQuantLab(Lab):
                      classes="readout")
 
     def action_bits(self) -> None:
-        order = (4, 3, 2, 8)
-        self.bits = order[(order.index(self.bits) + 1) % len(order)] if self.bits in order else 4
+        self.bits = cycled((4, 3, 2, 8), self.bits)
 
     def watch_bits(self, bits: int) -> None:
         self.status(f"{bits} bits, groups of {self.params['group']}: r quantises")
@@ -475,7 +475,7 @@ class WeightQuantLab(Lab):
         def work(progress: Progress) -> WeightQuantRun:
             from workbench_engines.compress import lesson_calibration, quantize_model
             from workbench_engines.evaluation import compare_models
-            from workbench_engines.evaluation.heldout import held_out_plays
+            from workbench_engines.evaluation.heldout import LESSON_STRIDE, LESSON_WINDOW, held_out_plays
 
             model = load_model("small-gpt", progress)
             ids = held_out_plays(model.tokenizer, plays).ids
@@ -490,7 +490,8 @@ class WeightQuantLab(Lab):
                                            progress=step)
                 step(1.0, "scoring held-out plays")
                 runs.append(MethodRun(method, quantised.layers,
-                                      compare_models(model.model, quantised.model, ids, window=256, stride=128)))
+                                      compare_models(model.model, quantised.model, ids, window=LESSON_WINDOW,
+                                                     stride=LESSON_STRIDE)))
             return WeightQuantRun(bits, group, runs)
 
         self.start(work, lambda result: setattr(self, "result", result), f"Quantising to {bits} bits")
@@ -558,8 +559,7 @@ class IntegersLab(Lab):
         self.watch_bits(self.bits)
 
     def action_bits(self) -> None:
-        order = (4, 3, 8)
-        self.bits = order[(order.index(self.bits) + 1) % len(order)] if self.bits in order else 4
+        self.bits = cycled((4, 3, 8), self.bits)
 
     def watch_bits(self, bits: int) -> None:
         name = self.params["matrix"]

@@ -51,6 +51,11 @@ def stepped(values: list, current, step: int):
     return values[min(len(values) - 1, max(0, index + step))]
 
 
+def cycled(values, current):
+    """The value after ``current`` in ``values``, wrapping from the last to the first (an unknown current: the first)."""
+    return values[(values.index(current) + 1) % len(values)] if current in values else values[0]
+
+
 KNOB_LABELS = {"temperature": "temperature", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p"}
 
 

@@ -15,7 +15,7 @@ from textual.reactive import Initialize, reactive
 from textual.widgets import Static
 
 from workbench.labs.base import Lab, Progress, RaceResult
-from workbench.labs.knobs import paired_keys
+from workbench.labs.knobs import cycled, paired_keys
 from workbench.labs.decoding_labs import load_target
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
@@ -79,7 +79,7 @@ class CacheMemoryLab(Lab):
         from workbench_engines.kvcache import DTYPE_BYTES
 
         dtypes = list(DTYPE_BYTES)
-        self.state = replace(self.state, dtype=dtypes[(dtypes.index(self.state.dtype) + 1) % len(dtypes)])
+        self.state = replace(self.state, dtype=cycled(dtypes, self.state.dtype))
 
     def action_batch(self, factor: float) -> None:
         self.state = replace(self.state, batch=int(min(256, max(1, self.state.batch * factor))))
@@ -256,9 +256,9 @@ class SpeculativeLab(Lab):
 def speculative_verdict(ks, rows, draft_speed: float) -> str:
     """What the race showed, in words: acceptance by k, the best speed-up against the simple estimate, any losses.
 
-    The estimate (Leviathan et al., 2023) is tokens per target pass ÷
-    (1 + k ÷ draft_speed): it charges the draft's k steps but counts a pass
-    over k + 1 tokens as one decoding step, which a CPU does not quite manage.
+    The estimate (Leviathan et al., 2023) is tokens per target forward ÷
+    (1 + k ÷ draft_speed): it charges the draft's k steps but costs checking
+    k + 1 tokens at one forward as one decoding step, which a CPU does not quite manage.
     """
     if not ks:
         return "No draft length was raced."

@@ -24,7 +24,7 @@ from workbench_engines.tokenizers.bpe_reference import bpe_merge_steps
 from workbench_engines.tokenizers.explain import FORMS, characters, utf8
 from workbench_engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
 from workbench.labs.base import Lab, Progress, backend_caption
-from workbench.labs.knobs import paired_keys
+from workbench.labs.knobs import cycled, paired_keys
 from workbench.typed import unescape
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.token_strip import id_line, token_strip, visible
@@ -110,7 +110,7 @@ class BytesLab(TextLab):
     form = reactive(Initialize(lambda lab: lab.params["form"]))
 
     def action_next_form(self) -> None:
-        self.form = FORMS[(FORMS.index(self.form) + 1) % len(FORMS)]
+        self.form = cycled(FORMS, self.form)
 
     def watch_form(self) -> None:
         self.draw(self.text)
