@@ -382,3 +382,54 @@ async def test_integers_lab_finds_smollm2s_outlier_channels(open_lab):
         # The lesson: σ about 0.17, five channels up to |x| 34; int8 40% → 7.7% with them kept in float.
         assert len(p.outliers) == 5 and p.channel_max.max() > 100 * p.sigma
         assert p.int8_error > 0.3 and p.int8_error_mixed < 0.1 and p.output_error_mixed < 0.25 * p.output_error
+
+
+@pytest.mark.slow
+async def test_distill_lab_softens_and_the_distilled_draft_fits_the_target_better(open_lab):
+    from workbench.probes import compute_probe
+
+    params = lesson_params("distillation", "eval.distill")
+    async with open_lab("eval.distill", **params) as h:
+        await h.settle()
+        # The lesson: 45% on the top token at T = 1, 12% at T = 1.5, 4% at T = 2 with 9.8 bits of entropy.
+        assert h.lab.soft.temperature == 1 and h.lab.soft.tokens[0] == "?"
+        assert round(100 * h.lab.soft.top_share) == 45 and round(h.lab.soft.entropy_bits, 1) == 4.8
+        await h.press("t")
+        await h.settle()
+        assert round(100 * h.lab.soft.top_share) == 12
+        await h.press("t")
+        await h.settle()
+        soft = h.lab.soft
+        assert soft.temperature == 2 and round(100 * soft.top_share) == 4 and round(soft.entropy_bits, 1) == 9.8
+        assert compute_probe("compress.softened_top_share", {"text": params["text"], "temperature": 2.0}) == \
+            pytest.approx(soft.top_share, rel=1e-9)
+        await h.press("r")
+        await h.settle()
+        data, distilled = h.lab.fits
+        a, b = data.comparison, distilled.comparison
+        # The lesson: Σ min 65.5% → 76.2%, same top 51% → 65%, KL halves, perplexity 57.5 → 47.6, and higher
+        # acceptance at every k of the pooled runs.
+        assert (round(100 * a.overlap, 1), round(100 * b.overlap, 1)) == (65.5, 76.2)
+        assert b.same_top > a.same_top + 0.1 and b.kl < 0.55 * a.kl
+        assert b.changed.perplexity < a.changed.perplexity - 5
+        assert all(distilled.acceptance[k] > data.acceptance[k] + 0.05 for k in (1, 2, 4))
+        assert compute_probe("eval.draft_overlap", {"draft": "draft-distilled"}) == pytest.approx(b.overlap, rel=1e-9)
+        assert "acceptance rose at every k" in h.readout()
+
+
+def test_distill_verdict_for_every_outcome():
+    from workbench.labs.distill_lab import distill_verdict
+
+    def fit(overlap, same, ppl, acceptance):
+        comparison = SimpleNamespace(overlap=overlap, same_top=same, changed=SimpleNamespace(perplexity=ppl))
+        return SimpleNamespace(comparison=comparison, acceptance=acceptance)
+
+    data = fit(0.6, 0.5, 50.0, {1: 0.6, 2: 0.5})
+    text = distill_verdict([data, fit(0.7, 0.6, 45.0, {1: 0.7, 2: 0.6})])
+    assert "70.0% of the time against 60.0%" in text and "rose at every k: 70% vs 60% at k = 1" in text
+    assert "lower too (45.0 against 50.0)" in text
+    some = distill_verdict([data, fit(0.7, 0.6, 55.0, {1: 0.7, 2: 0.4})])
+    assert "rose at k = 1 only" in some and "noisier" in some and "higher (55.0 against 50.0): it matched" in some
+    none = distill_verdict([data, fit(0.5, 0.4, 60.0, {1: 0.5, 2: 0.4})])
+    assert "did not rise" in none
+    assert distill_verdict([data]) == "Both drafts are needed for a comparison."

@@ -24,3 +24,36 @@ def print_report(report: Report) -> None:
         f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs; native: {env['native']}"
         + (f"\nGPU present: {env['gpu']} (GPU rows synchronise the device after each run)" if "gpu" in env else "")
     )
+
+
+def print_quality(name: str, tables: list, env: dict) -> None:
+    """One table per model from ``workbench bench NAME --quality``: each variant beside the float row."""
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    for table in tables:
+        base = table.rows[0]
+        out = Table(title=f"workbench bench {name} --quality: {table.model}, {table.tokens:,} held-out tokens "
+                          f"({table.text})", title_justify="left")
+        for header in ("weights", "bits/weight", "perplexity", "Δ ppl", "bits/byte", "KL (nats)", "same top",
+                       "quantise s"):
+            out.add_column(header, justify="left" if header == "weights" else "right")
+        for row in table.rows:
+            change = "" if row is base else f"{100 * (row.perplexity / base.perplexity - 1):+.2f}%"
+            out.add_row(row.variant, f"{row.bits_per_weight:.2f}" if row is not base else "32 (float)",
+                        f"{row.perplexity:.3f}", change, f"{row.bits_per_byte:.4f}",
+                        f"{row.kl:.4f}" if row is not base else "", f"{100 * row.same_top:.1f}%",
+                        f"{row.seconds:.1f}" if row is not base else "")
+        console.print(out)
+        console.print(f"{table.model}: float row = {table.float_label}; GPTQ and AWQ calibrated on "
+                      f"{table.calibration}.", highlight=False)
+    console.print(
+        "Block linears quantised; embedding and tied output head float. KL: mean KL(float ‖ variant) per token. "
+        "RTN/GPTQ/AWQ: groups of 64 with zero points and 16-bit scales.\n"
+        "SmolLM2 ships only as Q4_1: its float row is those blocks dequantised, and its Q4_1 row "
+        "re-rounds weights already on a Q4_1 grid.\n"
+        f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs; torch threads as set (all by default)",
+        highlight=False,
+    )

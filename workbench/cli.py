@@ -51,9 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=10, help="timed runs per contender (default 10)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     bench.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test, not figures to report")
+    bench.add_argument("--quality", action="store_true",
+                       help="what the speed costs instead of the race: quality tables (bench quant)")
 
     train = sub.add_parser("train", help="rebuild a shipped GPT from the corpus (progress, live loss plot, resumable)")
-    train.add_argument("model", choices=("target", "draft"), help="which recipe: the decoding labs' model or its draft")
+    train.add_argument("model", choices=("target", "draft", "draft-distilled"),
+                       help="which recipe: the decoding labs' model, its draft, or the draft distilled from it")
     train.add_argument("--out", type=Path, metavar="DIR", help="checkpoints and weights (default: DATA_DIR/models)")
     train.add_argument("--steps", type=int, help="train for this many steps instead of the recipe's")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
@@ -234,6 +237,29 @@ def lessons_command(action: str, root: Path | None) -> int:
     return 0
 
 
+def _quality_command(args: argparse.Namespace, progress) -> int:
+    """``workbench bench NAME --quality``: the benchmark's quality tables, printed or as JSON."""
+    from workbench_engines.errors import EngineError
+    from workbench_engines.profiling import environment, run_quality
+
+    try:
+        tables = run_quality(args.name, quick=args.quick,
+                             progress=lambda fraction, what: progress(round(100 * fraction), 100, what))
+    except EngineError as exc:
+        print(f"workbench: {exc}", file=sys.stderr)
+        return 2
+    if sys.stderr.isatty() and not args.json:
+        print("\r" + " " * 72 + "\r", end="", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"benchmark": args.name, "environment": environment(),
+                          "tables": [t.as_dict() for t in tables]}, indent=2))
+    else:
+        from workbench.bench_table import print_quality
+
+        print_quality(args.name, tables, environment())
+    return 0
+
+
 def bench_command(args: argparse.Namespace) -> int:
     from workbench_engines.errors import EngineError
     from workbench_engines.profiling import BENCHMARKS, run_benchmark
@@ -263,6 +289,8 @@ def bench_command(args: argparse.Namespace) -> int:
             shown.add(what)
             print(f"[{done}/{total}] {what}", file=sys.stderr, flush=True)
 
+    if args.quality:
+        return _quality_command(args, progress)
     try:
         report = run_benchmark(args.name, quick=args.quick, warmup=args.warmup, repeats=args.repeats,
                                progress=progress)

@@ -544,7 +544,8 @@ def _llm_first_token(message: str, token: str, weights: str) -> float:
 
 @probe("eval.heldout_perplexity",
        "A shipped GPT's perplexity on the held-out ends of the first `plays` plays, scored with a window and stride",
-       model=Param("str", default="target", choices=("target", "draft")), plays=Param("int", default=3, min=1, max=38),
+       model=Param("str", default="target", choices=("target", "draft", "draft-distilled")),
+       plays=Param("int", default=3, min=1, max=38),
        window=Param("int", default=256, min=2, max=2048), stride=Param("int", default=128, min=1, max=2047))
 def _heldout_perplexity(model: str, plays: int, window: int, stride: int) -> float:
     from workbench_engines.evaluation import sliding_window_nll
@@ -605,6 +606,36 @@ def _quantised_kl(method: str, bits: int, plays: int) -> float:
     return compare_models(target.model, changed, ids, window=LESSON_WINDOW, stride=LESSON_STRIDE).kl
 
 
+@probe("eval.draft_overlap", "Σ min(p, q), the share of a shipped draft's sampled tokens the target would accept, "
+       "averaged over the held-out ends of the first `plays` plays (window 256, stride 128)",
+       draft=Param("str", choices=("draft", "draft-distilled")), plays=Param("int", default=3, min=1, max=38))
+def _draft_overlap(draft: str, plays: int) -> float:
+    from workbench_engines.evaluation import compare_models
+    from workbench_engines.evaluation.heldout import LESSON_STRIDE, LESSON_WINDOW, held_out_plays
+    from workbench_engines.models import small_gpt
+
+    target = small_gpt.load("target")
+    ids = held_out_plays(target.tokenizer, plays).ids
+    return compare_models(target.model, small_gpt.load(draft).model, ids, window=LESSON_WINDOW,
+                          stride=LESSON_STRIDE).overlap
+
+
+@probe("compress.softened_top_share", "The probability of the small GPT's most likely next token after `text`, "
+       "its distribution softened at temperature `temperature`",
+       text=Param("str", max_len=400), temperature=Param("float", min=0.01, max=100.0))
+def _softened_top_share(text: str, temperature: float) -> float:
+    import torch
+
+    from workbench_engines.compress import soften
+    from workbench_engines.models import small_gpt
+
+    target = small_gpt.load("target")
+    ids = target.prompt_ids(text)[-target.config.context:]
+    with torch.inference_mode():
+        logits = target.model(torch.tensor([ids]))[0, -1].double().numpy()  # (V,)
+    return float(soften(logits, temperature).max())
+
+
 @probe("compress.rtn_bits_per_weight", "Bits per weight of round-to-nearest at `bits` with a grid per `group` "
        "weights (16-bit scales and zero points counted), measured on a 64 × 512 matrix",
        bits=Param("int", choices=(2, 3, 4, 8)), group=Param("int", min=1, max=512),
@@ -615,3 +646,10 @@ def _rtn_bits_per_weight(bits: int, group: int, symmetric: bool) -> float:
     from workbench_engines.compress import quantize
 
     return quantize(torch.randn(64, 512), bits, symmetric=symmetric, group=group).bits_per_weight()
+
+
+# interp: logit lens and induction heads
+
+# interp: ablation and patching
+
+# interp: probes and attribution

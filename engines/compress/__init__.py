@@ -1,5 +1,5 @@
-"""Making a model smaller: integer weights by round-to-nearest, GPTQ and AWQ, the activation outlier problem, and
-pruning.
+"""Making a model smaller: integer weights by round-to-nearest, GPTQ and AWQ, the activation outlier problem,
+pruning, and distillation into a smaller student.
 
 - :mod:`.rtn`: round-to-nearest onto a b-bit grid, absmax or zero point, per tensor, channel or group.
 - :mod:`.outliers`: LLM.int8's outlier channels, measured on a layer's real inputs.
@@ -7,6 +7,8 @@ pruning.
 - :mod:`.awq`: AWQ's activation-aware channel scales (Lin et al., 2023).
 - :mod:`.apply`: any of the three over a whole model, layer by layer, with a per-layer report.
 - :mod:`.prune`: magnitude and 2:4 weight pruning, and heads removed by Michel et al.'s importance.
+- :mod:`.distill`: knowledge distillation (Hinton et al., 2015), and how well a draft fits its target.
+- :mod:`.quality`: every method and block format over a whole model, scored on held-out text.
 
 torch is imported inside the functions, so importing this package stays cheap.
 """
@@ -19,6 +21,7 @@ from workbench_engines.compress.apply import (
     quantize_model,
 )
 from workbench_engines.compress.awq import AWQResult, awq_quantize
+from workbench_engines.compress.distill import DistillationLoss, DraftFit, distillation_loss, draft_fit, soften
 from workbench_engines.compress.gptq import GPTQResult, Hessian, gptq_quantize, output_error
 from workbench_engines.compress.outliers import OutlierProfile, capture_inputs, layer_outliers, outlier_profile
 from workbench_engines.compress.prune import PRUNING_METHODS, PrunedModel, head_importance, prune_heads, prune_model
@@ -27,6 +30,8 @@ from workbench_engines.compress.rtn import BITS, QuantizedWeight, dequantize, fa
 __all__ = [
     "AWQResult",
     "BITS",
+    "DistillationLoss",
+    "DraftFit",
     "GPTQResult",
     "Hessian",
     "LayerReport",
@@ -39,6 +44,8 @@ __all__ = [
     "calibration_windows",
     "capture_inputs",
     "dequantize",
+    "distillation_loss",
+    "draft_fit",
     "fake_quantize",
     "gptq_quantize",
     "head_importance",
@@ -50,4 +57,5 @@ __all__ = [
     "prune_model",
     "quantize",
     "quantize_model",
+    "soften",
 ]

@@ -179,6 +179,9 @@ class Comparison:
     """Share of positions where both models' most probable next token is the same."""
     delta_p_correct: float
     """Mean change in the probability of the token that came next (changed − reference)."""
+    overlap: float
+    """Mean Σ_x min(P_reference(x), P_changed(x)) per position: 1 minus their total-variation distance, and the
+    rate at which a target (reference) accepts a draft's (changed) sampled tokens (Leviathan et al., 2023, §3.1)."""
 
 
 def compare_models(reference, changed, ids: Sequence[int], *, window: int, stride: int,
@@ -194,10 +197,12 @@ def compare_models(reference, changed, ids: Sequence[int], *, window: int, strid
     Raises:
         EngineError: as sliding_window_nll, or models with different vocabularies.
     """
+    import torch
+
     ids, window, stride = _checked_ids(ids, (reference, changed), window, stride)
     spans = window_spans(ids.size, window, stride)
     nll = [0.0, 0.0]
-    kl = same = delta = 0.0
+    kl = same = delta = overlap = 0.0
     for i, targets, (ref, new) in _scored_windows((reference, changed), ids, spans, should_stop):
         picked = targets.unsqueeze(1)
         nll[0] -= float(ref.gather(1, picked).sum())
@@ -205,8 +210,9 @@ def compare_models(reference, changed, ids: Sequence[int], *, window: int, strid
         kl += float((ref.exp() * (ref - new)).sum())
         same += float((ref.argmax(-1) == new.argmax(-1)).sum())
         delta += float((new.gather(1, picked).exp() - ref.gather(1, picked).exp()).sum())
+        overlap += float(torch.minimum(ref.exp(), new.exp()).sum())
         if progress is not None:
             progress((i + 1) / len(spans), f"window {i + 1} of {len(spans)}")
     n, covered = int(ids.size - 1), _covered_bytes(ids, token_bytes)
     return Comparison(TextScore(nll[0], n, covered, len(spans)), TextScore(nll[1], n, covered, len(spans)),
-                      kl / n, same / n, delta / n)
+                      kl / n, same / n, delta / n, overlap / n)

@@ -1,8 +1,10 @@
 """The project's own small GPTs: recipes, the shipped weights, and how to reproduce them.
 
-Two models share one tokenizer (byte-level BPE, 2,048 tokens, trained on the
-plays): ``target``, the model the decoding labs sample from, and ``draft``, a
-much smaller one that proposes tokens for speculative decoding. Their weights
+Three models share one tokenizer (byte-level BPE, 2,048 tokens, trained on the
+plays): ``target``, the model the decoding labs sample from; ``draft``, a
+much smaller one that proposes tokens for speculative decoding; and
+``draft-distilled``, the same draft taught by the target's next-token
+distributions instead of the data's tokens (``compress.distill``). Their weights
 ship with the package in fp16 (``engines/models/weights``); ``train_recipe``
 (``workbench train``) rebuilds them from the corpus.
 
@@ -41,6 +43,9 @@ class Recipe:
     """GPTConfig fields."""
     train: dict
     """TrainConfig fields."""
+    distill: dict | None = None
+    """Distilled from a shipped teacher instead of trained on the data's tokens alone: {"teacher": a recipe name,
+    "temperature": T, "alpha": α} for ``compress.distill.DistillationLoss``; None for the ordinary loss."""
 
 
 RECIPES: dict[str, Recipe] = {
@@ -57,6 +62,14 @@ RECIPES: dict[str, Recipe] = {
         {"vocab_size": TOKENIZER_VOCAB, "context": 2048, "d_model": 64, "n_layers": 2, "n_heads": 2},
         {"steps": 600, "batch_size": 8, "seq_len": 512, "lr": 5e-3, "warmup": 50, "eval_every": 100,
          "checkpoint_every": 50},
+    ),
+    "draft-distilled": Recipe(
+        "draft-distilled",
+        "the draft's shape and training run, taught by the target's distributions (KL at T = 1) instead of the data",
+        {"vocab_size": TOKENIZER_VOCAB, "context": 2048, "d_model": 64, "n_layers": 2, "n_heads": 2},
+        {"steps": 600, "batch_size": 8, "seq_len": 512, "lr": 5e-3, "warmup": 50, "eval_every": 100,
+         "checkpoint_every": 50},
+        {"teacher": "target", "temperature": 1.0, "alpha": 1.0},
     ),
 }
 
@@ -154,7 +167,7 @@ def load_weights(path: Path, tokenizer: BPETokenizer, name: str) -> Pretrained:
 
 @cache
 def load(name: str = "target") -> Pretrained:
-    """A shipped model (``target`` or ``draft``), loaded once per process."""
+    """A shipped model (a key of RECIPES), loaded once per process."""
     return load_weights(weights_path(name), shipped_tokenizer(), name)
 
 
@@ -218,7 +231,7 @@ def train_recipe(
 
     from workbench_engines.models.data import encode_corpus
     from workbench_engines.models.gpt import GPT, GPTConfig
-    from workbench_engines.models.train import TrainConfig, evaluate, train
+    from workbench_engines.models.train import TrainConfig, causal_lm_loss, evaluate, train
     from workbench_engines.tokenizers.formats import save
 
     recipe = RECIPES.get(name)
@@ -233,11 +246,20 @@ def train_recipe(
     data = encode_corpus(tokenizer, corpus_path)
     train_config = TrainConfig(**{**recipe.train, **({"steps": steps} if steps else {})})
     model_config = GPTConfig(**recipe.model)
+    loss = {}
+    if recipe.distill is not None:
+        from workbench_engines.compress.distill import DistillationLoss
+
+        # The shipped teacher: the model the student will draft for, whatever out_dir holds.
+        teacher = load(recipe.distill["teacher"]).model
+        loss = {"loss_fn": DistillationLoss(teacher, recipe.distill["temperature"], recipe.distill["alpha"]),
+                "eval_loss_fn": causal_lm_loss}
     torch.manual_seed(train_config.seed)
     model = GPT(model_config)
     started = time.perf_counter()
     result = train(model, data, train_config, model_config=model_config.as_dict(),
-                   checkpoint=out_dir / f"{name}.ckpt", resume=resume, on_step=on_step, should_stop=should_stop)
+                   checkpoint=out_dir / f"{name}.ckpt", resume=resume, on_step=on_step, should_stop=should_stop,
+                   **loss)
     val_loss = result.final_val_loss
     if val_loss is None:
         val_loss = evaluate(model, data, train_config.seq_len, train_config.eval_windows)
@@ -251,6 +273,7 @@ def train_recipe(
         "seconds_this_run": time.perf_counter() - started,
         "train_config": asdict(train_config),
         "val_curve": result.val_losses,
+        "distill": recipe.distill,
     }
     export_weights(model, weights_path(name, out_dir), meta)
     return Pretrained(name, model, tokenizer, meta)

@@ -253,6 +253,7 @@ def train(
     on_step: Callable[[StepReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     loss_fn: Callable = causal_lm_loss,
+    eval_loss_fn: Callable | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` for config.steps optimizer steps.
 
@@ -271,6 +272,8 @@ def train(
         on_step: Called with a StepReport after every optimizer step.
         should_stop: Polled before every step.
         loss_fn: loss_fn(model, window (B, T+1) int64) -> 0-d loss.
+        eval_loss_fn: The validation loss, when it must differ from the training one (a distilled student is
+            trained on a teacher's distributions and validated on the data's tokens); None uses loss_fn.
 
     Returns:
         The TrainResult of the whole run.
@@ -335,7 +338,7 @@ def train(
         report = StepReport(state.step, config.steps, state.train_losses[-1], lr, grad_norm,
                             step_tokens / (time.perf_counter() - step_started))
         if state.step % config.eval_every == 0 or state.step == config.steps:
-            report.val_loss = evaluate(model, data, config.seq_len, config.eval_windows, loss_fn)
+            report.val_loss = evaluate(model, data, config.seq_len, config.eval_windows, eval_loss_fn or loss_fn)
             state.val_losses.append((state.step, report.val_loss))
         if state.step % config.checkpoint_every == 0 or state.step == config.steps:
             save()

@@ -10,6 +10,7 @@ from workbench_engines.profiling.bench import (
     environment,
     run_cases,
     run_benchmark,
+    run_quality,
 )
 from workbench_engines.profiling.profile import Profile, Timer, measure, median, peak_memory
 
@@ -28,4 +29,5 @@ __all__ = [
     "median",
     "peak_memory",
     "run_benchmark",
+    "run_quality",
 ]

@@ -112,6 +112,8 @@ class BenchmarkSpec:
     """``module:function`` returning list[Case]; imported only when run."""
     summary: str | None = None
     """``module:function`` turning the measured rows into the Report's summary, or None."""
+    quality: str | None = None
+    """``module:function`` making the benchmark's quality tables (``--quality``: what a speed-up costs), or None."""
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -148,6 +150,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "Quantised matrix-vector product, one decoding step of SmolLM2-135M (Q4_1, Q8_0): "
             "native float32- and int8-activation kernels vs torch fp32 vs dequantise-then-matmul, at 1 and 2 threads",
             "workbench_engines.quant.bench:cases",
+            quality="workbench_engines.compress.quality:quality_tables",
         ),
         BenchmarkSpec(
             "decode",
@@ -303,6 +306,22 @@ def run_benchmark(
         module_name, func_name = spec.summary.split(":")
         summary = getattr(importlib.import_module(module_name), func_name)(rows)
     return Report(name, spec.description, baselines_of(cases), rows, environment(), summary)
+
+
+def run_quality(name: str, *, quick: bool = False, progress: Callable[[float, str], None] | None = None) -> list:
+    """The quality tables of benchmark ``name`` (``workbench bench NAME --quality``); each has ``as_dict()``.
+
+    Raises:
+        KeyError: an unknown benchmark. EngineError: one without quality tables.
+    """
+    from workbench_engines.errors import EngineError
+
+    spec = BENCHMARKS[name]
+    if spec.quality is None:
+        with_tables = ", ".join(n for n, s in BENCHMARKS.items() if s.quality)
+        raise EngineError(f"bench {name} has no quality tables (--quality goes with: {with_tables})")
+    module_name, func_name = spec.quality.split(":")
+    return getattr(importlib.import_module(module_name), func_name)(quick=quick, progress=progress)
 
 
 def _call(contender: Contender, fn: Callable[[Contender], Any]) -> Any:

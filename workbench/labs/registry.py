@@ -296,6 +296,15 @@ BLOCK_LABS = [
              "windows": Param("int", default=32, min=1, max=512, help="training windows that score the heads"),
              "plays": _plays(1)},
             "workbench.labs.evaluation_labs:PruningLab"),
+    LabSpec("eval.distill", "Distilling a draft",
+            "The target's softened next-token distribution; then the data-trained and the distilled draft measured "
+            "against it: held-out agreement and speculative acceptance.",
+            {"text": Param("str", default="**ROMEO**  \nBut, soft! what light through yonder window",
+                           max_len=400, help="the text whose next token the target predicts"),
+             "tokens": Param("int", default=128, min=8, max=1000, help="tokens per speculative run"),
+             "ks": Param("list[float]", default=[1, 2, 4], min=1, max=16, min_len=1, help="draft lengths"),
+             "plays": _plays(3)},
+            "workbench.labs.distill_lab:DistillLab"),
     LabSpec("moe.router", "A 2-expert router, live",
             "Train a small MoE mini-former, then see which expert each token of your line is sent to.",
             {"text": Param("str", default="But, soft! what light through yonder window breaks?", help="the line"),
@@ -332,6 +341,12 @@ LLM_LABS = [
             "workbench.labs.llm_labs:RopeLab"),
 ]
 
+INTERP_LABS = [
+    # interp: logit lens and induction heads
+    # interp: ablation and patching
+    # interp: probes and attribution
+]
+
 LABS: dict[str, LabSpec] = {
     spec.id: spec
     for spec in [
@@ -366,6 +381,7 @@ LABS: dict[str, LabSpec] = {
         *KVCACHE_LABS,
         *BLOCK_LABS,
         *LLM_LABS,
+        *INTERP_LABS,
         LabSpec(
             "attention.by_hand",
             "Attention for one query, by hand",
