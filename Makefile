@@ -42,7 +42,7 @@ test: lint
 	$(PYTEST)
 	# The reference path must keep working without the C build: every test but the slow ones
 	# (whose reference halves ran above), with those marked native skipped, saying why.
-	WB_DISABLE_NATIVE=1 $(PYTEST) -q -p no:cacheprovider -m "not slow"
+	WB_DISABLE_NATIVE=1 $(PYTEST) -q -p no:cacheprovider -m "not slow and not no_c_path"
 
 # The C kernels under AddressSanitizer and UndefinedBehaviorSanitizer, driven by native/sanitize/harness.c over
 # their edge cases (NaN and inf rows, zero sizes, odd strides, absurd thread counts, overflowing sizes). Any

@@ -12,6 +12,8 @@ from workbench_engines.errors import EngineError
 from workbench_engines.interp import attention_patterns, hooked, patched, replace_with, run_with_cache, zero_head
 from workbench_engines.models import small_gpt
 
+pytestmark = pytest.mark.no_c_path  # interpretability calls no C kernel of its own
+
 
 @pytest.fixture(scope="module")
 def gpt():
@@ -133,3 +135,39 @@ def test_smollm2_sites_and_patterns(rng):
     torch.testing.assert_close(model.unembed(model.norm(cache["resid_post.29"])), logits, rtol=1e-4, atol=1e-4)
     p = attention_patterns(model, ids, layers=[10])[10]
     torch.testing.assert_close(p.sum(-1), torch.ones(1, model.config.n_heads, 12))
+
+
+def test_replace_rows_patches_each_row_at_its_own_position_only(gpt, rng):
+    from workbench_engines.interp import replace_rows
+
+    a, b = _ids(rng)[:1], _ids(rng)[:1]
+    _, cache_a = run_with_cache(gpt, a, ["resid_pre.2"])
+    batch = np.repeat(b, 3, axis=0)
+    positions = [4, None, 9]
+    _, cache = run_with_cache(gpt, batch, ["resid_pre.2"], edits={"resid_pre.2": replace_rows(cache_a["resid_pre.2"],
+                                                                                           positions)})
+    _, plain = run_with_cache(gpt, b, ["resid_pre.2"])
+    for row, p in enumerate(positions):
+        expected = plain["resid_pre.2"][0].clone()
+        if p is not None:
+            expected[p] = cache_a["resid_pre.2"][0, p]
+        torch.testing.assert_close(cache["resid_pre.2"][row], expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(EngineError, match="one per row"):
+        run_with_cache(gpt, batch, [], edits={"resid_pre.2": replace_rows(cache_a["resid_pre.2"], [1, 2])})
+    with pytest.raises(EngineError, match="out of range"):
+        run_with_cache(gpt, batch, [], edits={"resid_pre.2": replace_rows(cache_a["resid_pre.2"], [1, 2, 99])})
+
+
+def test_hooks_edit_only_the_passes_of_the_thread_that_installed_them(gpt, rng):
+    # A lab's worker and a quiz probe share one loaded model: one's edits must not reach the other's pass.
+    import threading
+
+    ids = _ids(rng)
+    plain = gpt(torch.from_numpy(ids))
+    seen = {}
+    with patched(gpt, {"resid_pre.0": lambda x: torch.zeros_like(x)}):
+        other = threading.Thread(target=lambda: seen.__setitem__("logits", gpt(torch.from_numpy(ids))))
+        other.start()
+        other.join()
+        mine = gpt(torch.from_numpy(ids))
+    assert torch.equal(seen["logits"], plain) and not torch.equal(mine, plain)

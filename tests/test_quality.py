@@ -40,6 +40,7 @@ def test_unknown_variants_are_refused():
                       variants=(("Q5_0", "gguf", 5),))
 
 
+@pytest.mark.slow
 def test_quality_quick_orders_the_variants(capsys):
     assert main(["bench", "quant", "--quality", "--quick", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

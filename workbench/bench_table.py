@@ -30,6 +30,8 @@ def print_quality(name: str, tables: list, env: dict) -> None:
     """One table per model from ``workbench bench NAME --quality``: each variant beside the float row."""
     from rich.table import Table
 
+    from workbench_engines.compress.quality import GROUP
+
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
@@ -51,7 +53,7 @@ def print_quality(name: str, tables: list, env: dict) -> None:
                       f"{table.calibration}.", highlight=False)
     console.print(
         "Block linears quantised; embedding and tied output head float. KL: mean KL(float ‖ variant) per token. "
-        "RTN/GPTQ/AWQ: groups of 64 with zero points and 16-bit scales.\n"
+        f"RTN/GPTQ/AWQ: groups of {GROUP} with zero points and 16-bit scales.\n"
         "SmolLM2 ships only as Q4_1: its float row is those blocks dequantised, and its Q4_1 row "
         "re-rounds weights already on a Q4_1 grid.\n"
         f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs; torch threads as set (all by default)",

@@ -649,7 +649,127 @@ def _rtn_bits_per_weight(bits: int, group: int, symmetric: bool) -> float:
 
 
 # interp: logit lens and induction heads
+_INTERP_MODEL = Param("str", default="small-gpt", choices=("small-gpt", "smollm2"))
+
+
+def _interp_model(name: str):
+    """The small GPT or SmolLM2 (quantised), as the interpretability labs load them."""
+    if name == "small-gpt":
+        from workbench_engines.models import small_gpt
+
+        return small_gpt.load("target")
+    from workbench_engines.models.llama import bundled
+
+    return bundled("quantized")
+
+
+@probe("interp.lens_rank", "The rank (1 = top) of the model's own next token after `text` in the logit lens at "
+       "`row` (0 the embedding, L + 1 after block L)",
+       text=Param("str", max_len=400), row=Param("int", min=0, max=64), m=_INTERP_MODEL)
+def _lens_rank(text: str, row: int, m: str) -> float:
+    from workbench_engines.errors import EngineError
+    from workbench_engines.interp import logit_lens
+
+    model = _interp_model(m)
+    lens = logit_lens(model.model, model.prompt_ids(text)[-model.config.context:])
+    if row >= len(lens.rows):
+        raise EngineError(f"row {row} is out of range: the lens has rows 0 to {len(lens.rows) - 1}")
+    return lens.rows[row].target_rank
+
+
+def _induction(m: str, n: int, batch: int, seed: int):
+    from workbench_engines.interp import induction_scan
+
+    model = _interp_model(m)
+    specials = model.tokenizer.special_tokens
+    return induction_scan(model.model, n=n, batch=batch, seed=seed, start=specials["<|endoftext|>"],
+                          avoid=specials.values())
+
+
+@probe("interp.induction_score", "The highest prefix-matching score of any head on `batch` sequences of `n` "
+       "random tokens repeated once (seed `seed`)",
+       m=_INTERP_MODEL, n=Param("int", default=20, min=2, max=200), batch=Param("int", default=4, min=1, max=16),
+       seed=Param("int", default=0, min=0, max=1 << 30))
+def _induction_score(m: str, n: int, batch: int, seed: int) -> float:
+    return _induction(m, n, batch, seed).top_heads(1)[0][2]
+
+
+@probe("interp.repeat_loss", "The mean loss in nats per token on the `which` repeat of `batch` sequences of `n` "
+       "random tokens repeated once (seed `seed`)",
+       which=Param("str", choices=("first", "second")), m=_INTERP_MODEL,
+       n=Param("int", default=20, min=2, max=200), batch=Param("int", default=4, min=1, max=16),
+       seed=Param("int", default=0, min=0, max=1 << 30))
+def _repeat_loss(which: str, m: str, n: int, batch: int, seed: int) -> float:
+    scan = _induction(m, n, batch, seed)
+    return scan.first_loss if which == "first" else scan.second_loss
+
 
 # interp: ablation and patching
 
+
+@probe("interp.ablation_delta", "Δloss (nats) of ablating head `head` of layer `layer` of the small GPT alone "
+       "(`mode` zero or mean), on `windows` held-out windows of `length` tokens from the first play's end",
+       layer=Param("int", min=0, max=5), head=Param("int", min=0, max=5),
+       mode=Param("str", default="zero", choices=("zero", "mean")),
+       windows=Param("int", default=4, min=1, max=32), length=Param("int", default=128, min=8, max=512))
+def _ablation_delta(layer: int, head: int, mode: str, windows: int, length: int) -> float:
+    from workbench.labs.interp_causal_labs import ablation_windows
+    from workbench_engines.interp import ablation_delta
+    from workbench_engines.models import small_gpt
+
+    target = small_gpt.load("target")
+    return ablation_delta(target.model, ablation_windows(target, 1, windows, length), layer, head, mode)
+
+
+@probe("interp.patch_restored", "The share of the clean answer's probability restored by patching the small GPT's "
+       "clean `kind` activation at (`layer`, `position`) into the corrupted run",
+       layer=Param("int", min=0, max=5), position=Param("int", min=0, max=400),
+       clean=Param("str", max_len=400), corrupt=Param("str", max_len=400),
+       kind=Param("str", default="resid_pre", choices=("resid_pre", "resid_post", "attn_out", "mlp_out")))
+def _patch_restored(layer: int, position: int, clean: str, corrupt: str, kind: str) -> float:
+    from workbench_engines.interp import patch_one
+    from workbench_engines.models import small_gpt
+
+    target = small_gpt.load("target")
+    return patch_one(target.model, target.prompt_ids(clean), target.prompt_ids(corrupt), layer, position, kind=kind)
+
 # interp: probes and attribution
+
+@probe("interp.probe_selectivity", "Selectivity (genre accuracy − control-task accuracy, as a fraction) of the "
+       "linear probe at `layer` (0 = embeddings) of `model`, on `per_genre` held-out passages of each genre, "
+       "as the probes lab fits it", model=Param("str", choices=("small GPT", "MiniLM")),
+       layer=Param("int", min=0, max=6), per_genre=Param("int", default=60, min=10, max=200))
+def _probe_selectivity(model: str, layer: int, per_genre: int) -> float:
+    from workbench.labs.interp_probe_labs import run_probes
+
+    return run_probes(model, per_genre).layers[layer].selectivity
+
+
+@probe("interp.probe_accuracy", "Test accuracy (a fraction) of the genre probe at `layer` (0 = embeddings) of "
+       "`model`, or of its control-task probe with `control`, as the probes lab fits it",
+       model=Param("str", choices=("small GPT", "MiniLM")), layer=Param("int", min=0, max=6),
+       control=Param("bool", default=False), per_genre=Param("int", default=60, min=10, max=200))
+def _probe_accuracy(model: str, layer: int, control: bool, per_genre: int) -> float:
+    from workbench.labs.interp_probe_labs import run_probes
+
+    row = run_probes(model, per_genre).layers[layer]
+    return row.control_accuracy if control else row.accuracy
+
+
+@probe("interp.ig_completeness_gap", "|Σ integrated gradients − (F(x) − F(x'))| / |F(x) − F(x')| for the small "
+       "GPT's top next token after `prompt`, `steps` trapezoid points from the `baseline` baseline",
+       prompt=Param("str", max_len=400), steps=Param("int", default=32, min=2, max=256),
+       baseline=Param("str", default="mean", choices=("mean", "zero")))
+def _ig_completeness_gap(prompt: str, steps: int, baseline: str) -> float:
+    from workbench.labs.interp_probe_labs import run_attribution
+
+    return run_attribution("small GPT", prompt, steps, baseline)[0].gap
+
+
+@probe("interp.ig_delta", "F(x) − F(x'): the small GPT's logit of its top next token after `prompt` minus the "
+       "same logit with every embedding at the average token, what the integrated gradients add up to",
+       prompt=Param("str", max_len=400))
+def _ig_delta(prompt: str) -> float:
+    from workbench.labs.interp_probe_labs import run_attribution
+
+    return run_attribution("small GPT", prompt, 32, "mean")[0].delta

@@ -187,14 +187,18 @@ def quality_tables(*, quick: bool = False, progress: Callable[[float, str], None
     from workbench_engines.compress.apply import calibration_windows
     from workbench_engines.evaluation.heldout import LESSON_STRIDE, LESSON_WINDOW, held_out_plays
     from workbench_engines.models import small_gpt
-    from workbench_engines.quant.bench import _model_file
+    from workbench_engines.gguf_file import GGUFError, bundled_model_path
 
     target = small_gpt.load("target")
     held = held_out_plays(target.tokenizer, plays=1 if quick else 3)
     text = f"{len(held.text.encode()):,} bytes, the held-out ends of {', '.join(held.plays)}"
     variants = QUICK_VARIANTS if quick else VARIANTS
     models = [("small GPT", lambda: target, "fp32", held.ids)]
-    if not quick and _model_file() is not None:
+    try:
+        installed = not quick and bundled_model_path() is not None
+    except GGUFError:
+        installed = False  # the small GPT's table alone
+    if installed:
         from workbench_engines.models import llama
 
         def smollm2():

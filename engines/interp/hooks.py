@@ -31,6 +31,7 @@ Only the sites asked for are kept, so memory grows with the request, not the mod
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,6 +159,9 @@ def hooked(model, *, read: Iterable[str | Site] = (), edits: Mapping[str | Site,
     reads = [parse_site(s, n) for s in read]
     changes = {parse_site(s, n): fn for s, fn in (edits or {}).items()}
     store = {} if store is None else store
+    # Hooks live on the shared module, but only this thread's passes use them: a lab's worker and a quiz's probe
+    # may run the same loaded model at once, and one's edits must not leak into the other's pass.
+    owner = threading.get_ident()
     handles = []
     for site in dict.fromkeys([*changes, *reads]):
         target, side = _module_for(module, site)
@@ -166,6 +170,8 @@ def hooked(model, *, read: Iterable[str | Site] = (), edits: Mapping[str | Site,
 
         if side == "in":
             def pre(mod, args, site=site, edit=edit, keep=keep):
+                if threading.get_ident() != owner:
+                    return None
                 x = args[0]
                 if edit is not None:
                     x = _apply(edit, x, site, module)
@@ -176,6 +182,8 @@ def hooked(model, *, read: Iterable[str | Site] = (), edits: Mapping[str | Site,
             handles.append(target.register_forward_pre_hook(pre))
         else:
             def post(mod, args, output, site=site, edit=edit, keep=keep):
+                if threading.get_ident() != owner:
+                    return None
                 if edit is not None:
                     output = _apply(edit, output, site, module)
                 if keep:
@@ -244,6 +252,30 @@ def replace_with(value, *, positions=None) -> Edit:
     return edit
 
 
+def replace_rows(value, positions) -> Edit:
+    """Like ``replace_with``, but row b of the batch takes ``value`` at position ``positions[b]`` alone (None: row b
+    is left as it is): one forward pass over B copies of a corrupted prompt patches a different position in each.
+
+    value has the site's shape with batch 1 (or B); positions has one entry per row.
+    """
+    def edit(x):
+        v = value.to(x.dtype)
+        if v.shape[1:] != x.shape[1:] or v.shape[0] not in (1, x.shape[0]):
+            raise EngineError(f"a patch of shape {tuple(v.shape)} does not fit an activation of {tuple(x.shape)}; "
+                              "patch between prompts of the same length")
+        if len(positions) != x.shape[0]:
+            raise EngineError(f"{len(positions)} positions for a batch of {x.shape[0]} rows: give one per row")
+        rows = [b for b, p in enumerate(positions) if p is not None]
+        at = [positions[b] for b in rows]
+        if any(not 0 <= p < x.shape[1] for p in at):
+            raise EngineError(f"a position is out of range: the prompt has positions 0 to {x.shape[1] - 1}")
+        x = x.clone()
+        x[rows, at] = v.expand_as(x)[rows, at]
+        return x
+
+    return edit
+
+
 def attention_patterns(model, ids, layers: Iterable[int] | None = None) -> dict[int, object]:
     """Each chosen layer's attention weights softmax(q kᵀ / √HS + causal mask), (B, NH, T, T) float32.
 
@@ -267,8 +299,14 @@ def attention_patterns(model, ids, layers: Iterable[int] | None = None) -> dict[
     ids = check_ids(ids, module.config.vocab_size, module.config.context)
     c = module.config
     normed: dict[int, torch.Tensor] = {}
-    handles = [module.blocks[l].attn.register_forward_pre_hook(
-        lambda mod, args, l=l: normed.__setitem__(l, args[0].detach())) for l in chosen]
+    owner = threading.get_ident()  # as in hooked: another thread's pass over the same model is not ours
+
+    def keep(mod, args, l):
+        if threading.get_ident() == owner:
+            normed[l] = args[0].detach()
+
+    handles = [module.blocks[l].attn.register_forward_pre_hook(lambda mod, args, l=l: keep(mod, args, l))
+               for l in chosen]
     try:
         with torch.no_grad():  # not inference_mode: the results stay usable in later autograd code
             module(ids)

@@ -48,6 +48,11 @@ class Recipe:
     "temperature": T, "alpha": α} for ``compress.distill.DistillationLoss``; None for the ordinary loss."""
 
 
+_DRAFT_SHAPE = {"vocab_size": TOKENIZER_VOCAB, "context": 2048, "d_model": 64, "n_layers": 2, "n_heads": 2}
+_DRAFT_RUN = {"steps": 600, "batch_size": 8, "seq_len": 512, "lr": 5e-3, "warmup": 50, "eval_every": 100,
+              "checkpoint_every": 50}
+"""The drafts' shape and training run: the data-trained and the distilled one differ only in what teaches them."""
+
 RECIPES: dict[str, Recipe] = {
     "target": Recipe(
         "target",
@@ -59,16 +64,14 @@ RECIPES: dict[str, Recipe] = {
     "draft": Recipe(
         "draft",
         "2 layers, d_model 64, 2 heads: a twelfth of the target, for speculative decoding",
-        {"vocab_size": TOKENIZER_VOCAB, "context": 2048, "d_model": 64, "n_layers": 2, "n_heads": 2},
-        {"steps": 600, "batch_size": 8, "seq_len": 512, "lr": 5e-3, "warmup": 50, "eval_every": 100,
-         "checkpoint_every": 50},
+        _DRAFT_SHAPE,
+        _DRAFT_RUN,
     ),
     "draft-distilled": Recipe(
         "draft-distilled",
         "the draft's shape and training run, taught by the target's distributions (KL at T = 1) instead of the data",
-        {"vocab_size": TOKENIZER_VOCAB, "context": 2048, "d_model": 64, "n_layers": 2, "n_heads": 2},
-        {"steps": 600, "batch_size": 8, "seq_len": 512, "lr": 5e-3, "warmup": 50, "eval_every": 100,
-         "checkpoint_every": 50},
+        _DRAFT_SHAPE,
+        _DRAFT_RUN,
         {"teacher": "target", "temperature": 1.0, "alpha": 1.0},
     ),
 }

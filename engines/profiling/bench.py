@@ -148,7 +148,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec(
             "quant",
             "Quantised matrix-vector product, one decoding step of SmolLM2-135M (Q4_1, Q8_0): "
-            "native float32- and int8-activation kernels vs torch fp32 vs dequantise-then-matmul, at 1 and 2 threads",
+            "native float32- and int8-activation kernels vs torch fp32, dequantise-then-matmul and llama.cpp's ggml "
+            "(where installed), at 1 and 2 threads; --quality: what each format and method costs in perplexity",
             "workbench_engines.quant.bench:cases",
             quality="workbench_engines.compress.quality:quality_tables",
         ),

@@ -10,6 +10,8 @@ Contenders, at 1 and 2 threads:
 
     float32 Q4_1 / Q8_0 / Q6_K  the C kernel that keeps x in float32 and dequantises the blocks in registers
     int8 Q4_1 / Q8_0            the C kernel that rounds x to int8 blocks first (llama.cpp's; not for Q6_K)
+    llama.cpp Q4_1 / Q8_0       llama.cpp's own kernels: ggml_mul_mat in a ggml graph (quant.ggml_peer), where
+                                llama-cpp-python is installed (make llama-cpp); one graph for a many-matrix case
     torch fp32           F.linear on the dequantised weights, made once
     dequant+matmul       the C dequantisation into float32 every call, then F.linear
     numpy reference      reference.matmul (dequantise, x @ W.T), for the two smaller shapes
@@ -39,7 +41,7 @@ import numpy as np
 
 from workbench_engines.backends import available
 from workbench_engines.profiling.bench import Case, Contender, torch_threads
-from workbench_engines.quant import reference
+from workbench_engines.quant import ggml_peer, reference
 from workbench_engines.quant.tensor import QuantTensor
 
 SHAPES = [("blk.0.ffn_down.weight", 576, 1536), ("blk.0.ffn_up.weight", 1536, 576), ("token_embd.weight", 49152, 576)]
@@ -142,6 +144,15 @@ def _contenders(pairs: list[tuple[np.ndarray, QuantTensor]], label: str) -> list
                     return activations, np.concatenate([product(x)[0] for x, product in products])
 
                 contenders.append(Contender(f"{activations} {label} {n}T", run, "native", bytes_moved=blocks))
+    if int8 and ggml_peer.available():
+        for n in THREADS:
+            graph = ggml_peer.GgmlMatvec([w for _, w in pairs], threads=n)
+
+            def llama_cpp(graph=graph) -> tuple[str, np.ndarray]:
+                return "int8", graph([x for x, _ in pairs])
+
+            contenders.append(Contender(f"llama.cpp {label} {n}T", llama_cpp, "llama.cpp", bytes_moved=blocks,
+                                        note="ggml graph"))
     return contenders
 
 

@@ -343,8 +343,55 @@ LLM_LABS = [
 
 INTERP_LABS = [
     # interp: logit lens and induction heads
+    LabSpec("interp.logit_lens", "The logit lens",
+            "Read the next token from the residual stream after every layer, through the final norm and unembedding.",
+            {"text": Param("str", default="**HAMLET**  \nTo be, or not to", max_len=400,
+                           help="the prompt whose next token is read"),
+             "m": Param("str", default="small-gpt", choices=("small-gpt", "smollm2"), help="the model first shown")},
+            "workbench.labs.interp_lens_labs:LensLab"),
+    LabSpec("interp.induction", "Induction heads, found live",
+            "Random tokens repeated twice: the loss on each repeat and every head's prefix-matching score.",
+            {"n": Param("int", default=20, min=2, max=200, help="random tokens before the repeat"),
+             "batch": Param("int", default=4, min=1, max=16, help="sequences averaged over"),
+             "seed": Param("int", default=0, min=0, max=1 << 30, help="the random tokens' seed"),
+             "m": Param("str", default="small-gpt", choices=("small-gpt", "smollm2"), help="the model first shown")},
+            "workbench.labs.interp_lens_labs:InductionLab"),
     # interp: ablation and patching
+    LabSpec("interp.ablation", "Knock out a head: ablation",
+            "Ablate every attention head and MLP alone (zero or mean) and see the held-out loss move; then remove "
+            "heads from the least important up.",
+            {"mode": Param("str", default="zero", choices=("zero", "mean"), help="what an ablated output becomes"),
+             "m": Param("str", default="small-gpt", choices=("small-gpt", "smollm2"), help="the model first shown"),
+             "plays": _plays(1),
+             "windows": Param("int", default=4, min=1, max=32, help="held-out windows (small GPT)"),
+             "length": Param("int", default=128, min=8, max=512, help="tokens per window (small GPT)"),
+             "smol_windows": Param("int", default=1, min=1, max=8, help="held-out windows (SmolLM2)"),
+             "smol_length": Param("int", default=16, min=8, max=256, help="tokens per window (SmolLM2)")},
+            "workbench.labs.interp_causal_labs:AblationLab"),
+    LabSpec("interp.patching", "Activation patching: where the answer lives",
+            "Copy one clean activation at a time into a corrupted run: a layer × position map of restored "
+            "probability.",
+            {"clean": Param("str", default="**JULIET**  \\nWhere art thou, my lord? Where art thou", max_len=400,
+                            help="the clean prompt (\\n: a newline)"),
+             "corrupt": Param("str", default="**JULIET**  \\nWhere art thou, my lord? Now art thou", max_len=400,
+                              help="the corrupted prompt, as many tokens as the clean one"),
+             "m": Param("str", default="small-gpt", choices=("small-gpt", "smollm2"), help="the model first shown"),
+             "kind": Param("str", default="resid_pre", choices=("resid_pre", "resid_post", "attn_out", "mlp_out"),
+                           help="the site patched")},
+            "workbench.labs.interp_causal_labs:PatchingLab"),
     # interp: probes and attribution
+    LabSpec("interp.probes", "Probes and their controls",
+            "A genre probe and a control-task probe at every layer of the small GPT or MiniLM: accuracy, control "
+            "accuracy and selectivity by layer.",
+            {"per_genre": Param("int", default=60, min=10, max=200, help="passages of each genre")},
+            "workbench.labs.interp_probe_labs:ProbesLab"),
+    LabSpec("interp.attribution", "Attribution: which tokens moved the answer",
+            "Integrated gradients and gradient × input of each prompt token for the model's top next token, with "
+            "the completeness check.",
+            {"prompt": Param("str", default="**ROMEO**  \nBut, soft! what light through yonder window", max_len=400,
+                             help="the prompt whose next token is explained"),
+             "steps": Param("int", default=32, min=2, max=256, help="quadrature points")},
+            "workbench.labs.interp_probe_labs:AttributionLab"),
 ]
 
 LABS: dict[str, LabSpec] = {
