@@ -117,13 +117,18 @@ class Lab(Vertical, can_focus=True):
 
     # --- engine work -----------------------------------------------------
 
+    def busy(self) -> bool:
+        """True, and the status line says so, while a run is going: a knob that would relabel its result waits."""
+        if self.running:
+            self.status("Already running (x cancels it).")
+        return self.running
+
     def start(self, work: Callable[[Progress], Any], done: Callable[[Any], None], what: str) -> None:
         """Run work(progress) in a thread worker and pass its result to done on the UI thread.
 
         While a run is going, another start only says so: one run per lab at a time.
         """
-        if self.running:
-            self.status("Already running (x cancels it).")
+        if self.busy():
             return
         self.add_class("-running")
         self.status(f"{what}… (x cancels)")

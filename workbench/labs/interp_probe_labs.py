@@ -88,6 +88,8 @@ class ProbesLab(Lab):
         self._probe(self.model)
 
     def action_model(self) -> None:
+        if self.busy():
+            return
         self.model = cycled(PROBE_MODELS, self.model)
 
     def watch_model(self, model: str) -> None:
@@ -203,12 +205,18 @@ class AttributionLab(Lab):
         self._attribute()
 
     def action_model(self) -> None:
+        if self.busy():
+            return
         self.model = cycled(ATTRIBUTION_MODELS, self.model)
 
     def action_steps(self) -> None:
+        if self.busy():
+            return
         self.steps = cycled(STEPS, self.steps) if self.steps in STEPS else STEPS[0]
 
     def action_baseline(self) -> None:
+        if self.busy():
+            return
         self.baseline = cycled(BASELINES, self.baseline)
 
     def watch_model(self) -> None:
