@@ -84,7 +84,7 @@ def test_lens_bad_input_gets_clear_errors(gpt):
 
 def test_a_progress_call_that_raises_stops_the_pass_and_leaves_no_hook_behind(gpt):
     class Stop(Exception):
-        pass
+        """The learner's cancel, raised from inside a progress call."""
 
     def progress(fraction, what):
         if fraction > 0.3:

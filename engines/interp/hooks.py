@@ -2,9 +2,9 @@
 
 Works on every GPT-shaped model of the project: the shipped small GPTs
 (``models.gpt.GPT``) and SmolLM2 (``models.llama.Llama``, a GPT subclass,
-fp32 or quantised weights). MiniLM is a NumPy encoder whose forward pass
-already returns every layer's hidden states and attention weights; it needs
-no hooks.
+fp32 or quantised weights). MiniLM is a NumPy encoder: its forward pass
+already returns every layer's hidden states and attention weights, so it
+needs no hooks.
 
 A site names one activation at one layer, ``"<kind>.<layer>"``:
 

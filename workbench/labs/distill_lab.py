@@ -19,6 +19,7 @@ from workbench.labs.base import Lab, Progress
 from workbench.labs.decoding_labs import load_model
 from workbench.labs.knobs import cycled
 from workbench.labs.kvcache_labs import PROMPT
+from workbench.labs.token_labels import token_label
 from workbench.widgets.plots import Figure
 
 TEMPERATURES = (1.0, 1.5, 2.0, 4.0)
@@ -51,12 +52,6 @@ def soft_targets(logits: np.ndarray, temperature: float, names: list[str]) -> So
     entropy = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
     return SoftTargets(temperature, [names[i] for i in order], [float(p[i]) for i in order], float(p[order[0]]),
                        entropy)
-
-
-def token_label(raw: bytes) -> str:
-    """A token as a bar's label: escapes for newlines, ␣ for a token of spaces alone (else it would be blank)."""
-    text = repr(raw.decode("utf-8", "replace"))[1:-1]
-    return text.replace(" ", "␣") if not text.strip() else text
 
 
 def distill_verdict(fits: list) -> str:

@@ -15,6 +15,7 @@ from textual.widgets import Input, Static
 from workbench.labs.base import Lab, Progress
 from workbench.labs.decoding_labs import load_model
 from workbench.labs.knobs import cycled
+from workbench.labs.token_labels import token_text
 from workbench.typed import unescape
 from workbench.widgets.heat_grid import LEGEND, HeatGrid
 from workbench.widgets.plots import Figure, Series
@@ -177,12 +178,6 @@ class AblationLab(Lab):
             "loss as heads are removed, least important first",
             [Series(f"by {name}", counts, list(losses)) for name, losses in curves.items()], xlabel="heads removed")
         self.readout(Text(curve_verdict(counts, curves, base)))
-
-
-def token_text(tokenizer, token: int) -> str:
-    """A token as a short label: newlines escaped, a lone space shown as ␣."""
-    text = repr(tokenizer.decode([token]))[1:-1]
-    return text.replace(" ", "␣") if not text.strip() else text
 
 
 @dataclass(frozen=True)

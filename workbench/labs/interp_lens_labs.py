@@ -15,7 +15,7 @@ from textual.widgets import Input, Static
 
 from workbench.labs.base import Lab, Progress
 from workbench.labs.decoding_labs import load_model
-from workbench.labs.distill_lab import token_label
+from workbench.labs.token_labels import token_label
 from workbench.labs.knobs import cycled
 from workbench.widgets.heat_grid import LEGEND, HeatGrid
 from workbench.widgets.plots import Figure, Series

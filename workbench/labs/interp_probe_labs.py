@@ -16,6 +16,7 @@ from textual.widgets import Static
 from workbench.labs.base import Lab, Progress
 from workbench.labs.decoding_labs import load_target
 from workbench.labs.knobs import cycled
+from workbench.labs.token_labels import token_text
 from workbench.widgets.plots import Figure, Series
 
 PROBE_MODELS = ("small GPT", "MiniLM")
@@ -136,14 +137,6 @@ def attribution_model(name: str, progress: Progress | None = None):
     return bundled("fp32")
 
 
-def token_text(pretrained, token: int) -> str:
-    """One token as a table cell: escapes for newlines, ␣ for a token of spaces alone."""
-    tokenizer = pretrained.tokenizer
-    raw = tokenizer.token_bytes(token) if hasattr(tokenizer, "token_bytes") else tokenizer.decode([token]).encode()
-    text = repr(raw.decode("utf-8", "replace"))[1:-1]
-    return text.replace(" ", "␣") if not text.strip() else text
-
-
 def run_attribution(model: str, prompt: str, steps: int, baseline: str, progress: Progress | None = None):
     """(the Attribution of the model's top next token, each prompt token's text, the top token's text)."""
     from workbench_engines.interp.attribution import integrated_gradients
@@ -151,7 +144,8 @@ def run_attribution(model: str, prompt: str, steps: int, baseline: str, progress
     pretrained = attribution_model(model, progress)
     ids = pretrained.prompt_ids(prompt)[-pretrained.config.context:]
     result = integrated_gradients(pretrained.model, ids, steps=steps, baseline=baseline, progress=progress)
-    return result, [token_text(pretrained, i) for i in ids], token_text(pretrained, result.target)
+    tokenizer = pretrained.tokenizer
+    return result, [token_text(tokenizer, i) for i in ids], token_text(tokenizer, result.target)
 
 
 def bar(value: float, high: float) -> str:
