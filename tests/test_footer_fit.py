@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Footer, Input
 from textual.widgets._footer import FooterKey
+from textual.worker import WorkerState
 
 from workbench.app import WorkbenchApp
 from workbench.curriculum.model import LabBlock
@@ -63,8 +64,11 @@ async def run_held(pilot, lab: Lab):
 
 async def in_flight(pilot, lab: Lab) -> threading.Event:
     """Hold a run going in ``lab`` until the returned event is set (after the lab's own run, which may end
-    any moment, has ended)."""
-    await pilot.app.workers.wait_for_complete()
+    any moment, is cancelled and has ended: the footer is what is checked, not the run's result)."""
+    for worker in list(pilot.app.workers):
+        worker.cancel()
+    while any(worker.state in (WorkerState.PENDING, WorkerState.RUNNING) for worker in pilot.app.workers):
+        await pilot.pause(0.02)  # a cancelled thread worker ends at its lab's next progress call
     await pilot.pause()
     release = threading.Event()
     lab.start(lambda progress: release.wait(30), lambda _: None, "Holding a run for the footer check")

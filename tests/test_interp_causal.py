@@ -134,16 +134,21 @@ def test_patching_restores_100_percent_where_it_must(target):
     assert (p - result.p_corrupt) / (result.p_clean - result.p_corrupt) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_the_batched_map_equals_one_patch_at_a_time(target):
+@pytest.mark.parametrize("kind", ["resid_pre", "resid_post", "attn_out", "mlp_out"])
+def test_the_batched_map_equals_one_patch_at_a_time(target, kind):
+    """Rows start at their own layer from the corrupted stream; each cell must equal a whole patched forward pass."""
     model = target.model
     clean, corrupt = target.prompt_ids(CLEAN), target.prompt_ids(CORRUPT)
-    result = patch_map(model, clean, corrupt, layers=[1, 4])
-    _, cache = run_with_cache(model, clean, ["resid_pre.4", "resid_pre.1"])
-    for row, layer, position in [(1, 4, 15), (0, 1, 14), (1, 4, 17)]:
+    result = patch_map(model, clean, corrupt, kind=kind, layers=[1, 5])
+    _, cache = run_with_cache(model, clean, [f"{kind}.5", f"{kind}.1"])
+    for row, layer, position in [(1, 5, 15), (0, 1, 14), (1, 5, 17), (0, 1, 0)]:
         logits, _ = run_with_cache(model, corrupt, [], edits={
-            f"resid_pre.{layer}": replace_with(cache[f"resid_pre.{layer}"], positions=[position])})
+            f"{kind}.{layer}": replace_with(cache[f"{kind}.{layer}"], positions=[position])})
         p = float(torch.softmax(logits[0, -1].double(), -1)[result.answer])
         assert result.p_patched[row, position] == pytest.approx(p, rel=1e-4, abs=1e-7)
+    layer, position, value = result.best()
+    assert layer in (1, 5) and value == pytest.approx(result.restored.max())
+    assert result.restored[result.layers.index(layer), position] == value
 
 
 def test_patching_rejects_bad_pairs(target):

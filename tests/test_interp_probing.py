@@ -177,6 +177,21 @@ def test_smollm2_quantised_linears_cut_the_gradient_and_fp32_lets_it_flow():
     result = integrated_gradients(fp32, ids, steps=8)
     with torch.no_grad():
         logits = fp32(torch.tensor([ids]))[0, -1]
-    # Gradients flow and F(x) is the model's own top logit; SmolLM2's completeness gap stays large at few steps.
+    # Gradients flow and F(x) is the model's own top logit.
     assert np.isfinite(result.scores).all() and np.abs(result.scores).max() > 0
     assert result.target == int(logits.argmax()) and result.f_input == pytest.approx(float(logits.max()), rel=1e-4)
+
+
+@needs_smollm
+def test_smollm2_attention_sink_breaks_the_path_and_keeping_the_first_token_mends_it():
+    """Moving SmolLM2's first token switches its attention sink: the gap is many times F(x) − F(x') and does
+    not close with steps. Left in place, the gap closes as steps grow and the first token's score is 0."""
+    from workbench_engines.models.llama import bundled
+
+    fp32 = bundled("fp32")
+    ids = fp32.prompt_ids("The capital of France is")
+    moved = [integrated_gradients(fp32.model, ids, steps=m).gap for m in (16, 32)]
+    kept = [integrated_gradients(fp32.model, ids, steps=m, keep_first=True) for m in (16, 32)]
+    assert min(moved) > 0.5 and kept[1].gap < min(moved) / 100
+    assert kept[1].gap < 0.01 < kept[0].gap < 0.1 and kept[1].keep_first
+    assert kept[1].scores[0] == 0 and kept[1].f_input == pytest.approx(kept[0].f_input)

@@ -31,6 +31,10 @@ async def test_probes_lab_finds_selectivity_peaking_at_layer_3_of_the_small_gpt(
         assert "selectivity peaks at layer 3: 55.6% on genre against 37.0% on the control task, +18.5%" in h.readout()
         assert "Layer 6 is as accurate or more (55.6%), but its control probe reaches 51.9%: selectivity +3.7%" \
             in h.readout()
+        result = h.lab.result
+        assert round(result.chance, 3) == 0.333 and 0.333 <= result.control_chance < 0.6
+        assert (f"scores 33% on genre, {result.control_chance:.0%} on the control task"
+                in " ".join(h.readout().split()))
 
 
 @pytest.mark.slow
@@ -59,11 +63,12 @@ async def test_attribution_lab_names_the_tokens_and_completeness_tightens_with_s
         assert "'␣␣' (+1.57), 'ow' (+1.52), ' what' (+1.43)" in h.readout()
         assert "a gap of 0.05% at 32 steps." in h.readout()
         gaps = {}
-        for _ in range(5):  # 64, 4, 8, 16, 32
+        for _ in range(6):  # 64, 128, 4, 8, 16, 32
             await h.press("s")
             await h.settle()
             gaps[h.lab.steps] = h.lab.outcome[0].gap
         assert [round(gaps[s], 4) for s in (4, 8, 16, 32, 64)] == [0.3237, 0.0376, 0.0035, 0.0005, 0.0]
+        assert gaps[128] < gaps[64]
         await h.press("b")
         await h.settle()
         assert h.lab.baseline == "zero" and h.lab.outcome[0].gap > 1e9
@@ -71,7 +76,7 @@ async def test_attribution_lab_names_the_tokens_and_completeness_tightens_with_s
 
 
 def _result(rows):
-    return ProbeResult([LayerProbe(i, a, c) for i, (a, c) in enumerate(rows)], 126, 54, 1 / 3)
+    return ProbeResult([LayerProbe(i, a, c) for i, (a, c) in enumerate(rows)], 126, 54, 1 / 3, 1 / 3)
 
 
 def test_probes_verdict_names_the_most_selective_layer_and_a_rival_that_only_looks_as_good():
@@ -86,10 +91,14 @@ def test_probes_verdict_names_the_most_selective_layer_and_a_rival_that_only_loo
 
 def test_attribution_verdict_says_whether_completeness_held():
     good = SimpleNamespace(scores=np.array([0.1, -2.0, 1.0]), total=-0.9, delta=-0.9, gap=0.001, steps=32,
-                           baseline="mean")
+                           baseline="mean", keep_first=False)
     text = attribution_verdict("small GPT", good, ["a", "b", "c"], "?")
     assert "'b' (-2.00), 'c' (+1.00), 'a' (+0.10)" in text and "a gap of 0.10% at 32 steps." in text
     bad = SimpleNamespace(**{**vars(good), "gap": 60.3, "total": 55.0})
-    assert "a gap of 60.3 times F(x) − F(x') at 32 steps: too few steps for this path from the mean baseline" \
-        in attribution_verdict("SmolLM2", bad, ["a", "b", "c"], "?")
+    assert "a gap of 60.3 times F(x) − F(x') at 32 steps: the output jumps along this path, and more steps will " \
+        "not fix it. f keeps the first token in place" in attribution_verdict("SmolLM2", bad, ["a", "b", "c"], "?")
+    kept = SimpleNamespace(**{**vars(bad), "keep_first": True})
+    assert "too few steps for this path from the mean baseline" in attribution_verdict("SmolLM2", kept, ["a", "b", "c"], "?")
+    short = SimpleNamespace(**{**vars(good), "gap": 0.19})
+    assert "a gap of 19.00% at 32 steps: too few steps" in attribution_verdict("small GPT", short, ["a", "b", "c"], "?")
     assert gap_text(0.0005) == "0.05%"

@@ -14,10 +14,13 @@ completely. Meng et al. corrupt by adding noise to the subject's embeddings;
 a swapped subject (Wang et al., 2022, and most later work) keeps the input on
 the model's own distribution and needs no noise level.
 
-The clean run's cache is taken once. Each corrupted run patches a different
-(layer, position), and one forward pass carries many of them: row b of the
-batch is a copy of the corrupted prompt patched at its own position
-(``hooks.replace_rows``).
+The clean run's cache is taken once, and so is the corrupted run's stream
+entering every block. A run patched at layer l computes exactly what the
+corrupted run computed below l, so it starts at block l from that stream:
+on a 30-layer model the patched runs cost half a full pass on average.
+Each patched run changes a different (layer, position), and one forward
+pass carries many of them: row b of the batch is a copy of the corrupted
+stream patched at its own position (``hooks.replace_rows``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class PatchMap:
     p_corrupt: float
     p_patched: np.ndarray
     """(layers, T) probability of the answer with that one activation patched."""
+    layers: tuple[int, ...]
+    """The layer of each row of p_patched."""
 
     @property
     def restored(self) -> np.ndarray:
@@ -66,15 +71,24 @@ class PatchMap:
     def best(self) -> tuple[int, int, float]:
         """(layer, position, restored) of the largest restoration (ties: lower layer, then earlier position)."""
         r = self.restored
-        i = int(np.argmax(r))
-        layer, position = divmod(i, r.shape[1])
-        return layer, position, float(r[layer, position])
+        row, position = divmod(int(np.argmax(r)), r.shape[1])
+        return self.layers[row], position, float(r[row, position])
 
 
 def _answer_probs(logits, answer: int) -> np.ndarray:
     import torch
 
     return torch.softmax(logits[:, -1].double(), dim=-1)[:, answer].numpy()  # (B,)
+
+
+def _run_from(module, start: int, x):
+    """The rest of a forward pass: blocks start… on the residual stream x (B, T, C), then the last position's
+    logits (B, 1, V), as ``module(ids, last_only=True)`` computes them (hooks on those blocks still fire)."""
+    t = x.shape[1]
+    cos, sin = module.rope_cos[:t], module.rope_sin[:t]
+    for layer in range(start, len(module.blocks)):
+        x = module.blocks[layer](x, cos, sin, layer, None)
+    return module.unembed(module.norm(x[:, -1:]))
 
 
 def patch_map(model, clean, corrupt, *, answer: int | None = None, kind: str = "resid_pre",
@@ -126,26 +140,33 @@ def patch_map(model, clean, corrupt, *, answer: int | None = None, kind: str = "
     if p_clean == p_corrupt:
         raise EngineError("the corrupted prompt gives the answer the same probability as the clean one: "
                           "there is nothing to restore; change a word the answer depends on")
-    cells = [(l, p) for l in range(len(chosen)) for p in range(t)]  # (index into chosen, position)
+    # Every row patched at layer l shares the corrupted run below l: start it there, from the corrupted stream.
+    starts = [l + 1 if kind == "resid_post" else l for l in chosen]  # the block each row starts at
+    entering = {l: f"resid_post.{l - 1}" if l > 0 else "resid_pre.0" for l in set(starts)}  # start n: norm only
+    with torch.no_grad(), hooked(module, read=set(entering.values())) as streams:
+        module(corrupt_ids)  # the corrupted run's stream entering each start block
     per_pass = max(1, TOKENS_PER_PASS // t)
-    patched = np.zeros(len(cells))
-    for start in range(0, len(cells), per_pass):
-        if should_stop is not None and should_stop():
-            raise Cancelled("patching cancelled")
-        chunk = cells[start : start + per_pass]
-        edits = {}
-        for i, site in enumerate(sites):
-            positions = [p if l == i else None for l, p in chunk]
-            if any(p is not None for p in positions):
+    patched = np.zeros((len(chosen), t))
+    cells, done = len(chosen) * t, 0
+    for i, (site, start) in enumerate(zip(sites, starts)):
+        for first in range(0, t, per_pass):
+            if should_stop is not None and should_stop():
+                raise Cancelled("patching cancelled")
+            positions = list(range(first, min(first + per_pass, t)))
+            x = streams[entering[start]].expand(len(positions), t, -1)  # (R, T, C)
+            edits = {}
+            if kind in ("resid_pre", "resid_post"):
+                x = replace_rows(cache[site], positions)(x)
+            else:
                 edits[site] = replace_rows(cache[site], positions)
-        with torch.no_grad(), hooked(module, edits=edits):
-            logits = module(corrupt_ids.expand(len(chunk), t), last_only=True)  # (R, 1, V)
-        patched[start : start + len(chunk)] = _answer_probs(logits, answer)
-        if progress is not None:
-            done = start + len(chunk)
-            progress(done / len(cells), f"{done} of {len(cells)} patches")
-    return PatchMap(kind, clean_ids[0].tolist(), corrupt_ids[0].tolist(), answer, p_clean, p_corrupt,
-                    patched.reshape(len(chosen), t))
+            with torch.no_grad(), hooked(module, edits=edits):
+                logits = _run_from(module, start, x)  # (R, 1, V)
+            patched[i, first : first + len(positions)] = _answer_probs(logits, answer)
+            done += len(positions)
+            if progress is not None:
+                progress(done / cells, f"{done} of {cells} patches")
+    return PatchMap(kind, clean_ids[0].tolist(), corrupt_ids[0].tolist(), answer, p_clean, p_corrupt, patched,
+                    tuple(chosen))
 
 
 def patch_one(model, clean, corrupt, layer: int, position: int, *, kind: str = "resid_pre",

@@ -86,6 +86,8 @@ class ProbeResult:
     """Lines they were scored on."""
     chance: float
     """The share of the test lines in their most common class: what always guessing it scores."""
+    control_chance: float
+    """The same for the control labels: the control probe's floor (its classes need not be balanced)."""
 
     @property
     def best(self) -> LayerProbe:
@@ -307,4 +309,5 @@ def probe_by_layer(features: Sequence[np.ndarray], labels: np.ndarray, control: 
         if progress is not None:
             progress((layer + 1) / len(features), f"probing layer {layer}")
     chance = float(np.bincount(labels[test]).max() / len(test))
-    return ProbeResult(layers, len(train), len(test), chance)
+    control_chance = float(np.bincount(control[test]).max() / len(test))
+    return ProbeResult(layers, len(train), len(test), chance, control_chance)

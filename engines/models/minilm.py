@@ -87,7 +87,11 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) 
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
-_ERF = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to double precision
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function elementwise, in float64 (NumPy has none; torch's float64 erf is the C library's)."""
+    import torch
+
+    return torch.special.erf(torch.from_numpy(np.asarray(x, dtype=np.float64))).numpy()
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
@@ -99,7 +103,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
     Returns:
         An array shaped and typed like x.
     """
-    return 0.5 * x * (1.0 + _ERF(x / math.sqrt(2.0)).astype(x.dtype))
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)).astype(x.dtype))
 
 
 class MiniLM:

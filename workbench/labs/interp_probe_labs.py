@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 from rich.console import Group
 from rich.table import Table
@@ -22,38 +20,50 @@ from workbench.widgets.plots import Figure, Series
 PROBE_MODELS = ("small GPT", "MiniLM")
 """The models the probes lab reads, in the order m cycles them."""
 ATTRIBUTION_MODELS = ("small GPT", "SmolLM2")
-STEPS = (4, 8, 16, 32, 64)
+STEPS = (4, 8, 16, 32, 64, 128)
 """The quadrature points s steps through."""
 BASELINES = ("mean", "zero")
 BAR = 16
 """Columns of a full attribution bar on either side of the axis."""
 
 
-@cache
-def probe_features(model: str, per_genre: int) -> tuple:
-    """(the ProbeData, each layer's mean-pooled features) for one model, computed once per process."""
-    from workbench_engines.interp.probing import (
-        genre_lines,
-        gpt_features,
-        minilm_features,
-    )
+_FEATURES: dict[tuple[str, int], tuple] = {}
+"""probe_features' results by (model, per_genre): a model's layers are read once per process."""
 
-    data = genre_lines(per_genre)
-    if model == "MiniLM":
-        from workbench_engines.models import minilm
 
-        return data, tuple(minilm_features(minilm.load(), data.texts))
-    return data, tuple(gpt_features(load_target(), data.texts))
+def probe_features(model: str, per_genre: int, progress: Progress | None = None) -> tuple:
+    """(the ProbeData, each layer's mean-pooled features) for one model, computed once per process.
+
+    progress(fraction, what) follows the batches (it may raise to cancel; nothing is kept then).
+    """
+    from workbench_engines.interp.probing import genre_lines, gpt_features, minilm_features
+
+    key = (model, per_genre)
+    if key not in _FEATURES:
+        data = genre_lines(per_genre)
+        if model == "MiniLM":
+            from workbench_engines.models import minilm
+
+            features = minilm_features(minilm.load(), data.texts, progress=progress)
+        else:
+            features = gpt_features(load_target(), data.texts, progress=progress)
+        _FEATURES[key] = data, tuple(features)
+    return _FEATURES[key]
 
 
 def run_probes(model: str, per_genre: int, progress: Progress | None = None):
     """The lab's run: the ProbeResult of every layer of model on the genre task and its control."""
     from workbench_engines.interp.probing import probe_by_layer
 
-    if progress is not None:
-        progress(0.05, f"reading {model}'s layers (MiniLM takes a while on two cores)")
-    data, features = probe_features(model, per_genre)
-    return probe_by_layer(list(features), data.labels, data.control, len(data.genres), progress=progress)
+    def reading(fraction: float, what: str) -> None:
+        progress(0.8 * fraction, what)
+
+    def fitting(fraction: float, what: str) -> None:
+        progress(0.8 + 0.2 * fraction, what)
+
+    data, features = probe_features(model, per_genre, reading if progress else None)
+    return probe_by_layer(list(features), data.labels, data.control, len(data.genres),
+                          progress=fitting if progress else None)
 
 
 def probes_verdict(model: str, result) -> str:
@@ -82,7 +92,7 @@ class ProbesLab(Lab):
 
     def compose_lab(self) -> ComposeResult:
         yield Figure()
-        yield Static("m switches the small GPT and MiniLM (MiniLM takes minutes on two cores).",
+        yield Static("m switches the small GPT and MiniLM (each model's layers are read once, then kept).",
                      classes="readout")
 
     def on_mount(self) -> None:
@@ -108,7 +118,7 @@ class ProbesLab(Lab):
         shown = [v for p in result.layers for v in (p.accuracy, p.control_accuracy)]
         low, high = min(shown), max(shown)
         self.query_one(Figure).lines(
-            f"{self.model}: genre probe vs control probe, test accuracy by layer (chance {result.chance:.0%})",
+            f"{self.model}: genre probe vs control probe, test accuracy by layer",
             [Series("genre", layers, [p.accuracy for p in result.layers]),
              Series("control", layers, [p.control_accuracy for p in result.layers])],
             xlabel="layer (0 = embeddings)", ylim=(max(0.0, low - 0.05), min(1.0, high + 0.05)))
@@ -119,7 +129,9 @@ class ProbesLab(Lab):
         table.add_row("control", *(f"{p.control_accuracy:.0%}" for p in result.layers))
         table.add_row("select.", *(f"{100 * p.selectivity:+.1f}" for p in result.layers))
         source = Text(f"{result.train} passages fitted, {result.test} tested, 4 spoken lines each from the held-out "
-                      "ends of the comedies, tragedies and histories; mean-pooled.", style="dim")
+                      "ends of the comedies, tragedies and histories; mean-pooled. Always guessing the most common "
+                      f"class scores {result.chance:.0%} on genre, {result.control_chance:.0%} on the control task.",
+                      style="dim")
         self.readout(Group(table, Text(probes_verdict(self.model, result)), source))
         best = result.best
         self.status(f"{self.model}: best selectivity at layer {best.layer}, {best.selectivity:+.1%}. "
@@ -137,13 +149,19 @@ def attribution_model(name: str, progress: Progress | None = None):
     return bundled("fp32")
 
 
-def run_attribution(model: str, prompt: str, steps: int, baseline: str, progress: Progress | None = None):
-    """(the Attribution of the model's top next token, each prompt token's text, the top token's text)."""
+def run_attribution(model: str, prompt: str, steps: int, baseline: str, keep_first: bool = False,
+                    progress: Progress | None = None):
+    """(the Attribution of the model's top next token, each prompt token's text, the top token's text).
+
+    keep_first leaves the first token at its input along the path (SmolLM2's attention sink; see
+    engines/interp/attribution.py).
+    """
     from workbench_engines.interp.attribution import integrated_gradients
 
     pretrained = attribution_model(model, progress)
     ids = pretrained.prompt_ids(prompt)[-pretrained.config.context:]
-    result = integrated_gradients(pretrained.model, ids, steps=steps, baseline=baseline, progress=progress)
+    result = integrated_gradients(pretrained.model, ids, steps=steps, baseline=baseline, keep_first=keep_first,
+                                  progress=progress)
     tokenizer = pretrained.tokenizer
     return result, [token_text(tokenizer, i) for i in ids], token_text(tokenizer, result.target)
 
@@ -175,6 +193,10 @@ def attribution_verdict(model: str, result, tokens: list[str], top: str) -> str:
             f"a gap of {gap_text(result.gap)} at {result.steps} steps")
     if result.gap <= 0.01:
         words.append(held + ".")
+    elif result.gap > 1 and not result.keep_first and result.baseline == "mean":
+        words.append(held + ": the output jumps along this path, and more steps will not fix it. f keeps the "
+                     "first token in place: a model that makes it an attention sink switches the sink on and off "
+                     "as it moves.")
     else:
         words.append(held + f": too few steps for this path from the {result.baseline} baseline.")
     return " ".join(words)
@@ -183,16 +205,20 @@ def attribution_verdict(model: str, result, tokens: list[str], top: str) -> str:
 class AttributionLab(Lab):
     """Integrated gradients and gradient × input of each prompt token for the model's top next token."""
 
-    BINDINGS = [Binding("m", "model", "Model"), Binding("s", "steps", "Steps"), Binding("b", "baseline", "Baseline")]
+    BINDINGS = [Binding("m", "model", "Model"), Binding("s", "steps", "Steps"), Binding("b", "baseline", "Baseline"),
+                Binding("f", "keep_first", "Sink", tooltip="Keep the first token, an attention sink, in place or move it")]
     model = reactive("small GPT", init=False)
     steps = reactive(32, init=False)
     baseline = reactive("mean", init=False)
+    keep_first = reactive(False, init=False)
+    """Whether the first token stays at its input along the path."""
     outcome = reactive(None, always_update=True)
     """(Attribution, token texts, top token's text) of the last run."""
 
     def compose_lab(self) -> ComposeResult:
-        yield Static("m switches the small GPT and SmolLM2; s steps through 4 to 64 quadrature points; b switches "
-                     "the baseline: the average token or zero.", classes="readout")
+        yield Static("m switches the small GPT and SmolLM2; s steps through 4 to 128 quadrature points; b switches "
+                     "the baseline: the average token or zero; f keeps the first token in place or moves it.",
+                     classes="readout")
 
     def on_mount(self) -> None:
         self.steps = int(self.params["steps"])
@@ -213,7 +239,15 @@ class AttributionLab(Lab):
             return
         self.baseline = cycled(BASELINES, self.baseline)
 
+    def action_keep_first(self) -> None:
+        if self.busy():
+            return
+        self.keep_first = not self.keep_first
+
     def watch_model(self) -> None:
+        self._attribute()
+
+    def watch_keep_first(self) -> None:
         self._attribute()
 
     def watch_steps(self) -> None:
@@ -224,7 +258,8 @@ class AttributionLab(Lab):
 
     def _attribute(self) -> None:
         model, prompt, steps, baseline = self.model, self.params["prompt"], self.steps, self.baseline
-        self.start(lambda progress: run_attribution(model, prompt, steps, baseline, progress),
+        keep = self.keep_first
+        self.start(lambda progress: run_attribution(model, prompt, steps, baseline, keep, progress),
                    lambda outcome: setattr(self, "outcome", outcome), f"Integrating gradients on {model}")
 
     def watch_outcome(self, outcome) -> None:
@@ -238,7 +273,7 @@ class AttributionLab(Lab):
         for text, score, gxi in zip(tokens, result.scores, result.grad_x_input):
             table.add_row(text[:12], f"{score:+.2f}", f"{gxi:+.2f}", bar(float(score), high))
         head = Text(f"{self.model}: attributions of the logit of '{top}', {result.steps} trapezoid steps from the "
-                    f"{result.baseline} baseline", style="bold")
+                    f"{result.baseline} baseline" + (", first token kept" if result.keep_first else ""), style="bold")
         self.readout(Group(head, table, Text(attribution_verdict(self.model, result, tokens, top))))
         self.status(f"Σ IG {result.total:.4g} vs F(x) − F(x') {result.delta:.4g}: gap {gap_text(result.gap)}. "
-                    "m model, s steps, b baseline")
+                    "m model, s steps, b baseline, f first token")
