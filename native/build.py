@@ -24,8 +24,14 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 INCLUDE = HERE / "include"
 SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in (HERE / "src").glob("*.c"))
-HEADERS = ["wb_status.h", "wb_softmax.h", "wb_pretok.h", "wb_bpe.h", "wb_attention.h", "wb_sampling.h", "wb_moe.h",
-           "wb_paged.h", "wb_quant.h", "wb_linear.h"]
+HEADERS = [
+    "wb_status.h", "wb_softmax.h", "wb_pretok.h", "wb_bpe.h", "wb_attention.h", "wb_sampling.h", "wb_moe.h",
+    "wb_paged.h", "wb_quant.h", "wb_linear.h",
+    # search (issue 15)
+    "wb_search.h", "wb_hnsw.h",
+    # word2vec (issue 15)
+    "wb_word2vec.h",
+]
 
 
 def cdef_text() -> str:

@@ -49,6 +49,30 @@ def test_doctor_reports_every_section(capsys):
         assert section in out
 
 
+def test_doctor_lists_the_retrieval_data_found_or_the_line_that_installs_it(monkeypatch):
+    """Issue 15: GloVe, gensim's word-vector test sets and BBC News each get a row, found or missing."""
+    from workbench import doctor
+    from workbench_engines.embeddings import glove
+    from workbench_engines.errors import EngineError
+    from workbench_engines.retrieval import corpora
+
+    rows = dict(doctor._retrieval_data_rows())
+    assert set(rows) == {"GloVe 6B 50d", "word-vector test sets", "BBC News"}
+    assert rows["BBC News"].startswith("2,225 articles under") and "non-commercial" in rows["BBC News"]
+
+    def no_glove():
+        raise EngineError(f"GloVe 6B 50d is not installed: {glove.INSTALL}")
+
+    def no_bbc():
+        raise EngineError(corpora.BBC_INSTALL)
+
+    monkeypatch.setattr(glove, "package_dir", no_glove)
+    monkeypatch.setattr(corpora, "bbc_dir", no_bbc)
+    rows = dict(doctor._retrieval_data_rows())
+    assert rows["GloVe 6B 50d"] == f"missing: GloVe 6B 50d is not installed: {glove.INSTALL}"
+    assert rows["BBC News"] == f"missing: {corpora.BBC_INSTALL}"
+
+
 def test_bench_quick_table_and_json(capsys):
     assert main(["bench", "softmax", "--quick", "--repeats", "2", "--warmup", "0"]) == 0
     out, err = capsys.readouterr()

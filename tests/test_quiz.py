@@ -376,3 +376,6 @@ def test_a_typed_number_is_shown_with_every_digit_it_is_graded_with():
         assert float(exact_number(parse_number(typed))) == parse_number(typed)
         assert exact_number(parse_number(typed)) in (typed, repr(float(typed)))
     assert exact_number(16.0) == "16" and exact_number(1 / 3) == repr(1 / 3)
+    # A percentage's conversion noise is not shown as digits: 3.76% is graded as 0.0376 to within 1 ulp.
+    assert exact_number(parse_number("3.76%")) == "0.0376" and exact_number(parse_number("12.5%")) == "0.125"
+    assert exact_number(0.1 + 0.2) == "0.3" and exact_number(2 / 3) == repr(2 / 3)

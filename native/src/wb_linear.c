@@ -30,18 +30,10 @@
 #include <omp.h>
 #endif
 
+#include "wb_dot.h"
 #include "wb_linear.h"
 #include "wb_status.h"
 
-static inline float dot(const float *restrict a, const float *restrict b, int64_t n)
-{
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; i++) {
-        s += a[i] * b[i];
-    }
-    return s;
-}
 
 static void rows_range(float *out, const float *x, const float *w, int64_t T, int64_t rows, int64_t cols,
                        int64_t first, int64_t last)
@@ -49,7 +41,7 @@ static void rows_range(float *out, const float *x, const float *w, int64_t T, in
     for (int64_t r = first; r < last; r++) {
         const float *wr = w + r * cols;
         for (int64_t t = 0; t < T; t++) {
-            out[t * rows + r] = dot(wr, x + t * cols, cols);
+            out[t * rows + r] = wb_dot_f32(wr, x + t * cols, cols);
         }
     }
 }
