@@ -19,6 +19,16 @@ settings.register_profile("default", max_examples=int(os.environ.get("HYPOTHESIS
 settings.load_profile("default")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_blas_thread_per_process():
+    """NumPy's BLAS on one thread in each test process: make test runs a process per core, and two processes'
+    BLAS threads spinning against each other made a 24-token MiniLM batch take seconds instead of a fraction of one."""
+    from workbench_engines.profiling.bench import one_blas_thread
+
+    with one_blas_thread():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))

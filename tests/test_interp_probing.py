@@ -66,7 +66,7 @@ def test_probe_finds_the_layer_that_encodes_the_label_and_the_control_stays_at_c
     y = np.repeat(np.arange(3), 60)
     noise = rng.normal(size=(180, 16))
     encodes = noise.copy()
-    encodes[:, :3] += 3 * np.eye(3)[y]
+    encodes[:, :3] += 4 * np.eye(3)[y]  # 3 failed the bars below for 14 seeds in 200 (accuracy 0.87-0.9); 4 for none
     control = rng.integers(0, 3, size=180)  # random per text, no word type to memorise
     result = probe_by_layer([noise, encodes], y, control, 3)
     assert result.best.layer == 1

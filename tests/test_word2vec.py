@@ -145,8 +145,10 @@ def test_keep_thresholds_are_word2vec_c_formula(rng):
     tn = t * counts.sum()
     np.testing.assert_allclose(keep, (np.sqrt(counts / tn) + 1) * tn / counts, rtol=1e-6)
     assert keep_thresholds(counts, 0.0) is None
-    # A word rarer than about tN is always kept (threshold >= 1); a frequent one about sqrt(tN/f) of the time.
-    assert (keep[counts <= tn] >= 1).all()
+    # word2vec.c keeps every word up to f = phi^2 tN (phi the golden ratio, about 2.62 tN) always; one far more
+    # frequent about sqrt(tN/f) of the time.
+    assert (keep[counts <= tn * ((1 + 5**0.5) / 2) ** 2 * (1 - 1e-9)] >= 1).all()
+    assert (keep[counts > tn * ((1 + 5**0.5) / 2) ** 2 * (1 + 1e-9)] < 1).all()
 
 
 def test_noise_table_follows_unigram_to_the_three_quarters(rng):
@@ -156,6 +158,12 @@ def test_noise_table_follows_unigram_to_the_three_quarters(rng):
     want = counts**0.75 / (counts**0.75).sum()
     np.testing.assert_allclose(share, want, atol=2 / len(table))
     assert table.dtype == np.int32 and table.min() >= 0 and table.max() < len(counts)
+    # Slot by slot, the table is its definition: the first word whose cumulative share exceeds (j + 0.5) / size.
+    for size in (7, 999, 200_000):
+        cumulative = np.cumsum(counts**0.75 / (counts**0.75).sum())
+        slots = (np.arange(size) + 0.5) / size
+        direct = np.minimum(np.searchsorted(cumulative, slots, side="right"), len(counts) - 1)
+        np.testing.assert_array_equal(noise_table(counts, size), direct)
 
 
 @pytest.mark.native

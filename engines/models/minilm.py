@@ -138,8 +138,13 @@ class MiniLM:
         return cls(load_file(str(folder / "model.safetensors")), config, load_minilm())
 
     def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
-        """x W^T + b with the weights stored as ``name``: (..., in) → (..., out)."""
-        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        """x W^T + b with the weights stored as ``name``: (..., in) → (..., out).
+
+        One 2-D product over every row: on a batch of short sentences it runs about twice as fast as the 3-D
+        ``@``, which NumPy may split into one small product per batch item.
+        """
+        weight = self.w[f"{name}.weight"]
+        return (x.reshape(-1, x.shape[-1]) @ weight.T + self.w[f"{name}.bias"]).reshape(*x.shape[:-1], weight.shape[0])
 
     def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
         """LayerNorm with the γ, β stored as ``name``."""

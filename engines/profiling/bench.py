@@ -10,9 +10,12 @@ describes its cases with the same builders a benchmark uses and calls
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -170,6 +173,23 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "cl100k encode (native vs tiktoken vs HF tokenizers) and BPE training (vs HF, sentencepiece)",
             "workbench_engines.tokenizers.bench:cases",
         ),
+        BenchmarkSpec(
+            "embeddings",
+            "word2vec skip-gram training on the plays, words/s end to end: ours (C, Hogwild) vs gensim with the same "
+            "hyperparameters, at 1 and 2 threads, with both sides' analogy accuracy (questions-words); goal >= 1.0x "
+            "gensim at equal quality; a full run takes a few minutes",
+            "workbench_engines.embeddings.bench:cases",
+            "workbench_engines.embeddings.bench:summary",
+        ),
+        BenchmarkSpec(
+            "search",
+            "Search at one thread, queries/s: exact, IVF and HNSW on GloVe's 400,000 unit vectors vs faiss-cpu "
+            "(recall@10, build time, bytes per vector); BM25 on the BBC headline task vs bm25s and rank_bm25. Goals: "
+            "exact >= 1.0x faiss flat, HNSW >= 0.7x faiss HNSW at recall@10 >= 0.95, BM25 >= 1.0x bm25s. Indexes "
+            "are built once, untimed: the HNSW builds take about 90 s a side, a full run several minutes",
+            "workbench_engines.search.bench:cases",
+            "workbench_engines.search.bench:summary",
+        ),
     ]
 }
 
@@ -190,6 +210,50 @@ def torch_threads(n: int) -> tuple[Callable[[], None], Callable[[], None]]:
         torch.set_num_threads(previous.pop())
 
     return setup, teardown
+
+
+def blas_threads(n: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(setup, teardown) for a Contender: NumPy's BLAS and OpenMP pools on n threads, then restored.
+
+    Through threadpoolctl (the test extra has it); without it the pools keep their own setting and setup
+    returns quietly, so a caller that must know checks :func:`can_limit_blas`.
+    """
+    held: list[Any] = []
+
+    def setup() -> None:
+        held.append(_threadpool_limits(n))
+
+    def teardown() -> None:
+        limits = held.pop()
+        if limits is not None:
+            limits.restore_original_limits()
+
+    return setup, teardown
+
+
+def can_limit_blas() -> bool:
+    """Whether blas_threads can pin NumPy's BLAS (threadpoolctl is installed)."""
+    return importlib.util.find_spec("threadpoolctl") is not None
+
+
+def _threadpool_limits(n: int) -> Any:
+    if not can_limit_blas():
+        return None
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n)
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """NumPy's BLAS on one thread inside the block: where two processes (or a lab beside the app) share two
+    cores, BLAS threads spin against each other and a small product can take ten times as long."""
+    setup, teardown = blas_threads(1)
+    setup()
+    try:
+        yield
+    finally:
+        teardown()
 
 
 def cpu_model() -> str:

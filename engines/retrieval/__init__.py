@@ -1,4 +1,4 @@
-"""Lexical retrieval and its evaluation: BM25, tokenisation, the BBC corpus, metrics, fusion, chunking.
+"""Retrieval and its evaluation: BM25, dense and hybrid search, chunking, the BBC corpus, metrics, RAG.
 
 Entry points other code relies on (import them from their modules; this package
 imports nothing so that ``import workbench_engines.retrieval`` stays cheap):
@@ -9,5 +9,8 @@ imports nothing so that ``import workbench_engines.retrieval`` stays cheap):
 - :func:`workbench_engines.retrieval.corpora.load_bbc` and ``headline_task``;
 - :mod:`workbench_engines.retrieval.metrics`: recall@k, MRR, nDCG@k;
 - :func:`workbench_engines.retrieval.fusion.rrf`: reciprocal-rank fusion;
-- :mod:`workbench_engines.retrieval.chunking`: fixed, sentence and recursive chunks with spans.
+- :mod:`workbench_engines.retrieval.chunking`: fixed, sentence and recursive chunks with spans;
+- :mod:`workbench_engines.retrieval.dense`: MiniLM document vectors, cached on disk, searched exactly;
+- :mod:`workbench_engines.retrieval.compare`: BM25, dense, RRF, rerank and chunked retrieval on the headline task;
+- :mod:`workbench_engines.retrieval.rag`: the plays' passages, a question set, and SmolLM2 reading what BM25 found.
 """

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from workbench_engines.errors import EngineError
@@ -130,3 +131,9 @@ def headline_task(articles: list[Article] | None = None, *, dedupe: bool = True)
         doc_ids=[a.doc_id for a in kept],
         notice=BBC_NOTICE,
     )
+
+
+@cache
+def bbc_headline_task() -> RetrievalTask:
+    """headline_task() on the installed BBC corpus, read once per process and shared: callers must not change it."""
+    return headline_task()

