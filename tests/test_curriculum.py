@@ -40,7 +40,8 @@ explanation = "four"
 TRACKS_WITHOUT_C = {"interpretability"}
 """Tracks whose labs and probes call no C kernel: their check would repeat unchanged in the no-native run."""
 TRACKS_NEEDING_C = {"embeddings"}
-"""Tracks with a probe only a C kernel computes (HNSW has no reference path): skipped, saying so, without it."""
+"""Tracks whose check the no-native run skips, saying so: its vector-search probes need the C build (HNSW has no
+reference path; their ``needs`` leave them out there) and the rest computes on NumPy in the main run already."""
 
 
 def _bundled_tracks() -> list:

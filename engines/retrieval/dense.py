@@ -159,7 +159,7 @@ class DenseIndex:
 
     def search_vectors(self, query_vectors: np.ndarray, k: int) -> list[DenseHits]:
         """The k nearest documents of each query vector (Q, 384); k must not exceed the corpus."""
-        result = self.flat.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+        result = self.flat.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k, backend="auto")
         return [DenseHits(ids, values) for ids, values in zip(result.ids, result.values)]
 
     def search(self, query: str, k: int = 10) -> DenseHits:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench_engines.backends import resolve
 from workbench_engines.nativelib import check_status, native
 from workbench_engines.search import _checks
 from workbench_engines.search.result import SearchResult
@@ -68,8 +69,15 @@ class FlatIndex:
         """Memory per database vector: the float32 row (and the L2 bias)."""
         return 4.0 * self.dim + (4.0 if self.bias is not None else 0.0)
 
-    def search(self, queries: np.ndarray, k: int, threads: int | None = None) -> SearchResult:
-        """The k nearest rows of the database for each query (Q, D) float32."""
+    def search(self, queries: np.ndarray, k: int, threads: int | None = None, *,
+               backend: str = "native") -> SearchResult:
+        """The k nearest rows of the database for each query (Q, D) float32.
+
+        backend "native" (C heaps over BLAS blocks), "reference" (reference_search) or "auto" (the first that
+        runs here; see workbench_engines.backends.resolve).
+        """
+        if resolve(backend).name == "reference":
+            return reference_search(queries, self.database, k, self.metric)
         queries = _checks.matrix(queries, "queries", self.dim)
         k = _checks.top_k(k, len(self))
         n_threads = _checks.threads(threads)

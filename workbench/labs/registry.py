@@ -448,7 +448,7 @@ EMBEDDING_LABS = [
                                       help="HNSW: beam while building"),
              "ef_search": Param("int", default=64, choices=(10, 16, 32, 64, 128, 256, 512),
                                 help="HNSW: beam while searching")},
-            "workbench.labs.search_labs:AnnLab", needs=("glove",)),
+            "workbench.labs.search_labs:AnnLab", needs=("glove", "native")),
     # retrieval: BM25 (bm25_labs)
     LabSpec("retrieval.bm25", "BM25 term by term",
             "Type a query and see BBC articles ranked by BM25 with each term's share of the score; switch Lucene's "
