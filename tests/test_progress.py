@@ -23,6 +23,8 @@ import pytest
 
 from workbench.progress import SCHEMA_VERSION, ProgressStore
 
+pytestmark = pytest.mark.no_c_path  # the SQLite store only: the WB_DISABLE_NATIVE=1 run would repeat it unchanged
+
 
 def test_steps_answers_and_resume(tmp_path):
     path = tmp_path / "p.db"

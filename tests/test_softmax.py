@@ -51,6 +51,20 @@ def test_native_matches_torch_float64(op, shape, threads, rng):
     assert_close_f32(got, want)
 
 
+@pytest.mark.native
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_long_row_of_tiny_terms_keeps_its_sum(threads):
+    """A 32,000-wide row: one logit at 0, the rest at −17, whose exponentials (4e-8) are each below half an ulp of
+    1. One float accumulator per lane over the whole row dropped them, and the probabilities came out up to 1.3e-3
+    too large; the blocked sum in wb_softmax.c keeps the error near 1e-6."""
+    x = np.full((3, 32_000), -17.0, dtype=np.float32)
+    x[0, 0], x[1, 12_345], x[2, -1] = 0.0, 0.0, 0.0
+    want = torch.softmax(torch.from_numpy(x).double(), -1).numpy()
+    np.testing.assert_allclose(softmax(x, backend="native", threads=threads), want, rtol=4e-6, atol=0)
+    np.testing.assert_allclose(logsumexp(x, backend="native", threads=threads),
+                               torch.logsumexp(torch.from_numpy(x).double(), -1).numpy(), rtol=0, atol=4e-6)
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_torch_backend_matches_reference(op, rng):
     x = (rng.standard_normal((9, 130)) * 3).astype(np.float32)

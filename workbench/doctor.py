@@ -41,7 +41,20 @@ def _data_files() -> list[tuple[str, str]]:
     rows.append(_small_gpt_row())
     rows.append(_real_model_row())
     rows.extend(_retrieval_data_rows())
+    rows.append(_sentiment_row())
     return rows
+
+
+def _sentiment_row() -> tuple[str, str]:
+    """The fine-tuning track's data: VADER's human-rated sentences and its lexicon, or the line that installs them."""
+    from workbench_engines.errors import EngineError
+    from workbench_engines.finetune import sentiment_data
+
+    try:
+        counts = ", ".join(f"{len(sentiment_data.load_sentences(name)):,} {name}" for name in sentiment_data.SOURCES)
+    except EngineError as exc:
+        return ("VADER sentiment data", f"missing: {exc}")
+    return ("VADER sentiment data", f"{counts} rated sentences under {sentiment_data.sentiment_dir()} (MIT)")
 
 
 def _retrieval_data_rows() -> list[tuple[str, str]]:

@@ -63,6 +63,12 @@ def _bbc() -> object:
     return bbc_dir()
 
 
+def _sentiment() -> object:
+    from workbench_engines.finetune.sentiment_data import sentiment_dir
+
+    return sentiment_dir()
+
+
 def _native() -> object:
     from workbench_engines.nativelib import native
 
@@ -76,6 +82,8 @@ EXTRAS = {
     "glove": Extra("glove", _engine_text("embeddings.glove", "INSTALL"), _glove),
     "gensim-data": Extra("gensim-data", _engine_text("embeddings.evaldata", "INSTALL"), _gensim_data),
     "bbc": Extra("bbc", _engine_text("retrieval.corpora", "BBC_INSTALL"), _bbc),
+    # The fine-tuning and alignment track's data (issue 16): VADER's rated sentences and lexicon.
+    "sentiment": Extra("sentiment", _engine_text("finetune.sentiment_data", "INSTALL"), _sentiment),
     # The C build: HNSW has no reference path. Built at install with a C compiler; doctor says why it did not load.
     "native": Extra("native", "a C compiler, then reinstall: pip install --no-build-isolation -e . "
                     "(workbench doctor says why the build did not load)", _native),

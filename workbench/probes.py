@@ -987,3 +987,166 @@ def _rag_logprob_gain(index: int, condition: str, k: int) -> float:
     if index >= len(questions):
         raise ValueError(f"the question set has {len(questions)} questions: index 0 to {len(questions) - 1}")
     return logprob_gain(bundled("quantized"), questions[index], condition, k)
+
+
+# ---- fine-tuning and alignment ---------------------------------------------------------------------------------
+
+# fine-tuning: the optimiser and the loss by hand
+
+@probe("optim.cross_entropy", "Cross-entropy in nats of `logits` against class `target`: logsumexp(logits) − logit",
+       logits=_LOGITS, target=_INDEX)
+def _optim_cross_entropy(logits: list[float], target: int) -> float:
+    import torch
+
+    from workbench_engines.optim.loss import cross_entropy_and_grad
+
+    if target >= len(logits):
+        raise ValueError(f"target {target} is outside the {len(logits)} logits")
+    loss, _ = cross_entropy_and_grad(torch.tensor([logits], dtype=torch.float64), torch.tensor([target]))
+    return float(loss)
+
+
+@probe("optim.cross_entropy_grad", "∂loss/∂logit `index` of the cross-entropy of `logits` against `target`: "
+       "softmax(logits)[index] − [index = target]", logits=_LOGITS, target=_INDEX, index=_INDEX)
+def _optim_cross_entropy_grad(logits: list[float], target: int, index: int) -> float:
+    import torch
+
+    from workbench_engines.optim.loss import cross_entropy_and_grad
+
+    if max(target, index) >= len(logits):
+        raise ValueError(f"target and index must lie among the {len(logits)} logits")
+    _, grad = cross_entropy_and_grad(torch.tensor([logits], dtype=torch.float64), torch.tensor([target]))
+    return float(grad[0, index])
+
+
+@probe("optim.adamw_first_update", "The change AdamW's first step makes to one weight (θ₁ − θ₀): bias-corrected, "
+       "−lr·g/(|g| + ε) − lr·λ·θ₀", grad=Param("float", **_VALUE), lr=Param("float", min=0.0, max=10.0),
+       weight=Param("float", default=0.0, **_VALUE), weight_decay=Param("float", default=0.0, min=0.0, max=10.0),
+       eps=Param("float", default=1e-8, min=0.0, max=1.0))
+def _optim_adamw_first_update(grad: float, lr: float, weight: float, weight_decay: float, eps: float) -> float:
+    import torch
+
+    from workbench_engines.optim.adamw import AdamW
+
+    theta = torch.nn.Parameter(torch.tensor([weight], dtype=torch.float64))
+    theta.grad = torch.tensor([grad], dtype=torch.float64)
+    AdamW([theta], lr=lr, eps=eps, weight_decay=weight_decay).step()
+    return float(theta.detach()[0]) - weight
+
+
+@probe("optim.clip_scale", "The factor global-norm clipping at `max_norm` multiplies a gradient with entries `grad` "
+       "by: min(1, max_norm / (‖grad‖ + 1e-6))", grad=Param("list[float]", min_len=1, **_VALUE),
+       max_norm=Param("float", min=1e-6, max=1e6))
+def _optim_clip_scale(grad: list[float], max_norm: float) -> float:
+    import torch
+
+    from workbench_engines.optim.clip import clip_scale, global_norm
+
+    return clip_scale(global_norm([torch.tensor(grad, dtype=torch.float64)]), max_norm)
+
+
+# fine-tuning: sentiment data and the classifier
+
+@probe("ft.positive_sentences", "Sentences of a VADER corpus whose mean human rating is above zero",
+       needs="sentiment",
+       source=Param("str", default="movie", choices=("movie", "amazon", "nyt", "tweets"), help="which corpus"))
+def _positive_sentences(source: str) -> float:
+    from workbench_engines.finetune.sentiment_data import load_sentences
+
+    return float(sum(s.positive for s in load_sentences(source)))
+
+
+@probe("ft.lexicon_accuracy", "The lexicon judge's accuracy (percent) on the held-out set of the classifier lab's "
+       "split (the movie snippets shuffled with seed 0)", needs="sentiment",
+       train=Param("int", default=400, min=8, max=8_000, help="training sentences (the held-out set follows them)"),
+       held_out=Param("int", default=200, min=8, max=2_605, help="held-out sentences scored"))
+def _lexicon_accuracy(train: int, held_out: int) -> float:
+    from workbench_engines.finetune.classifier import lexicon_baseline, split
+
+    return 100 * lexicon_baseline(split(train, held_out, seed=0).held_out).accuracy
+
+
+@probe("ft.trainable_parameters", "Trainable parameters of the MiniLM sentiment classifier in one regime "
+       "(the head has 2 outputs; LoRA on every layer's W_q and W_v)", needs="minilm",
+       regime=Param("str", default="lora", choices=("head", "lora", "full"), help="what trains"),
+       rank=Param("int", default=8, min=1, max=384, help="LoRA's rank r (lora only)"))
+def _trainable_parameters(regime: str, rank: int) -> float:
+    from workbench_engines.finetune.classifier import Settings, build
+    from workbench_engines.finetune.lora import trainable_parameters
+
+    return float(trainable_parameters(build(Settings(regime, rank=rank))))
+
+
+# fine-tuning: LoRA, the rank sweep, memory accounting
+
+_FT_MODEL = Param("str", choices=("Llama-2-7B", "MiniLM-L6", "small GPT"))
+_FT_TARGETS = Param("str", default="query, value", choices=("query, value", "attention", "all linear"))
+_FT_PRECISION = Param("str", default="mixed", choices=("mixed", "fp32"))
+
+
+@probe("ft.params", "Parameters of `model`, counted from its shapes", model=_FT_MODEL)
+def _ft_params(model: str) -> float:
+    from workbench_engines.finetune.memory import model_shape
+
+    return model_shape(model).parameters
+
+
+@probe("ft.full_ft_gib", "GiB of weights, gradients and AdamW state to fine-tune every parameter of `model` in "
+       "`precision` (activations not counted), as the PEFT memory lab shows", model=_FT_MODEL,
+       precision=_FT_PRECISION)
+def _ft_full_gib(model: str, precision: str) -> float:
+    from workbench_engines.finetune.memory import full_finetune, model_shape
+
+    return full_finetune(model_shape(model), precision).total_gib
+
+
+@probe("ft.lora_gib", "GiB of weights, gradients and AdamW state to train a rank-`r` LoRA on `targets` of `model` "
+       "in `precision`, the base frozen (activations not counted)", model=_FT_MODEL, targets=_FT_TARGETS,
+       r=Param("int", min=1, max=1024), precision=_FT_PRECISION)
+def _ft_lora_gib(model: str, targets: str, r: int, precision: str) -> float:
+    from workbench_engines.finetune.memory import lora_finetune, model_shape
+
+    shape = model_shape(model)
+    return lora_finetune(shape, shape.targets(targets), r, precision).total_gib
+
+
+@probe("ft.lora_params", "Trainable parameters of a rank-`r` LoRA on `targets` of `model`: r·(in + out) per "
+       "adapted matrix", model=_FT_MODEL, targets=_FT_TARGETS, r=Param("int", min=1, max=1024))
+def _ft_lora_params(model: str, targets: str, r: int) -> float:
+    from workbench_engines.finetune.memory import lora_trainable, model_shape
+
+    shape = model_shape(model)
+    return lora_trainable(shape, shape.targets(targets), r)
+
+
+# alignment: reward models and DPO
+
+@probe("align.bt_probability", "Bradley–Terry probability P(a ≻ b) = σ(r_a − r_b) for rewards `r_a` and `r_b`",
+       r_a=Param("float", **_VALUE), r_b=Param("float", **_VALUE))
+def _bt_probability(r_a: float, r_b: float) -> float:
+    from workbench_engines.finetune.reward import bradley_terry_probability
+
+    return bradley_terry_probability(r_a, r_b)
+
+
+@probe("align.dpo_loss", "DPO loss −log σ(β·(Δ_w − Δ_l)) for one pair, Δ = log πθ(y|x) − log π_ref(y|x) of the "
+       "chosen (`delta_chosen`) and rejected (`delta_rejected`) continuation (Rafailov et al., 2023, eq. 7)",
+       beta=Param("float", default=0.1, min=1e-6, max=1e3), delta_chosen=Param("float", **_VALUE),
+       delta_rejected=Param("float", **_VALUE))
+def _dpo_loss(beta: float, delta_chosen: float, delta_rejected: float) -> float:
+    import torch
+
+    from workbench_engines.finetune.dpo import dpo_loss
+
+    zero = torch.zeros(1, dtype=torch.float64)
+    loss, _, _ = dpo_loss(torch.tensor([delta_chosen], dtype=torch.float64), torch.tensor([delta_rejected],
+                          dtype=torch.float64), zero, zero, beta)
+    return float(loss)
+
+
+@probe("align.judge", "The lexicon judge's compound score of `text` (VADER's lexicon, negation and 'but' rules)",
+       needs="sentiment", text=Param("str", max_len=500))
+def _judge(text: str) -> float:
+    from workbench_engines.finetune.judge import compound
+
+    return compound(text)

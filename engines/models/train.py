@@ -10,6 +10,10 @@ The pieces and where they come from: AdamW, Adam with decoupled weight decay
 norm (Pascanu et al., 2013); bf16 autocast, mixed precision (Micikevicius et
 al., 2018; bf16 needs no loss scaling). Shapes: B batch, T time (seq_len), V vocab.
 
+``TrainConfig.parts`` picks whose cross-entropy, AdamW and clipping the loop
+runs: torch's, or the hand-written ones in ``workbench_engines.optim``, which
+agree with torch's step for step to float32 rounding.
+
 Example::
 
     >>> model = GPT(GPTConfig(vocab_size=2048))
@@ -22,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +36,10 @@ import torch.nn.functional as F
 
 from workbench_engines.errors import Cancelled, EngineError
 from workbench_engines.models.data import TokenData
+from workbench_engines.optim.schedule import learning_rate
+
+PARTS = ("torch", "hand")
+"""Whose training parts the loop runs: torch's, or those written out in workbench_engines.optim."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class TrainConfig:
 
     Raises:
         EngineError: a count is not positive, or lr, min_lr_ratio, warmup,
-            grad_clip or autocast is out of range.
+            grad_clip, autocast or parts is out of range.
     """
 
     steps: int = 1000
@@ -54,7 +63,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     """The cosine ends at lr · min_lr_ratio."""
     warmup: int = 100
-    """Steps of linear warm-up, while Adam's moment estimates are still noisy."""
+    """Steps of linear warm-up, while Adam's moment estimates are still noisy (Liu et al., 2020)."""
     weight_decay: float = 0.1
     """AdamW's decoupled decay, applied to matrices only (see ``_optimizer``)."""
     betas: tuple[float, float] = (0.9, 0.95)
@@ -70,9 +79,17 @@ class TrainConfig:
     checkpoint_every: int = 100
     seed: int = 0
     """Seeds torch and the batch sampler: same seed, same run."""
+    parts: str = "torch"
+    """"torch": F.cross_entropy, torch.optim.AdamW and clip_grad_norm_; "hand": the same three written out in
+    workbench_engines.optim. The cross-entropy is swapped only in the loop's own loss (causal_lm_loss); a
+    loss_fn passed to ``train`` keeps its own. Under either parts a nan or inf loss or gradient norm stops the run
+    with EngineError before the step is taken (the hand clipping raises its own; torch's clip_grad_norm_ does not,
+    so the loop checks the norm it returns)."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "seq_len", "accumulation", "eval_every", "eval_windows", "checkpoint_every"):
+        """Check every setting's range, so a bad config fails here rather than steps into a run."""
+        counts = ("steps", "batch_size", "seq_len", "accumulation", "eval_every", "eval_windows", "checkpoint_every")
+        for name in counts:
             if getattr(self, name) < 1:
                 raise EngineError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup < 0:
@@ -81,24 +98,8 @@ class TrainConfig:
             raise EngineError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         if self.autocast not in (None, "bf16"):
             raise EngineError(f"autocast must be None or 'bf16', got {self.autocast!r}")
-
-
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up to lr over ``warmup`` steps, then half a cosine down to lr · min_lr_ratio.
-
-    Args:
-        step: Optimizer steps done so far (0-based).
-        config: Supplies lr, warmup, steps and min_lr_ratio.
-
-    Returns:
-        The learning rate for this step.
-    """
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    span = max(1, config.steps - config.warmup)
-    progress = min(1.0, (step - config.warmup) / span)
-    floor = config.lr * config.min_lr_ratio
-    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if self.parts not in PARTS:
+            raise EngineError(f"parts must be one of {', '.join(PARTS)}, got {self.parts!r}")
 
 
 @dataclass
@@ -150,18 +151,24 @@ class _State:
     val_losses: list[tuple[int, float]] = field(default_factory=list)
 
 
-def causal_lm_loss(model: torch.nn.Module, window: torch.Tensor) -> torch.Tensor:
+def causal_lm_loss(model: torch.nn.Module, window: torch.Tensor, parts: str = "torch") -> torch.Tensor:
     """Mean cross-entropy of predicting token t+1 from tokens ≤ t.
 
     Args:
         model: Maps ids (B, T) to logits (B, T, V), as gpt.GPT does.
         window: (B, T+1) int64; inputs are window[:, :-1], targets window[:, 1:].
+        parts: "torch" for F.cross_entropy, "hand" for workbench_engines.optim.loss.cross_entropy.
 
     Returns:
         A 0-d float32 loss (computed in float32 even under autocast).
     """
     logits = model(window[:, :-1])  # (B, T, V)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), window[:, 1:].reshape(-1))
+    flat, targets = logits.reshape(-1, logits.shape[-1]).float(), window[:, 1:].reshape(-1)  # (B·T, V), (B·T,)
+    if parts == "hand":
+        from workbench_engines.optim.loss import cross_entropy
+
+        return cross_entropy(flat, targets)
+    return F.cross_entropy(flat, targets)
 
 
 @torch.no_grad()
@@ -188,13 +195,38 @@ def evaluate(model: torch.nn.Module, data: TokenData, seq_len: int, windows: int
     return float(np.average(losses, weights=sizes))
 
 
-def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW (Loshchilov & Hutter, 2019) over two parameter groups, with and without weight decay."""
+def _optimizer(model: torch.nn.Module, config: TrainConfig):
+    """AdamW (Loshchilov & Hutter, 2019) over two parameter groups, with and without weight decay: torch's, or
+    workbench_engines.optim.adamw.AdamW for parts="hand" (the same state-dict layout, so checkpoints cross over)."""
     # Decay matrices only; norms' gains (1-D) are left alone, as in GPT-2 and Llama.
     decay = [p for p in model.parameters() if p.ndim >= 2]
     other = [p for p in model.parameters() if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    if config.parts == "hand":
+        from workbench_engines.optim.adamw import AdamW
+
+        return AdamW(groups, lr=config.lr, betas=config.betas)
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+
+
+def _clip(model: torch.nn.Module, config: TrainConfig) -> float:
+    """Clip the gradients' global norm to config.grad_clip (when set) and return the norm before clipping."""
+    if config.parts == "hand":
+        from workbench_engines.optim.clip import clip_grad_norm, global_norm
+
+        if config.grad_clip is None:
+            return global_norm(p.grad for p in model.parameters() if p.grad is not None)
+        return clip_grad_norm(model.parameters(), config.grad_clip)
+    if config.grad_clip is not None:
+        return float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+    return float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()
+                                                       if p.grad is not None])))
+
+
+def _comparable(config: dict) -> dict:
+    """A saved or current TrainConfig as a dict, without ``parts``: either parts resume the other's checkpoint
+    (the same optimizer state layout, the same arithmetic), and checkpoints from before the switch still resume."""
+    return {key: value for key, value in config.items() if key != "parts"}
 
 
 def save_checkpoint(path: Path, model, optimizer, rng: np.random.Generator, state: _State, config: TrainConfig,
@@ -242,6 +274,17 @@ def load_checkpoint(path: Path) -> dict:
         raise EngineError(f"{path}: not a readable checkpoint ({exc})") from exc
 
 
+def _stop_if_not_finite(what: str, value: float, step: int) -> None:
+    """Raise EngineError naming the step when ``value`` (a loss or a gradient norm) is nan or inf.
+
+    Raises:
+        EngineError: value is not finite.
+    """
+    if not math.isfinite(value):
+        raise EngineError(f"training diverged at step {step}: the {what} is {value}. The run stopped before taking "
+                          "that step or saving it; a lower learning rate usually helps")
+
+
 def train(
     model: torch.nn.Module,
     data: TokenData,
@@ -279,10 +322,14 @@ def train(
         The TrainResult of the whole run.
 
     Raises:
-        EngineError: the checkpoint was saved for another model or other settings.
+        EngineError: the checkpoint was saved for another model or other settings; or a micro-batch's loss or the
+            gradients' global norm is nan or inf, under either parts (the message names the step; the step is not
+            taken and no checkpoint is written for it, so the last one saved stays whole).
         Cancelled: should_stop() returned True.
     """
     model_config = model_config or {}
+    if loss_fn is causal_lm_loss:
+        loss_fn = partial(causal_lm_loss, parts=config.parts)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     optimizer = _optimizer(model, config)
@@ -291,7 +338,7 @@ def train(
         saved = load_checkpoint(checkpoint)
         if saved["model_config"] != model_config:
             raise EngineError(f"{checkpoint}: saved for model {saved['model_config']}, not {model_config}")
-        if saved["train_config"] != asdict(config):
+        if _comparable(saved["train_config"]) != _comparable(asdict(config)):
             raise EngineError(f"{checkpoint}: saved with training settings {saved['train_config']}, not these")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -305,6 +352,7 @@ def train(
     tokens = 0
 
     def save() -> None:
+        """Write the checkpoint, when a path was given (atomically: see ``save_checkpoint``)."""
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, rng, state, config, model_config)
 
@@ -323,13 +371,12 @@ def train(
             window = torch.from_numpy(data.windows("train", rng, config.batch_size, config.seq_len).astype(np.int64))
             with torch.autocast(device, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
                 loss = loss_fn(model, window)
+            value = loss.item()
+            _stop_if_not_finite("loss", value, state.step + 1)  # before backward, the step and any checkpoint
             (loss / config.accumulation).backward()  # the summed gradients are then a mean
-            loss_sum += loss.item()
-        if config.grad_clip is not None:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
-        else:
-            grad_norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()
-                                                                    if p.grad is not None])))
+            loss_sum += value
+        grad_norm = _clip(model, config)
+        _stop_if_not_finite("gradients' global norm", grad_norm, state.step + 1)
         optimizer.step()
         state.step += 1
         step_tokens = config.batch_size * config.seq_len * config.accumulation

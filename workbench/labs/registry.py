@@ -396,6 +396,75 @@ INTERP_LABS = [
             "workbench.labs.interp_probe_labs:AttributionLab"),
 ]
 
+FINETUNE_LABS = [
+    # fine-tuning: the optimiser and the loss by hand (optim_labs)
+    LabSpec("ft.by_hand", "Training on torch's parts and on ours",
+            "A 2-layer GPT trained on the plays twice with one seed: torch's cross-entropy, AdamW and clipping, then "
+            "the hand-written ones; both loss curves, their largest difference, and a race of the parts.",
+            {"steps": Param("int", default=40, min=5, max=500, help="training steps per run"),
+             "lr": Param("float", default=5e-3, min=1e-5, max=1.0, help="peak learning rate"),
+             "clip": Param("float", default=1.0, min=0.0, max=100.0, help="global-norm clipping threshold (0: none)")},
+            "workbench.labs.optim_labs:OptimiserByHandLab"),
+    # fine-tuning: a classifier three ways (classifier_labs)
+    LabSpec("ft.classifier", "A sentiment classifier three ways",
+            "Fine-tune all-MiniLM-L6-v2 on human-rated movie snippets three ways (the head alone, LoRA on W_q and "
+            "W_v, every weight) and watch accuracy, macro-F1, seconds and trainable parameters fill in beside the "
+            "lexicon judge.",
+            {"train": Param("int", default=400, min=8, max=8_000, help="training sentences"),
+             "held_out": Param("int", default=200, min=8, max=2_605, help="held-out sentences scored"),
+             "rank": Param("int", default=8, min=1, max=384, help="LoRA's rank r"),
+             "steps": Param("int", default=20, min=1, max=1_000, help="AdamW steps per regime, 16 sentences each")},
+            "workbench.labs.classifier_labs:ClassifierLab", needs=("minilm", "sentiment")),
+    # fine-tuning: LoRA and the rank sweep, full vs PEFT memory (lora_labs)
+    LabSpec(
+        "ft.lora_sweep",
+        "LoRA's rank sweep against full fine-tuning",
+        "Adapt the small GPT to one genre with LoRA at ranks 1-64 and with every weight; loss on held-out plays.",
+        {"genre": Param("str", default="histories", choices=("comedies", "tragedies", "histories"),
+                        help="the genre folder to adapt to"),
+         "steps": Param("int", default=30, min=1, max=400, help="AdamW steps per regime"),
+         "targets": Param("str", default="all linear", choices=("query, value", "attention", "all linear"),
+                          help="which linear layers of each block get an adapter"),
+         "full": Param("bool", default=True, help="also fine-tune every weight"),
+         "seed": Param("int", default=0, min=0, max=2**31 - 1, help="draws A and the batches")},
+        "workbench.labs.lora_labs:LoraSweepLab",
+    ),
+    LabSpec(
+        "ft.peft_memory",
+        "What full fine-tuning costs against LoRA",
+        "Bytes of weights, gradients and AdamW state from a model's shapes: Llama-2-7B, MiniLM, the small GPT.",
+        {"model": Param("str", default="Llama-2-7B", choices=("Llama-2-7B", "MiniLM-L6", "small GPT"),
+                        help="starting model"),
+         "rank": Param("int", default=8, min=1, max=1024, help="starting LoRA rank"),
+         "targets": Param("str", default="query, value", choices=("query, value", "attention", "all linear"),
+                          help="starting target set"),
+         "precision": Param("str", default="mixed", choices=("mixed", "fp32"), help="starting precision")},
+        "workbench.labs.lora_labs:PeftMemoryLab",
+    ),
+    # alignment: reward models, DPO, best-of-n (alignment_labs)
+    LabSpec("align.reward", "A Bradley–Terry reward model",
+            "Continuations of the plays' lines sampled from the small GPT and labelled by the lexicon judge; a reward "
+            "model on MiniLM's embeddings of them (or the GPT's states) trained live, its held-out accuracy, and the "
+            "reward of your own text.",
+            {"prompts": Param("int", default=384, min=16, max=1200, help="prompts from the held-out plays"),
+             "steps": Param("int", default=300, min=10, max=3000, help="Adam steps of the reward head"),
+             "features": Param("str", default="minilm", choices=("minilm", "gpt"),
+                               help="what the head reads: MiniLM's sentence embedding or the small GPT's states"),
+             "text": Param("str", default=" my sweet love, how happy and glad I am", max_len=300,
+                           help="the continuation first in the box")},
+            "workbench.labs.alignment_labs:RewardLab", needs=("minilm", "sentiment")),
+    LabSpec("align.dpo", "DPO on the small GPT",
+            "Direct Preference Optimisation live: the loss from ln 2, the implicit reward margin and the KL to the "
+            "frozen reference; then the judge's scores of the policy's samples against best-of-n with the reward "
+            "model.",
+            {"beta": Param("float", default=0.1, choices=(0.1, 0.5), help="β, the first one run"),
+             "steps": Param("int", default=60, min=1, max=1000, help="DPO steps of 16 pairs"),
+             "best_of": Param("int", default=4, min=1, max=16, help="n of the best-of-n baseline"),
+             "prompts": Param("int", default=384, min=16, max=1200, help="prompts from the held-out plays")},
+            "workbench.labs.alignment_labs:DPOLab", needs=("minilm", "sentiment")),
+]
+
+
 EMBEDDING_LABS = [
     # embeddings: one-hot, word2vec, GloVe (word_vector_labs)
     LabSpec("emb.one_hot", "One-hot codes against dense vectors",
@@ -515,6 +584,7 @@ LABS: dict[str, LabSpec] = {
         *LLM_LABS,
         *INTERP_LABS,
         *EMBEDDING_LABS,
+        *FINETUNE_LABS,
         LabSpec(
             "attention.by_hand",
             "Attention for one query, by hand",
