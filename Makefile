@@ -47,7 +47,8 @@ TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(getattr(os, 'sched_ge
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: lint
-	$(PYTEST)
+	# The 25 slowest tests are listed at the end: where to look when the suite outgrows its ten minutes.
+	$(PYTEST) --durations=25
 	# The reference path must keep working without the C build: every test but the slow ones
 	# (whose reference halves ran above), with those marked native skipped, saying why.
 	WB_DISABLE_NATIVE=1 $(PYTEST) -q -p no:cacheprovider -m "not slow and not no_c_path"

@@ -346,9 +346,10 @@ def train_dpo(train, test, settings: DPOSettings = DPOSettings(), *, reference=N
         reference = shipped.model if reference is None else reference
         tokenizer = shipped.tokenizer if tokenizer is None else tokenizer
     started = time.perf_counter()
+    # The reference is only read, under no_grad, and is usually the shipped model every lab shares (loaded once
+    # per process): its requires_grad flags are left as they are, or any later fine-tuning of it would find
+    # nothing to train.
     reference.eval()
-    for p in reference.parameters():
-        p.requires_grad_(False)
     policy = copy.deepcopy(reference)
     for p in policy.parameters():
         p.requires_grad_(True)
