@@ -36,7 +36,9 @@ def test_llama_2_7b_has_its_published_parameter_count():
 def test_the_small_gpt_shape_matches_the_shipped_model_and_apply_lora(rng):
     from workbench_engines.models.small_gpt import load
 
-    model = load("target").model
+    # A copy with every weight trainable: the cached shipped model is shared, and a teacher or reference elsewhere
+    # in the process may have frozen it.
+    model = copy.deepcopy(load("target").model).requires_grad_(True)
     shape = small_gpt()
     assert shape.parameters == model.parameter_count()
     for preset, targets in shape.target_presets.items():
