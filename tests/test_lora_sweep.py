@@ -74,7 +74,7 @@ def test_the_base_model_is_left_unchanged():
 
 def test_cancel_stops_the_sweep():
     class Stop(Exception):
-        pass
+        """Raised by the progress callback: the learner's cancel."""
 
     calls = []
 

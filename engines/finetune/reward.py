@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -160,14 +161,12 @@ def features(model, prompts: Sequence[Sequence[int]], continuations: Sequence[Se
 
 def _read_cache(path: Path) -> None:
     """Put the embeddings a file of :func:`_write_cache` holds into the process's memory; a bad file is ignored."""
-    try:
+    with suppress(OSError, ValueError, KeyError):  # a missing or damaged cache is rebuilt by embedding again
         with np.load(path, allow_pickle=False) as data:
             texts, vectors = data["texts"], data["vectors"]
         if len(texts) == len(vectors):
             for text, vector in zip(texts.tolist(), vectors):
                 _EMBEDDED.setdefault(text, vector)
-    except (OSError, ValueError, KeyError):
-        pass
 
 
 def _write_cache(path: Path, texts: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import suppress
 from typing import Any
 
 import numpy as np
@@ -139,11 +140,9 @@ def adamw_case(model: dict, rng: np.random.Generator) -> Case:
         return optimizer, params
 
     kinds = {"ours 1T": ("ours", "hand"), "torch 1T": ("torch", "torch")}
-    try:
+    with suppress(RuntimeError, TypeError):  # a torch without the CPU fused kernel races without that row
         build("fused")
         kinds["torch fused 1T"] = ("fused", "torch")
-    except (RuntimeError, TypeError):  # a torch without the CPU fused kernel
-        pass
 
     def inputs() -> dict[str, tuple[Any, list[Any]]]:
         """A freshly built (optimizer, parameters) for every contender, so each times the same first step."""
