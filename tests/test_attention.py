@@ -60,6 +60,52 @@ def test_native_matches_torch_on_random_shapes(lq, extra, heads, d, causal, wind
         np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
 
 
+# The flash kernel's register blocking has edges on every axis: queries fewer
+# than a vector (4, 8 or 16 lanes) go through dot products, rows in groups of 6
+# with a tail of 1 to 5, head dimensions in chunks of 64 with a remainder, value
+# dimensions in panels of 8 to 64 floats with a narrower last one or none.
+BLOCKING_EDGES = [
+    (1, 2, 1, 3, 70, 64, 64),     # fewer queries than a vector
+    (1, 2, 2, 70, 70, 64, 64),    # 64 + 6 queries: a second block of 6, lanes padded
+    (1, 2, 2, 64, 200, 130, 24),  # d in chunks 64, 64, 2; dv a whole number of 8 lanes, not of 16
+    (1, 1, 1, 50, 50, 16, 40),    # dv = 40: five 8-float lanes, a narrow last panel
+    (1, 1, 1, 33, 33, 128, 72),   # dv = 72
+]
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("shape", BLOCKING_EDGES, ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_blocking_edges_match_float64(rng, shape, causal):
+    q, k, v = qkv(rng, *shape)
+    expected = attention(*(x.astype(np.float64) for x in (q, k, v)), causal=causal)
+    got = attention(q, k, v, causal=causal, backend="native", kernel="flash", threads=1)
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.native
+def test_flash_propagates_nan_instead_of_dropping_it(rng):
+    """A NaN query row comes out NaN and leaves the other rows alone; a NaN value reaches every query that sees its
+    key (whether the queries before it, with weight exactly 0, get 0 x NaN depends on the kernel, as in torch)."""
+    q, k, v = qkv(rng, 1, 1, 1, 80, 80, 64)
+    q[0, 0, 5, 3] = np.nan
+    got = attention(q, k, v, causal=True, backend="native", kernel="flash", threads=1)
+    assert np.flatnonzero(np.isnan(got[0, 0]).any(axis=1)).tolist() == [5]
+    assert np.isnan(got[0, 0, 5]).all()
+    q[0, 0, 5, 3] = 0.0
+    v[0, 0, 40, 7] = np.nan
+    got = attention(q, k, v, causal=True, backend="native", kernel="flash", threads=1)
+    assert np.isnan(got[0, 0, 40:, 7]).all()
+    assert np.isfinite(np.delete(got[0, 0], 7, axis=1)).all()
+
+
+@pytest.mark.native
+def test_flash_names_its_register_blocking():
+    from workbench_engines.attention.native import SIMD_PATHS, simd_path
+
+    assert simd_path() in SIMD_PATHS
+
+
 @pytest.mark.parametrize("backend, kernel", [("reference", "flash"), *BACKENDS])
 def test_causal_outputs_ignore_the_future(rng, backend, kernel):
     q, k, v = qkv(rng, 1, 4, 2, 40, 40, 32)

@@ -78,9 +78,20 @@ async def in_flight(pilot, lab: Lab) -> threading.Event:
     return release
 
 
+def probe_left_uncomputed(probe_id: str, params: dict, cancelled) -> None:
+    """What compute_cancellable returns for a probe cancelled before its answer came: nothing, and no thread left.
+
+    The walk below shows some sixty quiz questions beside the labs; their answers (a GPTQ run, an HNSW build
+    over 10,000 vectors, probes trained on the small GPT) have no key in the footer, yet each one computed on in a
+    thread after its lesson closed, and every redraw of the walk waited for the process to go idle under them.
+    """
+    return None
+
+
 @pytest.mark.slow
-async def test_every_lab_step_footer_fits_at_80_columns_idle_and_during_a_run(tmp_path):
+async def test_every_lab_step_footer_fits_at_80_columns_idle_and_during_a_run(tmp_path, monkeypatch):
     """Each lab of each lesson, focused, idle and with a run in flight ("x Cancel" first): no footer key is cut."""
+    monkeypatch.setattr("workbench.widgets.question.compute_cancellable", probe_left_uncomputed)
     app = WorkbenchApp(store_path=tmp_path / "p.db")
     cut: list[tuple] = []
     labs_seen, held, shown = 0, set(), set()
@@ -96,13 +107,18 @@ async def test_every_lab_step_footer_fits_at_80_columns_idle_and_during_a_run(tm
                 shown |= labs
             if lesson.broken or not lab_steps:
                 continue
+            # Opened where a learner who left at the first lab step resumes (the step 0 before it is not drawn);
+            # open_lesson closes the last lesson itself, so the catalog is not drawn between lessons either.
+            app.store.mark_step(lesson.id, lab_steps[0], len(lesson.steps))
             app.open_lesson(lesson.id)
             await pilot.pause()
+            assert app.screen.step == lab_steps[0]
             for step in lab_steps:
-                await pilot.pause()  # the last step's widgets are mounted before this step replaces them
-                app.screen.step = step
-                app.screen.show_step()
-                await pilot.pause()
+                if step != app.screen.step:
+                    await pilot.pause()  # the last step's widgets are mounted before this step replaces them
+                    app.screen.step = step
+                    app.screen.show_step()
+                    await pilot.pause()
                 for lab in app.screen.query(Lab):
                     labs_seen += 1
                     lab.focus()
@@ -122,8 +138,6 @@ async def test_every_lab_step_footer_fits_at_80_columns_idle_and_during_a_run(tm
                     if hidden := cut_keys(app.screen):
                         cut.append((lesson.id, step, lab.spec.id, "running", hidden, items))
                     release.set()
-            app.screen.action_leave()
-            await pilot.pause()
         for worker in list(app.workers):
             worker.cancel()
     assert labs_seen > 30

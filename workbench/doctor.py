@@ -175,7 +175,16 @@ def report() -> list[tuple[str, list[tuple[str, str]]]]:
             kernels = f"{path} ({SIMD_PATHS.get(path, 'unknown')})"
         except AttributeError:  # a library built before wb_quant.c existed
             kernels = "not in this build: reinstall to compile native/src/wb_quant.c"
-        native += [("flags", status.build_info), ("library", status.path or ""), ("quant kernels", kernels)]
+        from workbench_engines.attention.native import SIMD_PATHS as ATTENTION_PATHS
+        from workbench_engines.attention.native import simd_path as attention_path
+
+        try:
+            attention = attention_path()
+            attention = f"{attention} ({ATTENTION_PATHS.get(attention, 'unknown')})"
+        except AttributeError:  # a library built before the flash kernel named its path
+            attention = "not in this build: reinstall to compile native/src/wb_attention.c"
+        native += [("flags", status.build_info), ("library", status.path or ""), ("quant kernels", kernels),
+                   ("attention kernels", attention)]
     else:
         native.append(("why", status.error or ""))
     from workbench.curriculum.loader import default_root

@@ -15,6 +15,20 @@ from workbench_engines.attention import validated
 from workbench_engines.nativelib import check_status, check_threads, native
 
 
+SIMD_PATHS = {
+    "avx512": "AVX-512: 16-float registers, micro-kernels 6 rows x 4 registers (32 zmm)",
+    "avx2": "AVX2: 8-float registers, micro-kernels 6 rows x 2 registers (16 ymm)",
+    "sse": "SSE: 4-float registers, micro-kernels 6 rows x 2 registers (portable build)",
+}
+"""The register blockings wb_attention.c's flash kernel can be built with, as wb_attention_simd_path() names them."""
+
+
+def simd_path() -> str:
+    """Which blocking this build's flash kernel compiled: "avx512", "avx2" or "sse"."""
+    module = native()
+    return module.ffi.string(module.lib.wb_attention_simd_path()).decode()
+
+
 def kernel_id(lib, kernel: str) -> int:
     """wb_attention.h's WB_ATTN_NAIVE or WB_ATTN_FLASH for "naive" or "flash"."""
     return getattr(lib, f"WB_ATTN_{kernel.upper()}")

@@ -128,10 +128,20 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "workbench_engines.softmax.bench:cases",
         ),
         BenchmarkSpec(
+            "machine",
+            "This machine's roofline: fp32 FMA peak (our register-resident chains and torch's matmul; bf16 where the "
+            "CPU has it) and memory bandwidth (STREAM triad, read), at 1 and all threads, with the vector paths "
+            "compiled and the ridge point between the ceilings",
+            "workbench_engines.profiling.machine:cases",
+            "workbench_engines.profiling.machine:summary",
+        ),
+        BenchmarkSpec(
             "attention",
-            "Attention forward, fp32, batch 1, 8 heads, dim 64: native naive and flash vs torch SDPA vs NumPy; "
-            "with a GPU also bf16 CUDA flash and naive vs torch SDPA",
+            "Attention forward, fp32, batch 1, 8 heads, dim 64 (and 128): native naive and flash vs torch SDPA vs "
+            "NumPy, beside torch's fp32 matmul rate in the same run (goals: flash >= 1.2x torch SDPA and >= 75% of "
+            "the matmul rate at seq >= 2048); with a GPU also bf16 CUDA flash and naive vs torch SDPA",
             "workbench_engines.attention.bench:cases",
+            "workbench_engines.attention.bench:summary",
         ),
         BenchmarkSpec(
             "attention-gpu",
@@ -265,21 +275,30 @@ def one_blas_thread() -> Iterator[None]:
         teardown()
 
 
+VECTOR_UNITS = (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("VNNI", "avx512_vnni"), ("BF16", "avx512_bf16"),
+                ("AMX", "amx_tile"))
+"""(name, /proc/cpuinfo flag) of the vector units a table's footer names."""
+
+
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields of Linux's /proc/cpuinfo ("model name", "flags", ...); empty elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return {}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in fields.items()}
+
+
 def cpu_model() -> str:
     """The processor's name and its widest vector units (Linux /proc/cpuinfo; the architecture elsewhere).
 
     Figures from one session's machine differ from the next one's: a note that
     quotes a table says which CPU printed it.
     """
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    fields = cpu_fields()
     flags = set(fields.get("flags", "").split())
-    units = [name for name, flag in (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("VNNI", "avx512_vnni"),
-                                     ("BF16", "avx512_bf16"), ("AMX", "amx_tile")) if flag in flags]
+    units = [name for name, flag in VECTOR_UNITS if flag in flags]
     name = fields.get("model name") or platform.processor() or platform.machine()
     return f"{name} ({', '.join(units)})" if units else name
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "wb_attention.h"
+#include "wb_roofline.h"
 #include "wb_bpe.h"
 #include "wb_expf.h"
 #include "wb_hnsw.h"
@@ -128,6 +129,67 @@ static void test_attention(void)
     expect("attention size overflow", wb_attention_forward_f32(out, q, k, v, INT64_C(1) << 40, 1 << 20, 1, 1 << 20, 1,
                                                                4, 4, 1.0f, 0, 0, NULL, WB_ATTN_FLASH, ws1, 1, 1),
            WB_ERR_TOO_LARGE);
+}
+
+/* The flash kernel's register-blocked path needs at least a vector of queries:
+ * 70 of them (a block of 64 and a tail of 6), 133 keys, a head dimension of 72
+ * (a chunk of 64 and 8 more; 9 AVX2 vectors, a partial panel), causal, windowed
+ * and padded, with the workspace sized exactly. */
+static void test_attention_tiles(void)
+{
+    enum { H = 2, KVH = 1, LQ = 70, LK = 133, D = 72 };
+    float *q = malloc(sizeof(float) * H * LQ * D), *k = malloc(sizeof(float) * KVH * LK * D);
+    float *v = malloc(sizeof(float) * KVH * LK * D), *out = malloc(sizeof(float) * H * LQ * D);
+    for (int i = 0; i < H * LQ * D; i++)
+        q[i] = (float)(i % 7) * 0.25f - 0.75f;
+    for (int i = 0; i < KVH * LK * D; i++) {
+        k[i] = (float)(i % 5) * 0.5f - 1.0f;
+        v[i] = (float)(i % 11) - 5.0f;
+    }
+    uint8_t mask[LK];
+    for (int j = 0; j < LK; j++)
+        mask[j] = (uint8_t)(j % 4 != 1);
+    int64_t floats = wb_attention_workspace_f32(WB_ATTN_FLASH, LQ, LK, D, D, 2);
+    float *ws = malloc((size_t)floats * sizeof *ws);
+    for (int causal = 0; causal <= 1; causal++)
+        for (int window = 0; window <= 9; window += 9) {
+            expect("attention tiles", wb_attention_forward_f32(out, q, k, v, 1, H, KVH, LQ, LK, D, D, 0.125f, causal,
+                                                               window, causal ? NULL : mask, WB_ATTN_FLASH, ws,
+                                                               floats, 2), WB_OK);
+            int finite = 1;
+            for (int i = 0; i < H * LQ * D; i++)
+                finite &= isfinite(out[i]);
+            expect_true("attention tiles finite", finite);
+        }
+    free(ws);
+    free(q);
+    free(k);
+    free(v);
+    free(out);
+}
+
+static void test_roofline(void)
+{
+    float sums[2], a[37], b[37], c[37], total = 0.0f;
+    for (int i = 0; i < 37; i++)
+        b[i] = c[i] = 1.0f;
+    expect("fma chains", wb_roofline_fma_f32(sums, 1000, 2), WB_OK);
+    expect_true("fma chains agree", sums[0] == sums[1] && isfinite(sums[0]));
+    expect("fma zero steps", wb_roofline_fma_f32(sums, 0, 1), WB_OK);
+    expect("fma negative steps", wb_roofline_fma_f32(sums, -1, 1), WB_ERR_BAD_SIZE);
+    expect("fma null", wb_roofline_fma_f32(NULL, 10, 1), WB_ERR_NULL_POINTER);
+    expect("triad", wb_roofline_triad_f32(a, b, c, 2.0f, 37, 2), WB_OK);
+    expect_true("triad value", a[0] == 3.0f && a[36] == 3.0f);
+    expect("triad empty", wb_roofline_triad_f32(a, b, c, 2.0f, 0, 1), WB_OK);
+    expect("triad negative", wb_roofline_triad_f32(a, b, c, 2.0f, -1, 1), WB_ERR_BAD_SIZE);
+    expect("read", wb_roofline_read_f32(&total, b, 37, 2), WB_OK);
+    expect_true("read value", total == 37.0f);
+    expect("read null", wb_roofline_read_f32(&total, NULL, 37, 1), WB_ERR_NULL_POINTER);
+    for (int t = 0; t < N_BAD_THREADS; t++) {
+        expect("fma bad threads", wb_roofline_fma_f32(sums, 10, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+        expect("triad bad threads", wb_roofline_triad_f32(a, b, c, 1.0f, 37, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+        expect("read bad threads", wb_roofline_read_f32(&total, b, 37, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+    }
 }
 
 static void test_sampling(void)
@@ -550,6 +612,8 @@ int main(void)
     test_expf();
     test_softmax();
     test_attention();
+    test_attention_tiles();
+    test_roofline();
     test_sampling();
     test_moe();
     test_paged();

@@ -24,8 +24,9 @@
  *         half the work. The workspace is a few tiles per thread, whatever
  *         the sequence length.
  *
- * Inner loops run over contiguous rows (a transposed key tile for the
- * scores, value rows for the output) so that GCC vectorises them.
+ * The flash kernel's products are register-blocked micro-kernels on GCC's
+ * generic vectors, sized to the target's registers (see "flash" below);
+ * wb_attention_simd_path() names the blocking this build compiled.
  */
 #include <math.h>
 #include <stdint.h>
@@ -38,6 +39,7 @@
 #include "wb_attention.h"
 #include "wb_checked.h"
 #include "wb_expf.h"
+#include "wb_simd.h"
 #include "wb_status.h"
 
 #define BR WB_ATTN_FLASH_BLOCK_Q
@@ -143,193 +145,285 @@ static void naive_head(float *o, const float *q, const float *k, const float *v,
 
 /* ---- flash -------------------------------------------------------------- */
 
-/* Sixteen floats as one value: a zmm register with AVX-512, two ymm with AVX2
- * (GCC's generic vector extension, lowered for whatever -march allows). */
-typedef float v16 __attribute__((vector_size(64)));
-#define NV (BC / 16)
+/* One native SIMD register of floats (wb_simd.h: exactly one zmm, ymm or
+ * xmm), and how many of them the micro-kernels keep side by side: 4 with
+ * AVX-512's 32 registers, 2 with the 16 of AVX2 or SSE. An earlier 16-float
+ * type took two ymm registers on AVX2, GCC kept the accumulators in memory,
+ * and the kernel ran at 7 GFLOP/s (a tenth of torch) on a Zen 3. */
+#define VW WB_VW
+#define NS (WB_VREGS == 32 ? 4 : 2)
+/* Key (score) or query (output) rows per micro-kernel call: 6 x NS
+ * accumulators + NS loads + 1 broadcast fit the register file. */
+#define ROWS 6
+#define PW (VW * NS) /* queries (or value columns) per micro-kernel call */
+#define DC 64        /* head-dimension chunk of the score product */
 
-static inline v16 load16(const float *p)
+/* Queries along the vector lanes: PW queries (one micro-kernel's width) form
+ * a panel. The query block is transposed once, pre-scaled, into panels
+ * qt[p][t][x] = scale q[PW p + x][t] (d x PW each, contiguous); the scores of
+ * a key block are st[c][r] = sum_t k[c][t] qt[.][t][r] (BC x BR), a product
+ * whose broadcasts come straight from k's rows, so keys are never
+ * transposed. The online softmax runs down the columns of st, a query per
+ * lane, and the output o[r][.] += sum_c st[c][r] v[c][.] broadcasts st and
+ * streams a panel of v (BC x PW, copied contiguous once per key block).
+ * Panels are contiguous because rows 512 bytes apart (d = 128) fall into 8 of
+ * L1's 64 sets and evict each other; with them, and the head dimension taken
+ * in chunks of DC, d = 128 went from 69 to 75 GFLOP/s on a Zen 3.
+ * Both micro-kernels are the register blocking of a GEMM (Goto & van de
+ * Geijn, "Anatomy of high-performance matrix multiplication", 2008): ROWS
+ * broadcast rows times ns vectors of accumulators, live across the inner loop. */
+static inline __attribute__((always_inline)) void score_tile(float *st, const float *kc, int64_t ld, int64_t dn,
+                                                             const float *qt, int add, int rows, int ns)
 {
-    v16 x;
-    memcpy(&x, p, sizeof x);
-    return x;
-}
-
-static inline void store16(float *p, v16 x)
-{
-    memcpy(p, &x, sizeof x);
-}
-
-/* s[r][0..BC) = q_r . kt[.][c] for rows r0..r0+R, R <= SCORE_ROWS, and
- * o_r[0..16 nv) += sum_c p[r][c] v_c[0..16 nv) (nv <= 4; o and v rows stride
- * floats apart): register-blocked micro-kernels. The scale is applied in the
- * softmax pass, so each q element broadcasts straight from memory into an FMA.
- *
- * Two blockings, chosen by the registers the target has:
- *   AVX-512 (32 zmm): all BC columns (or 64 output columns) of SCORE_ROWS
- *     rows stay in registers, 24 accumulators, while t (or c) runs.
- *   otherwise (AVX2's 16 ymm, a v16 being two of them): one 16-column slice
- *     at a time, SCORE_ROWS x 2 accumulators + 2 for the slice + 1 broadcast.
- *     The AVX-512 blocking spilled every accumulator there: flash ran at
- *     0.05x torch SDPA on an AVX2 Zen 3, and at 0.11x with this blocking,
- *     which is a step, not yet the answer. */
-#define SCORE_ROWS 6
-#ifdef __AVX512F__
-static inline void score_rows(float *s, const float *q, int64_t d, const float *kt, int rows)
-{
-    v16 acc[SCORE_ROWS][NV] = {{{0}}};
-    for (int64_t t = 0; t < d; t++) {
-        v16 kv[NV];
-        for (int n = 0; n < NV; n++)
-            kv[n] = load16(kt + t * BC + 16 * n);
-        for (int r = 0; r < rows; r++) {
-            float a = q[r * d + t];
-            for (int n = 0; n < NV; n++)
-                acc[r][n] += a * kv[n];
+    wb_vf acc[ROWS][NS];
+    for (int c = 0; c < rows; c++)
+        for (int n = 0; n < ns; n++)
+            acc[c][n] = add ? wb_loadv(st + c * BR + VW * n) : (wb_vf){0};
+    for (int64_t t = 0; t < dn; t++) {
+        wb_vf qv[NS];
+        for (int n = 0; n < ns; n++)
+            qv[n] = wb_loadv(qt + t * PW + VW * n);
+        for (int c = 0; c < rows; c++) {
+            float a = kc[c * ld + t];
+            for (int n = 0; n < ns; n++)
+                acc[c][n] += a * qv[n];
         }
     }
-    for (int r = 0; r < rows; r++)
-        for (int n = 0; n < NV; n++)
-            store16(s + r * BC + 16 * n, acc[r][n]);
+    for (int c = 0; c < rows; c++)
+        for (int n = 0; n < ns; n++)
+            wb_storev(st + c * BR + VW * n, acc[c][n]);
 }
 
-static inline void accumulate_rows(float *o, const float *p, const float *v, int64_t stride, int64_t cols,
-                                   int rows, int nv)
+/* o[r][0 .. VW ns) = alpha[r] o[r][..] + sum_c p[c][r] vp[c][..] for ROWS or fewer rows;
+ * o's rows lie stride floats apart, vp's rows vs apart (a panel of v, or v itself), p is st (BR per key). */
+static inline __attribute__((always_inline)) void accumulate_tile(float *o, const float *alpha, const float *p,
+                                                                  const float *vp, int64_t vs, int64_t stride,
+                                                                  int64_t cols, int rows, int ns)
 {
-    v16 acc[SCORE_ROWS][4];
+    wb_vf acc[ROWS][NS];
     for (int r = 0; r < rows; r++)
-        for (int n = 0; n < nv; n++)
-            acc[r][n] = load16(o + r * stride + 16 * n);
+        for (int n = 0; n < ns; n++)
+            acc[r][n] = alpha[r] * wb_loadv(o + r * stride + VW * n);
     for (int64_t c = 0; c < cols; c++) {
-        v16 vv[4];
-        for (int n = 0; n < nv; n++)
-            vv[n] = load16(v + c * stride + 16 * n);
+        wb_vf vv[NS];
+        for (int n = 0; n < ns; n++)
+            vv[n] = wb_loadv(vp + c * vs + VW * n);
         for (int r = 0; r < rows; r++) {
-            float w = p[r * BC + c];
-            for (int n = 0; n < nv; n++)
+            float w = p[c * BR + r];
+            for (int n = 0; n < ns; n++)
                 acc[r][n] += w * vv[n];
         }
     }
     for (int r = 0; r < rows; r++)
-        for (int n = 0; n < nv; n++)
-            store16(o + r * stride + 16 * n, acc[r][n]);
+        for (int n = 0; n < ns; n++)
+            wb_storev(o + r * stride + VW * n, acc[r][n]);
 }
-#else
-static inline void score_rows(float *s, const float *q, int64_t d, const float *kt, int rows)
+
+/* Constant arguments for the common shapes, so that GCC unrolls the loops
+ * above and keeps every accumulator in a register (the kernels are forced
+ * inline: a shared out-of-line copy lost the constants and ran 1.5x slower). */
+static void scores(float *st, const float *kc, int64_t ld, int64_t dn, const float *qt, int add, int rows, int ns)
 {
-    for (int n = 0; n < NV; n++) {
-        v16 acc[SCORE_ROWS] = {{0}};
-        for (int64_t t = 0; t < d; t++) {
-            v16 kv = load16(kt + t * BC + 16 * n);
-            for (int r = 0; r < rows; r++)
-                acc[r] += q[r * d + t] * kv;
+    if (rows == ROWS && ns == NS)
+        score_tile(st, kc, ld, dn, qt, add, ROWS, NS);
+    else if (rows == ROWS)
+        score_tile(st, kc, ld, dn, qt, add, ROWS, 1);
+    else if (rows == 4 && ns == NS) /* 64 keys = 10 x 6 + 4 */
+        score_tile(st, kc, ld, dn, qt, add, 4, NS);
+    else
+        score_tile(st, kc, ld, dn, qt, add, rows, ns);
+}
+
+static void accumulate(float *o, const float *alpha, const float *p, const float *v, int64_t vs, int64_t stride,
+                       int64_t cols, int rows, int ns)
+{
+    if (rows == ROWS && ns == NS)
+        accumulate_tile(o, alpha, p, v, vs, stride, cols, ROWS, NS);
+    else if (rows == 4 && ns == NS)
+        accumulate_tile(o, alpha, p, v, vs, stride, cols, 4, NS);
+    else if (rows == 1 && ns == NS) /* decoding: one query */
+        accumulate_tile(o, alpha, p, v, vs, stride, cols, 1, NS);
+    else
+        accumulate_tile(o, alpha, p, v, vs, stride, cols, rows, ns);
+}
+
+/* a . b with four vector accumulators (one would wait on the last FMA's
+ * latency at every step), for the few-query blocks of decoding. */
+static float dot_lanes(const float *a, const float *b, int64_t n)
+{
+    const wb_vf zero = {0};
+    wb_vf acc[4] = {zero, zero, zero, zero};
+    int64_t t = 0;
+    for (; t + 4 * VW <= n; t += 4 * VW)
+        for (int u = 0; u < 4; u++)
+            acc[u] += wb_loadv(a + t + u * VW) * wb_loadv(b + t + u * VW);
+    for (; t + VW <= n; t += VW)
+        acc[0] += wb_loadv(a + t) * wb_loadv(b + t);
+    wb_vf sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    float total = 0.0f;
+    for (int x = 0; x < VW; x++)
+        total += sum[x];
+    for (; t < n; t++)
+        total += a[t] * b[t];
+    return total;
+}
+
+/* st[c][r] for the block's keys j0 + c: through the micro-kernel when the
+ * block has at least a vector of queries (lanes past the last query hold
+ * zeros, whose weights no output uses), by one dot product per pair
+ * otherwise (decoding, a query at a time). */
+static void block_scores(float *st, const float *q, const float *k, const float *qt, int64_t rows, int64_t lanes,
+                         int64_t j0, int64_t cols, int64_t d, float scale)
+{
+    if (rows < VW) {
+        for (int64_t c = 0; c < cols; c++)
+            for (int64_t r = 0; r < lanes; r++)
+                st[c * BR + r] = r < rows ? scale * dot_lanes(q + r * d, k + (j0 + c) * d, d) : 0.0f;
+        return;
+    }
+    /* The head dimension in chunks of DC, as a GEMM blocks its inner
+     * dimension: a panel of qt and the block's keys then fit in L1 together
+     * (at d = 128 they did not, and the broadcasts waited on L2). */
+    for (int64_t t0 = 0; t0 < d; t0 += DC) {
+        int64_t dn = d - t0 < DC ? d - t0 : DC;
+        for (int64_t r0 = 0; r0 < lanes; r0 += PW) {
+            int ns = lanes - r0 < PW ? (int)((lanes - r0) / VW) : NS;
+            for (int64_t c0 = 0; c0 < cols; c0 += ROWS) {
+                int n = cols - c0 < ROWS ? (int)(cols - c0) : ROWS;
+                scores(st + c0 * BR + r0, k + (j0 + c0) * d + t0, d, dn, qt + r0 * d + t0 * PW, t0 > 0, n, ns);
+            }
         }
-        for (int r = 0; r < rows; r++)
-            store16(s + r * BC + 16 * n, acc[r]);
     }
 }
 
-static inline void accumulate_rows(float *o, const float *p, const float *v, int64_t stride, int64_t cols,
-                                   int rows, int nv)
+/* Lane by lane, yes where mask is all ones, no where it is 0 (a vector compare's result). */
+static inline wb_vf vselect(wb_vi mask, wb_vf yes, wb_vf no)
 {
-    for (int n = 0; n < nv; n++) {
-        v16 acc[SCORE_ROWS];
-        for (int r = 0; r < rows; r++)
-            acc[r] = load16(o + r * stride + 16 * n);
+    return (wb_vf)((mask & (wb_vi)yes) | (~mask & (wb_vi)no));
+}
+
+/* e^x for x <= 0, -inf or NaN, a register at a time: wb_expf.h's Cephes
+ * polynomial without the clamp above (a softmax shifted by its maximum never
+ * needs it). NaN stays NaN through the polynomial; below the range, and at
+ * -inf, the result is 0. */
+static inline wb_vf vexp_nonpositive(wb_vf x)
+{
+    const float lo = -87.3365478515625f, log2e = 1.44269504088896341f;
+    const float c1 = 0.693359375f, c2 = -2.12194440e-4f, magic = 12582912.0f;
+    const wb_vf zero = {0};
+    wb_vi under = x < lo;
+    wb_vf xc = vselect(under, zero + lo, x);
+    wb_vf shifted = xc * log2e + magic;
+    wb_vf n = shifted - magic;
+    wb_vf r = xc - n * c1 - n * c2;
+    wb_vf z = r * r;
+    wb_vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * z + r + 1.0f;
+    wb_vi scale = ((wb_vi)shifted - 0x4B400000 + 127) << 23;
+    return vselect(under, zero, p * (wb_vf)scale);
+}
+
+/* The online softmax over one key block, a query per lane: the running
+ * maximum m and sum l move on, st becomes e^(s - m'), and alpha = e^(m - m')
+ * is what the output must be rescaled by. A query that sees no key yet keeps
+ * m = -inf; its shift is taken as 0 so that its weights come out 0, not NaN.
+ * A NaN score is passed over by the maximum and makes its row NaN. */
+static void block_softmax(float *st, float *mrow, float *lrow, float *alpha, int64_t lanes, int64_t cols)
+{
+    for (int64_t r = 0; r < lanes; r += VW) {
+        wb_vf old = wb_loadv(mrow + r), mx = old;
         for (int64_t c = 0; c < cols; c++) {
-            v16 vv = load16(v + c * stride + 16 * n);
-            for (int r = 0; r < rows; r++)
-                acc[r] += p[r * BC + c] * vv;
+            wb_vf sc = wb_loadv(st + c * BR + r);
+            mx = vselect(sc > mx, sc, mx);
         }
-        for (int r = 0; r < rows; r++)
-            store16(o + r * stride + 16 * n, acc[r]);
+        const wb_vf zero = {0};
+        wb_vf shift = vselect(mx == -INFINITY, zero, mx), sum = zero;
+        wb_vf a = vexp_nonpositive(old - shift);
+        for (int64_t c = 0; c < cols; c++) {
+            wb_vf p = vexp_nonpositive(wb_loadv(st + c * BR + r) - shift);
+            wb_storev(st + c * BR + r, p);
+            sum += p;
+        }
+        wb_storev(alpha + r, a);
+        wb_storev(mrow + r, mx);
+        wb_storev(lrow + r, wb_loadv(lrow + r) * a + sum);
     }
 }
-#endif
 
-/* Per-thread tiles: kt (d x BC), s (BR x BC), o (BR x dv), mrow, lrow (BR). */
-static int64_t flash_tile_floats(int64_t d, int64_t dv)
+/* -inf where query i0 + r may not see key j0 + c. Plain causal masking, the
+ * common case, is a prefix of each column: the queries before the key. */
+static void mask_block(float *st, const mask_t *m, int64_t i0, int64_t rows, int64_t j0, int64_t cols)
 {
-    return d * BC + BR * BC + BR * dv + 2 * BR;
+    for (int64_t c = 0; c < cols; c++) {
+        float *sc = st + c * BR;
+        if (m->causal && m->window == 0 && m->key_mask == NULL) {
+            int64_t hidden = j0 + c - m->shift - i0; /* queries r < hidden come before key j0 + c */
+            hidden = hidden < 0 ? 0 : hidden > rows ? rows : hidden;
+            for (int64_t r = 0; r < hidden; r++)
+                sc[r] = -INFINITY;
+        } else {
+            for (int64_t r = 0; r < rows; r++)
+                if (!allowed(m, i0 + r, j0 + c))
+                    sc[r] = -INFINITY;
+        }
+    }
 }
 
 static void flash_block(float *out, const float *q, const float *k, const float *v, const mask_t *m,
                         int64_t i0, int64_t i1, int64_t d, int64_t dv, float scale, float *tile)
 {
-    float *kt = tile, *s = kt + d * BC, *o = s + BR * BC, *mrow = o + BR * dv, *lrow = mrow + BR;
-    int64_t rows = i1 - i0;
-    for (int64_t r = 0; r < rows; r++) {
+    float *qt = tile, *st = qt + d * BR, *o = st + BC * BR, *mrow = o + BR * dv, *lrow = mrow + BR,
+          *alpha = lrow + BR, *vp = alpha + BR;
+    int64_t rows = i1 - i0, lanes = (rows + VW - 1) / VW * VW;
+    const float *qb = q + i0 * d;
+    for (int64_t r = 0; r < lanes; r++) {
         mrow[r] = -INFINITY;
         lrow[r] = 0.0f;
     }
     memset(o, 0, (size_t)(rows * dv) * sizeof *o);
+    if (rows >= VW)
+        for (int64_t t = 0; t < d; t++)
+            for (int64_t r = 0; r < lanes; r++)
+                qt[r / PW * d * PW + t * PW + r % PW] = r < rows ? scale * qb[r * d + t] : 0.0f;
     int64_t lo, hi;
     key_range(m, i0, i1, &lo, &hi);
     for (int64_t j0 = lo; j0 < hi; j0 += BC) {
         int64_t j1 = j0 + BC < hi ? j0 + BC : hi, cols = j1 - j0;
-        /* kt[t][c] = k[j0 + c][t]: the scores of one query become a row update. */
-        for (int64_t c = 0; c < cols; c++)
-            for (int64_t t = 0; t < d; t++)
-                kt[t * BC + c] = k[(j0 + c) * d + t];
-        int dense = block_all_allowed(m, i0, i1, j0, j1);
-        for (int64_t r = 0; r < rows; r += SCORE_ROWS) {
-            int n = rows - r < SCORE_ROWS ? (int)(rows - r) : SCORE_ROWS;
-            if (n == SCORE_ROWS) /* a constant count lets the compiler unroll it */
-                score_rows(s + r * BC, q + (i0 + r) * d, d, kt, SCORE_ROWS);
-            else
-                score_rows(s + r * BC, q + (i0 + r) * d, d, kt, n);
-        }
-        for (int64_t r = 0; r < rows; r++) {
-            float *sr = s + r * BC;
-#pragma omp simd
-            for (int64_t c = 0; c < cols; c++)
-                sr[c] *= scale;
-            if (!dense)
+        block_scores(st, qb, k, qt, rows, lanes, j0, cols, d, scale);
+        if (!block_all_allowed(m, i0, i1, j0, j1))
+            mask_block(st, m, i0, rows, j0, cols);
+        block_softmax(st, mrow, lrow, alpha, lanes, cols);
+        const float *vb = v + j0 * dv;
+        if (dv % VW == 0) {
+            /* v's block as panels vp[c0 / PW][c][x] = v[j0 + c][c0 + x], read in
+             * one sequential pass; a panel stays in L1 while every row group
+             * reads it. A single row group (decoding) reads v where it is. */
+            int pack = rows > ROWS;
+            if (pack)
                 for (int64_t c = 0; c < cols; c++)
-                    if (!allowed(m, i0 + r, j0 + c))
-                        sr[c] = -INFINITY;
-            float mx = mrow[r];
-#pragma omp simd reduction(max : mx)
-            for (int64_t c = 0; c < cols; c++)
-                mx = sr[c] > mx ? sr[c] : mx;
-            if (mx == -INFINITY) {
-                /* Nothing visible yet for this query: its weights are all 0. */
-                memset(sr, 0, (size_t)cols * sizeof *sr);
-                continue;
-            }
-            float alpha = wb_expf(mrow[r] - mx), sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t c = 0; c < cols; c++) {
-                sr[c] = wb_expf(sr[c] - mx);
-                sum += sr[c];
-            }
-            lrow[r] = lrow[r] * alpha + sum;
-            mrow[r] = mx;
-            float *orow = o + r * dv;
-#pragma omp simd
-            for (int64_t t = 0; t < dv; t++)
-                orow[t] *= alpha;
-        }
-        if (dv % 16 == 0) {
-            for (int64_t r = 0; r < rows; r += SCORE_ROWS) {
-                int n = rows - r < SCORE_ROWS ? (int)(rows - r) : SCORE_ROWS;
-                for (int64_t c0 = 0; c0 < dv; c0 += 64) {
-                    int nv = dv - c0 < 64 ? (int)(dv - c0) / 16 : 4;
-                    float *oc = o + r * dv + c0;
-                    const float *vc = v + j0 * dv + c0;
-                    /* Constant counts let the compiler unroll the common case. */
-                    if (n == SCORE_ROWS && nv == 4)
-                        accumulate_rows(oc, s + r * BC, vc, dv, cols, SCORE_ROWS, 4);
-                    else
-                        accumulate_rows(oc, s + r * BC, vc, dv, cols, n, nv);
+                    for (int64_t t = 0; t < dv; t += VW)
+                        wb_storev(vp + t / PW * BC * PW + c * PW + t % PW, wb_loadv(vb + c * dv + t));
+            for (int64_t c0 = 0; c0 < dv; c0 += PW) {
+                int ns = dv - c0 < PW ? (int)((dv - c0) / VW) : NS;
+                const float *panel = pack ? vp + c0 * BC : vb + c0;
+                for (int64_t r = 0; r < rows; r += ROWS) {
+                    int n = rows - r < ROWS ? (int)(rows - r) : ROWS;
+                    accumulate(o + r * dv + c0, alpha + r, st + r, panel, pack ? PW : dv, dv, cols, n, ns);
                 }
             }
         } else {
             for (int64_t r = 0; r < rows; r++) {
                 float *orow = o + r * dv;
+#pragma omp simd
+                for (int64_t t = 0; t < dv; t++)
+                    orow[t] *= alpha[r];
                 for (int64_t c = 0; c < cols; c++) {
-                    float p = s[r * BC + c];
-                    const float *vj = v + (j0 + c) * dv;
+                    float p = st[c * BR + r];
+                    const float *vj = vb + c * dv;
 #pragma omp simd
                     for (int64_t t = 0; t < dv; t++)
                         orow[t] += p * vj[t];
@@ -349,6 +443,11 @@ static void flash_block(float *out, const float *q, const float *k, const float 
 
 /* ---- entry points ------------------------------------------------------- */
 
+const char *wb_attention_simd_path(void)
+{
+    return WB_SIMD_PATH;
+}
+
 int64_t wb_attention_workspace_f32(int kernel, int64_t lq, int64_t lk, int64_t d, int64_t dv, int n_threads)
 {
     if (n_threads < 1 || n_threads > WB_MAX_THREADS)
@@ -358,14 +457,19 @@ int64_t wb_attention_workspace_f32(int kernel, int64_t lq, int64_t lk, int64_t d
     if (kernel != WB_ATTN_NAIVE && kernel != WB_ATTN_FLASH)
         return WB_ERR_BAD_ARGUMENT;
     int64_t per_thread, total;
+    /* naive: the lq x lk scores; flash, per thread: qt (d x BR), st (BC x BR),
+     * o (BR x dv), m, l, alpha (BR each) and v's block as panels (BC x dv
+     * rounded up to whole panels). */
     if (kernel == WB_ATTN_NAIVE) {
         if (wb_mul_overflows(lq, lk, &per_thread))
             return WB_ERR_TOO_LARGE;
         per_thread = per_thread > 0 ? per_thread : 1;
     } else {
-        int64_t kt, o;
-        if (wb_mul_overflows(d, BC, &kt) || wb_mul_overflows(dv, BR, &o) ||
-            wb_add_overflows(kt, o + BR * BC + 2 * BR, &per_thread))
+        int64_t qt, o, dv_panels, vp, sum;
+        if (wb_mul_overflows(d, BR, &qt) || wb_mul_overflows(dv, BR, &o) ||
+            wb_add_overflows(dv, PW - 1, &dv_panels) || wb_mul_overflows(dv_panels / PW * PW, BC, &vp) ||
+            wb_add_overflows(qt, o, &sum) || wb_add_overflows(sum, vp, &sum) ||
+            wb_add_overflows(sum, BC * BR + 3 * BR, &per_thread))
             return WB_ERR_TOO_LARGE;
     }
     if (wb_mul_overflows(per_thread, n_threads, &total))

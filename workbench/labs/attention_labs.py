@@ -153,9 +153,11 @@ class FlashRaceLab(Lab):
 
         def cases():
             from workbench_engines.attention.bench import race_case
+            from workbench_engines.profiling.machine import matmul_case
 
             rng = np.random.default_rng()
-            return [race_case(seq, causal, (1,), rng) for seq in seqs]
+            # torch's fp32 matmul last: the core's multiply-add rate, for the roofline point.
+            return [race_case(seq, causal, (1,), rng) for seq in seqs] + [matmul_case((1,))]
 
         self.seqs = seqs
         """The sequence lengths of the last race, in case order."""
@@ -163,17 +165,19 @@ class FlashRaceLab(Lab):
 
     def _raced(self, result: RaceResult) -> None:
         self.result = result
-        by_case = list(result.by_case().values())
+        by_case = [case for name, case in result.by_case().items() if not name.startswith(PEAK_CASE)]
+        races = [row for case in by_case for row in case.values()]
+        peak = next((row for row in result.rows if row.case.startswith(PEAK_CASE)), None)
         # The native kernels (the lesson's naive and flash) first: where curves coincide, the first-named shows.
-        names = sorted(dict.fromkeys(row.name for row in result.rows), key=lambda name: not name.startswith("native"))
+        names = sorted(dict.fromkeys(row.name for row in races), key=lambda name: not name.startswith("native"))
         # Times span three decades: log axes drawn by hand (textual-plotext draws no lines on log scales).
         series = []
         for name in names:
             points = [(seq, case[name].wall_s) for seq, case in zip(self.seqs, by_case) if name in case]
             series.append(Series(name, [float(np.log2(s)) for s, _ in points],
                                  [float(np.log10(t * 1e3)) for _, t in points]))
-        decades = range(int(np.floor(np.log10(min(r.wall_s for r in result.rows) * 1e3))),
-                        int(np.ceil(np.log10(max(r.wall_s for r in result.rows) * 1e3))) + 1)
+        decades = range(int(np.floor(np.log10(min(r.wall_s for r in races) * 1e3))),
+                        int(np.ceil(np.log10(max(r.wall_s for r in races) * 1e3))) + 1)
         self.query_one(Figure).lines(
             "ms per forward, log scale (batch 1, 8 heads, dim 64, 1 thread)", series,
             xlabel="sequence length (log scale)",
@@ -181,7 +185,24 @@ class FlashRaceLab(Lab):
             yticks=(list(decades), [f"{10.0 ** d:g}" for d in decades]))
         self.query_one(ProfilePanel).show(result.rows, result.baselines,
                                           "the same cases as `workbench bench attention`, at one thread")
-        self.status(memory_growth(self.seqs, by_case))
+        self.status(memory_growth(self.seqs, by_case) + "\n" + roofline_point(self.seqs[-1], by_case[-1], peak))
+
+
+PEAK_CASE = "CPU peak"
+"""The name every machine-peak case starts with (workbench_engines.profiling.machine)."""
+
+
+def roofline_point(seq: int, case: dict, peak) -> str:
+    """Where the flash kernel stands at the longest sequence: its GFLOP/s as a share of torch's fp32 matmul on
+    the same core in the same run (flash attention does enough work per byte to be bound by the FMA units)."""
+    flash, sdpa = case.get("native flash 1T"), case.get("torch SDPA 1T")
+    if flash is None or peak is None or not peak.gflops:
+        return "Roofline point: needs the native flash kernel and torch's matmul in the same race."
+    text = (f"Roofline point at {seq:,} tokens: native flash {flash.gflops:.1f} GFLOP/s, "
+            f"{100 * flash.gflops / peak.gflops:.0f}% of this core's fp32 matmul ({peak.gflops:.1f} GFLOP/s)")
+    if sdpa is not None:
+        text += f"; torch SDPA {100 * sdpa.gflops / peak.gflops:.0f}%"
+    return text + "."
 
 
 def memory_growth(seqs: list[int], by_case: list[dict]) -> str:
