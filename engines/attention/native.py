@@ -19,12 +19,13 @@ SIMD_PATHS = {
     "avx512": "AVX-512: 16-float registers, micro-kernels 6 rows x 4 registers (32 zmm)",
     "avx2": "AVX2: 8-float registers, micro-kernels 6 rows x 2 registers (16 ymm)",
     "sse": "SSE: 4-float registers, micro-kernels 6 rows x 2 registers (portable build)",
+    "vec128": "128-bit vectors (NEON, or however the compiler lowers them): 4 floats, 6 rows x 2 registers",
 }
 """The register blockings wb_attention.c's flash kernel can be built with, as wb_attention_simd_path() names them."""
 
 
 def simd_path() -> str:
-    """Which blocking this build's flash kernel compiled: "avx512", "avx2" or "sse"."""
+    """Which blocking this build's flash kernel compiled: "avx512", "avx2", "sse" (x86) or "vec128" (others)."""
     module = native()
     return module.ffi.string(module.lib.wb_attention_simd_path()).decode()
 

@@ -28,7 +28,8 @@ enum { WB_ATTN_NAIVE = 0, WB_ATTN_FLASH = 1 };
 enum { WB_ATTN_FLASH_BLOCK_Q = 64, WB_ATTN_FLASH_BLOCK_K = 64 };
 
 /* The flash kernel's register blocking in this build: "avx512" (16 lanes,
- * 4 vectors wide), "avx2" (8 lanes, 2 wide) or "sse" (4 lanes, 2 wide). */
+ * 4 vectors wide), "avx2" (8 lanes, 2 wide), "sse" or "vec128" (4 lanes,
+ * 2 wide; x86 or another architecture). */
 const char *wb_attention_simd_path(void);
 int64_t wb_attention_workspace_f32(int kernel, int64_t lq, int64_t lk, int64_t d,
                                    int64_t dv, int n_threads);

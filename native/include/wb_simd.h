@@ -1,6 +1,6 @@
 /* wb_simd.h - one native vector register of floats for GCC's generic vectors (internal header).
  *
- * WB_VW floats: 16 with AVX-512, 8 with AVX (AVX2), 4 otherwise (SSE, and the
+ * WB_VW floats: 16 with AVX-512, 8 with AVX2, 4 otherwise (SSE, AVX without AVX2, and the
  * portable build). A generic vector wider than the target's registers is kept
  * in memory by GCC, so kernels that block for registers use exactly this width.
  * WB_VREGS is how many such registers the target has (32 with AVX-512, else 16).
@@ -15,14 +15,18 @@
 #define WB_VW 16
 #define WB_VREGS 32
 #define WB_SIMD_PATH "avx512"
-#elif defined(__AVX__)
+#elif defined(__AVX2__)
 #define WB_VW 8
 #define WB_VREGS 16
 #define WB_SIMD_PATH "avx2"
 #else
 #define WB_VW 4
 #define WB_VREGS 16
+#if defined(__x86_64__) || defined(__i386__)
 #define WB_SIMD_PATH "sse"
+#else
+#define WB_SIMD_PATH "vec128"
+#endif
 #endif
 
 typedef float wb_vf __attribute__((vector_size(4 * WB_VW)));
