@@ -74,7 +74,8 @@ async def test_profile_lab_races_decoding_against_the_bandwidth(open_lab):
         await h.settle()
         rows = h.lab.query_one(ProfilePanel).rows
         assert all(row.matches for row in rows)
-        assert {row.name for row in rows} == {"read 512 MiB, 1T", "ours fp32", "ours quantized", "ours quantized, int8 x"}
+        assert {row.name for row in rows} == {"ours read 1T", "torch sum 1T", "ours fp32", "ours quantized",
+                                              "ours quantized, int8 x"}
         assert "ours quantized: 97 MB of weights a token" in h.text(ProfilePanel)  # the roofline, under the table
 
 

@@ -11,9 +11,7 @@ import pytest
 from workbench.cli import main
 from workbench_engines.profiling import machine
 
-pytestmark = pytest.mark.native
-
-
+@pytest.mark.native
 def test_fma_chains_give_every_thread_the_same_finite_checksum():
     one, two = machine.fma_chains(10_000, 1), machine.fma_chains(20_000, 2)
     assert np.isfinite(one).all() and one.shape == (1,)
@@ -23,6 +21,7 @@ def test_fma_chains_give_every_thread_the_same_finite_checksum():
     assert machine.fma_flops(20_000, 2) == 2 * 12 * lanes * 20_000
 
 
+@pytest.mark.native
 def test_triad_and_read_match_numpy(rng):
     n = 100_003  # not a multiple of any vector width or thread count
     b, c = (rng.standard_normal(n, dtype=np.float32) for _ in range(2))
@@ -46,11 +45,13 @@ def test_triad_and_read_match_numpy(rng):
     (lambda: machine.triad(np.ones(4, np.float32).view(), np.ones(4, np.float32), np.ones(4, np.float32), 1.0,
                            threads=True), TypeError),
 ])
+@pytest.mark.native
 def test_bad_input_is_refused_before_c(call, error):
     with pytest.raises(error):
         call()
 
 
+@pytest.mark.native
 def test_triad_refuses_a_read_only_output():
     a = np.ones(4, np.float32)
     a.flags.writeable = False
@@ -58,6 +59,7 @@ def test_triad_refuses_a_read_only_output():
         machine.triad(a, np.ones(4, np.float32), np.ones(4, np.float32), 1.0)
 
 
+@pytest.mark.native
 def test_bench_machine_quick_validates_every_contender(capsys):
     assert main(["bench", "machine", "--quick", "--repeats", "1", "--warmup", "0", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -67,3 +69,21 @@ def test_bench_machine_quick_validates_every_contender(capsys):
     assert any(case.startswith("memory read") for case in cases)
     assert all(row["matches"] is not False for row in report["rows"])
     assert all(row["gflops"] > 0 for row in report["rows"] if row["case"].startswith("CPU peak"))
+
+
+def test_bench_machine_without_the_c_build_races_torch_alone(monkeypatch):
+    """Where the C kernels did not load, the roofline comes from torch's rows and the summary says why."""
+    from workbench_engines.nativelib import NativeStatus
+    from workbench_engines.profiling import run_cases
+
+    monkeypatch.setattr(machine, "available", lambda name: name != "native")
+    monkeypatch.setattr("workbench_engines.nativelib.native_status",
+                        lambda: NativeStatus(loaded=False, build_info="", error="switched off here", path=None))
+    cases = machine.cases(quick=True)
+    names = {contender.name for case in cases for contender in case.contenders}
+    assert names and all(name.startswith("torch") for name in names)
+    rows = run_cases(cases, warmup=0, repeats=1)
+    assert all(row.matches is not False for row in rows)
+    text = machine.summary(rows)
+    assert "native build: not loaded (switched off here); torch's rows only" in text
+    assert "1T: torch matmul" in text and "ridge point" in text

@@ -96,16 +96,10 @@ def weight_bytes_per_token(loaded) -> float:
 
 
 def _bandwidth_case(threads: tuple[int, ...] = (1, 2)) -> Case:
-    import torch
+    """``workbench bench machine``'s read stream (ours and torch's sum) over BANDWIDTH_BYTES."""
+    from workbench_engines.profiling.machine import read_case
 
-    data = torch.ones(BANDWIDTH_BYTES // 4)
-    contenders = []
-    for n in threads:
-        setup, teardown = torch_threads(n)
-        contenders.append(Contender(f"read 512 MiB, {n}T", lambda: float(data.sum()), "torch", setup, teardown))
-    return Case("memory read bandwidth", contenders,
-                lambda expected, got: None if got == expected else f"sum {got} != {expected}",
-                contenders[0].name, (), bytes_moved=float(BANDWIDTH_BYTES))
+    return read_case(threads, BANDWIDTH_BYTES // 4)
 
 
 def _last_logprobs(logits) -> np.ndarray:
@@ -233,13 +227,14 @@ def decode_race_cases(new: int = 32) -> list[Case]:
 def roofline_note(rows) -> str:
     """Under each decode case, per contender: the bytes a token reads, the ceiling this machine's bandwidth (at
     the case's thread count, measured in the same run) puts on tokens/s, and the share of it reached."""
-    bandwidth = {row.name: row.gbytes_per_s for row in rows if row.case == "memory read bandwidth"}
+    from workbench_engines.profiling.machine import read_bandwidth
+
     lines: list[str] = []
     for row in rows:
         if not row.case.startswith("decode") or not row.bytes_moved:
             continue
         threads = int(row.case.rsplit(", ", 1)[1].split()[0])  # "decode N tokens after P, 2 threads"
-        gbytes = bandwidth.get(f"read 512 MiB, {threads}T")
+        gbytes = read_bandwidth(rows, threads)  # the better of ours and torch's read at that thread count
         if not gbytes:
             continue
         if row.case not in lines:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench_engines.backends import available
 from workbench_engines.nativelib import check_status, check_threads, default_threads, native
 from workbench_engines.profiling.bench import Case, Contender, cpu_fields, torch_threads
 
@@ -138,7 +139,8 @@ def triad_case(threads: tuple[int, ...], n: int) -> Case:
     b, c = (rng.standard_normal(n, dtype=np.float32) for _ in range(2))
     a_ours, a_torch = np.empty_like(b), torch.empty(n)
     tb, tc = torch.from_numpy(b), torch.from_numpy(c)
-    contenders = [Contender(f"ours triad {k}T", lambda k=k: triad(a_ours, b, c, 3.0, k), "native") for k in threads]
+    contenders = [Contender(f"ours triad {k}T", lambda k=k: triad(a_ours, b, c, 3.0, k), "native") for k in threads
+                  if available("native")]
     for k in threads:
         setup, teardown = torch_threads(k)
         contenders.append(Contender(f"torch add {k}T", lambda: torch.add(tb, tc, alpha=3.0, out=a_torch).numpy(),
@@ -150,12 +152,14 @@ def triad_case(threads: tuple[int, ...], n: int) -> Case:
 
 
 def read_case(threads: tuple[int, ...], n: int) -> Case:
-    """A read-only stream of n ones: ours and torch's sum at each thread count (both exact: n is 2^k)."""
+    """A read-only stream of n ones: ours (where the C build loaded) and torch's sum at each thread count (both
+    exact: n is 2^k). The name says the size in MiB: "memory read, 512 MiB"."""
     import torch
 
     ones = np.ones(n, dtype=np.float32)
     t_ones = torch.from_numpy(ones)
-    contenders = [Contender(f"ours read {k}T", lambda k=k: read_sum(ones, k), "native") for k in threads]
+    contenders = [Contender(f"ours read {k}T", lambda k=k: read_sum(ones, k), "native") for k in threads
+                  if available("native")]
     for k in threads:
         setup, teardown = torch_threads(k)
         contenders.append(Contender(f"torch sum {k}T", lambda: float(t_ones.sum()), "torch", setup, teardown,
@@ -166,10 +170,11 @@ def read_case(threads: tuple[int, ...], n: int) -> Case:
 
 
 def cases(quick: bool = False) -> list[Case]:
-    """FMA chains and torch's fp32 matmul (and bf16 where the CPU has bf16 instructions), the triad and the read."""
+    """FMA chains and torch's fp32 matmul (and bf16 where the CPU has bf16 instructions), the triad and the read;
+    without the C build, torch's rows alone."""
     threads = _threads()
-    result = [fma_case(threads, FMA_STEPS // 100 if quick else FMA_STEPS),
-              matmul_case(threads, 128 if quick else MATMUL_SIZE)]
+    result = [fma_case(threads, FMA_STEPS // 100 if quick else FMA_STEPS)] if available("native") else []
+    result.append(matmul_case(threads, 128 if quick else MATMUL_SIZE))
     if cpu_flags() & set(BF16_FLAGS):
         result.append(matmul_case(threads, 128 if quick else MATMUL_SIZE, "bfloat16"))
     result += [triad_case(threads, 1 << 16 if quick else TRIAD_FLOATS),
@@ -185,10 +190,14 @@ def compiled_paths() -> list[str]:
 
     flags = cpu_flags()
     wanted = ("fma", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    lines = [f"CPU offers: {', '.join(f for f in wanted if f in flags) or 'none of ' + ', '.join(wanted)}",
-             f"native build: {native_status().build_info}",
-             f"vector registers in this build: {lanes()} floats (roofline and flash attention), "
-             f"flash attention blocking {attention_path()}, quantised products {quant_path()}"]
+    status = native_status()
+    lines = [f"CPU offers: {', '.join(f for f in wanted if f in flags) or 'none of ' + ', '.join(wanted)}"]
+    if status.loaded:
+        lines += [f"native build: {status.build_info}",
+                  f"vector registers in this build: {lanes()} floats (roofline and flash attention), "
+                  f"flash attention blocking {attention_path()}, quantised products {quant_path()}"]
+    else:
+        lines.append(f"native build: not loaded ({status.error}); torch's rows only")
     try:
         import torch
 
@@ -200,21 +209,28 @@ def compiled_paths() -> list[str]:
     return lines
 
 
+def read_bandwidth(rows, threads: int) -> float:
+    """The best read bandwidth (GB/s) a read_case row measured at this thread count, ours or torch's; 0 if none."""
+    return max((row.gbytes_per_s for row in rows
+                if row.case.startswith("memory read") and row.name.endswith(f" {threads}T")), default=0.0)
+
+
 def summary(rows) -> str:
     """The ceilings at each thread count, the ridge point between them, and the vector paths in use."""
     by_name = {row.name: row for row in rows}
     lines = compiled_paths()
     for n in _threads():
         fma, matmul = by_name.get(f"FMA chains {n}T"), by_name.get(f"torch matmul {n}T")
-        read = by_name.get(f"ours read {n}T")
-        if not (fma and read):
+        bandwidth = read_bandwidth(rows, n)
+        peak = max(fma.gflops if fma else 0.0, matmul.gflops if matmul else 0.0)
+        if not (peak and bandwidth):
             continue
-        peak = max(fma.gflops, matmul.gflops if matmul else 0.0)
-        lines.append(f"{n}T: fp32 peak {fma.gflops:.1f} GFLOP/s (FMA chains)"
-                     + (f", torch matmul {matmul.gflops:.1f} ({100 * matmul.gflops / fma.gflops:.0f}%)"
-                        if matmul else "")
-                     + f"; read {read.gbytes_per_s:.1f} GB/s; ridge point {peak / read.gbytes_per_s:.1f} FLOP/byte"
-                     " (kernels below it are bound by memory, above it by the FMA units)")
+        parts = [f"fp32 peak {fma.gflops:.1f} GFLOP/s (FMA chains)" if fma else "",
+                 f"torch matmul {matmul.gflops:.1f}" + (f" ({100 * matmul.gflops / fma.gflops:.0f}%)" if fma else "")
+                 if matmul else ""]
+        lines.append(f"{n}T: {', '.join(p for p in parts if p)}; read {bandwidth:.1f} GB/s; ridge point "
+                     f"{peak / bandwidth:.1f} FLOP/byte (kernels below it are bound by memory, above it by the FMA "
+                     "units)")
     threads = _threads()
     one, most = by_name.get("FMA chains 1T"), by_name.get(f"FMA chains {threads[-1]}T")
     if len(threads) > 1 and one and most and one.gflops:
