@@ -204,7 +204,7 @@ def test_the_quantized_path_agrees_with_fp32(fp32, quantized, fp32_plays_logits)
     from workbench_engines.models import llama
 
     ids = plays_ids(fp32.tokenizer, 1000)
-    reference = torch.log_softmax(fp32_plays_logits(1000)[0].double(), -1)  # the 1,000 tokens in one pass
+    reference = torch.log_softmax(fp32_plays_logits(1000)[0].double(), -1)  # all 1,000 tokens in a single forward
     agreement, kl = agreement_and_kl(reference, quantized.model, ids)
     int8 = llama.load(MODEL_PATH, weights="quantized", activations="int8", threads=2)
     int8_agreement, int8_kl = agreement_and_kl(reference, int8.model, ids[:500])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench_engines.arrays import as_rows_f32, require_int
 from workbench_engines.backends import available
 from workbench_engines.nativelib import check_status, check_threads, default_threads, native
 from workbench_engines.profiling.bench import Case, Contender, cpu_fields, torch_threads
@@ -28,6 +29,8 @@ TRIAD_FLOATS = 1 << 25
 READ_FLOATS = 1 << 27
 """Elements of the read stream: 512 MiB of ones, whose sum every order of addition gets exactly (2^27)."""
 MATMUL_SIZE = 1024
+PEAK_CASE = "CPU peak"
+"""How every ceiling case's name begins, for the benchmarks and labs that read their rows against it."""
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 """CPU flags under which torch's bf16 matrix product runs on bf16 instructions (else it converts: no peak to find)."""
 
@@ -45,8 +48,7 @@ def fma_flops(steps: int, threads: int) -> float:
 
 def fma_chains(steps: int = FMA_STEPS, threads: int | None = None) -> np.ndarray:
     """Run the FMA chains; returns each thread's checksum (finite, and the same for every thread)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    steps = require_int(steps, "steps", low=0)
     n_threads = check_threads(threads)
     module = native()
     sums = np.zeros(n_threads, dtype=np.float32)
@@ -56,11 +58,9 @@ def fma_chains(steps: int = FMA_STEPS, threads: int | None = None) -> np.ndarray
     return sums
 
 
-def _stream(array: np.ndarray, name: str, size: int | None = None) -> np.ndarray:
-    if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.ndim != 1:
-        raise TypeError(f"{name} must be a 1-D float32 NumPy array")
-    if not array.flags.c_contiguous:
-        raise ValueError(f"{name} must be contiguous")
+def _stream(array: object, name: str, size: int | None = None) -> np.ndarray:
+    """array checked as the kernels need it (float32, C-contiguous; any shape, read as its elements in order)."""
+    array, _ = as_rows_f32(array, name)
     if size is not None and array.size != size:
         raise ValueError(f"{name} has {array.size} elements, expected {size}")
     return array
@@ -115,7 +115,7 @@ def matmul_case(threads: tuple[int, ...], size: int = MATMUL_SIZE, dtype: str = 
         contenders.append(Contender(f"torch matmul {n}T", lambda: a @ b, "torch", setup, teardown,
                                     memory_visible=False))
     tolerance = {"rtol": 1e-4, "atol": 1e-3} if dtype == "float32" else {"rtol": 2e-2, "atol": 1.0}
-    return Case(name=f"CPU peak: {'fp32' if dtype == 'float32' else dtype} matmul {size}³", contenders=contenders,
+    return Case(name=f"{PEAK_CASE}: {'fp32' if dtype == 'float32' else dtype} matmul {size}³", contenders=contenders,
                 check=lambda expected, got: None if torch.allclose(expected.float(), got.float(), **tolerance)
                 else "products differ",
                 reference=contenders[0].name, baselines=(), flops=2.0 * size**3)
@@ -125,7 +125,7 @@ def fma_case(threads: tuple[int, ...], steps: int) -> Case:
     """The C kernel's FMA chains at each thread count, the same total work split across threads."""
     steps -= steps % max(threads)  # every thread count divides it: the same FLOPs for each contender
     contenders = [Contender(f"FMA chains {n}T", lambda n=n: fma_chains(steps, n), "native") for n in threads]
-    return Case(name=f"CPU peak: fp32 FMA chains ({lanes()} lanes x 12)", contenders=contenders,
+    return Case(name=f"{PEAK_CASE}: fp32 FMA chains ({lanes()} lanes x {native().lib.WB_ROOFLINE_CHAINS})", contenders=contenders,
                 check=lambda expected, got: None if np.isfinite(got).all() and np.all(got == got[0])
                 else f"checksums {got}",
                 reference=contenders[0].name, baselines=(), flops=fma_flops(steps, 1))
@@ -203,7 +203,7 @@ def compiled_paths() -> list[str]:
 
         lines.append(f"torch {torch.__version__}: CPU capability {torch.backends.cpu.get_cpu_capability()}")
     except ImportError:
-        pass
+        lines.append("torch: not installed, so no matmul or torch stream rows")
     if not flags & set(BF16_FLAGS):
         lines.append(f"bf16: no {' or '.join(BF16_FLAGS)} on this CPU, so no bf16 peak to measure")
     return lines

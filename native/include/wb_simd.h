@@ -30,7 +30,8 @@
 #endif
 
 typedef float wb_vf __attribute__((vector_size(4 * WB_VW)));
-typedef int32_t wb_vi __attribute__((vector_size(4 * WB_VW)));
+typedef int32_t wb_vi __attribute__((vector_size(4 * WB_VW))); /* what a compare of two wb_vf gives */
+typedef uint32_t wb_vu __attribute__((vector_size(4 * WB_VW))); /* for bit shifts without signed overflow */
 
 static inline wb_vf wb_loadv(const float *p)
 {

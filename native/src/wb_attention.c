@@ -38,6 +38,7 @@
 
 #include "wb_attention.h"
 #include "wb_checked.h"
+#include "wb_dot.h"
 #include "wb_expf.h"
 #include "wb_simd.h"
 #include "wb_status.h"
@@ -97,15 +98,6 @@ static int block_all_allowed(const mask_t *m, int64_t i0, int64_t i1, int64_t j0
     return 1;
 }
 
-static inline float dot(const float *a, const float *b, int64_t n)
-{
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t t = 0; t < n; t++)
-        s += a[t] * b[t];
-    return s;
-}
-
 /* ---- naive -------------------------------------------------------------- */
 
 static void naive_head(float *o, const float *q, const float *k, const float *v, const mask_t *m,
@@ -115,7 +107,7 @@ static void naive_head(float *o, const float *q, const float *k, const float *v,
         float *s = scores + i * m->lk;
         float mx = -INFINITY;
         for (int64_t j = 0; j < m->lk; j++) {
-            s[j] = allowed(m, i, j) ? scale * dot(q + i * d, k + j * d, d) : -INFINITY;
+            s[j] = allowed(m, i, j) ? scale * wb_dot_f32(q + i * d, k + j * d, d) : -INFINITY;
             mx = s[j] > mx ? s[j] : mx;
         }
         float sum = 0.0f;
@@ -247,27 +239,6 @@ static void accumulate(float *o, const float *alpha, const float *p, const float
         accumulate_tile(o, alpha, p, v, vs, stride, cols, rows, ns);
 }
 
-/* a . b with four vector accumulators (one would wait on the last FMA's
- * latency at every step), for the few-query blocks of decoding. */
-static float dot_lanes(const float *a, const float *b, int64_t n)
-{
-    const wb_vf zero = {0};
-    wb_vf acc[4] = {zero, zero, zero, zero};
-    int64_t t = 0;
-    for (; t + 4 * VW <= n; t += 4 * VW)
-        for (int u = 0; u < 4; u++)
-            acc[u] += wb_loadv(a + t + u * VW) * wb_loadv(b + t + u * VW);
-    for (; t + VW <= n; t += VW)
-        acc[0] += wb_loadv(a + t) * wb_loadv(b + t);
-    wb_vf sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    float total = 0.0f;
-    for (int x = 0; x < VW; x++)
-        total += sum[x];
-    for (; t < n; t++)
-        total += a[t] * b[t];
-    return total;
-}
-
 /* st[c][r] for the block's keys j0 + c: through the micro-kernel when the
  * block has at least a vector of queries (lanes past the last query hold
  * zeros, whose weights no output uses), by one dot product per pair
@@ -278,7 +249,7 @@ static void block_scores(float *st, const float *q, const float *k, const float 
     if (rows < VW) {
         for (int64_t c = 0; c < cols; c++)
             for (int64_t r = 0; r < lanes; r++)
-                st[c * BR + r] = r < rows ? scale * dot_lanes(q + r * d, k + (j0 + c) * d, d) : 0.0f;
+                st[c * BR + r] = r < rows ? scale * wb_dot_f32(q + r * d, k + (j0 + c) * d, d) : 0.0f;
         return;
     }
     /* The head dimension in chunks of DC, as a GEMM blocks its inner
@@ -296,37 +267,6 @@ static void block_scores(float *st, const float *q, const float *k, const float 
     }
 }
 
-/* Lane by lane, yes where mask is all ones, no where it is 0 (a vector compare's result). */
-static inline wb_vf vselect(wb_vi mask, wb_vf yes, wb_vf no)
-{
-    return (wb_vf)((mask & (wb_vi)yes) | (~mask & (wb_vi)no));
-}
-
-/* e^x for x <= 0, -inf or NaN, a register at a time: wb_expf.h's Cephes
- * polynomial without the clamp above (a softmax shifted by its maximum never
- * needs it). NaN stays NaN through the polynomial; below the range, and at
- * -inf, the result is 0. */
-static inline wb_vf vexp_nonpositive(wb_vf x)
-{
-    const float lo = -87.3365478515625f, log2e = 1.44269504088896341f;
-    const float c1 = 0.693359375f, c2 = -2.12194440e-4f, magic = 12582912.0f;
-    const wb_vf zero = {0};
-    wb_vi under = x < lo;
-    wb_vf xc = vselect(under, zero + lo, x);
-    wb_vf shifted = xc * log2e + magic;
-    wb_vf n = shifted - magic;
-    wb_vf r = xc - n * c1 - n * c2;
-    wb_vf z = r * r;
-    wb_vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    wb_vi scale = ((wb_vi)shifted - 0x4B400000 + 127) << 23;
-    return vselect(under, zero, p * (wb_vf)scale);
-}
-
 /* The online softmax over one key block, a query per lane: the running
  * maximum m and sum l move on, st becomes e^(s - m'), and alpha = e^(m - m')
  * is what the output must be rescaled by. A query that sees no key yet keeps
@@ -338,13 +278,13 @@ static void block_softmax(float *st, float *mrow, float *lrow, float *alpha, int
         wb_vf old = wb_loadv(mrow + r), mx = old;
         for (int64_t c = 0; c < cols; c++) {
             wb_vf sc = wb_loadv(st + c * BR + r);
-            mx = vselect(sc > mx, sc, mx);
+            mx = wb_vselect(sc > mx, sc, mx);
         }
         const wb_vf zero = {0};
-        wb_vf shift = vselect(mx == -INFINITY, zero, mx), sum = zero;
-        wb_vf a = vexp_nonpositive(old - shift);
+        wb_vf shift = wb_vselect(mx == -INFINITY, zero, mx), sum = zero;
+        wb_vf a = wb_expf_nonpositive_v(old - shift);
         for (int64_t c = 0; c < cols; c++) {
-            wb_vf p = vexp_nonpositive(wb_loadv(st + c * BR + r) - shift);
+            wb_vf p = wb_expf_nonpositive_v(wb_loadv(st + c * BR + r) - shift);
             wb_storev(st + c * BR + r, p);
             sum += p;
         }

@@ -164,6 +164,8 @@ class FlashRaceLab(Lab):
         self.race(cases, "Racing attention kernels", self._raced)
 
     def _raced(self, result: RaceResult) -> None:
+        from workbench_engines.profiling.machine import PEAK_CASE
+
         self.result = result
         by_case = [case for name, case in result.by_case().items() if not name.startswith(PEAK_CASE)]
         races = [row for case in by_case for row in case.values()]
@@ -186,10 +188,6 @@ class FlashRaceLab(Lab):
         self.query_one(ProfilePanel).show(result.rows, result.baselines,
                                           "the same cases as `workbench bench attention`, at one thread")
         self.status(memory_growth(self.seqs, by_case) + "\n" + roofline_point(self.seqs[-1], by_case[-1], peak))
-
-
-PEAK_CASE = "CPU peak"
-"""The name every machine-peak case starts with (workbench_engines.profiling.machine)."""
 
 
 def roofline_point(seq: int, case: dict, peak) -> str:
@@ -303,6 +301,8 @@ class GroupedHeadsLab(Lab):
         self.race(cases, "Timing decode steps", self._raced, repeats=7)
 
     def _raced(self, result: RaceResult) -> None:
+        from workbench_engines.profiling.machine import PEAK_CASE
+
         self.result = result
         self.query_one(Figure).bars("ms for one query token against the cache", [str(kv) for kv in self.options],
                                     [row.wall_s * 1e3 for row in result.rows],
