@@ -29,7 +29,6 @@
 #include <omp.h>
 #endif
 
-#include "wb_expf.h"
 #include "wb_sampling.h"
 #include "wb_status.h"
 
@@ -37,7 +36,7 @@
 #define MAX_GAP 36.0f /* buckets cover (m - x)/T in [0, MAX_GAP) */
 
 typedef struct {
-    float value; /* probability weight or logit */
+    float value; /* a logit */
     int64_t index;
 } wb_entry;
 
@@ -60,6 +59,15 @@ static inline int bucket_of(float gap)
         return NBUCKETS - 1;
     int b = (int)(gap * (NBUCKETS - 1) / MAX_GAP);
     return b < NBUCKETS - 1 ? b : NBUCKETS - 2;
+}
+
+/* A token's softmax weight relative to the row maximum, e^((x - m) / T), in
+ * double as the definition computes it: float weights move the sum by about
+ * 1e-7 of itself, enough to end the nucleus one token early or late. In
+ * double too because 1 / T overflows float for T below about 3e-39. */
+static inline double weight(float x, float m, double inv_t)
+{
+    return exp(((double)x - (double)m) * inv_t);
 }
 
 static float row_max(const float *x, int64_t n)
@@ -118,10 +126,8 @@ static int top_p_row(float *out, const float *x, int64_t n, double p, double inv
     int64_t count[NBUCKETS] = {0};
     double z = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        /* In double: 1 / T overflows float for T below about 3e-39, where the reference still works. */
-        float gap = (float)((double)(m - x[i]) * inv_t);
-        float w = wb_expf(-gap);
-        int b = bucket_of(gap);
+        double w = weight(x[i], m, inv_t);
+        int b = bucket_of((float)(((double)m - x[i]) * inv_t));
         bucket[i] = (uint16_t)b;
         mass[b] += w;
         count[b]++;
@@ -138,16 +144,17 @@ static int top_p_row(float *out, const float *x, int64_t n, double p, double inv
         above += mass[boundary];
         boundary++;
     }
-    /* Sort the boundary bucket and take tokens until the mass reaches p. */
+    /* Sort the boundary bucket by logit, as the definition orders the row,
+     * and take tokens until the mass reaches p. */
     int64_t n_in = 0;
     for (int64_t i = 0; i < n; i++)
         if (bucket[i] == boundary)
-            scratch[n_in++] = (wb_entry){wb_expf(-(m - x[i]) * inv_t), i};
+            scratch[n_in++] = (wb_entry){x[i], i};
     qsort(scratch, (size_t)n_in, sizeof *scratch, entry_order);
     /* above < target here, so at least one token of the bucket is taken. */
     int64_t take = 0;
     while (take < n_in && above < target) {
-        above += scratch[take].value;
+        above += weight(scratch[take].value, m, inv_t);
         take++;
     }
     *kept = keep_row(out, x, n, bucket, boundary, scratch, take);
