@@ -81,8 +81,19 @@ def max_threads() -> int:
 
 
 def default_threads() -> int:
-    """Threads a native kernel uses when not told: the CPUs this process may run on, within max_threads()."""
-    return min(max(1, len(os.sched_getaffinity(0))), max_threads())
+    """Threads a native kernel uses when not told: the CPUs this process may run on, or fewer where
+    OMP_NUM_THREADS says so (as torch and the BLAS libraries read it), within max_threads().
+
+    A team of OpenMP threads waits at every barrier for its slowest member: where another process keeps the
+    other cores busy, each parallel region can wait a scheduler time slice (milliseconds) for a thread to be
+    run, and a decode step holds hundreds of regions. OMP_NUM_THREADS=1 is how a shared machine says so.
+    """
+    cpus = max(1, len(os.sched_getaffinity(0)))
+    # OpenMP's own syntax: a comma-separated list whose first entry is the outermost team's size.
+    wanted = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if wanted.isdigit() and int(wanted) >= 1:
+        cpus = min(cpus, int(wanted))
+    return min(cpus, max_threads())
 
 
 def check_threads(threads: object) -> int:

@@ -88,3 +88,66 @@ def test_bench_machine_without_the_c_build_races_torch_alone(monkeypatch):
     text = machine.summary(rows)
     assert "native build: not loaded (switched off here); torch's rows only" in text
     assert "1T: torch matmul" in text and "ridge point" in text
+
+
+def _row(name, flops=0.0, bytes_moved=0.0, wall_s=1.0, backend="native", matches=True):
+    from workbench_engines.profiling import Profile
+
+    return Profile(backend, wall_s, flops=flops, bytes_moved=bytes_moved, name=name, case="c", matches=matches)
+
+
+def test_roofline_places_each_row_under_the_ceiling_that_binds_it():
+    from workbench_engines.profiling.roofline import Roofline
+
+    roof = Roofline({1: 100.0, 2: 200.0}, {1: 20.0, 2: 30.0}, "FMA chains")  # ridge 5 FLOP/byte at 1T
+    compute = roof.place(_row("native 1T", flops=60e9, bytes_moved=1e9))  # 60 GFLOP/s at 60 FLOP/byte
+    assert (compute.roof_bound, compute.roof_share) == ("peak", pytest.approx(0.6))
+    memory = roof.place(_row("native 1T", flops=1e9, bytes_moved=2e9))  # 0.5 FLOP/byte: roof 10 GFLOP/s
+    assert (memory.roof_bound, memory.roof_share) == ("bw", pytest.approx(0.1))
+    stream = roof.place(_row("torch 2T", bytes_moved=15e9))  # 15 GB/s against the 2T stream's 30
+    assert (stream.roof_bound, stream.roof_share) == ("bw", pytest.approx(0.5))
+    assert roof.place(_row("numpy", flops=100e9, bytes_moved=1e9)).roof_share == pytest.approx(0.5)  # all threads
+    assert roof.place(_row("native 4T", flops=100e9)).roof_share == pytest.approx(0.5)  # 4T: the 2T ceiling
+    for unplaced in (_row("cuda 1T", flops=1e9, backend="cuda"), _row("native 1T"),
+                     _row("native 1T", flops=1e9, matches=False)):
+        assert roof.place(unplaced).roof_share is None
+    assert "1T 100.0 GFLOP/s and 20.0 GB/s, 2T 200.0 GFLOP/s and 30.0 GB/s" in roof.line()
+
+
+@pytest.mark.native
+def test_every_bench_table_reads_its_rows_against_the_roofline_of_the_same_run(capsys):
+    assert main(["bench", "softmax", "--quick", "--repeats", "1", "--warmup", "0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    roof = report["roofline"]
+    assert roof["peak_source"] == "FMA chains" and set(roof["peak_gflops"]) == set(roof["bandwidth_gbs"])
+    assert all(row["roof_bound"] == "bw" and row["roof_share"] > 0 for row in report["rows"])  # softmax: memory
+    assert main(["bench", "softmax", "--quick", "--repeats", "1", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "roof" in out.splitlines()[2] and "% bw" in out and "roof: the row's rate as a share" in out
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/stat").exists(), reason="reads Linux's /proc")
+def test_others_busy_sees_another_process_spinning():
+    import subprocess
+    import sys
+
+    from workbench_engines.profiling.bench import others_busy
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        share = others_busy(0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert share is not None and 0.1 < share <= 1.0
+
+
+def test_a_table_taken_on_a_busy_machine_says_so(capsys):
+    from workbench.bench_table import print_report
+    from workbench_engines.profiling import Report
+    from workbench_engines.profiling.bench import environment
+
+    for busy, warned in ((0.6, True), (0.0, False), (None, False)):
+        print_report(Report("toy", "a toy", (), [_row("native 2T", flops=1e9)], {**environment(), "others_busy": busy}))
+        out = capsys.readouterr().out
+        assert ("Other processes kept 60% of the CPUs busy" in out) == warned

@@ -139,7 +139,21 @@ def test_the_default_never_passes_the_limit(monkeypatch):
     # Issue 18 review: on a host with more CPUs than WB_MAX_THREADS, default_threads() was past the cap, so
     # llama.load and the benches, which used it directly, were refused their own default.
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(100_000)))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the test workers set it to one
     assert default_threads() == max_threads() == check_threads(None)
+
+
+@pytest.mark.parametrize("value, expected", [("3", 3), ("2,1", 2), (" 1 ", 1), ("64", 4), ("0", 4), ("two", 4),
+                                             ("", 4), (None, 4)])
+def test_omp_num_threads_lowers_the_default_as_openmp_reads_it(monkeypatch, value, expected):
+    """A shared machine (or the test workers) asks for fewer threads the way torch and the BLAS libraries are
+    asked; an unreadable value, or one above the CPUs this process may use, leaves the default alone."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    if value is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert default_threads() == check_threads(None) == expected
 
 
 def test_the_limit_is_worked_out_once(monkeypatch):

@@ -7,6 +7,9 @@ from rich.console import Console
 from workbench_engines.profiling import Report
 from workbench.widgets.profile_panel import profile_table, sources_line
 
+BUSY_WARNING = 0.1
+"""The share of the CPUs other processes may keep busy before a table warns that its thread rows suffered."""
+
 
 def print_report(report: Report) -> None:
     console = Console()
@@ -17,6 +20,8 @@ def print_report(report: Report) -> None:
                                 title=f"workbench bench {report.benchmark}: {report.description}"))
     if report.summary:
         console.print(report.summary, highlight=False)
+    if report.roofline:
+        console.print(report.roofline.line(), highlight=False)
     env = report.environment
     console.print(
         f"{sources_line(report.rows)} (fewer for slow cases); × X = X's median / this median (higher is faster). "
@@ -24,6 +29,11 @@ def print_report(report: Report) -> None:
         f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs; native: {env['native']}"
         + (f"\nGPU present: {env['gpu']} (GPU rows synchronise the device after each run)" if "gpu" in env else "")
     )
+    busy = env.get("others_busy")
+    if busy is not None and busy >= BUSY_WARNING:
+        console.print(f"Other processes kept {100 * busy:.0f}% of the CPUs busy as this run began: a row on several "
+                      "threads waits at every barrier for a thread they keep off its core, and may read slower than "
+                      "one thread (OMP_NUM_THREADS=1 makes our kernels' default one thread).", highlight=False)
 
 
 def print_quality(name: str, tables: list, env: dict) -> None:

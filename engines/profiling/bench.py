@@ -14,13 +14,16 @@ import importlib.util
 import os
 import platform
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from workbench_engines.profiling import roofline
 from workbench_engines.profiling.profile import Profile, Timer, median, peak_memory
+from workbench_engines.profiling.roofline import Roofline
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done, total, what) called between timed steps; it may raise to stop the run (a lab's cancel)."""
@@ -95,6 +98,8 @@ class Report:
     environment: dict[str, Any]
     summary: str = ""
     """Lines the benchmark draws from its rows, printed under the table (bench llm: the roofline)."""
+    roofline: Roofline | None = None
+    """The ceilings measured in the same run that each row's roof share is of (None: none measured)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +109,7 @@ class Report:
             "environment": self.environment,
             "rows": [row.as_dict() for row in self.rows],
             "summary": self.summary,
+            "roofline": self.roofline.as_dict() if self.roofline else None,
         }
 
 
@@ -177,6 +183,15 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "(and llama.cpp where installed), at 1 and 2 threads, beside the measured memory bandwidth",
             "workbench_engines.models.llm_bench:cases",
             "workbench_engines.models.llm_bench:roofline_note",
+        ),
+        BenchmarkSpec(
+            "longctx",
+            "Long context and the alternatives to attention: Mamba's selective scan on one Mamba-130m layer (d 1536, "
+            "n 16, 2048 tokens), C at 1 and all threads vs a torch loop (selective_scan_ref's order), torch's "
+            "log-space parallel scan and NumPy; then one decoded token's cost and state bytes against context 1k-64k "
+            "for softmax attention over a KV cache, a 4096 sliding window, the linear-attention recurrence and the "
+            "scan step (one thread)",
+            "workbench_engines.longctx.bench:cases",
         ),
         BenchmarkSpec(
             "tokenizers",
@@ -303,6 +318,36 @@ def cpu_model() -> str:
     return f"{name} ({', '.join(units)})" if units else name
 
 
+def _busy_ticks() -> tuple[int, int] | None:
+    """(ticks every CPU spent busy, ticks this process spent) since boot, from Linux's /proc; None elsewhere."""
+    try:
+        total = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # /proc/stat's cpu line: user nice system idle iowait irq softirq steal ...; proc(5): utime, stime are
+    # fields 14 and 15, the 12th and 13th after the parenthesised name.
+    busy = sum(int(v) for i, v in enumerate(total[:8]) if i not in (3, 4))
+    return busy, int(own[11]) + int(own[12])
+
+
+def others_busy(seconds: float = 0.25) -> float | None:
+    """The share of all CPUs that other processes kept busy over the next ``seconds`` (Linux; None elsewhere).
+
+    A benchmark's multi-threaded rows need every CPU they use: an OpenMP team waits at each barrier for its
+    slowest thread, and a thread that another process keeps off its core waits a scheduler slice. Measured
+    before a run so the table can say when its thread rows were taken on a busy machine.
+    """
+    before = _busy_ticks()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after = _busy_ticks()
+    ticks = seconds * os.sysconf("SC_CLK_TCK") * len(os.sched_getaffinity(0))
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return min(1.0, max(0.0, others / ticks))
+
+
 def environment() -> dict[str, Any]:
     """The machine a run measured: Python, CPU, CPUs, the native build, the GPU torch used."""
     from workbench_engines.nativelib import native_status
@@ -391,14 +436,26 @@ def run_benchmark(
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     spec = BENCHMARKS[name]
+    busy = others_busy(0.05 if quick else 0.25)
     module_name, func_name = spec.target.split(":")
     cases: list[Case] = getattr(importlib.import_module(module_name), func_name)(quick=quick)
+    roof = None
+    counted = any(case.flops or case.bytes_moved or any(c.bytes_moved for c in case.contenders) for case in cases)
+    if name != "machine" and counted:
+        if progress:
+            progress(0, sum(len(case.contenders) for case in cases), "this machine's roofline (FMA chains, read)")
+        roof = roofline.measure(quick)
     rows = run_cases(cases, warmup=warmup, repeats=repeats, progress=progress)
+    if name == "machine":
+        roof = roofline.from_rows(rows)
+    if roof:
+        rows = [roof.place(row) for row in rows]
     summary = ""
     if spec.summary:
         module_name, func_name = spec.summary.split(":")
         summary = getattr(importlib.import_module(module_name), func_name)(rows)
-    return Report(name, spec.description, baselines_of(cases), rows, environment(), summary)
+    return Report(name, spec.description, baselines_of(cases), rows, {**environment(), "others_busy": busy}, summary,
+                  roof)
 
 
 def run_quality(name: str, *, quick: bool = False, progress: Callable[[float, str], None] | None = None) -> list:

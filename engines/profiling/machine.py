@@ -99,7 +99,8 @@ def cpu_flags() -> set[str]:
     return set(cpu_fields().get("flags", "").split())
 
 
-def _threads() -> tuple[int, ...]:
+def thread_counts() -> tuple[int, ...]:
+    """One thread and all of them (just (1,) on one CPU): the counts every ceiling is measured at."""
     return tuple(sorted({1, default_threads()}))
 
 
@@ -172,7 +173,7 @@ def read_case(threads: tuple[int, ...], n: int) -> Case:
 def cases(quick: bool = False) -> list[Case]:
     """FMA chains and torch's fp32 matmul (and bf16 where the CPU has bf16 instructions), the triad and the read;
     without the C build, torch's rows alone."""
-    threads = _threads()
+    threads = thread_counts()
     result = [fma_case(threads, FMA_STEPS // 100 if quick else FMA_STEPS)] if available("native") else []
     result.append(matmul_case(threads, 128 if quick else MATMUL_SIZE))
     if cpu_flags() & set(BF16_FLAGS):
@@ -219,7 +220,7 @@ def summary(rows) -> str:
     """The ceilings at each thread count, the ridge point between them, and the vector paths in use."""
     by_name = {row.name: row for row in rows}
     lines = compiled_paths()
-    for n in _threads():
+    for n in thread_counts():
         fma, matmul = by_name.get(f"FMA chains {n}T"), by_name.get(f"torch matmul {n}T")
         bandwidth = read_bandwidth(rows, n)
         peak = max(fma.gflops if fma else 0.0, matmul.gflops if matmul else 0.0)
@@ -231,7 +232,7 @@ def summary(rows) -> str:
         lines.append(f"{n}T: {', '.join(p for p in parts if p)}; read {bandwidth:.1f} GB/s; ridge point "
                      f"{peak / bandwidth:.1f} FLOP/byte (kernels below it are bound by memory, above it by the FMA "
                      "units)")
-    threads = _threads()
+    threads = thread_counts()
     one, most = by_name.get("FMA chains 1T"), by_name.get(f"FMA chains {threads[-1]}T")
     if len(threads) > 1 and one and most and one.gflops:
         lines.append(f"FMA chains scale {most.gflops / one.gflops:.2f}x from 1 to {threads[-1]} threads: they touch "

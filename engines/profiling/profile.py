@@ -54,6 +54,10 @@ class Profile:
     """A short word on its output (tokens/s, acceptance rate, ...)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Engine-specific figures (threads, shapes, ...)."""
+    roof_share: float | None = None
+    """Its rate as a share of the machine's roofline at its thread count (see profiling/roofline.py), or None."""
+    roof_bound: str = ""
+    """Which ceiling roof_share is of: "peak" (the FMA units) or "bw" (memory read bandwidth)."""
 
     @property
     def label(self) -> str:

@@ -22,10 +22,17 @@ def _matches(row: Profile) -> str:
     return "yes" if row.matches else f"NO: {row.mismatch}"
 
 
+def _roof(row: Profile) -> str:
+    """The row's share of the ceiling that binds it, e.g. "78% peak" or "41% bw"; "-" without one."""
+    return "-" if row.roof_share is None else f"{100 * row.roof_share:.0f}% {row.roof_bound}"
+
+
 def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, compact: bool = False,
                   title: str | None = None, caption: str | None = None) -> Table:
     """The table of rows: one line a contender, grouped by case.
 
+    A "roof" column appears when rows carry a roof share (``workbench bench``
+    measures the machine's ceilings in the same run).
     ``compact`` (labs at 80 columns) puts each case in a heading line instead
     of a column, leaves out the minimum time and GB/s where FLOPs are counted,
     and heads the ratio columns "×1", "×2" (the caption names the baselines);
@@ -37,11 +44,12 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
     show_flops = any(row.gflops for row in rows)
     show_bytes = any(row.gbytes_per_s for row in rows) and not (compact and show_flops)
     show_peak = any(row.peak_bytes is not None for row in rows)
+    show_roof = any(row.roof_share is not None for row in rows)
     show_note = any(row.note for row in rows)
     ratio_heads = [f"×{i + 1}" if compact and len(baselines) > 1 else "×" if compact else f"× {base}"
                    for i, base in enumerate(baselines)]
     columns = ["case"] * show_case + ["contender", "backend", "ms" if compact else "median ms"]
-    columns += ["min ms"] * (not compact) + ["GFLOP/s"] * show_flops + ["GB/s"] * show_bytes
+    columns += ["min ms"] * (not compact) + ["GFLOP/s"] * show_flops + ["GB/s"] * show_bytes + ["roof"] * show_roof
     columns += ["MiB" if compact else "peak MiB"] * show_peak + ratio_heads + ["matches"] + ["note"] * show_note
     for name in columns:
         left = name in ("case", "contender", "backend", "matches", "note")
@@ -63,6 +71,7 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
             *([f"{row.min_s * 1e3:.3f}" if row.min_s is not None else "-"] if not compact else []),
             *([f"{row.gflops:,.1f}" if row.flops else "-"] if show_flops else []),
             *([f"{row.gbytes_per_s:,.2f}" if row.bytes_moved else "-"] if show_bytes else []),
+            *([_roof(row)] if show_roof else []),
             *([f"{row.peak_bytes / 2**20:.1f}" if row.peak_bytes is not None else "n/a"] if show_peak else []),
             *[f"{row.ratios[b]:.2f}" if b in row.ratios else "-" for b in baselines],
             _matches(row),
