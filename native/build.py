@@ -26,7 +26,7 @@ INCLUDE = HERE / "include"
 SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in (HERE / "src").glob("*.c"))
 HEADERS = [
     "wb_status.h", "wb_softmax.h", "wb_pretok.h", "wb_bpe.h", "wb_attention.h", "wb_sampling.h", "wb_moe.h",
-    "wb_paged.h", "wb_quant.h", "wb_linear.h", "wb_roofline.h",
+    "wb_paged.h", "wb_quant.h", "wb_linear.h", "wb_roofline.h", "wb_scan.h",
     # search (issue 15)
     "wb_search.h", "wb_hnsw.h",
     # word2vec (issue 15)

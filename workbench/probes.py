@@ -1150,3 +1150,72 @@ def _judge(text: str) -> float:
     from workbench_engines.finetune.judge import compound
 
     return compound(text)
+
+
+# ---- long context ------------------------------------------------------------------------------------------------
+
+_STATE_METHODS = ("kv cache", "sliding window", "linear attention", "selective scan")
+"""The methods workbench_engines.longctx.state_bytes counts, by its keys."""
+_SIZE_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+@probe("longctx.state_size", "What one layer keeps to decode the next token after `context` tokens with `method`, "
+       "in `unit`: 2·heads·head_dim·context values for a KV cache (the last `window` for a sliding window), "
+       "heads·(head_dim² + head_dim) for linear attention's S and z, d_inner·d_state for the scan's h",
+       method=Param("str", choices=_STATE_METHODS), context=Param("int", min=0, max=1 << 24),
+       heads=Param("int", default=8, min=1, max=256), head_dim=Param("int", default=64, min=1, max=1024),
+       window=Param("int", default=4096, min=1, max=1 << 24), d_inner=Param("int", default=1536, min=1, max=65536),
+       d_state=Param("int", default=16, min=1, max=1024), bytes_per_value=Param("int", default=4, choices=(1, 2, 4, 8)),
+       unit=Param("str", default="MiB", choices=tuple(_SIZE_UNITS)))
+def _longctx_state_size(method: str, context: int, heads: int, head_dim: int, window: int, d_inner: int,
+                        d_state: int, bytes_per_value: int, unit: str) -> float:
+    from workbench_engines.longctx import LayerShape, state_bytes
+
+    shape = LayerShape(heads, head_dim, window, d_inner, d_state, bytes_per_value)
+    return state_bytes(context, shape)[method] / _SIZE_UNITS[unit]
+
+
+@probe("longctx.state_ratio", "How many times `method`'s bytes at `context` tokens are `versus`'s (the default layer "
+       "of the decode lab: 8 heads of 64, a 4,096 window, the scan d_inner 1,536 × d_state 16, float32)",
+       method=Param("str", choices=_STATE_METHODS), versus=Param("str", choices=_STATE_METHODS),
+       context=Param("int", min=1, max=1 << 24))
+def _longctx_state_ratio(method: str, versus: str, context: int) -> float:
+    from workbench_engines.longctx import state_bytes
+
+    sizes = state_bytes(context)
+    return sizes[method] / sizes[versus]
+
+
+@probe("longctx.decay", "exp(Δ·A) with Δ = softplus(`delta`) (Mamba's step size from its raw projection): the share "
+       "of the state h_{t−1} one step keeps for an entry with decay rate `a`",
+       delta=Param("float", min=-100.0, max=100.0), a=Param("float", min=-1e4, max=0.0))
+def _longctx_decay(delta: float, a: float) -> float:
+    import numpy as np
+
+    from workbench_engines.longctx.scan import softplus
+
+    return float(np.exp(softplus(np.float64(delta)) * a))
+
+
+@probe("longctx.yarn_attention_factor", "YaRN's √(1/t) = 0.1·ln s + 1: the factor q and k are each multiplied by when "
+       "RoPE is stretched `factor` times (1 for factor <= 1)", factor=Param("float", min=1.0, max=1e6))
+def _longctx_yarn_attention_factor(factor: float) -> float:
+    from workbench_engines.longctx.rope_scaling import yarn_attention_factor
+
+    return yarn_attention_factor(factor)
+
+
+@probe("longctx.rope_frequency_ratio", "θ'_i / θ_i: the share of its trained frequency RoPE pair `pair` keeps under a "
+       "scaling `method` that stretches a context of `trained` tokens `factor` times",
+       method=Param("str", choices=("plain", "pi", "ntk", "yarn")), pair=Param("int", min=0, max=511),
+       dim=Param("int", min=2, max=1024), base=Param("float", default=10000.0, min=2.0, max=1e9),
+       factor=Param("float", min=1.0, max=1e4), trained=Param("int", min=2, max=1 << 24))
+def _longctx_rope_frequency_ratio(method: str, pair: int, dim: int, base: float, factor: float, trained: int) -> float:
+    from workbench_engines.errors import EngineError
+    from workbench_engines.longctx.rope_scaling import RopeScaling, inverse_frequencies
+
+    if pair >= dim // 2:
+        raise EngineError(f"a head of {dim} dimensions has pairs 0 … {dim // 2 - 1}, not {pair}")
+    scaled, _ = inverse_frequencies(dim, base, RopeScaling(method, factor, trained))
+    plain, _ = inverse_frequencies(dim, base, RopeScaling("plain", 1.0, trained))
+    return float(scaled[pair] / plain[pair])

@@ -27,6 +27,7 @@
 #include "wb_pretok.h"
 #include "wb_quant.h"
 #include "wb_sampling.h"
+#include "wb_scan.h"
 #include "wb_search.h"
 #include "wb_softmax.h"
 #include "wb_status.h"
@@ -607,6 +608,120 @@ static void test_search(void)
     free(x);
 }
 
+/* The selective scan (issue 23): zero and one steps, n = 1, tails past the vector width, the largest n, NaN, a
+ * carried state that aliases the output state, and every refusal. */
+static int scan_call(float *y, float *last, const float *u, const float *delta, const float *A, const float *B,
+                     const float *C, const float *D, const float *h0, int64_t batch, int64_t d, int64_t L, int64_t n,
+                     int softplus, int threads)
+{
+    return wb_scan_selective_f32(y, last, u, delta, A, B, C, D, h0, batch, d, L, n, softplus, threads);
+}
+
+static void test_scan(void)
+{
+    enum { BATCH = 2, D = 3, L = 7, N = WB_SCAN_MAX_STATE };
+    float *u = malloc(BATCH * D * L * sizeof(float)), *delta = malloc(BATCH * D * L * sizeof(float));
+    float *A = malloc(D * N * sizeof(float)), *B = malloc(BATCH * N * L * sizeof(float));
+    float *C = malloc(BATCH * N * L * sizeof(float)), *Dk = malloc(D * sizeof(float));
+    float *y = malloc(BATCH * D * L * sizeof(float)), *state = malloc(BATCH * D * N * sizeof(float));
+    for (int i = 0; i < BATCH * D * L; i++) {
+        u[i] = (float)(i % 5) - 2.0f;
+        delta[i] = 0.01f * (float)(i % 7) - 0.02f;
+    }
+    for (int i = 0; i < D * N; i++)
+        A[i] = -1.0f - (float)(i % 16);
+    for (int i = 0; i < BATCH * N * L; i++) {
+        B[i] = 0.25f * (float)(i % 9) - 1.0f;
+        C[i] = 0.5f - 0.125f * (float)(i % 11);
+    }
+    for (int i = 0; i < D; i++)
+        Dk[i] = 1.0f + (float)i;
+    for (int i = 0; i < BATCH * D * N; i++)
+        state[i] = 0.5f;
+
+    /* one step, one state entry: h = 0.5 * 2 * 1 = 1, y = 3 * 1 */
+    float one_u = 1.0f, one_dt = 0.5f, one_a = -1.0f, one_b = 2.0f, one_c = 3.0f, one_y = 0.0f, one_h = 0.0f;
+    expect("scan L 1 n 1", scan_call(&one_y, &one_h, &one_u, &one_dt, &one_a, &one_b, &one_c, NULL, NULL, 1, 1, 1, 1,
+                                     0, 1), WB_OK);
+    expect_true("scan L 1 n 1 value", fabsf(one_y - 3.0f) < 1e-6f && fabsf(one_h - 1.0f) < 1e-6f);
+    static const int64_t SIZES[] = {1, 5, 8, 16, 17, 40, 200, N};
+    for (int s = 0; s < (int)(sizeof SIZES / sizeof SIZES[0]); s++) {
+        int64_t n = SIZES[s];
+        expect("scan softplus, D, carried state aliasing the output",
+               scan_call(y, state, u, delta, A, B, C, Dk, state, BATCH, D, L, n, 1, 2), WB_OK);
+        expect("scan no softplus, no D, no states", scan_call(y, NULL, u, delta, A, B, C, NULL, NULL, BATCH, D, L, n, 0,
+                                                              1), WB_OK);
+        int finite = 1;
+        for (int i = 0; i < BATCH * D * L; i++)
+            finite &= isfinite(y[i]);
+        expect_true("scan finite inputs give finite outputs", finite);
+    }
+    /* A sequence longer than the kernel's blocks of 64 steps (two full ones and a partial one): the long path. */
+    enum { LONG_L = 130, LONG_D = 2, LONG_N = 17 };
+    float *lu = calloc(LONG_D * LONG_L, sizeof(float)), *ly = malloc(LONG_D * LONG_L * sizeof(float));
+    float *lb = calloc(LONG_N * LONG_L, sizeof(float)), *lc = calloc(LONG_N * LONG_L, sizeof(float));
+    for (int i = 0; i < LONG_D * LONG_L; i++)
+        lu[i] = (float)(i % 3) - 1.0f;
+    for (int i = 0; i < LONG_N * LONG_L; i++)
+        lb[i] = lc[i] = 0.5f;
+    expect("scan long sequence", scan_call(ly, state, lu, lu, A, lb, lc, Dk, NULL, 1, LONG_D, LONG_L, LONG_N, 1, 2),
+           WB_OK);
+    expect_true("scan long sequence is finite", isfinite(ly[LONG_L - 1]) && isfinite(ly[LONG_D * LONG_L - 1]));
+    free(lu);
+    free(ly);
+    free(lb);
+    free(lc);
+
+    float carried = state[BATCH * D * 16 - 1];
+    expect("scan L 0", scan_call(y, state, u, delta, A, B, C, Dk, state, BATCH, D, 0, 16, 1, 2), WB_OK);
+    expect_true("scan L 0 keeps the carried state", state[BATCH * D * 16 - 1] == carried);
+    expect("scan L 0 from zeros", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, D, 0, 16, 1, 2), WB_OK);
+    expect_true("scan L 0 from zeros leaves zeros", state[0] == 0.0f && state[BATCH * D * 16 - 1] == 0.0f);
+    expect("scan zero batch", scan_call(y, state, u, delta, A, B, C, Dk, NULL, 0, D, L, 16, 1, 2), WB_OK);
+    expect("scan zero channels", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, 0, L, 16, 1, 2), WB_OK);
+
+    /* NaN in delta (through softplus) and in u: only the outputs they reach turn NaN. */
+    delta[0] = NAN;
+    u[D * L + 3] = NAN;
+    expect("scan NaN inputs", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, D, L, 16, 1, 2), WB_OK);
+    expect_true("scan NaN delta spreads along its channel", isnan(y[0]) && isnan(y[L - 1]));
+    expect_true("scan NaN stays in its channel", isfinite(y[L]) && isfinite(y[2 * L - 1]));
+    expect_true("scan NaN u spreads from its step", isfinite(y[D * L + 2]) && isnan(y[D * L + 3]));
+    delta[0] = 0.0f;
+    u[D * L + 3] = 0.0f;
+
+    expect("scan n 0", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, D, L, 0, 1, 1), WB_ERR_BAD_SIZE);
+    expect("scan n too large", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, D, L, N + 1, 1, 1),
+           WB_ERR_BAD_SIZE);
+    expect("scan negative batch", scan_call(y, state, u, delta, A, B, C, Dk, NULL, -1, D, L, 16, 1, 1),
+           WB_ERR_BAD_SIZE);
+    expect("scan negative d", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, -1, L, 16, 1, 1),
+           WB_ERR_BAD_SIZE);
+    expect("scan negative L", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, D, -1, 16, 1, 1),
+           WB_ERR_BAD_SIZE);
+    expect("scan sizes overflow", scan_call(y, state, u, delta, A, B, C, Dk, NULL, INT64_MAX / 2, 4, L, 16, 1, 1),
+           WB_ERR_TOO_LARGE);
+    expect("scan batch x L x n overflows", scan_call(y, state, u, delta, A, B, C, Dk, NULL, 1, 1, INT64_MAX / 8, 16, 1,
+                                                     1), WB_ERR_TOO_LARGE);
+    expect("scan NULL y", scan_call(NULL, state, u, delta, A, B, C, Dk, NULL, BATCH, D, L, 16, 1, 1),
+           WB_ERR_NULL_POINTER);
+    expect("scan NULL B", scan_call(y, state, u, delta, A, NULL, C, Dk, NULL, BATCH, D, L, 16, 1, 1),
+           WB_ERR_NULL_POINTER);
+    expect("scan NULL delta", scan_call(y, state, u, NULL, A, B, C, Dk, NULL, BATCH, D, L, 16, 1, 1),
+           WB_ERR_NULL_POINTER);
+    for (int t = 0; t < N_BAD_THREADS; t++)
+        expect("scan bad threads", scan_call(y, state, u, delta, A, B, C, Dk, NULL, BATCH, D, L, 16, 1,
+                                             BAD_THREADS[t]), WB_ERR_BAD_THREADS);
+    free(u);
+    free(delta);
+    free(A);
+    free(B);
+    free(C);
+    free(Dk);
+    free(y);
+    free(state);
+}
+
 int main(void)
 {
     test_expf();
@@ -625,6 +740,8 @@ int main(void)
     test_search();
     /* word2vec (issue 15) */
     test_word2vec();
+    /* selective scan (issue 23) */
+    test_scan();
     if (failures) {
         fprintf(stderr, "%d sanitizer harness check(s) failed\n", failures);
         return 1;

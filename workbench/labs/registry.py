@@ -225,6 +225,36 @@ KVCACHE_LABS = [
     ),
 ]
 
+LONGCTX_LABS = [
+    LabSpec(
+        "longctx.decode_cost",
+        "What one decoded token costs as the context grows",
+        "Softmax over a KV cache, a sliding window, linear attention and the selective scan, one token each at "
+        "contexts from 1k up: milliseconds and the state or cache each keeps.",
+        {"longest": Param("int", default=16384, choices=(2048, 4096, 8192, 16384, 32768, 65536),
+                          help="the last context raced (from 1,024, doubling)")},
+        "workbench.labs.longctx_labs:DecodeCostLab",
+    ),
+    LabSpec(
+        "longctx.scan_race",
+        "The selective scan, raced",
+        "One layer's selective scan in C (1 and all threads), as a torch loop, as a torch parallel scan and in NumPy.",
+        {"d": Param("int", default=768, min=16, max=6144, help="channels (d_inner); Mamba-130m has 1,536"),
+         "L": Param("int", default=512, min=16, max=8192, help="tokens in the sequence")},
+        "workbench.labs.longctx_labs:ScanRaceLab",
+    ),
+    LabSpec(
+        "longctx.rope_scaling",
+        "RoPE past its training",
+        "The small GPT, trained on 512-token windows, read over longer ones with plain RoPE, position "
+        "interpolation, NTK-aware scaling and YaRN: perplexity by position.",
+        {"window": Param("int", default=2048, choices=(1024, 2048), help="tokens per window, read from position 0"),
+         "windows": Param("int", default=3, min=1, max=8, help="held-out windows averaged"),
+         "plays": _plays(6)},
+        "workbench.labs.longctx_labs:RopeScalingLab",
+    ),
+]
+
 _STEPS = Param("int", default=150, min=10, max=2000, help="training steps per variant")
 
 BLOCK_LABS = [
@@ -580,6 +610,7 @@ LABS: dict[str, LabSpec] = {
         *TOKENIZER_LABS,
         *DECODING_LABS,
         *KVCACHE_LABS,
+        *LONGCTX_LABS,
         *BLOCK_LABS,
         *LLM_LABS,
         *INTERP_LABS,
