@@ -43,7 +43,10 @@ BASE_SEED = int(os.environ.setdefault("WB_SEED", str(random.randrange(2**32))))
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs the suite in one worker per core: torch's own pool of as many threads in each would
-    # oversubscribe the cores. Tests that need more threads ask for them.
+    # oversubscribe the cores, and so would our kernels' OpenMP teams (default_threads() reads this), whose
+    # barriers wait a scheduler slice for a thread the other worker's process keeps off its core: a decode step of
+    # SmolLM2 on two threads took 40 times as long as on one. Tests that need more threads ask for them.
+    os.environ["OMP_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)

@@ -17,6 +17,9 @@ from workbench.screens.help import HelpScreen
 from workbench.screens.lesson import LessonScreen
 from workbench.widgets.question import QuestionView
 
+pytestmark = pytest.mark.no_c_path  # the app's screens, keys and store; the labs they run compute the same both ways,
+# which the lab tests check with and without the C build
+
 SIZE = (80, 24)
 
 QUIZ_LESSON = '''+++

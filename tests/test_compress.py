@@ -31,6 +31,9 @@ from workbench_engines.compress import (
 from workbench_engines.compress import rtn
 from workbench_engines.errors import Cancelled, EngineError
 
+pytestmark = pytest.mark.no_c_path  # torch and NumPy only: without the C build just the tokenizer feeding it changes, and
+# the tokenizer tests run that path both ways
+
 LAYER = "blocks.5.ffn.down"
 """A small-GPT layer with the widest inputs (512) and the largest activations: where the methods differ most."""
 

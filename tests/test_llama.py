@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from functools import cache
 
@@ -35,7 +36,7 @@ def fp32():
 def quantized():
     from workbench_engines.models import llama
 
-    return llama.load(MODEL_PATH, weights="quantized", threads=2)
+    return llama.load(MODEL_PATH, weights="quantized")
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +207,7 @@ def test_the_quantized_path_agrees_with_fp32(fp32, quantized, fp32_plays_logits)
     ids = plays_ids(fp32.tokenizer, 1000)
     reference = torch.log_softmax(fp32_plays_logits(1000)[0].double(), -1)  # all 1,000 tokens in a single forward
     agreement, kl = agreement_and_kl(reference, quantized.model, ids)
-    int8 = llama.load(MODEL_PATH, weights="quantized", activations="int8", threads=2)
+    int8 = llama.load(MODEL_PATH, weights="quantized", activations="int8")
     int8_agreement, int8_kl = agreement_and_kl(reference, int8.model, ids[:500])
     print(f"quantized vs fp32 over 1000 tokens: top-1 agreement {agreement:.4f}, KL {kl:.2e} nats/token; "
           f"int8 activations over 500: {int8_agreement:.4f}, KL {int8_kl:.2e}")
@@ -338,3 +339,30 @@ def test_sliding_window_perplexity_matches_transformers_stride_loop(fp32, refere
             if end == len(ids):
                 break
     assert score.nll == pytest.approx(expected, rel=1e-4)
+
+
+# ``workbench bench llm`` lives here, beside the reference fixture: both use transformers_model(), cached per
+# process, and loading transformers' Llama from the GGUF file takes some 15 s that one test file pays once.
+
+
+@needs_smollm
+@pytest.mark.slow
+def test_bench_llm_quick_validates_every_output(reference, capsys):
+    from workbench.cli import main
+
+    assert main(["bench", "llm", "--quick", "--repeats", "1", "--warmup", "0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["rows"]
+    assert all(row["matches"] for row in rows), [row["mismatch"] for row in rows if not row["matches"]]
+    decode = {row["name"] for row in rows if row["case"].startswith("decode")}
+    assert {"ours fp32", "ours quantized", "ours quantized, int8 x", "transformers fp32"} <= decode
+    # Under the table, for each decode row: the weight bytes a token reads and the ceiling they put on tokens/s.
+    roofline = report["summary"].splitlines()
+    assert [line for line in roofline if not line.startswith("  ")] == [
+        case for case in dict.fromkeys(row["case"] for row in rows) if case.startswith("decode")]
+    assert len(roofline) == sum(row["case"].startswith("decode") for row in rows) + 2  # two headings
+    quantized = next(line for line in roofline if line.startswith("  ours quantized:"))
+    assert "97 MB of weights a token" in quantized, quantized
+    assert report["environment"]["cpu"]
+
+
