@@ -26,7 +26,7 @@ def test_linear_attention_recurrence_equals_the_parallel_form(rng, shape):
     np.testing.assert_allclose(recurrent, parallel, rtol=1e-12, atol=1e-13)
 
 
-def test_linear_attention_is_eq_4_token_by_token(rng):
+def test_causal_linear_attention_is_its_definition_token_by_token(rng):
     q, k, v = rng.standard_normal((9, 4)), rng.standard_normal((9, 4)), rng.standard_normal((9, 3))
     phi_q, phi_k = la.feature_map(q), la.feature_map(k)
     assert (phi_q > 0).all() and np.allclose(la.feature_map(np.array([-1.0, 0.0, 2.0])), [np.exp(-1), 1.0, 3.0])

@@ -128,12 +128,12 @@ async def test_scan_lab_on_the_lessons_settings_validates_every_contender_and_sh
 
 
 async def test_scan_lab_small_race_and_its_knobs(open_lab):
-    async with open_lab("longctx.scan_race", d=16, L=6144) as h:
+    async with open_lab("longctx.scan_race", d=16, L=1536) as h:
         await h.press("D", "l")
-        assert h.lab.layer == h.lab.Layer(16, 8192) and "already the most" not in h.status()
+        assert h.lab.layer == h.lab.Layer(16, 2048) and "already the most" not in h.status()
         await h.press("l")
-        assert h.lab.layer.L == 8192 and "L = 8,192 is already the most this lab takes" in h.status()
-        await h.press("L", "L", "L", "L", "L", "L", "L", "L", "L")
+        assert h.lab.layer.L == 2048 and "L = 2,048 is already the most this lab takes" in h.status()
+        await h.press("L", "L", "L", "L", "L", "L", "L")
         assert h.lab.layer == h.lab.Layer(16, 16)
         await h.press("r")
         await h.settle()

@@ -120,7 +120,13 @@ def test_every_bench_table_reads_its_rows_against_the_roofline_of_the_same_run(c
     report = json.loads(capsys.readouterr().out)
     roof = report["roofline"]
     assert roof["peak_source"] == "FMA chains" and set(roof["peak_gflops"]) == set(roof["bandwidth_gbs"])
-    assert all(row["roof_bound"] == "bw" and row["roof_share"] > 0 for row in report["rows"])  # softmax: memory
+    measured = sorted(int(n) for n in roof["peak_gflops"])
+    for row in report["rows"]:  # the ceiling that binds each row follows from its intensity and the run's ridge
+        asked = int(row["name"].rsplit(" ", 1)[1][:-1]) if row["name"].endswith("T") else measured[-1]
+        threads = str(max([n for n in measured if n <= asked] or measured[:1]))
+        peak, bandwidth = roof["peak_gflops"][threads], roof["bandwidth_gbs"][threads]
+        expected = "peak" if row["flops"] / row["bytes_moved"] * bandwidth >= peak else "bw"
+        assert row["roof_bound"] == expected and row["roof_share"] > 0, row
     assert main(["bench", "softmax", "--quick", "--repeats", "1", "--warmup", "0"]) == 0
     out = capsys.readouterr().out
     assert "roof" in out.splitlines()[2] and "% bw" in out and "roof: the row's rate as a share" in out
@@ -133,13 +139,18 @@ def test_others_busy_sees_another_process_spinning():
 
     from workbench_engines.profiling.bench import others_busy
 
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpus)]
     try:
         share = others_busy(0.5)
     finally:
-        spinner.kill()
-        spinner.wait()
-    assert share is not None and 0.1 < share <= 1.0
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    # A spinner a CPU keeps them all busy, but shares them with this process and the suite's other worker.
+    assert share is not None and 0.25 < share <= 1.0
 
 
 def test_a_table_taken_on_a_busy_machine_says_so(capsys):

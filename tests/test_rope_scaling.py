@@ -140,7 +140,8 @@ def test_the_verdict_reads_the_sweeps_own_numbers():
 @pytest.mark.slow
 async def test_rope_lab_on_the_lessons_settings_plain_breaks_ntk_and_yarn_hold_pi_costs_everywhere(open_lab):
     """The lesson's claims, from the lab's own figures: plain RoPE climbs past 512, position interpolation untrained
-    is worse even on the first 512 positions, NTK-aware and YaRN stay near their first positions to the end."""
+    is far worse on the first 512 positions and no better at the end, NTK-aware and YaRN stay near their first
+    positions to the end."""
     from tests.test_lab_claims import lesson_params, lesson_run
 
     assert lesson_params("stretching-rope", "longctx.rope_scaling") == {"window": 2048, "windows": 3, "plays": 6}
@@ -148,7 +149,7 @@ async def test_rope_lab_on_the_lessons_settings_plain_breaks_ntk_and_yarn_hold_p
         sweep = h.lab.sweep
         by = {c.method: (sweep.inside(c), sweep.far(c)) for c in sweep.curves}
         assert by["plain"][1] > 1.8 * by["plain"][0]
-        assert by["pi"][0] > 1.5 * by["plain"][0]
+        assert by["pi"][0] > 1.5 * by["plain"][0] and by["pi"][1] > 0.8 * by["plain"][1]  # and no real help far out
         for method in ("ntk", "yarn"):
             assert by[method][1] < 1.3 * by[method][0] and by[method][1] < 0.7 * by["plain"][1], (method, by)
         text = h.readout()

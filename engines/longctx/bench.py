@@ -56,14 +56,14 @@ def mamba_like_inputs(rng: np.random.Generator, batch: int, d: int, L: int, n: i
     initialisation) jittered, delta before softplus around -4 (step sizes near 0.02), D near 1."""
     A = -np.arange(1, n + 1, dtype=np.float64)[None, :] * rng.uniform(0.5, 1.5, (d, 1))
     arrays = {
-        "u": rng.standard_normal((batch, d, L)),
-        "delta": rng.standard_normal((batch, d, L)) - 4.0,
+        "u": rng.standard_normal((batch, d, L), dtype=np.float32),
+        "delta": rng.standard_normal((batch, d, L), dtype=np.float32) - np.float32(4.0),
         "A": A,
-        "B": rng.standard_normal((batch, n, L)),
-        "C": rng.standard_normal((batch, n, L)),
+        "B": rng.standard_normal((batch, n, L), dtype=np.float32),
+        "C": rng.standard_normal((batch, n, L), dtype=np.float32),
         "D": 1.0 + 0.1 * rng.standard_normal(d),
     }
-    return {name: x.astype(np.float32) for name, x in arrays.items()}
+    return {name: x.astype(np.float32, copy=False) for name, x in arrays.items()}
 
 
 def scan_case(quick: bool = False, *, d: int | None = None, L: int | None = None) -> Case:
@@ -103,8 +103,14 @@ def scan_case(quick: bool = False, *, d: int | None = None, L: int | None = None
                 bytes_moved=bytes_moved, per_run=(batch * L, "tokens"))
 
 
+def size_text(n_bytes: float) -> str:
+    """Bytes as the decode cases' notes and the decode lab write them: MiB with two decimals from 1 MiB, KiB with
+    one below."""
+    return f"{n_bytes / 2**20:,.2f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:,.1f} KiB"
+
+
 def _mib(n_bytes: float) -> str:
-    return f"state {n_bytes / 2**20:,.2f} MiB" if n_bytes >= 2**20 else f"state {n_bytes / 2**10:,.1f} KiB"
+    return f"state {size_text(n_bytes)}"
 
 
 def _one_thread() -> tuple:

@@ -1,14 +1,14 @@
-"""Causal linear attention (Katharopoulos et al., 2020, "Transformers are RNNs", eq. 4-6), two ways, in NumPy.
+"""Causal linear attention (Katharopoulos et al., 2020, "Transformers are RNNs", §3.2-3.4), two ways, in NumPy.
 
 Softmax attention weighs value j for query i by exp(q_i . k_j); linear attention
 replaces that similarity by a product of feature maps, phi(q_i) . phi(k_j), with
-phi(x) = elu(x) + 1 (positive, so the weights are). The causal output (eq. 4) is
+phi(x) = elu(x) + 1 (positive, so the weights are). The causal output (§3.3) is
 
     out_i = sum_{j<=i} (phi(q_i) . phi(k_j)) v_j  /  sum_{j<=i} phi(q_i) . phi(k_j)
 
 Computed in parallel, that is softmax attention's shape: a (T, T) matrix
 phi(Q) phi(K)^T under the causal mask, times V, each row divided by its sum.
-Because phi(q_i) factors out of both sums (eq. 5-6), it is also a recurrence:
+Because phi(q_i) factors out of both sums, it is also a recurrence (§3.4, the paper's RNN form):
 
     S_i = S_{i-1} + phi(k_i) v_i^T     (HS x HV)      z_i = z_{i-1} + phi(k_i)     (HS)
     out_i = phi(q_i)^T S_i / phi(q_i) . z_i
@@ -49,7 +49,7 @@ def _qkv(q, k, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def parallel(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Causal linear attention as one masked matrix product (eq. 4): all T outputs at once, O(T^2) memory."""
+    """Causal linear attention as one masked matrix product (§3.3): all T outputs at once, O(T^2) memory."""
     q, k, v = _qkv(q, k, v)
     weights = np.tril(feature_map(q) @ np.swapaxes(feature_map(k), -1, -2))  # (..., T, T), zero above the diagonal
     return (weights @ v) / weights.sum(axis=-1, keepdims=True)  # (..., T, HV)
@@ -72,7 +72,7 @@ class LinearState:
 
 
 def step(state: LinearState, q_t: np.ndarray, k_t: np.ndarray, v_t: np.ndarray) -> tuple[np.ndarray, LinearState]:
-    """One token of the recurrence (eq. 5-6): fold (k_t, v_t) into the state, read it with q_t.
+    """One token of the recurrence (§3.4): fold (k_t, v_t) into the state, read it with q_t.
 
     q_t, k_t (..., HS); v_t (..., HV). Returns the output (..., HV) and the new
     state; the old one is left as it was. Its cost does not depend on how many

@@ -10,8 +10,9 @@ context s times longer without training again change θ_i:
   Large Language Models via Positional Interpolation"): θ_i / s for every
   pair, so position s·L looks like position L. The fast pairs, which had
   turned many times, are squeezed too: neighbouring tokens become hard to tell
-  apart. The paper fine-tunes afterwards; without it the model is confused
-  everywhere (transformers' ``rope_type="linear"``).
+  apart. The paper fine-tunes briefly afterwards; without it the small GPT
+  reads even its trained positions far worse (transformers'
+  ``rope_type="linear"``).
 - **NTK-aware scaling** (bloc97, 2023; written down in Peng et al., 2023,
   §3.1): a larger base, b' = b · s^(HS/(HS−2)), which leaves the fastest pair
   as it was and slows the slowest by s.
@@ -140,7 +141,8 @@ class PositionCurve:
     windows: int
 
     def perplexity(self, lo: int, hi: int) -> float:
-        """exp of the mean loss over positions [lo, hi) (1-based: position t predicts token t)."""
+        """exp of the mean loss over positions [lo, hi), where position t is the prediction of the window's token t
+        (counted from 0) after reading the t tokens before it: nll[t − 1]."""
         part = self.nll[max(lo - 1, 0): hi - 1]
         if part.size == 0:
             raise EngineError(f"no scored position in [{lo}, {hi}) of a {self.nll.size + 1}-token window")

@@ -319,15 +319,17 @@ def cpu_model() -> str:
 
 
 def _busy_ticks() -> tuple[int, int] | None:
-    """(ticks every CPU spent busy, ticks this process spent) since boot, from Linux's /proc; None elsewhere."""
+    """(ticks the CPUs this process may run on spent busy, ticks this process spent) since boot, from Linux's
+    /proc; None elsewhere. Only those CPUs: in a container the host's others would read as busy neighbours."""
+    mine = {f"cpu{n}" for n in os.sched_getaffinity(0)}
     try:
-        total = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        lines = [line.split() for line in Path("/proc/stat").read_text().splitlines() if line.startswith("cpu")]
         own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    # /proc/stat's cpu line: user nice system idle iowait irq softirq steal ...; proc(5): utime, stime are
+    # /proc/stat's cpuN lines: user nice system idle iowait irq softirq steal ...; proc(5): utime, stime are
     # fields 14 and 15, the 12th and 13th after the parenthesised name.
-    busy = sum(int(v) for i, v in enumerate(total[:8]) if i not in (3, 4))
+    busy = sum(int(v) for fields in lines if fields[0] in mine for i, v in enumerate(fields[1:9]) if i not in (3, 4))
     return busy, int(own[11]) + int(own[12])
 
 
@@ -343,6 +345,8 @@ def others_busy(seconds: float = 0.25) -> float | None:
         return None
     time.sleep(seconds)
     after = _busy_ticks()
+    if after is None:
+        return None
     ticks = seconds * os.sysconf("SC_CLK_TCK") * len(os.sched_getaffinity(0))
     others = (after[0] - before[0]) - (after[1] - before[1])
     return min(1.0, max(0.0, others / ticks))

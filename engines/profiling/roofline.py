@@ -40,7 +40,11 @@ class Roofline:
     """"FMA chains" (ours, in registers) or "torch matmul" (without the C build)."""
 
     def ceilings(self, threads: int | None) -> tuple[int, float, float]:
-        """(threads, peak, bandwidth) at the largest measured count not above ``threads`` (None: the most)."""
+        """(threads, peak, bandwidth) at the largest measured count not above ``threads`` (None: the most).
+
+        None is a row whose name gives no thread count: read against the all-thread ceilings, so a
+        single-threaded one (NumPy) shows a smaller share than it would against one thread's.
+        """
         counts = sorted(set(self.peak_gflops) & set(self.bandwidth_gbs))
         fitting = [n for n in counts if threads is None or n <= threads] or counts[:1]
         n = fitting[-1]

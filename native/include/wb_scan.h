@@ -21,7 +21,9 @@
  * stack); batch, d, L >= 0. Statuses: WB_ERR_NULL_POINTER, WB_ERR_BAD_SIZE
  * (n out of range, a negative size), WB_ERR_TOO_LARGE (sizes whose products
  * overflow), WB_ERR_BAD_THREADS, WB_ERR_NO_MEMORY. NaN in any input spreads
- * to the outputs it reaches, as in the definition.
+ * to the outputs it reaches, as in the definition. A is meant negative (a
+ * decay, as Mamba's -exp(A_log)); where delta * A exceeds 88.38 the kernel's
+ * exp saturates near 2.4e38 where the definition gives inf.
  */
 #ifndef WB_SCAN_H
 #define WB_SCAN_H

@@ -124,7 +124,7 @@ static inline void step_sizes(float *dt, const float *delta, int64_t len, int so
             wb_storev(dt + i, softplus_v(wb_loadv(dt + i)));
 }
 
-/* rows x n (row stride ld) into rows x n_pad, zeros past n: B or C of one batch row made time-major. */
+/* Step t of an n x L block (B or C of one batch row) into row t of a time-major L x n_pad copy, zeros past n. */
 static void transpose_padded(float *out, const float *x, int64_t n, int64_t L, int64_t n_pad, int64_t t)
 {
     float *row = out + t * n_pad;

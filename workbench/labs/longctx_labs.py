@@ -25,6 +25,7 @@ from workbench.labs.evaluation_labs import TRAINED_WINDOW
 from workbench.labs.knobs import paired_keys
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
+from workbench_engines.longctx.bench import size_text
 
 SHORTEST = 1024
 """The decode lab's first context; it doubles up to the ``longest`` knob."""
@@ -50,11 +51,6 @@ def contexts_up_to(longest: int) -> list[int]:
 def kilo(tokens: int) -> str:
     """A context as the lab names it: 16k for 16,384 tokens; a count that is no multiple of 1,024 is written out."""
     return f"{tokens // 1024}k" if tokens % 1024 == 0 else f"{tokens:,}"
-
-
-def size_text(n_bytes: float) -> str:
-    """Bytes as the decode cases' notes write them: MiB with two decimals from 1 MiB, KiB with one below."""
-    return f"{n_bytes / 2**20:,.2f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:,.1f} KiB"
 
 
 @dataclass(frozen=True)
@@ -154,7 +150,7 @@ class DecodeCostLab(Lab):
         self.longest = choices[index]
 
     def watch_longest(self, longest: int) -> None:
-        slow = " (64k: about 1.5 GiB of caches)" if longest > 32768 else ""
+        slow = " (64k: about 1.5 GiB at the peak)" if longest > 32768 else ""
         self.status(f"Contexts {', '.join(kilo(c) for c in contexts_up_to(longest))}: r races, +/- the longest{slow}.")
 
     def action_race(self) -> None:
@@ -336,7 +332,8 @@ def rope_verdict(sweep: RopeSweep) -> str:
         pi, plain = by["pi"], by["plain"]
         change = sweep.inside(pi) / sweep.inside(plain)
         words.append(f"Position interpolation without fine-tuning {'raises' if change > 1 else 'lowers'} even the "
-                     f"near positions' perplexity ×{change:.2f}: it squeezes every pair, the fast ones too.")
+                     f"near positions' perplexity ×{change:.2f}"
+                     + (": it squeezes every pair, the fast ones too." if change > 1 else "."))
     return " ".join(words)
 
 

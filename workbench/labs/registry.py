@@ -239,8 +239,9 @@ LONGCTX_LABS = [
         "longctx.scan_race",
         "The selective scan, raced",
         "One layer's selective scan in C (1 and all threads), as a torch loop, as a torch parallel scan and in NumPy.",
-        {"d": Param("int", default=768, min=16, max=6144, help="channels (d_inner); Mamba-130m has 1,536"),
-         "L": Param("int", default=512, min=16, max=8192, help="tokens in the sequence")},
+        # The torch loop holds exp(ΔA) and ΔBu whole, (d, L, 16) float32 each: 400 MiB apiece at the caps.
+        {"d": Param("int", default=768, min=16, max=3072, help="channels (d_inner); Mamba-130m has 1,536"),
+         "L": Param("int", default=512, min=16, max=2048, help="tokens in the sequence")},
         "workbench.labs.longctx_labs:ScanRaceLab",
     ),
     LabSpec(
