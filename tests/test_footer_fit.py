@@ -43,6 +43,16 @@ def cut_keys(screen) -> list[str]:
             and (key.region.width == 0 or key.region.right > limit)]
 
 
+async def footer_after_focus(pilot, tries: int = 20) -> list[str]:
+    """The footer's items once it has recomposed for a new focus: under a loaded suite the refresh that draws it
+    can come several pauses later, and until then it has no keys at all."""
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        if items := footer_items(pilot.app.screen):
+            return items
+    return []
+
+
 async def next_step(pilot) -> None:
     """Press n as a learner would, from the lesson's text (a lab's text box would take the n)."""
     pilot.app.screen.query_one("#body").focus()
@@ -238,8 +248,7 @@ async def test_a_focused_choice_list_shows_the_keys_its_kind_of_question_takes(t
                     views = [v for v in app.screen.query(QuestionView) if v.question.kind == kind_wanted]
                     if views:
                         views[0].query_one(ChoiceList).focus()
-                        await pilot.pause()
-                        items = footer_items(app.screen)
+                        items = await footer_after_focus(pilot)
                         assert items[: len(expected)] == expected, (kind_wanted, items)
                         assert not {"space Tick", "u Move up"} - set(expected) & set(items)
                         found = True
