@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from pathlib import Path
 
 import pytest
@@ -40,14 +42,22 @@ def test_native_trainer_equals_the_reference(text, vocab):
     assert native.tokenizer.ranks == reference.tokenizer.ranks
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("pattern", ["gpt2", "cl100k", r"\w+|\s+|[^\w\s]+"])
-def test_trainers_agree_on_real_text(pattern, backend):
+@cache
+def real_text_merges(pattern: str) -> tuple[str, list]:
+    """(text, merges): 300 merges learned from 150,000 characters of the plays by the reference trainer, held to
+    the naive one once a pattern (each backend's test below reuses them)."""
     text = read_text(limit=150_000)
     counts = count_pieces(text, pattern)
     reference = train_reference(counts, 300)
     assert reference == train_naive(counts, 300)
+    return text, reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("pattern", ["gpt2", "cl100k", r"\w+|\s+|[^\w\s]+"])
+def test_trainers_agree_on_real_text(pattern, backend):
+    text, reference = real_text_merges(pattern)
     assert train_bpe(text, 256 + 300, pattern=pattern, special_tokens=(), backend=backend).merges == reference
 
 
