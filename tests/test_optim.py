@@ -396,7 +396,9 @@ def test_a_checkpoint_resumes_under_either_parts(rng, tmp_path, first, then):
         _run(data, first, checkpoint=path, should_stop=lambda: next(calls) == 6)
     resumed, _ = _run(data, then, checkpoint=path, resume=True)
     assert resumed.resumed_from == 6
-    np.testing.assert_allclose(resumed.train_losses, unbroken.train_losses, rtol=0, atol=1e-5)
+    # float32 parts summed in other orders drift apart a little each step: CI saw 1.05e-5 at step 6 of losses near
+    # 3.1 (3.4e-6 of them), so the bound is relative, about 30 times float32's rounding.
+    np.testing.assert_allclose(resumed.train_losses, unbroken.train_losses, rtol=1e-5, atol=0)
 
 
 def test_compare_parts_trains_both_runs_alike(rng):
