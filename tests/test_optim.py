@@ -381,7 +381,9 @@ def test_training_on_hand_parts_agrees_with_torch_parts_step_for_step(rng):
     np.testing.assert_allclose([v for _, v in ours.val_losses], [v for _, v in theirs.val_losses], atol=1e-5)
     assert ours.train_losses[-1] < ours.train_losses[0]  # it learnt something, not just agreed
     for p, q in zip(model_ours.parameters(), model_theirs.parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+        # Adam divides by √v: a weight whose gradient is near zero takes steps of up to lr from a ratio of tiny
+        # numbers, so float32's rounding there moves it by ~1e-5 (WB_SEED=1693274073: 1.5e-5 at a weight of 0.017).
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=5e-5)
     with pytest.raises(EngineError, match="parts"):
         TrainConfig(parts="jax")
 
