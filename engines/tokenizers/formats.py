@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -163,41 +164,101 @@ def bytes_to_unicode() -> dict[int, str]:
     return {b: chr(c) for b, c in zip(printable, chars)}
 
 
+def read_tokenizer_json(path: str | Path) -> tuple[dict, str]:
+    """The parsed ``tokenizer.json`` and its text; a file that is not JSON is reported at its line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise VocabFileError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise VocabFileError(f"{path}: a folder, not a tokenizer.json") from exc
+    except UnicodeDecodeError as exc:
+        raise VocabFileError(f"{path}: not a tokenizer.json (byte {exc.start} is not UTF-8)") from exc
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise VocabFileError(f"{path}:{exc.lineno}:{exc.colno}: not a tokenizer.json ({exc.msg})") from exc
+    if not isinstance(spec, dict):
+        raise VocabFileError(f"{path}:1: not a tokenizer.json (the top level is not an object)")
+    return spec, text
+
+
+def line_of(text: str, value, after: str = "") -> int | None:
+    """The 1-based line where the JSON value (a string or a list of strings) is written in text, past the first
+    ``after``: for file:line messages about a value the parser accepted but the model does not. Any spacing,
+    and escaped or raw Unicode, match."""
+    start = max(text.find(after), 0) if after else 0
+    found = re.compile(_json_regex(value)).search(text, start)
+    return text.count("\n", 0, found.start()) + 1 if found else None
+
+
+def _json_regex(value) -> str:
+    if isinstance(value, list):
+        return r"\[\s*" + r"\s*,\s*".join(_json_regex(v) for v in value) + r"\s*\]"
+    forms = dict.fromkeys(json.dumps(value, ensure_ascii=escape) for escape in (False, True))
+    return "(?:" + "|".join(re.escape(form) for form in forms) + ")"
+
+
+_VOCAB, _MERGES = '"vocab"', '"merges"'
+"""Where a tokenizer.json's vocabulary and merges begin: line_of looks for a bad entry past them."""
+
+
 def load_hf_bpe(path: str | Path, backend: str = "native") -> BPETokenizer:
     """A byte-level BPE model from an HF ``tokenizer.json`` (GPT-2 style).
 
     Encoding by rank equals HF's merge-rule encoding when every merge creates
     a token whose id is above both of its parts (true of GPT-2-style and of
-    HF-trained byte-level models); a file where it is not is refused.
+    HF-trained byte-level models); a file where it is not is refused, with
+    the line of the merge that breaks the rule.
     """
     path = Path(path)
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise VocabFileError(f"{path}: no such file") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VocabFileError(f"{path}: not a tokenizer.json ({exc})") from exc
+    spec, text = read_tokenizer_json(path)
+
+    def where(value, after: str) -> str:
+        line = line_of(text, value, after)
+        return f"{path}:{line}" if line else str(path)
+
     model = spec.get("model") or {}
-    if model.get("type") != "BPE":
-        raise VocabFileError(f"{path}: model type is {model.get('type')!r}, not BPE")
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        kind = model.get("type") if isinstance(model, dict) else None
+        raise VocabFileError(f"{where('model', '')}: model type is {kind!r}, not BPE")
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or not vocab:
+        raise VocabFileError(f"{where('vocab', '')}: model.vocab must be a non-empty object of token: id")
     decoder = {c: b for b, c in bytes_to_unicode().items()}
     ranks: dict[bytes, int] = {}
-    for token, rank in model.get("vocab", {}).items():
+    for token, rank in vocab.items():
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+            raise VocabFileError(f"{where(token, _VOCAB)}: token {token!r} has id {rank!r}, not a whole number ≥ 0")
         try:
-            ranks[bytes(decoder[c] for c in token)] = int(rank)
+            ranks[bytes(decoder[c] for c in token)] = rank
         except KeyError as exc:
-            raise VocabFileError(f"{path}: token {token!r} is not byte-level (no byte for {exc.args[0]!r})") from exc
-    for number, merge in enumerate(model.get("merges", [])):
-        left, right = merge.split(" ") if isinstance(merge, str) else merge
-        joined = model["vocab"].get(left + right)
-        if joined is None or joined <= max(model["vocab"][left], model["vocab"][right]):
+            raise VocabFileError(f"{where(token, _VOCAB)}: token {token!r} is not byte-level "
+                                 f"(no byte for {exc.args[0]!r})") from exc
+    for number, merge in enumerate(model.get("merges") or []):
+        parts = merge.split(" ") if isinstance(merge, str) else merge
+        if not isinstance(parts, list) or len(parts) != 2 or not all(isinstance(p, str) for p in parts):
+            raise VocabFileError(f"{where(merge, _MERGES)}: merge {number} is {merge!r}, not two tokens")
+        left, right = parts
+        missing = [p for p in (left, right, left + right) if p not in vocab]
+        if missing:
+            raise VocabFileError(f"{where(merge, _MERGES)}: merge {number} ({left!r} {right!r}) names "
+                                 f"{missing[0]!r}, which is not in the vocabulary")
+        if vocab[left + right] <= max(vocab[left], vocab[right]):
             raise VocabFileError(
-                f"{path}: merge {number} ({left!r} {right!r}) does not create a newer token; "
+                f"{where(merge, _MERGES)}: merge {number} ({left!r} {right!r}) does not create a newer token; "
                 "rank-based encoding would differ from HF's"
             )
-    specials = {t["content"]: int(t["id"]) for t in spec.get("added_tokens", []) if t.get("special")}
-    for text in specials:
-        ranks.pop(text.encode("utf-8"), None)
+    specials: dict[str, int] = {}
+    for entry in spec.get("added_tokens") or []:
+        if not (isinstance(entry, dict) and isinstance(entry.get("content"), str) and isinstance(entry.get("id"), int)):
+            raise VocabFileError(f"{where('added_tokens', '')}: an added token needs a string content and a "
+                                 f"whole-number id, got {str(entry)[:60]}")
+        if entry.get("special"):
+            specials[entry["content"]] = entry["id"]
+    for special in specials:
+        ranks.pop(special.encode("utf-8"), None)
     pattern = _hf_pattern(spec.get("pre_tokenizer") or {}, path)
     return BPETokenizer(path.stem, ranks, pattern, specials, backend)
 

@@ -53,6 +53,8 @@ _SAMPLES = [
     "    indented    with   many    spaces\\t\\tand tabs   ",
     " SolidGoldMagikarp petertodd RandomRedditorWithNo",
 ]
+_USER_FILES = Param("list[str]", default=[], help="your own tokenizer.json or .tiktoken files to read at the start "
+                   "('path gpt2' for a rank file made with GPT-2's pattern; ctrl+l reads more)")
 _ALL_TOKENIZERS = ["cl100k", "tiktoken", "shakespeare-bpe", "wordpiece", "hf-wordpiece", "unigram", "sentencepiece"]
 
 TOKENIZER_LABS = [
@@ -101,7 +103,8 @@ TOKENIZER_LABS = [
         "tokenize.pretokenize",
         "Pre-tokenisation: GPT-2 against cl100k",
         "See how each pattern splits text before BPE, and the merges inside the longest piece.",
-        {"text": Param("str", default="I'm  counting 1234567 apples!!\\n\\n    x = y", help="the starting text")},
+        {"text": Param("str", default="I'm  counting 1234567 apples!!\\n\\n    x = y", help="the starting text"),
+         "files": _USER_FILES},
         "workbench.labs.tokenizer_labs:PretokenizeLab",
     ),
     LabSpec(
@@ -133,6 +136,7 @@ TOKENIZER_LABS = [
             "tokenizers": Param("list[str]", default=_ALL_TOKENIZERS, min_len=1, choices=tuple(_ALL_TOKENIZERS),
                                 help="which tokenizers to show"),
             "samples": Param("list[str]", default=_SAMPLES, help="texts ctrl+n cycles through"),
+            "files": _USER_FILES,
         },
         "workbench.labs.tokenizer_labs:CompareLab",
     ),

@@ -12,17 +12,21 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Input, Static
+from textual.worker import Worker, WorkerState
 
 from workbench_engines import corpus
 from workbench_engines.backends import resolve
+from workbench_engines.errors import EngineError
 from workbench_engines.tokenizers import pretokenize
 from workbench_engines.tokenizers.bpe_reference import bpe_merge_steps
 from workbench_engines.tokenizers.explain import FORMS, characters, utf8
 from workbench_engines.tokenizers.peers import Token, TokenizerView, build, label_bytes
+from workbench_engines.tokenizers.user_files import UserTokenizer
 from workbench.labs.base import Lab, Progress, backend_caption
 from workbench.labs.knobs import cycled, paired_keys
 from workbench.typed import unescape
@@ -74,7 +78,8 @@ class TextLab(TokenLab):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.text = unescape(event.value)
+        if event.input.id != OwnTokenizerLab.PATH_BOX:
+            self.text = unescape(event.value)
 
     def watch_text(self, text: str) -> None:
         self.draw(text)
@@ -132,13 +137,117 @@ class BytesLab(TextLab):
         self.readout(table)
 
 
-class PretokenizeLab(TextLab):
-    """The text split by the GPT-2 and cl100k patterns, and cl100k's merges inside the longest piece."""
+class OwnTokenizerLab(TextLab):
+    """A text lab that also shows the learner's own tokenizer files (a tokenizer.json or a .tiktoken rank file).
+
+    ctrl+l opens a path box; Enter loads the file in a worker through
+    :func:`~workbench_engines.tokenizers.user_files.load_user_tokenizer`, and
+    a file it refuses is reported as path:line in the status line. The
+    lab's ``files`` parameter names files to load at the start.
+    """
+
+    PATH_BOX = "user-file"
+    BINDINGS = [Binding("ctrl+l", "ask_path", "Your tokenizer")]
+    user_files: reactive[list[UserTokenizer]] = reactive(list, always_update=True)
+    """The learner's files read so far, in the order given."""
+
+    def __init__(self, spec, params: dict[str, Any]) -> None:
+        super().__init__(spec, params)
+        self._queue: list[str] = []
+        """Files asked for and not read yet: one worker runs at a time."""
+
+    def compose_lab(self) -> ComposeResult:
+        box = Input(placeholder="a tokenizer.json or .tiktoken path (then ' gpt2' for a GPT-2-pattern rank file); "
+                    "Enter loads, Esc closes", id=self.PATH_BOX)
+        box.display = False
+        for widget in super().compose_lab():
+            yield widget
+            if box is not None and isinstance(widget, Input):  # just under the text box: in sight when opened
+                yield box
+                box = None
+
+    def action_ask_path(self) -> None:
+        box = self.query_one(f"#{self.PATH_BOX}", Input)
+        box.display = True
+        box.focus()
+
+    def on_key(self, event) -> None:
+        box = self.query_one(f"#{self.PATH_BOX}", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            box.display = False
+            self.query_one(Input).focus()
+
+    @on(Input.Submitted, f"#{PATH_BOX}")
+    def _path_given(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip():
+            self.read_files([event.value.strip()])
+
+    def read_files(self, given: list[str]) -> None:
+        """Queue files ("path", or "path pattern" for a rank file) to read one at a time in a worker."""
+        self._queue += given
+        if not self.running:
+            self._next_file()
+
+    def _next_file(self) -> None:
+        from workbench_engines.tokenizers.user_files import RANK_FILE_PATTERNS, load_user_tokenizer
+
+        if not self._queue:
+            return
+        given = self._queue.pop(0)
+        path, _, last = given.rpartition(" ")
+        path, pattern = (path, last) if path and last in RANK_FILE_PATTERNS else (given, "cl100k")
+        backend = resolve().name
+
+        def work(progress: Progress) -> UserTokenizer | str:
+            try:
+                return load_user_tokenizer(path, pattern, backend)
+            except EngineError as exc:  # the learner's file, not the lab, is at fault: say where, keep going
+                return str(exc)
+
+        self.start(work, self._file_read, f"Reading {path}")
+
+    def _file_read(self, user: UserTokenizer | str) -> None:
+        if isinstance(user, str):
+            self.status(f"Could not read it: {user}")
+        else:
+            self.user_files = [u for u in self.user_files if u.path != user.path] + [user]
+            box = self.query_one(f"#{self.PATH_BOX}", Input)
+            box.display = False
+            box.value = ""
+            self.query_one(Input).focus()
+            self.status(f"Read {user.path} ({user.kind})." + (f" {user.note}" if user.note else ""))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Lab's own handler runs too (Textual calls each class's); once a run has ended, the next file starts.
+        if event.worker is self._worker and event.state not in (WorkerState.PENDING, WorkerState.RUNNING):
+            self.call_after_refresh(self._next_file)
+
+    def watch_user_files(self) -> None:
+        self.draw(self.text)
+
+
+class PretokenizeLab(OwnTokenizerLab):
+    """The text split by the GPT-2 and cl100k patterns (and by the learner's own tokenizers' pre-tokenisers),
+    and cl100k's merges inside the longest piece."""
+
+    def on_mount(self) -> None:
+        self.read_files(list(self.params["files"]))
 
     def draw(self, text: str) -> None:
         choice = resolve()
         out = Text()
         pieces: list[str] = []
+        for user in self.user_files:
+            try:
+                theirs = user.split(text)
+            except Exception as exc:  # noqa: BLE001 - a learner's pre-tokenizer failing must not hide the rest
+                out.append(f"{user.path.name}: failed: {exc}\n\n", style="bold")
+                continue
+            out.append(f"{user.path.name}, split by {user.split_by}: {len(theirs)} pieces\n", style="bold")
+            out.append(self.strip([Token(k, p) for k, p in enumerate(theirs)]))
+            out.append("\n\n")
         for name in ("gpt2", "cl100k"):
             pieces = pretokenize.split(text, name, backend=choice.name)
             out.append(f"{name}: {len(pieces)} pieces\n", style="bold")
@@ -166,7 +275,6 @@ class WordPieceLab(TextLab):
     """BERT's pipeline step by step: normalised text, words, then ## pieces, beside HF tokenizers."""
 
     def draw(self, text: str) -> None:
-        from workbench_engines.errors import EngineError
         from workbench_engines.tokenizers.wordpiece import load_minilm, normalize, pre_tokenize
 
         try:
@@ -193,8 +301,8 @@ class WordPieceLab(TextLab):
         self.readout(out)
 
 
-class CompareLab(TextLab):
-    """Every tokenizer on the same text: coloured pieces, counts and ids, side by side."""
+class CompareLab(OwnTokenizerLab):
+    """Every tokenizer on the same text, the learner's own files first: coloured pieces, counts and ids."""
 
     BINDINGS = [Binding("ctrl+n", "next_sample", "Next sample")]
     views: reactive[list[TokenizerView]] = reactive(list, always_update=True)
@@ -220,7 +328,9 @@ class CompareLab(TextLab):
 
     def _loaded(self, result: tuple[list[TokenizerView], list[str]]) -> None:
         self.views, problems = result
-        self.status("Type to retokenize; ctrl+n cycles the samples." + (" Missing: " + "; ".join(problems) if problems else ""))
+        self.status("Type to retokenize; ctrl+n cycles the samples, ctrl+l reads your own tokenizer file."
+                    + (" Missing: " + "; ".join(problems) if problems else ""))
+        self.read_files(list(self.params["files"]))
 
     def watch_views(self) -> None:
         self.draw(self.text)
@@ -238,7 +348,16 @@ class CompareLab(TextLab):
         out = Text()
         n_bytes = len(utf8(text))
         out.append(f"{len(text)} characters, {n_bytes} UTF-8 bytes\n\n", style="dim")
-        for view in self.views:
+        for user in self.user_files:
+            try:
+                agreement = user.agreement(text)
+            except Exception as exc:  # noqa: BLE001 - a learner's file failing must not hide the others
+                agreement = f"failed: {exc}"
+            out.append(f"your {user.path.name}: " + (agreement or user.note), style="bold")
+            out.append("\n")
+        if self.user_files:
+            out.append("\n")
+        for view in [view for user in self.user_files for view in user.views] + self.views:
             try:
                 tokens = view.tokens(text)
             except Exception as exc:  # noqa: BLE001 - one peer failing must not hide the others
