@@ -54,6 +54,7 @@ class WorkbenchApp(App[None]):
         store_path: Path | None = None,
         open_exercises: bool = False,
         exercise_workspace: Path | None = None,
+        replay: dict | None = None,
     ) -> None:
         super().__init__()
         self.register_theme(THEME_256)
@@ -64,6 +65,7 @@ class WorkbenchApp(App[None]):
         self._first_lesson = open_lesson
         self._open_exercises = open_exercises
         self._exercise_workspace = exercise_workspace
+        self._replay = replay
         self.unsaved: str | None = None
         """What the progress store could not save, said once the app has closed (``workbench.cli.run_app``)."""
 
@@ -79,6 +81,10 @@ class WorkbenchApp(App[None]):
             self.open_lesson(self._first_lesson)
         elif self._open_exercises:
             self.open_exercises(workspace=self._exercise_workspace)
+        elif self._replay is not None:
+            from workbench.screens.runs import ReplayScreen
+
+            self.push_screen(ReplayScreen(self._replay))
 
     def on_unmount(self) -> None:
         self.store.listen(None)
@@ -141,6 +147,27 @@ class WorkbenchApp(App[None]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    def open_runs(self, lab_id: str | None = None) -> None:
+        """The recorded runs (lab_id's only, when given), newest first."""
+        from workbench.screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen(lab_id))
+
+    def export_record(self, record: dict) -> list[Path]:
+        """Write a run's record as Markdown, JSON and CSV in DATA_DIR/exports, and say where (or why not)."""
+        from workbench.run_export import export
+
+        folder = data_dir() / "exports"
+        try:
+            paths = export(record, folder)
+        except (OSError, ValueError, TypeError) as exc:  # a disk that refuses, or a record that is not JSON
+            self.notify(f"Can't export to {folder}: {getattr(exc, 'strerror', None) or exc}", title="Export",
+                        severity="error", markup=False)
+            return []
+        names = ", ".join(p.suffix for p in paths)
+        self.notify(f"Saved {folder / record['id']} ({names})", title="Export", markup=False)
+        return paths
 
     def action_export_svg(self) -> None:
         folder = data_dir() / "screenshots"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench_engines.backends import resolve
 from workbench_engines.errors import EngineError
 from workbench_engines.tokenizers import pretokenize
 from workbench_engines.tokenizers.formats import (
@@ -59,18 +60,19 @@ class UserTokenizer:
         return f"DIFFERENT from token {first}: {ours[first:first + 4]} vs {theirs[first:first + 4]}"
 
 
-def load_user_tokenizer(path: str | Path, pattern: str = "cl100k", backend: str = "native") -> UserTokenizer:
+def load_user_tokenizer(path: str | Path, pattern: str = "cl100k", backend: str = "auto") -> UserTokenizer:
     """Read a tokenizer.json or .tiktoken file (by its suffix; anything else is tried as tokenizer.json).
 
     Args:
         path: The file, ``~`` allowed.
         pattern: For a rank file only: the pre-tokenisation it was made with (cl100k or gpt2).
-        backend: Our BPE engine's backend.
+        backend: Our BPE engine's backend: native, reference, or auto (native where it is built).
 
     Raises:
         VocabFileError: the file is missing, malformed, or its library refuses it (path:line in the message).
     """
     path = Path(path).expanduser()
+    backend = resolve(backend).name
     if path.suffix == ".tiktoken":
         return _rank_file(path, pattern, backend)
     return _tokenizer_json(path, backend)

@@ -13,11 +13,15 @@ The pattern every lab follows:
   contenders (with the same builders ``workbench bench`` uses), the
   benchmark runner validates, warms up, times and re-validates them, and a
   :class:`~workbench.widgets.profile_panel.ProfilePanel` shows the figures;
-- the computing itself lives in ``workbench_engines``; a lab only calls it and draws.
+- the computing itself lives in ``workbench_engines``; a lab only calls it and draws;
+- a run that finishes is recorded from what the panel then shows (:mod:`workbench.run_record`: figures as
+  their data, readouts as text), so ``workbench runs`` can list, replay and export it; ctrl+e exports the
+  panel as it is, ctrl+y lists the lab's past runs.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from contextlib import suppress
@@ -88,6 +92,10 @@ class Lab(Vertical, can_focus=True):
         Binding("x", "cancel", "Cancel", tooltip="Cancel the run"),
         # The same key while nothing runs: hidden from the footer, it still answers "Nothing is running."
         Binding("x", "nothing_to_cancel", "Cancel run (nothing running now)", show=False),
+        # Out of the footer to leave room for the lab's own keys (as ctrl+s is); help (?) lists them.
+        Binding("ctrl+e", "export", "Export", show=False,
+                tooltip="Save this lab's results as Markdown, JSON and CSV (and record them as a run)"),
+        Binding("ctrl+y", "past_runs", "Past runs", show=False, tooltip="This lab's recorded runs; Enter replays one"),
     ]
 
     def __init__(self, spec: LabSpec, params: dict[str, Any]) -> None:
@@ -96,6 +104,12 @@ class Lab(Vertical, can_focus=True):
         self.params = params
         """Validated parameters with defaults filled in."""
         self._worker: Worker | None = None
+        self._began: tuple[float, float, str] = (0.0, 0.0, "")
+        """(time.time(), time.perf_counter(), what) of the latest run's start, for its record."""
+        self._took = 0.0
+        """Seconds the latest finished run took."""
+        self._recorded: dict[str, Any] | None = None
+        """The record saved last (of the latest run, or of an export)."""
         self._streamed_at = 0.0
         """time.monotonic() of the last update _ui_stream let through."""
 
@@ -132,6 +146,7 @@ class Lab(Vertical, can_focus=True):
             return
         self.add_class("-running")
         self.status(f"{what}… (x cancels)")
+        self._began = (time.time(), time.perf_counter(), what)
         self._worker = self.run_worker(
             lambda: self._run(work, done),
             thread=True,
@@ -177,8 +192,60 @@ class Lab(Vertical, can_focus=True):
             where = start_logging()
             self._ui(self.status, f"Failed: {exc}" + (f" (traceback in {where})" if where else ""))
             return
+        seconds = time.perf_counter() - self._began[1]
         self._ui(self.status, "")
         self._ui(done, result)
+        self._ui(self._record, seconds)
+
+    # --- keeping what ran ----------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The record of what the panel shows now (see workbench.run_record), timed by the latest run."""
+        from workbench.run_record import snapshot
+
+        started, _, what = self._began
+        status = str(self.query_one(".lab-status", Static).content)
+        return snapshot(self, what or "as shown", started or time.time(), self._took, status)
+
+    def _record(self, seconds: float) -> None:
+        """Keep the run that just finished in DATA_DIR/runs, unless $WORKBENCH_RECORD is 0.
+
+        A disk that refuses the file costs the record, never the run: the
+        reason goes to the log.
+        """
+        self._took = seconds
+        if os.environ.get("WORKBENCH_RECORD", "1") == "0":
+            return
+        from workbench.run_store import save
+
+        try:
+            record = self.snapshot()
+            save(record)
+        except Exception as exc:  # noqa: BLE001 - a record is never worth the run it records, or the app
+            logger.warning("lab %s: run not recorded: %s", self.spec.id, exc)
+            return
+        self._recorded = record
+
+    def action_export(self) -> None:
+        from workbench.run_store import save
+
+        if self.busy():  # the panel is half old, half new: export what it shows once the run is done
+            return
+        record = self.snapshot()
+        last = self._recorded
+        if last is not None and (last["params"], last["panel"]) == (record["params"], record["panel"]):
+            record = last  # the run just recorded, unchanged since: the same id, not a copy
+        else:
+            try:
+                save(record)
+                self._recorded = record
+            except Exception as exc:  # noqa: BLE001 - the exported files are what was asked for
+                logger.warning("lab %s: export not recorded: %s", self.spec.id, exc)
+        if self.app.export_record(record):
+            self.status(f"Exported as {record['id']} (ctrl+y lists this lab's runs).")
+
+    def action_past_runs(self) -> None:
+        self.app.open_runs(self.spec.id)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The footer's cancel key goes when the worker has really ended, not when its result is queued.
@@ -204,14 +271,15 @@ class Lab(Vertical, can_focus=True):
         if self.is_attached and self.app.is_running:
             self.post_message(self._Call(fn, args))
 
-    def _ui_stream(self, fn: Callable[..., None], *args: Any) -> None:
-        """_ui for one of a fast stream of updates (tokens as a model writes them): at most ten a second pass.
+    def _ui_stream(self, fn: Callable[..., None], *args: Any, every: float = STREAM_INTERVAL_S) -> None:
+        """_ui for one of a fast stream of updates (tokens as a model writes them): at most one per ``every``
+        seconds passes (ten a second by default; a costly redraw, such as a live plot, asks for fewer).
 
         Redrawing costs the UI thread, and through the GIL the worker, more
         than a token takes; the work's ``done`` draws the final state in full.
         """
         now = time.monotonic()
-        if now - self._streamed_at >= STREAM_INTERVAL_S:
+        if now - self._streamed_at >= every:
             self._streamed_at = now
             self._ui(fn, *args)
 

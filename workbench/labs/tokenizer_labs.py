@@ -147,7 +147,7 @@ class OwnTokenizerLab(TextLab):
     """
 
     PATH_BOX = "user-file"
-    BINDINGS = [Binding("ctrl+l", "ask_path", "Your tokenizer")]
+    BINDINGS = [Binding("ctrl+l", "ask_path", "File", tooltip="Read your own tokenizer.json or .tiktoken file")]
     user_files: reactive[list[UserTokenizer]] = reactive(list, always_update=True)
     """The learner's files read so far, in the order given."""
 
@@ -304,7 +304,7 @@ class WordPieceLab(TextLab):
 class CompareLab(OwnTokenizerLab):
     """Every tokenizer on the same text, the learner's own files first: coloured pieces, counts and ids."""
 
-    BINDINGS = [Binding("ctrl+n", "next_sample", "Next sample")]
+    BINDINGS = [Binding("ctrl+n", "next_sample", "Sample", tooltip="Next sample text")]
     views: reactive[list[TokenizerView]] = reactive(list, always_update=True)
     """The tokenizers loaded so far (they load in a worker)."""
 

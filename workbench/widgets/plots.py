@@ -395,6 +395,10 @@ class Figure(Vertical):
     Figure > PlotextPlot { height: 12; }
     """
 
+    drawn: dict | None = None
+    """The last drawing asked for, as plain data ({"plot": "lines" | "bars" | "grouped_bars", "title": ..., and that
+    method's arguments}): what a recorded run keeps and :meth:`redraw` draws again."""
+
     def compose(self) -> ComposeResult:
         self.add_class("-blank")
         yield Static(EMPTY_PLACEHOLDER, classes="figure-title")
@@ -408,6 +412,10 @@ class Figure(Vertical):
               yticks: tuple[Sequence[float], Sequence[str]] | None = None,
               ylim: tuple[float, float] | None = None) -> None:
         """Curves, each with its own marker and colour; a lone curve is drawn in braille and needs no legend."""
+        self.drawn = {"plot": "lines", "title": title, "series": [
+            {"label": s.label, "x": plain_floats(s.x), "y": plain_floats(s.y), "points": s.points} for s in series],
+            "xlabel": xlabel, "hint": hint, "xticks": ticks_data(xticks), "yticks": ticks_data(yticks),
+            "ylim": list(ylim) if ylim is not None else None}
         key = draw_lines(self._fresh(), series, xlabel=xlabel, xticks=xticks, yticks=yticks, ylim=ylim,
                          size=self._canvas_size())
         self._finish(title, hint, key)
@@ -422,6 +430,12 @@ class Figure(Vertical):
         """
         plt = self._fresh()
         values = [float(v) for v in values]
+        if label is bar_label:  # a lab's own formatter is code, not data: a redrawn chart labels bars the default way
+            self.drawn = {"plot": "bars", "title": title, "labels": list(labels), "values": values, "xlabel": xlabel,
+                          "hint": hint, "top": top}
+        else:
+            self.drawn = {"plot": "bars", "title": title, "labels": list(labels), "values": values, "xlabel": xlabel,
+                          "hint": hint, "top": top, "value_labels": [label(v) for v in values]}
         tallest = max(values, default=0.0)
         high = max(min(top, tallest) if top is not None else tallest, 1e-12)
 
@@ -438,6 +452,8 @@ class Figure(Vertical):
         plt = self._fresh()
         names = list(groups)
         data = [[float(v) for v in groups[name]] for name in names]
+        self.drawn = {"plot": "grouped_bars", "title": title, "labels": list(labels),
+                      "groups": dict(zip(names, data)), "xlabel": xlabel, "hint": hint}
         fills = [BAR_FILLS[i % len(BAR_FILLS)] for i in range(len(names))]
         plt.multiple_bar(list(labels), data, marker=fills, color=[colour_of(i) for i in range(len(names))],
                          width=0.7)
@@ -474,6 +490,28 @@ class Figure(Vertical):
             return
         series = [Series(name, centres, [float(n) if n > 0 else math.nan for n in c]) for name, c in counts.items()]
         self.lines(title, series, xlabel=xlabel, hint=hint, ylim=(0.0, float(max(peaks, default=1))))
+
+    def redraw(self, drawn: dict) -> None:
+        """Draw again what :attr:`drawn` recorded (a replayed run's figure), without the engine that made it."""
+        plot = drawn["plot"]
+        if plot == "lines":
+            series = [Series(s["label"], floats_of(s["x"]), floats_of(s["y"]), bool(s.get("points")))
+                      for s in drawn["series"]]
+            self.lines(drawn["title"], series, xlabel=drawn.get("xlabel", ""), hint=drawn.get("hint", ""),
+                       xticks=ticks_of(drawn.get("xticks")), yticks=ticks_of(drawn.get("yticks")),
+                       ylim=tuple(drawn["ylim"]) if drawn.get("ylim") else None)
+        elif plot == "bars":
+            values = floats_of(drawn["values"])
+            shown = dict(zip(values, drawn.get("value_labels") or []))
+            self.bars(drawn["title"], drawn["labels"], values, xlabel=drawn.get("xlabel", ""),
+                      hint=drawn.get("hint", ""), top=drawn.get("top"),
+                      label=(lambda v: shown.get(v, bar_label(v))) if shown else bar_label)
+        elif plot == "grouped_bars":
+            self.grouped_bars(drawn["title"], drawn["labels"], {k: floats_of(v) for k, v in drawn["groups"].items()},
+                              xlabel=drawn.get("xlabel", ""),
+                              hint=drawn.get("hint", ""))
+        else:
+            raise ValueError(f"unknown plot kind {plot!r}")
 
     # --- the shared rules -------------------------------------------------
 
@@ -524,6 +562,24 @@ class Figure(Vertical):
     def key_text(self) -> str:
         """The legend line as shown; empty for a plot of one series."""
         return str(self.query_one(".figure-key", Static).content)
+
+
+def plain_floats(values: Sequence[float]) -> list[float | None]:
+    """Values as JSON can hold them: floats, with NaN and infinities (gaps in a curve) as None."""
+    return [float(v) if v is not None and math.isfinite(float(v)) else None for v in values]
+
+
+def floats_of(values: Sequence[float | None]) -> list[float]:
+    """plain_floats undone: None back to NaN, a gap in the curve."""
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def ticks_data(ticks: tuple[Sequence[float], Sequence[str]] | None) -> list | None:
+    return [[float(v) for v in ticks[0]], [str(t) for t in ticks[1]]] if ticks is not None else None
+
+
+def ticks_of(data: list | None) -> tuple[list[float], list[str]] | None:
+    return (list(data[0]), list(data[1])) if data else None
 
 
 def value_ticks(values: Sequence[float], high: float) -> tuple[list[float], list[str]]:
