@@ -471,3 +471,9 @@ def test_a_probe_needing_two_parts_is_skipped_while_either_is_missing(tmp_path, 
         assert f"note: {root}/t/02-l.md:1: needs the glove extra" in out  # the lab's needs count too
     finally:
         extras.missing.cache_clear()
+
+
+@pytest.mark.parametrize("procs", ["0", "17"])
+def test_train_refuses_a_rank_count_out_of_range(procs, capsys):
+    assert main(["train", "target", "--procs", procs]) == 2
+    assert "--procs must be from 1 to 16" in capsys.readouterr().err

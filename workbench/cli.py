@@ -12,6 +12,10 @@ from pathlib import Path
 from workbench import __version__
 
 
+MAX_PROCS = 16
+"""The most local ranks ``workbench train --procs`` starts: each is a process of its own holding torch and a model."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -44,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-race", action="store_true", help="only the checks")
     check.add_argument("--timeout", type=float, default=30.0, help="seconds before the check is stopped")
 
+    runs = sub.add_parser("runs", help="the lab runs the app recorded: list, show, export or replay them")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    runs_list = runs_sub.add_parser("list", help="every recorded run, newest first")
+    runs_list.add_argument("--lab", metavar="LAB_ID", help="only this lab's runs")
+    for action, text in (("show", "print a run here: heading, readouts, figures"),
+                         ("replay", "open a run in the app, drawn from its record (o runs it live)")):
+        runs_sub.add_parser(action, help=text).add_argument("run", help="run id (or a unique prefix), or a run file")
+    runs_export = runs_sub.add_parser("export", help="write a run as Markdown, JSON and CSV files")
+    runs_export.add_argument("run", help="run id (or a unique prefix), or a run file")
+    runs_export.add_argument("--format", choices=("all", "md", "json", "csv"), default="all")
+    runs_export.add_argument("--out", type=Path, metavar="DIR", help="folder to write to (default: here)")
+
     bench = sub.add_parser("bench", help="run a benchmark side by side with its peers")
     bench.add_argument("name", nargs="?", help="benchmark to run (see --list)")
     bench.add_argument("--list", action="store_true", help="list the benchmarks")
@@ -61,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, help="train for this many steps instead of the recipe's")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     train.add_argument("--corpus", type=Path, metavar="PATH", help="a text file or folder instead of the plays")
-    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; one process only)")
+    train.add_argument("--procs", type=int, default=1, metavar="N",
+                       help="train data-parallel on N local processes (torch.distributed, gloo, 127.0.0.1 only): "
+                            "each takes its own batch, so a step sees N times the windows; the checkpoint records "
+                            "the equivalent one-process run (accumulation N) and resumes only under the same N "
+                            "(default 1: one process, as before)")
 
     serve = sub.add_parser("serve", help="serve the app in a browser (textual-serve)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -167,15 +188,27 @@ def _main(argv: list[str] | None) -> int:
             return run_app(WorkbenchApp(lessons_root=args.lessons, open_exercises=True,
                                         exercise_workspace=args.workspace))
         return exercises_command(args)
+    if command == "runs":
+        from workbench.runs_command import runs_command
+
+        return runs_command(args)
     if command == "bench":
         return bench_command(args)
     if command == "train":
         if args.steps is not None and args.steps < 1:
             print("workbench: --steps must be >= 1", file=sys.stderr)
             return 2
+        if not 1 <= args.procs <= MAX_PROCS:
+            print(f"workbench: --procs must be from 1 to {MAX_PROCS} (each rank is a Python process that loads torch)",
+                  file=sys.stderr)
+            return 2
+        if args.procs > 1 and args.threads is not None:
+            print("workbench: --threads applies to one process; with --procs each rank runs on one thread",
+                  file=sys.stderr)
+            return 2
         from workbench.train_command import train_command
 
-        return train_command(args.model, args.out, args.steps, args.fresh, args.corpus, args.threads)
+        return train_command(args.model, args.out, args.steps, args.fresh, args.corpus, args.threads, args.procs)
     if command == "serve":
         from workbench.serve import serve
 

@@ -3,6 +3,14 @@
 The first Ctrl+C stops after the current step and saves a checkpoint (a
 second one stops at once, keeping the last periodic checkpoint); the same
 command resumes.
+
+With ``--procs N`` (N > 1) the recipe trains data-parallel on N local
+processes (``workbench_engines.distributed``: torch.distributed over gloo,
+127.0.0.1 only): each rank takes its own batch, gradients are all-reduced, and
+the progress line adds each step's compute and communication time and the
+bytes rank 0 sent. Ctrl+C reaches only this process, which asks every rank to
+stop after the step (rank 0 saves the checkpoint), or, the second time, kills
+them all.
 """
 
 from __future__ import annotations
@@ -32,8 +40,15 @@ def loss_plot(train: list[float], val: list[tuple[int, float]], width: int) -> R
     return lines_text("cross-entropy loss (nats per token)", series, width=max(40, min(width, 100)), xlabel="step")
 
 
+def parallel_stats(report) -> str:
+    """The figures a data-parallel step adds to the progress line: compute and communication time, bytes sent."""
+    rank0 = report.ranks[0]
+    sent = rank0.sent_measured if rank0.sent_measured is not None else rank0.sent_formula
+    return f"  comm {report.comm_s:.2f}s of {report.compute_s + report.comm_s:.2f}s, {sent / 1e6:.1f} MB"
+
+
 def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, corpus: Path | None,
-                  threads: int | None) -> int:
+                  threads: int | None, procs: int = 1) -> int:
     from workbench_engines.errors import Cancelled, EngineError
     from workbench_engines.models import small_gpt
     from workbench.paths import data_dir
@@ -42,6 +57,9 @@ def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, c
     console = Console()
     recipe = small_gpt.RECIPES[name]
     console.print(f"training [bold]{name}[/]: {recipe.summary}")
+    if procs > 1:
+        console.print(f"data-parallel on {procs} local processes (gloo, 127.0.0.1): each takes its own batch of "
+                      f"{recipe.train['batch_size']}, a step sees {procs * recipe.train['batch_size']} windows")
     console.print(f"checkpoints and weights go to {out_dir}" + ("" if fresh else " (resuming if a checkpoint is there)"))
     if fresh:
         (out_dir / f"{name}.ckpt").unlink(missing_ok=True)
@@ -70,13 +88,21 @@ def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, c
             stats = f"loss {report.loss:.3f}  lr {report.lr:.1e}  {report.tokens_per_s:,.0f} tok/s"
             if val_losses:
                 stats += f"  val {val_losses[-1][1]:.3f}"
+            if procs > 1:
+                stats += parallel_stats(report)
             progress.update(task, completed=report.step, stats=stats)
             if report.step % 5 == 0 or report.val_loss is not None:
                 live.update(Group(progress, loss_plot(train_losses, val_losses, console.width)))
 
         try:
-            result = small_gpt.train_recipe(name, out_dir, resume=not fresh, steps=steps, corpus_path=corpus,
-                                            on_step=on_step, should_stop=stop.is_set, threads=threads)
+            if procs > 1:
+                from workbench_engines.distributed.recipes import train_recipe_parallel
+
+                result = train_recipe_parallel(name, out_dir, procs=procs, resume=not fresh, steps=steps,
+                                               corpus_path=corpus, on_step=on_step, stop=stop)
+            else:
+                result = small_gpt.train_recipe(name, out_dir, resume=not fresh, steps=steps, corpus_path=corpus,
+                                                on_step=on_step, should_stop=stop.is_set, threads=threads)
         except KeyboardInterrupt:
             # Checkpoints are written to a temporary file and renamed, so the last one is whole.
             console.print("stopped; run the same command to resume from the last checkpoint")
@@ -86,6 +112,9 @@ def train_command(name: str, out: Path | None, steps: int | None, fresh: bool, c
             return 130
         except EngineError as exc:
             console.print(f"[red]workbench train: {exc}[/]")
+            if procs > 1 and "saved with training settings" in str(exc):
+                console.print("the checkpoint was saved under other settings (another --steps, or another "
+                              "number of processes); add --fresh to start over")
             return 1
         finally:
             signal.signal(signal.SIGINT, previous_handler)
