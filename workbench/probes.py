@@ -1219,3 +1219,75 @@ def _longctx_rope_frequency_ratio(method: str, pair: int, dim: int, base: float,
     scaled, _ = inverse_frequencies(dim, base, RopeScaling(method, factor, trained))
     plain, _ = inverse_frequencies(dim, base, RopeScaling("plain", 1.0, trained))
     return float(scaled[pair] / plain[pair])
+
+
+@probe("longctx.stream_cache_mib", "MiB of float32 K and V SmolLM2-135M keeps at the end of a `tokens`-token stream "
+       "read with `method` (dense: every token; window and sinks: a cache of `cache` tokens), as the attention "
+       "sinks lab's table shows", needs=_SMOLLM2,
+       method=Param("str", choices=("dense", "window", "sinks")), tokens=Param("int", min=2, max=1 << 24),
+       cache=Param("int", default=256, min=2, max=8192))
+def _longctx_stream_cache_mib(method: str, tokens: int, cache: int) -> float:
+    kept = tokens if method == "dense" else min(cache, tokens)
+    return _card().kv_bytes_per_token(4) * kept / 2**20
+
+
+@probe("longctx.mamba_state_kib", "KiB of float32 state the Mamba of the Mamba lab (d_model 64, expand 2, d_state 16, "
+       "d_conv 4) keeps to decode the next token with `layers` blocks: conv and SSM states, at any context",
+       layers=Param("int", default=3, min=1, max=64))
+def _longctx_mamba_state_kib(layers: int) -> float:
+    from workbench_engines.longctx.mamba import lab_models
+
+    config, _ = lab_models(mamba_layers=layers)
+    return config.state_bytes() / 1024
+
+
+# ---- training at scale -------------------------------------------------------------------------------------------
+
+_FIGURES = ("largest", "smallest_normal", "smallest_subnormal", "epsilon")
+
+
+@probe("scale.format_figure", "`figure` of the `format` format (IEEE 754 binary16 and binary32; bfloat16, fp32 cut "
+       "to 7 mantissa bits): the largest finite number, the smallest normal, the smallest subnormal, or the gap "
+       "between 1 and the next number", format=Param("str", choices=("fp16", "bf16", "fp32")),
+       figure=Param("str", choices=_FIGURES))
+def _scale_format_figure(format: str, figure: str) -> float:
+    from workbench_engines.models.precision import FORMATS
+
+    return getattr(FORMATS[format], figure)
+
+
+@probe("scale.loss_scale_after", "The dynamic loss scale after `steps` steps from `init`: halved at each step listed "
+       "in `overflows` (1-based; the step is skipped), doubled after every `growth_interval` clean steps in a row "
+       "(torch.amp.GradScaler's rule)", init=Param("float", default=65536.0, min=2.0 ** -24, max=2.0 ** 64),
+       growth_interval=Param("int", default=2000, min=1, max=1 << 20), steps=Param("int", min=0, max=100_000),
+       overflows=Param("list[float]", default=[], min=1, max=100_000, max_len=1000))
+def _scale_loss_scale_after(init: float, growth_interval: int, steps: int, overflows: list[float]) -> float:
+    from workbench_engines.models.precision import LossScaler
+
+    scaler = LossScaler(scale=init, growth_interval=growth_interval)
+    bad = {int(step) for step in overflows}
+    for step in range(1, steps + 1):
+        scaler.update(step in bad)
+    return scaler.scale
+
+
+@probe("scale.zero_memory_gb", "GB of model states per device for `psi` parameters on `n_d` data-parallel devices "
+       "under ZeRO `stage` (0 plain data parallelism; Rajbhandari et al., 2020, Figure 1): `param_bytes` and "
+       "`grad_bytes` per parameter and gradient, `k` bytes of optimizer state per parameter (12 for mixed-precision "
+       "Adam; fp32 AdamW, as the ZeRO lab trains, is 4, 4 and 8)", psi=Param("float", min=1.0, max=1e15),
+       n_d=Param("int", min=1, max=1 << 20), stage=Param("int", min=0, max=3),
+       k=Param("float", default=12.0, min=0.0, max=64.0), param_bytes=Param("float", default=2.0, min=0.0, max=16.0),
+       grad_bytes=Param("float", default=2.0, min=0.0, max=16.0))
+def _scale_zero_memory_gb(psi: float, n_d: int, stage: int, k: float, param_bytes: float, grad_bytes: float) -> float:
+    from workbench_engines.distributed.zero import zero_memory_per_device
+
+    return zero_memory_per_device(psi, n_d, stage, k=k, param_bytes=param_bytes, grad_bytes=grad_bytes) / 1e9
+
+
+@probe("scale.ring_allreduce_bytes", "Bytes each of `n` ranks sends (and receives) in a ring all-reduce of a "
+       "`buffer_bytes`-byte buffer: 2(n − 1)/n · buffer (Patarasuk & Yuan, 2009)",
+       buffer_bytes=Param("float", min=0.0, max=1e15), n=Param("int", min=1, max=1 << 20))
+def _scale_ring_allreduce_bytes(buffer_bytes: float, n: int) -> float:
+    from workbench_engines.distributed.comm import ring_allreduce_bytes
+
+    return ring_allreduce_bytes(buffer_bytes, n)

@@ -6,6 +6,13 @@
 - :mod:`.scan`: Mamba's selective scan (Gu & Dao, 2023) as a NumPy reference,
   a torch loop and a torch log-space parallel scan; :mod:`.native` runs the C
   kernel. :func:`selective_scan` picks one with ``backend=``.
+- :mod:`.rope_scaling`: position interpolation, NTK-aware scaling and YaRN
+  applied to a model's RoPE tables, and perplexity by position;
+  :mod:`.rope_long` measures them on SmolLM2 past its 8,192-token context.
+- :mod:`.streaming`: a stream read through a dense, a sliding-window and a
+  StreamingLLM cache (attention sinks, Xiao et al., 2023), per-position loss.
+- :mod:`.mamba`: a tiny Mamba language model (torch), trained with the same
+  loop as the GPT, decoded with constant state, and compared with a GPT.
 - :mod:`.bench`: the cases of ``workbench bench longctx``.
 """
 

@@ -1,9 +1,11 @@
 """Labs of the long-context track: what one decoded token costs as the context grows, the selective scan raced,
-and RoPE stretched past the small GPT's training.
+RoPE stretched past the small GPT's training, and SmolLM2 reading a stream through a window with and without
+attention sinks. (The tiny Mamba trained beside a GPT has its own module, mamba_labs.)
 
 The first two race the cases of ``workbench bench longctx`` (workbench_engines.longctx.bench) through
 :meth:`Lab.race`; the decode lab asks for fewer contexts, the scan lab for a smaller layer, so that a run takes
-seconds. The RoPE lab scores long held-out windows with each scaling of engines.longctx.rope_scaling.
+seconds. The RoPE lab scores long held-out windows with each scaling of engines.longctx.rope_scaling; the sinks
+lab scores one held-out stream with each cache of engines.longctx.streaming.
 """
 
 from __future__ import annotations
@@ -385,3 +387,145 @@ class RopeScalingLab(Lab):
         source = Text(f"{sweep.curves[0].windows} windows of {sweep.window:,} tokens, each read from position 0: the "
                       f"held-out ends of the first {sweep.plays} plays, never trained on.", style="dim")
         self.readout(Group(table, Text(rope_verdict(sweep)), source))
+
+
+# ---- attention sinks -----------------------------------------------------------------------------------------
+
+SINK_POINTS = 16
+"""Points of the perplexity curve: the stream is cut into this many equal ranges of positions."""
+
+
+@dataclass(frozen=True)
+class SinkRun:
+    """dense, window and sinks + window read over the same stream of SmolLM2 tokens."""
+
+    curves: list
+    """engines.longctx.streaming.StreamCurve, in streaming.METHODS' order."""
+    tokens: int
+    cache: int
+    sinks: int
+
+    def by(self, method: str):
+        return next(curve for curve in self.curves if curve.method == method)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """[lo, hi) ranges of the curve's points, SINK_POINTS of them over the scored positions."""
+        step = max(1, (self.tokens - 1) // SINK_POINTS)
+        return [(lo, min(lo + step, self.tokens - 1)) for lo in range(0, self.tokens - 1, step)]
+
+    def before(self, curve) -> float:
+        """Perplexity while nothing has been evicted: the predictions made at tokens 0 … cache − 1."""
+        return curve.perplexity(0, self.cache)
+
+    def after(self, curve) -> float:
+        """Perplexity once the cache is full and evicting: the predictions made at tokens cache … the end."""
+        return curve.perplexity(self.cache, self.tokens - 1)
+
+
+def sinks_verdict(run: SinkRun) -> str:
+    """In words, from the run's own numbers: what evicting the first tokens costs window attention, and the sinks."""
+    dense, window, sinks = (run.after(run.by(m)) for m in ("dense", "window", "sinks"))
+    words = [f"After token {run.cache:,}, when the cache starts evicting, window attention reads at perplexity "
+             f"{window:.1f} against dense's {dense:.1f} (×{window / dense:.2f}).",
+             f"Keeping the first {run.sinks} token{'s' if run.sinks > 1 else ''} as well: {sinks:.1f} "
+             f"(×{sinks / dense:.2f}), in the same {run.cache:,}-token cache."]
+    if sinks < window:
+        words.append(f"{window / sinks:.2f}× lower than the window alone.")
+    return " ".join(words)
+
+
+class AttentionSinksLab(Lab):
+    """SmolLM2 reading a long stream with a full cache, a sliding window, and the window plus the first tokens."""
+
+    DEFAULT_CSS = "AttentionSinksLab Figure PlotextPlot { height: 10; }"
+    BINDINGS = [Binding("r", "measure", "Run"),
+                *paired_keys("w", "W", "cache(1)", "cache(-1)", "cache±", up_help="A larger cache (tokens kept)",
+                             down_help="A smaller cache"),
+                *paired_keys("s", "S", "sinks(1)", "sinks(-1)", "sinks±", up_help="Keep one more first token",
+                             down_help="Keep one first token fewer")]
+    cache = reactive(Initialize(lambda lab: lab.params["cache"]))
+    """Tokens the window and sink caches hold at once (the sinks included)."""
+    sinks = reactive(Initialize(lambda lab: lab.params["sinks"]))
+    """First tokens the sinks cache keeps."""
+    run = reactive(None, always_update=True)
+    """The last SinkRun."""
+
+    def compose_lab(self) -> ComposeResult:
+        yield Figure()
+        yield Static(f"r reads {self.params['tokens']:,} held-out tokens three ways (SmolLM2, about half a minute).",
+                     classes="readout")
+
+    def action_cache(self, step: int) -> None:
+        if self.busy():
+            return
+        choices = self.spec.params["cache"].choices  # the sizes w/W step through
+        index = choices.index(self.cache) + step
+        if not 0 <= index < len(choices):
+            self.status(f"A cache of {self.cache:,} tokens is already the {'largest' if step > 0 else 'smallest'}.")
+            return
+        self.cache = choices[index]
+
+    def action_sinks(self, step: int) -> None:
+        if self.busy():
+            return
+        spec = self.spec.params["sinks"]
+        sinks = self.sinks + step
+        if not spec.min <= sinks <= spec.max:
+            self.status(f"{self.sinks} sink{'s' if self.sinks > 1 else ''} is already the "
+                        f"{'most' if step > 0 else 'fewest'} this lab keeps.")
+            return
+        self.sinks = sinks
+
+    def _knobs(self) -> None:
+        self.status(f"Cache {self.cache:,} tokens (sinks: the first {self.sinks} + the last "
+                    f"{self.cache - self.sinks:,}): r runs, w/W the cache, s/S the sinks.")
+
+    def watch_cache(self) -> None:
+        self._knobs()
+
+    def watch_sinks(self) -> None:
+        self._knobs()
+
+    def action_measure(self) -> None:
+        tokens, cache, sinks = self.params["tokens"], self.cache, self.sinks
+        if cache >= tokens:
+            self.status(f"A cache of {cache:,} tokens never evicts in a {tokens:,}-token stream: choose a smaller one.")
+            return
+
+        def work(progress: Progress) -> SinkRun:
+            from workbench_engines.evaluation.heldout import held_out_plays
+            from workbench_engines.longctx.streaming import compare
+
+            loaded = load_model("smollm2", progress)
+            ids = held_out_plays(loaded.tokenizer, min(38, tokens // 1000 + 1)).ids[:tokens]  # ~1,900 a play
+            if len(ids) < tokens:
+                raise ValueError(f"the held-out text holds {len(ids):,} SmolLM2 tokens; the lab needs {tokens:,}")
+            return SinkRun(compare(loaded.model, ids, cache=cache, sinks=sinks, progress=progress), tokens, cache,
+                           sinks)
+
+        self.start(work, lambda run: setattr(self, "run", run), "Reading the stream")
+
+    def watch_run(self, run: SinkRun | None) -> None:
+        if run is None:
+            return
+        from workbench_engines.longctx.streaming import LABELS
+
+        ranges = run.ranges()
+        self.query_one(Figure).lines(
+            f"SmolLM2 perplexity by position, cache {run.cache:,} (sinks {run.sinks})",
+            [Series(LABELS[c.method], [(lo + hi) / 2 for lo, hi in ranges], [c.perplexity(lo, hi) for lo, hi in ranges])
+             for c in run.curves],
+            xlabel="position in the stream")
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for name in ("method", "cache", "K,V MiB", f"ppl <{run.cache}", "ppl after", "× dense"):
+            table.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
+        dense = run.after(run.by("dense"))
+        for curve in run.curves:
+            kept = "all" if curve.method == "dense" else f"{curve.sinks}+{curve.cache - curve.sinks}" \
+                if curve.sinks else f"{curve.cache}"
+            after = run.after(curve)
+            table.add_row(LABELS[curve.method], kept, f"{curve.cache_bytes / 2**20:.2f}", f"{run.before(curve):.1f}",
+                          f"{after:.1f}", f"{after / dense:.2f}")
+        source = Text(f"{run.tokens:,} tokens of the plays' held-out ends; K,V: float32, all 30 layers, at the "
+                      "stream's end.", style="dim")
+        self.readout(Group(table, Text(sinks_verdict(run)), source))

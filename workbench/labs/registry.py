@@ -258,6 +258,64 @@ LONGCTX_LABS = [
          "plays": _plays(6)},
         "workbench.labs.longctx_labs:RopeScalingLab",
     ),
+    LabSpec(
+        "longctx.attention_sinks",
+        "Attention sinks: a window that keeps the first tokens",
+        "SmolLM2-135M reads a held-out stream with its whole cache, with only the last tokens, and with the last "
+        "tokens plus the first few (StreamingLLM): perplexity by position and the cache each keeps.",
+        {"tokens": Param("int", default=2048, choices=(1024, 2048, 4096), help="tokens in the stream"),
+         "cache": Param("int", default=256, choices=(64, 128, 256, 512, 1024),
+                        help="tokens the window and sink caches hold (sinks included)"),
+         "sinks": Param("int", default=4, min=1, max=16, help="first tokens the sinks cache keeps")},
+        "workbench.labs.longctx_labs:AttentionSinksLab",
+    ),
+]
+
+MAMBA_LABS = [
+    LabSpec(
+        "longctx.mamba_vs_transformer",
+        "A tiny Mamba beside a same-size transformer",
+        "A 3-block Mamba and a 2-layer GPT of about the same size trained with one loop on the plays: loss "
+        "curves, training and decoding speed, and the bytes each keeps to decode at 1k and 16k tokens.",
+        {"steps": Param("int", default=300, min=20, max=2000, help="training steps per model"),
+         "seed": Param("int", default=0, min=0, max=9999, help="seed of both models' initialisation and batches")},
+        "workbench.labs.mamba_labs:MambaVsTransformerLab",
+    ),
+]
+
+SCALE_LABS = [
+    LabSpec(
+        "scale.mixed_precision",
+        "Mixed precision: fp32, bf16, fp16 with and without loss scaling",
+        "The 2-layer GPT trained four times from the same weights on the same batches: loss curves, gradient "
+        "entries zeroed or overflowed, skipped steps and the loss scale.",
+        {"steps": Param("int", default=60, min=10, max=300, help="training steps per run"),
+         "loss_divisor": Param("int", default=1024, choices=(1, 16, 64, 256, 1024, 4096),
+                               help="k: each step's loss ÷ k, as one of k accumulated micro-batches"),
+         "init_scale": Param("float", default=65536.0, choices=(65536.0, 16777216.0, 4294967296.0),
+                             help="the loss scaler's first scale: 2^16 (GradScaler's), 2^24 or 2^32"),
+         "growth_interval": Param("int", default=20, min=1, max=2000,
+                                  help="clean steps before the loss scale doubles")},
+        "workbench.labs.precision_labs:MixedPrecisionLab",
+    ),
+    LabSpec(
+        "scale.data_parallel",
+        "Data parallelism on real processes",
+        "The draft GPT trained on N rank processes (torch.distributed, gloo) with gradients all-reduced: loss per "
+        "step, each rank's compute and communication time, bytes sent against the ring formula, and N ranks' "
+        "gradient against one process with N times the batch.",
+        {"steps": Param("int", default=30, min=2, max=500, help="training steps"),
+         "procs": Param("int", default=2, choices=(2, 3, 4), help="N, rank processes (this machine's cores shared)")},
+        "workbench.labs.distributed_labs:DataParallelLab",
+    ),
+    LabSpec(
+        "scale.zero",
+        "ZeRO stages 1, 2, 3 measured",
+        "Plain data parallelism and ZeRO's three stages on 2 ranks from the same weights: bytes of parameters, "
+        "gradients and optimizer state each rank holds, bytes sent per step, and the paper's formula.",
+        {"steps": Param("int", default=4, min=1, max=100, help="training steps per stage")},
+        "workbench.labs.distributed_labs:ZeroLab",
+    ),
 ]
 
 _STEPS = Param("int", default=150, min=10, max=2000, help="training steps per variant")
@@ -616,6 +674,8 @@ LABS: dict[str, LabSpec] = {
         *DECODING_LABS,
         *KVCACHE_LABS,
         *LONGCTX_LABS,
+        *MAMBA_LABS,
+        *SCALE_LABS,
         *BLOCK_LABS,
         *LLM_LABS,
         *INTERP_LABS,
