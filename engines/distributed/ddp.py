@@ -62,6 +62,13 @@ def storage_bytes(tensors) -> int:
     return sum(storages.values())
 
 
+def step_at(optimizer, lr: float) -> None:
+    """One optimizer step at learning rate ``lr`` (the schedule's value for this step), for every strategy."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
+
+
 class Replicated:
     """Stage 0, plain data parallelism: every rank holds all parameters, gradients and optimizer state.
 
@@ -168,9 +175,7 @@ class Replicated:
 
     def step(self, lr: float) -> Transfer:
         """One AdamW step at learning rate ``lr``; nothing to gather here."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.step()
+        step_at(self.optimizer, lr)
         self.sample()
         return Transfer()
 

@@ -64,7 +64,7 @@ import math
 from dataclasses import dataclass
 
 from workbench_engines.distributed.comm import Transfer, ring_allreduce_bytes, ring_half_bytes, timed
-from workbench_engines.distributed.ddp import DataParallelReport, Replicated, storage_bytes
+from workbench_engines.distributed.ddp import DataParallelReport, Replicated, step_at, storage_bytes
 from workbench_engines.errors import EngineError
 
 MIXED_PRECISION_K = 12
@@ -99,17 +99,19 @@ def zero_memory_per_device(psi: float, n_d: int, stage: int, *, k: float = MIXED
     Raises:
         EngineError: a stage outside 0–3 or n_d < 1.
     """
-    if stage not in (0, 1, 2, 3) or n_d < 1:
-        raise EngineError(f"stage must be 0–3 and n_d ≥ 1, got stage {stage}, n_d {n_d}")
-    params = param_bytes * psi / (n_d if stage >= 3 else 1)
-    grads = grad_bytes * psi / (n_d if stage >= 2 else 1)
-    optimizer = k * psi / (n_d if stage >= 1 else 1)
-    return params + grads + optimizer
+    return sum(zero_memory_by_kind(psi, n_d, stage, k=k, param_bytes=param_bytes, grad_bytes=grad_bytes).values())
 
 
 def zero_memory_by_kind(psi: float, n_d: int, stage: int, *, k: float = 8, param_bytes: float = 4,
                         grad_bytes: float = 4) -> dict[str, float]:
-    """The formula's bytes per device split by kind (default: fp32 AdamW, as this project trains)."""
+    """The formula's bytes per device split by kind (default: fp32 AdamW, as this project trains): stage s
+    shards the optimizer state from s ≥ 1, the gradients from s ≥ 2, the parameters from s = 3.
+
+    Raises:
+        EngineError: a stage outside 0–3 or n_d < 1.
+    """
+    if stage not in (0, 1, 2, 3) or n_d < 1:
+        raise EngineError(f"stage must be 0–3 and n_d ≥ 1, got stage {stage}, n_d {n_d}")
     return {"params": param_bytes * psi / (n_d if stage >= 3 else 1),
             "grads": grad_bytes * psi / (n_d if stage >= 2 else 1),
             "optimizer": k * psi / (n_d if stage >= 1 else 1)}
@@ -184,11 +186,7 @@ class ShardedOptimizer(Replicated):
 
     def step(self, lr: float) -> Transfer:
         """AdamW on the shard, then all-gather every rank's updated shard into the full flat parameters."""
-        import torch.distributed as dist
-
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.step()
+        step_at(self.optimizer, lr)
         self.sample()
         return self._gather()
 
@@ -503,9 +501,7 @@ class ShardedParameters(ShardedGradients):
 
     def step(self, lr: float) -> Transfer:
         """AdamW on the shards; nothing to gather until the next forward."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.step()
+        step_at(self.optimizer, lr)
         self.sample()
         return Transfer()
 

@@ -73,13 +73,14 @@ class TextLab(TokenLab):
     """The text as typed, with \\n and \\t turned into the characters."""
 
     def compose_lab(self) -> ComposeResult:
-        yield Input(value=self.params["text"], placeholder="type any text; \\n is a line break, \\t a tab")
+        yield Input(value=self.params["text"], placeholder="type any text; \\n is a line break, \\t a tab",
+                    classes="lab-text")
         yield Static("", classes="readout")
 
-    def on_input_changed(self, event: Input.Changed) -> None:
+    @on(Input.Changed, ".lab-text")
+    def _text_changed(self, event: Input.Changed) -> None:
         event.stop()
-        if event.input.id != OwnTokenizerLab.PATH_BOX:
-            self.text = unescape(event.value)
+        self.text = unescape(event.value)
 
     def watch_text(self, text: str) -> None:
         self.draw(text)
@@ -176,7 +177,7 @@ class OwnTokenizerLab(TextLab):
         if event.key == "escape" and box.has_focus:
             event.stop()
             box.display = False
-            self.query_one(Input).focus()
+            self.query_one(".lab-text", Input).focus()
 
     @on(Input.Submitted, f"#{PATH_BOX}")
     def _path_given(self, event: Input.Submitted) -> None:
@@ -216,7 +217,7 @@ class OwnTokenizerLab(TextLab):
             box = self.query_one(f"#{self.PATH_BOX}", Input)
             box.display = False
             box.value = ""
-            self.query_one(Input).focus()
+            self.query_one(".lab-text", Input).focus()
             self.status(f"Read {user.path} ({user.kind})." + (f" {user.note}" if user.note else ""))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -339,7 +340,7 @@ class CompareLab(OwnTokenizerLab):
         samples = self.params["samples"]
         if samples:
             self.sample = (self.sample + 1) % len(samples)
-            self.query_one(Input).value = samples[self.sample]
+            self.query_one(".lab-text", Input).value = samples[self.sample]
 
     def draw(self, text: str) -> None:
         if not self.views:
