@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 BUILD_INPUTS := pyproject.toml setup.py native/build.py $(wildcard native/src/*.c native/src/*.h native/include/*.h)
 
-.PHONY: setup run test lint sanitize bench-softmax bench-tokenizers llama-cpp unicode-tables clean
+.PHONY: setup run test test-claims lint sanitize bench-softmax bench-tokenizers llama-cpp unicode-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,10 +50,16 @@ PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(TEST_WORKE
 
 test: lint
 	# The 25 slowest tests are listed at the end: where to look when the suite outgrows its ten minutes.
-	$(PYTEST) --durations=25
+	# The lab-claim runs (each lab on its lesson's settings, minutes of CPU together) are test-claims'.
+	$(PYTEST) --durations=25 -m "not claims"
 	# The reference path must keep working without the C build: every test but the slow ones
 	# (whose reference halves ran above), with those marked native skipped, saying why.
-	WB_DISABLE_NATIVE=1 $(PYTEST) -q -p no:cacheprovider -m "not slow and not no_c_path"
+	WB_DISABLE_NATIVE=1 $(PYTEST) -q -p no:cacheprovider -m "not slow and not no_c_path and not claims"
+
+# Every lab that makes a claim in its lesson, run on the lesson's own settings, the claim checked on what the
+# lab shows (a Mamba beating a GPT at equal steps, GPTQ halving rounding error, sinks mending a window cache...).
+test-claims: setup
+	$(PYTEST) --durations=10 -m claims
 
 # The C kernels under AddressSanitizer and UndefinedBehaviorSanitizer, driven by native/sanitize/harness.c over
 # their edge cases (NaN and inf rows, zero sizes, odd strides, absurd thread counts, overflowing sizes). Any

@@ -92,6 +92,7 @@ async def test_data_parallel_lab_ranks_knob_stops_at_its_ends(open_lab):
 
 @pytest.mark.slow
 @pytest.mark.no_c_path  # torch and processes only: the WB_DISABLE_NATIVE=1 run would repeat it unchanged
+@pytest.mark.claims
 async def test_data_parallel_lab_on_the_lessons_settings(open_lab):
     assert lesson_params(*DDP) == {"steps": 30, "procs": 2}
     async with lesson_run(open_lab, *DDP) as h:
@@ -115,6 +116,7 @@ async def test_data_parallel_lab_on_the_lessons_settings(open_lab):
 
 @pytest.mark.slow
 @pytest.mark.no_c_path
+@pytest.mark.claims
 async def test_zero_lab_on_the_lessons_settings(open_lab):
     assert lesson_params(*ZERO) == {"steps": 4}
     async with lesson_run(open_lab, *ZERO) as h:

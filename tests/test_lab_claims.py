@@ -167,6 +167,7 @@ def test_speculative_verdict_reports_the_best_k_and_every_loss():
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_flash_race_memory_grows_fourfold_for_scores_and_twofold_for_flash(open_lab):
     async with open_lab("attention.flash_race", seqs=[256, 512, 1024]) as h:
         await h.press("r")
@@ -198,6 +199,7 @@ def test_memory_growth_skips_unmeasured_contenders():
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_depth_lab_says_depth_has_not_paid_after_the_lessons_150_steps(open_lab):
     assert lesson_params("stacking-blocks", "blocks.train_compare")["steps"] == 150
     async with lesson_run(open_lab, "stacking-blocks", "blocks.train_compare") as h:
@@ -237,6 +239,7 @@ def test_seed_summary_is_mean_and_half_range_per_variant():
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_scaling_lab_loss_falls_with_size_on_the_lessons_settings(open_lab):
     async with lesson_run(open_lab, "scaling", "training.scaling") as h:
         losses = [c.val_loss for c in h.lab.run.curves]

@@ -15,6 +15,7 @@ from tests.test_lab_claims import lesson_params, lesson_run
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_window_stride_lab_flat_inside_the_trained_window_and_worse_past_it(open_lab):
     from workbench.probes import compute_probe
 
@@ -34,6 +35,7 @@ async def test_window_stride_lab_flat_inside_the_trained_window_and_worse_past_i
 
 @needs_smollm
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_per_byte_lab_shows_perplexity_and_bits_per_byte_disagree_across_tokenizers(open_lab):
     async with lesson_run(open_lab, "measuring-a-model", "eval.per_byte") as h:
         small, draft, smollm = h.lab.rows
@@ -80,6 +82,7 @@ async def test_block_formats_race_checks_every_kernel_against_fp32(open_lab):
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_pruning_lab_half_the_weights_are_free_and_the_least_important_heads_cheapest(open_lab):
     from workbench.probes import compute_probe
 
@@ -100,6 +103,7 @@ async def test_pruning_lab_half_the_weights_are_free_and_the_least_important_hea
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_weight_quant_lab_gptq_halves_rounding_error_and_kl(open_lab):
     from workbench.probes import compute_probe
 
@@ -143,6 +147,7 @@ async def test_integers_lab_finds_smollm2s_outlier_channels(open_lab):
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_distill_lab_softens_and_the_distilled_draft_fits_the_target_better(open_lab):
     from workbench.probes import compute_probe
 

@@ -12,7 +12,11 @@ from tests.test_lab_claims import lesson_params
 pytestmark = pytest.mark.no_c_path  # interpretability calls no C kernel of its own
 
 
-async def test_ablation_lab_finds_layer_4_head_0_and_most_heads_removable(open_lab):
+@pytest.mark.slow
+@pytest.mark.claims
+async def test_ablation_lab_finds_layer_4_head_0_most_heads_removable_and_the_removal_curves_zero_and_mean(open_lab):
+    """One lab, one zero-ablation grid: the removal curves are read off the grid the first claims were checked on
+    (a second test opening the lab would ablate every head again for the same grid)."""
     async with open_lab("interp.ablation", **lesson_params("ablation", "interp.ablation")) as h:
         await h.press("r")
         await h.settle()
@@ -27,13 +31,6 @@ async def test_ablation_lab_finds_layer_4_head_0_and_most_heads_removable(open_l
         assert ("head 0 of layer 4 matters most (Δloss +0.088 nats on 3.410); 26 of 36 heads cost under 0.01 nats"
                 in h.readout())
         assert "The MLPs matter more than any head: MLP 0 costs +3.538." in h.readout()
-
-
-@pytest.mark.slow
-async def test_ablation_lab_removal_curves_zero_and_mean(open_lab):
-    async with open_lab("interp.ablation", **lesson_params("ablation", "interp.ablation")) as h:
-        await h.press("r")
-        await h.settle()
         await h.press("c")
         await h.settle()
         counts, curves, base = h.lab.curve

@@ -60,6 +60,7 @@ async def test_induction_lab_finds_no_induction_heads_in_the_small_gpt(open_lab)
 
 @pytest.mark.slow
 @needs_smollm
+@pytest.mark.claims
 async def test_smollm2_shows_its_induction_heads_and_the_lens_answer_at_layer_23(open_lab):
     async with open_lab("interp.induction", **lesson_params("induction-heads", "interp.induction")) as h:
         await h.settle()

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.no_c_path  # interpretability calls no C kernel of its 
 PROMPT = "**ROMEO**  \nBut, soft! what light through yonder window"
 
 
+@pytest.mark.claims
 async def test_probes_lab_finds_selectivity_peaking_at_layer_3_of_the_small_gpt(open_lab):
     async with open_lab("interp.probes", **lesson_params("probes-and-controls", "interp.probes")) as h:
         await h.settle()
@@ -39,6 +40,7 @@ async def test_probes_lab_finds_selectivity_peaking_at_layer_3_of_the_small_gpt(
 
 @pytest.mark.slow
 @needs_minilm
+@pytest.mark.claims
 async def test_probes_lab_on_minilm_peaks_at_layer_5(open_lab):
     async with open_lab("interp.probes", **lesson_params("probes-and-controls", "interp.probes")) as h:
         await h.settle()
@@ -50,6 +52,7 @@ async def test_probes_lab_on_minilm_peaks_at_layer_5(open_lab):
         assert round(h.lab.result.layers[6].accuracy, 3) == 0.444
 
 
+@pytest.mark.claims
 async def test_attribution_lab_names_the_tokens_and_completeness_tightens_with_steps(open_lab):
     params = lesson_params("attribution", "interp.attribution")
     assert params == {} or params.get("prompt", PROMPT) == PROMPT

@@ -18,6 +18,7 @@ from workbench_engines.retrieval import rag
 
 @needs_smollm
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_the_default_question_retrieves_the_gold_passage_and_raises_the_answers_log_probability(open_lab):
     async with open_lab("retrieval.rag", **lesson_params("rag-end-to-end", "retrieval.rag")) as h:
         assert "SmolLM2-135M-Instruct" in h.readout() and "BM25" in h.readout()

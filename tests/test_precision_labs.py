@@ -26,6 +26,7 @@ def probe_answers(lesson_id: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_lab_on_the_lessons_settings_shows_plain_fp16_losing_its_gradients_and_scaling_restoring_them(
         open_lab):
     # What the lesson's prose describes: 60 steps at k = 1,024, a first scale of 2^16 doubling every 20 clean steps.

@@ -138,6 +138,7 @@ def test_the_verdict_reads_the_sweeps_own_numbers():
 
 
 @pytest.mark.slow
+@pytest.mark.claims
 async def test_rope_lab_on_the_lessons_settings_plain_breaks_ntk_and_yarn_hold_pi_costs_everywhere(open_lab):
     """The lesson's claims, from the lab's own figures: plain RoPE climbs past 512, position interpolation untrained
     is far worse on the first 512 positions and no better at the end, NTK-aware and YaRN stay near their first

@@ -81,7 +81,7 @@ class MambaVsTransformerLab(Lab):
         yield Static("", classes="readout")
 
     def watch_seed(self, seed: int) -> None:
-        self.status(f"Seed {seed}, {self.params['steps']} steps each: r trains both (about a minute), s/S the seed.")
+        self.status(f"Seed {seed}, {self.params['steps']} steps each: r trains both (under a minute), s/S the seed.")
 
     def action_reseed(self, step: int) -> None:
         if self.busy():

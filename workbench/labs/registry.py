@@ -263,7 +263,7 @@ LONGCTX_LABS = [
         "Attention sinks: a window that keeps the first tokens",
         "SmolLM2-135M reads a held-out stream with its whole cache, with only the last tokens, and with the last "
         "tokens plus the first few (StreamingLLM): perplexity by position and the cache each keeps.",
-        {"tokens": Param("int", default=2048, choices=(1024, 2048, 4096), help="tokens in the stream"),
+        {"tokens": Param("int", default=1024, choices=(1024, 2048, 4096), help="tokens in the stream"),
          "cache": Param("int", default=256, choices=(64, 128, 256, 512, 1024),
                         help="tokens the window and sink caches hold (sinks included)"),
          "sinks": Param("int", default=4, min=1, max=16, help="first tokens the sinks cache keeps")},
@@ -277,7 +277,7 @@ MAMBA_LABS = [
         "A tiny Mamba beside a same-size transformer",
         "A 3-block Mamba and a 2-layer GPT of about the same size trained with one loop on the plays: loss "
         "curves, training and decoding speed, and the bytes each keeps to decode at 1k and 16k tokens.",
-        {"steps": Param("int", default=300, min=20, max=2000, help="training steps per model"),
+        {"steps": Param("int", default=150, min=20, max=2000, help="training steps per model"),
          "seed": Param("int", default=0, min=0, max=9999, help="seed of both models' initialisation and batches")},
         "workbench.labs.mamba_labs:MambaVsTransformerLab",
     ),
