@@ -22,6 +22,8 @@ from workbench.progress import ProgressStore
 from workbench.screens.exercises import ExercisesScreen
 
 SIZE = (80, 24)
+KERNELS = sorted(e.id for e in EXERCISES.values() if not e.package)
+"""The single-file exercises; Build a GPT's packaged steps are tested in test_build_a_gpt.py."""
 
 WRONG_SOFTMAX = """
 import numpy as np
@@ -67,7 +69,7 @@ def softmax(x):
 """
 
 
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+@pytest.mark.parametrize("exercise_id", KERNELS)
 def test_every_reference_solution_passes_its_checks(exercise_id):
     report = run_exercise(exercise_id, EXERCISES[exercise_id].solution, race=False)
     assert report.error is None, report.error
@@ -75,7 +77,7 @@ def test_every_reference_solution_passes_its_checks(exercise_id):
     assert len(report.checks) >= 3
 
 
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+@pytest.mark.parametrize("exercise_id", KERNELS)
 def test_every_starter_fails_clearly(exercise_id):
     report = run_exercise(exercise_id, EXERCISES[exercise_id].starter, race=False)
     assert not report.passed and report.first_failure is not None
@@ -267,11 +269,11 @@ async def test_lesson_links_to_its_exercise(tmp_path):
         assert isinstance(app.screen, ExercisesScreen) and app.screen.selected.id == "softmax"
 
 
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+@pytest.mark.parametrize("exercise_id", KERNELS)
 def test_inputs_are_fresh_for_every_seed(exercise_id):
     import numpy as np
 
-    from workbench.exercises.checks import SPECS
+    from workbench.exercises.run import SPECS
 
     def fingerprint(seed: int) -> str:
         return repr([repr(args)[:20_000] for _, args in SPECS[exercise_id].cases(np.random.default_rng(seed))])
@@ -354,7 +356,7 @@ def test_in_place_results_and_raised_subclasses_cross_the_sandbox(tmp_path):
 # ---- issue 20: readouts that say what ran, and a view that fits 80×24 -------------------------------------------
 
 
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+@pytest.mark.parametrize("exercise_id", KERNELS)
 def test_check_labels_describe_the_inputs_actually_drawn(exercise_id):
     """Issue 20: a check labelled 'random 2×5' reported a (2, 6) shape; the race was 'on a larger input'."""
     import re

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("exercise_id")
     check = ex_sub.add_parser("check", help="check (and race) one exercise here, without the TUI")
     check.add_argument("exercise_id")
+    payoff = ex_sub.add_parser("train", help="train your Build a GPT model on the plays, then race it against the "
+                                             "engine's (every step solved first)")
+    payoff.add_argument("--steps", type=int, default=1000, help="training steps of each model (10-5000)")
+    payoff.add_argument("--seed", type=int, default=0, help="seed of your model's initialisation and the batches")
     check.add_argument("--no-race", action="store_true", help="only the checks")
     check.add_argument("--timeout", type=float, default=30.0, help="seconds before the check is stopped")
 
@@ -341,6 +345,44 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0 if all(row.matches for row in report.rows) else 1
 
 
+def train_your_gpt(store, workspace: Path, steps: int, seed: int) -> int:
+    """`workbench exercises train`: the Build a GPT payoff in the terminal, a line per 50 steps, then the race."""
+    from workbench.exercises.buildgpt.payoff import PayoffError, Settings, payoff_verdict, run_payoff
+    from workbench.exercises.catalog import EXERCISES, unsolved
+
+    if not 10 <= steps <= 5000:
+        print("workbench: --steps must be between 10 and 5000", file=sys.stderr)
+        return 2
+    missing = unsolved(lambda eid: store.exercise_state(eid).solved_at is not None)
+    if missing:
+        print(f"workbench: {len(missing)} Build a GPT steps are not solved yet: "
+              + ", ".join(f"{m} ({EXERCISES[m].file_name})" for m in missing[:4]), file=sys.stderr)
+        return 1
+
+    def mine(step) -> None:
+        if (step.step + 1) % 50 == 0 or step.step == 0:
+            print(f"your GPT  step {step.step + 1:>5}  loss {step.loss:.3f}  lr {step.lr:.2e}  "
+                  f"grad norm {step.norm:.2f}  {step.seconds:6.1f} s", flush=True)
+        if step.sample is not None:
+            print("  sample: " + " ".join(step.sample.split())[:150], flush=True)
+
+    def engine(step: int, loss: float) -> None:
+        if step % 100 == 0:
+            print(f"engine    step {step:>5}  loss {loss:.3f}", flush=True)
+
+    try:
+        run = run_payoff(workspace, Settings.of(steps, seed), on_learner_step=mine, on_engine_step=engine)
+    except PayoffError as exc:
+        print(f"workbench: your training stopped: {exc}", file=sys.stderr)
+        return 1
+    print(f"\n{'model':<34}{'params':>9}{'ms/step':>9}{'train loss':>12}{'val loss':>10}")
+    for side in (run.learner, run.engine):
+        print(f"{side.name:<34}{side.parameters:>9,}{side.seconds_per_step * 1e3:>9.0f}{side.final_train_loss:>12.3f}"
+              f"{side.val_loss:>10.3f}")
+    print("\n" + payoff_verdict(run))
+    return 0
+
+
 def exercises_command(args: argparse.Namespace) -> int:
     from workbench.exercises.catalog import EXERCISES, by_track
     from workbench.exercises.run import run_exercise
@@ -368,8 +410,10 @@ def exercises_command(args: argparse.Namespace) -> int:
             for track, exercises in by_track():
                 for exercise in exercises:
                     state = store.exercise_state(exercise.id)
-                    print(f"{state.status:<9} {exercise.id:<16} {track:<18} {exercise_file(workspace, exercise)}")
+                    print(f"{state.status:<9} {exercise.id:<20} {track:<20} {exercise_file(workspace, exercise)}")
             return 0
+        if action == "train":
+            return train_your_gpt(store, workspace, args.steps, args.seed)
         if args.exercise_id not in EXERCISES:
             print(f"workbench: no exercise {args.exercise_id!r}; see `workbench exercises list`", file=sys.stderr)
             return 2
@@ -385,6 +429,8 @@ def exercises_command(args: argparse.Namespace) -> int:
             print(f"error: {report.error}")
         for check in report.checks:
             print(f"{'pass' if check.passed else 'FAIL'}  {check.name}" + (f"\n      {check.detail}" if check.detail else ""))
+        if report.traced_to:
+            print(f"note: {report.traced_to}")
         if report.race:
             from rich.console import Console
 

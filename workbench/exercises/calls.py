@@ -52,18 +52,32 @@ def fresh(args: tuple) -> tuple:
                  for a in args)
 
 
-def where(exc: BaseException, learner_file: str) -> str:
-    """The learner's line that raised, if the traceback passes through their file."""
+def where(exc: BaseException, learner_file: str, entry: str = "") -> str:
+    """The learner's line that raised, if the traceback passes through their file.
+
+    learner_file ending in a path separator is a folder (the learner's package): the deepest frame in any
+    file within it is named, with the file, since the line may be in an earlier step's module; when that is
+    not entry (the file being checked), the deepest line of entry that led there is named too.
+    """
+    folder = learner_file.endswith(("/", "\\"))
     try:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == learner_file]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if (f.filename.startswith(learner_file) if folder else f.filename == learner_file)]
     except Exception:  # noqa: BLE001 - a traceback we cannot read only loses the line number
         return ""
     if not frames:
         return ""
-    return f" (line {frames[-1].lineno}: {frames[-1].line})"
+    if not folder:
+        return f" (line {frames[-1].lineno}: {frames[-1].line})"
+    deepest = frames[-1]
+    text = f"{deepest.filename[len(learner_file):]} line {deepest.lineno}: {deepest.line}"
+    callers = [f for f in frames if f.filename == entry]
+    if entry and deepest.filename != entry and callers:
+        text += f", reached from {entry[len(learner_file):]} line {callers[-1].lineno}: {callers[-1].line}"
+    return f" ({text})"
 
 
-def describe_exception(exc: BaseException, learner_file: str = "") -> str:
+def describe_exception(exc: BaseException, learner_file: str = "", entry: str = "") -> str:
     """``Type: message (line n: source)``, never raising even if the exception's __str__ does."""
     try:
         text = f"{type(exc).__name__}: {exc}"
@@ -71,15 +85,16 @@ def describe_exception(exc: BaseException, learner_file: str = "") -> str:
         text = f"{type(exc).__name__} (its message could not be printed)"
     if isinstance(exc, MemoryError):
         text = "MemoryError: ran out of memory"
-    return text[:MESSAGE_LIMIT] + where(exc, learner_file)
+    return text[:MESSAGE_LIMIT] + where(exc, learner_file, entry)
 
 
-def invoke(fn: Callable[..., Any], args: tuple, *, keep_args: bool = False, learner_file: str = "") -> Call:
+def invoke(fn: Callable[..., Any], args: tuple, *, keep_args: bool = False, learner_file: str = "",
+           entry: str = "") -> Call:
     """Call fn(*args) and record what happened; never raises for what fn does."""
     try:
         returned = fn(*args)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - even sys.exit() in a solution is its answer, not ours
-        return Call(error=describe_exception(exc, learner_file), error_type=builtin_type(exc),
+        return Call(error=describe_exception(exc, learner_file, entry), error_type=builtin_type(exc),
                     args_after=args if keep_args else None)
     return Call(returned=returned, args_after=args if keep_args else None)
 

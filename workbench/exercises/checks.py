@@ -36,7 +36,8 @@ class Spec:
     """Computes the right answer, with the exercise function's signature."""
     cases: Callable[[np.random.Generator], list[Case]]
     compare: Callable[[Any, Any, Args], str | None]
-    race_args: Callable[[np.random.Generator], Args]
+    race_args: Callable[[np.random.Generator], Args] | None
+    """The race's inputs; None for exercises that are not raced (Build a GPT's steps)."""
     peers: Callable[[], dict[str, Callable[..., Any]]] = field(default=dict)
     """Other implementations raced on the same inputs (native C, torch)."""
     observe: Callable[[Call], Any] = field(default=lambda call: call.returned)
@@ -72,7 +73,7 @@ def judge(spec: Spec, expected: Call, got: Call, args: Args) -> str | None:
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-10, 1e-12)}
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     if isinstance(value, Opaque):
         return value.description
     if isinstance(value, np.ndarray):
@@ -83,7 +84,7 @@ def _describe(value: Any) -> str:
 def compare_arrays(expected: np.ndarray, got: Any, args: Args = ()) -> str | None:
     """None when got matches expected within the dtype's tolerance, else what differs and where."""
     if not isinstance(got, np.ndarray):
-        return f"expected {_describe(expected)}, got {_describe(got)}"
+        return f"expected {describe_value(expected)}, got {describe_value(got)}"
     if got.shape != expected.shape:
         return f"expected shape {expected.shape}, got shape {got.shape}"
     if got.dtype != expected.dtype:
@@ -115,7 +116,7 @@ def compare_arrays(expected: np.ndarray, got: Any, args: Args = ()) -> str | Non
 
 def compare_equal(expected: Any, got: Any, args: Args = ()) -> str | None:
     if type(got) is not type(expected):
-        return f"expected {_describe(expected)}, got {_describe(got)}"
+        return f"expected {describe_value(expected)}, got {describe_value(got)}"
     if got == expected:
         return None
     if isinstance(expected, list):
@@ -140,13 +141,13 @@ def compare_equal(expected: Any, got: Any, args: Args = ()) -> str | None:
 
 def compare_pair_of_arrays(expected: tuple, got: Any, args: Args = ()) -> str | None:
     if not isinstance(got, tuple) or len(got) != 2:
-        return f"expected a tuple (weights, experts), got {_describe(got)}"
+        return f"expected a tuple (weights, experts), got {describe_value(got)}"
     weights = compare_arrays(expected[0], got[0], ())
     if weights:
         return f"weights: {weights}"
     experts = got[1]
     if not isinstance(experts, np.ndarray) or not np.issubdtype(experts.dtype, np.integer):
-        return f"experts: expected an integer array, got {_describe(experts)}"
+        return f"experts: expected an integer array, got {describe_value(experts)}"
     return None if np.array_equal(experts, expected[1]) else f"experts: expected {expected[1][:3].tolist()}…, got {experts[:3].tolist()}…"
 
 
@@ -458,7 +459,7 @@ def _kv_compare(expected, got, args) -> str | None:
         return f"expected {'a ValueError' if expected[0] == 'ValueError' else f'new length {expected[0]}'}, got {got[0]!r}"
     for name, e, g in (("cache_k", expected[1], got[1]), ("cache_v", expected[2], got[2])):
         if not isinstance(g, np.ndarray) or g.shape != e.shape:
-            return f"{name} should stay an array of shape {e.shape}, got {_describe(g)}"
+            return f"{name} should stay an array of shape {e.shape}, got {describe_value(g)}"
         if not np.array_equal(e, g):
             row = int(np.argwhere(np.any(e != g, axis=(1, 2)))[0][0])
             return f"{name} position {row} differs from what it should hold after the append"

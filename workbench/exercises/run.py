@@ -27,13 +27,16 @@ from workbench_engines.profiling import Profile
 
 from workbench.exercises import wire
 from workbench.exercises.calls import Call, fresh, invoke
-from workbench.exercises.catalog import EXERCISES
-from workbench.exercises.checks import SPECS, Spec, judge, race_label
+from workbench.exercises.buildgpt.cases import SPECS as BUILD_A_GPT_SPECS
+from workbench.exercises.catalog import EXERCISES, needs_in_order
+from workbench.exercises.checks import SPECS as KERNEL_SPECS
+from workbench.exercises.checks import Spec, judge, race_label
 from workbench.exercises.supervise import ChildRun, run_child
 
 DEFAULT_TIMEOUT = 30.0
 OUTPUT_SHOWN = 2000
 PROTECTED_MODULES = ("workbench", "workbench_engines", "workbench_lessons", "workbench_engines.native_sources")
+SPECS: dict[str, Spec] = KERNEL_SPECS | BUILD_A_GPT_SPECS
 SIGNAL_MEANING = {
     signal.SIGXCPU: "used up its CPU time (an endless loop?); it was stopped",
     signal.SIGALRM: "ran past its time limit (an endless loop?); it was stopped",
@@ -60,6 +63,8 @@ class RunReport:
     output: str = ""
     """What the learner's code printed while checked (the last 2,000 characters)."""
     seconds: float = 0.0
+    traced_to: str | None = None
+    """When a check failed and an earlier step this one imports fails its own checks: which, and how."""
 
     @property
     def passed(self) -> bool:
@@ -90,7 +95,7 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
-def _reply(child: ChildRun) -> tuple[dict[str, Any] | None, str | None]:
+def child_reply(child: ChildRun) -> tuple[dict[str, Any] | None, str | None]:
     """The child's reply, or why there is none."""
     if child.stopped:
         return None, child.stopped
@@ -131,8 +136,12 @@ def run_exercise(
     memory_mb: int = 3072,
     seed: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    trace: bool = True,
 ) -> RunReport:
-    """Check (and race) the learner's file for exercise_id; never raises for what the learner's code does."""
+    """Check (and race) the learner's file for exercise_id; never raises for what the learner's code does.
+
+    trace: when a packaged step fails, check the earlier steps it imports and name the first that fails.
+    """
     seed = random.randrange(2**31) if seed is None else seed
     path = Path(path).resolve()
     if not path.is_file():
@@ -141,10 +150,12 @@ def run_exercise(
     cases = spec.cases(np.random.default_rng(seed))
     request = {"function": exercise.function, "protected": protected_folders(), "writes_args": spec.writes_args,
                "cases": [fresh(args) for _, args in cases]}
+    if exercise.module:
+        request["package"] = {"root": str(path.parent.parent), "module": exercise.module}
     child = run_child(["check", str(path), *_limits(timeout, memory_mb)], wire.encode(request),
                       timeout=timeout, should_stop=should_stop)
     report = RunReport(exercise_id, seconds=child.seconds, output=child.stdout[-OUTPUT_SHOWN:])
-    reply, report.error = _reply(child)
+    reply, report.error = child_reply(child)
     if reply is None:
         return report
     if "import_error" in reply:
@@ -159,9 +170,27 @@ def run_exercise(
         expected = invoke(spec.expected, fresh(args), keep_args=spec.writes_args)
         detail = judge(spec, expected, got, args)
         report.checks.append(CheckOutcome(name, detail is None, detail or ""))
-    if race and report.passed:
+    if race and report.passed and spec.race_args is not None:
         _race(report, spec, exercise.function, path, seed, timeout, memory_mb, should_stop)
+    if trace and not report.passed and exercise.needs and report.error != "cancelled":
+        report.traced_to = _trace_to_earlier(exercise_id, path.parent, timeout, memory_mb, seed, should_stop)
     return report
+
+
+def _trace_to_earlier(exercise_id: str, package: Path, timeout: float, memory_mb: int, seed: int,
+                      should_stop: Callable[[], bool] | None) -> str | None:
+    """The first earlier step this one imports (in course order) that fails its own checks, said in a line."""
+    for need in needs_in_order(exercise_id):
+        earlier = EXERCISES[need]
+        report = run_exercise(need, package / Path(earlier.file_name).name, race=False, timeout=timeout,
+                              memory_mb=memory_mb, seed=seed, should_stop=should_stop, trace=False)
+        if report.error == "cancelled":
+            return None
+        if not report.passed:
+            failure = report.first_failure
+            why = report.error or (f"'{failure.name}': {failure.detail}" if failure else "it fails its checks")
+            return f"this step imports {Path(earlier.file_name).name} ({earlier.title}), which fails its own check {why}"[:600]
+    return None
 
 
 def _race(report: RunReport, spec: Spec, function: str, path: Path, seed: int, timeout: float, memory_mb: int,
@@ -178,7 +207,7 @@ def _race(report: RunReport, spec: Spec, function: str, path: Path, seed: int, t
     if child.stopped == "cancelled":
         report.error = "cancelled"
         return
-    reply, error = _reply(child)
+    reply, error = child_reply(child)
     if reply is not None and "import_error" in reply:
         error = str(reply["import_error"])[:2000]
     try:

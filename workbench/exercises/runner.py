@@ -76,6 +76,65 @@ def load_function(source: bytes, path: str, name: str) -> Callable[..., Any]:
     return fn
 
 
+def load_package(root: str, module_name: str) -> Callable[..., Any]:
+    """Import the learner's module from their package (Build a GPT) and return the case runner bound to it.
+
+    The package's folder goes first on sys.path, so the module's own imports
+    (``from mygpt.tensor import Tensor``) reach the learner's earlier steps,
+    never a copy of ours. Every case names a driver
+    (:mod:`workbench.exercises.buildgpt.drivers`, imported before the guard).
+    """
+    from functools import partial
+
+    from workbench.exercises.buildgpt.drivers import run_case
+
+    sys.path.insert(0, root)
+    module = importlib.import_module(module_name)
+    return partial(run_case, module)
+
+
+def train(request: dict[str, Any], progress_fd: int) -> dict[str, Any]:
+    """The payoff of Build a GPT: the learner's GPT trained by the learner's loop, optimizer and schedule.
+
+    Every step's figures go out on the progress pipe as a JSON line as they
+    happen, with a sample from the learner's generate() every
+    ``sample_every`` steps; the reply holds the losses the loop returned and
+    the trained parameters, which the parent measures with the engine.
+    """
+    import json
+    import time
+
+    import numpy as np
+
+    model_module, adamw, loop, sample = (importlib.import_module(f"mygpt.{name}")
+                                         for name in ("model", "adamw", "train", "sample"))
+    shape, settings, hyper = request["shape"], request["settings"], request["hyper"]
+    model = model_module.GPT(**shape, seed=request["seed"])
+    optimizer = adamw.AdamW(model.parameters(), **hyper)
+    prompt, every, started = request["prompt"], request["sample_every"], time.perf_counter()
+    sampling = [0.0]
+    """Seconds spent in generate(), left out of the training time reported (it is not a training step)."""
+
+    def send(record: dict[str, Any]) -> None:
+        line = (json.dumps(record) + "\n").encode()
+        while line:
+            line = line[os.write(progress_fd, line):]
+
+    def on_step(step: int, loss: float, lr: float, norm: float) -> None:
+        record = {"step": int(step), "loss": float(loss), "lr": float(lr), "norm": float(norm),
+                  "seconds": time.perf_counter() - started - sampling[0]}
+        if every and (int(step) + 1) % every == 0:
+            began, rng = time.perf_counter(), np.random.default_rng(request["seed"] + int(step))
+            record["sample"] = [int(t) for t in sample.generate(model, prompt, request["sample_tokens"], 0.8, 20, rng)]
+            sampling[0] += time.perf_counter() - began
+        send(record)
+
+    losses = loop.train(model, optimizer, request["data"], rng=np.random.default_rng(request["seed"]),
+                        on_step=on_step, **settings)
+    return {"losses": [float(v) for v in losses], "seconds": time.perf_counter() - started - sampling[0],
+            "params": {name: np.asarray(t.data) for name, t in model.named_parameters().items()}}
+
+
 def sendable(call: Call) -> dict[str, Any]:
     """call as plain data, or a note that its output could not be sent (never an exception)."""
     plain = call.to_plain()
@@ -87,9 +146,9 @@ def sendable(call: Call) -> dict[str, Any]:
     return plain
 
 
-def check(request: dict[str, Any], learner: Callable, learner_file: str) -> dict[str, Any]:
+def check(request: dict[str, Any], learner: Callable, learner_file: str, entry: str = "") -> dict[str, Any]:
     keep = request["writes_args"]
-    return {"calls": [sendable(invoke(learner, args, keep_args=keep, learner_file=learner_file))
+    return {"calls": [sendable(invoke(learner, args, keep_args=keep, learner_file=learner_file, entry=entry))
                       for args in request["cases"]]}
 
 
@@ -156,11 +215,12 @@ def _backend_of(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -I -m workbench.exercises.runner")
-    parser.add_argument("mode", choices=("check", "race"))
+    parser.add_argument("mode", choices=("check", "race", "train"))
     parser.add_argument("path")
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--request-fd", type=int, required=True)
     parser.add_argument("--reply-fd", type=int, required=True)
+    parser.add_argument("--progress-fd", type=int, default=-1)
     parser.add_argument("--memory-mb", type=int, default=3072)
     parser.add_argument("--cpu-seconds", type=int, default=60)
     parser.add_argument("--wall-seconds", type=int, default=60)
@@ -169,17 +229,31 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     request = read_request(args.request_fd)
     race = Race(request) if args.mode == "race" else None
+    package = request.get("package")
+    if package:
+        import workbench.exercises.buildgpt.drivers  # noqa: F401 - imported now, while imports are allowed
     with open(args.path, "rb") as f:
         source = f.read()
     limit_resources(args.memory_mb, args.cpu_seconds, args.wall_seconds)
     install_guard(request["protected"], os.getcwd())
     try:
-        learner = load_function(source, args.path, request["function"])
+        if package:
+            learner = load_package(package["root"], package["module"])
+        else:
+            learner = load_function(source, args.path, request["function"])
     except BaseException as exc:  # noqa: BLE001 - a syntax error or a raise at import time
         reply: dict[str, Any] = {"import_error": f"importing {Path(args.path).name} failed: "
                                                  f"{describe_exception(exc, args.path)}"}
     else:
-        reply = race.run(learner, args.path) if race else check(request, learner, args.path)
+        # A package's traceback is shown from the deepest frame in any of the learner's files.
+        where = str(Path(package["root"]) / package["module"].split(".")[0]) + os.sep if package else args.path
+        if args.mode == "train":
+            try:
+                reply = train(request, args.progress_fd)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - the learner's training failed: say where
+                reply = {"error": describe_exception(exc, where, args.path)}
+        else:
+            reply = race.run(learner, args.path) if race else check(request, learner, where, args.path)
     send_reply(args.reply_fd, reply)
     return 0
 

@@ -33,6 +33,8 @@ OUTPUT_TAIL = 64 * 1024
 REPLY_LIMIT = 64 * 2**20
 """The largest reply read: the largest real one (kv_cache_append's race, its cache before and after) is 16 MiB."""
 CHUNK = 1 << 16
+PROGRESS_LINE_LIMIT = 64 * 1024
+"""The longest progress line passed on (a line of figures and a sample of text is under 2 KiB)."""
 DRAIN_SECONDS = 2.0
 """How long pipes are read after the child exits (something it started may still hold them), and how long
 it may linger after closing its reply."""
@@ -142,33 +144,64 @@ def _exited(proc: subprocess.Popen) -> bool:
         return True
 
 
+class ProgressLines:
+    """Lines the child writes on its progress pipe, handed on one at a time; a line past the limit is dropped."""
+
+    def __init__(self, on_line: Callable[[bytes], None], limit: int = PROGRESS_LINE_LIMIT) -> None:
+        self.on_line, self.limit = on_line, limit
+        self.pending = bytearray()
+        self.dropping = False
+
+    def add(self, chunk: bytes) -> None:
+        self.pending += chunk
+        while (end := self.pending.find(b"\n")) >= 0:
+            line = bytes(self.pending[:end])
+            del self.pending[: end + 1]
+            if not self.dropping:
+                self.on_line(line)
+            self.dropping = False
+        if len(self.pending) > self.limit:  # an endless line: its rest is skipped up to the next newline
+            self.pending.clear()
+            self.dropping = True
+
+
 def run_child(args: list[str], request: bytes, *, timeout: float, should_stop: Callable[[], bool] | None = None,
-              reply_limit: int | None = None) -> ChildRun:
+              reply_limit: int | None = None, on_progress: Callable[[bytes], None] | None = None) -> ChildRun:
     """Run ``python -I -m workbench.exercises.runner *args``, feed it request, and collect what it says.
 
-    reply_limit defaults to :data:`REPLY_LIMIT`, read when called.
+    reply_limit defaults to :data:`REPLY_LIMIT`, read when called. With on_progress, the child gets a third
+    pipe (``--progress-fd``) and each line it writes there is passed to on_progress as it arrives (on this
+    thread), at most :data:`PROGRESS_LINE_LIMIT` bytes a line; what a line says is for the caller to check.
     """
     reply_limit = REPLY_LIMIT if reply_limit is None else reply_limit
     scratch = make_scratch()
     request_r, request_w = os.pipe()
     reply_r, reply_w = os.pipe()
+    progress_r, progress_w = os.pipe() if on_progress is not None else (-1, -1)
     cmd = [sys.executable, "-I", "-B", "-m", "workbench.exercises.runner", *args, "--parent-pid", str(os.getpid()),
            "--request-fd", str(request_r), "--reply-fd", str(reply_w)]
+    if on_progress is not None:
+        cmd += ["--progress-fd", str(progress_w)]
     started = time.perf_counter()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=(request_r, reply_w), start_new_session=True, cwd=scratch,
-                                env=child_env(scratch))
+                                pass_fds=tuple(fd for fd in (request_r, reply_w, progress_w) if fd >= 0),
+                                start_new_session=True, cwd=scratch, env=child_env(scratch))
     except BaseException:
-        for fd in (request_r, request_w, reply_r, reply_w):
-            os.close(fd)
+        for fd in (request_r, request_w, reply_r, reply_w, progress_r, progress_w):
+            if fd >= 0:
+                os.close(fd)
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     os.close(request_r)
     os.close(reply_w)
+    if progress_w >= 0:
+        os.close(progress_w)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = Tail(), Tail()
     tails = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    if on_progress is not None:
+        tails[progress_r] = ProgressLines(on_progress)
     reply = bytearray()
     pending = memoryview(request)
     selector = selectors.DefaultSelector()
@@ -226,7 +259,7 @@ def run_child(args: list[str], request: bytes, *, timeout: float, should_stop: C
         selector.close()
         kill_session(proc.pid)
         proc.wait()
-        for fd in (request_w, reply_r):
+        for fd in (request_w, reply_r, progress_r):
             if fd >= 0:
                 os.close(fd)
         proc.stdout.close()

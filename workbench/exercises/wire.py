@@ -100,7 +100,7 @@ class _Encoder:
         if kind is np.ndarray:
             if value.dtype.kind not in ARRAY_KINDS or value.dtype.fields is not None:
                 return {"o": describe(value)}
-            data = np.ascontiguousarray(value)
+            data = value.copy(order="C")  # not np.ascontiguousarray, which makes a 0-d array 1-d
             return {"a": [data.dtype.str, list(data.shape), self.blob(data.tobytes())]}
         if isinstance(value, np.generic) and kind.__module__ == "numpy" and np.dtype(kind).kind in ARRAY_KINDS:
             return {"n": [value.dtype.str, self.blob(value.tobytes())]}

@@ -11,6 +11,9 @@ from workbench.paths import data_dir
 from workbench.progress import ProgressStore
 
 SETTING = "exercise_workspace"
+PACKAGE_INIT = '''"""Your GPT, one module per step of Build a GPT; each step imports your earlier ones (from mygpt.x import ...)."""
+'''
+
 
 
 def default_workspace() -> Path:
@@ -31,6 +34,16 @@ def exercise_file(workspace: Path, exercise: Exercise) -> Path:
     return workspace / exercise.file_name
 
 
+def ensure_package(workspace: Path, exercise: Exercise) -> None:
+    """The folder of a packaged exercise (mygpt), made importable, with its __init__.py written once."""
+    if exercise.package:
+        folder = workspace / exercise.package
+        folder.mkdir(parents=True, exist_ok=True)
+        init = folder / "__init__.py"
+        if not init.exists():
+            init.write_text(PACKAGE_INIT, encoding="utf-8")
+
+
 def ensure_workspace(workspace: Path) -> list[Path]:
     """Create the folder and copy in every starter not there yet; returns the files created."""
     workspace.mkdir(parents=True, exist_ok=True)
@@ -38,6 +51,7 @@ def ensure_workspace(workspace: Path) -> list[Path]:
     for exercise in EXERCISES.values():
         target = exercise_file(workspace, exercise)
         if not target.exists():
+            ensure_package(workspace, exercise)
             shutil.copyfile(exercise.starter, target)
             created.append(target)
     return created
@@ -51,5 +65,6 @@ def reset_exercise(workspace: Path, exercise: Exercise) -> Path | None:
         backup = target.with_name(f"{target.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
         target.replace(backup)
     workspace.mkdir(parents=True, exist_ok=True)
+    ensure_package(workspace, exercise)
     shutil.copyfile(exercise.starter, target)
     return backup

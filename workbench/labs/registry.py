@@ -283,6 +283,18 @@ MAMBA_LABS = [
     ),
 ]
 
+BUILD_GPT_LABS = [
+    LabSpec(
+        "buildgpt.train_yours",
+        "Train your GPT",
+        "Your mygpt package trained on the plays by your own loop, AdamW and schedule, with a live loss curve and "
+        "samples; then the engine's GPT of the same shape on the same batches, both measured by the engine.",
+        {"steps": Param("int", default=1000, min=10, max=5000, help="training steps of each model"),
+         "seed": Param("int", default=0, min=0, max=9999, help="seed of your model's initialisation and the batches")},
+        "workbench.labs.buildgpt_labs:TrainYourGPTLab",
+    ),
+]
+
 SCALE_LABS = [
     LabSpec(
         "scale.mixed_precision",
@@ -676,6 +688,7 @@ LABS: dict[str, LabSpec] = {
         *LONGCTX_LABS,
         *MAMBA_LABS,
         *SCALE_LABS,
+        *BUILD_GPT_LABS,
         *BLOCK_LABS,
         *LLM_LABS,
         *INTERP_LABS,

@@ -26,7 +26,7 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from workbench.exercises.catalog import EXERCISES, Exercise, by_track
+from workbench.exercises.catalog import BUILD_A_GPT, EXERCISES, Exercise, by_track, unsolved
 from workbench.exercises.run import RunReport, run_exercise
 from workbench.exercises.sandbox import LIMITS_TEXT
 from workbench.exercises.workspace import (
@@ -272,6 +272,9 @@ class ExercisesScreen(Screen):
             out.append("\nFirst mismatch, in ", style="bold")
             out.append(f"{failure.name}: ", style="bold")
             out.append(failure.detail + "\n")
+        if report.traced_to:
+            out.append("\nWhere it may come from: ", style="bold")
+            out.append(report.traced_to + "\n")
         if report.output:
             out.append("\nYour code printed:\n", style="bold")
             out.append(report.output[-600:])
@@ -369,6 +372,10 @@ class ExercisesScreen(Screen):
             state = self.store.record_exercise_run(report.exercise_id, report.passed)
             if report.passed and state.passes == 1:
                 self.notify("Solved! s shows the reference solution.", title=EXERCISES[report.exercise_id].title)
+                if report.exercise_id in BUILD_A_GPT and not unsolved(
+                        lambda eid: self.store.exercise_state(eid).solved_at is not None):
+                    self.notify("Every step passes: the lesson \"Train your GPT\" (or `workbench exercises train`) "
+                                "trains your model on the plays.", title="Build a GPT", timeout=20, markup=False)
         self._check_next()
 
     def action_cancel(self) -> None:
