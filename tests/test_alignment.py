@@ -124,7 +124,7 @@ def test_dpo_loss_bad_input():
         dpo.dpo_loss(*(torch.zeros(0),) * 4, 0.1)
     with pytest.raises(EngineError, match="one shape"):
         dpo.dpo_loss(x, x, x, torch.zeros(3), 0.1)
-    for bad in ({"beta": 0.0}, {"beta": -1.0}, {"steps": 0}, {"lr": float("nan")}):
+    for bad in ({"beta": 0.0}, {"beta": -1.0}, {"steps": 0}, {"lr": float("nan")}, {"pairs": "best"}):
         with pytest.raises(EngineError):
             dpo.DPOSettings(**bad)
 

@@ -45,6 +45,8 @@ import numpy as np
 from workbench_engines.errors import Cancelled, EngineError
 
 LN2 = math.log(2.0)
+PAIRINGS = ("all", "extremes")
+"""Which pairs of a prompt's judged samples DPO trains on (DPOSettings.pairs)."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,13 @@ class DPOSettings:
 
     beta: float = 0.1
     """β: how strongly the policy is held to the reference (the implicit reward's scale)."""
-    steps: int = 60
+    steps: int = 200
     batch: int = 16
     """Pairs per step."""
+    pairs: str = "all"
+    """"all": every comparison of a prompt's samples that is not a near-tie, C(4, 2) = 6 at most (as InstructGPT's
+    reward model learned from every ranked pair); "extremes": only each prompt's best against its worst. On the
+    lesson's 576 training prompts, 2,597 pairs against 551, and DPO then beats best-of-4 where it fell short."""
     lr: float = 1e-4
     """Adam's learning rate."""
     kl_every: int = 10
@@ -73,6 +79,8 @@ class DPOSettings:
             raise EngineError(f"beta must be a finite number > 0, got {self.beta!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise EngineError(f"lr must be > 0, got {self.lr!r}")
+        if self.pairs not in PAIRINGS:
+            raise EngineError(f"pairs must be one of {', '.join(PAIRINGS)}, got {self.pairs!r}")
         for name in ("steps", "batch", "kl_every", "kl_samples", "eval_samples", "best_of"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -315,7 +323,8 @@ def train_dpo(train, test, settings: DPOSettings = DPOSettings(), *, reference=N
     """Train a copy of the reference GPT with DPO on ``train``'s pairs; measure KL and, given a reward model, judge.
 
     Args:
-        train: A ``preferences.PreferenceSet``; its ``pairs`` (best against worst per prompt) are trained on.
+        train: A ``preferences.PreferenceSet``: its ``comparisons`` (every ranked pair) are trained on, or its
+            ``pairs`` (best against worst per prompt) with settings.pairs "extremes".
         test: A held-out ``PreferenceSet``: its prompts are where KL and the final judge scores are measured.
         settings: β, steps, batch, learning rate and evaluation sizes.
         reference: The frozen GPT; None for the shipped target (with its tokenizer).
@@ -334,7 +343,7 @@ def train_dpo(train, test, settings: DPOSettings = DPOSettings(), *, reference=N
     """
     import torch
 
-    pairs = train.pairs
+    pairs = train.comparisons if settings.pairs == "all" else train.pairs
     if not pairs:
         raise EngineError("no preference pairs to train on: DPO needs at least one")
     if not test.judged:

@@ -220,7 +220,7 @@ class DPOLab(Lab):
 
     def compose_lab(self) -> ComposeResult:
         yield Figure()
-        yield Static("r runs DPO on the pairs (about a minute), b switches β between 0.1 and 0.5, v shows loss, "
+        yield Static("r runs DPO on the pairs (about two minutes; the first run samples them too), b switches β between 0.1 and 0.5, v shows loss, "
                      "margin or KL, s shows the policy's and the reference's samples side by side.",
                      classes="readout")
 

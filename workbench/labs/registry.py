@@ -563,9 +563,9 @@ FINETUNE_LABS = [
             "frozen reference; then the judge's scores of the policy's samples against best-of-n with the reward "
             "model.",
             {"beta": Param("float", default=0.1, choices=(0.1, 0.5), help="β, the first one run"),
-             "steps": Param("int", default=60, min=1, max=1000, help="DPO steps of 16 pairs"),
+             "steps": Param("int", default=200, min=1, max=1000, help="DPO steps of 16 pairs"),
              "best_of": Param("int", default=4, min=1, max=16, help="n of the best-of-n baseline"),
-             "prompts": Param("int", default=384, min=16, max=1200, help="prompts from the held-out plays")},
+             "prompts": Param("int", default=768, min=16, max=1200, help="prompts from the held-out plays")},
             "workbench.labs.alignment_labs:DPOLab", needs=("minilm", "sentiment")),
 ]
 
