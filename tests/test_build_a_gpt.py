@@ -232,21 +232,22 @@ def test_a_zero_dimensional_array_crosses_the_wire_as_one():
         assert back.shape == value.shape and back.dtype == value.dtype and np.array_equal(back, value)
 
 
-def test_progress_lines_arrive_whole_and_an_endless_line_is_dropped():
+def test_progress_lines_arrive_whole_and_a_long_line_is_dropped():
     from workbench.exercises.supervise import ProgressLines
 
     seen: list[bytes] = []
     lines = ProgressLines(seen.append, limit=16)
-    for chunk in (b'{"a"', b': 1}\n{"b": 2}\n', b"x" * 40, b"y" * 40, b"\n", b"ok\n"):
+    for chunk in (b'{"a"', b': 1}\n{"b": 2}\n', b"x" * 40, b"y" * 40, b"\n", b"ok\n", b"z" * 17 + b"\nend\n"):
         lines.add(chunk)
-    assert seen == [b'{"a": 1}', b'{"b": 2}', b"ok"]
+    assert seen == [b'{"a": 1}', b'{"b": 2}', b"ok", b"end"]
 
 
 def test_a_forged_progress_line_is_ignored_not_shown():
     from workbench.exercises.buildgpt.payoff import parse_step
 
     assert parse_step(b'{"step": 3, "loss": 4.5, "lr": 0.001, "norm": 0.7, "seconds": 1.5}', str).loss == 4.5
-    for forged in (b"not json", b'{"step": "x"}', b"[1, 2]", b'{"step": 1, "loss": 2}'):
+    for forged in (b"not json", b'{"step": "x"}', b"[1, 2]", b'{"step": 1, "loss": 2}', b"[" * 60_000,
+                   b'{"step": 1e999, "loss": 2, "lr": 0, "norm": 0, "seconds": 0}'):
         assert parse_step(forged, str) is None
     sample = parse_step(b'{"step": 1, "loss": 2, "lr": 0, "norm": 0, "seconds": 0, "sample": [1, -5, 99999, 2]}',
                         lambda ids: ",".join(map(str, ids)))
@@ -270,3 +271,16 @@ async def test_the_exercise_view_says_which_earlier_step_a_failure_may_come_from
         await pilot.pause()
         shown = " ".join(plain_text(app.screen.query_one("#result").content).split())
         assert "Where it may come from: this step imports softmax.py (Softmax and its gradient)" in shown, shown
+
+
+def test_a_patched_clock_cannot_win_the_race(tmp_path):
+    """The learner's process could report any training time; one that does not fit its own life is refused."""
+    from workbench.exercises.buildgpt.payoff import PayoffError, Settings, train_learner
+    from workbench_engines.models.experiments import lesson_data
+    from workbench_engines.models.small_gpt import shipped_tokenizer
+
+    workspace = install(tmp_path)
+    path = workspace / "mygpt" / "train.py"
+    path.write_text("import time\ntime.perf_counter = lambda: 0.0\n" + path.read_text())
+    with pytest.raises(PayoffError, match="reported 0.0 s of training"):
+        train_learner(workspace, Settings(steps=3), lesson_data(200_000), shipped_tokenizer(), lambda step: None)

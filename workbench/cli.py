@@ -375,6 +375,9 @@ def train_your_gpt(store, workspace: Path, steps: int, seed: int) -> int:
     except PayoffError as exc:
         print(f"workbench: your training stopped: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the sandboxed run is already killed (run_child's finally)
+        print("workbench: stopped", file=sys.stderr)
+        return 130
     print(f"\n{'model':<34}{'params':>9}{'ms/step':>9}{'train loss':>12}{'val loss':>10}")
     for side in (run.learner, run.engine):
         print(f"{side.name:<34}{side.parameters:>9,}{side.seconds_per_step * 1e3:>9.0f}{side.final_train_loss:>12.3f}"

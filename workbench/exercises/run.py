@@ -172,9 +172,20 @@ def run_exercise(
         report.checks.append(CheckOutcome(name, detail is None, detail or ""))
     if race and report.passed and spec.race_args is not None:
         _race(report, spec, exercise.function, path, seed, timeout, memory_mb, should_stop)
-    if trace and not report.passed and exercise.needs and report.error != "cancelled":
+    if trace and not report.passed and exercise.needs and _may_come_from_earlier(report, path.name):
         report.traced_to = _trace_to_earlier(exercise_id, path.parent, timeout, memory_mb, seed, should_stop)
     return report
+
+
+def _may_come_from_earlier(report: RunReport, own_file: str) -> bool:
+    """Whether a failure could be an earlier step's: a wrong answer, or an error raised in another of the learner's
+    files. An error raised in the step's own file (a syntax error, a NotImplementedError) is the step's own, and
+    checking every earlier step after it would cost a child process each for nothing."""
+    if report.error == "cancelled":
+        return False
+    failure = report.first_failure
+    text = report.error or (failure.detail if failure else "")
+    return f"({own_file} line" not in text
 
 
 def _trace_to_earlier(exercise_id: str, package: Path, timeout: float, memory_mb: int, seed: int,
@@ -188,8 +199,10 @@ def _trace_to_earlier(exercise_id: str, package: Path, timeout: float, memory_mb
             return None
         if not report.passed:
             failure = report.first_failure
-            why = report.error or (f"'{failure.name}': {failure.detail}" if failure else "it fails its checks")
-            return f"this step imports {Path(earlier.file_name).name} ({earlier.title}), which fails its own check {why}"[:600]
+            why = (f"which fails: {report.error}" if report.error
+                   else f"which fails its own check '{failure.name}': {failure.detail}" if failure
+                   else "which fails its checks")
+            return f"this step imports {Path(earlier.file_name).name} ({earlier.title}), {why}"[:600]
     return None
 
 

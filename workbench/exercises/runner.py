@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         source = f.read()
     limit_resources(args.memory_mb, args.cpu_seconds, args.wall_seconds)
     install_guard(request["protected"], os.getcwd())
+    # A package's traceback is shown from the deepest frame in any of the learner's files.
+    where = str(Path(package["root"]) / package["module"].split(".")[0]) + os.sep if package else args.path
     try:
         if package:
             learner = load_package(package["root"], package["module"])
@@ -243,10 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             learner = load_function(source, args.path, request["function"])
     except BaseException as exc:  # noqa: BLE001 - a syntax error or a raise at import time
         reply: dict[str, Any] = {"import_error": f"importing {Path(args.path).name} failed: "
-                                                 f"{describe_exception(exc, args.path)}"}
+                                                 f"{describe_exception(exc, where, args.path)}"}
     else:
-        # A package's traceback is shown from the deepest frame in any of the learner's files.
-        where = str(Path(package["root"]) / package["module"].split(".")[0]) + os.sep if package else args.path
         if args.mode == "train":
             try:
                 reply = train(request, args.progress_fd)

@@ -157,7 +157,7 @@ class ProgressLines:
         while (end := self.pending.find(b"\n")) >= 0:
             line = bytes(self.pending[:end])
             del self.pending[: end + 1]
-            if not self.dropping:
+            if not self.dropping and len(line) <= self.limit:
                 self.on_line(line)
             self.dropping = False
         if len(self.pending) > self.limit:  # an endless line: its rest is skipped up to the next newline

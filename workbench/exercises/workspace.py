@@ -15,7 +15,6 @@ PACKAGE_INIT = '''"""Your GPT, one module per step of Build a GPT; each step imp
 '''
 
 
-
 def default_workspace() -> Path:
     return data_dir() / "exercises"
 

@@ -13,7 +13,8 @@ Otherwise, in float64:
         min(np.searchsorted(cdf, u, side="right"), V - 1)
 
 as an int. The cap guards against the last cdf entry rounding below u.
-Ties at the top_k-th value are all kept; top_k None keeps every token.
+Ties at the top_k-th value are all kept; top_k None, or top_k >= V,
+keeps every token (the checks use both).
 
 generate(model, ids, n, temperature=1.0, top_k=None, rng=None): ids, the
 prompt as a list of token ids; rng, np.random.default_rng() when None.

@@ -126,7 +126,7 @@ def parse_step(line: bytes, decode: Callable[[list[int]], str]) -> Step | None:
         if "sample" in record:
             ids = [int(t) for t in record["sample"][:512]]
             step.sample = decode([t for t in ids if 0 <= t < SHAPE.vocab_size])
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return None
     return step
 
@@ -160,9 +160,13 @@ def train_learner(workspace: Path, settings: Settings, data, tokenizer, on_step:
                "data": np.ascontiguousarray(data.train, dtype=np.int64), "prompt": tokenizer.encode(PROMPT),
                "sample_every": settings.sample_every, "sample_tokens": settings.sample_tokens}
 
+    expected_step = [0]
+
     def progress(line: bytes) -> None:
+        """Each step once, in order, and no more than the run has: anything else on the pipe is not shown."""
         step = parse_step(line, tokenizer.decode)
-        if step is not None:
+        if step is not None and step.step == expected_step[0] < settings.steps:
+            expected_step[0] += 1
             on_step(step)
 
     timeout = 60 + TIMEOUT_PER_STEP * settings.steps
@@ -178,8 +182,11 @@ def train_learner(workspace: Path, settings: Settings, data, tokenizer, on_step:
         params = {str(k): np.asarray(v, dtype=np.float32) for k, v in dict(reply["params"]).items()}
         losses = [float(v) for v in reply["losses"]]
         seconds = float(reply["seconds"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise PayoffError(f"the run's reply was unreadable ({type(exc).__name__}: {exc})") from None
+    # The child's own clock, checked against the parent's: a patched timer must not win the race.
+    if not 0 < seconds <= child.seconds:
+        raise PayoffError(f"the run reported {seconds!r} s of training in a process that lived {child.seconds:.1f} s")
     return params, losses, seconds
 
 
@@ -216,7 +223,7 @@ def train_engine(settings: Settings, data, on_step: Callable[[int, float], None]
 def payoff_verdict(run: Payoff) -> str:
     """The race in words, from its own figures."""
     mine, theirs = run.learner, run.engine
-    speed = theirs.seconds_per_step / mine.seconds_per_step
+    speed = theirs.seconds_per_step / max(mine.seconds_per_step, 1e-9)
     pace = (f"Your NumPy autograd took {mine.seconds_per_step * 1e3:.0f} ms a step, "
             + (f"{speed:.2f}× the engine's speed" if speed < 1 else f"{speed:.2f}× as fast as the engine")
             + f" ({theirs.seconds_per_step * 1e3:.0f} ms in PyTorch, one thread each).")
