@@ -57,7 +57,7 @@ def finite_differences(inputs: dict[str, np.ndarray], loss: Callable[[dict[str, 
                        analytic: dict[str, np.ndarray], rng_seed: int) -> dict[str, Any]:
     """Central differences of loss at FD_POINTS coordinates of each input, beside the analytic gradient there."""
     rng = np.random.default_rng(rng_seed)
-    where, numeric, exact = [], [], []
+    where, numeric, exact, scale = [], [], [], 0.0
     for name, value in inputs.items():
         for flat in rng.choice(value.size, size=min(FD_POINTS, value.size), replace=False):
             index = np.unravel_index(int(flat), value.shape)
@@ -65,10 +65,12 @@ def finite_differences(inputs: dict[str, np.ndarray], loss: Callable[[dict[str, 
             minus = {k: v.copy() for k, v in inputs.items()}
             plus[name][index] += FD_STEP
             minus[name][index] -= FD_STEP
-            numeric.append((loss(plus) - loss(minus)) / (2 * FD_STEP))
+            up, down = loss(plus), loss(minus)
+            numeric.append((up - down) / (2 * FD_STEP))
+            scale = max(scale, abs(up), abs(down))
             exact.append(float(np.asarray(analytic[name])[index]))
             where.append(f"{name}{list(int(i) for i in index)}")
-    return {"where": where, "analytic": np.array(exact), "numeric": np.array(numeric)}
+    return {"where": where, "analytic": np.array(exact), "numeric": np.array(numeric), "scale": scale}
 
 
 # ---- autograd ----------------------------------------------------------------

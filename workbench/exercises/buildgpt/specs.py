@@ -27,6 +27,8 @@ from workbench.exercises.checks import describe_value
 TOLERANCE = {"float64": (1e-7, 1e-9), "float32": (3e-4, 3e-5)}
 """(rtol, atol as a fraction of the answer's largest entry): composed float64 parts differ from torch's in the
 order of their sums, float32 parts by float32 rounding through a few layers."""
+FD_STEP = 1e-6
+"""The drivers' central-difference step (drivers.FD_STEP)."""
 FD_TOLERANCE = (1e-5, 1e-7)
 """Central differences at h = 1e-6 in float64 are good to about 1e-9 relative; a wrong backward is off by far more."""
 TINY = Shape(vocab_size=48, context=16, d_model=16, n_layers=2, n_heads=2)
@@ -81,11 +83,14 @@ def compare_fd(got: Any) -> str | None:
     """The learner's backward against central differences of their own forward."""
     try:
         where, analytic, numeric = list(got["where"]), np.asarray(got["analytic"]), np.asarray(got["numeric"])
-    except (KeyError, TypeError):
+        scale = float(got["scale"])
+    except (KeyError, TypeError, ValueError):
         return f"expected the gradient check's record, got {describe_value(got)}"
     rtol, atol = FD_TOLERANCE
+    # Rounding in f(x ± h) itself: a difference of two values of size |f| is good to about ε·|f|, divided by 2h.
+    rounding = 64 * np.finfo(np.float64).eps * scale / FD_STEP if np.isfinite(scale) else np.inf
     for name, a, n in zip(where, analytic, numeric):
-        if not (np.isfinite(a) and np.isfinite(n)) or abs(a - n) > rtol * max(abs(a), abs(n)) + atol:
+        if not (np.isfinite(a) and np.isfinite(n)) or abs(a - n) > rtol * max(abs(a), abs(n)) + atol + rounding:
             return (f"∂loss/∂{name}: your backward gives {a:.8g}, finite differences of your forward give {n:.8g}"
                     " — the backward does not match the forward")
     return None
