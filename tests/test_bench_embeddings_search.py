@@ -145,3 +145,33 @@ def test_same_ranking_allows_swapped_ties_only():
     assert "ids differ" in same_ranking(expected, Neighbours(np.array([[7, 4, 9, 2]]), scores), 1e-6)
     drift = Neighbours(ids, scores + np.array([[0, 0, 0, 1e-3]]))
     assert "scores differ" in same_ranking(expected, drift, 1e-6)
+
+
+@pytest.mark.native
+def test_bench_embeddings_quality_quick_scores_both_trainers_on_every_seed(capsys):
+    pytest.importorskip("gensim")
+    assert main(["bench", "embeddings", "--quality", "--quick", "--json"]) == 0
+    tables = json.loads(capsys.readouterr().out)["tables"]
+    assert [table["threads"] for table in tables] == list(emb_bench.THREADS)
+    for table in tables:
+        assert [row["metric"] for row in table["rows"]] == ["analogies", "WordSim-353", "SimLex-999"]
+        for row in table["rows"]:
+            assert len(row["ours"]) == len(row["gensim"]) == len(table["seeds"]) == 2 and row["items"] > 0
+            assert row["difference"] == pytest.approx(np.mean(row["ours"]) - np.mean(row["gensim"]))
+            assert row["verdict"].startswith(("equal", "ours better", "gensim better"))
+
+
+def test_seed_quality_verdict_weighs_the_difference_against_the_seed_spread():
+    from workbench_engines.embeddings.quality import MetricRow, Spread
+
+    def row(ours, gensim, metric="SimLex-999"):
+        return MetricRow(metric, 500, Spread(tuple(ours)), Spread(tuple(gensim)))
+
+    noisy = row([0.10, 0.20, 0.30], [0.15, 0.25, 0.35])  # means 0.05 apart, s.e. 0.0816
+    assert noisy.standard_error == pytest.approx(np.sqrt((0.01 + 0.01) / 3))
+    assert noisy.verdict == "equal (0.6 s.e.)"
+    apart = row([0.30, 0.31, 0.32], [0.10, 0.11, 0.12])
+    assert apart.verdict.startswith("ours better (") and apart.difference == pytest.approx(0.2)
+    assert row([0.1, 0.1], [0.3, 0.3]).verdict == "gensim better"  # no spread at all: the sign alone
+    # Fewer than one analogy question apart is no difference, whatever the spread.
+    assert row([0.0170, 0.0170], [0.0171, 0.0171], metric="analogies").verdict == "equal"

@@ -12,10 +12,7 @@ BUSY_WARNING = 0.1
 
 
 def print_report(report: Report) -> None:
-    console = Console()
-    if not console.is_terminal:
-        # Piped or captured: keep each row on one line for logs and notes.
-        console = Console(width=160)
+    console = _console()
     console.print(profile_table(report.rows, report.baselines,
                                 title=f"workbench bench {report.benchmark}: {report.description}"))
     if report.summary:
@@ -36,15 +33,62 @@ def print_report(report: Report) -> None:
                       "one thread (OMP_NUM_THREADS=1 makes our kernels' default one thread).", highlight=False)
 
 
+def _console() -> Console:
+    console = Console()
+    # Piped or captured: keep each row on one line for logs and notes.
+    return console if console.is_terminal else Console(width=160)
+
+
 def print_quality(name: str, tables: list, env: dict) -> None:
-    """One table per model from ``workbench bench NAME --quality``: each variant beside the float row."""
+    """The tables of ``workbench bench NAME --quality``, printed the way that benchmark's tables read."""
+    printers = {"quant": _print_quant_quality, "embeddings": _print_seed_quality}
+    printers[name](name, tables, env)
+
+
+def _print_seed_quality(name: str, tables: list, env: dict) -> None:
+    """bench embeddings --quality: each metric's mean, spread and range over seeds, ours beside gensim."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from workbench_engines.embeddings.quality import VERDICT_SE
+
+    console = _console()
+
+    def spread(values, mean: float, sd: float, percent: bool) -> Text:
+        scale, unit = (100, "%") if percent else (1, "")
+        return Text(f"{scale * mean:.{2 if percent else 3}f}{unit} ± {scale * sd:.{2 if percent else 3}f} "
+                    f"[{scale * min(values):.{2 if percent else 3}f}, {scale * max(values):.{2 if percent else 3}f}]")
+
+    for table in tables:
+        out = Table(title=f"workbench bench {name} --quality: word2vec skip-gram on the plays, {table.threads} "
+                          f"thread{'s' * (table.threads > 1)}, {table.epochs} x {table.words:,} words, seeds "
+                          f"{table.seeds[0]}-{table.seeds[-1]}", title_justify="left")
+        for header in ("test set", "items", "ours", "gensim", "ours − gensim", "verdict"):
+            out.add_column(header, justify="left" if header in ("test set", "verdict") else "right")
+        for row in table.rows:
+            percent = row.metric == "analogies"
+            out.add_row(row.metric, f"{row.items:,}", spread(row.ours.values, row.ours.mean, row.ours.sd, percent),
+                        spread(row.gensim.values, row.gensim.mean, row.gensim.sd, percent),
+                        f"{100 * row.difference:+.2f} pt" if percent else f"{row.difference:+.3f}", row.verdict)
+        console.print(out)
+    console.print(
+        "ours, gensim: mean ± standard deviation [lowest, highest] over the seeds. "
+        "analogies: questions-words accuracy, 3CosAdd, gensim's counting (questions with a word outside the "
+        "vocabulary skipped); WordSim-353, SimLex-999: Spearman correlation of cosines with human ratings over the "
+        f"pairs in the vocabulary. Verdict: equal when the means differ by at most {VERDICT_SE:g} standard errors "
+        "(sqrt((sd_ours^2 + sd_gensim^2) / seeds)).\n"
+        f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs",
+        highlight=False, markup=False,
+    )
+
+
+def _print_quant_quality(name: str, tables: list, env: dict) -> None:
+    """bench quant --quality: one table per model, each variant beside the float row."""
     from rich.table import Table
 
     from workbench_engines.compress.quality import GROUP
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+    console = _console()
     for table in tables:
         base = table.rows[0]
         out = Table(title=f"workbench bench {name} --quality: {table.model}, {table.tokens:,} held-out tokens "

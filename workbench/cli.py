@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     bench.add_argument("--quick", action="store_true", help="tiny inputs: a smoke test, not figures to report")
     bench.add_argument("--quality", action="store_true",
-                       help="what the speed costs instead of the race: quality tables (bench quant)")
+                       help="what the speed costs instead of the race: quality tables (bench quant, bench embeddings)")
 
     train = sub.add_parser("train", help="rebuild a shipped GPT from the corpus (progress, live loss plot, resumable)")
     train.add_argument("model", choices=("target", "draft", "draft-distilled"),

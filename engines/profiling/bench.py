@@ -195,16 +195,21 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         ),
         BenchmarkSpec(
             "tokenizers",
-            "cl100k encode (native vs tiktoken vs HF tokenizers) and BPE training (vs HF, sentencepiece)",
+            "cl100k encode (native vs tiktoken vs HF tokenizers) on the plays and on two adversarial one-piece texts, "
+            "and BPE training (vs HF, sentencepiece); goals: >= 8x tiktoken at one thread on the text, >= 3x on the "
+            "adversarial pieces",
             "workbench_engines.tokenizers.bench:cases",
+            "workbench_engines.tokenizers.bench:summary",
         ),
         BenchmarkSpec(
             "embeddings",
             "word2vec skip-gram training on the plays, words/s end to end: ours (C, Hogwild) vs gensim with the same "
             "hyperparameters, at 1 and 2 threads, with both sides' analogy accuracy (questions-words); goal >= 1.0x "
-            "gensim at equal quality; a full run takes a few minutes",
+            "gensim at equal quality; a full run takes a few minutes; --quality: both trainers over several seeds on "
+            "three test sets",
             "workbench_engines.embeddings.bench:cases",
             "workbench_engines.embeddings.bench:summary",
+            quality="workbench_engines.embeddings.quality:quality_tables",
         ),
         BenchmarkSpec(
             "search",
