@@ -94,6 +94,10 @@ def test_bench_tokenizers_quick(capsys):
     contenders = {row["name"] for row in rows}
     assert {"tiktoken 1T", "HF tokenizers 1T", "Python reference", "sentencepiece 1T"} <= contenders
     assert any(row["case"].startswith("BPE training") for row in rows)
+    adversarial = [row for row in rows
+                   if row["name"] == "native 1T" and ("'a' x" in row["case"] or "random" in row["case"])]
+    assert len(adversarial) == 2 and all("long pieces by backtracking" in row["note"] for row in adversarial)
+    assert report["summary"].count("goal >= 3x") == 2 and "goal >= 8x" in report["summary"]
 
 
 def test_bench_unknown_and_list(capsys):

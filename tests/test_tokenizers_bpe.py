@@ -171,10 +171,55 @@ def test_one_megabyte_of_one_character_is_linear_and_exact(backend):
         text = ch * (1_000_000 if backend == "native" else 200_000)
         ids = tokenizer.encode(text)
         assert tokenizer.decode(ids) == text
-    # The long-piece path (heap) equals the short one (scan) and tiktoken.
+    # The long-piece path (backtracking) equals the short one (scan) and tiktoken.
     for n in (129, 1000, 5_000):
         assert tokenizer.encode("ab" * n) == tk().encode("ab" * n)
         assert tokenizer.encode("z" * n) == tk().encode("z" * n)
+
+
+# Pieces longer than the scan's 128 bytes, which the C encoder takes by backtracking: letters (one piece
+# per run), whitespace and punctuation runs, multi-byte letters, and alphabets small enough that the longest
+# token at a position is often not the one BPE keeps.
+LONG_PIECES = st.sampled_from(["ab", "abc", "aeiou", "etaoinshr", "zq", "éa", "日本語", "ñn", " \t", " \n", "-=",
+                               "!?.", "ab "]).flatmap(lambda alphabet: st.text(alphabet, min_size=129, max_size=1_500))
+
+
+@pytest.mark.native
+@given(text=LONG_PIECES)
+def test_long_pieces_backtrack_to_tiktokens_tokens(text):
+    assert ours("native").encode(text) == tk().encode(text)
+
+
+@pytest.mark.native
+def test_adversarial_long_pieces_match_tiktoken():
+    for text in ["ab" * 40_000, "aaaaaaaaab" * 10_000, " " * 100_000, "日" * 30_000, "é" * 50_000,
+                 "abcdefghij" * 10_000, "!" * 50_000, "a" * 1_000 + "b" * 1_000 + "a" * 1_000]:
+        assert ours("native").encode(text) == tk().encode(text)
+
+
+@pytest.mark.native
+def test_threads_meeting_their_first_long_pieces_together_agree_with_tiktoken():
+    # A fresh encoder builds its backtracking tables on the first long piece; a thread that finds them being
+    # built takes the heap meanwhile. Either way the ids are tiktoken's.
+    texts = ["ab" * 30_000 + " end", "é" * 20_000, "abcde" * 10_000, "x" * 200 + " y"] * 2
+    fresh = load("cl100k_base", backend="native")
+    assert fresh.encode_batch(texts, threads=2) == [tk().encode(t) for t in texts]
+    assert fresh.long_piece_path == "backtracking"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_vocabulary_with_an_unreachable_token_keeps_the_exact_merge(backend):
+    # "abc" is a token no merge reaches (neither "ab" nor "bc" is one), so BPE never produces it inside a
+    # piece. Backtracking's proof assumes every token is reachable: the C encoder must see that this one isn't
+    # and keep the heap for long pieces, giving bytes as the reference does. "cd" then "cdc" are reachable.
+    ranks = {bytes([b]): b for b in range(256)} | {b"abc": 256, b"cd": 257, b"cdc": 258}
+    tokenizer = BPETokenizer("unreachable", ranks, r"(?s).+", backend=backend)
+    if backend == "native":
+        assert tokenizer.long_piece_path == "heap" and ours("native").long_piece_path == "backtracking"
+    assert tokenizer.encode("abc") == [256]  # a whole piece that is a token is that token
+    assert tokenizer.encode("abc" * 100) == list(b"abc" * 100)
+    assert tokenizer.encode("cdc" * 100) == [258] * 100
+    assert tokenizer.encode("cdd" * 100) == [257, ord("d")] * 100
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

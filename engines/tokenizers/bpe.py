@@ -145,6 +145,12 @@ class BPETokenizer:
         data = [to_utf8(t) for t in texts]
         return self._native.encode_batch_lists(data, threads)
 
+    @property
+    def long_piece_path(self) -> str:
+        """How a piece over 128 bytes is merged: "backtracking" (C, linear time), "heap" (C, O(n log n), for a
+        vocabulary with a token that no merge reaches) or "reference" (the Python of bpe_reference.py)."""
+        return self._native.long_piece_path if self._native is not None else "reference"
+
     def _resolve(self, which: SpecialSet, minus: set[str]) -> set[str]:
         if which == "all":
             return set(self.special_tokens) - minus

@@ -105,3 +105,9 @@ class NativeBPE:
             return None
         rank = self._lib.wb_bpe_rank(self._bpe, self._ffi.from_buffer(token), len(token))
         return None if rank < 0 else int(rank)
+
+    @property
+    def long_piece_path(self) -> str:
+        """How pieces over 128 bytes are encoded: "backtracking" (linear time) or "heap" (O(n log n), kept for a
+        vocabulary with a token that no merge reaches)."""
+        return "backtracking" if self._lib.wb_bpe_backtracks(self._bpe) == 1 else "heap"

@@ -284,6 +284,42 @@ static void test_paged(void)
                                                         NULL, NULL, 0, 0, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
 }
 
+/* Pieces over 128 bytes: backtracking with a vocabulary whose tokens all encode to themselves ("aa", "aaaa"),
+ * the heap with one whose "abc" no merge reaches. */
+static void test_bpe_long_pieces(void)
+{
+    static const char *extra[2][2] = {{"aa", "aaaa"}, {"abc", NULL}};
+    static const int want[2] = {1, 0};
+    uint8_t text[301];
+    for (int v = 0; v < 2; v++) {
+        uint8_t blob[256 + 8];
+        uint64_t offsets[259];
+        size_t n_ranks = 256, at = 256;
+        for (int i = 0; i < 256; i++) {
+            blob[i] = (uint8_t)i;
+            offsets[i] = (uint64_t)i;
+        }
+        for (int e = 0; e < 2 && extra[v][e]; e++) {
+            size_t len = strlen(extra[v][e]);
+            memcpy(blob + at, extra[v][e], len);
+            offsets[n_ranks++] = at;
+            at += len;
+        }
+        offsets[n_ranks] = at;
+        wb_bpe *bpe = NULL;
+        expect("bpe long new", wb_bpe_new(&bpe, blob, offsets, n_ranks, WB_PATTERN_CL100K), WB_OK);
+        for (size_t i = 0; i < 301; i++)
+            text[i] = v == 0 ? 'a' : (uint8_t)"abc"[i % 3];
+        uint32_t ids[301];
+        size_t n_out = 0;
+        expect("bpe long encode", wb_bpe_encode(bpe, text, 301, ids, 301, &n_out), WB_OK);
+        expect("bpe long path", wb_bpe_backtracks(bpe), want[v]);
+        expect("bpe long count", (int)n_out, v == 0 ? 76 : 301);
+        wb_bpe_free(bpe);
+    }
+    expect("bpe long path null", wb_bpe_backtracks(NULL), -1);
+}
+
 static void test_bpe(void)
 {
     uint8_t blob[256];
@@ -305,6 +341,7 @@ static void test_bpe(void)
         expect("bpe bad threads", wb_bpe_encode_batch(bpe, text, starts, 2, ids, counts, BAD_THREADS[t]),
                WB_ERR_BAD_THREADS);
     wb_bpe_free(bpe);
+    test_bpe_long_pieces();
 }
 
 static void test_pretok(void)

@@ -7,15 +7,22 @@
  * rank (the leftmost such pair on a tie) until no concatenation is a token.
  * The readable version is engines/tokenizers/bpe_reference.py.
  *
- * Speed comes from three things:
+ * Speed comes from four things:
  *  - a piece that is itself a token (most words) costs one hash lookup;
  *  - short pieces use tiktoken's O(n^2) scan over a small stack array, which
- *    beats anything cleverer below WB_BPE_SHORT bytes;
- *  - long pieces use a linked list and a binary min-heap of (rank, start)
- *    with lazy deletion, O(n log n), so one megabyte of a repeated character
- *    costs milliseconds where the quadratic scan would take hours.
- * Both paths pick the same (lowest rank, leftmost) pair at every step, so
- * they produce the same tokens.
+ *    beats anything cleverer below WB_BPE_SHORT bytes, starting from a
+ *    table of every two-byte rank;
+ *  - a short piece merged once in a text is remembered (wb_piece_cache);
+ *  - long pieces are encoded by backtracking over the text's longest
+ *    tokens (van Antwerpen and Neubeck's linear-time BPE, GitHub's `bpe`
+ *    crate, 2024), checked token pair by token pair, O(n) for a fixed
+ *    vocabulary: see merge_backtrack.
+ * A vocabulary in which some token does not encode to itself keeps the
+ * older long path, a linked list and a binary min-heap of (rank, start)
+ * with lazy deletion, O(n log n). The scan and the heap pick the same
+ * (lowest rank, leftmost) pair at every step, so they produce the same
+ * tokens; the backtracking encoder produces them too (tests compare it with
+ * tiktoken, and the heap with the Python reference).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +51,19 @@ struct wb_bpe {
     size_t mask;
     size_t max_len;
     uint32_t byte_rank[256];
+    uint32_t *pair_rank; /* 65,536: the rank of each two-byte string (b0 << 8 | b1), or WB_NO_RANK */
     int pattern;
+    /* For merge_backtrack: a byte trie of the tokens (node 0 the root; the
+     * child of node v by byte b is found under key (v << 8 | b) + 1 in an
+     * open-addressed table), each node's token rank or WB_NO_RANK, and for
+     * each token the rank of its longest proper prefix that is a token. */
+    uint64_t *trie_keys;
+    uint32_t *trie_child;
+    size_t trie_mask;
+    uint32_t *node_rank;
+    uint32_t *shorter;
+    int backtrack; /* 1 when every token encodes to itself (see build_backtrack) */
+    int prepared;  /* 0, 1 while the fields above are built (on the first long piece), 2 once they are */
 };
 
 /* The first min(n, 8) bytes of p as a little-endian integer, zero-padded.
@@ -121,6 +140,13 @@ int wb_bpe_new(wb_bpe **out, const uint8_t *blob, const uint64_t *offsets,
     bpe->pattern = pattern;
     for (size_t i = 0; i < n_slots; i++)
         bpe->slots[i].rank = WB_NO_RANK;
+    bpe->pair_rank = malloc(65536 * sizeof *bpe->pair_rank);
+    if (!bpe->pair_rank) {
+        wb_bpe_free(bpe);
+        return WB_ERR_NO_MEMORY;
+    }
+    for (size_t i = 0; i < 65536; i++)
+        bpe->pair_rank[i] = WB_NO_RANK;
     for (int b = 0; b < 256; b++)
         bpe->byte_rank[b] = WB_NO_RANK;
     int status = WB_OK;
@@ -135,6 +161,8 @@ int wb_bpe_new(wb_bpe **out, const uint8_t *blob, const uint64_t *offsets,
                 status = WB_ERR_BAD_VOCAB;
             bpe->byte_rank[p[0]] = (uint32_t)r;
         }
+        if (n == 2)
+            bpe->pair_rank[p[0] << 8 | p[1]] = (uint32_t)r;
         if (n > bpe->max_len)
             bpe->max_len = n;
         if (n > 1 && find(bpe, p, n, n, &existing)) {
@@ -167,6 +195,11 @@ void wb_bpe_free(wb_bpe *bpe)
     free(bpe->blob);
     free(bpe->offsets);
     free(bpe->slots);
+    free(bpe->pair_rank);
+    free(bpe->trie_keys);
+    free(bpe->trie_child);
+    free(bpe->node_rank);
+    free(bpe->shorter);
     free(bpe);
 }
 
@@ -186,16 +219,15 @@ static inline uint32_t span_rank(const wb_bpe *bpe, const uint8_t *p, size_t a, 
 }
 
 /* tiktoken's scan: starts[k] is where part k begins (starts[n_parts] = n),
- * ranks[k] the rank of parts k and k+1 joined. */
-static size_t merge_short(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out)
+ * ranks[k] the rank of parts k and k+1 joined; both have room for n + 1. */
+static size_t merge_scan(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out,
+                         uint32_t *starts, uint32_t *ranks)
 {
-    uint32_t starts[WB_BPE_SHORT + 1];
-    uint32_t ranks[WB_BPE_SHORT];
     size_t parts = n;
     for (size_t k = 0; k <= n; k++)
         starts[k] = (uint32_t)k;
     for (size_t k = 0; k + 1 < parts; k++)
-        ranks[k] = span_rank(bpe, p, k, k + 2, readable);
+        ranks[k] = bpe->pair_rank[p[k] << 8 | p[k + 1]];
     while (parts > 1) {
         uint32_t best = WB_NO_RANK;
         size_t at = 0;
@@ -219,6 +251,228 @@ static size_t merge_short(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t 
     for (size_t k = 0; k < parts; k++)
         out[k] = span_rank(bpe, p, starts[k], starts[k + 1], readable);
     return parts;
+}
+
+static size_t merge_short(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out)
+{
+    uint32_t starts[WB_BPE_SHORT + 1];
+    uint32_t ranks[WB_BPE_SHORT + 1];
+    return merge_scan(bpe, p, n, readable, out, starts, ranks);
+}
+
+/* ---- the trie and the properness check behind merge_backtrack ---------- */
+
+static inline size_t trie_slot(const wb_bpe *bpe, uint64_t key)
+{
+    return (size_t)wb_mix64(key) & bpe->trie_mask;
+}
+
+/* The child of node by byte, or 0 (the root is nobody's child). */
+static inline uint32_t trie_next(const wb_bpe *bpe, uint32_t node, uint8_t byte)
+{
+    uint64_t key = ((uint64_t)node << 8 | byte) + 1;
+    for (size_t i = trie_slot(bpe, key);; i = (i + 1) & bpe->trie_mask) {
+        if (bpe->trie_keys[i] == key)
+            return bpe->trie_child[i];
+        if (bpe->trie_keys[i] == 0)
+            return 0;
+    }
+}
+
+/* Builds the trie and shorter[], then checks that every token of two or more
+ * bytes encodes to itself by the scan. Backtracking is exact only then (its
+ * pair test assumes each token is reachable by merges); a vocabulary that
+ * fails keeps the heap (bpe->backtrack stays 0). About 0.1 s for cl100k, so
+ * it waits for the first piece that needs it. */
+static int build_backtrack(wb_bpe *bpe)
+{
+    size_t total = bpe->offsets[bpe->n_ranks];
+    size_t n_slots = wb_pow2_at_least(total + total / 2 + 2);
+    bpe->trie_keys = calloc(n_slots, sizeof *bpe->trie_keys);
+    bpe->trie_child = malloc(n_slots * sizeof *bpe->trie_child);
+    bpe->node_rank = malloc((total + 1) * sizeof *bpe->node_rank);
+    bpe->shorter = malloc(bpe->n_ranks * sizeof *bpe->shorter);
+    if (!bpe->trie_keys || !bpe->trie_child || !bpe->node_rank || !bpe->shorter)
+        return WB_ERR_NO_MEMORY;
+    bpe->trie_mask = n_slots - 1;
+    uint32_t nodes = 1;
+    bpe->node_rank[0] = WB_NO_RANK;
+    for (size_t r = 0; r < bpe->n_ranks; r++) {
+        const uint8_t *p = bpe->blob + bpe->offsets[r];
+        size_t n = bpe->offsets[r + 1] - bpe->offsets[r];
+        uint32_t node = 0;
+        bpe->shorter[r] = WB_NO_RANK;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t child = trie_next(bpe, node, p[i]);
+            if (child == 0) {
+                uint64_t key = ((uint64_t)node << 8 | p[i]) + 1;
+                size_t j = trie_slot(bpe, key);
+                while (bpe->trie_keys[j] != 0)
+                    j = (j + 1) & bpe->trie_mask;
+                child = nodes++;
+                bpe->trie_keys[j] = key;
+                bpe->trie_child[j] = child;
+                bpe->node_rank[child] = WB_NO_RANK;
+            }
+            if (i + 1 < n && bpe->node_rank[child] != WB_NO_RANK)
+                bpe->shorter[r] = bpe->node_rank[child];
+            node = child;
+        }
+        if (n)
+            bpe->node_rank[node] = (uint32_t)r;
+    }
+    /* shorter[] above saw only the tokens of lower rank; fill in the rest now that every node has its rank. */
+    for (size_t r = 0; r < bpe->n_ranks; r++) {
+        const uint8_t *p = bpe->blob + bpe->offsets[r];
+        size_t n = bpe->offsets[r + 1] - bpe->offsets[r];
+        uint32_t node = 0;
+        for (size_t i = 0; i + 1 < n; i++) {
+            node = trie_next(bpe, node, p[i]);
+            if (bpe->node_rank[node] != WB_NO_RANK)
+                bpe->shorter[r] = bpe->node_rank[node];
+        }
+    }
+    uint32_t *scratch = malloc(3 * (bpe->max_len + 1) * sizeof *scratch);
+    if (!scratch)
+        return WB_ERR_NO_MEMORY;
+    int proper = 1;
+    for (size_t r = 0; r < bpe->n_ranks && proper; r++) {
+        const uint8_t *p = bpe->blob + bpe->offsets[r];
+        size_t n = bpe->offsets[r + 1] - bpe->offsets[r];
+        if (n >= 2)
+            proper = merge_scan(bpe, p, n, n, scratch, scratch + n + 1, scratch + 2 * (n + 1)) == 1
+                     && scratch[0] == (uint32_t)r;
+    }
+    free(scratch);
+    bpe->backtrack = proper;
+    return WB_OK;
+}
+
+/* Whether merge_backtrack may run. The first caller builds its tables (a
+ * cache of the vocabulary, so a const encoder may fill them); a thread that
+ * finds them being built takes the heap for its piece rather than wait,
+ * unless told to wait. No lock: prepared goes 0 -> 1 (building) -> 2. Out of
+ * memory leaves the heap path in use. */
+static int backtrack_ready(const wb_bpe *shared, int wait)
+{
+    wb_bpe *bpe = (wb_bpe *)shared;
+    int state = __atomic_load_n(&bpe->prepared, __ATOMIC_ACQUIRE);
+    if (state == 0) {
+        int expected = 0;
+        if (__atomic_compare_exchange_n(&bpe->prepared, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            if (build_backtrack(bpe) != WB_OK)
+                bpe->backtrack = 0;
+            __atomic_store_n(&bpe->prepared, 2, __ATOMIC_RELEASE);
+            return bpe->backtrack;
+        }
+        state = expected;
+    }
+    while (state == 1 && wait)
+        state = __atomic_load_n(&bpe->prepared, __ATOMIC_ACQUIRE);
+    return state == 2 && bpe->backtrack;
+}
+
+/* ---- long pieces: linear-time backtracking ------------------------------ */
+
+#define WB_PAIR_CACHE 4096
+
+/* Pair verdicts already computed for this piece: key (a << 32 | b) + 1, 0 empty. */
+typedef struct {
+    uint64_t key[WB_PAIR_CACHE];
+    uint8_t valid[WB_PAIR_CACHE];
+} wb_pair_cache;
+
+/* Whether tokens a, b (a's bytes at p[0 .. la), b's right after, lb of them)
+ * stay two tokens when their bytes are encoded together: the scan on la + lb
+ * bytes gives exactly [a, b]. This is the definition of a compatible pair in
+ * the bpe crate; a BPE encoding has only compatible neighbours, and a token
+ * sequence whose neighbours are all compatible is the encoding. */
+static int valid_pair(const wb_bpe *bpe, const uint8_t *p, uint32_t a, size_t la, uint32_t b, size_t lb,
+                      size_t readable, wb_pair_cache *cache, uint32_t *scratch)
+{
+    uint64_t key = ((uint64_t)a << 32 | b) + 1;
+    size_t slot = (size_t)wb_mix64(key) & (WB_PAIR_CACHE - 1);
+    if (cache->key[slot] == key)
+        return cache->valid[slot];
+    size_t n = la + lb;
+    uint32_t *out = scratch, *starts = scratch + n + 1, *ranks = scratch + 2 * (n + 1);
+    int valid = merge_scan(bpe, p, n, readable, out, starts, ranks) == 2 && out[0] == a && out[1] == b;
+    cache->key[slot] = key;
+    cache->valid[slot] = (uint8_t)valid;
+    return valid;
+}
+
+static inline size_t token_len(const wb_bpe *bpe, uint32_t rank)
+{
+    return bpe->offsets[rank + 1] - bpe->offsets[rank];
+}
+
+/* The longest token that p[0 .. n) starts with (a single byte at least). */
+static uint32_t longest_prefix(const wb_bpe *bpe, const uint8_t *p, size_t n)
+{
+    uint32_t best = bpe->byte_rank[p[0]], node = 0;
+    size_t limit = n < bpe->max_len ? n : bpe->max_len;
+    for (size_t i = 0; i < limit; i++) {
+        node = trie_next(bpe, node, p[i]);
+        if (node == 0)
+            break;
+        if (bpe->node_rank[node] != WB_NO_RANK)
+            best = bpe->node_rank[node];
+    }
+    return best;
+}
+
+/* Backtracking BPE (the bpe crate's BacktrackEncoder): take the longest token
+ * at the current position; keep it when it forms a compatible pair with the
+ * token before it and its end has not been ruled out, else try the next
+ * shorter token that is a prefix of it; with none left, rule the position
+ * out (no encoding has a token boundary there) and step back one token.
+ * A position is ruled out at most once, and between two rulings the tokens
+ * tried from a position are at most max_len, so the work is O(n max_len)
+ * pair tests, each cached. Returns WB_ERR_BAD_VOCAB, before writing *n_out,
+ * only if every start were ruled out, which the proof excludes for a vocabulary
+ * that passed build_backtrack; the caller then keeps the heap's answer. */
+static int merge_backtrack(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out,
+                           size_t *n_out)
+{
+    uint8_t *ruled_out = calloc(n + 1, 1);
+    wb_pair_cache *cache = calloc(1, sizeof *cache);
+    uint32_t *scratch = malloc(3 * (2 * bpe->max_len + 1) * sizeof *scratch);
+    int status = WB_OK;
+    if (!ruled_out || !cache || !scratch) {
+        status = WB_ERR_NO_MEMORY;
+        goto done;
+    }
+    size_t count = 0, pos = 0;
+    uint32_t token = longest_prefix(bpe, p, n);
+    while (pos < n) {
+        size_t len = token_len(bpe, token);
+        size_t before = count ? token_len(bpe, out[count - 1]) : 0;
+        if (!ruled_out[pos + len]
+            && (count == 0 || valid_pair(bpe, p + pos - before, out[count - 1], before, token, len,
+                                         readable - (pos - before), cache, scratch))) {
+            out[count++] = token;
+            pos += len;
+            if (pos < n)
+                token = longest_prefix(bpe, p + pos, n - pos);
+        } else if (bpe->shorter[token] != WB_NO_RANK) {
+            token = bpe->shorter[token];
+        } else {
+            ruled_out[pos] = 1;
+            if (count == 0) {
+                status = WB_ERR_BAD_VOCAB; /* unreachable for a proper vocabulary */
+                goto done;
+            }
+            token = out[--count];
+            pos -= token_len(bpe, token);
+        }
+    }
+    *n_out = count;
+done:
+    free(ruled_out);
+    free(cache);
+    free(scratch);
+    return status;
 }
 
 typedef struct {
@@ -326,8 +580,34 @@ done:
     return status;
 }
 
-/* Encodes one piece into out (room for n ids); readable >= n bytes from p. */
-static int encode_piece(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out, size_t *n_out)
+int wb_bpe_backtracks(const wb_bpe *bpe)
+{
+    return bpe ? backtrack_ready(bpe, 1) : -1;
+}
+
+/* Short pieces that are not tokens, with their ids, so a word met again
+ * costs one lookup instead of a merge (words recur: in the plays, most
+ * pieces that need merging were merged before). Direct-mapped; one per
+ * thread of one encode call, so it needs no lock. */
+#define WB_PIECE_SLOTS 16384
+#define WB_PIECE_BYTES 24
+#define WB_PIECE_IDS 8
+#define WB_PIECE_MIN_TEXT 4096
+
+typedef struct {
+    uint8_t len; /* 0: empty */
+    uint8_t n_ids;
+    uint8_t bytes[WB_PIECE_BYTES];
+    uint32_t ids[WB_PIECE_IDS];
+} wb_piece_entry;
+
+typedef struct {
+    wb_piece_entry slot[WB_PIECE_SLOTS];
+} wb_piece_cache;
+
+/* Encodes one piece into out (room for n ids); readable >= n bytes from p; cache may be NULL. */
+static int encode_piece(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out, size_t *n_out,
+                        wb_piece_cache *cache)
 {
     uint32_t rank;
     if (find(bpe, p, n, readable, &rank)) {
@@ -336,19 +616,40 @@ static int encode_piece(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t re
         return WB_OK;
     }
     if (n <= WB_BPE_SHORT) {
+        wb_piece_entry *entry = NULL;
+        if (cache && n <= WB_PIECE_BYTES) {
+            entry = &cache->slot[wb_hash_bytes(p, n) & (WB_PIECE_SLOTS - 1)];
+            if (entry->len == n && memcmp(entry->bytes, p, n) == 0) {
+                memcpy(out, entry->ids, entry->n_ids * sizeof *out);
+                *n_out = entry->n_ids;
+                return WB_OK;
+            }
+        }
         *n_out = merge_short(bpe, p, n, readable, out);
+        if (entry && *n_out <= WB_PIECE_IDS) {
+            entry->len = (uint8_t)n;
+            entry->n_ids = (uint8_t)*n_out;
+            memcpy(entry->bytes, p, n);
+            memcpy(entry->ids, out, *n_out * sizeof *out);
+        }
         return WB_OK;
+    }
+    if (backtrack_ready(bpe, 0)) {
+        int status = merge_backtrack(bpe, p, n, readable, out, n_out);
+        if (status != WB_ERR_BAD_VOCAB)
+            return status;
     }
     return merge_long(bpe, p, n, readable, out, n_out);
 }
 
-static int encode_text(const wb_bpe *bpe, const uint8_t *text, size_t len, uint32_t *out, size_t *n_out)
+static int encode_text(const wb_bpe *bpe, const uint8_t *text, size_t len, uint32_t *out, size_t *n_out,
+                       wb_piece_cache *cache)
 {
     size_t count = 0;
     for (size_t i = 0; i < len;) {
         size_t end = bpe->pattern == 0 ? len : wb_pretok_next(bpe->pattern, text, len, i);
         size_t produced = 0;
-        int status = encode_piece(bpe, text + i, end - i, len - i, out + count, &produced);
+        int status = encode_piece(bpe, text + i, end - i, len - i, out + count, &produced, cache);
         if (status != WB_OK)
             return status;
         count += produced;
@@ -367,7 +668,11 @@ int wb_bpe_encode(const wb_bpe *bpe, const uint8_t *text, size_t len,
         return WB_ERR_OUTPUT_FULL;
     if (len > UINT32_MAX)
         return WB_ERR_BAD_SIZE;
-    return encode_text(bpe, text, len, out, n_out);
+    /* Below a few kilobytes the cache would cost more to clear than it saves. */
+    wb_piece_cache *cache = len >= WB_PIECE_MIN_TEXT ? calloc(1, sizeof *cache) : NULL;
+    int status = encode_text(bpe, text, len, out, n_out, cache);
+    free(cache);
+    return status;
 }
 
 int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
@@ -383,16 +688,22 @@ int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
             return WB_ERR_BAD_SIZE;
     int status = WB_OK;
     long long n = (long long)n_texts;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_threads > 1 && n_texts > 1)
-    for (long long t = 0; t < n; t++) {
-        size_t produced = 0;
-        int s = encode_text(bpe, text + starts[t], starts[t + 1] - starts[t],
-                            out + starts[t], &produced);
-        counts[t] = produced;
-        if (s != WB_OK) {
+    int cached = starts[n_texts] - starts[0] >= WB_PIECE_MIN_TEXT;
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1 && n_texts > 1)
+    {
+        /* One cache per thread, kept across its texts; without memory, no cache. */
+        wb_piece_cache *cache = cached ? calloc(1, sizeof *cache) : NULL;
+#pragma omp for schedule(dynamic, 1)
+        for (long long t = 0; t < n; t++) {
+            size_t produced = 0;
+            int s = encode_text(bpe, text + starts[t], starts[t + 1] - starts[t], out + starts[t], &produced, cache);
+            counts[t] = produced;
+            if (s != WB_OK) {
 #pragma omp atomic write
-            status = s;
+                status = s;
+            }
         }
+        free(cache);
     }
     return status;
 }
