@@ -61,6 +61,7 @@ struct wb_bpe {
     uint32_t *trie_child;
     size_t trie_mask;
     uint32_t *node_rank;
+    uint32_t *trie2; /* 65,536: the node after two bytes (b0 << 8 | b1), or 0 */
     uint32_t *shorter;
     int backtrack; /* 1 when every token encodes to itself (see build_backtrack) */
     int prepared;  /* 0, 1 while the fields above are built (on the first long piece), 2 once they are */
@@ -199,6 +200,7 @@ void wb_bpe_free(wb_bpe *bpe)
     free(bpe->trie_keys);
     free(bpe->trie_child);
     free(bpe->node_rank);
+    free(bpe->trie2);
     free(bpe->shorter);
     free(bpe);
 }
@@ -219,9 +221,11 @@ static inline uint32_t span_rank(const wb_bpe *bpe, const uint8_t *p, size_t a, 
 }
 
 /* tiktoken's scan: starts[k] is where part k begins (starts[n_parts] = n),
- * ranks[k] the rank of parts k and k+1 joined; both have room for n + 1. */
-static size_t merge_scan(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out,
-                         uint32_t *starts, uint32_t *ranks)
+ * ranks[k] the rank of parts k and k+1 joined; both have room for n + 1.
+ * Returns the number of parts left, or 0 as soon as a merge would join the
+ * bytes before `cut` to those after it (cut 0: never stop). */
+static size_t merge_parts(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *starts,
+                          uint32_t *ranks, size_t cut)
 {
     size_t parts = n;
     for (size_t k = 0; k <= n; k++)
@@ -238,6 +242,8 @@ static size_t merge_scan(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t r
             }
         if (best == WB_NO_RANK)
             break;
+        if (starts[at + 1] == cut)
+            return 0;
         /* Part at+1 joins part at. */
         memmove(starts + at + 1, starts + at + 2, (parts - at - 1) * sizeof *starts);
         memmove(ranks + at + 1, ranks + at + 2,
@@ -248,6 +254,14 @@ static size_t merge_scan(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t r
         if (at > 0)
             ranks[at - 1] = span_rank(bpe, p, starts[at - 1], starts[at + 1], readable);
     }
+    return parts;
+}
+
+/* merge_parts, then each part's rank into out. */
+static size_t merge_scan(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out,
+                         uint32_t *starts, uint32_t *ranks)
+{
+    size_t parts = merge_parts(bpe, p, n, readable, starts, ranks, 0);
     for (size_t k = 0; k < parts; k++)
         out[k] = span_rank(bpe, p, starts[k], starts[k + 1], readable);
     return parts;
@@ -332,9 +346,16 @@ static int build_backtrack(wb_bpe *bpe)
                 bpe->shorter[r] = bpe->node_rank[node];
         }
     }
+    bpe->trie2 = malloc(65536 * sizeof *bpe->trie2);
     uint32_t *scratch = malloc(3 * (bpe->max_len + 1) * sizeof *scratch);
-    if (!scratch)
+    if (!bpe->trie2 || !scratch) {
+        free(scratch);
         return WB_ERR_NO_MEMORY;
+    }
+    for (uint32_t pair = 0; pair < 65536; pair++) {
+        uint32_t first = trie_next(bpe, 0, (uint8_t)(pair >> 8));
+        bpe->trie2[pair] = first ? trie_next(bpe, first, (uint8_t)pair) : 0;
+    }
     int proper = 1;
     for (size_t r = 0; r < bpe->n_ranks && proper; r++) {
         const uint8_t *p = bpe->blob + bpe->offsets[r];
@@ -374,12 +395,16 @@ static int backtrack_ready(const wb_bpe *shared, int wait)
 
 /* ---- long pieces: linear-time backtracking ------------------------------ */
 
-#define WB_PAIR_CACHE 4096
+#define WB_PAIR_CACHE_MIN 1024
+#define WB_PAIR_CACHE_MAX 131072
 
-/* Pair verdicts already computed for this piece: key (a << 32 | b) + 1, 0 empty. */
+/* Pair verdicts already computed for this piece: key (a << 32 | b) + 1, 0
+ * empty, beside its verdict. Direct-mapped, sized to the piece (a random
+ * string of letters meets tens of thousands of distinct pairs). */
 typedef struct {
-    uint64_t key[WB_PAIR_CACHE];
-    uint8_t valid[WB_PAIR_CACHE];
+    uint64_t *key;
+    uint8_t *valid;
+    size_t mask;
 } wb_pair_cache;
 
 /* Whether tokens a, b (a's bytes at p[0 .. la), b's right after, lb of them)
@@ -391,12 +416,13 @@ static int valid_pair(const wb_bpe *bpe, const uint8_t *p, uint32_t a, size_t la
                       size_t readable, wb_pair_cache *cache, uint32_t *scratch)
 {
     uint64_t key = ((uint64_t)a << 32 | b) + 1;
-    size_t slot = (size_t)wb_mix64(key) & (WB_PAIR_CACHE - 1);
+    size_t slot = (size_t)wb_mix64(key) & cache->mask;
     if (cache->key[slot] == key)
         return cache->valid[slot];
     size_t n = la + lb;
-    uint32_t *out = scratch, *starts = scratch + n + 1, *ranks = scratch + 2 * (n + 1);
-    int valid = merge_scan(bpe, p, n, readable, out, starts, ranks) == 2 && out[0] == a && out[1] == b;
+    uint32_t *starts = scratch, *ranks = scratch + n + 1;
+    /* Two parts split where a ends are a and b: a token's bytes name it. */
+    int valid = merge_parts(bpe, p, n, readable, starts, ranks, la) == 2;
     cache->key[slot] = key;
     cache->valid[slot] = (uint8_t)valid;
     return valid;
@@ -410,9 +436,16 @@ static inline size_t token_len(const wb_bpe *bpe, uint32_t rank)
 /* The longest token that p[0 .. n) starts with (a single byte at least). */
 static uint32_t longest_prefix(const wb_bpe *bpe, const uint8_t *p, size_t n)
 {
-    uint32_t best = bpe->byte_rank[p[0]], node = 0;
+    uint32_t best = bpe->byte_rank[p[0]];
+    if (n < 2)
+        return best;
+    uint32_t node = bpe->trie2[p[0] << 8 | p[1]];
+    if (node == 0)
+        return best;
+    if (bpe->node_rank[node] != WB_NO_RANK)
+        best = bpe->node_rank[node];
     size_t limit = n < bpe->max_len ? n : bpe->max_len;
-    for (size_t i = 0; i < limit; i++) {
+    for (size_t i = 2; i < limit; i++) {
         node = trie_next(bpe, node, p[i]);
         if (node == 0)
             break;
@@ -436,10 +469,12 @@ static int merge_backtrack(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t
                            size_t *n_out)
 {
     uint8_t *ruled_out = calloc(n + 1, 1);
-    wb_pair_cache *cache = calloc(1, sizeof *cache);
-    uint32_t *scratch = malloc(3 * (2 * bpe->max_len + 1) * sizeof *scratch);
+    size_t slots = wb_pow2_at_least(n / 4);
+    slots = slots < WB_PAIR_CACHE_MIN ? WB_PAIR_CACHE_MIN : slots > WB_PAIR_CACHE_MAX ? WB_PAIR_CACHE_MAX : slots;
+    wb_pair_cache cache_ = {calloc(slots, sizeof(uint64_t)), malloc(slots), slots - 1}, *cache = &cache_;
+    uint32_t *scratch = malloc(2 * (2 * bpe->max_len + 1) * sizeof *scratch);
     int status = WB_OK;
-    if (!ruled_out || !cache || !scratch) {
+    if (!ruled_out || !cache->key || !cache->valid || !scratch) {
         status = WB_ERR_NO_MEMORY;
         goto done;
     }
@@ -470,7 +505,8 @@ static int merge_backtrack(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t
     *n_out = count;
 done:
     free(ruled_out);
-    free(cache);
+    free(cache->key);
+    free(cache->valid);
     free(scratch);
     return status;
 }
