@@ -158,20 +158,34 @@ def test_bench_embeddings_quality_quick_scores_both_trainers_on_every_seed(capsy
         for row in table["rows"]:
             assert len(row["ours"]) == len(row["gensim"]) == len(table["seeds"]) == 2 and row["items"] > 0
             assert row["difference"] == pytest.approx(np.mean(row["ours"]) - np.mean(row["gensim"]))
-            assert row["verdict"].startswith(("equal", "ours better", "gensim better"))
+            assert row["verdict"].startswith(("equal", "no clear difference", "ours better", "gensim better",
+                                              "undetermined"))
 
 
-def test_seed_quality_verdict_weighs_the_difference_against_the_seed_spread():
+def test_seed_quality_verdict_is_welchs_t_test_at_five_percent():
+    from scipy import stats
+
     from workbench_engines.embeddings.quality import MetricRow, Spread
 
-    def row(ours, gensim, metric="SimLex-999"):
-        return MetricRow(metric, 500, Spread(tuple(ours)), Spread(tuple(gensim)))
+    def row(ours, gensim, metric="SimLex-999", items=500):
+        return MetricRow(metric, items, Spread(tuple(ours)), Spread(tuple(gensim)))
 
-    noisy = row([0.10, 0.20, 0.30], [0.15, 0.25, 0.35])  # means 0.05 apart, s.e. 0.0816
-    assert noisy.standard_error == pytest.approx(np.sqrt((0.01 + 0.01) / 3))
-    assert noisy.verdict == "equal (0.6 s.e.)"
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        ours, gensim = rng.normal(0.1, 0.02, 5), rng.normal(0.1 + rng.uniform(-0.05, 0.05), 0.03, 5)
+        r = row(ours, gensim)
+        welch = stats.ttest_ind(ours, gensim, equal_var=False)
+        assert abs(r.difference) / r.standard_error == pytest.approx(abs(welch.statistic))
+        called = r.verdict.startswith(("ours better", "gensim better"))
+        assert called == (welch.pvalue < 0.05), (r.verdict, welch.pvalue)
+        assert called or r.verdict.startswith(("no clear difference", "equal"))
     apart = row([0.30, 0.31, 0.32], [0.10, 0.11, 0.12])
-    assert apart.verdict.startswith("ours better (") and apart.difference == pytest.approx(0.2)
-    assert row([0.1, 0.1], [0.3, 0.3]).verdict == "gensim better"  # no spread at all: the sign alone
-    # Fewer than one analogy question apart is no difference, whatever the spread.
+    assert apart.verdict.startswith("ours better (t ") and apart.difference == pytest.approx(0.2)
+    assert row([0.10, 0.20, 0.30], [0.15, 0.25, 0.35]).verdict == "no clear difference (t 0.6)"
+    # The seeds cannot say: one seed, no spread at all, a NaN score.
+    assert row([0.1], [0.3]).verdict == "undetermined (one seed)"
+    assert row([0.1, 0.1], [0.3, 0.3]).verdict == "undetermined (no spread)"
+    assert row([0.1, float("nan")], [0.3, 0.2]).verdict == "undetermined (a NaN score)"
+    # Fewer than one analogy question apart is no difference, whatever the spread; no questions at all is fine.
     assert row([0.0170, 0.0170], [0.0171, 0.0171], metric="analogies").verdict == "equal"
+    assert row([0.0, 0.0], [0.0, 0.0], metric="analogies", items=0).verdict == "equal"

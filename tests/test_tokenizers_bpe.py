@@ -213,6 +213,29 @@ def test_threads_meeting_their_first_long_pieces_together_agree_with_tiktoken():
     assert fresh.long_piece_path == "backtracking"
 
 
+@pytest.mark.native
+def test_random_vocabularies_encode_long_pieces_as_the_reference():
+    # Vocabularies grown by random merges over two to four letters: most pass the gate and backtrack, the rest
+    # (a token whose own bytes merge to something else) keep the heap; both must give the reference's ids.
+    rng = random.Random(11)
+    paths = set()
+    for _ in range(80):
+        alphabet = "abcd"[: rng.choice([2, 3, 4])]
+        ranks = {bytes([b]): b for b in range(256)}
+        tokens = [c.encode() for c in alphabet]
+        for _ in range(rng.randint(3, 25)):
+            token = rng.choice(tokens) + rng.choice(tokens)
+            if token not in ranks and len(token) <= 12:
+                ranks[token] = len(ranks)
+                tokens.append(token)
+        native, reference = (BPETokenizer("random", ranks, r"(?s).+", backend=b) for b in ("native", "reference"))
+        for _ in range(3):
+            text = "".join(rng.choices(alphabet, k=rng.randint(129, 400)))
+            assert native.encode(text) == reference.encode(text), (ranks, text)
+        paths.add(native.long_piece_path)
+    assert paths == {"backtracking", "heap"}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_vocabulary_with_an_unreachable_token_keeps_the_exact_merge(backend):
     # "abc" is a token no merge reaches (neither "ab" nor "bc" is one), so BPE never produces it inside a

@@ -50,19 +50,20 @@ def _print_seed_quality(name: str, tables: list, env: dict) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from workbench_engines.embeddings.quality import VERDICT_SE
+    from workbench_engines.embeddings.quality import LEVEL
 
     console = _console()
 
     def spread(values, mean: float, sd: float, percent: bool) -> Text:
         scale, unit = (100, "%") if percent else (1, "")
-        return Text(f"{scale * mean:.{2 if percent else 3}f}{unit} ± {scale * sd:.{2 if percent else 3}f} "
+        return Text(f"{scale * mean:.{2 if percent else 3}f}{unit} ± {scale * sd:.{2 if percent else 3}f}"
+                    f"{' pt' if percent else ''} "
                     f"[{scale * min(values):.{2 if percent else 3}f}, {scale * max(values):.{2 if percent else 3}f}]")
 
     for table in tables:
+        seeds = f"seeds {table.seeds[0]}-{table.seeds[-1]}" if len(table.seeds) > 1 else f"seed {table.seeds[0]}"
         out = Table(title=f"workbench bench {name} --quality: word2vec skip-gram on the plays, {table.threads} "
-                          f"thread{'s' * (table.threads > 1)}, {table.epochs} x {table.words:,} words, seeds "
-                          f"{table.seeds[0]}-{table.seeds[-1]}", title_justify="left")
+                          f"thread{'s' * (table.threads > 1)}, {table.epochs} x {table.words:,} words, {seeds}", title_justify="left")
         for header in ("test set", "items", "ours", "gensim", "ours − gensim", "verdict"):
             out.add_column(header, justify="left" if header in ("test set", "verdict") else "right")
         for row in table.rows:
@@ -75,8 +76,9 @@ def _print_seed_quality(name: str, tables: list, env: dict) -> None:
         "ours, gensim: mean ± standard deviation [lowest, highest] over the seeds. "
         "analogies: questions-words accuracy, 3CosAdd, gensim's counting (questions with a word outside the "
         "vocabulary skipped); WordSim-353, SimLex-999: Spearman correlation of cosines with human ratings over the "
-        f"pairs in the vocabulary. Verdict: equal when the means differ by at most {VERDICT_SE:g} standard errors "
-        "(sqrt((sd_ours^2 + sd_gensim^2) / seeds)).\n"
+        f"pairs in the vocabulary. Verdict: Welch's t-test on the means at the {100 * LEVEL:g}% level, t = difference "
+        "/ sqrt(sd_ours^2/n + sd_gensim^2/n); 'no clear difference' below Student's t at Welch's degrees of freedom, "
+        "'equal' under one question (analogies) or 0.001 (Spearman).\n"
         f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs",
         highlight=False, markup=False,
     )

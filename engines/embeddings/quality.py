@@ -10,9 +10,13 @@ seeds, at each thread count, and scores every model on three test sets:
     WordSim-353       Spearman correlation of cosines with human relatedness;
     SimLex-999        Spearman correlation with human similarity.
 A row gives the mean, the sample standard deviation and the range over the
-seeds. The verdict compares the means: the difference against its standard
-error, sqrt(s_ours^2 / n + s_gensim^2 / n). "equal" means within two
-standard errors; a difference smaller than one test item counts as none.
+seeds. The verdict is Welch's t-test on the two means at the 5% level: the
+difference over its standard error, t = d / sqrt(s_ours^2 / n + s_gensim^2 / n),
+against Student's t at the Welch-Satterthwaite degrees of freedom (about 2.3
+for five seeds a side). "no clear difference" is the seeds' answer to "equal
+quality"; a side is called better only past that bar. Differences below one
+question (analogies) or 0.001 (a Spearman correlation) count as none, and one
+seed, no spread at all or a NaN leaves the verdict undetermined.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from workbench_engines.embeddings import bench
 from workbench_engines.errors import EngineError
 
 SEEDS, QUICK_SEEDS = 5, 2
-VERDICT_SE = 2.0
-"""A difference of means within this many standard errors is reported as equal quality."""
+LEVEL = 0.05
+"""Two-sided level of the Welch t-test behind a verdict."""
+TINY_CORRELATION = 1e-3
 METRICS = ("analogies", "WordSim-353", "SimLex-999")
 
 
@@ -64,20 +69,39 @@ class MetricRow:
 
     @property
     def standard_error(self) -> float:
-        n = len(self.ours.values)
-        return math.sqrt((self.ours.sd ** 2 + self.gensim.sd ** 2) / n)
+        return math.sqrt(self.ours.sd ** 2 / len(self.ours.values) + self.gensim.sd ** 2 / len(self.gensim.values))
+
+    @property
+    def critical_t(self) -> float:
+        """Student's t at 1 - LEVEL/2 and the Welch-Satterthwaite degrees of freedom (inf without spread)."""
+        from scipy import stats
+
+        a = self.ours.sd ** 2 / len(self.ours.values)
+        b = self.gensim.sd ** 2 / len(self.gensim.values)
+        if a + b == 0:
+            return math.inf
+        dof = (a + b) ** 2 / (a ** 2 / (len(self.ours.values) - 1) + b ** 2 / (len(self.gensim.values) - 1))
+        return float(stats.t.ppf(1 - LEVEL / 2, dof))
 
     @property
     def verdict(self) -> str:
-        """"equal", or which side is better and by how many standard errors."""
-        tiny = 1.0 / self.items if self.metric == "analogies" else 1e-3
+        """"equal" (a difference below one item), "no clear difference (t)", "<side> better (t)", or
+        "undetermined (why)" when the seeds cannot say."""
+        values = (*self.ours.values, *self.gensim.values)
+        if any(math.isnan(v) for v in values):
+            return "undetermined (a NaN score)"
+        tiny = 1.0 / self.items if self.metric == "analogies" and self.items else TINY_CORRELATION
         if abs(self.difference) < tiny:
             return "equal"
+        if min(len(self.ours.values), len(self.gensim.values)) < 2:
+            return "undetermined (one seed)"
         se = self.standard_error
-        if se > 0 and abs(self.difference) <= VERDICT_SE * se:
-            return f"equal ({abs(self.difference) / se:.1f} s.e.)"
-        side = "ours" if self.difference > 0 else "gensim"
-        return f"{side} better ({abs(self.difference) / se:.1f} s.e.)" if se > 0 else f"{side} better"
+        if se == 0:
+            return "undetermined (no spread)"
+        t = abs(self.difference) / se
+        if t <= self.critical_t:
+            return f"no clear difference (t {t:.1f})"
+        return f"{'ours' if self.difference > 0 else 'gensim'} better (t {t:.1f})"
 
 
 @dataclass(frozen=True)
@@ -92,10 +116,13 @@ class SeedQualityTable:
     rows: list[MetricRow]
 
     def as_dict(self) -> dict:
+        def number(x: float) -> float | None:
+            return None if math.isnan(x) else x  # JSON has no NaN
+
         return {"threads": self.threads, "seeds": list(self.seeds), "epochs": self.epochs, "words": self.words,
-                "rows": [{"metric": r.metric, "items": r.items, "ours": list(r.ours.values),
-                          "gensim": list(r.gensim.values), "difference": r.difference,
-                          "standard_error": r.standard_error, "verdict": r.verdict} for r in self.rows]}
+                "rows": [{"metric": r.metric, "items": r.items, "ours": [number(v) for v in r.ours.values],
+                          "gensim": [number(v) for v in r.gensim.values], "difference": number(r.difference),
+                          "standard_error": number(r.standard_error), "verdict": r.verdict} for r in self.rows]}
 
 
 def scores(trained: bench.Trained) -> dict[str, tuple[float, int]]:
@@ -108,6 +135,15 @@ def scores(trained: bench.Trained) -> dict[str, tuple[float, int]]:
         pairs = trained.vectors.evaluate_pairs(path)
         out[name] = (pairs.spearman, pairs.pairs)
     return out
+
+
+def _shared_items(measured: dict[str, list[dict[str, tuple[float, int]]]], metric: str) -> int:
+    """The items every run scored on metric; EngineError if the trainers' vocabularies made them differ."""
+    counts = {run[metric][1] for runs in measured.values() for run in runs}
+    if len(counts) != 1:
+        raise EngineError(f"{metric}: the runs scored different numbers of items ({sorted(counts)}); the trainers' "
+                          "vocabularies differ, so their scores are not comparable")
+    return counts.pop()
 
 
 def quality_tables(*, quick: bool = False, progress: Callable[[float, str], None] | None = None
@@ -142,7 +178,7 @@ def quality_tables(*, quick: bool = False, progress: Callable[[float, str], None
                     progress(done / runs, f"{threads} thread(s), seed {seed}: {side}")
                 measured[side].append(scores(train(sentences, threads, epochs, seed, path)))
                 done += 1
-        rows = [MetricRow(metric, measured["ours"][0][metric][1],
+        rows = [MetricRow(metric, _shared_items(measured, metric),
                           Spread(tuple(run[metric][0] for run in measured["ours"])),
                           Spread(tuple(run[metric][0] for run in measured["gensim"])))
                 for metric in METRICS]

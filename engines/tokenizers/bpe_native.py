@@ -109,5 +109,5 @@ class NativeBPE:
     @property
     def long_piece_path(self) -> str:
         """How pieces over 128 bytes are encoded: "backtracking" (linear time) or "heap" (O(n log n), kept for a
-        vocabulary with a token that no merge reaches)."""
+        vocabulary with a token that its own bytes do not merge back to, or when the tables found no memory)."""
         return "backtracking" if self._lib.wb_bpe_backtracks(self._bpe) == 1 else "heap"

@@ -33,7 +33,8 @@ int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
 /* The rank of one byte string, or -1 when it is not a token. */
 int64_t wb_bpe_rank(const wb_bpe *bpe, const uint8_t *bytes, size_t len);
 /* How pieces longer than 128 bytes are encoded: 1 by backtracking (linear),
- * 0 by the heap (a vocabulary with a token no merge reaches), -1 for NULL.
+ * 0 by the heap (a vocabulary with a token that its own bytes do not merge
+ * back to, or no memory for the tables), -1 for NULL.
  * Builds the backtracking tables if no long piece has yet. */
 int wb_bpe_backtracks(const wb_bpe *bpe);
 

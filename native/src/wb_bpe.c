@@ -22,7 +22,7 @@
  * with lazy deletion, O(n log n). The scan and the heap pick the same
  * (lowest rank, leftmost) pair at every step, so they produce the same
  * tokens; the backtracking encoder produces them too (tests compare it with
- * tiktoken, and the heap with the Python reference).
+ * tiktoken, and both with the Python reference on random vocabularies).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -301,6 +301,8 @@ static inline uint32_t trie_next(const wb_bpe *bpe, uint32_t node, uint8_t byte)
 static int build_backtrack(wb_bpe *bpe)
 {
     size_t total = bpe->offsets[bpe->n_ranks];
+    if (total >= UINT32_MAX)
+        return WB_ERR_TOO_LARGE; /* trie nodes are 32-bit; such a vocabulary keeps the heap */
     size_t n_slots = wb_pow2_at_least(total + total / 2 + 2);
     bpe->trie_keys = calloc(n_slots, sizeof *bpe->trie_keys);
     bpe->trie_child = malloc(n_slots * sizeof *bpe->trie_child);
