@@ -14,8 +14,8 @@
  *    table of every two-byte rank;
  *  - a short piece merged once in a text is remembered (wb_piece_cache);
  *  - long pieces are encoded by backtracking over the text's longest
- *    tokens (van Antwerpen and Neubeck's linear-time BPE, GitHub's `bpe`
- *    crate, 2024), checked token pair by token pair, O(n) for a fixed
+ *    tokens (the linear-time encoder of the `bpe` crate in GitHub's
+ *    rust-gems, 2024), checked token pair by token pair, O(n) for a fixed
  *    vocabulary: see merge_backtrack.
  * A vocabulary in which some token does not encode to itself keeps the
  * older long path, a linked list and a binary min-heap of (rank, start)
