@@ -356,13 +356,32 @@ def test_bench_llm_quick_validates_every_output(reference, capsys):
     assert all(row["matches"] for row in rows), [row["mismatch"] for row in rows if not row["matches"]]
     decode = {row["name"] for row in rows if row["case"].startswith("decode")}
     assert {"ours fp32", "ours quantized", "ours quantized, int8 x", "transformers fp32"} <= decode
-    # Under the table, for each decode row: the weight bytes a token reads and the ceiling they put on tokens/s.
-    roofline = report["summary"].splitlines()
+    # Under the table, for each decode row: the weight bytes a token reads and the ceiling they put on tokens/s;
+    # then, under the verify case, one break-even line per T > 1.
+    summary = report["summary"].splitlines()
+    split = next(i for i, line in enumerate(summary) if line.startswith("speculative break-even"))
+    roofline, break_even = summary[:split], summary[split:]
     assert [line for line in roofline if not line.startswith("  ")] == [
         case for case in dict.fromkeys(row["case"] for row in rows) if case.startswith("decode")]
     assert len(roofline) == sum(row["case"].startswith("decode") for row in rows) + 2  # two headings
     quantized = next(line for line in roofline if line.startswith("  ours quantized:"))
     assert "97 MB of weights a token" in quantized, quantized
+    verify = [row for row in rows if row["case"].startswith("speculative break-even")]
+    assert [row["name"] for row in verify] == ["verify 1 token"] + [f"verify {t} tokens" for t in (2, 3, 4, 5, 8)]
+    assert [line.split(":")[0] for line in break_even[1:]] == [f"  T {t}" for t in (2, 3, 4, 5, 8)]
     assert report["environment"]["cpu"]
+
+
+def test_needed_acceptance_solves_the_speculative_speedup():
+    from workbench_engines.models.llm_bench import needed_acceptance
+
+    # k = 1 drafted token, a round costing 1.2 decode steps: (1 + a) / 1.2 = 1.3 at a = 0.56.
+    assert needed_acceptance(1.2, 1) == pytest.approx(0.56)
+    # k = 3, a round of 1.5 steps: 1 + a + a^2 + a^3 = 1.95.
+    alpha = needed_acceptance(1.5, 3)
+    assert 1 + alpha + alpha ** 2 + alpha ** 3 == pytest.approx(1.95)
+    # Even perfect drafts give (k + 1) / cost: two tokens for 1.6 steps is 1.25x, short of 1.3x.
+    assert needed_acceptance(1.6, 1) is None
+    assert needed_acceptance(0.5, 2) == pytest.approx(0.0, abs=1e-12)  # a round cheaper than a step pays at once
 
 

@@ -63,7 +63,8 @@ def _print_seed_quality(name: str, tables: list, env: dict) -> None:
     for table in tables:
         seeds = f"seeds {table.seeds[0]}-{table.seeds[-1]}" if len(table.seeds) > 1 else f"seed {table.seeds[0]}"
         out = Table(title=f"workbench bench {name} --quality: word2vec skip-gram on the plays, {table.threads} "
-                          f"thread{'s' * (table.threads > 1)}, {table.epochs} x {table.words:,} words, {seeds}", title_justify="left")
+                          f"thread{'s' * (table.threads > 1)}, {table.epochs} x {table.words:,} words, {seeds}",
+                    title_justify="left")
         for header in ("test set", "items", "ours", "gensim", "ours − gensim", "verdict"):
             out.add_column(header, justify="left" if header in ("test set", "verdict") else "right")
         for row in table.rows:

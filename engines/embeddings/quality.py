@@ -161,7 +161,8 @@ def quality_tables(*, quick: bool = False, progress: Callable[[float, str], None
     if gensim is None:
         raise EngineError(f"the quality tables compare against gensim, which is not installed: {bench.GENSIM_INSTALL}")
     if not available("native"):
-        raise EngineError(f"bench embeddings trains our C word2vec, which can't run here: {unavailable_reason('native')}")
+        raise EngineError("bench embeddings trains our C word2vec, which can't run here: "
+                          f"{unavailable_reason('native')}")
     sentences = corpus_sentences(None, bench.QUICK_BYTES if quick else None)
     epochs = bench.QUICK_EPOCHS if quick else bench.EPOCHS
     seeds = tuple(range(1, 1 + (QUICK_SEEDS if quick else SEEDS)))

@@ -12,7 +12,10 @@ Contenders, each at 1 and 2 threads:
 
 Prefill runs a 512-token prompt once; decode generates 128 tokens greedily
 after a short chat prompt, CHAT through the template (length forced: no stop
-token). Beside each
+token). The last case is the target's side of speculative decoding: one
+cached forward over T new tokens (the last accepted token and T - 1 drafted
+ones), T = 1 .. 8, quantized, one thread; the summary turns each T's cost
+into the acceptance a draft needs for SPEEDUP_GOAL (issue 21, goal 5). Beside each
 decode row, the bytes of weights one token reads (every matrix once, the
 output projection included) and the bandwidth that implies; the first case
 measures this machine's memory read bandwidth in the same run, the roofline
@@ -37,6 +40,13 @@ QUICK_PREFILL, QUICK_NEW = 32, 8
 BANDWIDTH_BYTES = 512 * 2**20
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about the moon."}]
 """The decode prompt (the case names its length in tokens, the template included)."""
+VERIFY_TOKENS = (1, 2, 3, 4, 5, 8)
+"""T, the new tokens of one verifying forward: the last accepted token and k = T - 1 drafted ones."""
+VERIFY_PROMPT = 96
+SPEEDUP_GOAL = 1.3
+DRAFT_COSTS = (0.0, 0.08)
+"""A draft's cost per token as a share of one decode step: free (the bound for any draft), and 8%, about what
+a 49,152-word output layer of width 128 costs beside SmolLM2's quantized step."""
 
 
 @cache
@@ -204,18 +214,94 @@ def _decode_case(ids: list[int], new: int, threads: int, peers: bool = True) -> 
                 contenders[0].name, (base,), per_run=(new, "tokens"), repeats=3, warmup=1, interleave=True)
 
 
+def _verify_case(ids: list[int]) -> Case:
+    """One cached forward over T new tokens after ``ids``, for each T in VERIFY_TOKENS (quantized, one thread).
+
+    Every run starts from a fresh cache holding ``ids`` (made outside the timer). The output is the first new
+    position's log-probabilities, which no later token can change (the mask is causal): every T must agree
+    with T = 1, so a wrong multi-row product fails the check.
+    """
+    import torch
+
+    from workbench_engines.kvcache import ContiguousCache
+
+    _, quantized, _ = _models()
+    model = quantized.model
+    prompt, new = ids[:-max(VERIFY_TOKENS)], ids[-max(VERIFY_TOKENS):]
+
+    def cached():
+        cache = ContiguousCache(model.config, 1, len(ids))
+        with torch.inference_mode():
+            model(torch.tensor([prompt]), cache)
+        return cache
+
+    def verify(tokens: int, cache) -> np.ndarray:
+        with torch.inference_mode():
+            return _last_logprobs(model(torch.tensor([new[:tokens]]), cache)[0, 0])
+
+    contenders = [Contender(f"verify {t} token{'s' * (t > 1)}", partial(verify, t), "native",
+                            *_threads(1, quantized)) for t in VERIFY_TOKENS]
+    return Case(f"speculative break-even: verify T tokens after {len(prompt)}, quantized, 1 thread", contenders,
+                _close_distribution, contenders[0].name, (contenders[0].name,), inputs=cached, repeats=7, warmup=1)
+
+
 def cases(quick: bool = False) -> list[Case]:
     from workbench_engines.corpus import read_text
 
     fp32 = _models()[0]
     chat_ids = fp32.prompt_ids(fp32.chat(CHAT))
-    prompt = fp32.tokenizer.encode(read_text(limit=20_000))[: QUICK_PREFILL if quick else PREFILL]
+    text_ids = fp32.tokenizer.encode(read_text(limit=20_000))
+    prompt = text_ids[: QUICK_PREFILL if quick else PREFILL]
     new = QUICK_NEW if quick else NEW_TOKENS
     result = [_bandwidth_case()]
     for threads in (1, 2):
         result.append(_prefill_case(prompt, threads))
         result.append(_decode_case(chat_ids, new, threads))
+    result.append(_verify_case(text_ids[: (QUICK_PREFILL if quick else VERIFY_PROMPT) + max(VERIFY_TOKENS)]))
     return result
+
+
+def needed_acceptance(round_cost: float, drafted: int, goal: float = SPEEDUP_GOAL) -> float | None:
+    """The per-token acceptance α at which speculative decoding reaches ``goal`` x plain decoding, or None if none can.
+
+    A round drafts k tokens and verifies them in one forward costing ``round_cost`` decode steps (the draft's
+    share included); it yields E = (1 - α^(k+1)) / (1 - α) tokens on average (Leviathan et al., 2023, eq. 1),
+    so the speed-up is E / round_cost, increasing in α up to (k + 1) / round_cost at α = 1.
+    """
+    def speedup(alpha: float) -> float:
+        return sum(alpha ** i for i in range(drafted + 1)) / round_cost
+
+    if speedup(1.0) < goal:
+        return None
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (low, mid) if speedup(mid) >= goal else (mid, high)
+    return high
+
+
+def break_even_note(rows) -> str:
+    """Under the verify case: each T's cost in decode steps and the acceptance a draft needs for SPEEDUP_GOAL."""
+    verify = [row for row in rows if row.case.startswith("speculative break-even")]
+    one = next((row for row in verify if row.name == "verify 1 token"), None)
+    if one is None:
+        return ""
+    lines = [f"{verify[0].case}: a round of k = T - 1 drafted tokens costs one verify of T plus k drafts; "
+             f"the acceptance per drafted token a draft needs for {SPEEDUP_GOAL:g}x plain decoding"]
+    for row in verify[1:]:
+        tokens = int(row.name.split()[1])
+        cost = row.wall_s / one.wall_s
+        needs = []
+        for share in DRAFT_COSTS:
+            alpha = needed_acceptance(cost + (tokens - 1) * share, tokens - 1)
+            needs.append(f"{'none can' if alpha is None else f'{alpha:.2f}'} (draft at {100 * share:.0f}% of a step)")
+        lines.append(f"  T {tokens}: {row.wall_s * 1e3:.1f} ms, {cost:.2f} decode steps; needs " + ", ".join(needs))
+    return "\n".join(lines)
+
+
+def summary(rows) -> str:
+    """``workbench bench llm``'s footer: the decode roofline, then speculative decoding's break-even."""
+    return "\n".join(part for part in (roofline_note(rows), break_even_note(rows)) if part)
 
 
 def decode_race_cases(new: int = 32) -> list[Case]:

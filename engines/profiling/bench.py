@@ -180,9 +180,10 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec(
             "llm",
             "SmolLM2-135M-Instruct: prefill and decode tokens/s, ours fp32 and quantized vs transformers "
-            "(and llama.cpp where installed), at 1 and 2 threads, beside the measured memory bandwidth",
+            "(and llama.cpp where installed), at 1 and 2 threads, beside the measured memory bandwidth; then the "
+            "cost of verifying T tokens at once, and the acceptance a speculative draft needs for 1.3x",
             "workbench_engines.models.llm_bench:cases",
-            "workbench_engines.models.llm_bench:roofline_note",
+            "workbench_engines.models.llm_bench:summary",
         ),
         BenchmarkSpec(
             "longctx",
