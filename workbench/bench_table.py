@@ -55,10 +55,10 @@ def _print_seed_quality(name: str, tables: list, env: dict) -> None:
     console = _console()
 
     def spread(values, mean: float, sd: float, percent: bool) -> Text:
-        scale, unit = (100, "%") if percent else (1, "")
-        return Text(f"{scale * mean:.{2 if percent else 3}f}{unit} ± {scale * sd:.{2 if percent else 3}f}"
-                    f"{' pt' if percent else ''} "
-                    f"[{scale * min(values):.{2 if percent else 3}f}, {scale * max(values):.{2 if percent else 3}f}]")
+        """mean ± sd [lowest, highest]: percentage points for accuracies, three decimals for correlations."""
+        scale, digits, unit, sd_unit = (100, 2, "%", " pt") if percent else (1, 3, "", "")
+        return Text(f"{scale * mean:.{digits}f}{unit} ± {scale * sd:.{digits}f}{sd_unit} "
+                    f"[{scale * min(values):.{digits}f}, {scale * max(values):.{digits}f}]")
 
     for table in tables:
         seeds = f"seeds {table.seeds[0]}-{table.seeds[-1]}" if len(table.seeds) > 1 else f"seed {table.seeds[0]}"

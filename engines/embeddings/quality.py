@@ -68,16 +68,20 @@ class MetricRow:
         return self.ours.mean - self.gensim.mean
 
     @property
+    def _mean_variances(self) -> tuple[float, float]:
+        """s^2 / n of each side: the variances of the two means."""
+        return (self.ours.sd ** 2 / len(self.ours.values), self.gensim.sd ** 2 / len(self.gensim.values))
+
+    @property
     def standard_error(self) -> float:
-        return math.sqrt(self.ours.sd ** 2 / len(self.ours.values) + self.gensim.sd ** 2 / len(self.gensim.values))
+        return math.sqrt(sum(self._mean_variances))
 
     @property
     def critical_t(self) -> float:
         """Student's t at 1 - LEVEL/2 and the Welch-Satterthwaite degrees of freedom (inf without spread)."""
         from scipy import stats
 
-        a = self.ours.sd ** 2 / len(self.ours.values)
-        b = self.gensim.sd ** 2 / len(self.gensim.values)
+        a, b = self._mean_variances
         if a + b == 0:
             return math.inf
         dof = (a + b) ** 2 / (a ** 2 / (len(self.ours.values) - 1) + b ** 2 / (len(self.gensim.values) - 1))

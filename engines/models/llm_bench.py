@@ -265,11 +265,13 @@ def needed_acceptance(round_cost: float, drafted: int, goal: float = SPEEDUP_GOA
     """The per-token acceptance α at which speculative decoding reaches ``goal`` x plain decoding, or None if none can.
 
     A round drafts k tokens and verifies them in one forward costing ``round_cost`` decode steps (the draft's
-    share included); it yields E = (1 - α^(k+1)) / (1 - α) tokens on average (Leviathan et al., 2023, eq. 1),
-    so the speed-up is E / round_cost, increasing in α up to (k + 1) / round_cost at α = 1.
+    share included); it yields expected_tokens_per_round(α, k) tokens, so the speed-up is that over round_cost,
+    increasing in α up to (k + 1) / round_cost at α = 1. Solved by bisection.
     """
+    from workbench_engines.generation.speculative import expected_tokens_per_round
+
     def speedup(alpha: float) -> float:
-        return sum(alpha ** i for i in range(drafted + 1)) / round_cost
+        return expected_tokens_per_round(alpha, drafted) / round_cost
 
     if speedup(1.0) < goal:
         return None

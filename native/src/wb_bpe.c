@@ -579,7 +579,7 @@ static int merge_long(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t read
         next[s] = (uint32_t)(s + 1);
         prev[s] = (uint32_t)(s ? s - 1 : 0);
         alive[s] = 1;
-        pair[s] = s + 1 < n ? span_rank(bpe, p, s, s + 2, readable) : WB_NO_RANK;
+        pair[s] = s + 1 < n ? bpe->pair_rank[p[s] << 8 | p[s + 1]] : WB_NO_RANK;
         if (pair[s] != WB_NO_RANK)
             heap_push(heap, &size, (wb_heap_item){pair[s], (uint32_t)s});
     }
@@ -625,9 +625,12 @@ int wb_bpe_backtracks(const wb_bpe *bpe)
 
 /* Short pieces that are not tokens, with their ids, so a word met again
  * costs one lookup instead of a merge (words recur: in the plays, most
- * pieces that need merging were merged before). Direct-mapped; one per
- * thread of one encode call, so it needs no lock. */
-#define WB_PIECE_SLOTS 16384
+ * pieces that need merging were merged before). Direct-mapped, a slot per
+ * 256 bytes of text up to WB_PIECE_SLOTS_MAX (72 bytes a slot), so a short
+ * text clears a small table; one per thread of one encode call, so it needs
+ * no lock. */
+#define WB_PIECE_SLOTS_MIN 16
+#define WB_PIECE_SLOTS_MAX 16384
 #define WB_PIECE_BYTES 24
 #define WB_PIECE_IDS 8
 #define WB_PIECE_MIN_TEXT 4096
@@ -640,8 +643,21 @@ typedef struct {
 } wb_piece_entry;
 
 typedef struct {
-    wb_piece_entry slot[WB_PIECE_SLOTS];
+    wb_piece_entry *slot;
+    size_t mask;
 } wb_piece_cache;
+
+/* A cleared cache sized to `bytes` of text into *cache; 0 (no cache) for a short text or without memory. */
+static int piece_cache_new(wb_piece_cache *cache, size_t bytes)
+{
+    size_t slots = wb_pow2_at_least(bytes / 256);
+    if (bytes < WB_PIECE_MIN_TEXT)
+        return 0;
+    slots = slots < WB_PIECE_SLOTS_MIN ? WB_PIECE_SLOTS_MIN : slots > WB_PIECE_SLOTS_MAX ? WB_PIECE_SLOTS_MAX : slots;
+    cache->slot = calloc(slots, sizeof *cache->slot);
+    cache->mask = slots - 1;
+    return cache->slot != NULL;
+}
 
 /* Encodes one piece into out (room for n ids); readable >= n bytes from p; cache may be NULL. */
 static int encode_piece(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out, size_t *n_out,
@@ -656,7 +672,7 @@ static int encode_piece(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t re
     if (n <= WB_BPE_SHORT) {
         wb_piece_entry *entry = NULL;
         if (cache && n <= WB_PIECE_BYTES) {
-            entry = &cache->slot[wb_hash_bytes(p, n) & (WB_PIECE_SLOTS - 1)];
+            entry = &cache->slot[wb_hash_bytes(p, n) & cache->mask];
             if (entry->len == n && memcmp(entry->bytes, p, n) == 0) {
                 memcpy(out, entry->ids, entry->n_ids * sizeof *out);
                 *n_out = entry->n_ids;
@@ -706,10 +722,11 @@ int wb_bpe_encode(const wb_bpe *bpe, const uint8_t *text, size_t len,
         return WB_ERR_OUTPUT_FULL;
     if (len > UINT32_MAX)
         return WB_ERR_BAD_SIZE;
-    /* Below a few kilobytes the cache would cost more to clear than it saves. */
-    wb_piece_cache *cache = len >= WB_PIECE_MIN_TEXT ? calloc(1, sizeof *cache) : NULL;
-    int status = encode_text(bpe, text, len, out, n_out, cache);
-    free(cache);
+    wb_piece_cache cache;
+    int cached = piece_cache_new(&cache, len);
+    int status = encode_text(bpe, text, len, out, n_out, cached ? &cache : NULL);
+    if (cached)
+        free(cache.slot);
     return status;
 }
 
@@ -726,22 +743,25 @@ int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
             return WB_ERR_BAD_SIZE;
     int status = WB_OK;
     long long n = (long long)n_texts;
-    int cached = starts[n_texts] - starts[0] >= WB_PIECE_MIN_TEXT;
+    size_t total = n_texts ? starts[n_texts] - starts[0] : 0;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && n_texts > 1)
     {
-        /* One cache per thread, kept across its texts; without memory, no cache. */
-        wb_piece_cache *cache = cached ? calloc(1, sizeof *cache) : NULL;
+        /* One cache per thread, kept across its texts. */
+        wb_piece_cache cache;
+        int cached = piece_cache_new(&cache, total);
 #pragma omp for schedule(dynamic, 1)
         for (long long t = 0; t < n; t++) {
             size_t produced = 0;
-            int s = encode_text(bpe, text + starts[t], starts[t + 1] - starts[t], out + starts[t], &produced, cache);
+            int s = encode_text(bpe, text + starts[t], starts[t + 1] - starts[t], out + starts[t], &produced,
+                                cached ? &cache : NULL);
             counts[t] = produced;
             if (s != WB_OK) {
 #pragma omp atomic write
                 status = s;
             }
         }
-        free(cache);
+        if (cached)
+            free(cache.slot);
     }
     return status;
 }
