@@ -14,18 +14,19 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import needs_smollm
 from workbench.curriculum import load_curriculum
 from workbench.curriculum.model import LabBlock
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
 
-def lesson_params(lesson_id: str, lab_id: str) -> dict:
-    """The parameters the lesson's first block of lab_id passes to it."""
+def lesson_params(lesson_id: str, lab_id: str, block: int = 0) -> dict:
+    """The parameters the lesson's block of lab_id (the first, or the ``block``-th from 0) passes to it."""
     lesson = load_curriculum(LESSONS).lesson(lesson_id)
     blocks = [b for step in lesson.steps for b in step.blocks if isinstance(b, LabBlock) and b.lab_id == lab_id]
-    assert blocks, f"{lesson_id} has no {lab_id} lab"
-    return dict(blocks[0].params)
+    assert len(blocks) > block, f"{lesson_id} has no block {block} of the {lab_id} lab"
+    return dict(blocks[block].params)
 
 
 @asynccontextmanager
@@ -146,6 +147,43 @@ def test_speculative_acceptance_falls_with_draft_length_on_the_lessons_settings(
                                        k=int(k), sampler=GREEDY, seed=1).acceptance_rate for k in params["ks"]]
     # The lesson: 63% at k = 1 (about three in five), 43% at k = 2, 21% at k = 6, falling as k grows.
     assert [round(100 * a) for a in acceptance] == [63, 43, 31, 27, 21]
+
+
+@needs_smollm
+@pytest.mark.claims
+def test_the_distilled_draft_is_accepted_as_the_lesson_says_on_smollm2():
+    """The lesson's second race: SmolLM2 and its distilled draft on the first held-out prompt, the lab's
+    settings, one thread as the race runs; the acceptance figures the prose quotes (deterministic), and the
+    tokens SmolLM2's own."""
+    from workbench.labs.decoding_labs import load_model
+    from workbench.labs.registry import LABS
+    from workbench_engines.generation import generate, speculative_generate
+    from workbench_engines.generation.bench import dynamic_name
+    from workbench_engines.models import llm_bench, llm_draft
+    from workbench_engines.sampling.settings import GREEDY
+
+    params = LABS["kv.speculative"].validate(lesson_params("speculative-decoding", "kv.speculative", block=1))
+    assert params["model"] == "smollm2"
+    target = load_model("smollm2")
+    case = llm_bench.speculative_race(target, prompts=1, new=params["tokens"], ks=tuple(int(k) for k in params["ks"]))
+    assert [c.name for c in case.contenders][-1] == dynamic_name(*llm_bench.SPECULATIVE_DYNAMIC)
+    setup, teardown = llm_bench._threads(1, target)
+    setup()
+    try:
+        prompt = llm_bench.held_out_prompts(target, 1, llm_bench.VERIFY_PROMPT)[0]
+        plain = generate(target.model, prompt, params["tokens"]).tokens
+        runs = [speculative_generate(target.model, llm_draft.load(), prompt, params["tokens"], k=int(k),
+                                     sampler=GREEDY) for k in params["ks"]]
+        k, confidence = llm_bench.SPECULATIVE_DYNAMIC
+        runs.append(speculative_generate(target.model, llm_draft.load(), prompt, params["tokens"], k=k,
+                                         sampler=GREEDY, confidence=confidence))
+    finally:
+        teardown()
+    assert all(run.tokens == plain for run in runs)
+    # The lesson: 82% accepted at k = 2, 77% at k = 3 and 77% for the draft that stops when unsure, which
+    # writes 4.6 tokens a target pass against 3.3 at k = 3.
+    assert [round(100 * run.acceptance_rate) for run in runs] == [82, 77, 77]
+    assert [round(run.tokens_per_round, 1) for run in runs[1:]] == [3.3, 4.6]
 
 
 def test_speculative_verdict_reports_the_best_k_and_every_loss():

@@ -360,7 +360,8 @@ def test_bench_llm_quick_validates_every_output(reference, capsys):
     # then, under the verify case, one break-even line per T > 1.
     summary = report["summary"].splitlines()
     split = next(i for i, line in enumerate(summary) if line.startswith("speculative break-even"))
-    roofline, break_even = summary[:split], summary[split:]
+    race_at = next(i for i, line in enumerate(summary) if line.startswith("speculative decoding with the distilled"))
+    roofline, break_even, race = summary[:split], summary[split:race_at], summary[race_at:]
     assert [line for line in roofline if not line.startswith("  ")] == [
         case for case in dict.fromkeys(row["case"] for row in rows) if case.startswith("decode")]
     assert len(roofline) == sum(row["case"].startswith("decode") for row in rows) + 2  # two headings
@@ -369,6 +370,13 @@ def test_bench_llm_quick_validates_every_output(reference, capsys):
     verify = [row for row in rows if row["case"].startswith("speculative break-even")]
     assert [row["name"] for row in verify] == ["verify 1 token"] + [f"verify {t} tokens" for t in (2, 3, 4, 5, 8)]
     assert [line.split(":")[0] for line in break_even[1:]] == [f"  T {t}" for t in (2, 3, 4, 5, 8)]
+    # The race with the distilled draft: plain greedy, the draft, fixed k and the draft that stops when unsure,
+    # every speculative run's tokens the target's own (the rows match); then one line per run and the best.
+    names = [row["name"] for row in rows if row["case"].startswith("speculative decoding with the distilled")]
+    assert names == ["target alone", "draft alone", "speculative, k=2", "speculative, k=3",
+                     "speculative, k≤6, stop below 0.4"]
+    assert [line.split(":")[0] for line in race[1:4]] == [f"  {name}" for name in names[2:]]
+    assert race[4].startswith("  best: speculative") and "goal 1.3x" in race[4]
     assert report["environment"]["cpu"]
 
 

@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what the speed costs instead of the race: quality tables (bench quant, bench embeddings)")
 
     train = sub.add_parser("train", help="rebuild a shipped GPT from the corpus (progress, live loss plot, resumable)")
-    train.add_argument("model", choices=("target", "draft", "draft-distilled"),
-                       help="which recipe: the decoding labs' model, its draft, or the draft distilled from it")
+    train.add_argument("model", choices=("target", "draft", "draft-distilled", "smollm2-draft"),
+                       help="which recipe: the decoding labs' model, its draft, the draft distilled from it, or "
+                            "SmolLM2's draft, taught by its greedy choices (about an hour on two cores)")
     train.add_argument("--out", type=Path, metavar="DIR", help="checkpoints and weights (default: DATA_DIR/models)")
     train.add_argument("--steps", type=int, help="train for this many steps instead of the recipe's")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from workbench_engines.errors import EngineError
 from workbench_engines.profiling.bench import Case, Contender
 
 PROMPT = "**HAMLET**  \nTo be, or not to be, that is the question:  \n"
@@ -76,29 +77,78 @@ def _describe_speculative(result) -> str:
 def _speculative_figures(result) -> dict[str, float]:
     if not hasattr(result, "acceptance_rate"):
         return {}
-    return {"acceptance": result.acceptance_rate, "tokens_per_round": result.tokens_per_round}
+    return {"acceptance": result.acceptance_rate, "tokens_per_round": result.tokens_per_round,
+            "drafted_per_round": result.proposed / result.rounds if result.rounds else 0.0}
 
 
-def speculative_case(target, draft, prompt: list[int], n: int, ks: tuple[int, ...], *, sampled: bool = False,
-                     with_alone: bool = True) -> Case:
-    """The target alone, the draft alone and speculative decoding at each draft length k.
+def joined(results: list):
+    """One result for runs over several prompts: their new tokens end to end, their time (and for speculative
+    runs their rounds and acceptance counts) summed."""
+    import dataclasses
+
+    from workbench_engines.generation.speculative import SpeculativeResult
+
+    tokens = [token for result in results for token in result.tokens]
+    seconds = sum(result.seconds for result in results)
+    if isinstance(results[0], SpeculativeResult):
+        return SpeculativeResult(tokens, sum(r.rounds for r in results), sum(r.proposed for r in results),
+                                 sum(r.accepted for r in results), seconds,
+                                 [taken for r in results for taken in r.accepted_per_round])
+    return dataclasses.replace(results[0], prompt=[], tokens=tokens, seconds=seconds,
+                               prefill_seconds=sum(r.prefill_seconds for r in results),
+                               step_seconds=[s for r in results for s in r.step_seconds])
+
+
+def _each_prompt(run, prompts: list[list[int]]):
+    return joined([run(prompt) for prompt in prompts])
+
+
+def dynamic_name(k: int, confidence: float) -> str:
+    """The row of speculative decoding that drafts up to k tokens and stops after one below ``confidence``."""
+    return f"speculative, k≤{k}, stop below {confidence:g}"
+
+
+def speculative_case(target, draft, prompts: list[list[int]], n: int, ks: tuple[int, ...], *, sampled: bool = False,
+                     with_alone: bool = True, threads: tuple = (None, None), backend: str = "torch",
+                     title: str = "speculative decoding", dynamic: tuple[int, float] | None = None,
+                     repeats: int | None = None) -> Case:
+    """The target alone, the draft alone and speculative decoding at each draft length k, n tokens after each
+    prompt in turn (one run covers them all).
 
     Greedy: speculative decoding must give exactly the target's tokens (the
     check). At temperature 1 the text is random, so only its length is
-    checked; the target alone and every k then draw with seed 1.
+    checked; the target alone and every k then draw with seed 1. ``threads`` is
+    every contender's (setup, teardown); ``backend`` names what runs the target.
+    ``dynamic`` = (k, confidence) adds a run whose draft stops early when it
+    doubts its token (``speculative_generate``'s confidence).
     """
     from workbench_engines.generation import generate, speculative_generate
     from workbench_engines.sampling.settings import GREEDY, Sampler
 
+    if not prompts:
+        raise EngineError("speculative_case needs at least one prompt")
     sampler = Sampler(temperature=1.0) if sampled else GREEDY
+
+    def alone(model, prompt):
+        return generate(model, prompt, n, sampler=sampler, seed=1)
+
+    def speculative(k, prompt, confidence=0.0):
+        return speculative_generate(target, draft, prompt, n, k=k, sampler=sampler, seed=1, confidence=confidence)
+
     contenders = []
     if with_alone:
-        contenders += [Contender("target alone", partial(generate, target, prompt, n, sampler=sampler, seed=1), "torch"),
-                       Contender("draft alone", partial(generate, draft, prompt, n, sampler=sampler, seed=1), "torch")]
+        contenders += [Contender("target alone", partial(_each_prompt, partial(alone, target), prompts), backend,
+                                 *threads),
+                       Contender("draft alone", partial(_each_prompt, partial(alone, draft), prompts), "torch",
+                                 *threads)]
     for k in ks:
-        contenders.append(Contender(f"speculative, k={k}",
-                                    partial(speculative_generate, target, draft, prompt, n, k=k, sampler=sampler,
-                                            seed=1), "torch", repeats=3 if sampled else None))
+        contenders.append(Contender(f"speculative, k={k}", partial(_each_prompt, partial(speculative, k), prompts),
+                                    backend, *threads, repeats=3 if sampled else None))
+    if dynamic is not None:
+        k, confidence = dynamic
+        contenders.append(Contender(dynamic_name(k, confidence),
+                                    partial(_each_prompt, partial(speculative, k, confidence=confidence), prompts),
+                                    backend, *threads, repeats=3 if sampled else None))
 
     def check(expected, got) -> str | None:
         # Greedy speculative runs must equal the target's text; the draft alone writes its own.
@@ -107,9 +157,10 @@ def speculative_case(target, draft, prompt: list[int], n: int, ks: tuple[int, ..
         return None if len(got.tokens) == len(expected.tokens) else "wrong length"
 
     reference = contenders[0].name
-    return Case(f"speculative decoding, {n} tokens, {'temperature 1' if sampled else 'greedy'}", contenders, check,
+    after = f" after each of {len(prompts)} prompts" if len(prompts) > 1 else ""
+    return Case(f"{title}, {n} tokens{after}, {'temperature 1' if sampled else 'greedy'}", contenders, check,
                 reference, (reference,), describe=_describe_speculative, figures=_speculative_figures,
-                interleave=True)
+                interleave=True, repeats=repeats, warmup=0 if repeats else None)
 
 
 def _top_p_cases(quick: bool) -> list[Case]:
@@ -129,6 +180,6 @@ def cases(quick: bool = False) -> list[Case]:
     result.append(_waste_case(quick))
     result += _top_p_cases(quick)
     n, ks = (32, (2, 4)) if quick else (256, (2, 4, 6))
-    result.append(speculative_case(target.model, draft.model, prompt, n, ks))
-    result.append(speculative_case(target.model, draft.model, prompt, n, ks, sampled=True, with_alone=False))
+    result.append(speculative_case(target.model, draft.model, [prompt], n, ks))
+    result.append(speculative_case(target.model, draft.model, [prompt], n, ks, sampled=True, with_alone=False))
     return result

@@ -77,14 +77,30 @@ def verify(drafted: list[int], q: list[np.ndarray], p: list[np.ndarray], rng: np
     return n, int(np.argmax(p[n])) if greedy else _draw(p[n], rng)
 
 
+def draft_confidence(logits: np.ndarray, q: np.ndarray, token: int, greedy: bool) -> float:
+    """The draft's probability of the token it drafted: q's, or under greedy (q one-hot) its softmax's."""
+    if not greedy:
+        return float(q[token])
+    top = float(np.max(logits))
+    return 1.0 / float(np.exp(logits - top).sum())  # softmax at the argmax
+
+
 def speculative_generate(target, draft, prompt: list[int], max_new_tokens: int, *, k: int = 4,
                          sampler: Sampler = Sampler(temperature=1.0), seed: int | None = 0,
-                         stop_tokens: tuple[int, ...] = ()) -> SpeculativeResult:
-    """Generate with ``draft`` proposing k tokens a round and ``target`` verifying them.
+                         stop_tokens: tuple[int, ...] = (), confidence: float = 0.0) -> SpeculativeResult:
+    """Generate with ``draft`` proposing up to k tokens a round and ``target`` verifying them.
 
     Both models must share the vocabulary. The sampler (temperature, top-k, …)
     defines the distributions on both sides; penalties are not supported here
     (they would make q depend on tokens the target has not accepted yet).
+
+    ``confidence`` > 0 ends a round's draft early, after the first token the
+    draft gives less than that probability: a guess it doubts is likely to be
+    rejected, and every token after it is then wasted, so the round is checked
+    sooner and the target verifies fewer tokens (a fixed-threshold form of
+    dynamic speculation lookahead, Mamou et al., 2024; transformers calls it
+    ``assistant_confidence_threshold``). Any drafting policy leaves the output's
+    distribution the target's: only the speed changes.
     """
     import torch
 
@@ -95,6 +111,8 @@ def speculative_generate(target, draft, prompt: list[int], max_new_tokens: int, 
     if target.config.vocab_size != draft.config.vocab_size:
         raise EngineError(f"the draft's vocabulary ({draft.config.vocab_size}) differs from the target's "
                           f"({target.config.vocab_size})")
+    if not 0.0 <= confidence <= 1.0:
+        raise EngineError(f"confidence must be a probability in [0, 1], got {confidence!r}")
     if sampler.repetition_penalty != 1 or sampler.frequency_penalty or sampler.presence_penalty:
         raise EngineError("speculative decoding here takes no penalties; use generate() for those")
     prompt = check_prompt(prompt, max_new_tokens, target.config)
@@ -123,6 +141,9 @@ def speculative_generate(target, draft, prompt: list[int], max_new_tokens: int, 
                 token = _draw(q[-1], rng) if not sampler.greedy else int(np.argmax(q[-1]))
                 drafted.append(token)
                 d_pending = [token]
+                if confidence and draft_confidence(logits, q[-1], token, sampler.greedy) < confidence:
+                    break
+            n = len(drafted)
             base = t_cache.length
             logits = target(torch.tensor([t_pending + drafted]), t_cache)[0, -(n + 1):].float().numpy()
             p = [sampler.distribution(row) for row in logits]

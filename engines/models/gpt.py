@@ -275,6 +275,11 @@ class GPT(nn.Module):
             EngineError: ids is not 2-D.
             ContextTooLong: past + T exceeds the context.
         """
+        return self.unembed(self.features(ids, cache, last_only))  # (B, T, V)
+
+    def features(self, ids: torch.Tensor, cache: Cache | None = None, last_only: bool = False) -> torch.Tensor:
+        """The final normed residual stream (B, T, C) that ``forward`` scores against the embedding; the
+        arguments, cache handling and errors are forward's."""
         if ids.ndim != 2:
             raise EngineError(f"ids must be [batch, tokens], got shape {tuple(ids.shape)}")
         t = ids.shape[1]
@@ -293,7 +298,7 @@ class GPT(nn.Module):
             cache.commit(t)
         if last_only:
             x = x[:, -1:]  # (B, 1, C)
-        return self.unembed(self.norm(x))  # (B, T, V)
+        return self.norm(x)  # (B, T, C)
 
     def unembed(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, V) of the normed residual stream x (B, T, C): the tied output projection x Eᵀ."""

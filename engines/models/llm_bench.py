@@ -15,7 +15,10 @@ after a short chat prompt, CHAT through the template (length forced: no stop
 token). The last case is the target's side of speculative decoding: one
 cached forward over T new tokens (the last accepted token and T - 1 drafted
 ones), T = 1 .. 8, quantized, one thread; the summary turns each T's cost
-into the acceptance a draft needs for SPEEDUP_GOAL (issue 21, goal 5). Beside each
+into the acceptance a draft needs for SPEEDUP_GOAL (issue 21, goal 5), and the
+race after it decodes held-out prompts of the plays greedily with that target
+alone and with the distilled draft (``llm_draft``) proposing k tokens a
+round, the tokens checked identical, acceptance beside each. Beside each
 decode row, the bytes of weights one token reads (every matrix once, the
 output projection included) and the bandwidth that implies; the first case
 measures this machine's memory read bandwidth in the same run, the roofline
@@ -44,6 +47,11 @@ VERIFY_TOKENS = (1, 2, 3, 4, 5, 8)
 """T, the new tokens of one verifying forward: the last accepted token and k = T - 1 drafted ones."""
 VERIFY_PROMPT = 96
 SPEEDUP_GOAL = 1.3
+SPECULATIVE_PROMPTS, SPECULATIVE_NEW, SPECULATIVE_KS = 4, 128, (2, 3)
+"""The race: greedy continuations of this many prompts from the plays' held-out tail, k drafted tokens a round."""
+SPECULATIVE_DYNAMIC = (6, 0.4)
+"""And up to 6 drafted tokens, the draft stopping after one it gives less than 0.4 (transformers' default
+assistant_confidence_threshold, not tuned here)."""
 DRAFT_COSTS = (0.0, 0.08)
 """A draft's cost per token as a share of one decode step: free (the bound for any draft), and 8%, about what
 a 49,152-word output layer of width 128 costs beside SmolLM2's quantized step."""
@@ -59,7 +67,11 @@ def _models():
 
 
 def _threads(n: int, quantized=None):
-    """(setup, teardown) running torch, and the quantised kernels when given, on n threads."""
+    """(setup, teardown) running torch, and the quantised kernels when given, on n threads; teardown puts both
+    back (the kernels to every CPU this process may use, a loaded model's default), so a lab that races a model
+    shared with other labs leaves it as it found it."""
+    from workbench_engines.nativelib import check_threads
+
     torch_setup, torch_teardown = torch_threads(n)
 
     def setup() -> None:
@@ -67,7 +79,12 @@ def _threads(n: int, quantized=None):
         if quantized is not None:
             quantized.set_threads(n)
 
-    return setup, torch_teardown
+    def teardown() -> None:
+        torch_teardown()
+        if quantized is not None:
+            quantized.set_threads(check_threads(None))
+
+    return setup, teardown
 
 
 @cache
@@ -258,7 +275,40 @@ def cases(quick: bool = False) -> list[Case]:
         result.append(_prefill_case(prompt, threads))
         result.append(_decode_case(chat_ids, new, threads))
     result.append(_verify_case(text_ids[: (QUICK_PREFILL if quick else VERIFY_PROMPT) + max(VERIFY_TOKENS)]))
+    race = {"prompts": 1, "new": QUICK_NEW, "length": QUICK_PREFILL} if quick else {}
+    result.append(speculative_race(_models()[1], **race))
     return result
+
+
+def held_out_prompts(loaded, count: int, length: int) -> list[list[int]]:
+    """``count`` prompts of ``length`` tokens of ``loaded``'s tokenizer, evenly spaced over the plays' tail that no
+    window the draft learned from reaches (``llm_draft.held_out_start``)."""
+    from workbench_engines.models import llm_draft
+
+    ids = llm_draft.plays_ids(loaded)
+    first = llm_draft.held_out_start(ids)
+    step = (len(ids) - first - length) // count
+    return [ids[first + i * step: first + i * step + length].tolist() for i in range(count)]
+
+
+def speculative_race(quantized, prompts: int = SPECULATIVE_PROMPTS, new: int = SPECULATIVE_NEW,
+                     ks: tuple[int, ...] = SPECULATIVE_KS, length: int = VERIFY_PROMPT, sampled: bool = False) -> Case:
+    """Decoding of ``prompts`` held-out prompts by the quantized SmolLM2 alone, by the distilled draft alone, and
+    by speculative decoding at each k in ``ks``; one thread. Greedy (the tokens must be the target's), or at
+    temperature 1 (``sampled``: only the lengths are checked)."""
+    from workbench_engines.errors import EngineError
+    from workbench_engines.generation.bench import speculative_case
+    from workbench_engines.models import llm_draft
+
+    draft = llm_draft.load()
+    room = draft.config.context - length - max((*ks, SPECULATIVE_DYNAMIC[0])) - 1
+    if new > room:
+        raise EngineError(f"the draft's context of {draft.config.context} holds a {length}-token prompt, a round's "
+                          f"draft and at most {room} new tokens, not {new}")
+    return speculative_case(quantized.model, draft, held_out_prompts(quantized, prompts, length), new, ks,
+                            threads=_threads(1, quantized), backend="native", sampled=sampled,
+                            title="speculative decoding with the distilled draft, quantized, 1 thread",
+                            dynamic=SPECULATIVE_DYNAMIC, repeats=3)
 
 
 def needed_acceptance(round_cost: float, drafted: int, goal: float = SPEEDUP_GOAL) -> float | None:
@@ -301,9 +351,40 @@ def break_even_note(rows) -> str:
     return "\n".join(lines)
 
 
+def speculative_note(rows) -> str:
+    """Under the race: each speculative run's speed-up over plain greedy decoding and its acceptance, the best
+    against SPEEDUP_GOAL, and, for the best fixed k, the acceptance the verify case says it needs."""
+    race = [row for row in rows if row.case.startswith("speculative decoding with the distilled draft")]
+    alone = {row.name: row for row in race if "alone" in row.name}
+    runs = [row for row in race if row.name.startswith("speculative") and "acceptance" in row.extra]
+    if "target alone" not in alone or not runs:
+        return ""
+    plain = alone["target alone"].wall_s
+    same = "the tokens identical" if all(row.matches is not False for row in race) else "SOME TOKENS DIFFER"
+    lines = [f"{race[0].case}: x plain greedy decoding ({same}), acceptance per drafted token"]
+    for row in runs:
+        lines.append(f"  {row.name}: {plain / row.wall_s:.2f}x, acceptance {row.extra['acceptance']:.2f}, "
+                     f"{row.extra['drafted_per_round']:.2f} drafted and {row.extra['tokens_per_round']:.2f} "
+                     f"written a target pass")
+    best = min(runs, key=lambda row: row.wall_s)
+    lines.append(f"  best: {best.name}, {plain / best.wall_s:.2f}x (goal {SPEEDUP_GOAL:g}x)")
+    fixed = [row for row in runs if "=" in row.name]
+    verify = {row.name: row for row in rows if row.case.startswith("speculative break-even")}
+    if fixed and "draft alone" in alone and "verify 1 token" in verify:
+        row = min(fixed, key=lambda row: row.wall_s)
+        k = int(row.name.rsplit("=", 1)[1])
+        share = alone["draft alone"].wall_s / plain
+        t = verify.get(f"verify {k + 1} tokens")
+        if t is not None:
+            needs = needed_acceptance(t.wall_s / verify["verify 1 token"].wall_s + k * share, k)
+            lines.append(f"  the draft costs {100 * share:.0f}% of a decode step; at k = {k} the goal needs "
+                         f"{'more than any draft can give' if needs is None else f'{needs:.2f}'}")
+    return "\n".join(lines)
+
+
 def summary(rows) -> str:
-    """``workbench bench llm``'s footer: the decode roofline, then speculative decoding's break-even."""
-    return "\n".join(part for part in (roofline_note(rows), break_even_note(rows)) if part)
+    """``workbench bench llm``'s footer: the decode roofline, speculative decoding's break-even, then the race."""
+    return "\n".join(part for part in (roofline_note(rows), break_even_note(rows), speculative_note(rows)) if part)
 
 
 def decode_race_cases(new: int = 32) -> list[Case]:

@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 from workbench.labs.base import Lab, Progress, RaceResult
 from workbench.labs.knobs import cycled, paired_keys
-from workbench.labs.decoding_labs import load_target
+from workbench.labs.decoding_labs import load_model, load_target
 from workbench.widgets.plots import Figure, Series
 from workbench.widgets.profile_panel import ProfilePanel
 
@@ -227,8 +227,13 @@ class SpeculativeLab(Lab):
             from workbench_engines.generation.bench import speculative_case
             from workbench_engines.models import small_gpt
 
+            if self.params["model"] == "smollm2":
+                from workbench_engines.models.llm_bench import speculative_race
+
+                return [speculative_race(load_model("smollm2"), prompts=1, new=tokens, ks=ks, sampled=sampled)]
             target, draft = load_target(), small_gpt.load("draft")
-            return [speculative_case(target.model, draft.model, target.prompt_ids(PROMPT), tokens, ks, sampled=sampled)]
+            return [speculative_case(target.model, draft.model, [target.prompt_ids(PROMPT)], tokens, ks,
+                                     sampled=sampled)]
 
         self.ks = ks
         """The draft lengths of the last race."""

@@ -224,7 +224,10 @@ KVCACHE_LABS = [
         "Speculative decoding, draft length by draft length",
         "The shipped draft proposes k tokens, the target checks them in one pass: acceptance and speed-up against k.",
         {"tokens": Param("int", default=96, min=8, max=1000, help="tokens to generate"),
-         "ks": Param("list[float]", default=[1, 2, 3, 4, 6], min=1, max=16, min_len=1, help="draft lengths")},
+         "ks": Param("list[float]", default=[1, 2, 3, 4, 6], min=1, max=16, min_len=1, help="draft lengths"),
+         "model": Param("str", default="small-gpt", choices=("small-gpt", "smollm2"),
+                        help="the project's small GPT and its draft, or SmolLM2-135M (quantised, one thread) and the "
+                             "draft distilled from its greedy choices, on a prompt from the plays' held-out tail")},
         "workbench.labs.kvcache_labs:SpeculativeLab",
     ),
 ]
