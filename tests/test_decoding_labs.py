@@ -150,3 +150,23 @@ def test_decoding_and_kv_probes():
     allowed = compute_probe("constrained.first_allowed", {"pattern": "(yes|no)"})
     assert 2 <= allowed < 20 and not math.isnan(allowed)
     assert np.isfinite(compute_probe("softmax.entropy_bits", {"logits": [2.0, 1.0, 0.0, -1.0], "temperature": 0.5}))
+
+
+def test_a_labs_table_wraps_a_long_case_heading_and_keeps_every_figure_whole():
+    """The SmolLM2 race's heading is 80-odd characters: in the 74-column lab pane it wraps in the contender
+    column instead of widening it until the times and ratios are cut."""
+    from rich.console import Console
+
+    from workbench.widgets.profile_panel import COMPACT_CONTENDER_WIDTH, profile_table
+    from workbench_engines.profiling.profile import Profile
+
+    case = "speculative decoding with the distilled draft, quantized, 1 thread, 128 tokens, greedy"
+    rows = [Profile("native", 3.541, name="target alone", case=case, matches=True, ratios={"target alone": 1.0}),
+            Profile("native", 2.4, name="speculative, k≤6, stop below 0.4", case=case, matches=True,
+                    ratios={"target alone": 1.47})]
+    console = Console(width=74, record=True)
+    console.print(profile_table(rows, ("target alone",), compact=True))
+    text = console.export_text()
+    assert "3541.000" in text and "2400.000" in text and "1.47" in text and "greedy" in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 74
+    assert all(len(line.split("  ")[0]) <= COMPACT_CONTENDER_WIDTH for line in text.splitlines())

@@ -211,7 +211,14 @@ class SpeculativeLab(Lab):
 
     def compose_lab(self) -> ComposeResult:
         yield Figure()
-        yield ProfilePanel("r runs the target alone, then with the draft proposing k = 1 … 6 tokens a round; "
+        ks = ", ".join(f"{k:g}" for k in self.params["ks"])
+        dynamic = ""
+        if self.params["model"] == "smollm2":
+            from workbench_engines.models.llm_bench import SPECULATIVE_DYNAMIC
+
+            dynamic = (f", and up to {SPECULATIVE_DYNAMIC[0]} stopping after a token it gives less than "
+                       f"{SPECULATIVE_DYNAMIC[1]:g}")
+        yield ProfilePanel(f"r runs the target alone, then with the draft proposing k = {ks} tokens a round{dynamic}; "
                            "t switches greedy / temperature 1.")
 
     def action_toggle(self) -> None:

@@ -27,6 +27,10 @@ def _roof(row: Profile) -> str:
     return "-" if row.roof_share is None else f"{100 * row.roof_share:.0f}% {row.roof_bound}"
 
 
+COMPACT_CONTENDER_WIDTH = 40
+"""The widest the contender column grows in a lab's table (80 columns in all)."""
+
+
 def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, compact: bool = False,
                   title: str | None = None, caption: str | None = None) -> Table:
     """The table of rows: one line a contender, grouped by case.
@@ -53,8 +57,11 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
     columns += ["MiB" if compact else "peak MiB"] * show_peak + ratio_heads + ["matches"] + ["note"] * show_note
     for name in columns:
         left = name in ("case", "contender", "backend", "matches", "note")
-        table.add_column(name, justify="left" if left else "right", no_wrap=name not in ("matches", "note"),
-                         overflow="fold")
+        # In a lab the case's heading shares the contender column: a long one wraps there rather than
+        # widening the column until the figures to its right are cut.
+        heading = compact and name == "contender"
+        table.add_column(name, justify="left" if left else "right", no_wrap=name not in ("matches", "note") and
+                         not heading, overflow="fold", max_width=COMPACT_CONTENDER_WIDTH if heading else None)
     previous = None
     for row in rows:
         if row.case != previous and (compact or previous is not None):
