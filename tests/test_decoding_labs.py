@@ -157,7 +157,7 @@ def test_a_labs_table_wraps_a_long_case_heading_and_keeps_every_figure_whole():
     column instead of widening it until the times and ratios are cut."""
     from rich.console import Console
 
-    from workbench.widgets.profile_panel import COMPACT_CONTENDER_WIDTH, profile_table
+    from workbench.widgets.profile_panel import CASE_WIDTH, profile_table
     from workbench_engines.profiling.profile import Profile
 
     case = "speculative decoding with the distilled draft, quantized, 1 thread, 128 tokens, greedy"
@@ -169,4 +169,10 @@ def test_a_labs_table_wraps_a_long_case_heading_and_keeps_every_figure_whole():
     text = console.export_text()
     assert "3541.000" in text and "2400.000" in text and "1.47" in text and "greedy" in text
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 74
-    assert all(len(line.split("  ")[0]) <= COMPACT_CONTENDER_WIDTH for line in text.splitlines())
+    assert all(len(line.split("  ")[0]) <= CASE_WIDTH for line in text.splitlines())
+    # A bench table (not compact, two cases) wraps the same name in its case column, 160 columns when piped.
+    rows.insert(0, Profile("native", 0.027, name="verify 1 token", case="verify", matches=True))
+    console = Console(width=160, record=True)
+    console.print(profile_table(rows, ("target alone",)))
+    text = console.export_text()
+    assert "3541.000" in text and "1.47" in text and "greedy" in text

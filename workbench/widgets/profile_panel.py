@@ -27,8 +27,9 @@ def _roof(row: Profile) -> str:
     return "-" if row.roof_share is None else f"{100 * row.roof_share:.0f}% {row.roof_bound}"
 
 
-COMPACT_CONTENDER_WIDTH = 40
-"""The widest the contender column grows in a lab's table (80 columns in all)."""
+CASE_WIDTH = 40
+"""The widest a column holding case names grows: the case column of a bench table, and the contender column of a
+lab's (80 columns in all), where each case is a heading line."""
 
 
 def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, compact: bool = False,
@@ -57,11 +58,11 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
     columns += ["MiB" if compact else "peak MiB"] * show_peak + ratio_heads + ["matches"] + ["note"] * show_note
     for name in columns:
         left = name in ("case", "contender", "backend", "matches", "note")
-        # In a lab the case's heading shares the contender column: a long one wraps there rather than
-        # widening the column until the figures to its right are cut.
-        heading = compact and name == "contender"
+        # A long case name wraps in its own column (a bench table), or in the contender column where it is a
+        # heading (a lab's table), rather than widening the column until the figures to its right are cut.
+        heading = name == "case" or (compact and name == "contender")
         table.add_column(name, justify="left" if left else "right", no_wrap=name not in ("matches", "note") and
-                         not heading, overflow="fold", max_width=COMPACT_CONTENDER_WIDTH if heading else None)
+                         not heading, overflow="fold", max_width=CASE_WIDTH if heading else None)
     previous = None
     for row in rows:
         if row.case != previous and (compact or previous is not None):
