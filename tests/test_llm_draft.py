@@ -80,6 +80,15 @@ def test_a_draft_proposes_only_its_proposed_ids_and_rescores_after_training(rng)
     draft.eval()
     with torch.inference_mode():
         torch.testing.assert_close(draft(ids)[..., [9, 20]], inner(draft.inner_ids(ids))[..., [2, 4]])
+    # So do weights loaded into an eval-mode draft, and train mode reads the embedding itself.
+    state = {name: value * 3.0 if name == "inner.embed.weight" else value for name, value in draft.state_dict().items()}
+    draft.load_state_dict(state)
+    with torch.inference_mode():
+        torch.testing.assert_close(draft(ids)[..., [9, 20]], inner(draft.inner_ids(ids))[..., [2, 4]])
+        draft.train()
+        with torch.no_grad():
+            inner.embed.weight.mul_(0.5)
+        torch.testing.assert_close(draft(ids)[..., [9, 20]], inner(draft.inner_ids(ids))[..., [2, 4]])
     with pytest.raises(EngineError, match="proposed ids must be kept"):
         llm_draft.SubVocabDraft(inner, keep, 30, propose=torch.tensor([9, 10]))
 
