@@ -17,7 +17,7 @@ TORCH_MODULES = {
     "workbench_engines.kvcache.contiguous", "workbench_engines.kvcache.paged", "workbench_engines.kvcache.stream",
     "workbench_engines.moe.layer", "workbench_engines.models.miniformer", "workbench_engines.models.llama",
     "workbench_engines.models.minilm_torch", "workbench_engines.finetune.lora", "workbench_engines.finetune.genre",
-    "workbench_engines.longctx.mamba",
+    "workbench_engines.longctx.mamba", "workbench_engines.models.llm_draft",
 }
 
 
