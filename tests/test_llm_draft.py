@@ -243,8 +243,13 @@ def test_a_damaged_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(EngineError, match="no such weights file"):
         llm_draft.load_file(tmp_path / "missing.pt")
     (tmp_path / "bad.pt").write_bytes(b"not torch")
-    with pytest.raises(EngineError, match="not a draft's weights"):
+    with pytest.raises(EngineError, match="not a weights file"):
         llm_draft.load_file(tmp_path / "bad.pt")
+    # A small GPT's weights: a weights file, but no vocabulary maps.
+    from workbench_engines.models import small_gpt
+
+    with pytest.raises(EngineError, match="not a draft's weights"):
+        llm_draft.load_file(small_gpt.weights_path("draft"))
 
 
 def test_export_and_load_round_trip(rng, tmp_path):

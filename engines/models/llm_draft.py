@@ -322,13 +322,12 @@ class Trained:
 
 
 def export(draft: SubVocabDraft, path: Path, meta: dict) -> Path:
-    """Save the draft in fp16 with its shape, kept ids and figures; written to path.tmp and renamed."""
-    state = {k: v.detach().half() for k, v in draft.inner.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"config": draft.inner.config.as_dict(), "keep": draft.keep.clone(), "propose": draft.propose.clone(),
-                "vocab_size": draft.config.vocab_size, "state": state, "meta": meta}, tmp)
-    tmp.replace(path)
-    return path
+    """Save the draft as ``small_gpt.export_weights`` saves a GPT (fp16, written whole), with its kept and proposed
+    ids and the full vocabulary's size."""
+    from workbench_engines.models.small_gpt import export_weights
+
+    return export_weights(draft.inner, path, meta, {"keep": draft.keep.clone(), "propose": draft.propose.clone(),
+                                                     "vocab_size": draft.config.vocab_size})
 
 
 def load_file(path: Path) -> Trained:
@@ -337,16 +336,16 @@ def load_file(path: Path) -> Trained:
     Raises:
         EngineError: no such file, or not a draft's weights.
     """
+    from workbench_engines.models.small_gpt import read_weights
+
+    saved = read_weights(path, NAME)
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
         inner = GPT(GPTConfig(**saved["config"]))
         inner.load_state_dict({k: v.float() for k, v in saved["state"].items()})
         draft = SubVocabDraft(inner, saved["keep"], int(saved["vocab_size"]), saved["propose"])
-    except FileNotFoundError as exc:
-        raise EngineError(f"{path}: no such weights file (run `workbench train {NAME}`)") from exc
     except EngineError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+    except Exception as exc:  # noqa: BLE001 - a weights file of another model
         raise EngineError(f"{path}: not a draft's weights ({exc})") from exc
     draft.eval().requires_grad_(False)
     return Trained(draft, dict(saved.get("meta", {})))

@@ -154,12 +154,7 @@ def load_weights(path: Path, tokenizer: BPETokenizer, name: str) -> Pretrained:
 
     from workbench_engines.models.gpt import GPT, GPTConfig
 
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise EngineError(f"{path}: no such weights file (run `workbench train {name}`)") from exc
-    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
-        raise EngineError(f"{path}: not a weights file ({exc})") from exc
+    saved = read_weights(path, name)
     model = GPT(GPTConfig(**saved["config"]))
     model.load_state_dict({k: v.float() for k, v in saved["state"].items()})
     model.eval()
@@ -168,13 +163,29 @@ def load_weights(path: Path, tokenizer: BPETokenizer, name: str) -> Pretrained:
     return Pretrained(name, model, tokenizer, dict(saved.get("meta", {})))
 
 
+def read_weights(path: Path, name: str) -> dict:
+    """What ``export_weights`` saved at path: "config", "state" (fp16), "meta" and any extra fields.
+
+    Raises:
+        EngineError: no such file (the message names ``workbench train <name>``), or not a weights file.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise EngineError(f"{path}: no such weights file (run `workbench train {name}`)") from exc
+    except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+        raise EngineError(f"{path}: not a weights file ({exc})") from exc
+
+
 @cache
 def load(name: str = "target") -> Pretrained:
     """A shipped model (a key of RECIPES), loaded once per process."""
     return load_weights(weights_path(name), shipped_tokenizer(), name)
 
 
-def export_weights(model, path: Path, meta: dict) -> Path:
+def export_weights(model, path: Path, meta: dict, extra: dict | None = None) -> Path:
     """Save the weights in fp16 with the config and training figures (what ships).
 
     fp16 halves what the package carries; the models train in float32 and load back to it.
@@ -184,6 +195,7 @@ def export_weights(model, path: Path, meta: dict) -> Path:
         model: A GPT.
         path: The destination ``.pt`` file.
         meta: Training figures stored beside the weights.
+        extra: More fields to store (a model that is more than a GPT: llm_draft's vocabulary maps).
 
     Returns:
         path.
@@ -192,7 +204,7 @@ def export_weights(model, path: Path, meta: dict) -> Path:
 
     state = {k: v.detach().half() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"config": model.config.as_dict(), "state": state, "meta": meta}, tmp)
+    torch.save({"config": model.config.as_dict(), "state": state, "meta": meta, **(extra or {})}, tmp)
     tmp.replace(path)
     return path
 

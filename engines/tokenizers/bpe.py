@@ -148,7 +148,8 @@ class BPETokenizer:
     @property
     def long_piece_path(self) -> str:
         """How a piece over 128 bytes is merged: "backtracking" (C, linear time), "heap" (C, O(n log n), for a
-        vocabulary with a token that its own bytes do not merge back to) or "reference" (the Python of bpe_reference.py)."""
+        vocabulary with a token that its own bytes do not merge back to) or "reference" (bpe_reference.py's
+        Python)."""
         return self._native.long_piece_path if self._native is not None else "reference"
 
     def _resolve(self, which: SpecialSet, minus: set[str]) -> set[str]:

@@ -179,8 +179,8 @@ def run_exercise(
 
 def _may_come_from_earlier(report: RunReport, own_file: str) -> bool:
     """Whether a failure could be an earlier step's: a wrong answer, or an error raised in another of the learner's
-    files. An error raised in the step's own file (a syntax error, a starter's blank left unwritten) is the step's own, and
-    checking every earlier step after it would cost a child process each for nothing."""
+    files. An error raised in the step's own file (a syntax error, a starter's blank left unwritten) is the step's
+    own, and checking every earlier step after it would cost a child process each for nothing."""
     if report.error == "cancelled":
         return False
     failure = report.first_failure
