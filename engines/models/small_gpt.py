@@ -150,8 +150,6 @@ def load_weights(path: Path, tokenizer: BPETokenizer, name: str) -> Pretrained:
     Raises:
         EngineError: no file, not a weights file, or a vocab size mismatch.
     """
-    import torch
-
     from workbench_engines.models.gpt import GPT, GPTConfig
 
     saved = read_weights(path, name)
