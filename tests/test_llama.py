@@ -349,6 +349,7 @@ def test_sliding_window_perplexity_matches_transformers_stride_loop(fp32, refere
 @pytest.mark.slow
 def test_bench_llm_quick_validates_every_output(reference, capsys):
     from workbench.cli import main
+    from workbench_engines.models.llm_bench import RACE_TITLE
 
     assert main(["bench", "llm", "--quick", "--repeats", "1", "--warmup", "0", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -360,7 +361,7 @@ def test_bench_llm_quick_validates_every_output(reference, capsys):
     # then, under the verify case, one break-even line per T > 1.
     summary = report["summary"].splitlines()
     split = next(i for i, line in enumerate(summary) if line.startswith("speculative break-even"))
-    race_at = next(i for i, line in enumerate(summary) if line.startswith("speculative decoding with the distilled"))
+    race_at = next(i for i, line in enumerate(summary) if line.startswith(RACE_TITLE))
     roofline, break_even, race = summary[:split], summary[split:race_at], summary[race_at:]
     assert [line for line in roofline if not line.startswith("  ")] == [
         case for case in dict.fromkeys(row["case"] for row in rows) if case.startswith("decode")]
@@ -372,7 +373,7 @@ def test_bench_llm_quick_validates_every_output(reference, capsys):
     assert [line.split(":")[0] for line in break_even[1:]] == [f"  T {t}" for t in (2, 3, 4, 5, 8)]
     # The race with the distilled draft: plain greedy, the draft, fixed k and the draft that stops when unsure,
     # every speculative run's tokens the target's own (the rows match); then one line per run and the best.
-    names = [row["name"] for row in rows if row["case"].startswith("speculative decoding with the distilled")]
+    names = [row["name"] for row in rows if row["case"].startswith(RACE_TITLE)]
     assert names == ["target alone", "draft alone", "speculative, k=2", "speculative, k=3",
                      "speculative, k≤6, stop below 0.4"]
     assert [line.split(":")[0] for line in race[1:4]] == [f"  {name}" for name in names[2:]]

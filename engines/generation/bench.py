@@ -120,7 +120,8 @@ def speculative_case(target, draft, prompts: list[list[int]], n: int, ks: tuple[
     checked; the target alone and every k then draw with seed 1. ``threads`` is
     every contender's (setup, teardown); ``backend`` names what runs the target.
     ``dynamic`` = (k, confidence) adds a run whose draft stops early when it
-    doubts its token (``speculative_generate``'s confidence).
+    doubts its token (``speculative_generate``'s confidence); ``repeats`` sets
+    the case's timed runs, after one warm-up (slow targets).
     """
     from workbench_engines.generation import generate, speculative_generate
     from workbench_engines.sampling.settings import GREEDY, Sampler
@@ -160,7 +161,7 @@ def speculative_case(target, draft, prompts: list[list[int]], n: int, ks: tuple[
     after = f" after each of {len(prompts)} prompts" if len(prompts) > 1 else ""
     return Case(f"{title}, {n} tokens{after}, {'temperature 1' if sampled else 'greedy'}", contenders, check,
                 reference, (reference,), describe=_describe_speculative, figures=_speculative_figures,
-                interleave=True, repeats=repeats, warmup=0 if repeats else None)
+                interleave=True, repeats=repeats, warmup=1 if repeats else None)
 
 
 def _top_p_cases(quick: bool) -> list[Case]:

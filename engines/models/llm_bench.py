@@ -49,6 +49,8 @@ VERIFY_PROMPT = 96
 SPEEDUP_GOAL = 1.3
 SPECULATIVE_PROMPTS, SPECULATIVE_NEW, SPECULATIVE_KS = 4, 128, (2, 3)
 """The race: greedy continuations of this many prompts from the plays' held-out tail, k drafted tokens a round."""
+RACE_TITLE = "SmolLM2 and its distilled draft, 1 thread"
+"""The race's case name starts so (the summary finds its rows by it)."""
 SPECULATIVE_DYNAMIC = (6, 0.4)
 """And up to 6 drafted tokens, the draft stopping after one it gives less than 0.4 (transformers' default
 assistant_confidence_threshold, not tuned here)."""
@@ -307,7 +309,7 @@ def speculative_race(quantized, prompts: int = SPECULATIVE_PROMPTS, new: int = S
                           f"draft and at most {room} new tokens, not {new}")
     return speculative_case(quantized.model, draft, held_out_prompts(quantized, prompts, length), new, ks,
                             threads=_threads(1, quantized), backend="native", sampled=sampled,
-                            title="speculative decoding with the distilled draft, quantized, 1 thread",
+                            title=RACE_TITLE,
                             dynamic=SPECULATIVE_DYNAMIC, repeats=3)
 
 
@@ -354,7 +356,7 @@ def break_even_note(rows) -> str:
 def speculative_note(rows) -> str:
     """Under the race: each speculative run's speed-up over plain greedy decoding and its acceptance, the best
     against SPEEDUP_GOAL, and, for the best fixed k, the acceptance the verify case says it needs."""
-    race = [row for row in rows if row.case.startswith("speculative decoding with the distilled draft")]
+    race = [row for row in rows if row.case.startswith(RACE_TITLE)]
     alone = {row.name: row for row in race if "alone" in row.name}
     runs = [row for row in race if row.name.startswith("speculative") and "acceptance" in row.extra]
     if "target alone" not in alone or not runs:
