@@ -74,6 +74,24 @@ def test_native_pretokeniser_matches_regex(pattern, text):
     assert split(text, pattern, backend="native") == split(text, pattern)
 
 
+# Long ASCII words that end at, run into or restart after non-ASCII letters,
+# marks and digits: the scanners take ASCII letters 32 at a time.
+LONG_WORDS = st.lists(
+    st.one_of(
+        st.text(alphabet="abcxyzABCXYZ", min_size=1, max_size=70),
+        st.sampled_from(["é", "Straße", "ǅ", "\u0301", "日本", "٣", "7", "'s", "'", " ", "\n", "-", "\t", "ſ"]),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+@given(text=LONG_WORDS)
+def test_native_pretokeniser_matches_regex_on_long_words(pattern, text):
+    assert split(text, pattern, backend="native") == split(text, pattern)
+
+
 @pytest.mark.native
 @pytest.mark.parametrize("pattern", sorted(PATTERNS))
 def test_native_pretokeniser_matches_regex_on_corpus_and_code(pattern):
@@ -156,6 +174,22 @@ def test_cl100k_matches_tiktoken_on_generated_text(backend, data):
 )
 def test_cl100k_matches_tiktoken_on_special_cases(text):
     assert ours().encode(text) == tk().encode(text)
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("text", ["ascii words " * 6000, "Ünïcödé 中文 " * 6000, "\ud83d lone surrogate " * 4000])
+def test_long_texts_are_read_in_place_when_utf8_can_hold_them(text):
+    import ctypes
+
+    from workbench_engines.tokenizers.bpe_native import VIEW_MIN_CHARS, utf8_view
+
+    assert len(text) >= VIEW_MIN_CHARS and utf8_view(text[:100]) is None
+    view = utf8_view(text)
+    if "\ud83d" in text:
+        assert view is None  # copied with the surrogate replaced, as tiktoken does
+    else:
+        assert ctypes.string_at(view.address, view.size) == text.encode("utf-8")
+    assert ours("native").encode(text) == tk().encode(text)
 
 
 @pytest.mark.native
@@ -298,6 +332,48 @@ def test_encode_batch_equals_encode(threads, rng):
     starts = sorted(rng.integers(0, len(text), 40).tolist())
     docs = [text[a : a + int(rng.integers(0, 3000))] for a in starts] + ["", "x"]
     assert ours().encode_batch(docs, threads=threads) == [tk().encode(d) for d in docs]
+
+
+@pytest.mark.native
+def test_merged_words_kept_between_calls_give_the_same_ids(rng):
+    # The C encoder keeps merged words from call to call; a fresh tokenizer has none, forget_merges empties it.
+    tokenizer = load("cl100k_base", backend="native")
+    text = corpus_text()[:300_000]
+    expected = tk().encode(text)
+    assert tokenizer.encode(text) == expected  # fills the kept cache
+    assert tokenizer.encode(text) == expected  # reads it
+    short = [text[a : a + 200] for a in rng.integers(0, len(text) - 200, 50).tolist()]
+    assert [tokenizer.encode(t) for t in short] == [tk().encode(t) for t in short]
+    tokenizer.forget_merges()
+    assert tokenizer.encode(text) == expected
+
+
+@pytest.mark.native
+def test_threads_sharing_one_encoder_and_its_kept_merges_get_their_own_ids(rng):
+    # cffi lets go of the GIL in C: four threads race for the kept cache (one holds it, the others make their
+    # own), while a fifth keeps emptying it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokenizer = load("cl100k_base", backend="native")
+    text = corpus_text()
+    docs = [text[a : a + 20_000] for a in rng.integers(0, len(text) - 20_000, 24).tolist()]
+    expected = [tk().encode(d) for d in docs]
+    stop = False
+
+    def forget_often():
+        while not stop:
+            tokenizer.forget_merges()
+
+    with ThreadPoolExecutor(5) as pool:
+        forgetting = pool.submit(forget_often)
+        try:
+            got = list(pool.map(tokenizer.encode, docs * 5))
+            batches = list(pool.map(lambda d: tokenizer.encode_batch([d, d[:500]], threads=2), docs[:4]))
+        finally:
+            stop = True
+        forgetting.result()
+    assert got == expected * 5
+    assert batches == [[e, tk().encode(d[:500])] for d, e in zip(docs[:4], expected[:4])]
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -145,6 +145,15 @@ class BPETokenizer:
         data = [to_utf8(t) for t in texts]
         return self._native.encode_batch_lists(data, threads)
 
+    def forget_merges(self) -> None:
+        """Empty the native encoder's cache of merged words, so the next encode costs what a first one did.
+
+        The C encoder remembers the ids of words that are not single tokens from call to call (as HF
+        tokenizers does); benchmarks call this to time a first encode beside a repeated one. No-op without C.
+        """
+        if self._native is not None:
+            self._native.forget()
+
     @property
     def long_piece_path(self) -> str:
         """How a piece over 128 bytes is merged: "backtracking" (C, linear time), "heap" (C, O(n log n), for a
@@ -201,7 +210,10 @@ class BPETokenizer:
             return []
         if self._native is not None:
             if self._native_pattern is not None:
-                return self._native.to_list(self._native.encode(to_utf8(text)))
+                from workbench_engines.tokenizers.bpe_native import utf8_view
+
+                data = utf8_view(text)
+                return self._native.to_list(self._native.encode(data if data is not None else to_utf8(text)))
             pieces = [to_utf8(p) for p in self._split.findall(text)]
             return [i for a in self._native.encode_batch(pieces, 1) for i in a.tolist()]
         return [i for piece in self._split.findall(text) for i in bpe_merge(to_utf8(piece), self.ranks)]

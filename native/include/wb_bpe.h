@@ -30,6 +30,10 @@ int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
                         const uint64_t *starts, size_t n_texts, uint32_t *out,
                         uint64_t *counts, int n_threads);
 
+/* Empties the cache of merged pieces that encoding keeps from call to call
+ * (so the next encode runs as the first did); waits for a call using it. */
+int wb_bpe_forget(wb_bpe *bpe);
+
 /* The rank of one byte string, or -1 when it is not a token. */
 int64_t wb_bpe_rank(const wb_bpe *bpe, const uint8_t *bytes, size_t len);
 /* How pieces longer than 128 bytes are encoded: 1 by backtracking (linear),

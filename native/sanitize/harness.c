@@ -340,6 +340,18 @@ static void test_bpe(void)
     for (int t = 0; t < N_BAD_THREADS; t++)
         expect("bpe bad threads", wb_bpe_encode_batch(bpe, text, starts, 2, ids, counts, BAD_THREADS[t]),
                WB_ERR_BAD_THREADS);
+    /* The merged words kept between calls: read back, emptied, refilled. */
+    size_t n_out = 0;
+    for (int round = 0; round < 3; round++) {
+        expect("bpe encode kept", wb_bpe_encode(bpe, text, sizeof text - 1, ids, sizeof text, &n_out), WB_OK);
+        expect("bpe encode kept count", (int)n_out, (int)sizeof text - 1);
+        if (round == 1)
+            expect("bpe forget", wb_bpe_forget(bpe), WB_OK);
+    }
+    expect("bpe forget null", wb_bpe_forget(NULL), WB_ERR_NULL_POINTER);
+    wb_bpe_free(bpe);
+    expect("bpe new unused", wb_bpe_new(&bpe, blob, offsets, 256, WB_PATTERN_CL100K), WB_OK);
+    expect("bpe forget unused", wb_bpe_forget(bpe), WB_OK);
     wb_bpe_free(bpe);
     test_bpe_long_pieces();
 }

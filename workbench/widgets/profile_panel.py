@@ -34,18 +34,18 @@ lab's (80 columns in all), where each case is a heading line."""
 
 def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, compact: bool = False,
                   title: str | None = None, caption: str | None = None) -> Table:
-    """The table of rows: one line a contender, grouped by case.
+    """The table of rows: one line a contender, grouped by case, each case's name in a heading line above its rows.
 
     A "roof" column appears when rows carry a roof share (``workbench bench``
     measures the machine's ceilings in the same run).
-    ``compact`` (labs at 80 columns) puts each case in a heading line instead
-    of a column, leaves out the minimum time and GB/s where FLOPs are counted,
-    and heads the ratio columns "×1", "×2" (the caption names the baselines);
-    the figures are the same.
+    ``compact`` (labs at 80 columns) heads even a single case, leaves out the
+    minimum time and GB/s where FLOPs are counted, and heads the ratio columns
+    "×1", "×2" (the caption names the baselines); the figures are the same.
     """
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
                   header_style="bold", **({"box": None, "pad_edge": False} if compact else {}))
-    show_case = not compact and len({row.case for row in rows}) > 1
+    # A case name as a column of its own was squeezed to five characters a line beside a dozen figures.
+    headings = compact or len({row.case for row in rows}) > 1
     show_flops = any(row.gflops for row in rows)
     show_bytes = any(row.gbytes_per_s for row in rows) and not (compact and show_flops)
     show_peak = any(row.peak_bytes is not None for row in rows)
@@ -53,26 +53,25 @@ def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, com
     show_note = any(row.note for row in rows)
     ratio_heads = [f"×{i + 1}" if compact and len(baselines) > 1 else "×" if compact else f"× {base}"
                    for i, base in enumerate(baselines)]
-    columns = ["case"] * show_case + ["contender", "backend", "ms" if compact else "median ms"]
+    columns = ["contender", "backend", "ms" if compact else "median ms"]
     columns += ["min ms"] * (not compact) + ["GFLOP/s"] * show_flops + ["GB/s"] * show_bytes + ["roof"] * show_roof
     columns += ["MiB" if compact else "peak MiB"] * show_peak + ratio_heads + ["matches"] + ["note"] * show_note
     for name in columns:
-        left = name in ("case", "contender", "backend", "matches", "note")
-        # A long case name wraps in its own column (a bench table), or in the contender column where it is a
-        # heading (a lab's table), rather than widening the column until the figures to its right are cut.
-        heading = name == "case" or (compact and name == "contender")
+        left = name in ("contender", "backend", "matches", "note")
+        # A long case heading wraps in the contender column rather than widening it until the figures to its
+        # right are cut.
+        heading = headings and name == "contender"
         table.add_column(name, justify="left" if left else "right", no_wrap=name not in ("matches", "note") and
                          not heading, overflow="fold", max_width=CASE_WIDTH if heading else None)
     previous = None
     for row in rows:
-        if row.case != previous and (compact or previous is not None):
+        if row.case != previous:
             if previous is not None and not compact:
                 table.add_section()
-            if compact and row.case:
+            if headings and row.case:
                 table.add_row(Text(row.case, style="bold underline"))
         previous = row.case
         table.add_row(
-            *([row.case] if show_case else []),
             row.label,
             row.backend,
             f"{row.wall_s * 1e3:.3f}",
