@@ -173,11 +173,11 @@ def test_a_labs_table_wraps_a_long_case_heading_and_keeps_every_figure_whole():
     # A bench table (not compact, two cases) heads each case the same way, 160 columns when piped, and its
     # contender and note columns keep whole words.
     rows.insert(0, Profile("native", 0.027, name="verify 1 token", case="verify", matches=True,
-                           note="merged words kept from the last call"))
+                           note="long pieces by backtracking, linear time"))
     console = Console(width=160, record=True)
     console.print(profile_table(rows, ("target alone",)))
     text = console.export_text()
-    assert "3541.000" in text and "1.47" in text and "greedy" in text and "merged words kept from the" in text
+    assert "3541.000" in text and "1.47" in text and "greedy" in text and "long pieces by backtracking" in text
     assert "verify 1 token" in text and "speculative, k≤6, stop below 0.4" in text
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 160
     assert all(len(line.split("│")[1].strip()) <= CASE_WIDTH for line in text.splitlines() if line.count("│") > 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import random
 
 import pytest
 from hypothesis import given
@@ -149,6 +150,17 @@ def test_matches_hf_on_generated_multilingual_text(backend, text):
 )
 def test_matches_hf_on_special_cases(text):
     assert ours().encode(text) == hf_ids(text)
+
+
+@pytest.mark.native
+def test_long_pieces_backtrack_to_hfs_tokens():
+    # Pieces over 128 bytes take the backtracking encoder, its pair tests read off SmolLM2's merge tree.
+    rng = random.Random(5)
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(129, 3000)))
+             for alphabet in ("abcdefghijklmnopqrstuvwxyz", "etaoinshr", "ab", "éa", "!?.-") for _ in range(4)]
+    tok = ours("native")
+    assert tok.long_piece_path == "backtracking"
+    assert [tok.encode(t) for t in texts] == [hf_ids(t) for t in texts]
 
 
 def test_a_lone_surrogate_encodes_as_the_replacement_character():

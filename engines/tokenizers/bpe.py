@@ -145,20 +145,12 @@ class BPETokenizer:
         data = [to_utf8(t) for t in texts]
         return self._native.encode_batch_lists(data, threads)
 
-    def forget_merges(self) -> None:
-        """Empty the native encoder's cache of merged words, so the next encode costs what a first one did.
-
-        The C encoder remembers the ids of words that are not single tokens from call to call (as HF
-        tokenizers does); benchmarks call this to time a first encode beside a repeated one. No-op without C.
-        """
-        if self._native is not None:
-            self._native.forget()
-
     @property
     def long_piece_path(self) -> str:
-        """How a piece over 128 bytes is merged: "backtracking" (C, linear time), "heap" (C, O(n log n), for a
-        vocabulary with a token that its own bytes do not merge back to) or "reference" (bpe_reference.py's
-        Python)."""
+        """How a piece over 128 bytes is merged: "backtracking" (C, linear time), "backtracking, pairs by
+        encoding" (the same, slower per pair, for a vocabulary where some token is merged from a newer one), "heap"
+        (C, O(n log n), for a vocabulary with a token that its own bytes do not merge back to) or "reference"
+        (bpe_reference.py's Python)."""
         return self._native.long_piece_path if self._native is not None else "reference"
 
     def _resolve(self, which: SpecialSet, minus: set[str]) -> set[str]:

@@ -153,10 +153,6 @@ class NativeBPE:
             start += len(a)
         return lists
 
-    def forget(self) -> None:
-        """Empty the cache of merged pieces the C encoder keeps between calls (the next encode is a first one)."""
-        check_status("wb_bpe_forget", self._lib.wb_bpe_forget(self._bpe))
-
     def rank(self, token: bytes) -> int | None:
         """The rank of a byte string, or None when it is not a token."""
         if not token:
@@ -166,6 +162,9 @@ class NativeBPE:
 
     @property
     def long_piece_path(self) -> str:
-        """How pieces over 128 bytes are encoded: "backtracking" (linear time) or "heap" (O(n log n), kept for a
-        vocabulary with a token that its own bytes do not merge back to, or when the tables found no memory)."""
-        return "backtracking" if self._lib.wb_bpe_backtracks(self._bpe) == 1 else "heap"
+        """How pieces over 128 bytes are encoded: "backtracking" (linear time, each pair of neighbours tested on
+        the merge tree), "backtracking, pairs by encoding" (the same, testing a pair by encoding its bytes, for a
+        vocabulary where some token is merged from a newer one) or "heap" (O(n log n), kept for a vocabulary with
+        a token that its own bytes do not merge back to, or when the tables found no memory)."""
+        return {2: "backtracking", 1: "backtracking, pairs by encoding"}.get(
+            self._lib.wb_bpe_backtracks(self._bpe), "heap")

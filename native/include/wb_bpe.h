@@ -30,15 +30,13 @@ int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
                         const uint64_t *starts, size_t n_texts, uint32_t *out,
                         uint64_t *counts, int n_threads);
 
-/* Empties the cache of merged pieces that encoding keeps from call to call
- * (so the next encode runs as the first did); waits for a call using it. */
-int wb_bpe_forget(wb_bpe *bpe);
-
 /* The rank of one byte string, or -1 when it is not a token. */
 int64_t wb_bpe_rank(const wb_bpe *bpe, const uint8_t *bytes, size_t len);
-/* How pieces longer than 128 bytes are encoded: 1 by backtracking (linear),
+/* How pieces longer than 128 bytes are encoded: 2 by backtracking (linear),
+ * its pair tests read off the merge tree; 1 by backtracking, each pair tested
+ * by encoding it (a vocabulary where some token is merged from a newer one);
  * 0 by the heap (a vocabulary with a token that its own bytes do not merge
- * back to, or no memory for the tables), -1 for NULL.
+ * back to, or no memory for the tables); -1 for NULL.
  * Builds the backtracking tables if no long piece has yet. */
 int wb_bpe_backtracks(const wb_bpe *bpe);
 

@@ -12,8 +12,7 @@
  *  - short pieces use tiktoken's O(n^2) scan over a small stack array, which
  *    beats anything cleverer below WB_BPE_SHORT bytes, starting from a
  *    table of every two-byte rank;
- *  - a short piece merged once is remembered, across calls too
- *    (wb_piece_cache);
+ *  - a short piece merged once in a text is remembered (wb_piece_cache);
  *  - long pieces are encoded by backtracking over the text's longest
  *    tokens (the linear-time encoder of the `bpe` crate in GitHub's
  *    rust-gems, 2024), checked token pair by token pair, O(n) for a fixed
@@ -44,8 +43,6 @@ typedef struct {
     uint32_t len;
 } wb_slot;
 
-struct wb_piece_entry;
-
 struct wb_bpe {
     uint8_t *blob;
     uint64_t *offsets; /* n_ranks + 1 */
@@ -61,18 +58,25 @@ struct wb_bpe {
      * child of node v by byte b is found under key (v << 8 | b) + 1 in an
      * open-addressed table), each node's token rank or WB_NO_RANK, and for
      * each token the rank of its longest proper prefix that is a token. */
-    uint64_t *trie_keys;
-    uint32_t *trie_child;
+    struct {
+        uint64_t key; /* 0: an empty slot */
+        uint32_t child;
+    } *trie; /* one probe reads both: the longest-prefix walk misses the cache at every step */
     size_t trie_mask;
     uint32_t *node_rank;
     uint32_t *trie2; /* 65,536: the node after two bytes (b0 << 8 | b1), or 0 */
     uint32_t *shorter;
+    /* For valid_split: the two tokens each token is merged from (itself twice
+     * for one no merge makes), and the token of each merge, open-addressed
+     * under key (left << 32 | right) + 1. */
+    uint32_t (*split)[2];
+    struct {
+        uint64_t key; /* 0: an empty slot */
+        uint32_t token;
+    } *merges;
+    size_t merge_mask;
     int backtrack; /* 1 when every token encodes to itself (see build_backtrack) */
     int prepared;  /* 0, 1 while the fields above are built (on the first long piece), 2 once they are */
-    /* The piece cache kept from call to call (see wb_piece_cache), made on the
-     * first encode; kept_busy is 1 while a call holds it. */
-    struct wb_piece_entry *kept;
-    int kept_busy;
 };
 
 /* The first min(n, 8) bytes of p as a little-endian integer, zero-padded.
@@ -118,6 +122,19 @@ static inline int find(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t rea
             return 1;
         }
     }
+}
+
+static inline size_t token_len(const wb_bpe *bpe, uint32_t rank)
+{
+    return bpe->offsets[rank + 1] - bpe->offsets[rank];
+}
+
+static void drop_splits(wb_bpe *bpe)
+{
+    free(bpe->split);
+    free(bpe->merges);
+    bpe->split = NULL;
+    bpe->merges = NULL;
 }
 
 int wb_bpe_new(wb_bpe **out, const uint8_t *blob, const uint64_t *offsets,
@@ -210,12 +227,11 @@ void wb_bpe_free(wb_bpe *bpe)
     free(bpe->offsets);
     free(bpe->slots);
     free(bpe->pair_rank);
-    free(bpe->trie_keys);
-    free(bpe->trie_child);
+    free(bpe->trie);
     free(bpe->node_rank);
     free(bpe->trie2);
     free(bpe->shorter);
-    free(bpe->kept);
+    drop_splits(bpe);
     free(bpe);
 }
 
@@ -236,10 +252,11 @@ static inline uint32_t span_rank(const wb_bpe *bpe, const uint8_t *p, size_t a, 
 
 /* tiktoken's scan: starts[k] is where part k begins (starts[n_parts] = n),
  * ranks[k] the rank of parts k and k+1 joined; both have room for n + 1.
- * Returns the number of parts left, or 0 as soon as a merge would join the
- * bytes before `cut` to those after it (cut 0: never stop). */
+ * Only merges ranked below `below` are made (WB_NO_RANK: all). Returns the
+ * number of parts left, or 0 as soon as a merge would join the bytes before
+ * `cut` to those after it (cut 0: never stop). */
 static size_t merge_parts(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *starts,
-                          uint32_t *ranks, size_t cut)
+                          uint32_t *ranks, size_t cut, uint32_t below)
 {
     size_t parts = n;
     for (size_t k = 0; k <= n; k++)
@@ -247,14 +264,14 @@ static size_t merge_parts(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t 
     for (size_t k = 0; k + 1 < parts; k++)
         ranks[k] = bpe->pair_rank[p[k] << 8 | p[k + 1]];
     while (parts > 1) {
-        uint32_t best = WB_NO_RANK;
+        uint32_t best = below;
         size_t at = 0;
         for (size_t k = 0; k + 1 < parts; k++)
             if (ranks[k] < best) {
                 best = ranks[k];
                 at = k;
             }
-        if (best == WB_NO_RANK)
+        if (best == below)
             break;
         if (starts[at + 1] == cut)
             return 0;
@@ -275,7 +292,7 @@ static size_t merge_parts(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t 
 static size_t merge_scan(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out,
                          uint32_t *starts, uint32_t *ranks)
 {
-    size_t parts = merge_parts(bpe, p, n, readable, starts, ranks, 0);
+    size_t parts = merge_parts(bpe, p, n, readable, starts, ranks, 0, WB_NO_RANK);
     for (size_t k = 0; k < parts; k++)
         out[k] = span_rank(bpe, p, starts[k], starts[k + 1], readable);
     return parts;
@@ -300,29 +317,146 @@ static inline uint32_t trie_next(const wb_bpe *bpe, uint32_t node, uint8_t byte)
 {
     uint64_t key = ((uint64_t)node << 8 | byte) + 1;
     for (size_t i = trie_slot(bpe, key);; i = (i + 1) & bpe->trie_mask) {
-        if (bpe->trie_keys[i] == key)
-            return bpe->trie_child[i];
-        if (bpe->trie_keys[i] == 0)
+        if (bpe->trie[i].key == key)
+            return bpe->trie[i].child;
+        if (bpe->trie[i].key == 0)
             return 0;
     }
 }
 
+/* The token the merge of tokens a and b makes, or WB_NO_RANK. */
+static inline uint32_t merged(const wb_bpe *bpe, uint32_t a, uint32_t b)
+{
+    uint64_t key = ((uint64_t)a << 32 | b) + 1;
+    for (size_t i = (size_t)wb_mix64(key) & bpe->merge_mask;; i = (i + 1) & bpe->merge_mask) {
+        if (bpe->merges[i].key == key)
+            return bpe->merges[i].token;
+        if (bpe->merges[i].key == 0)
+            return WB_NO_RANK;
+    }
+}
+
+/* Whether tokens a then b stay two tokens when their bytes are encoded
+ * together, read off the merges instead of encoding (is_valid_token_pair in
+ * the bpe crate, rust-gems 2024). Undo the later of the two tokens' last
+ * merges, one at a time, walking down the sides that touch the boundary;
+ * the pair is invalid as soon as the two tokens now touching it merge into
+ * a token BPE would make before the one just undone (before a merge of the
+ * left token, or no later than one of the right: ties go to the leftmost
+ * pair), and valid when both sides are down to tokens no merge makes.
+ * limit is one past the highest rank such a cross merge may have. */
+static int valid_split(const wb_bpe *bpe, uint32_t a, uint32_t b)
+{
+    uint64_t limit = UINT64_MAX;
+    for (;;) {
+        uint32_t across = merged(bpe, a, b);
+        if (across != WB_NO_RANK && across < limit)
+            return 0;
+        if (a > b) {
+            limit = a;
+            a = bpe->split[a][1];
+            if (a == limit) {
+                limit = (uint64_t)b + 1;
+                b = bpe->split[b][0];
+                if ((uint64_t)b + 1 == limit)
+                    return 1;
+            }
+        } else {
+            limit = (uint64_t)b + 1;
+            b = bpe->split[b][0];
+            if ((uint64_t)b + 1 == limit) {
+                limit = a;
+                a = bpe->split[a][1];
+                if (a == limit)
+                    return 1;
+            }
+        }
+    }
+}
+
+/* Whether tokens a, b (a's bytes at p[0 .. la), b's right after, lb of them)
+ * stay two tokens when their bytes are encoded together, by encoding them:
+ * the scan on la + lb bytes reaches exactly [a, b] before any merge across.
+ * scratch has room for 2 (la + lb + 1). */
+static int valid_by_merging(const wb_bpe *bpe, const uint8_t *p, size_t la, size_t lb, size_t readable,
+                            uint32_t *scratch)
+{
+    size_t n = la + lb;
+    /* Two parts split where a ends are a and b: a token's bytes name it. */
+    return merge_parts(bpe, p, n, readable, scratch, scratch + n + 1, la, WB_NO_RANK) == 2;
+}
+
+/* split and the merge table, rank by rank: token r is merged from the pair
+ * (prefix token, rest) that valid_split accepts, trying its prefix tokens
+ * longest first (as the bpe crate does). Needs shorter[]. valid_split holds
+ * only where every token is the merge of two of lower rank, as in a vocabulary
+ * learned merge by merge; in one where BPE makes some token from a newer one
+ * (tiktoken's rule allows it: "acbb" from "ac" and "bb" with "ac" ranked
+ * after "acbb"), or where a split is not BPE's own last merge, the tables are
+ * dropped and valid_pair encodes instead. */
+static int build_splits(wb_bpe *bpe)
+{
+    size_t n_slots = wb_pow2_at_least(2 * bpe->n_ranks);
+    bpe->split = malloc(bpe->n_ranks * sizeof *bpe->split);
+    bpe->merges = calloc(n_slots, sizeof *bpe->merges);
+    if (!bpe->split || !bpe->merges)
+        return WB_ERR_NO_MEMORY;
+    bpe->merge_mask = n_slots - 1;
+    for (size_t r = 0; r < bpe->n_ranks; r++) {
+        const uint8_t *p = bpe->blob + bpe->offsets[r];
+        size_t n = bpe->offsets[r + 1] - bpe->offsets[r];
+        bpe->split[r][0] = bpe->split[r][1] = (uint32_t)r;
+        uint32_t left = n >= 2 ? bpe->shorter[r] : WB_NO_RANK;
+        for (; left != WB_NO_RANK; left = bpe->shorter[left]) {
+            size_t taken = token_len(bpe, left);
+            uint32_t right;
+            if (left < r && find(bpe, p + taken, n - taken, n - taken, &right) && right < r
+                && valid_split(bpe, left, right)) {
+                uint64_t key = ((uint64_t)left << 32 | right) + 1;
+                size_t i = (size_t)wb_mix64(key) & bpe->merge_mask;
+                while (bpe->merges[i].key != 0)
+                    i = (i + 1) & bpe->merge_mask;
+                bpe->merges[i].key = key;
+                bpe->merges[i].token = (uint32_t)r;
+                bpe->split[r][0] = left;
+                bpe->split[r][1] = right;
+                break;
+            }
+        }
+    }
+    /* Each split must be where the scan, making only merges ranked below the token, stops. */
+    uint32_t *scratch = malloc(2 * (bpe->max_len + 1) * sizeof *scratch);
+    if (!scratch)
+        return WB_ERR_NO_MEMORY;
+    for (size_t r = 0; r < bpe->n_ranks; r++) {
+        size_t n = token_len(bpe, (uint32_t)r);
+        uint32_t left = bpe->split[r][0];
+        if (n >= 2 && (left == r || merge_parts(bpe, bpe->blob + bpe->offsets[r], n, n, scratch, scratch + n + 1, 0,
+                                                (uint32_t)r) != 2 || scratch[1] != token_len(bpe, left))) {
+            drop_splits(bpe);
+            break;
+        }
+    }
+    free(scratch);
+    return WB_OK;
+}
+
 /* Builds the trie and shorter[], then checks that every token of two or more
- * bytes encodes to itself by the scan. Backtracking is exact only then (its
- * pair test assumes each token is reachable by merges); a vocabulary that
- * fails keeps the heap (bpe->backtrack stays 0). About 0.1 s for cl100k, so
- * it waits for the first piece that needs it. */
+ * bytes encodes to itself by the scan, then builds the merge tables
+ * (build_splits). Backtracking is exact only then (its pair test assumes each
+ * token is reachable by merges); a vocabulary that fails keeps the heap
+ * (bpe->backtrack stays 0). About 0.13 s for cl100k, so it waits for the
+ * first piece that needs it. */
 static int build_backtrack(wb_bpe *bpe)
 {
     size_t total = bpe->offsets[bpe->n_ranks];
     if (total >= UINT32_MAX)
         return WB_ERR_TOO_LARGE; /* trie nodes are 32-bit; such a vocabulary keeps the heap */
     size_t n_slots = wb_pow2_at_least(total + total / 2 + 2);
-    bpe->trie_keys = calloc(n_slots, sizeof *bpe->trie_keys);
-    bpe->trie_child = malloc(n_slots * sizeof *bpe->trie_child);
+    bpe->trie = calloc(n_slots, sizeof *bpe->trie);
     bpe->node_rank = malloc((total + 1) * sizeof *bpe->node_rank);
     bpe->shorter = malloc(bpe->n_ranks * sizeof *bpe->shorter);
-    if (!bpe->trie_keys || !bpe->trie_child || !bpe->node_rank || !bpe->shorter)
+    if (!bpe->trie || !bpe->node_rank || !bpe->shorter)
         return WB_ERR_NO_MEMORY;
     bpe->trie_mask = n_slots - 1;
     uint32_t nodes = 1;
@@ -337,11 +471,11 @@ static int build_backtrack(wb_bpe *bpe)
             if (child == 0) {
                 uint64_t key = ((uint64_t)node << 8 | p[i]) + 1;
                 size_t j = trie_slot(bpe, key);
-                while (bpe->trie_keys[j] != 0)
+                while (bpe->trie[j].key != 0)
                     j = (j + 1) & bpe->trie_mask;
                 child = nodes++;
-                bpe->trie_keys[j] = key;
-                bpe->trie_child[j] = child;
+                bpe->trie[j].key = key;
+                bpe->trie[j].child = child;
                 bpe->node_rank[child] = WB_NO_RANK;
             }
             if (i + 1 < n && bpe->node_rank[child] != WB_NO_RANK)
@@ -382,7 +516,7 @@ static int build_backtrack(wb_bpe *bpe)
     }
     free(scratch);
     bpe->backtrack = proper;
-    return WB_OK;
+    return proper ? build_splits(bpe) : WB_OK;
 }
 
 /* Whether merge_backtrack may run. The first caller builds its tables (a
@@ -424,10 +558,12 @@ typedef struct {
 } wb_pair_cache;
 
 /* Whether tokens a, b (a's bytes at p[0 .. la), b's right after, lb of them)
- * stay two tokens when their bytes are encoded together: the scan on la + lb
- * bytes gives exactly [a, b]. This is the definition of a compatible pair in
- * the bpe crate; a BPE encoding has only compatible neighbours, and a token
- * sequence whose neighbours are all compatible is the encoding. */
+ * stay two tokens when their bytes are encoded together, remembered for the
+ * piece: read off the merges (valid_split) where the vocabulary allows, else
+ * by encoding them (valid_by_merging, scratch for it). This is the
+ * definition of a compatible pair in the bpe crate; a BPE encoding has only
+ * compatible neighbours, and a token sequence whose neighbours are all
+ * compatible is the encoding. */
 static int valid_pair(const wb_bpe *bpe, const uint8_t *p, uint32_t a, size_t la, uint32_t b, size_t lb,
                       size_t readable, wb_pair_cache *cache, uint32_t *scratch)
 {
@@ -435,18 +571,10 @@ static int valid_pair(const wb_bpe *bpe, const uint8_t *p, uint32_t a, size_t la
     size_t slot = (size_t)wb_mix64(key) & cache->mask;
     if (cache->key[slot] == key)
         return cache->valid[slot];
-    size_t n = la + lb;
-    uint32_t *starts = scratch, *ranks = scratch + n + 1;
-    /* Two parts split where a ends are a and b: a token's bytes name it. */
-    int valid = merge_parts(bpe, p, n, readable, starts, ranks, la) == 2;
+    int valid = bpe->split ? valid_split(bpe, a, b) : valid_by_merging(bpe, p, la, lb, readable, scratch);
     cache->key[slot] = key;
     cache->valid[slot] = (uint8_t)valid;
     return valid;
-}
-
-static inline size_t token_len(const wb_bpe *bpe, uint32_t rank)
-{
-    return bpe->offsets[rank + 1] - bpe->offsets[rank];
 }
 
 /* The longest token that p[0 .. n) starts with (a single byte at least). */
@@ -478,9 +606,11 @@ static uint32_t longest_prefix(const wb_bpe *bpe, const uint8_t *p, size_t n)
  * out (no encoding has a token boundary there) and step back one token.
  * A position is ruled out at most once, and between two rulings the tokens
  * tried from a position are at most max_len, so the work is O(n max_len)
- * pair tests, each cached. Returns WB_ERR_BAD_VOCAB, before writing *n_out,
- * only if every start were ruled out, which the proof excludes for a vocabulary
- * that passed build_backtrack; the caller then keeps the heap's answer. */
+ * pair tests, each cached and each a walk down the merges that made the
+ * pair (valid_split), at most one step per byte of the two. Returns
+ * WB_ERR_BAD_VOCAB, before writing *n_out, only if every start were ruled
+ * out, which the proof excludes for a vocabulary that passed build_backtrack;
+ * the caller then keeps the heap's answer. */
 static int merge_backtrack(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t readable, uint32_t *out,
                            size_t *n_out)
 {
@@ -488,9 +618,9 @@ static int merge_backtrack(const wb_bpe *bpe, const uint8_t *p, size_t n, size_t
     size_t slots = wb_pow2_at_least(n / 4);
     slots = slots < WB_PAIR_CACHE_MIN ? WB_PAIR_CACHE_MIN : slots > WB_PAIR_CACHE_MAX ? WB_PAIR_CACHE_MAX : slots;
     wb_pair_cache cache_ = {calloc(slots, sizeof(uint64_t)), malloc(slots), slots - 1}, *cache = &cache_;
-    uint32_t *scratch = malloc(2 * (2 * bpe->max_len + 1) * sizeof *scratch);
+    uint32_t *scratch = bpe->split ? NULL : malloc(2 * (2 * bpe->max_len + 1) * sizeof *scratch);
     int status = WB_OK;
-    if (!ruled_out || !cache->key || !cache->valid || !scratch) {
+    if (!ruled_out || !cache->key || !cache->valid || (!bpe->split && !scratch)) {
         status = WB_ERR_NO_MEMORY;
         goto done;
     }
@@ -634,25 +764,24 @@ done:
 
 int wb_bpe_backtracks(const wb_bpe *bpe)
 {
-    return bpe ? backtrack_ready(bpe, 1) : -1;
+    if (!bpe)
+        return -1;
+    return backtrack_ready(bpe, 1) ? (bpe->split ? 2 : 1) : 0;
 }
 
 /* Short pieces that are not tokens, with their ids, so a word met again
  * costs one lookup instead of a merge (words recur: in the plays, most
- * pieces that need merging were merged before). Direct-mapped, 72 bytes a
- * slot. The encoder keeps one of WB_PIECE_KEPT_SLOTS slots (2.4 MB) from call
- * to call, as HF tokenizers keeps its word cache: words recur across texts
- * too, and a short text then merges nothing it has met before. One call
- * holds it at a time, so it needs no lock; a call (or a batch's thread) that
- * finds it held makes its own, a slot per 256 bytes of text, and frees it. */
+ * pieces that need merging were merged before). Direct-mapped, a slot per
+ * 256 bytes of text up to WB_PIECE_SLOTS_MAX (72 bytes a slot), so a short
+ * text clears a small table; one per thread of one encode call, so it needs
+ * no lock. */
 #define WB_PIECE_SLOTS_MIN 16
 #define WB_PIECE_SLOTS_MAX 16384
-#define WB_PIECE_KEPT_SLOTS 32768
 #define WB_PIECE_BYTES 24
 #define WB_PIECE_IDS 8
 #define WB_PIECE_MIN_TEXT 4096
 
-typedef struct wb_piece_entry {
+typedef struct {
     uint8_t len; /* 0: empty */
     uint8_t n_ids;
     uint8_t bytes[WB_PIECE_BYTES];
@@ -674,62 +803,6 @@ static int piece_cache_new(wb_piece_cache *cache, size_t bytes)
     cache->slot = calloc(slots, sizeof *cache->slot);
     cache->mask = slots - 1;
     return cache->slot != NULL;
-}
-
-/* The cache kept across calls into *cache, unless another call holds it (or
- * there is no memory for it): 1 when taken, then give it back with
- * piece_cache_give_back. */
-static int piece_cache_take(const wb_bpe *shared, wb_piece_cache *cache)
-{
-    wb_bpe *bpe = (wb_bpe *)shared; /* the cache is the one thing an encode changes */
-    int expected = 0;
-    if (!__atomic_compare_exchange_n(&bpe->kept_busy, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-        return 0;
-    if (!bpe->kept)
-        bpe->kept = calloc(WB_PIECE_KEPT_SLOTS, sizeof *bpe->kept);
-    if (!bpe->kept) {
-        __atomic_store_n(&bpe->kept_busy, 0, __ATOMIC_RELEASE);
-        return 0;
-    }
-    cache->slot = bpe->kept;
-    cache->mask = WB_PIECE_KEPT_SLOTS - 1;
-    return 1;
-}
-
-static void piece_cache_give_back(const wb_bpe *shared)
-{
-    __atomic_store_n(&((wb_bpe *)shared)->kept_busy, 0, __ATOMIC_RELEASE);
-}
-
-/* A cache for one call into *cache: the kept one if free, else a new one for
- * `bytes` of text. Returns 1 (kept), 2 (new: free it) or 0 (none); pass the
- * result to piece_cache_done. */
-static int piece_cache_open(const wb_bpe *bpe, wb_piece_cache *cache, size_t bytes)
-{
-    if (piece_cache_take(bpe, cache))
-        return 1;
-    return piece_cache_new(cache, bytes) ? 2 : 0;
-}
-
-static void piece_cache_done(const wb_bpe *bpe, wb_piece_cache *cache, int which)
-{
-    if (which == 1)
-        piece_cache_give_back(bpe);
-    else if (which == 2)
-        free(cache->slot);
-}
-
-int wb_bpe_forget(wb_bpe *bpe)
-{
-    if (!bpe)
-        return WB_ERR_NULL_POINTER;
-    int expected = 0;
-    while (!__atomic_compare_exchange_n(&bpe->kept_busy, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-        expected = 0;
-    free(bpe->kept);
-    bpe->kept = NULL;
-    __atomic_store_n(&bpe->kept_busy, 0, __ATOMIC_RELEASE);
-    return WB_OK;
 }
 
 /* Encodes one piece into out (room for n ids); readable >= n bytes from p; cache may be NULL. */
@@ -796,9 +869,10 @@ int wb_bpe_encode(const wb_bpe *bpe, const uint8_t *text, size_t len,
     if (len > UINT32_MAX)
         return WB_ERR_BAD_SIZE;
     wb_piece_cache cache;
-    int which = piece_cache_open(bpe, &cache, len);
-    int status = encode_text(bpe, text, len, out, n_out, which ? &cache : NULL);
-    piece_cache_done(bpe, &cache, which);
+    int cached = piece_cache_new(&cache, len);
+    int status = encode_text(bpe, text, len, out, n_out, cached ? &cache : NULL);
+    if (cached)
+        free(cache.slot);
     return status;
 }
 
@@ -818,21 +892,22 @@ int wb_bpe_encode_batch(const wb_bpe *bpe, const uint8_t *text,
     size_t total = n_texts ? starts[n_texts] - starts[0] : 0;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && n_texts > 1)
     {
-        /* One cache per thread for all its texts: the kept one for the first thread to ask. */
+        /* One cache per thread, kept across its texts. */
         wb_piece_cache cache;
-        int which = piece_cache_open(bpe, &cache, total);
+        int cached = piece_cache_new(&cache, total);
 #pragma omp for schedule(dynamic, 1)
         for (long long t = 0; t < n; t++) {
             size_t produced = 0;
             int s = encode_text(bpe, text + starts[t], starts[t + 1] - starts[t], out + starts[t], &produced,
-                                which ? &cache : NULL);
+                                cached ? &cache : NULL);
             counts[t] = produced;
             if (s != WB_OK) {
 #pragma omp atomic write
                 status = s;
             }
         }
-        piece_cache_done(bpe, &cache, which);
+        if (cached)
+            free(cache.slot);
     }
     return status;
 }
