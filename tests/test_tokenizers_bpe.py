@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import random
 import string
+import sys
 
 import pytest
 import tiktoken
@@ -79,7 +80,8 @@ def test_native_pretokeniser_matches_regex(pattern, text):
 LONG_WORDS = st.lists(
     st.one_of(
         st.text(alphabet="abcxyzABCXYZ", min_size=1, max_size=70),
-        st.sampled_from(["é", "Straße", "ǅ", "\u0301", "日本", "٣", "7", "'s", "'", " ", "\n", "-", "\t", "ſ"]),
+        st.sampled_from(["é", "Straße", "ǅ", "\u0301", "日本", "٣", "7", "'s", "'", " ", "\n", "-", "\t", "ſ",
+                         "@", "[", "`", "{"]),  # the bytes either side of the letter ranges
     ),
     max_size=30,
 ).map("".join)
@@ -177,11 +179,12 @@ def test_cl100k_matches_tiktoken_on_special_cases(text):
 
 
 @pytest.mark.native
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="reads CPython's UTF-8 of a str")
 @pytest.mark.parametrize("text", ["ascii words " * 6000, "Ünïcödé 中文 " * 6000, "\ud83d lone surrogate " * 4000])
-def test_long_texts_are_read_in_place_when_utf8_can_hold_them(text):
+def test_long_texts_are_read_in_place_when_utf8_can_hold_them(text, monkeypatch):
     import ctypes
 
-    from workbench_engines.tokenizers.bpe_native import VIEW_MIN_CHARS, utf8_view
+    from workbench_engines.tokenizers.bpe_native import VIEW_MIN_CHARS, NativeBPE, Utf8View, utf8_view
 
     assert len(text) >= VIEW_MIN_CHARS and utf8_view(text[:100]) is None
     view = utf8_view(text)
@@ -189,7 +192,11 @@ def test_long_texts_are_read_in_place_when_utf8_can_hold_them(text):
         assert view is None  # copied with the surrogate replaced, as tiktoken does
     else:
         assert ctypes.string_at(view.address, view.size) == text.encode("utf-8")
+    given = []
+    encode = NativeBPE.encode
+    monkeypatch.setattr(NativeBPE, "encode", lambda self, data: given.append(type(data)) or encode(self, data))
     assert ours("native").encode(text) == tk().encode(text)
+    assert given == [bytes if view is None else Utf8View]
 
 
 @pytest.mark.native

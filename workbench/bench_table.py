@@ -19,7 +19,8 @@ columns would squeeze the contender and note columns to nothing."""
 def print_report(report: Report) -> None:
     console = _console()
     title = f"workbench bench {report.benchmark}: {report.description}"
-    if console.width >= FULL_WIDTH:
+    full = console.width >= FULL_WIDTH
+    if full:
         console.print(profile_table(report.rows, report.baselines, title=title))
     else:
         console.print(profile_table(report.rows, report.baselines, compact=True, title=title,
@@ -30,8 +31,9 @@ def print_report(report: Report) -> None:
         console.print(report.roofline.line(), highlight=False)
     env = report.environment
     console.print(
-        f"{sources_line(report.rows)} (fewer for slow cases); × X = X's median / this median (higher is faster). "
-        f"FLOPs and bytes counted from the shapes.\n"
+        f"{sources_line(report.rows)} (fewer for slow cases); "
+        + ("× X = X's median / this median (higher is faster). " if full else "")
+        + "FLOPs and bytes counted from the shapes.\n"
         f"python {env['python']} on {env['cpu']}, {env['cpus']} CPUs; native: {env['native']}"
         + (f"\nGPU present: {env['gpu']} (GPU rows synchronise the device after each run)" if "gpu" in env else "")
     )

@@ -148,7 +148,7 @@ class BPETokenizer:
     @property
     def long_piece_path(self) -> str:
         """How a piece over 128 bytes is merged: "backtracking" (C, linear time), "backtracking, pairs by
-        encoding" (the same, slower per pair, for a vocabulary where some token is merged from a newer one), "heap"
+        encoding" (the same, slower per pair, for a vocabulary whose merge tree it cannot read), "heap"
         (C, O(n log n), for a vocabulary with a token that its own bytes do not merge back to) or "reference"
         (bpe_reference.py's Python)."""
         return self._native.long_piece_path if self._native is not None else "reference"
@@ -202,9 +202,7 @@ class BPETokenizer:
             return []
         if self._native is not None:
             if self._native_pattern is not None:
-                from workbench_engines.tokenizers.bpe_native import utf8_view
-
-                data = utf8_view(text)
+                data = self._native.utf8_view(text)
                 return self._native.to_list(self._native.encode(data if data is not None else to_utf8(text)))
             pieces = [to_utf8(p) for p in self._split.findall(text)]
             return [i for a in self._native.encode_batch(pieces, 1) for i in a.tolist()]

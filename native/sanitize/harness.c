@@ -284,12 +284,11 @@ static void test_paged(void)
                                                         NULL, NULL, 0, 0, BAD_THREADS[t]), WB_ERR_BAD_THREADS);
 }
 
-/* Pieces over 128 bytes: backtracking with a vocabulary whose tokens all encode to themselves ("aa", "aaaa"),
- * the heap with one whose "abc" no merge reaches. */
+/* Pieces over 128 bytes, one vocabulary a path: "aa", "aaaa", merged in rank order (backtracking, pairs tested
+ * on the merge tree); "acbb" merged from the newer "ac" (backtracking, pairs tested by encoding); "abc", which
+ * its own bytes do not make (the heap). */
 static void test_bpe_long_pieces(void)
 {
-    /* Merge-ordered (pairs tested on the merge tree); "acbb" merged from the newer "ac" (pairs tested by
-     * encoding); "abc", which its own bytes do not make (the heap). */
     static const char *extra[3][3] = {{"aa", "aaaa", NULL}, {"bb", "acbb", "ac"}, {"abc", NULL, NULL}};
     static const int want[3] = {2, 1, 0};
     static const int count[3] = {76, 76, 301};

@@ -207,7 +207,8 @@ static size_t next_gpt2(const uint8_t *s, size_t n, size_t i, int digits_apart)
 
 static size_t next_cl100k(const uint8_t *s, size_t n, size_t i)
 {
-    /* [^\r\n\p{L}\p{N}]?+\p{L}++ on an ASCII word, alone or after one ASCII mark */
+    /* [^\r\n\p{L}\p{N}]?+\p{L}++ on an ASCII word, alone or after one ASCII character that is not a letter,
+     * digit, newline or apostrophe */
     uint8_t b0 = s[i];
     if (ascii_letter(b0))
         return letters_end(s, n, i + 1);

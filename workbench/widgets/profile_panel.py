@@ -28,8 +28,8 @@ def _roof(row: Profile) -> str:
 
 
 CASE_WIDTH = 40
-"""The widest a column holding case names grows: the case column of a bench table, and the contender column of a
-lab's (80 columns in all), where each case is a heading line."""
+"""The widest the contender column grows where it also holds each case's name as a heading line (a lab's table, and
+a bench table of several cases), so a long name wraps instead of cutting the figures to its right."""
 
 
 def profile_table(rows: Sequence[Profile], baselines: Sequence[str] = (), *, compact: bool = False,
