@@ -36,8 +36,8 @@ int64_t wb_bpe_rank(const wb_bpe *bpe, const uint8_t *bytes, size_t len);
  * its pair tests read off the merge tree; 1 by backtracking, each pair tested
  * by encoding it (a vocabulary where some token is merged from a newer one,
  * or whose merge tree does not match its encoding, or no memory for the merge
- * tables); 0 by the heap (a vocabulary with a token that its own bytes do not merge
- * back to, or no memory for the tables); -1 for NULL.
+ * tables); 0 by the heap (a vocabulary with a token that its own bytes do not
+ * merge back to, or no memory for the trie); -1 for NULL.
  * Builds the backtracking tables if no long piece has yet. */
 int wb_bpe_backtracks(const wb_bpe *bpe);
 

@@ -100,7 +100,8 @@ static inline int ascii_letter(uint8_t c) { return (uint8_t)((c | 0x20) - 'a') <
 /* run_end(s, n, i, WB_UC_LETTER) for text that is mostly ASCII: ASCII letters 32
  * at a time where AVX2 is compiled in, then run_end from the first non-ASCII
  * byte. Most pieces of English are an ASCII word, alone or after one space or
- * mark; this and the word fast paths below took about 30% off the scan. */
+ * other ASCII character; this and the word fast paths below took about 30% off
+ * the scan. */
 static inline size_t letters_end(const uint8_t *s, size_t n, size_t i)
 {
 #ifdef __AVX2__
