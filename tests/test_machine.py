@@ -174,7 +174,8 @@ def test_an_80_column_terminal_gets_a_labs_compact_table_with_every_name_and_fig
     from dataclasses import replace
 
     ratios = {"torch SDPA 1T": 1.25, "native 1T": 1.0}
-    rows = [replace(_row(name, flops=1e9), case="causal seq 4096 d128", ratios=ratios)
+    rows = [replace(_row(name, flops=1e9), case="causal seq 4096 d128", ratios=ratios,
+                    note="avx2, 32 registers of 8 floats" if name == "native 2T" else "")
             for name in ("native 1T", "native 2T", "torch SDPA 1T")]
     report = Report("toy", "a toy", ("torch SDPA 1T", "native 1T"), rows, environment())
     for width, compact in ((80, True), (160, False)):
@@ -185,3 +186,6 @@ def test_an_80_column_terminal_gets_a_labs_compact_table_with_every_name_and_fig
         assert all(name in text for name in ("native 1T", "native 2T", "torch SDPA 1T", "1.25"))
         assert ("×1: torch SDPA 1T ÷ this" in text) == compact and ("min ms" in text) != compact
         assert ("× X = X's median" in text) != compact
+        # Under the compact table each note is whole, on one line with its case and contender.
+        noted = "causal seq 4096 d128: native 2T: avx2, 32 registers of 8 floats"
+        assert (noted in text.splitlines()) == compact and "32 registers" in text

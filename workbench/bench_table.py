@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.console import Console
 
 from workbench_engines.profiling import Report
@@ -12,8 +14,8 @@ BUSY_WARNING = 0.1
 
 
 FULL_WIDTH = 120
-"""Narrower than this (an 80-column terminal), a report prints a lab's compact table: the full one's dozen
-columns would squeeze the contender and note columns to nothing."""
+"""Narrower than this (an 80-column terminal), a report prints a lab's compact table with each row's note under it:
+the full one's dozen columns would squeeze the contender and note columns to nothing."""
 
 
 def print_report(report: Report) -> None:
@@ -23,8 +25,12 @@ def print_report(report: Report) -> None:
     if full:
         console.print(profile_table(report.rows, report.baselines, title=title))
     else:
-        console.print(profile_table(report.rows, report.baselines, compact=True, title=title,
+        rows = [replace(row, note="") for row in report.rows]
+        console.print(profile_table(rows, report.baselines, compact=True, title=title,
                                     caption=ratios_line(report.baselines)))
+        for case in dict.fromkeys(row.case for row in report.rows if row.note):
+            notes = "; ".join(f"{row.label}: {row.note}" for row in report.rows if row.case == case and row.note)
+            console.print(f"{case}: {notes}" if case else notes, highlight=False)
     if report.summary:
         console.print(report.summary, highlight=False)
     if report.roofline:
