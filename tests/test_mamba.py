@@ -69,7 +69,9 @@ def test_decoding_token_by_token_gives_the_parallel_forwards_logits(rng):
     ids = torch.from_numpy(rng.integers(0, 50, (3, 11)))
     with torch.no_grad():
         full = model(ids)  # (B, T, V)
-    assert full.std() > 0.2  # the logits are not all near zero, so the comparison means something
+    # The logits stand well clear of the 1e-4 tolerance, so the comparison means something (their spread was
+    # 0.19-0.6 over 300 seeds; 0.2 here failed CI once, at 0.194).
+    assert full.std() > 0.1
     state = model.new_state(3)
     stepped = torch.stack([model.step(ids[:, t], state) for t in range(11)], dim=1)
     torch.testing.assert_close(stepped, full, rtol=1e-4, atol=1e-4)
