@@ -299,6 +299,10 @@ def test_special_tokens_follow_tiktoken(backend):
     text = "hi <|endoftext|> there <|fim_prefix|>"
     with pytest.raises(SpecialTokenError, match="<\\|endoftext\\|>"):
         tokenizer.encode(text)
+    # Text with the tokens' first character "<" but no whole token is ordinary; a token after one is still found.
+    assert tokenizer.encode("a <| b <|endof") == tk().encode("a <| b <|endof")
+    with pytest.raises(SpecialTokenError, match="fim_middle"):
+        tokenizer.encode("a <| b <|fim_middle|>")
     for allowed in ("all", {"<|endoftext|>"}):
         assert tokenizer.encode(text, allowed_special=allowed, disallowed_special=()) == tk().encode(
             text, allowed_special=allowed, disallowed_special=()
@@ -340,6 +344,37 @@ def test_encode_batch_equals_encode(threads, rng):
     starts = sorted(rng.integers(0, len(text), 40).tolist())
     docs = [text[a : a + int(rng.integers(0, 3000))] for a in starts] + ["", "x"]
     assert ours().encode_batch(docs, threads=threads) == [tk().encode(d) for d in docs]
+    docs[3:3] = ["a <|endoftext|> b", "<|fim_middle|>"]
+    assert ours().encode_ordinary_batch(docs, threads=threads) == tk().encode_ordinary_batch(docs)
+    with pytest.raises(SpecialTokenError, match="<\\|endoftext\\|>"):
+        ours().encode_batch(docs, threads=threads)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_encode_ordinary_batch_reads_special_token_text_as_text(backend):
+    docs = ["hi <|endoftext|> there", "", "<|", "x <|fim_prefix|>"]
+    assert ours(backend).encode_ordinary_batch(docs, threads=1) == tk().encode_ordinary_batch(docs)
+
+
+
+@pytest.mark.native
+def test_id_lists_share_one_scratch_only_while_it_is_free(monkeypatch):
+    from workbench_engines.tokenizers import bpe_native
+
+    fresh = load("cl100k_base", backend="native")
+    native = fresh._native
+    text = corpus_text()
+    # Long, shorter, longer again: the scratch grows and a shorter list never carries the longer one's tail.
+    for size in (40_000, 20_000, 90_000):
+        assert fresh.encode(text[:size]) == tk().encode(text[:size])
+    scratch = native._scratch
+    assert len(scratch) >= 20_000
+    scratch[:] = None
+    with native._scratch_lock:  # another thread's list in the making: this call must not write there
+        assert fresh.encode(text[:60_000]) == tk().encode(text[:60_000])
+    monkeypatch.setattr(bpe_native, "SCRATCH_MAX_IDS", 5_000)
+    assert fresh.encode(text[:60_000]) == tk().encode(text[:60_000])
+    assert native._scratch is scratch and all(x is None for x in scratch)
 
 
 def test_save_and_load_round_trip(tmp_path):

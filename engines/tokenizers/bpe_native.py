@@ -8,9 +8,13 @@ least one byte, so ``len(text)`` ids always fit).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import itertools
 import sys
+import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +26,10 @@ from workbench_engines.tokenizers.pretokenize import NATIVE_PATTERNS, native_pat
 
 VIEW_MIN_CHARS = 1 << 16
 """Texts this long are read in place (utf8_view) instead of copied: below it, the copy costs less than asking."""
+
+
+SCRATCH_MAX_IDS = 1 << 22
+"""_objects keeps its scratch for outputs up to this many ids (32 MB); a longer one gets a fresh array."""
 
 
 class Utf8View(NamedTuple):
@@ -87,20 +95,50 @@ class NativeBPE:
         self._bpe = self._ffi.gc(handle[0], self._lib.wb_bpe_free)
         self._n_ranks = len(tokens_by_rank)
         self._int_objects: np.ndarray | None = None
+        self._scratch = np.empty(0, dtype=object)
+        self._scratch_lock = threading.Lock()
 
     def to_list(self, ids: np.ndarray) -> list[int]:
-        """ids as a list of Python ints, fast for long outputs.
+        """ids as a list of Python ints, fast for long outputs (see _objects)."""
+        if len(ids) < 4096:
+            return ids.tolist()
+        with self._objects(ids) as objects:
+            return objects.tolist()
+
+    def to_lists(self, ids: np.ndarray, counts: list[int]) -> list[list[int]]:
+        """ids cut into consecutive lists of counts[i] Python ints each, all converted in one pass."""
+        ends = list(itertools.accumulate(counts))
+        with self._objects(ids) as objects:
+            return [objects[start:end].tolist() for start, end in zip([0, *ends[:-1]], ends)]
+
+    @contextlib.contextmanager
+    def _objects(self, ids: np.ndarray) -> Iterator[np.ndarray]:
+        """ids as an object array of Python ints, valid inside the with block.
 
         Creating a Python int per id costs more than the encoding itself; an
         object array holding one int per rank lets numpy copy references instead.
         numpy's take is slower with uint32 indices than with its own intp, by
         more than the cast costs (3 to 6 ms on the plays' 1.5 million ids).
+
+        take writes into a scratch array kept from call to call: a fresh 12 MB
+        array faults in every page, which in a VM costs about 3 us each, 9 ms
+        of 24 on the plays. A call that finds the scratch in use by another
+        thread, or an output over SCRATCH_MAX_IDS, takes a fresh array.
         """
-        if len(ids) < 4096:
-            return ids.tolist()
         if self._int_objects is None:
             self._int_objects = np.array(range(self._n_ranks), dtype=object)
-        return self._int_objects.take(ids.astype(np.intp)).tolist()
+        indices = ids.astype(np.intp)
+        if len(ids) > SCRATCH_MAX_IDS or not self._scratch_lock.acquire(blocking=False):
+            yield self._int_objects.take(indices)
+            return
+        try:
+            if len(self._scratch) < len(ids):
+                self._scratch = np.empty(min(max(len(ids), 2 * len(self._scratch)), SCRATCH_MAX_IDS), dtype=object)
+            # mode="clip" because with mode="raise" numpy copies through a buffer when given out; ids from C are
+            # each below n_ranks, so clipping never changes one.
+            yield self._int_objects.take(indices, out=self._scratch[: len(ids)], mode="clip")
+        finally:
+            self._scratch_lock.release()
 
     def encode(self, data: bytes | Utf8View) -> np.ndarray:
         """uint32 ids of UTF-8 bytes, pre-tokenised in C."""
@@ -144,14 +182,9 @@ class NativeBPE:
     def encode_batch_lists(self, texts: list[bytes], threads: int | None) -> list[list[int]]:
         """encode_batch with every result as a list of Python ints, converted in one pass."""
         arrays = self.encode_batch(texts, threads)
-        if not arrays:
-            return []
-        flat = self.to_list(np.concatenate(arrays)) if len(arrays) > 1 else self.to_list(arrays[0])
-        lists, start = [], 0
-        for a in arrays:
-            lists.append(flat[start : start + len(a)])
-            start += len(a)
-        return lists
+        if len(arrays) < 2:
+            return [self.to_list(a) for a in arrays]
+        return self.to_lists(np.concatenate(arrays), [len(a) for a in arrays])
 
     def rank(self, token: bytes) -> int | None:
         """The rank of a byte string, or None when it is not a token."""
