@@ -68,6 +68,7 @@ def test_bench_machine_quick_validates_every_contender(capsys):
     assert any(case.startswith("CPU peak: fp32 FMA chains") for case in cases)
     assert any(case.startswith("memory triad") for case in cases)
     assert any(case.startswith("memory read") for case in cases)
+    assert "matrix units: fp32, bf16, fp16 matmul 64³" in cases
     assert all(row["matches"] is not False for row in report["rows"])
     assert all(row["gflops"] > 0 for row in report["rows"] if row["case"].startswith("CPU peak"))
 
@@ -94,6 +95,28 @@ def _row(name, flops=0.0, bytes_moved=0.0, wall_s=1.0, backend="native", matches
     from workbench_engines.profiling import Profile
 
     return Profile(backend, wall_s, flops=flops, bytes_moved=bytes_moved, name=name, case="c", matches=matches)
+
+
+def test_the_summary_reads_fp32_ceilings_and_says_what_16_bit_units_bought(monkeypatch):
+    from workbench_engines.profiling import Profile
+
+    def row(case, name, gflops, wall_s=1.0, bytes_moved=0.0):
+        return Profile("torch", wall_s, flops=gflops * 1e9 * wall_s, bytes_moved=bytes_moved, name=name, case=case,
+                       matches=True)
+
+    monkeypatch.setattr(machine, "thread_counts", lambda: (1,))
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx2", "fma", "amx_bf16"})
+    rows = [row("CPU peak: fp32 FMA chains (8 lanes x 12)", "FMA chains 1T", 100.0),
+            row("CPU peak: fp32 matmul 1024³", "torch matmul 1T", 90.0),
+            row("CPU peak: bfloat16 matmul 1024³", "torch matmul 1T", 400.0),  # not fp32's: never its ceiling
+            row("memory read, 512 MiB", "ours read 1T", 0.0, bytes_moved=20e9),
+            row("matrix units: fp32, bf16, fp16 matmul 1024³", "torch fp32 1T", 90.0, 0.02),
+            row("matrix units: fp32, bf16, fp16 matmul 1024³", "torch bf16 1T", 360.0, 0.005),
+            row("matrix units: fp32, bf16, fp16 matmul 1024³", "torch fp16 1T", 1.5, 1.2)]
+    text = machine.summary(rows)
+    assert "torch matmul 90.0 (90%)" in text
+    assert ("matrix units at 1T: fp32 90.0 GFLOP/s, bf16 360.0 GFLOP/s (4x fp32, amx_bf16), fp16 1.5 GFLOP/s "
+            "(0.017x fp32, no avx512_fp16 or amx_fp16)") in text
 
 
 def test_roofline_places_each_row_under_the_ceiling_that_binds_it():

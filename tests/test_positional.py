@@ -29,6 +29,7 @@ def test_rope_keeps_norms_and_makes_scores_relative(rng):
     k = rng.standard_normal((1, 2, 50, 32))
     rq, rk = rope(q), rope(k)
     np.testing.assert_allclose(np.linalg.norm(rq, axis=-1), np.linalg.norm(q, axis=-1))
+    np.testing.assert_allclose(np.linalg.norm(rk, axis=-1), np.linalg.norm(k, axis=-1))
     # Same content at positions (m, n) and (m + s, n + s) gives the same score.
     qv, kv = q[0, 0, 0], k[0, 0, 0]
     one = rope(np.stack([qv, kv])[None], positions=np.array([10, 3]))[0]

@@ -1,5 +1,6 @@
 """The mixed-precision lab (issue 23) shows what its lesson claims on the lesson's settings, its quizzes' probes
-equal the figures it shows, its knobs step and stop where they should, and a bad knob value is refused."""
+equal the figures it shows, its knobs step and stop where they should, and a bad knob value is refused; the matrix
+units lab (issue 21) races one product in fp32, bf16 and fp16 and says why the 16-bit rows ran as they did."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.test_lab_claims import lesson_params, lesson_run
 from workbench.curriculum import load_curriculum
-from workbench.labs.precision_labs import power_of_two, precision_verdict
+from workbench.labs.precision_labs import power_of_two, precision_verdict, units_verdict
 from workbench.labs.registry import LABS
 from workbench.params import ParamError
 from workbench.probes import compute_probe
@@ -110,3 +111,67 @@ def test_the_lab_refuses_knob_values_it_does_not_list():
                 {"steps": 10_000}, {"growth_interval": 0}, {"precision": "fp8"}):
         with pytest.raises(ParamError):
             spec.validate(bad)
+
+
+def test_the_units_race_checks_each_16_bit_product_against_fp32():
+    from workbench_engines.profiling import run_cases
+    from workbench_engines.profiling.machine import units_case
+
+    case = units_case(64)
+    rows = run_cases([case], warmup=0, repeats=1)
+    assert [row.name for row in rows] == ["torch fp32 1T", "torch bf16 1T", "torch fp16 1T"]
+    assert all(row.matches for row in rows) and all("torch fp32 1T" in row.ratios for row in rows)
+    expected = case.contenders[0].run()
+    assert case.check(expected, case.contenders[1].run()) is None
+    wrong = case.contenders[1].run().clone()
+    wrong[3, 5] += 1.0  # one output off by a little more than bf16's rounding allows at n = 64 (0.25)
+    assert "max difference" in case.check(expected, wrong)
+
+
+def test_the_units_verdict_names_the_instructions_or_their_absence():
+    rows = [SimpleNamespace(name=f"torch {fmt} 1T", wall_s=wall, gflops=gflops)
+            for fmt, wall, gflops in (("fp32", 0.01, 80.0), ("bf16", 0.6, 1.3), ("fp16", 0.004, 200.0))]
+    bare = units_verdict(rows, {"bf16": [], "fp16": []})
+    assert "bf16 ran at 1.3 GFLOP/s, 1/60 of fp32's speed (80.0): this CPU has no instruction that multiplies " \
+           "bf16 (no avx512_bf16 or amx_bf16)" in bare
+    amx = units_verdict(rows, {"bf16": [], "fp16": ["amx_fp16"]})
+    assert "fp16 ran at 200.0 GFLOP/s, 2.50x fp32's speed (80.0): this CPU multiplies fp16 itself (amx_fp16)" in amx
+    assert units_verdict(rows[1:], {"bf16": [], "fp16": []}) == "No fp32 row to compare with."
+
+
+async def test_the_units_lab_races_and_explains_on_this_cpu(open_lab):
+    from workbench.widgets.profile_panel import ProfilePanel
+    from workbench_engines.profiling.machine import sixteen_bit_units
+
+    async with open_lab("scale.matrix_units", n=256) as h:
+        assert "Next race: 256 × 256 matrices" in h.status()
+        await h.press("r")
+        await h.settle()
+        rows = h.lab.query_one(ProfilePanel).rows
+        assert [row.name for row in rows] == ["torch fp32 1T", "torch bf16 1T", "torch fp16 1T"]
+        assert all(row.matches for row in rows)
+        assert h.readout() == " ".join(units_verdict(rows, sixteen_bit_units()).split())
+        await h.press("s")
+        assert h.lab.n == 512 and "Next race: 512 × 512" in h.status()
+
+
+@pytest.mark.claims
+async def test_units_lab_on_the_lessons_settings_shows_what_this_cpus_16_bit_units_buy(open_lab):
+    """The lesson: "On a CPU that has neither, torch's 16-bit rows run at a small fraction of fp32's speed"; where
+    the instructions are present, the sentence under the table names them."""
+    from workbench.widgets.profile_panel import ProfilePanel
+    from workbench_engines.profiling.machine import sixteen_bit_units
+
+    assert lesson_params(LESSON, "scale.matrix_units") == {"n": 512}
+    async with lesson_run(open_lab, LESSON, "scale.matrix_units") as h:
+        assert h.lab.n == 512
+        fp32, *sixteen = h.lab.query_one(ProfilePanel).rows
+        units = sixteen_bit_units()
+        for row in sixteen:
+            fmt = row.name.split()[1]
+            assert row.matches
+            if not units[fmt]:
+                assert row.gflops < fp32.gflops / 2
+                assert f"this CPU has no instruction that multiplies {fmt}" in h.readout()
+            else:
+                assert f"this CPU multiplies {fmt} itself ({', '.join(units[fmt])})" in h.readout()

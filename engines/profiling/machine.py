@@ -122,6 +122,42 @@ def matmul_case(threads: tuple[int, ...], size: int = MATMUL_SIZE, dtype: str = 
                 reference=contenders[0].name, baselines=(), flops=2.0 * size**3)
 
 
+UNIT_DTYPES = (("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16"))
+"""The formats units_case multiplies in: (label, torch dtype name)."""
+SIXTEEN_BIT_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+"""CPU flags of the instructions that multiply each 16-bit format itself (dot products of pairs, AMX tiles)."""
+
+
+def sixteen_bit_units(flags: set[str] | None = None) -> dict[str, list[str]]:
+    """Per 16-bit format, the CPU flags of this machine's instructions that multiply it (empty: none)."""
+    flags = cpu_flags() if flags is None else flags
+    return {fmt: [f for f in wanted if f in flags] for fmt, wanted in SIXTEEN_BIT_FLAGS.items()}
+
+
+def units_case(size: int, threads: int = 1) -> Case:
+    """torch's size³ matrix product in fp32, bf16 and fp16 on the same inputs at one thread count: what the CPU's
+    16-bit units buy (several times fp32 with AMX tiles; a software conversion, far slower, without any)."""
+    import torch
+
+    size = require_int(size, "size", low=1)
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=gen) for _ in range(2))
+    setup, teardown = torch_threads(threads)
+    contenders = []
+    for label, dtype in UNIT_DTYPES:
+        x, y = a.to(getattr(torch, dtype)), b.to(getattr(torch, dtype))
+        contenders.append(Contender(f"torch {label} {threads}T", lambda x=x, y=y: x @ y, "torch", setup, teardown,
+                                    memory_visible=False))
+    # A 16-bit product rounds its inputs and its output to 8 (bf16) or 11 (fp16) significant bits; an output, a sum
+    # of size standard-normal products, is about sqrt(size) in size. bf16's largest difference from fp32 measured
+    # 4.1-4.5 times 2^-8 sqrt(size) at sizes 128-512 (fp16's a tenth of that); twice that is allowed.
+    bound = 2.0**-5 * size**0.5
+    return Case(name=f"matrix units: fp32, bf16, fp16 matmul {size}³", contenders=contenders,
+                check=lambda expected, got: None if float((got.float() - expected.float()).abs().max()) <= bound
+                else f"max difference {float((got.float() - expected.float()).abs().max()):.3g} > {bound:.3g}",
+                reference=contenders[0].name, baselines=(contenders[0].name,), flops=2.0 * size**3)
+
+
 def fma_case(threads: tuple[int, ...], steps: int) -> Case:
     """The C kernel's FMA chains at each thread count, the same total work split across threads."""
     steps -= steps % max(threads)  # every thread count divides it: the same FLOPs for each contender
@@ -171,13 +207,16 @@ def read_case(threads: tuple[int, ...], n: int) -> Case:
 
 
 def cases(quick: bool = False) -> list[Case]:
-    """FMA chains and torch's fp32 matmul (and bf16 where the CPU has bf16 instructions), the triad and the read;
-    without the C build, torch's rows alone."""
+    """FMA chains and torch's fp32 matmul (and bf16 where the CPU has bf16 instructions), one product in fp32, bf16
+    and fp16 at one thread (what 16-bit units buy), the triad and the read; without the C build, torch's rows alone."""
     threads = thread_counts()
     result = [fma_case(threads, FMA_STEPS // 100 if quick else FMA_STEPS)] if available("native") else []
     result.append(matmul_case(threads, 128 if quick else MATMUL_SIZE))
     if cpu_flags() & set(BF16_FLAGS):
         result.append(matmul_case(threads, 128 if quick else MATMUL_SIZE, "bfloat16"))
+    # Without 16-bit instructions torch's 16-bit product runs near 1 GFLOP/s here: a smaller product says as much.
+    units = any(sixteen_bit_units().values())
+    result.append(units_case(64 if quick else MATMUL_SIZE if units else 256))
     result += [triad_case(threads, 1 << 16 if quick else TRIAD_FLOATS),
                read_case(threads, 1 << 16 if quick else READ_FLOATS)]
     return result
@@ -210,6 +249,19 @@ def compiled_paths() -> list[str]:
     return lines
 
 
+def units_line(rows) -> str:
+    """The matrix units rows in one line: each 16-bit format's rate against fp32's, and the instructions behind it."""
+    by = {row.name.split()[1]: row for row in rows if row.case.startswith("matrix units")}
+    fp32 = by.get("fp32")
+    if fp32 is None:
+        return ""
+    units = sixteen_bit_units()
+    parts = [f"{fmt} {row.gflops:.1f} GFLOP/s ({fp32.wall_s / row.wall_s:.2g}x fp32, "
+             f"{', '.join(units[fmt]) or 'no ' + ' or '.join(SIXTEEN_BIT_FLAGS[fmt])})"
+             for fmt, row in by.items() if fmt != "fp32"]
+    return f"matrix units at 1T: fp32 {fp32.gflops:.1f} GFLOP/s, " + ", ".join(parts)
+
+
 def read_bandwidth(rows, threads: int) -> float:
     """The best read bandwidth (GB/s) a read_case row measured at this thread count, ours or torch's; 0 if none."""
     return max((row.gbytes_per_s for row in rows
@@ -218,8 +270,11 @@ def read_bandwidth(rows, threads: int) -> float:
 
 def summary(rows) -> str:
     """The ceilings at each thread count, the ridge point between them, and the vector paths in use."""
-    by_name = {row.name: row for row in rows}
+    # The fp32 ceilings by contender name (the bf16 peak's contenders are "torch matmul" too).
+    by_name = {row.name: row for row in rows if row.case.startswith(PEAK_CASE) and "bfloat16" not in row.case}
     lines = compiled_paths()
+    if units := units_line(rows):
+        lines.append(units)
     for n in thread_counts():
         fma, matmul = by_name.get(f"FMA chains {n}T"), by_name.get(f"torch matmul {n}T")
         bandwidth = read_bandwidth(rows, n)

@@ -301,8 +301,6 @@ class GroupedHeadsLab(Lab):
         self.race(cases, "Timing decode steps", self._raced, repeats=7)
 
     def _raced(self, result: RaceResult) -> None:
-        from workbench_engines.profiling.machine import PEAK_CASE
-
         self.result = result
         self.query_one(Figure).bars("ms for one query token against the cache", [str(kv) for kv in self.options],
                                     [row.wall_s * 1e3 for row in result.rows],

@@ -1,5 +1,6 @@
-"""The lab of the mixed-precision lesson: the draft-sized GPT trained in fp32, bf16, and fp16 without and with
-dynamic loss scaling, from the same weights on the same batches (workbench_engines.models.precision)."""
+"""The labs of the mixed-precision lesson: the draft-sized GPT trained in fp32, bf16, and fp16 without and with
+dynamic loss scaling, from the same weights on the same batches (workbench_engines.models.precision); and one
+matrix product in the three formats, for what this CPU's 16-bit units buy (workbench_engines.profiling.machine)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from textual.binding import Binding
 from textual.reactive import Initialize, reactive
 from textual.widgets import Static
 
-from workbench.labs.base import Lab, Progress
+from workbench.labs.base import Lab, Progress, RaceResult
 from workbench.labs.knobs import cycled, paired_keys, stepped
 from workbench.widgets.plots import Figure, Series
+from workbench.widgets.profile_panel import ProfilePanel
 
 BATCH, SEQ_LEN = 8, 32
 """B and T of every step: 256 tokens, so four runs take about half a minute on one core."""
@@ -193,3 +195,78 @@ class MixedPrecisionLab(Lab):
 def _curves(runs: list) -> list[tuple[str, list[float]]]:
     """(label, a copy of the losses so far) per run: taken on the worker thread, drawn on the UI thread."""
     return [(run.label, list(run.losses)) for run in runs]
+
+
+def units_verdict(rows: list, units: dict[str, list[str]]) -> str:
+    """In words, from a units race's rows: each 16-bit format's speed against fp32's, and why, from the CPU flags.
+
+    Args:
+        rows: Profiles of workbench_engines.profiling.machine.units_case, named "torch <format> <n>T".
+        units: sixteen_bit_units(): per format, this CPU's flags of instructions that multiply it.
+    """
+    from workbench_engines.profiling.machine import SIXTEEN_BIT_FLAGS
+
+    by = {row.name.split()[1]: row for row in rows}
+    fp32 = by.get("fp32")
+    if fp32 is None:
+        return "No fp32 row to compare with."
+    words = []
+    for fmt, flags in SIXTEEN_BIT_FLAGS.items():
+        row = by.get(fmt)
+        if row is None:
+            continue
+        ratio = fp32.wall_s / row.wall_s
+        speed = f"{ratio:.2f}x fp32's speed" if ratio >= 0.5 else f"1/{1 / ratio:.0f} of fp32's speed"
+        why = (f"this CPU multiplies {fmt} itself ({', '.join(units[fmt])})" if units.get(fmt) else
+               f"this CPU has no instruction that multiplies {fmt} (no {' or '.join(flags)}), so each {fmt} number "
+               "is widened to fp32 before it is multiplied")
+        words.append(f"{fmt} ran at {row.gflops:.1f} GFLOP/s, {speed} ({fp32.gflops:.1f}): {why}.")
+    return " ".join(words)
+
+
+class MatrixUnitsLab(Lab):
+    """One matrix product in fp32, bf16 and fp16 at one thread: what this CPU's 16-bit units buy, measured."""
+
+    DEFAULT_CSS = "MatrixUnitsLab Figure PlotextPlot { height: 9; }"
+    BINDINGS = [
+        Binding("r", "race", "Race"),
+        Binding("s", "size", "Size", tooltip="The matrices' size n: 256, 512 or 1024"),
+    ]
+    n = reactive(Initialize(lambda lab: int(lab.params["n"])), init=False)
+    """The next race's matrices are n × n."""
+
+    def compose_lab(self) -> ComposeResult:
+        yield Figure()
+        yield ProfilePanel("r multiplies two n × n matrices in fp32, bf16 and fp16 at one thread; s changes n.")
+        yield Static("", classes="readout")
+
+    def on_mount(self) -> None:
+        self.status(f"Next race: {self.n} × {self.n} matrices (r races, s changes n).")
+
+    def action_size(self) -> None:
+        if self.busy():
+            return
+        self.n = cycled(list(self.spec.params["n"].choices), self.n)
+
+    def watch_n(self, n: int) -> None:
+        self.status(f"Next race: {n} × {n} matrices (r races, s changes n).")
+
+    def action_race(self) -> None:
+        n = self.n
+
+        def cases():
+            from workbench_engines.profiling.machine import units_case
+
+            return [units_case(n)]
+
+        self.race(cases, f"Multiplying {n} × {n} matrices in fp32, bf16 and fp16", self._raced)
+
+    def _raced(self, result: RaceResult) -> None:
+        from workbench_engines.profiling.machine import sixteen_bit_units
+
+        rows = result.rows
+        self.query_one(Figure).bars("GFLOP/s at one thread (higher is faster)",
+                                    [row.name.split()[1] for row in rows], [row.gflops for row in rows])
+        self.query_one(ProfilePanel).show(rows, result.baselines, "matches: each 16-bit product within the rounding "
+                                          "of 8 (bf16) or 11 (fp16) significant bits of fp32's")
+        self.readout(Text(units_verdict(rows, sixteen_bit_units())))

@@ -314,6 +314,14 @@ SCALE_LABS = [
         "workbench.labs.precision_labs:MixedPrecisionLab",
     ),
     LabSpec(
+        "scale.matrix_units",
+        "Sixteen-bit units on a CPU",
+        "torch's matrix product of the same inputs in fp32, bf16 and fp16 at one thread, each 16-bit product checked "
+        "against fp32's: GFLOP/s and the CPU flags that explain them.",
+        {"n": Param("int", default=512, choices=(256, 512, 1024), help="the matrices' size, n × n")},
+        "workbench.labs.precision_labs:MatrixUnitsLab",
+    ),
+    LabSpec(
         "scale.data_parallel",
         "Data parallelism on real processes",
         "The draft GPT trained on N rank processes (torch.distributed, gloo) with gradients all-reduced: loss per "
