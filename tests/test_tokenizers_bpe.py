@@ -365,10 +365,10 @@ def test_id_lists_share_one_scratch_only_while_it_is_free(monkeypatch):
     native = fresh._native
     text = corpus_text()
     # Long, shorter, longer again: the scratch grows and a shorter list never carries the longer one's tail.
-    for size in (40_000, 20_000, 90_000):
+    for size in (60_000, 30_000, 120_000):
         assert fresh.encode(text[:size]) == tk().encode(text[:size])
     scratch = native._scratch
-    assert len(scratch) >= 20_000
+    assert len(scratch) >= len(tk().encode(text[:120_000])) > 4096 * 4
     scratch[:] = None
     with native._scratch_lock:  # another thread's list in the making: this call must not write there
         assert fresh.encode(text[:60_000]) == tk().encode(text[:60_000])

@@ -137,7 +137,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             "machine",
             "This machine's roofline: fp32 FMA peak (our register-resident chains and torch's matmul; bf16 where the "
             "CPU has it) and memory bandwidth (STREAM triad, read), at 1 and all threads, with the vector paths "
-            "compiled and the ridge point between the ceilings",
+            "compiled and the ridge point between the ceilings; and one matmul in fp32, bf16 and fp16 at one thread "
+            "(what 16-bit units buy)",
             "workbench_engines.profiling.machine:cases",
             "workbench_engines.profiling.machine:summary",
         ),

@@ -10,7 +10,8 @@ at all, by native/src/wb_roofline.c (independent FMA chains in registers; a
 STREAM triad and a read-only sum) beside torch's fp32 matrix product and
 torch's own streams, and the summary names the vector paths this build
 compiled and the CPU offers. Other benchmarks read their figures against the
-same measurements (``workbench bench attention`` runs :func:`matmul_case`).
+same measurements (``workbench bench attention`` runs :func:`matmul_case`). One more case multiplies in fp32,
+bf16 and fp16 at one thread: what the CPU's 16-bit units buy, or cost where it has none (:func:`units_case`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ READ_FLOATS = 1 << 27
 MATMUL_SIZE = 1024
 PEAK_CASE = "CPU peak"
 """How every ceiling case's name begins, for the benchmarks and labs that read their rows against it."""
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+SIXTEEN_BIT_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("amx_fp16",)}
+"""x86 CPU flags of the instructions that multiply each 16-bit format into fp32 sums: AVX512-BF16's dot products
+of pairs, and AMX's tile products."""
+BF16_FLAGS = SIXTEEN_BIT_FLAGS["bf16"]
 """CPU flags under which torch's bf16 matrix product runs on bf16 instructions (else it converts: no peak to find)."""
 
 
@@ -124,8 +128,10 @@ def matmul_case(threads: tuple[int, ...], size: int = MATMUL_SIZE, dtype: str = 
 
 UNIT_DTYPES = (("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16"))
 """The formats units_case multiplies in: (label, torch dtype name)."""
-SIXTEEN_BIT_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
-"""CPU flags of the instructions that multiply each 16-bit format itself (dot products of pairs, AMX tiles)."""
+UNIT_TOLERANCE = {"float32": 2.0**-16, "bfloat16": 2.0**-5, "float16": 2.0**-8}
+"""units_case's allowed difference from fp32, times sqrt(size): an output, a sum of size standard-normal products, is
+about sqrt(size), and a 16-bit product rounds its inputs and output to 8 (bf16) or 11 (fp16) significant bits. The
+largest differences measured at sizes 128-512 were 4.1-4.5 times 2^-8 for bf16 and 0.46-0.55 times 2^-8 for fp16."""
 
 
 def sixteen_bit_units(flags: set[str] | None = None) -> dict[str, list[str]]:
@@ -136,7 +142,8 @@ def sixteen_bit_units(flags: set[str] | None = None) -> dict[str, list[str]]:
 
 def units_case(size: int, threads: int = 1) -> Case:
     """torch's size³ matrix product in fp32, bf16 and fp16 on the same inputs at one thread count: what the CPU's
-    16-bit units buy (several times fp32 with AMX tiles; a software conversion, far slower, without any)."""
+    16-bit units buy (more than fp32 with AMX tiles; without 16-bit instructions and AVX-512, torch's plain loop,
+    tens of times slower)."""
     import torch
 
     size = require_int(size, "size", low=1)
@@ -148,13 +155,13 @@ def units_case(size: int, threads: int = 1) -> Case:
         x, y = a.to(getattr(torch, dtype)), b.to(getattr(torch, dtype))
         contenders.append(Contender(f"torch {label} {threads}T", lambda x=x, y=y: x @ y, "torch", setup, teardown,
                                     memory_visible=False))
-    # A 16-bit product rounds its inputs and its output to 8 (bf16) or 11 (fp16) significant bits; an output, a sum
-    # of size standard-normal products, is about sqrt(size) in size. bf16's largest difference from fp32 measured
-    # 4.1-4.5 times 2^-8 sqrt(size) at sizes 128-512 (fp16's a tenth of that); twice that is allowed.
-    bound = 2.0**-5 * size**0.5
-    return Case(name=f"matrix units: fp32, bf16, fp16 matmul {size}³", contenders=contenders,
-                check=lambda expected, got: None if float((got.float() - expected.float()).abs().max()) <= bound
-                else f"max difference {float((got.float() - expected.float()).abs().max()):.3g} > {bound:.3g}",
+
+    def check(expected, got) -> str | None:
+        bound = UNIT_TOLERANCE[str(got.dtype).removeprefix("torch.")] * size**0.5
+        difference = float((got.float() - expected.float()).abs().max())
+        return None if difference <= bound else f"max difference {difference:.3g} > {bound:.3g}"
+
+    return Case(name=f"matrix units: fp32, bf16, fp16 matmul {size}³", contenders=contenders, check=check,
                 reference=contenders[0].name, baselines=(contenders[0].name,), flops=2.0 * size**3)
 
 
@@ -214,8 +221,9 @@ def cases(quick: bool = False) -> list[Case]:
     result.append(matmul_case(threads, 128 if quick else MATMUL_SIZE))
     if cpu_flags() & set(BF16_FLAGS):
         result.append(matmul_case(threads, 128 if quick else MATMUL_SIZE, "bfloat16"))
-    # Without 16-bit instructions torch's 16-bit product runs near 1 GFLOP/s here: a smaller product says as much.
-    units = any(sixteen_bit_units().values())
+    # Without 16-bit instructions (and AVX-512) torch's 16-bit product can run near 1 GFLOP/s: unless the CPU
+    # multiplies both formats itself, a smaller product says as much.
+    units = all(sixteen_bit_units().values())
     result.append(units_case(64 if quick else MATMUL_SIZE if units else 256))
     result += [triad_case(threads, 1 << 16 if quick else TRIAD_FLOATS),
                read_case(threads, 1 << 16 if quick else READ_FLOATS)]
@@ -271,7 +279,7 @@ def read_bandwidth(rows, threads: int) -> float:
 def summary(rows) -> str:
     """The ceilings at each thread count, the ridge point between them, and the vector paths in use."""
     # The fp32 ceilings by contender name (the bf16 peak's contenders are "torch matmul" too).
-    by_name = {row.name: row for row in rows if row.case.startswith(PEAK_CASE) and "bfloat16" not in row.case}
+    by_name = {row.name: row for row in rows if row.case.startswith(f"{PEAK_CASE}: fp32")}
     lines = compiled_paths()
     if units := units_line(rows):
         lines.append(units)

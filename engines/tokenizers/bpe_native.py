@@ -29,7 +29,8 @@ VIEW_MIN_CHARS = 1 << 16
 
 
 SCRATCH_MAX_IDS = 1 << 22
-"""_objects keeps its scratch for outputs up to this many ids (32 MB); a longer one gets a fresh array."""
+"""_objects keeps its scratch for outputs up to this many ids; a longer one gets a fresh array. Each NativeBPE
+holds its scratch (8 bytes an id, so up to 32 MiB) for as long as it lives."""
 
 
 class Utf8View(NamedTuple):
@@ -108,8 +109,12 @@ class NativeBPE:
     def to_lists(self, ids: np.ndarray, counts: list[int]) -> list[list[int]]:
         """ids cut into consecutive lists of counts[i] Python ints each, all converted in one pass."""
         ends = list(itertools.accumulate(counts))
+        bounds = list(zip([0, *ends[:-1]], ends))
+        if len(ids) < 4096:
+            flat = ids.tolist()
+            return [flat[start:end] for start, end in bounds]
         with self._objects(ids) as objects:
-            return [objects[start:end].tolist() for start, end in zip([0, *ends[:-1]], ends)]
+            return [objects[start:end].tolist() for start, end in bounds]
 
     @contextlib.contextmanager
     def _objects(self, ids: np.ndarray) -> Iterator[np.ndarray]:
@@ -128,14 +133,14 @@ class NativeBPE:
         if self._int_objects is None:
             self._int_objects = np.array(range(self._n_ranks), dtype=object)
         indices = ids.astype(np.intp)
+        # mode="clip" because with mode="raise" numpy copies through a buffer when given out. ids come from the C
+        # encoder, each below n_ranks (its contract), so clipping never changes one; both paths take them alike.
         if len(ids) > SCRATCH_MAX_IDS or not self._scratch_lock.acquire(blocking=False):
-            yield self._int_objects.take(indices)
+            yield self._int_objects.take(indices, mode="clip")
             return
         try:
             if len(self._scratch) < len(ids):
                 self._scratch = np.empty(min(max(len(ids), 2 * len(self._scratch)), SCRATCH_MAX_IDS), dtype=object)
-            # mode="clip" because with mode="raise" numpy copies through a buffer when given out; ids from C are
-            # each below n_ranks, so clipping never changes one.
             yield self._int_objects.take(indices, out=self._scratch[: len(ids)], mode="clip")
         finally:
             self._scratch_lock.release()

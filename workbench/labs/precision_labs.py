@@ -218,8 +218,8 @@ def units_verdict(rows: list, units: dict[str, list[str]]) -> str:
         ratio = fp32.wall_s / row.wall_s
         speed = f"{ratio:.2f}x fp32's speed" if ratio >= 0.5 else f"1/{1 / ratio:.0f} of fp32's speed"
         why = (f"this CPU multiplies {fmt} itself ({', '.join(units[fmt])})" if units.get(fmt) else
-               f"this CPU has no instruction that multiplies {fmt} (no {' or '.join(flags)}), so each {fmt} number "
-               "is widened to fp32 before it is multiplied")
+               f"this CPU has no x86 instruction that multiplies {fmt} (no {' or '.join(flags)}), so each {fmt} "
+               "number is widened to fp32 before it is multiplied")
         words.append(f"{fmt} ran at {row.gflops:.1f} GFLOP/s, {speed} ({fp32.gflops:.1f}): {why}.")
     return " ".join(words)
 
@@ -230,7 +230,7 @@ class MatrixUnitsLab(Lab):
     DEFAULT_CSS = "MatrixUnitsLab Figure PlotextPlot { height: 9; }"
     BINDINGS = [
         Binding("r", "race", "Race"),
-        Binding("s", "size", "Size", tooltip="The matrices' size n: 256, 512 or 1024"),
+        Binding("s", "size", "Size", tooltip="The matrices' size n, the next of the lab's choices"),
     ]
     n = reactive(Initialize(lambda lab: int(lab.params["n"])), init=False)
     """The next race's matrices are n × n."""
@@ -241,7 +241,7 @@ class MatrixUnitsLab(Lab):
         yield Static("", classes="readout")
 
     def on_mount(self) -> None:
-        self.status(f"Next race: {self.n} × {self.n} matrices (r races, s changes n).")
+        self.watch_n(self.n)
 
     def action_size(self) -> None:
         if self.busy():
@@ -268,5 +268,5 @@ class MatrixUnitsLab(Lab):
         self.query_one(Figure).bars("GFLOP/s at one thread (higher is faster)",
                                     [row.name.split()[1] for row in rows], [row.gflops for row in rows])
         self.query_one(ProfilePanel).show(rows, result.baselines, "matches: each 16-bit product within the rounding "
-                                          "of 8 (bf16) or 11 (fp16) significant bits of fp32's")
+                                          "of 8 (bf16) or 11 (fp16) significant bits of fp32's (UNIT_TOLERANCE)")
         self.readout(Text(units_verdict(rows, sixteen_bit_units())))
