@@ -267,6 +267,6 @@ class MatrixUnitsLab(Lab):
         rows = result.rows
         self.query_one(Figure).bars("GFLOP/s at one thread (higher is faster)",
                                     [row.name.split()[1] for row in rows], [row.gflops for row in rows])
-        self.query_one(ProfilePanel).show(rows, result.baselines, "matches: each 16-bit product within the rounding "
-                                          "of 8 (bf16) or 11 (fp16) significant bits of fp32's (UNIT_TOLERANCE)")
+        self.query_one(ProfilePanel).show(rows, result.baselines, "matches: each 16-bit product within 2^-5·√n (bf16) "
+                                          "or 2^-8·√n (fp16) of fp32's, the rounding of 8 or 11 significant bits")
         self.readout(Text(units_verdict(rows, sixteen_bit_units())))
