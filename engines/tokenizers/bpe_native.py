@@ -28,6 +28,8 @@ VIEW_MIN_CHARS = 1 << 16
 """Texts this long are read in place (utf8_view) instead of copied: below it, the copy costs less than asking."""
 
 
+LIST_MIN_IDS = 4096
+"""Outputs shorter than this become lists by ndarray.tolist(): the object array is worth it only for long ones."""
 SCRATCH_MAX_IDS = 1 << 22
 """_objects keeps its scratch for outputs up to this many ids; a longer one gets a fresh array. Each NativeBPE
 holds its scratch (8 bytes an id, so up to 32 MiB) for as long as it lives."""
@@ -101,7 +103,7 @@ class NativeBPE:
 
     def to_list(self, ids: np.ndarray) -> list[int]:
         """ids as a list of Python ints, fast for long outputs (see _objects)."""
-        if len(ids) < 4096:
+        if len(ids) < LIST_MIN_IDS:
             return ids.tolist()
         with self._objects(ids) as objects:
             return objects.tolist()
@@ -110,7 +112,7 @@ class NativeBPE:
         """ids cut into consecutive lists of counts[i] Python ints each, all converted in one pass."""
         ends = list(itertools.accumulate(counts))
         bounds = list(zip([0, *ends[:-1]], ends))
-        if len(ids) < 4096:
+        if len(ids) < LIST_MIN_IDS:
             flat = ids.tolist()
             return [flat[start:end] for start, end in bounds]
         with self._objects(ids) as objects:

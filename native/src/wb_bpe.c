@@ -324,16 +324,21 @@ static inline uint32_t trie_next(const wb_bpe *bpe, uint32_t node, uint8_t byte)
     }
 }
 
+/* The merge table's slot for tokens a then b: theirs, or the empty one where it would go. */
+static inline size_t merge_slot(const wb_bpe *bpe, uint32_t a, uint32_t b)
+{
+    uint64_t key = ((uint64_t)a << 32 | b) + 1;
+    size_t i = (size_t)wb_mix64(key) & bpe->merge_mask;
+    while (bpe->merges[i].key != key && bpe->merges[i].key != 0)
+        i = (i + 1) & bpe->merge_mask;
+    return i;
+}
+
 /* The token the merge of tokens a and b makes, or WB_NO_RANK. */
 static inline uint32_t merged(const wb_bpe *bpe, uint32_t a, uint32_t b)
 {
-    uint64_t key = ((uint64_t)a << 32 | b) + 1;
-    for (size_t i = (size_t)wb_mix64(key) & bpe->merge_mask;; i = (i + 1) & bpe->merge_mask) {
-        if (bpe->merges[i].key == key)
-            return bpe->merges[i].token;
-        if (bpe->merges[i].key == 0)
-            return WB_NO_RANK;
-    }
+    size_t i = merge_slot(bpe, a, b);
+    return bpe->merges[i].key ? bpe->merges[i].token : WB_NO_RANK;
 }
 
 /* Whether tokens a then b stay two tokens when their bytes are encoded
@@ -408,7 +413,7 @@ static int build_splits(wb_bpe *bpe)
     bpe->merge_mask = n_slots - 1;
     for (size_t r = 0; r < bpe->n_ranks; r++) {
         const uint8_t *p = bpe->blob + bpe->offsets[r];
-        size_t n = bpe->offsets[r + 1] - bpe->offsets[r];
+        size_t n = token_len(bpe, (uint32_t)r);
         bpe->split[r][0] = bpe->split[r][1] = (uint32_t)r;
         uint32_t left = n >= 2 ? bpe->shorter[r] : WB_NO_RANK;
         for (; left != WB_NO_RANK; left = bpe->shorter[left]) {
@@ -416,11 +421,8 @@ static int build_splits(wb_bpe *bpe)
             uint32_t right;
             if (left < r && find(bpe, p + taken, n - taken, n - taken, &right) && right < r
                 && valid_split(bpe, left, right)) {
-                uint64_t key = ((uint64_t)left << 32 | right) + 1;
-                size_t i = (size_t)wb_mix64(key) & bpe->merge_mask;
-                while (bpe->merges[i].key != 0)
-                    i = (i + 1) & bpe->merge_mask;
-                bpe->merges[i].key = key;
+                size_t i = merge_slot(bpe, left, right); /* empty: tokens have one split each, pairs one token */
+                bpe->merges[i].key = ((uint64_t)left << 32 | right) + 1;
                 bpe->merges[i].token = (uint32_t)r;
                 bpe->split[r][0] = left;
                 bpe->split[r][1] = right;
